@@ -1,0 +1,130 @@
+"""Application assembly: one aiohttp app, one lifecycle (``cleanup_ctx``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from bot import keys
+from bot.config import Settings
+from bot.conversation import ConversationStore
+from bot.errors import BadRequest, BotError
+from bot.outbox import Outbox
+from bot.pensioners import PensionerRegistry, seed_demo
+from bot.services import Services, build_dialogs, build_nlu, build_pipeline
+from bot.storage.db import Database, migrate
+from bot.storage.redis import EmbeddedRedis, make_client
+from faq.knowledge import KnowledgeBase
+from handlers.handoff import HandoffService
+
+log = logging.getLogger(__name__)
+Feature = Callable[[web.Application], None]
+
+
+@web.middleware
+async def error_middleware(request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+    """The one place that maps errors to HTTP answers (JSON for APIs)."""
+    try:
+        return await handler(request)
+    except BotError as exc:
+        if exc.status >= 500:
+            log.error("request failed: %s %s", exc.code, exc.detail, extra={"path": request.path})
+        body: dict[str, object] = {"error": exc.code, "message": exc.user_message}
+        if request.path.startswith("/api/chat"):
+            body["replies"] = [{"text": exc.user_message, "options": []}]
+        return web.json_response(body, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and (request.path.startswith("/api/") or exc.status == 413):
+            message = {413: "内容太大了", 404: "没有这个地址", 405: "不支持这个方法"}.get(
+                exc.status, "请求有误")
+            return web.json_response({"error": exc.reason.lower().replace(" ", "_"),
+                                      "message": message}, status=exc.status)
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return web.json_response({"error": "internal_error", "message": "系统出了点问题，请稍后再试。"},
+                                 status=500)
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Redis (embedded or configured), the database, NLU and the pipeline."""
+    settings = app[keys.SETTINGS]
+    embedded: EmbeddedRedis | None = None
+    redis_url = settings.storage.redis_url
+    if not redis_url:
+        embedded = EmbeddedRedis(settings.storage.data_dir)
+        await asyncio.to_thread(embedded.start)
+        app[keys.EMBEDDED_REDIS] = embedded
+        redis_url = embedded.url
+    redis = make_client(redis_url, settings.storage.redis_timeout_s)
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    try:
+        await asyncio.to_thread(migrate, settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - start-up must say why
+        log.error("database migration failed: %s", exc)
+        raise
+    nlu = build_nlu(settings)
+    await nlu.start()
+    services = Services(
+        settings=settings, redis=redis, db=db,
+        conversations=ConversationStore(redis, settings.conversation.idle_timeout_s),
+        outbox=Outbox(redis), nlu=nlu, faq=KnowledgeBase(), dialogs=build_dialogs(),
+        handoff=HandoffService(settings, db, redis),
+        registry=PensionerRegistry(settings, db, redis),
+    )
+    if settings.demo:
+        await seed_demo(services.registry)
+    services.pipeline = build_pipeline(services)
+    app[keys.SERVICES] = services
+    log.info("started", extra={"redis": "embedded" if embedded else "server",
+                               "database": db.engine.dialect.name, "nlu": nlu.name})
+    yield
+    await nlu.close()
+    await redis.aclose()
+    await db.dispose()
+    if embedded is not None:
+        await asyncio.to_thread(embedded.stop)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when Redis and the database answer, else 503; JSON either way."""
+    services = request.app[keys.SERVICES]
+    try:
+        redis_ok = bool(await asyncio.wait_for(services.redis.ping(), timeout=2))
+    except Exception:  # noqa: BLE001 - any failure means down
+        redis_ok = False
+    db_ok = await services.db.ping()
+    body = {"status": "ok" if redis_ok and db_ok else "degraded",
+            "redis": "up" if redis_ok else "down", "database": "up" if db_ok else "down"}
+    return web.json_response(body, status=200 if redis_ok and db_ok else 503)
+
+
+def default_features() -> list[Feature]:
+    """Route sets mounted on the app; each channel/console adds one."""
+    from bot.channels import web as web_channel
+
+    return [web_channel.setup]
+
+
+def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:
+    """Build the aiohttp application. Nothing connects until the app starts."""
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=settings.server.max_body_bytes)
+    app[keys.SETTINGS] = settings
+    app.cleanup_ctx.append(storage_ctx)
+    app.router.add_get("/healthz", healthz)
+    for feature in features if features is not None else default_features():
+        feature(app)
+    return app
+
+
+def json_body_error(detail: str) -> BadRequest:
+    return BadRequest(detail, code="invalid_json", user_message="请求格式不对。")

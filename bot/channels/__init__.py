@@ -1,0 +1,1 @@
+"""Channel adapters: each turns a platform request into InboundMessage and renders Reply."""

@@ -1,0 +1,185 @@
+"""Configuration: one ``config.yml`` with ``${ENV}`` expansion, validated once at start-up.
+
+``${NAME}`` is replaced by the environment variable NAME (empty when unset) and
+``${NAME:-default}`` falls back to ``default``. Empty strings become ``None`` for
+optional keys. A bad value raises :class:`bot.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_to_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_text_chars: int = Field(2000, ge=1)
+    public_base_url: str | None = None
+
+
+class StorageConfig(_Section):
+    data_dir: Path = Path("var")
+    redis_url: str | None = None
+    database_url: str | None = None
+    redis_timeout_s: float = Field(2.0, gt=0)
+
+
+class ConversationConfig(_Section):
+    idle_timeout_s: int = Field(1800, ge=10)
+    history_turns: int = Field(40, ge=0)
+    dedup_ttl_s: int = Field(86400, ge=60)
+    user_lock_timeout_s: float = Field(10.0, gt=0)
+
+
+class RateLimitConfig(_Section):
+    messages_per_minute: int = Field(30, ge=1)
+    id_lookups_per_hour: int = Field(10, ge=1)
+    id_lookups_global_per_minute: int = Field(120, ge=1)
+
+
+class NluConfig(_Section):
+    backend: Literal["embedded", "rasa"] = "embedded"
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout_s: float = Field(2.0, gt=0)
+    intent_threshold: float = Field(0.45, ge=0, le=1)
+    faq_threshold: float = Field(0.3, ge=0, le=1)
+
+
+class FaceConfig(_Section):
+    deepface_home: Path | None = None
+    detector: str = "dlib"
+    threshold: float = Field(0.07, gt=0, lt=2)
+    max_attempts_per_day: int = Field(3, ge=1)
+    photo_retention_days: int = Field(30, ge=0)
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(40_000_000, ge=10_000)
+    job_timeout_s: float = Field(60, gt=0)
+    workers: int = Field(1, ge=0)
+
+
+class WechatConfig(_Section):
+    token: str | None = None
+    app_id: str | None = None
+    app_secret: str | None = None
+    aes_key: str | None = None
+    api_base: str = "https://api.weixin.qq.com/cgi-bin/"
+    max_clock_skew_s: int = Field(300, ge=1)
+    passive_reply_budget_s: float = Field(3.0, gt=0)
+    menu: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TelegramConfig(_Section):
+    token: str | None = None
+    webhook_secret: str | None = None
+    api_base: str = "https://api.telegram.org/bot"
+    file_base: str = "https://api.telegram.org/file/bot"
+
+
+class StaffConfig(_Section):
+    office_hours: str = "Mon-Fri 09:00-17:30"
+    timezone: str = "Asia/Shanghai"
+    session_ttl_s: int = Field(8 * 3600, ge=60)
+    max_failed_logins: int = Field(5, ge=1)
+    lockout_s: int = Field(900, ge=1)
+    secure_cookies: bool = False
+
+
+class FamilyConfig(_Section):
+    max_pensioners_per_year: int = Field(3, ge=1)
+    max_name_attempts: int = Field(3, ge=1)
+
+
+class MetricsConfig(_Section):
+    token: str | None = None
+
+
+class Settings(_Section):
+    """The whole validated configuration."""
+
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    conversation: ConversationConfig = ConversationConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    nlu: NluConfig = NluConfig()
+    face: FaceConfig = FaceConfig()
+    wechat: WechatConfig = WechatConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    staff: StaffConfig = StaffConfig()
+    family: FamilyConfig = FamilyConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    demo: bool = False
+
+    @property
+    def redis_embedded(self) -> bool:
+        return not self.storage.redis_url
+
+    @property
+    def database_url(self) -> str:
+        if self.storage.database_url:
+            return self.storage.database_url
+        return f"sqlite+aiosqlite:///{(self.storage.data_dir / 'bot.sqlite3').resolve()}"
+
+
+def expand_env(value: Any, env: dict[str, str] | None = None) -> Any:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of a YAML tree."""
+    env = dict(os.environ) if env is None else env
+    if isinstance(value, str):
+        return _ENV_PATTERN.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [expand_env(item, env) for item in value]
+    if isinstance(value, dict):
+        return {key: expand_env(item, env) for key, item in value.items()}
+    return value
+
+
+def load_settings(path: Path | str | None = None, *, env: dict[str, str] | None = None,
+                  overrides: dict[str, Any] | None = None) -> Settings:
+    """Read, expand and validate the config file. Raises ConfigError naming the bad key."""
+    config_path = Path(path or os.environ.get("BOT_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {config_path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {config_path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {config_path} must hold a mapping at the top level")
+    data = expand_env(raw, env)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration in {config_path}: {problems}") from exc
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value

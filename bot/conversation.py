@@ -1,0 +1,117 @@
+"""Conversation state, kept in Redis and read and written on every turn.
+
+A conversation is a JSON document at ``conv:{channel}:{user}`` whose TTL is the idle
+timeout while the bot is in charge. While a person is involved (``waiting``/``human``)
+it does not expire. A second key, ``seen:...``, outlives it so a returning user can be
+greeted as such after the conversation timed out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot.storage.redis import redis_guard
+
+MODES = ("bot", "waiting", "human", "closed")
+SEEN_TTL_S = 30 * 86400
+
+
+@dataclass
+class Frame:
+    """One active dialog: where it is and what it has collected."""
+
+    dialog: str
+    state: str
+    slots: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+    updated_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Conversation:
+    """Everything the bot remembers about one chat."""
+
+    key: str
+    mode: str = "bot"
+    stack: list[Frame] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    misunderstood: int = 0
+    case_id: int | None = None
+    started_at: float = field(default_factory=time.time)
+    turns: int = 0
+    # Not persisted: how this turn found the conversation.
+    is_new: bool = field(default=False, compare=False)
+    returning: bool = field(default=False, compare=False)
+
+    @property
+    def frame(self) -> Frame | None:
+        return self.stack[-1] if self.stack else None
+
+    @property
+    def channel(self) -> str:
+        return self.key.split(":", 1)[0]
+
+    @property
+    def user_id(self) -> str:
+        return self.key.split(":", 1)[1]
+
+    def log(self, role: str, text: str, limit: int) -> None:
+        """Append to the transcript kept for staff, trimmed to ``limit`` entries."""
+        self.transcript.append({"role": role, "text": text, "at": round(time.time(), 3)})
+        if limit and len(self.transcript) > limit:
+            del self.transcript[: len(self.transcript) - limit]
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("is_new")
+        data.pop("returning")
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, key: str, raw: str | bytes) -> Conversation:
+        data = json.loads(raw)
+        data["key"] = key
+        data["stack"] = [Frame(**frame) for frame in data.get("stack", [])]
+        known = {f for f in cls.__dataclass_fields__ if f not in ("is_new", "returning")}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class ConversationStore:
+    """Loads and saves conversations in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, idle_timeout_s: int) -> None:
+        self.redis = redis
+        self.idle_timeout_s = idle_timeout_s
+
+    @staticmethod
+    def _key(conversation_key: str) -> str:
+        return f"conv:{conversation_key}"
+
+    @redis_guard
+    async def load(self, conversation_key: str) -> Conversation:
+        raw = await self.redis.get(self._key(conversation_key))
+        if raw is not None:
+            return Conversation.from_json(conversation_key, raw)
+        seen = await self.redis.exists(f"seen:{conversation_key}")
+        conversation = Conversation(key=conversation_key)
+        conversation.is_new = True
+        conversation.returning = bool(seen)
+        return conversation
+
+    @redis_guard
+    async def save(self, conversation: Conversation) -> None:
+        ttl = self.idle_timeout_s if conversation.mode in ("bot", "closed") else None
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(conversation.key), conversation.to_json(), ex=ttl)
+            pipe.set(f"seen:{conversation.key}", "1", ex=SEEN_TTL_S)
+            await pipe.execute()
+
+    @redis_guard
+    async def delete(self, conversation_key: str) -> None:
+        await self.redis.delete(self._key(conversation_key))

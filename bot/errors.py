@@ -1,0 +1,87 @@
+"""One root exception for everything the bot raises on purpose.
+
+The aiohttp error middleware (``bot.web.error_middleware``) is the single place that
+turns these into HTTP answers; the chat pipeline turns them into a Chinese message.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Root of all deliberate errors. ``status`` is the HTTP status it maps to."""
+
+    status = 500
+    code = "internal_error"
+    user_message = "系统出了点问题，请稍后再试。"
+
+    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail or self.code
+        if user_message is not None:
+            self.user_message = user_message
+
+
+class ConfigError(BotError):
+    """The configuration is invalid; start-up stops with this message."""
+
+    code = "config_error"
+
+
+class BadRequest(BotError):
+    """The client sent something we cannot accept (4xx)."""
+
+    status = 400
+    code = "bad_request"
+    user_message = "没有看懂这条消息，请重新发送。"
+
+    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None,
+                 user_message: str | None = None) -> None:
+        super().__init__(detail, user_message=user_message)
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+class Unauthorized(BotError):
+    status = 401
+    code = "unauthorized"
+    user_message = "请先登录。"
+
+
+class Forbidden(BotError):
+    status = 403
+    code = "forbidden"
+    user_message = "没有权限。"
+
+
+class NotFound(BotError):
+    status = 404
+    code = "not_found"
+    user_message = "没有找到。"
+
+
+class RateLimited(BotError):
+    status = 429
+    code = "rate_limited"
+    user_message = "您发得太快了，请稍等一分钟再发。"
+
+
+class StorageUnavailable(BotError):
+    """Redis or the database cannot be reached. Never swallowed: 503 plus a log line."""
+
+    status = 503
+    code = "storage_unavailable"
+    user_message = "系统正在维护，暂时无法处理，请稍后再试。"
+
+
+class DatabaseUnavailable(StorageUnavailable):
+    code = "database_unavailable"
+    user_message = "这项服务暂时用不了，请稍后再试。您的其他问题可以继续问我。"
+
+
+class ExternalServiceError(BotError):
+    """A platform API (WeChat, Telegram, Rasa) failed."""
+
+    status = 502
+    code = "external_service_error"

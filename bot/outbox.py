@@ -1,0 +1,63 @@
+"""Replies produced outside a request (face verdicts, staff messages, reminders).
+
+Each channel registers a sender; ``Outbox.push`` routes replies for a conversation to
+its channel. The web channel's sender queues them in Redis for ``/api/chat/updates``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import redis.asyncio as aioredis
+
+from bot.messages import Reply
+from bot.storage.redis import redis_guard
+
+log = logging.getLogger(__name__)
+# A sender gets the conversation key ("channel:user") and the replies.
+Sender = Callable[[str, Sequence[Reply]], Awaitable[None]]
+WEB_QUEUE_LIMIT = 200
+WEB_QUEUE_TTL_S = 7 * 86400
+
+
+class Outbox:
+    """Routes pushed replies to the sender of the user's channel."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self.senders: dict[str, Sender] = {"web": self._queue_for_web, "cli": self._queue_for_web}
+
+    def register(self, channel: str, sender: Sender) -> None:
+        self.senders[channel] = sender
+
+    async def push(self, conversation_key: str, replies: Sequence[Reply]) -> None:
+        """Deliver replies to ``channel:user`` through that channel's sender."""
+        if not replies:
+            return
+        channel = conversation_key.split(":", 1)[0]
+        sender = self.senders.get(channel)
+        if sender is None:
+            log.error("no sender for channel %s; queueing for polling", channel)
+            sender = self._queue_for_web
+        await sender(conversation_key, replies)
+
+    @redis_guard
+    async def _queue_for_web(self, conversation_key: str, replies: Sequence[Reply]) -> None:
+        queue = f"outbox:{conversation_key}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(queue, *[json.dumps(r.to_json(), ensure_ascii=False) for r in replies])
+            pipe.ltrim(queue, -WEB_QUEUE_LIMIT, -1)
+            pipe.expire(queue, WEB_QUEUE_TTL_S)
+            await pipe.execute()
+
+    @redis_guard
+    async def drain(self, conversation_key: str) -> list[Reply]:
+        """Take every queued reply for a polling client (atomically)."""
+        queue = f"outbox:{conversation_key}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(queue, 0, -1)
+            pipe.delete(queue)
+            items, _ = await pipe.execute()
+        return [Reply.from_json(json.loads(item)) for item in items]

@@ -1,0 +1,119 @@
+"""The pensioner registry: lookups guarded against enumeration, certification records.
+
+Every lookup by ID number is rate limited per chat identity and globally (Redis), and a
+caller learns nothing about an ID unless it also gives the matching name.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import redis.asyncio as aioredis
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.errors import RateLimited
+from bot.storage.db import Database
+from bot.storage.models import FaceTemplate, Pensioner
+from bot.storage.redis import redis_guard
+from nlu.entities import with_check_digit
+
+CERTIFICATION_PERIOD_DAYS = 365
+
+
+def next_due_after(certified: datetime) -> date:
+    """Certification is due again 12 months later."""
+    return (certified + timedelta(days=CERTIFICATION_PERIOD_DAYS)).date()
+
+
+def names_match(given: str, registered: str) -> bool:
+    return "".join(given.split()) == "".join(registered.split())
+
+
+class LookupLimited(RateLimited):
+    user_message = "查询次数太多了，为了保护老人的信息安全，请一小时后再试，或回复“转人工”。"
+
+
+class PensionerRegistry:
+    """Finds pensioners by ID number and records certifications."""
+
+    def __init__(self, settings: Settings, db: Database, redis: aioredis.Redis) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+
+    @redis_guard
+    async def check_lookup_allowed(self, conversation_key: str) -> None:
+        """Raise LookupLimited when this chat or everyone looked up too many IDs."""
+        limits = self.settings.rate_limit
+        hour = int(time.time() // 3600)
+        minute = int(time.time() // 60)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(f"rl:lookup:{conversation_key}:{hour}")
+            pipe.expire(f"rl:lookup:{conversation_key}:{hour}", 3700)
+            pipe.incr(f"rl:lookup:global:{minute}")
+            pipe.expire(f"rl:lookup:global:{minute}", 120)
+            mine, _, everyone, _ = await pipe.execute()
+        if int(mine) > limits.id_lookups_per_hour or int(everyone) > limits.id_lookups_global_per_minute:
+            raise LookupLimited("id lookup rate limit")
+
+    async def find(self, conversation_key: str, id_number: str) -> Pensioner | None:
+        """The pensioner with this ID number (rate limited). Callers must confirm the name
+        before revealing anything."""
+        await self.check_lookup_allowed(conversation_key)
+        async with self.db.session() as session:
+            return await session.scalar(select(Pensioner).where(Pensioner.id_number == id_number))
+
+    async def get(self, pensioner_id: int) -> Pensioner | None:
+        async with self.db.session() as session:
+            return await session.get(Pensioner, pensioner_id)
+
+    async def is_enrolled(self, pensioner_id: int) -> bool:
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(FaceTemplate.id).where(FaceTemplate.pensioner_id == pensioner_id))
+            return found is not None
+
+    async def mark_certified(self, pensioner_id: int, by: str, at: datetime | None = None) -> date:
+        """Record a certification; returns the next due date."""
+        at = at or datetime.now(UTC)
+        async with self.db.session() as session:
+            pensioner = await session.get(Pensioner, pensioner_id)
+            assert pensioner is not None
+            pensioner.certified_at = at
+            pensioner.certified_by = by
+            pensioner.next_due = next_due_after(at)
+            pensioner.status = "active"
+            return pensioner.next_due
+
+    async def register(self, id_number: str, name: str, *, phone: str | None = None,
+                       region: str | None = None) -> Pensioner:
+        """Create the pensioner if new (used by enrolment and demo data)."""
+        async with self.db.session() as session:
+            pensioner = await session.scalar(select(Pensioner).where(Pensioner.id_number == id_number))
+            if pensioner is None:
+                pensioner = Pensioner(id_number=id_number, name=name, phone=phone, region=region)
+                session.add(pensioner)
+                await session.flush()
+            return pensioner
+
+
+# Fictional demo pensioners (valid checksums, Qinghai area codes 63xxxx).
+DEMO_PENSIONERS = [
+    (with_check_digit("63010219500315002"), "张桂兰", "西宁", 200),
+    (with_check_digit("63210219480802001"), "马福海", "海东", 400),
+    (with_check_digit("63280219551120003"), "李德明", "海西", None),
+]
+
+
+async def seed_demo(registry: PensionerRegistry) -> list[Pensioner]:
+    """Insert the demo pensioners; ``days`` ago they certified (None: never)."""
+    created = []
+    for id_number, name, region, days_ago in DEMO_PENSIONERS:
+        pensioner = await registry.register(id_number, name, region=region)
+        if days_ago is not None and pensioner.certified_at is None:
+            await registry.mark_certified(pensioner.id, "demo",
+                                          datetime.now(UTC) - timedelta(days=days_ago))
+        created.append(pensioner)
+    return created

@@ -1,0 +1,89 @@
+"""Everything a turn may need, created once per application in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bot.config import Settings
+from bot.conversation import ConversationStore
+from bot.messages import InboundMessage, Reply
+from bot.outbox import Outbox
+from bot.pensioners import PensionerRegistry
+from bot.storage.db import Database
+from dialogs.engine import DialogEngine, DialogRegistry
+from faq.knowledge import KnowledgeBase
+from handlers.handoff import HandoffService
+from handlers.pipeline import Pipeline, Turn
+from nlu import entities
+from nlu.base import NluBackend, ParseResult
+from nlu.rules import match_command
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The long-lived parts, shared by all turns of one process."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    db: Database
+    conversations: ConversationStore
+    outbox: Outbox
+    nlu: NluBackend
+    faq: KnowledgeBase
+    dialogs: DialogRegistry
+    handoff: HandoffService
+    registry: PensionerRegistry
+    pipeline: Pipeline | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def understand(self, text: str) -> ParseResult:
+        """NLU parse; a failing backend is logged and the rules still apply."""
+        command = match_command(text)
+        if command is not None:
+            return ParseResult(text=text, intents=[command], entities=entities.extract(text),
+                               backend="rules")
+        try:
+            result = await self.nlu.parse(text)
+        except Exception as exc:  # noqa: BLE001 - logged loudly, then FAQ retrieval still answers
+            log.error("nlu backend %s failed: %s", self.nlu.name, exc.__class__.__name__)
+            result = ParseResult(text=text, backend="none")
+        known = {(e.type, e.value) for e in result.entities}
+        result.entities.extend(e for e in entities.extract(text) if (e.type, e.value) not in known)
+        return result
+
+    async def handle(self, msg: InboundMessage) -> Turn:
+        """Run one inbound message through the pipeline."""
+        assert self.pipeline is not None
+        return await self.pipeline.run(Turn(msg=msg, services=self))
+
+    async def push(self, conversation_key: str, replies: list[Reply]) -> None:
+        await self.outbox.push(conversation_key, replies)
+
+
+def build_dialogs() -> DialogRegistry:
+    """Every dialog the product has."""
+    from dialogs.menu import menu, offer_person
+
+    registry = DialogRegistry()
+    for dialog in (menu, offer_person):
+        registry.add(dialog)
+    return registry
+
+
+def build_pipeline(services: Services) -> Pipeline:
+    from handlers.middleware import DEFAULT_CHAIN
+    from handlers.router import Router
+
+    return Pipeline(DEFAULT_CHAIN, Router(DialogEngine(services.dialogs)))
+
+
+def build_nlu(settings: Settings) -> NluBackend:
+    from nlu.embedded import EmbeddedNlu
+
+    return EmbeddedNlu()

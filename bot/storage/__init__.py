@@ -1,0 +1,1 @@
+"""Storage: Redis for live state, SQL for durable records."""

@@ -1,0 +1,78 @@
+"""The SQL database: async engine, sessions, migrations, and failure mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bot.errors import DatabaseUnavailable
+from bot.storage.models import AuditLog
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+class Database:
+    """Owns the engine and hands out sessions; maps connection loss to DatabaseUnavailable."""
+
+    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            kwargs["connect_args"] = {"timeout": 5, **(connect_args or {})}
+            kwargs["pool_timeout"] = 5
+        elif connect_args:
+            kwargs["connect_args"] = connect_args
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on success."""
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
+            log.error("database unavailable: %s", exc.__class__.__name__)
+            raise DatabaseUnavailable(f"database: {exc.__class__.__name__}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                log.error("database connection lost")
+                raise DatabaseUnavailable("database connection lost") from exc
+            raise
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "down" for the health check
+            return False
+
+    async def audit(self, actor: str, action: str, target: str | None = None,
+                    **details: Any) -> None:
+        """Append one audit line in its own transaction."""
+        async with self.session() as session:
+            session.add(AuditLog(actor=actor, action=action, target=target, details=details))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def migrate(url: str) -> None:
+    """Run Alembic migrations to head (synchronous; call before the loop or in a thread)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")

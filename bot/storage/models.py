@@ -1,0 +1,165 @@
+"""Durable records (SQLAlchemy 2). Changes go through Alembic migrations in ``migrations/``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Pensioner(Base):
+    """A retiree in the registry: whether and when they certified."""
+
+    __tablename__ = "pensioners"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    region: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended
+    certified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    certified_by: Mapped[str | None] = mapped_column(String(64))
+    next_due: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FaceTemplate(Base):
+    """The enrolled reference embedding (建模) of one pensioner."""
+
+    __tablename__ = "face_templates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pensioner_id: Mapped[int] = mapped_column(ForeignKey("pensioners.id"), unique=True)
+    model: Mapped[str] = mapped_column(String(32))
+    embedding: Mapped[list[Any]] = mapped_column(JSON)
+    photo_path: Mapped[str | None] = mapped_column(String(255))
+    photo_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CertificationAttempt(Base):
+    """One selfie verification attempt, by the pensioner or a proxy."""
+
+    __tablename__ = "certification_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pensioner_id: Mapped[int | None] = mapped_column(ForeignKey("pensioners.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_user: Mapped[str] = mapped_column(String(128), index=True)
+    proxy: Mapped[bool] = mapped_column(Boolean, default=False)
+    relationship: Mapped[str | None] = mapped_column(String(16))
+    quality_codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    distance: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    decision: Mapped[str] = mapped_column(String(16))  # passed | failed | rejected
+    photo_path: Mapped[str | None] = mapped_column(String(255))
+    photo_hash: Mapped[str | None] = mapped_column(String(32), index=True)
+    photo_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="agent")  # agent | supervisor
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Case(Base):
+    """A conversation escalated to a person (人工)."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_key: Mapped[str] = mapped_column(String(160), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    pensioner_id: Mapped[int | None] = mapped_column(ForeignKey("pensioners.id"))
+    transcript: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    proxy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    decision: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CaseMessage(Base):
+    __tablename__ = "case_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(16))  # user | staff | bot | note
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HomeVisitRequest(Base):
+    """A request for staff to certify at home (上门认证)."""
+
+    __tablename__ = "home_visit_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    pensioner_name: Mapped[str] = mapped_column(String(64))
+    id_number: Mapped[str] = mapped_column(String(18))
+    address: Mapped[str] = mapped_column(String(255))
+    phone: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_user: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProxyLink(Base):
+    """A family member's chat identity acting for a pensioner (代他人认证)."""
+
+    __tablename__ = "proxy_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proxy_key: Mapped[str] = mapped_column(String(160), index=True)
+    pensioner_id: Mapped[int] = mapped_column(ForeignKey("pensioners.id"))
+    relationship: Mapped[str] = mapped_column(String(16))
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consent_channel: Mapped[str | None] = mapped_column(String(16))
+    reminder_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    year: Mapped[int] = mapped_column(Integer)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditLog(Base):
+    """Who did what, when. Never holds photos; ID numbers masked."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(160))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

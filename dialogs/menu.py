@@ -1,0 +1,69 @@
+"""The main menu: what the assistant can do, as numbered options.
+
+Each option stands for an intent; the router answers it exactly as if the user had
+typed it (a guided dialog where one exists, else the knowledge-base answer).
+"""
+
+from __future__ import annotations
+
+from dialogs.engine import Dialog, DialogContext, Finish, Handoff, Option, State, Step
+
+MENU_ITEMS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("怎么认证", "how_to_certify", ("怎么认证", "认证方法", "如何认证")),
+    ("认证失败了", "cert_failed", ("认证失败", "失败了", "刷脸不过")),
+    ("需要带什么材料", "materials", ("材料", "带什么", "证件")),
+    ("帮家人认证", "family_certification", ("帮家人", "家人认证", "替家人")),
+    ("转人工", "human_handoff", ("人工", "工作人员")),
+]
+
+GREETING = "您好！我是青海养老金资格认证小助手，可以一步一步帮您完成每年的养老待遇资格认证。请回复数字选择："
+WELCOME_BACK = "您好，欢迎回来！刚才的对话时间有点长，已经结束了，我们重新开始。请回复数字选择："
+MENU_PROMPT = "请问您要办什么？回复数字就行："
+
+
+def _pick(intent: str) -> object:
+    async def run(ctx: DialogContext) -> Step:
+        ctx.memory["menu_intent"] = intent
+        return Finish()
+
+    run.__name__ = intent
+    return run
+
+
+menu = Dialog(
+    name="main_menu",
+    title="主菜单",
+    start="choose",
+    timeout_s=None,
+    states={
+        "choose": State(
+            prompt=MENU_PROMPT,
+            options=[Option(label, run=_pick(intent), intents=(intent,), words=words)  # type: ignore[arg-type]
+                     for label, intent, words in MENU_ITEMS],
+        ),
+    },
+)
+
+
+async def _to_person(ctx: DialogContext) -> Step:
+    return Handoff("fallback")
+
+
+async def _to_menu(ctx: DialogContext) -> Step:
+    ctx.memory["menu_intent"] = "greet"
+    return Finish()
+
+
+offer_person = Dialog(
+    name="offer_person",
+    title="转人工确认",
+    start="offer",
+    timeout_s=600,
+    states={
+        "offer": State(
+            prompt="还是没听明白，不好意思。要不要我帮您转给工作人员？",
+            options=[Option("转人工", run=_to_person, words=("要", "好", "转")),
+                     Option("回到主菜单", run=_to_menu, words=("不要", "不用", "菜单"))],
+        ),
+    },
+)

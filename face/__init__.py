@@ -1,0 +1,1 @@
+"""Selfie checks and verification (DeepFace, Dlib model, fully offline)."""

@@ -1,0 +1,1 @@
+"""The knowledge base: short answers with sources, and retrieval over them."""

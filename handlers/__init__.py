@@ -1,0 +1,1 @@
+"""The message pipeline: middleware steps, then the router."""

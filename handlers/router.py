@@ -1,0 +1,225 @@
+"""The router: from an understood message to a dialog step, a knowledge answer, or help.
+
+Order, explicit and in one place:
+1. platform events (subscribe, menu clicks);
+2. global commands (back, restart, cancel, a person);
+3. the active dialog, if any (an unrelated confident question is answered, then the
+   dialog offers to resume);
+4. the intent: a guided dialog, else its knowledge-base answer;
+5. FAQ retrieval above the confidence floor;
+6. a clarifying question; then the offer of a person; then a case.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.messages import Reply
+from dialogs.engine import DialogEngine, EngineResult
+from dialogs.menu import GREETING, MENU_ITEMS, WELCOME_BACK
+from faq.knowledge import FaqEntry
+from handlers.pipeline import Turn
+
+log = logging.getLogger(__name__)
+SMALL_TALK = {"greet", "thanks", "goodbye", "affirm", "deny"}
+MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
+
+
+def faq_replies(entry: FaqEntry) -> list[Reply]:
+    """A knowledge entry as messages; follow-up options on the last one."""
+    replies = [Reply(part) for part in entry.answer]
+    if replies:
+        replies[-1].options = list(entry.options) or list(MENU_LABELS)
+    return replies
+
+
+class Router:
+    """Decides what to answer. Knows dialogs, the FAQ and escalation, nothing else."""
+
+    def __init__(self, engine: DialogEngine) -> None:
+        self.engine = engine
+
+    async def __call__(self, turn: Turn) -> None:
+        conv = turn.conversation
+        assert conv is not None
+        services = turn.services
+        threshold = services.settings.nlu.intent_threshold
+        intent = turn.parse.intent(threshold) if turn.parse else None
+
+        if turn.msg.event:
+            await self.on_event(turn)
+            return
+        if conv.is_new and conv.returning and not turn.msg.content and turn.msg.image is None:
+            await self.show_menu(turn, WELCOME_BACK)
+            return
+
+        if intent == "cmd_restart":
+            conv.stack.clear()
+            await self.show_menu(turn, "好的，我们从头开始。请回复数字选择：")
+            return
+        if intent == "cmd_cancel":
+            conv.stack.clear()
+            await self.show_menu(turn, "好的，已经取消。还需要帮什么忙吗？")
+            return
+        if intent == "cmd_back":
+            if conv.frame and conv.frame.dialog != "main_menu":
+                await self.apply(turn, await self.engine.back(turn))
+            else:
+                await self.show_menu(turn, MENU_PROMPT_TEXT)
+            return
+        if intent == "human_handoff":
+            await self.escalate(turn, "user_request")
+            return
+
+        frame = conv.frame
+        if frame is not None and self.engine.expired(frame):
+            conv.stack.clear()
+            frame = None
+            turn.say("刚才的步骤时间太久，已经结束了。")
+        if frame is not None:
+            result = await self.engine.handle(turn)
+            if result.understood:
+                conv.misunderstood = 0
+                await self.apply(turn, result)
+                return
+            # Not an answer to the question: a confident other question is answered,
+            # then the dialog offers to resume.
+            if intent and intent not in SMALL_TALK and intent != "out_of_scope":
+                if await self.answer_intent(turn, intent, resume=frame.dialog != "main_menu"):
+                    return
+            entry = self.retrieve(turn)
+            if entry is not None and frame.dialog != "main_menu":
+                turn.replies.extend(faq_replies(entry))
+                turn.replies.append(Reply("我们接着刚才的步骤："))
+                turn.replies.extend(await self.engine.reprompt(turn))
+                return
+            if frame.dialog != "main_menu":
+                await self.misunderstood(turn, result)
+                return
+            conv.stack.clear()
+
+        if intent == "greet" or (conv.is_new and not turn.msg.content):
+            await self.show_menu(turn, WELCOME_BACK if conv.returning and conv.is_new else GREETING)
+            return
+        if intent and await self.answer_intent(turn, intent):
+            return
+        entry = self.retrieve(turn)
+        if entry is not None:
+            conv.misunderstood = 0
+            turn.replies.extend(faq_replies(entry))
+            return
+        if turn.msg.image is not None:
+            turn.say("收到您的照片。要刷脸认证的话，请先告诉我您要办认证，我会一步一步带您。",
+                     MENU_LABELS)
+            return
+        await self.misunderstood(turn, None)
+
+    async def on_event(self, turn: Turn) -> None:
+        event = turn.msg.event or ""
+        if event == "subscribe":
+            await self.show_menu(turn, GREETING)
+        elif event.startswith("menu:"):
+            intent = event.split(":", 1)[1]
+            if not await self.answer_intent(turn, intent):
+                await self.show_menu(turn, GREETING)
+        else:
+            turn.outcome = "ignored_event"
+
+    async def show_menu(self, turn: Turn, text: str) -> None:
+        conv = turn.conversation
+        assert conv is not None
+        conv.stack.clear()
+        conv.misunderstood = 0
+        result = await self.engine.begin(turn, "main_menu")
+        turn.replies.append(Reply(text, result.replies[-1].options if result.replies else MENU_LABELS))
+
+    def retrieve(self, turn: Turn) -> FaqEntry | None:
+        text = turn.msg.content
+        if not text:
+            return None
+        hits = turn.services.faq.search(text, limit=1)
+        if hits and hits[0].score >= turn.services.settings.nlu.faq_threshold:
+            return hits[0].entry
+        return None
+
+    async def answer_intent(self, turn: Turn, intent: str, resume: bool = False) -> bool:
+        """Answer an intent with its dialog or its knowledge entry. False if neither."""
+        services = turn.services
+        if intent == "human_handoff":
+            await self.escalate(turn, "user_request")
+            return True
+        if intent in ("greet",):
+            await self.show_menu(turn, GREETING)
+            return True
+        dialog = services.dialogs.for_intent(intent)
+        if dialog is not None:
+            conv = turn.conversation
+            assert conv is not None
+            conv.stack.clear()
+            await self.apply(turn, await self.engine.begin(turn, dialog.name))
+            return True
+        entry = services.faq.for_intent(intent)
+        if entry is None:
+            return False
+        turn.replies.extend(faq_replies(entry))
+        if resume:
+            turn.replies.append(Reply("我们接着刚才的步骤："))
+            turn.replies.extend(await self.engine.reprompt(turn))
+        return True
+
+    async def apply(self, turn: Turn, result: EngineResult) -> None:
+        conv = turn.conversation
+        assert conv is not None
+        turn.replies.extend(result.replies)
+        turn.deferred = turn.deferred or result.deferred
+        menu_intent = conv.memory.pop("menu_intent", None)
+        if result.handoff:
+            await self.escalate(turn, result.handoff)
+            return
+        if menu_intent:
+            if not await self.answer_intent(turn, menu_intent):
+                await self.show_menu(turn, GREETING)
+            return
+        if result.finished and conv.frame is None and not any(r.options for r in turn.replies):
+            await self.show_menu(turn, "还有什么可以帮您？")
+
+    async def misunderstood(self, turn: Turn, result: EngineResult | None) -> None:
+        """Clarify once, then offer a person, then open a case."""
+        conv = turn.conversation
+        assert conv is not None
+        conv.misunderstood += 1
+        turn.outcome = "fallback"
+        if conv.misunderstood >= 3:
+            await self.escalate(turn, "fallback")
+            return
+        if result is not None:
+            turn.replies.extend(result.replies)
+            if conv.misunderstood == 2:
+                turn.say("如果说不清楚，也可以回复“转人工”，让工作人员帮您。")
+            return
+        count = conv.misunderstood
+        if count == 1:
+            await self.show_menu(turn, "抱歉，我没太明白。您是想问下面哪一件事？回复数字就行：")
+        else:
+            conv.stack.clear()
+            await self.apply(turn, await self.engine.begin(turn, "offer_person"))
+        conv.misunderstood = count
+
+    async def escalate(self, turn: Turn, reason: str) -> None:
+        conv = turn.conversation
+        assert conv is not None
+        handoff = turn.services.handoff
+        conv.stack.clear()
+        conv.misunderstood = 0
+        case_id = await handoff.escalate(conv, reason)
+        turn.events.append({"action": "handoff", "target": f"case:{case_id}", "reason": reason})
+        turn.outcome = "handoff"
+        position = await handoff.position(case_id) or 1
+        text = (f"好的，已经为您转接人工服务，您前面还有 {position - 1} 位，"
+                f"大约等 {handoff.expected_wait_minutes(position)} 分钟。")
+        if not handoff.in_office_hours():
+            text += f"现在不是工作时间（{handoff.office_hours_text()}），工作人员上班后会回复您。"
+        turn.say(text + "等待时您可以继续留言；不想等了请回复“算了”。")
+
+
+MENU_PROMPT_TEXT = "请问您要办什么？回复数字就行："

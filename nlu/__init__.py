@@ -1,0 +1,1 @@
+"""Understanding: intents and entities from short colloquial Chinese."""

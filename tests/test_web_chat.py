@@ -1,0 +1,110 @@
+"""The web chat contract: /api/chat, /api/chat/updates, /healthz, bad input."""
+
+from typing import Any
+
+from bot import keys
+from bot.messages import Reply
+
+MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+
+
+async def chat(client: Any, text: str, user: str = "alice") -> dict[str, Any]:
+    response = await client.post("/api/chat", json={"user_id": user, "text": text})
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_greeting_gets_the_numbered_menu(client: Any) -> None:
+    body = await chat(client, "你好")
+    assert body["replies"][-1]["options"] == MENU
+    assert "认证" in body["replies"][0]["text"]
+
+
+async def test_option_by_number_and_by_words(client: Any) -> None:
+    await chat(client, "你好")
+    by_number = await chat(client, "3")
+    assert "身份证" in by_number["replies"][0]["text"]
+    await chat(client, "主菜单")
+    by_words = await chat(client, "需要带什么材料")
+    assert by_words["replies"][0]["text"] == by_number["replies"][0]["text"]
+
+
+async def test_unknown_text_gets_clarifying_question_then_offer_of_a_person(client: Any) -> None:
+    first = await chat(client, "啊啊啊啊")
+    assert "没太明白" in first["replies"][0]["text"]
+    assert first["replies"][-1]["options"] == MENU
+    second = await chat(client, "嗯嗯嗯嗯")
+    assert "转给工作人员" in second["replies"][0]["text"]
+    assert second["replies"][-1]["options"] == ["转人工", "回到主菜单"]
+    menu_again = await chat(client, "2")
+    assert menu_again["replies"][-1]["options"] == MENU
+
+
+async def test_page_is_chinese_with_upload(client: Any) -> None:
+    response = await client.get("/")
+    html = await response.text()
+    assert response.status == 200
+    assert 'lang="zh-CN"' in html and 'type="file"' in html
+
+
+async def test_health_reports_both_stores(client: Any) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "redis": "up", "database": "up"}
+
+
+async def test_updates_returns_pushed_replies_once(client: Any) -> None:
+    services = client.server.app[keys.SERVICES]
+    await services.push("web:bob", [Reply("核验通过", ["好的"])])
+    first = await (await client.get("/api/chat/updates", params={"user_id": "bob"})).json()
+    assert first == {"replies": [{"text": "核验通过", "options": ["好的"]}]}
+    second = await (await client.get("/api/chat/updates", params={"user_id": "bob"})).json()
+    assert second == {"replies": []}
+
+
+async def test_bad_input_is_a_json_4xx(client: Any) -> None:
+    cases = [
+        (b"{not json", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_json"),
+        (b'{"text": "hi"}', 400, "invalid_user_id"),
+        (b'{"user_id": "a", "text": 5}', 400, "invalid_text"),
+        (b'{"user_id": 7, "text": "hi"}', 400, "invalid_user_id"),
+        (b'{"user_id": "a b/c", "text": "hi"}', 400, "invalid_user_id"),
+        (b"\xff\xfe", 400, "invalid_json"),
+    ]
+    for body, status, code in cases:
+        response = await client.post("/api/chat", data=body, headers={"Content-Type": "application/json"})
+        assert response.status == status, body
+        payload = await response.json()
+        assert payload["error"] == code, body
+        assert payload["message"]
+
+
+async def test_text_over_2000_characters_is_refused(client: Any) -> None:
+    response = await client.post("/api/chat", json={"user_id": "a", "text": "认" * 2001})
+    assert response.status == 400
+    assert (await response.json())["error"] == "text_too_long"
+    ok = await client.post("/api/chat", json={"user_id": "a", "text": "认" * 2000})
+    assert ok.status == 200
+
+
+async def test_body_over_limit_is_413(client: Any) -> None:
+    big = b'{"user_id": "a", "text": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+    response = await client.post("/api/chat", data=big, headers={"Content-Type": "application/json"})
+    assert response.status == 413
+    assert (await response.json())["error"]
+
+
+async def test_multipart_without_image_is_400(client: Any) -> None:
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("user_id", "a")
+    response = await client.post("/api/chat", data=form)
+    assert response.status == 400
+    assert (await response.json())["error"] == "missing_image"
+
+
+async def test_control_characters_are_stripped_and_emoji_accepted(client: Any) -> None:
+    body = await chat(client, "你好\x00\x07😀")
+    assert body["replies"][-1]["options"] == MENU
