@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -128,3 +129,15 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> web
 
 def json_body_error(detail: str) -> BadRequest:
     return BadRequest(detail, code="invalid_json", user_message="请求格式不对。")
+
+
+@asynccontextmanager
+async def started(settings: Settings, features: Sequence[Feature] = ()) -> AsyncIterator[Services]:
+    """Run the app's lifecycle without an HTTP listener (CLI chat, workers, tests)."""
+    app = create_app(settings, features=list(features))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        yield app[keys.SERVICES]
+    finally:
+        await runner.cleanup()

@@ -91,7 +91,7 @@ async def serialize_user(turn: Turn, next_step: NextStep) -> None:
     finally:
         try:
             await lock.release()
-        except (LockError, *REDIS_ERRORS):
+        except (LockError, *REDIS_ERRORS):  # type: ignore[misc]
             log.warning("user lock expired before release")
 
 
