@@ -37,7 +37,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 from redis.exceptions import LockError
 from wechatpy.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
@@ -353,7 +353,7 @@ class WechatChannel:
                                                 q.get("timestamp", ""), q.get("nonce", ""))
         except InvalidSignatureException as exc:
             raise Forbidden("bad wechat msg_signature") from exc
-        except (InvalidAppIdException, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any undecryptable body is bad input
             raise BadRequest(f"cannot decrypt: {exc.__class__.__name__}", code="invalid_ciphertext") from exc
         return parse_xml(plain)
 
