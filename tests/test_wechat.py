@@ -508,6 +508,7 @@ async def test_menu_is_published_from_config(wx: Any, fake_wechat: FakeWechat) -
     assert {"certify_now", "cert_failed", "family_certification", "human_handoff"} <= keys_
 
 
+@pytest.mark.slow
 async def test_wechat_menu_command(fake_wechat: FakeWechat, tmp_path: Path, clean_backends: Backends) -> None:
     env = dict(os.environ, WECHAT_TOKEN=TOKEN, WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET="s3cret",
                WECHAT_API_BASE=str(fake_wechat.server.make_url("/cgi-bin/")),  # type: ignore[attr-defined]

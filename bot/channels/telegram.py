@@ -100,6 +100,10 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
 class TelegramChannel:
     """Owns the PTB Application; turns updates into InboundMessages and sends replies."""
 
+    start_retry_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60)  # then every 60 s
+    send_retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)
+    ready_timeout_s = 30.0
+
     def __init__(self, services: Services, *, polling: bool = False) -> None:
         self.services = services
         self.config = services.settings.telegram
@@ -111,9 +115,6 @@ class TelegramChannel:
         self.application = builder.build()
         self.polling = polling
         self.ready = asyncio.Event()
-        self.start_retry_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60)
-        self.send_retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)
-        self.ready_timeout_s = 30.0
         self._starter: asyncio.Task[None] | None = None
         app = self.application
         app.add_handler(CommandHandler("start", self.on_start, filters=PRIVATE_MESSAGES))

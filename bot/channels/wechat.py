@@ -182,8 +182,10 @@ class WechatApi:
         finally:
             try:
                 await lock.release()
-            except (LockError, *REDIS_ERRORS):
+            except LockError:
                 log.warning("wechat token lock expired before release")
+            except REDIS_ERRORS:
+                log.warning("wechat token lock could not be released (redis)")
 
     async def _fetch_token(self) -> tuple[str, int]:
         if not self.config.app_id or not self.config.app_secret:

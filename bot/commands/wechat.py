@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from bot import keys
 from bot.app import create_app
@@ -28,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 async def app_services(settings: Settings) -> AsyncIterator[Services]:
     """Redis and the database as the server has them (the token cache is shared)."""
     app = create_app(settings, features=[])
-    contexts = [ctx(app) for ctx in app.cleanup_ctx]
+    contexts: list[Any] = [ctx(app) for ctx in app.cleanup_ctx]
     for ctx in contexts:
         await ctx.__anext__()
     try:
