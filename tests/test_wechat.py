@@ -26,6 +26,7 @@ from sqlalchemy import select
 from bot import keys
 from bot.app import create_app
 from bot.channels.wechat import (
+    PHOTO_FAILED_TEXT,
     TEXT_LIMIT_BYTES,
     UNSUPPORTED_TEXT,
     VOICE_NO_TEXT,
@@ -447,7 +448,7 @@ async def test_api_errors_do_not_crash_the_callback(wx: Any, fake_wechat: FakeWe
     status, body = await post(wx, message_xml("image", "<MediaId><![CDATA[no-such-media]]></MediaId>"))
     assert (status, body) == (200, "success")
     await channel(wx).drain()
-    assert len(fake_wechat.texts()) == 1  # the user hears that something went wrong
+    assert fake_wechat.texts() == [PHOTO_FAILED_TEXT]  # the user hears that something went wrong
 
 
 # ---------------------------------------------------------------- safe mode

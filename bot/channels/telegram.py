@@ -275,7 +275,11 @@ class TelegramChannel:
     # -- sending
     async def send(self, conversation_key: str, replies: Sequence[Reply]) -> None:
         """Outbox sender for ``telegram:<chat id>``."""
-        chat_id = int(conversation_key.split(":", 1)[1])
+        try:
+            chat_id = int(conversation_key.split(":", 1)[1])
+        except (IndexError, ValueError):
+            log.error("telegram sender got a bad conversation key")
+            return
         await self.send_replies(chat_id, replies)
 
     async def send_replies(self, chat_id: int, replies: Sequence[Reply]) -> None:
@@ -284,7 +288,7 @@ class TelegramChannel:
             if reply.image is not None:
                 await self._with_retries(chat_id, "sendPhoto", lambda r=reply: self.application.bot.send_photo(
                     chat_id, photo=r.image))
-            pieces = split_text(reply.text) or ([" "] if reply.options else [])
+            pieces = split_text(reply.text) or (["请选择："] if reply.options else [])
             for index, piece in enumerate(pieces):
                 markup = keyboard(reply.options) if index == len(pieces) - 1 else None
                 await self._with_retries(chat_id, "sendMessage",

@@ -67,6 +67,7 @@ VOICE_NO_TEXT = ("这条语音我没能听清楚（没有收到语音转成的�
                  "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。")
 TOO_LONG_TEXT = "您的消息太长了，请分成几条短一点的消息发给我。"
 ERROR_TEXT = "系统出了点问题，请稍后再试。"
+PHOTO_FAILED_TEXT = "照片没能收到，请您稍后再发一次。"
 
 
 class WechatApiError(ExternalServiceError):
@@ -382,7 +383,7 @@ class WechatChannel:
                 key = fields.get("EventKey", "").strip()
                 if not key:
                     return reply.success()
-                inbound = dataclasses.replace(base, event=f"menu:{key.removeprefix('menu:')}")
+                inbound = dataclasses.replace(base, event=f"menu:{key.removeprefix('menu:').lower()}")
             else:  # VIEW, LOCATION, SCAN...: nothing to say
                 return reply.success()
             if not await self.claim(message_id):
@@ -444,7 +445,11 @@ class WechatChannel:
     async def turn(self, inbound: InboundMessage, media_id: str | None) -> Turn:
         """Download the photo if any, then run the pipeline."""
         if media_id is not None:
-            image = await self.api.download_media(media_id)
+            try:
+                image = await self.api.download_media(media_id)
+            except WechatApiError as exc:
+                log.error("wechat photo download failed: %s", exc.detail)
+                raise ExternalServiceError(exc.detail, user_message=PHOTO_FAILED_TEXT) from exc
             inbound = dataclasses.replace(inbound, image=image)
         return await self.services.handle(inbound)
 
@@ -533,14 +538,16 @@ class _Replier:
         pieces = split_text(text)
         if len(pieces) != 1:
             return self.success()
+        content = pieces[0].replace("]]>", "]] >")  # the reply template puts it in CDATA
         xml = TextReply(source=self.fields.get("ToUserName", ""), target=self.fields.get("FromUserName", ""),
-                        content=pieces[0], time=int(time.time())).render()
+                        content=content, time=int(time.time())).render()
         if self.encrypted and self.channel.crypto is not None:
             xml = self.channel.crypto.encrypt_message(xml, self.nonce or "nonce", str(int(time.time())))
         return web.Response(text=xml, content_type="application/xml")
 
 
 def error_text(exc: BaseException) -> str:
+    """What the user reads when a turn failed."""
     return exc.user_message if isinstance(exc, BotError) else ERROR_TEXT
 
 
