@@ -225,7 +225,8 @@ async def test_webhook_is_registered_with_the_secret(tg: Any, fake_telegram: Fak
 
 async def test_broken_updates_are_400(tg: Any) -> None:
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
-    for body in (b"{not json", b"[1]", b'{"message": {}}', b"\xff"):
+    for body in (b"{not json", b"[1]", b'{"message": {}}', b"\xff", b'{"update_id": 1, "message": "x"}',
+                 b'{"update_id": 1, "message": {"chat": 5}}', b'{"update_id": 1, "callback_query": []}'):
         response = await tg.post("/telegram", data=body, headers=headers)
         assert response.status == 400, body
 

@@ -288,6 +288,10 @@ async def test_menu_click_is_answered_like_the_question(wx: Any) -> None:
         "event", "<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[materials]]></EventKey>"))
     assert "身份证" in passive_text(clicked)
     assert passive_text(clicked).split("\n")[0] == passive_text(typed).split("\n")[0]
+    _, upper = await post(wx, message_xml(
+        "event", "<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[MATERIALS]]></EventKey>",
+        create_time=int(time.time()) + 1))
+    assert passive_text(upper) == passive_text(clicked)
 
 
 async def test_voice_uses_recognition_or_asks_to_type(wx: Any) -> None:

@@ -188,7 +188,7 @@ class TelegramChannel:
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("not an Update")
             update = Update.de_json(data, self.application.bot)
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever PTB cannot read is a bad request
             raise BadRequest(f"invalid update: {exc.__class__.__name__}", code="invalid_update") from exc
         await self.application.process_update(update)
         return web.Response(text="ok")
