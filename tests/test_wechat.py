@@ -39,6 +39,7 @@ from bot.messages import Reply
 from bot.storage.models import AuditLog
 from handlers.pipeline import NextStep, Turn
 from tests.conftest import ROOT, Backends, make_settings
+from tests.services import free_port
 
 TOKEN = "wx-callback-token"
 APP_ID = "wx1234567890abcdef"
@@ -531,3 +532,24 @@ async def test_wechat_menu_command(fake_wechat: FakeWechat, tmp_path: Path, clea
 async def test_channel_is_off_without_a_token(client: Any) -> None:
     response = await client.post("/wechat", data="<xml/>")
     assert response.status in (404, 405)
+
+
+async def test_unreachable_api_does_not_stop_the_channel(aiohttp_client: Any, tmp_path: Path,
+                                                        clean_backends: Backends) -> None:
+    settings = make_settings(tmp_path, clean_backends, **{
+        "wechat.token": TOKEN, "wechat.app_id": APP_ID, "wechat.app_secret": "s3cret",
+        "wechat.api_base": f"http://127.0.0.1:{free_port()}/cgi-bin/"})
+    client = await aiohttp_client(create_app(settings))  # no network needed to start
+    channel(client).retry_delays = (0.01,)
+    status, body = await post(client, text_xml("你好"))
+    assert status == 200 and "回复 1" in passive_text(body)  # passive replies need no API
+    services = client.server.app[keys.SERVICES]
+    await services.push(f"wechat:{OPENID}", [Reply("核验结果")])
+    async with services.db.session() as session:
+        rows = list(await session.scalars(select(AuditLog).where(AuditLog.action == "send_failed")))
+    assert len(rows) == 1 and rows[0].details["errcode"] == 0
+
+
+async def test_verification_without_echostr_is_400(wx: Any) -> None:
+    response = await wx.get("/wechat", params=query())
+    assert response.status == 400

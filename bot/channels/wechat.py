@@ -416,7 +416,7 @@ class WechatChannel:
         ttl = self.settings.conversation.dedup_ttl_s
         first = await self.services.redis.set(f"wechat:claim:{message_id}", b"1", nx=True, ex=ttl)
         if not first:
-            log.info("wechat retry ignored", extra={"message_id": message_id})
+            log.info("wechat retry ignored", extra={"kind": "event" if message_id.startswith("ev:") else "message"})
         return bool(first)
 
     async def answer(self, inbound: InboundMessage, reply: _Replier) -> web.Response:
