@@ -371,6 +371,8 @@ class WechatChannel:
             message_id = f"ev:{openid}:{create_time}:{event}"
         else:
             message_id = fields.get("MsgId", "").strip() or f"m:{openid}:{create_time}:{msg_type}"
+        if msg_type == "image" and not fields.get("MediaId", "").strip():
+            raise BadRequest("image without MediaId", code="invalid_message")
         base = InboundMessage(channel=CHANNEL, user_id=openid, message_id=message_id)
 
         if msg_type == "event":
@@ -398,10 +400,7 @@ class WechatChannel:
                 return reply.text(TOO_LONG_TEXT)
             return await self.answer(dataclasses.replace(base, text=text), reply)
         if msg_type == "image":
-            media_id = fields.get("MediaId", "").strip()
-            if not media_id:
-                raise BadRequest("image without MediaId", code="invalid_message")
-            self.spawn(self.run_and_deliver(base, media_id))
+            self.spawn(self.run_and_deliver(base, fields["MediaId"].strip()))
             return reply.success()
         if msg_type == "voice":
             transcript = fields.get("Recognition", "").strip()
@@ -536,7 +535,10 @@ class _Replier:
 
     def text(self, text: str) -> web.Response:
         pieces = split_text(text)
-        if len(pieces) != 1:
+        if len(pieces) != 1:  # too long for one passive reply: customer-service messages instead
+            if pieces:
+                openid = self.fields.get("FromUserName", "")
+                self.channel.spawn(self.channel.send(f"{CHANNEL}:{openid}", [Reply(text)]))
             return self.success()
         content = pieces[0].replace("]]>", "]] >")  # the reply template puts it in CDATA
         xml = TextReply(source=self.fields.get("ToUserName", ""), target=self.fields.get("FromUserName", ""),
