@@ -111,9 +111,11 @@ async def healthz(request: web.Request) -> web.Response:
 def default_features() -> list[Feature]:
     """Route sets mounted on the app; each channel/console adds one."""
     from bot import metrics
+    from bot.channels import telegram as telegram_channel
     from bot.channels import web as web_channel
+    from bot.channels import wechat as wechat_channel
 
-    return [web_channel.setup, metrics.setup]
+    return [web_channel.setup, wechat_channel.setup, telegram_channel.setup, metrics.setup]
 
 
 def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:

@@ -13,6 +13,8 @@ from bot.errors import ConfigError
 COMMAND_MODULES = [
     "bot.commands.serve",
     "bot.commands.chat",
+    "bot.commands.wechat",
+    "bot.commands.telegram",
 ]
 
 
