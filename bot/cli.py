@@ -13,6 +13,7 @@ from bot.errors import ConfigError
 COMMAND_MODULES = [
     "bot.commands.serve",
     "bot.commands.chat",
+    "bot.commands.staff",
 ]
 
 

@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from redis.exceptions import LockError
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.conversation import Conversation
+from bot.conversation import Conversation, ConversationStore
+from bot.errors import BotError, StorageUnavailable
 from bot.storage.db import Database
 from bot.storage.models import Case, CaseMessage
-from bot.storage.redis import redis_guard
+from bot.storage.redis import REDIS_ERRORS, redis_guard
 
 log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"
 EVENTS_KEY = "handoff:events"
+RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time
+RECENT_KEEP_S = 86400
+RECENT_LIMIT = 500
 REASON_LABELS = {
     "user_request": "用户要求转人工",
     "face_failed": "刷脸多次失败",
@@ -34,6 +42,15 @@ REASON_LABELS = {
     "family": "代人认证需审核",
 }
 _DAYS = {"Mon": 0, "Tue": 1, "Wed": 2, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
+WEEKDAY_NAMES = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
+
+
+class CaseConflict(BotError):
+    """The case is not in a state that allows this (e.g. someone else claimed it)."""
+
+    status = 409
+    code = "conflict"
+    user_message = "这个案件的状态已经变了，请刷新后再看。"
 
 
 def parse_office_hours(spec: str) -> tuple[set[int], tuple[int, int], tuple[int, int]]:
@@ -66,6 +83,76 @@ class HandoffService:
 
     def office_hours_text(self) -> str:
         return f"人工服务时间：{self.settings.staff.office_hours.replace('Mon-Fri', '周一至周五')}"
+
+    def next_opening(self, now: datetime | None = None) -> datetime:
+        """When staff are next at work (local time); ``now`` itself during office hours."""
+        now = (now or datetime.now(timezone.utc)).astimezone(self.tz)
+        if self.in_office_hours(now):
+            return now
+        for days_ahead in range(0, 8):
+            day = (now + timedelta(days=days_ahead)).date()
+            opening = datetime(day.year, day.month, day.day, self.opens[0], self.opens[1], tzinfo=self.tz)
+            if day.weekday() in self.office_days and opening > now:
+                return opening
+        return now  # no office days configured: say nothing wrong, just "soon"
+
+    def back_text(self, now: datetime | None = None) -> str:
+        """"工作人员 11月30日（周一）09:00 上班" for out-of-hours messages."""
+        opening = self.next_opening(now)
+        return (f"工作人员{opening.month}月{opening.day}日（{WEEKDAY_NAMES[opening.weekday()]}）"
+                f"{opening:%H:%M}上班")
+
+    @asynccontextmanager
+    async def chat_lock(self, conversation_key: str) -> AsyncIterator[None]:
+        """The pipeline's per-chat lock, so staff changes never interleave with a turn."""
+        timeout = self.settings.conversation.user_lock_timeout_s
+        lock = self.redis.lock(f"lock:{conversation_key}", timeout=timeout, blocking_timeout=timeout,
+                               sleep=0.01)
+        try:
+            acquired = await lock.acquire()
+        except REDIS_ERRORS as exc:
+            raise StorageUnavailable(f"redis: {exc}") from exc
+        if not acquired:
+            raise StorageUnavailable("timed out waiting for the chat lock")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except (LockError, *REDIS_ERRORS):
+                log.warning("chat lock expired before release")
+
+    @property
+    def conversations(self) -> ConversationStore:
+        return ConversationStore(self.redis, self.settings.conversation.idle_timeout_s)
+
+    @redis_guard
+    async def touch(self, conversation_key: str) -> None:
+        """Remember the chat in the live list staff may pull from."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(RECENT_KEY, {conversation_key: now})
+            pipe.zremrangebyscore(RECENT_KEY, 0, now - RECENT_KEEP_S)
+            pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_LIMIT - 1)
+            await pipe.execute()
+
+    @redis_guard
+    async def recent(self, limit: int = 50) -> list[tuple[str, float]]:
+        """Recently active chats, newest first."""
+        rows = await self.redis.zrevrange(RECENT_KEY, 0, limit - 1, withscores=True)
+        return [(key.decode() if isinstance(key, bytes) else str(key), float(score))
+                for key, score in rows]
+
+    async def sync_queue(self) -> int:
+        """Rebuild the Redis queue from the database (after a Redis loss); returns its size."""
+        cases = await self.waiting_cases()
+        if cases:
+            await self._zadd({str(c.id): c.created_at.timestamp() for c in cases})
+        return len(cases)
+
+    @redis_guard
+    async def _zadd(self, members: dict[str, float]) -> None:
+        await self.redis.zadd(QUEUE_KEY, members, nx=True)
 
     async def escalate(self, conversation: Conversation, reason: str, *,
                        pensioner_id: int | None = None, evidence: dict[str, Any] | None = None,
@@ -130,6 +217,13 @@ class HandoffService:
         async with self.db.session() as session:
             session.add(CaseMessage(case_id=conversation.case_id, author="user", text=text))
         await self.publish("user_message", case_id=conversation.case_id)
+
+    async def record_feedback(self, case_id: int, resolved: bool) -> None:
+        """The user's answer to "was this resolved?" after staff closed the case."""
+        async with self.db.session() as session:
+            session.add(CaseMessage(case_id=case_id, author="feedback",
+                                    text="解决了" if resolved else "没解决"))
+        await self.publish("feedback", case_id=case_id, resolved=resolved)
 
     async def waiting_cases(self) -> list[Case]:
         async with self.db.session() as session:
