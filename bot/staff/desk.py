@@ -178,7 +178,7 @@ class StaffDesk:
 
     async def claim(self, staff: StaffSession, case_id: int) -> Case:
         """Take a waiting case; exactly one of several racing staff wins (409 for the rest)."""
-        case = await self.visible_case(staff, case_id)
+        case = await self.get_case(case_id)  # a case claimed by someone else is a 409, not a 403
         await self._take(case, staff.staff_id)
         await self.db.audit(staff.actor, "claim_case", target=f"case:{case_id}")
         await self.handoff.publish("case_claimed", case_id=case_id, by=staff.username)
