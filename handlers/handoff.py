@@ -6,12 +6,16 @@ server process; staff consoles follow ``handoff:events`` (a Redis stream).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +36,7 @@ EVENTS_KEY = "handoff:events"
 RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time
 RECENT_KEEP_S = 86400
 RECENT_LIMIT = 500
+CASE_PHOTO_RE = re.compile(r"^[0-9a-f]{32}\.img$")
 REASON_LABELS = {
     "user_request": "用户要求转人工",
     "face_failed": "刷脸多次失败",
@@ -119,8 +124,10 @@ class HandoffService:
         finally:
             try:
                 await lock.release()
-            except (LockError, *REDIS_ERRORS):
+            except LockError:
                 log.warning("chat lock expired before release")
+            except REDIS_ERRORS:
+                log.warning("chat lock could not be released (redis)")
 
     @property
     def conversations(self) -> ConversationStore:
@@ -210,13 +217,44 @@ class HandoffService:
         conversation.mode = "bot"
         conversation.case_id = None
 
-    async def record_user_message(self, conversation: Conversation, text: str) -> None:
-        """Store a message the user sent while a person is involved and notify staff."""
+    async def record_user_message(self, conversation: Conversation, text: str,
+                                  image: bytes | None = None) -> None:
+        """Store a message the user sent while a person is involved and notify staff.
+
+        A photo is kept under ``data_dir/case_photos/<case>/`` (served to staff only while
+        ``face.photo_retention_days`` allows) and the message says ``[照片 <file>]``."""
         if conversation.case_id is None:
             return
+        parts = [text] if text else []
+        if image is not None:
+            name = await asyncio.to_thread(self._save_case_photo, conversation.case_id, image)
+            parts.append(f"[照片 {name}]")
         async with self.db.session() as session:
-            session.add(CaseMessage(case_id=conversation.case_id, author="user", text=text))
+            session.add(CaseMessage(case_id=conversation.case_id, author="user",
+                                    text="\n".join(parts) or "[空消息]"))
         await self.publish("user_message", case_id=conversation.case_id)
+
+    def case_photo_dir(self, case_id: int) -> Path:
+        return (self.settings.storage.data_dir / "case_photos" / str(case_id)).resolve()
+
+    def _save_case_photo(self, case_id: int, image: bytes) -> str:
+        folder = self.case_photo_dir(case_id)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{uuid.uuid4().hex}.img"
+        (folder / name).write_bytes(image)
+        return name
+
+    def case_photo(self, case_id: int, name: str) -> bytes | None:
+        """A photo a user sent to staff, while retention allows (else None)."""
+        if not CASE_PHOTO_RE.match(name):
+            return None
+        path = self.case_photo_dir(case_id) / name
+        if not path.is_file():
+            return None
+        age_s = time.time() - path.stat().st_mtime
+        if age_s > self.settings.face.photo_retention_days * 86400:
+            return None
+        return path.read_bytes()
 
     async def record_feedback(self, case_id: int, resolved: bool) -> None:
         """The user's answer to "was this resolved?" after staff closed the case."""

@@ -132,7 +132,7 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
             turn.outcome = "handoff_cancelled"
             return
         if turn.msg.content or turn.msg.image is not None:
-            await handoff.record_user_message(conv, turn.msg.content or "[照片]")
+            await handoff.record_user_message(conv, turn.msg.content, image=turn.msg.image)
         position = await handoff.position(conv.case_id) if conv.case_id else None
         text = "您已在排队等人工服务"
         if position:
@@ -144,7 +144,7 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
         turn.outcome = "waiting"
         return
     if conv.mode == "human":
-        await handoff.record_user_message(conv, turn.msg.content or "[照片]")
+        await handoff.record_user_message(conv, turn.msg.content, image=turn.msg.image)
         turn.outcome = "relayed"
         return
     # closed: a person finished; the bot is back. The first answer may be the reply to

@@ -614,3 +614,41 @@ async def test_user_messages_while_human_are_stored_before_staff_read_them(clien
     async with app[keys.SERVICES].db.session() as session:
         count = len(list(await session.scalars(select(CaseMessage).where(CaseMessage.case_id == case["id"]))))
     assert count == 3
+
+
+async def test_photos_sent_to_staff_are_kept_and_shown_only_to_staff(aiohttp_client: Any, client: Any) -> None:
+    import aiohttp
+    from PIL import Image
+
+    app = client.server.app
+    await add_staff(app, "wang")
+    await add_staff(app, "li")
+    await chat(client, "alice", "转人工")
+    [case] = await _login_and_cases(client, "wang")
+    await client.post(f"/api/staff/cases/{case['id']}/claim")
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 60, 30)).save(buffer, "JPEG")
+    form = aiohttp.FormData()
+    form.add_field("user_id", "alice")
+    form.add_field("image", buffer.getvalue(), filename="me.jpg", content_type="image/jpeg")
+    response = await client.post("/api/chat", data=form)
+    assert response.status == 200 and (await response.json())["replies"] == []
+    [message] = await (await client.get(f"/api/staff/cases/{case['id']}/messages")).json()
+    assert message["text"].startswith("[照片 ") and message["text"].endswith(".img]")
+    name = message["text"][4:-1]
+    url = f"/staff/cases/{case['id']}/files/{name}"
+    assert url in await (await client.get(f"/staff/cases/{case['id']}")).text()
+    served = await client.get(url)
+    assert served.status == 200 and await served.read() == buffer.getvalue()
+    assert served.content_type == "image/jpeg"
+    li = await second_client(aiohttp_client, client)
+    await login(li, "li")
+    assert (await li.get(url)).status == 403
+    anonymous = await aiohttp_client(client.server)
+    assert (await anonymous.get(url, allow_redirects=False)).status == 303
+    assert (await client.get(f"/staff/cases/{case['id']}/files/{'0' * 32}.img")).status == 404
+    assert (await client.get(f"/staff/cases/{case['id']}/files/..%2F..%2Fbot.sqlite3")).status == 404
+    stored = app[keys.SERVICES].handoff.case_photo_dir(case["id"]) / name
+    long_ago = stored.stat().st_mtime - (app[keys.SETTINGS].face.photo_retention_days + 1) * 86400
+    os.utime(stored, (long_ago, long_ago))
+    assert (await client.get(url)).status == 404  # past retention: no longer served

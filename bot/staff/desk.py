@@ -9,13 +9,14 @@ written to the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from bot.conversation import Frame
 from bot.errors import BadRequest, Forbidden, NotFound
@@ -132,7 +133,8 @@ class StaffDesk:
         messages = await self.messages(case_id)
         async with self.db.session() as session:
             pensioner = await session.get(Pensioner, case.pensioner_id) if case.pensioner_id else None
-            who = [CertificationAttempt.chat_user.in_([case.conversation_key, case.user_id])]
+            who: list[ColumnElement[bool]] = [
+                CertificationAttempt.chat_user.in_([case.conversation_key, case.user_id])]
             if case.pensioner_id:
                 who.append(CertificationAttempt.pensioner_id == case.pensioner_id)
             attempts = list(await session.scalars(
@@ -162,8 +164,17 @@ class StaffDesk:
         path = (path if path.is_absolute() else data_dir / path).resolve()
         if not path.is_relative_to(data_dir) or not path.is_file():
             raise NotFound("photo file missing", user_message="照片不存在或已超过保存期限。")
-        data = path.read_bytes()
+        data = await asyncio.to_thread(path.read_bytes)
         await self.db.audit(staff.actor, "view_photo", target=f"case:{case_id}", attempt=attempt_id)
+        return data, _image_type(data)
+
+    async def case_file(self, staff: StaffSession, case_id: int, name: str) -> tuple[bytes, str]:
+        """A photo the user sent while staff handled the chat (retention applies)."""
+        await self.visible_case(staff, case_id)
+        data = await asyncio.to_thread(self.handoff.case_photo, case_id, name)
+        if data is None:
+            raise NotFound("no such photo", user_message="照片不存在或已超过保存期限。")
+        await self.db.audit(staff.actor, "view_photo", target=f"case:{case_id}", file=name)
         return data, _image_type(data)
 
     # ------------------------------------------------------------------ acting

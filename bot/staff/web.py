@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -67,6 +68,7 @@ CHANNEL_LABELS = {"web": "网页", "wechat": "微信", "telegram": "Telegram", "
 AUTHOR_LABELS = {"user": "用户", "staff": "工作人员", "bot": "小助手", "note": "内部备注",
                  "feedback": "用户反馈"}
 dumps = functools.partial(json.dumps, ensure_ascii=False)
+PHOTO_MARK = re.compile(r"\[照片 ([0-9a-f]{32}\.img)\]")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -141,6 +143,11 @@ def post_button(staff: StaffSession, action: str, label: str, extra: str = "",
             f'{extra}<button type="submit"{ident}>{escape(label)}</button></form>')
 
 
+def _iso(value: datetime | None) -> str | None:
+    value = aware(value)
+    return value.isoformat() if value else None
+
+
 def case_json(case: Case) -> dict[str, Any]:
     created = aware(case.created_at)
     return {
@@ -148,8 +155,7 @@ def case_json(case: Case) -> dict[str, Any]:
         "reason_label": REASON_LABELS.get(case.reason, case.reason), "status": case.status,
         "channel": case.channel, "created_at": created.isoformat() if created else None,
         "assigned_to": case.assigned_to, "decision": case.decision,
-        "claimed_at": (aware(case.claimed_at) or created).isoformat() if case.claimed_at else None,
-        "closed_at": (aware(case.closed_at) or created).isoformat() if case.closed_at else None,
+        "claimed_at": _iso(case.claimed_at), "closed_at": _iso(case.closed_at),
     }
 
 
@@ -400,7 +406,7 @@ async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Respo
 # ---------------------------------------------------------------- case page
 
 
-def render_messages(ctx_messages: list[CaseMessage], names: dict[int, str], tz: Any) -> str:
+def render_messages(case_id: int, ctx_messages: list[CaseMessage], names: dict[int, str], tz: Any) -> str:
     if not ctx_messages:
         return '<p class="meta">还没有消息。</p>'
     out = []
@@ -408,8 +414,10 @@ def render_messages(ctx_messages: list[CaseMessage], names: dict[int, str], tz: 
         who = AUTHOR_LABELS.get(m.author, m.author)
         if m.staff_id and m.author in ("staff", "note"):
             who += f" {names.get(m.staff_id, '')}"
+        text = PHOTO_MARK.sub(lambda match: f'<img class="photo" alt="用户发来的照片" '
+                              f'src="/staff/cases/{case_id}/files/{match.group(1)}">', escape(m.text))
         out.append(f'<div class="msg {escape(m.author)}"><span class="meta">{escape(who)} · '
-                   f"{escape(fmt_time(m.created_at, tz))}</span>\n{escape(m.text)}</div>")
+                   f"{escape(fmt_time(m.created_at, tz))}</span>\n{text}</div>")
     return "".join(out)
 
 
@@ -546,7 +554,7 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
         claimed_at=escape(fmt_time(case.claimed_at, tz)), closed_at=escape(fmt_time(case.closed_at, tz)),
         decision=decision, actions=_case_actions(staff, ctx),
         transcript=render_transcript(case.transcript or [], tz),
-        messages=render_messages(ctx.messages, ctx.staff_names, tz), reply_box=_reply_box(staff, ctx),
+        messages=render_messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=_reply_box(staff, ctx),
         pensioner=render_pensioner(ctx, tz), evidence=render_evidence(ctx, tz),
         proxy=render_proxy(ctx, tz), decision_box=_decision_box(staff, ctx))
     after = await _last_event_id(request)
@@ -560,7 +568,7 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
     desk = request.app[DESK]
     case = await desk.visible_case(staff, case_id_of(request))
     names = {u.id: u.username for u in await request.app[AUTH].users()}
-    return fragment(render_messages(await desk.messages(case.id), names,
+    return fragment(render_messages(case.id, await desk.messages(case.id), names,
                                     request.app[keys.SERVICES].handoff.tz))
 
 
@@ -593,6 +601,13 @@ async def pull_form(request: web.Request, staff: StaffSession) -> web.StreamResp
     form = await request.post()
     case = await request.app[DESK].pull(staff, form.get("conversation_key"))
     return see_other(f"/staff/cases/{case.id}?msg=已接入")
+
+
+@html_page
+async def case_file(request: web.Request, staff: StaffSession) -> web.Response:
+    data, content_type = await request.app[DESK].case_file(staff, case_id_of(request), request.match_info["name"])
+    return web.Response(body=data, content_type=content_type,
+                        headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"})
 
 
 @html_page
@@ -820,6 +835,7 @@ def setup(app: web.Application) -> None:
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
     r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign}", case_action)
     r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
+    r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
     r.add_post("/staff/pull", pull_form)
     r.add_get("/staff/users", users_page)
     r.add_post("/staff/users", users_add)
