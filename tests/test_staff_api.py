@@ -652,3 +652,20 @@ async def test_photos_sent_to_staff_are_kept_and_shown_only_to_staff(aiohttp_cli
     long_ago = stored.stat().st_mtime - (app[keys.SETTINGS].face.photo_retention_days + 1) * 86400
     os.utime(stored, (long_ago, long_ago))
     assert (await client.get(url)).status == 404  # past retention: no longer served
+
+
+async def test_two_server_processes_share_one_queue(aiohttp_client: Any, tmp_path: Path, clean_backends: Any) -> None:
+    """Two app instances (as two server processes would be) on the same Redis and database."""
+    settings = make_settings(tmp_path, clean_backends)
+    front = await aiohttp_client(create_app(settings))
+    back = await aiohttp_client(create_app(settings))
+    await add_staff(back.server.app, "wang")
+    await chat(front, "alice", "转人工")
+    [case] = await _login_and_cases(back, "wang")
+    assert case["user_id"] == "alice"
+    assert (await back.post(f"/api/staff/cases/{case['id']}/claim")).status == 200
+    assert await chat(front, "alice", "你好，在吗") == []
+    messages = await (await back.get(f"/api/staff/cases/{case['id']}/messages")).json()
+    assert messages[-1]["text"] == "你好，在吗"
+    await back.post(f"/api/staff/cases/{case['id']}/messages", json={"text": "在的"})
+    assert [r["text"] for r in await updates(front, "alice")][-1] == "工作人员：在的"

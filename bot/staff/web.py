@@ -68,6 +68,9 @@ CHANNEL_LABELS = {"web": "网页", "wechat": "微信", "telegram": "Telegram", "
 AUTHOR_LABELS = {"user": "用户", "staff": "工作人员", "bot": "小助手", "note": "内部备注",
                  "feedback": "用户反馈"}
 dumps = functools.partial(json.dumps, ensure_ascii=False)
+EVIDENCE_LABELS = {"attempts": "尝试次数", "quality_codes": "质量问题", "distances": "距离",
+                   "distance": "距离", "threshold": "阈值", "decision": "结果", "model": "模型",
+                   "attempt_ids": "记录编号", "method": "方式"}
 PHOTO_MARK = re.compile(r"\[照片 ([0-9a-f]{32}\.img)\]")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -442,7 +445,7 @@ def render_pensioner(ctx: CaseContext, tz: Any) -> str:
             f"<tr><th>姓名</th><td>{escape(p.name)}</td></tr>"
             f"<tr><th>身份证号</th><td>{escape(mask_id_number(p.id_number))}</td></tr>"
             f"<tr><th>地区</th><td>{escape(p.region or '—')}</td></tr>"
-            f"<tr><th>状态</th><td>{escape(p.status)}</td></tr>"
+            f"<tr><th>状态</th><td>{escape({'active': '正常', 'suspended': '暂停发放'}.get(p.status, p.status))}</td></tr>"
             f"<tr><th>上次认证</th><td>{escape(fmt_time(p.certified_at, tz))}（{escape(p.certified_by or '—')}）</td></tr>"
             f"<tr><th>下次到期</th><td>{escape(str(p.next_due or '—'))}</td></tr></table>")
 
@@ -450,7 +453,7 @@ def render_pensioner(ctx: CaseContext, tz: Any) -> str:
 def render_evidence(ctx: CaseContext, tz: Any) -> str:
     parts = []
     if ctx.case.evidence:
-        items = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
+        items = "".join(f"<tr><th>{escape(EVIDENCE_LABELS.get(str(k), str(k)))}</th><td>{escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
                         for k, v in ctx.case.evidence.items())
         parts.append(f"<table>{items}</table>")
     if ctx.attempts:
