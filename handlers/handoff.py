@@ -164,9 +164,17 @@ class HandoffService:
     async def escalate(self, conversation: Conversation, reason: str, *,
                        pensioner_id: int | None = None, evidence: dict[str, Any] | None = None,
                        proxy: dict[str, Any] | None = None) -> int:
-        """Open a case (or reuse the open one) and put the chat in the waiting queue."""
+        """Open a case (or reuse the open one) and put the chat in the waiting queue.
+
+        Dialogs that end in ``Handoff`` can leave what staff should see in the conversation
+        memory: ``handoff_evidence`` (face attempts, quality codes, distances) and
+        ``handoff_proxy`` (who acts for whom); both are moved into the case."""
         if conversation.case_id and conversation.mode in ("waiting", "human"):
             return conversation.case_id
+        if evidence is None:
+            evidence = conversation.memory.pop("handoff_evidence", None)
+        if proxy is None:
+            proxy = conversation.memory.pop("handoff_proxy", None)
         async with self.db.session() as session:
             case = Case(
                 conversation_key=conversation.key, channel=conversation.channel,

@@ -212,3 +212,22 @@ def test_next_opening_is_told_out_of_hours(tmp_path: Any, clean_backends: Any) -
     assert handoff.next_opening(monday_early) == datetime(2026, 11, 30, 9, 0, tzinfo=tz)
     tuesday_noon = datetime(2026, 12, 1, 12, 0, tzinfo=tz)
     assert handoff.in_office_hours(tuesday_noon) and handoff.next_opening(tuesday_noon) == tuesday_noon
+
+
+async def test_dialogs_leave_evidence_and_proxy_details_for_the_case(testbot: TestBot, services: Services) -> None:
+    pensioner = await services.registry.register("630102195003150020", "张桂兰")
+    conv = await services.conversations.load(testbot.key)
+    conv.memory.update({"pensioner_id": pensioner.id,
+                        "handoff_evidence": {"attempts": 3, "quality_codes": ["face_too_small"]},
+                        "handoff_proxy": {"relationship": "子女"}})
+    conv.log("user", "帮我妈妈刷脸", 40)
+    case_id = await services.handoff.escalate(conv, "face_failed")
+    await services.conversations.save(conv)
+    async with services.db.session() as session:
+        case = await session.get(Case, case_id)
+    assert case is not None and case.reason == "face_failed" and case.pensioner_id == pensioner.id
+    assert case.evidence == {"attempts": 3, "quality_codes": ["face_too_small"]}
+    assert case.proxy == {"relationship": "子女"} and case.transcript[0]["text"] == "帮我妈妈刷脸"
+    assert "handoff_evidence" not in conv.memory
+    await testbot.say("还要等多久")
+    assert "排队" in testbot.text

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp import web
 from sqlalchemy import select
 
@@ -560,6 +561,7 @@ async def test_restart_keeps_the_queue(aiohttp_client: Any, tmp_path: Path, clea
     assert "工作人员" in (await updates(third, "alice"))[0]["text"]
 
 
+@pytest.mark.slow
 def test_cli_adds_staff_with_password_from_stdin(tmp_path: Path, clean_backends: Any,
                                                  monkeypatch: Any) -> None:
     env = {"REDIS_URL": clean_backends.redis_url, "DATABASE_URL": clean_backends.database_url,
