@@ -510,6 +510,9 @@ async def test_events_stream_and_pages_render(client: Any) -> None:
     events = await (await client.get("/api/staff/events", params={"after": start["last"]})).json()
     assert [e["kind"] for e in events["events"]] == ["case_waiting"]
     [case] = await cases(client)
+    for part in ("mine", "done", "recent"):
+        assert (await client.get(f"/staff/fragments/{part}")).status == 200
+    assert "web" in await (await client.get("/staff/fragments/recent")).text()
     queue = await (await client.get("/staff/fragments/queue")).text()
     assert f'/staff/cases/{case["id"]}' in queue and "用户要求转人工" in queue and "网页" in queue
     case_page = await (await client.get(f"/staff/cases/{case['id']}")).text()

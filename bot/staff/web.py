@@ -286,7 +286,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise Forbidden("cross-site login refused", user_message="请求来源不对。")
     form = await request.post()
     username, password = form.get("username"), form.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+    if (not isinstance(username, str) or not isinstance(password, str) or not username or not password
+            or len(username) > 64 or len(password) > 1024):
         error: BotError = BadRequest("username and password required", code="missing_credentials",
                                      user_message="请填写用户名和密码。")
     else:
@@ -354,9 +355,10 @@ async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, s
         mine = [c for c in cases if c.status == "claimed"]
     else:
         mine = [c for c in cases if c.status == "claimed" and c.assigned_to == staff.staff_id]
+    done = [c for c in cases if c.status in ("closed", "cancelled")][:20]
     return {"queue": render_case_rows(waiting, "现在没有排队的案件。"),
             "mine": render_case_rows(mine, "没有正在处理的案件。", names),
-            "recent": await _recent_html(request, staff)}
+            "done": render_case_rows(done, "还没有结束的案件。", names)}
 
 
 async def _recent_html(request: web.Request, staff: StaffSession) -> str:
@@ -390,20 +392,25 @@ async def _last_event_id(request: web.Request) -> str:
 @html_page
 async def queue_page(request: web.Request, staff: StaffSession) -> web.Response:
     parts = await _queue_parts(request, staff)
+    parts["recent"] = await _recent_html(request, staff)
     flash = request.query.get("msg", "")
     body = _template("queue.html").substitute(
         flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "",
-        mine_title="所有处理中的案件" if staff.is_supervisor else "我正在处理的案件", **parts)
+        mine_title="所有处理中的案件" if staff.is_supervisor else "我正在处理的案件",
+        done_title="最近结束的案件（全部）" if staff.is_supervisor else "我最近结束的案件", **parts)
     after = await _last_event_id(request)
     script = ("<script>pollFragments([['queue','/staff/fragments/queue'],['mine','/staff/fragments/mine'],"
-              f"['recent','/staff/fragments/recent']], {json.dumps(after)});</script>")
+              f"['recent','/staff/fragments/recent'],['done','/staff/fragments/done']], "
+              f"{json.dumps(after)});</script>")
     return page(request, "队列", body, staff, script=script)
 
 
 @html_page
 async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Response:
-    parts = await _queue_parts(request, staff)
-    return fragment(parts[request.match_info["part"]])
+    part = request.match_info["part"]
+    if part == "recent":
+        return fragment(await _recent_html(request, staff))
+    return fragment((await _queue_parts(request, staff))[part])
 
 
 # ---------------------------------------------------------------- case page
@@ -833,7 +840,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/staff/logout", logout)
     r.add_get("/staff", queue_page)
     r.add_get("/staff/", queue_page)
-    r.add_get("/staff/fragments/{part:queue|mine|recent}", queue_fragment)
+    r.add_get("/staff/fragments/{part:queue|mine|done|recent}", queue_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}", case_page)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
     r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign}", case_action)
