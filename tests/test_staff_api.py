@@ -238,7 +238,7 @@ async def test_web_relay_both_ways_and_every_state_change(client: Any) -> None:
     after = await chat(client, "alice", "需要带什么材料")
     assert "身份证" in after[0]["text"]
     actions = await audit_actions(app, "staff:wang")
-    assert actions == ["login", "claim_case", "staff_message", "case_note", "case_resolved"]
+    assert actions == ["login", "claim_case", "view_case", "staff_message", "case_note", "case_resolved"]
 
 
 async def test_claim_race_has_one_winner(aiohttp_client: Any, client: Any) -> None:

@@ -551,6 +551,7 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     tz = request.app[keys.SERVICES].handoff.tz
     ctx = await desk.context(staff, case_id_of(request))
     case = ctx.case
+    await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
     decision = f"· 结果：{escape(DECISION_LABELS.get(case.decision or '', case.decision or ''))}" if case.decision else ""
     if case.note:
         decision += f"（{escape(case.note)}）"
@@ -712,6 +713,7 @@ async def api_cases(request: web.Request, staff: StaffSession) -> web.Response:
 @api
 async def api_case(request: web.Request, staff: StaffSession) -> web.Response:
     ctx = await request.app[DESK].context(staff, case_id_of(request))
+    await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{ctx.case.id}")
     body = case_json(ctx.case)
     body.update({
         "transcript": ctx.case.transcript or [], "evidence": ctx.case.evidence or {},
