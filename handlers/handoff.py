@@ -237,9 +237,10 @@ class HandoffService:
         if image is not None:
             name = await asyncio.to_thread(self._save_case_photo, conversation.case_id, image)
             parts.append(f"[照片 {name}]")
+        if not parts:
+            return  # a platform event (subscribe, menu click): nothing for staff to read
         async with self.db.session() as session:
-            session.add(CaseMessage(case_id=conversation.case_id, author="user",
-                                    text="\n".join(parts) or "[空消息]"))
+            session.add(CaseMessage(case_id=conversation.case_id, author="user", text="\n".join(parts)))
         await self.publish("user_message", case_id=conversation.case_id)
 
     def case_photo_dir(self, case_id: int) -> Path:
