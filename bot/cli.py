@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "bot.commands.chat",
     "bot.commands.wechat",
     "bot.commands.telegram",
+    "bot.commands.staff",
 ]
 
 

@@ -6,24 +6,37 @@ server process; staff consoles follow ``handoff:events`` (a Redis stream).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from datetime import datetime, timezone
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from redis.exceptions import LockError
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.conversation import Conversation
+from bot.conversation import Conversation, ConversationStore
+from bot.errors import BotError, StorageUnavailable
 from bot.storage.db import Database
 from bot.storage.models import Case, CaseMessage
-from bot.storage.redis import redis_guard
+from bot.storage.redis import REDIS_ERRORS, redis_guard
 
 log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"
 EVENTS_KEY = "handoff:events"
+RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time
+RECENT_KEEP_S = 86400
+RECENT_LIMIT = 500
+CASE_PHOTO_RE = re.compile(r"^[0-9a-f]{32}\.img$")
 REASON_LABELS = {
     "user_request": "用户要求转人工",
     "face_failed": "刷脸多次失败",
@@ -34,6 +47,15 @@ REASON_LABELS = {
     "family": "代人认证需审核",
 }
 _DAYS = {"Mon": 0, "Tue": 1, "Wed": 2, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
+WEEKDAY_NAMES = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
+
+
+class CaseConflict(BotError):
+    """The case is not in a state that allows this (e.g. someone else claimed it)."""
+
+    status = 409
+    code = "conflict"
+    user_message = "这个案件的状态已经变了，请刷新后再看。"
 
 
 def parse_office_hours(spec: str) -> tuple[set[int], tuple[int, int], tuple[int, int]]:
@@ -67,12 +89,92 @@ class HandoffService:
     def office_hours_text(self) -> str:
         return f"人工服务时间：{self.settings.staff.office_hours.replace('Mon-Fri', '周一至周五')}"
 
+    def next_opening(self, now: datetime | None = None) -> datetime:
+        """When staff are next at work (local time); ``now`` itself during office hours."""
+        now = (now or datetime.now(timezone.utc)).astimezone(self.tz)
+        if self.in_office_hours(now):
+            return now
+        for days_ahead in range(0, 8):
+            day = (now + timedelta(days=days_ahead)).date()
+            opening = datetime(day.year, day.month, day.day, self.opens[0], self.opens[1], tzinfo=self.tz)
+            if day.weekday() in self.office_days and opening > now:
+                return opening
+        return now  # no office days configured: say nothing wrong, just "soon"
+
+    def back_text(self, now: datetime | None = None) -> str:
+        """"工作人员 11月30日（周一）09:00 上班" for out-of-hours messages."""
+        opening = self.next_opening(now)
+        return (f"工作人员{opening.month}月{opening.day}日（{WEEKDAY_NAMES[opening.weekday()]}）"
+                f"{opening:%H:%M}上班")
+
+    @asynccontextmanager
+    async def chat_lock(self, conversation_key: str) -> AsyncIterator[None]:
+        """The pipeline's per-chat lock, so staff changes never interleave with a turn."""
+        timeout = self.settings.conversation.user_lock_timeout_s
+        lock = self.redis.lock(f"lock:{conversation_key}", timeout=timeout, blocking_timeout=timeout,
+                               sleep=0.01)
+        try:
+            acquired = await lock.acquire()
+        except REDIS_ERRORS as exc:
+            raise StorageUnavailable(f"redis: {exc}") from exc
+        if not acquired:
+            raise StorageUnavailable("timed out waiting for the chat lock")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                log.warning("chat lock expired before release")
+            except REDIS_ERRORS:
+                log.warning("chat lock could not be released (redis)")
+
+    @property
+    def conversations(self) -> ConversationStore:
+        return ConversationStore(self.redis, self.settings.conversation.idle_timeout_s)
+
+    @redis_guard
+    async def touch(self, conversation_key: str) -> None:
+        """Remember the chat in the live list staff may pull from."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(RECENT_KEY, {conversation_key: now})
+            pipe.zremrangebyscore(RECENT_KEY, 0, now - RECENT_KEEP_S)
+            pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_LIMIT - 1)
+            await pipe.execute()
+
+    @redis_guard
+    async def recent(self, limit: int = 50) -> list[tuple[str, float]]:
+        """Recently active chats, newest first."""
+        rows = await self.redis.zrevrange(RECENT_KEY, 0, limit - 1, withscores=True)
+        return [(key.decode() if isinstance(key, bytes) else str(key), float(score))
+                for key, score in rows]
+
+    async def sync_queue(self) -> int:
+        """Rebuild the Redis queue from the database (after a Redis loss); returns its size."""
+        cases = await self.waiting_cases()
+        if cases:
+            await self._zadd({str(c.id): c.created_at.timestamp() for c in cases})
+        return len(cases)
+
+    @redis_guard
+    async def _zadd(self, members: dict[str, float]) -> None:
+        await self.redis.zadd(QUEUE_KEY, members, nx=True)
+
     async def escalate(self, conversation: Conversation, reason: str, *,
                        pensioner_id: int | None = None, evidence: dict[str, Any] | None = None,
                        proxy: dict[str, Any] | None = None) -> int:
-        """Open a case (or reuse the open one) and put the chat in the waiting queue."""
+        """Open a case (or reuse the open one) and put the chat in the waiting queue.
+
+        Dialogs that end in ``Handoff`` can leave what staff should see in the conversation
+        memory: ``handoff_evidence`` (face attempts, quality codes, distances) and
+        ``handoff_proxy`` (who acts for whom); both are moved into the case."""
         if conversation.case_id and conversation.mode in ("waiting", "human"):
             return conversation.case_id
+        if evidence is None:
+            evidence = conversation.memory.pop("handoff_evidence", None)
+        if proxy is None:
+            proxy = conversation.memory.pop("handoff_proxy", None)
         async with self.db.session() as session:
             case = Case(
                 conversation_key=conversation.key, channel=conversation.channel,
@@ -123,13 +225,52 @@ class HandoffService:
         conversation.mode = "bot"
         conversation.case_id = None
 
-    async def record_user_message(self, conversation: Conversation, text: str) -> None:
-        """Store a message the user sent while a person is involved and notify staff."""
+    async def record_user_message(self, conversation: Conversation, text: str,
+                                  image: bytes | None = None) -> None:
+        """Store a message the user sent while a person is involved and notify staff.
+
+        A photo is kept under ``data_dir/case_photos/<case>/`` (served to staff only while
+        ``face.photo_retention_days`` allows) and the message says ``[照片 <file>]``."""
         if conversation.case_id is None:
             return
+        parts = [text] if text else []
+        if image is not None:
+            name = await asyncio.to_thread(self._save_case_photo, conversation.case_id, image)
+            parts.append(f"[照片 {name}]")
+        if not parts:
+            return  # a platform event (subscribe, menu click): nothing for staff to read
         async with self.db.session() as session:
-            session.add(CaseMessage(case_id=conversation.case_id, author="user", text=text))
+            session.add(CaseMessage(case_id=conversation.case_id, author="user", text="\n".join(parts)))
         await self.publish("user_message", case_id=conversation.case_id)
+
+    def case_photo_dir(self, case_id: int) -> Path:
+        return (self.settings.storage.data_dir / "case_photos" / str(case_id)).resolve()
+
+    def _save_case_photo(self, case_id: int, image: bytes) -> str:
+        folder = self.case_photo_dir(case_id)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{uuid.uuid4().hex}.img"
+        (folder / name).write_bytes(image)
+        return name
+
+    def case_photo(self, case_id: int, name: str) -> bytes | None:
+        """A photo a user sent to staff, while retention allows (else None)."""
+        if not CASE_PHOTO_RE.match(name):
+            return None
+        path = self.case_photo_dir(case_id) / name
+        if not path.is_file():
+            return None
+        age_s = time.time() - path.stat().st_mtime
+        if age_s > self.settings.face.photo_retention_days * 86400:
+            return None
+        return path.read_bytes()
+
+    async def record_feedback(self, case_id: int, resolved: bool) -> None:
+        """The user's answer to "was this resolved?" after staff closed the case."""
+        async with self.db.session() as session:
+            session.add(CaseMessage(case_id=case_id, author="feedback",
+                                    text="解决了" if resolved else "没解决"))
+        await self.publish("feedback", case_id=case_id, resolved=resolved)
 
     async def waiting_cases(self) -> list[Case]:
         async with self.db.session() as session:

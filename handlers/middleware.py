@@ -18,6 +18,7 @@ import time
 
 from redis.exceptions import LockError
 
+from bot.conversation import Frame
 from bot.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
 from bot.messages import Reply
 from bot.storage.redis import REDIS_ERRORS
@@ -26,6 +27,7 @@ from handlers.pipeline import Middleware, NextStep, Turn
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
+MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
 
 
 async def deduplicate(turn: Turn, next_step: NextStep) -> None:
@@ -125,10 +127,11 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     """While a person handles (or is about to handle) the chat, the bot stays silent."""
     conv = turn.conversation
     assert conv is not None
+    handoff = turn.services.handoff
+    await handoff.touch(conv.key)
     if conv.mode == "bot":
         await next_step()
         return
-    handoff = turn.services.handoff
     cancel = turn.msg.content and match_command(turn.msg.content)
     if conv.mode == "waiting":
         if cancel and cancel.name == "cmd_cancel":
@@ -137,24 +140,55 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
             turn.outcome = "handoff_cancelled"
             return
         if turn.msg.content or turn.msg.image is not None:
-            await handoff.record_user_message(conv, turn.msg.content or "[照片]")
+            await handoff.record_user_message(conv, turn.msg.content, image=turn.msg.image)
         position = await handoff.position(conv.case_id) if conv.case_id else None
         text = "您已在排队等人工服务"
         if position:
             text += f"，前面还有 {position - 1} 位，大约等 {handoff.expected_wait_minutes(position)} 分钟"
         if not handoff.in_office_hours():
-            text += f"。现在不是工作时间，{handoff.office_hours_text()}，工作人员上班后会第一时间回复您"
+            text += (f"。现在不是工作时间（{handoff.office_hours_text()}），"
+                     f"{handoff.back_text()}后会第一时间回复您")
         turn.say(text + "。不想等了请回复“算了”。")
         turn.outcome = "waiting"
         return
     if conv.mode == "human":
-        await handoff.record_user_message(conv, turn.msg.content or "[照片]")
+        await handoff.record_user_message(conv, turn.msg.content, image=turn.msg.image)
         turn.outcome = "relayed"
         return
-    # closed: a person finished; the next message goes to the bot again.
+    # closed: a person finished; the bot is back. The first answer may be the reply to
+    # "was this resolved?" (asked when staff closed the case); it is recorded.
     conv.mode = "bot"
     conv.case_id = None
+    survey_case = conv.memory.pop("survey_case", None)
+    answer = survey_answer(turn.msg.content) if survey_case else None
+    if survey_case and answer is not None:
+        await handoff.record_feedback(int(survey_case), answer)
+        turn.events.append({"action": "handoff_feedback", "target": f"case:{survey_case}",
+                            "resolved": answer})
+        turn.outcome = "feedback"
+        conv.stack = [Frame(dialog="main_menu", state="choose")]
+        if answer:
+            turn.say("太好了！谢谢您的反馈。还有什么可以帮您？请回复数字选择：", MENU_LABELS)
+        else:
+            turn.say("抱歉没能帮您解决好。您可以回复“转人工”再找工作人员，或者回复数字选择：",
+                     MENU_LABELS)
+        return
     await next_step()
+
+
+SURVEY_OPTIONS = ["解决了", "还没解决"]
+_SURVEY_YES = {"1", "解决了", "解决", "已解决", "好了", "是", "是的", "嗯", "好", "可以了"}
+_SURVEY_NO = {"2", "还没解决", "没解决", "没有解决", "没有", "不是", "否", "还没有"}
+
+
+def survey_answer(text: str) -> bool | None:
+    """"解决了"/1 -> True, "还没解决"/2 -> False, anything else -> None."""
+    cleaned = text.strip().strip("。！!.，, ").replace("回复", "").strip()
+    if cleaned in _SURVEY_YES:
+        return True
+    if cleaned in _SURVEY_NO:
+        return False
+    return None
 
 
 async def understand(turn: Turn, next_step: NextStep) -> None:

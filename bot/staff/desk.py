@@ -1,0 +1,422 @@
+"""What staff do with cases: claim, relay, notes, decisions, hand back, pull, reassign.
+
+Every change of a case is a conditional UPDATE (``... WHERE status = 'claimed'``), so two
+staff racing on one case cannot both win, whichever server process they use. The chat's
+conversation state in Redis changes under the pipeline's own per-chat lock. Messages to
+the user go through ``services.outbox.push`` (the user's own channel). Every action is
+written to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, update
+
+from bot.conversation import Frame
+from bot.errors import BadRequest, Forbidden, NotFound
+from bot.messages import Reply
+from bot.services import Services
+from bot.staff.auth import StaffSession
+from bot.storage.models import (
+    Case,
+    CaseMessage,
+    CertificationAttempt,
+    Pensioner,
+    ProxyLink,
+    StaffUser,
+)
+from dialogs.menu import MENU_ITEMS
+from handlers.handoff import CaseConflict
+from handlers.middleware import SURVEY_OPTIONS
+
+DECISIONS = ("approved", "rejected", "resolved")
+MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
+CONVERSATION_KEY_RE = re.compile(r"^[a-z]{2,16}:[A-Za-z0-9_.:@\-]{1,128}$")
+STAFF_PREFIX = "工作人员："
+GREETING = "您好，我是社保经办机构的工作人员，已经看到您的问题，接下来由我为您服务。"
+QUICK_REPLIES = [
+    "您好，请问有什么可以帮您？",
+    "请把身份证号码和姓名发给我核对一下。",
+    "请在光线明亮的地方，正对手机重新拍一张正脸照片发给我。",
+    "我们正在核实，请稍等几分钟。",
+    "您也可以带上身份证到社区或社保经办机构现场办理。",
+]
+
+
+@dataclass
+class CaseContext:
+    """Everything the case view shows besides the case row itself."""
+
+    case: Case
+    messages: list[CaseMessage]
+    pensioner: Pensioner | None
+    attempts: list[CertificationAttempt]
+    proxies: list[ProxyLink]
+    assignee: str | None
+    staff_names: dict[int, str] = field(default_factory=dict)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def photo_available(attempt: CertificationAttempt, now: datetime | None = None) -> bool:
+    """A photo is shown only while its retention lasts."""
+    expires = aware(attempt.photo_expires_at)
+    return bool(attempt.photo_path) and expires is not None and expires > (now or datetime.now(timezone.utc))
+
+
+def due_text(due: date) -> str:
+    return f"{due.year}年{due.month}月{due.day}日"
+
+
+class StaffDesk:
+    """Case work for one application; stateless apart from the shared services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.db = services.db
+        self.handoff = services.handoff
+
+    # ------------------------------------------------------------------ reading
+
+    async def get_case(self, case_id: int) -> Case:
+        async with self.db.session() as session:
+            case = await session.get(Case, case_id)
+        if case is None:
+            raise NotFound(f"case {case_id}", user_message="没有这个案件。")
+        return case
+
+    @staticmethod
+    def can_see(staff: StaffSession, case: Case) -> bool:
+        """Agents see the waiting queue and their own cases; supervisors see everything."""
+        return staff.is_supervisor or case.status == "waiting" or case.assigned_to == staff.staff_id
+
+    async def visible_case(self, staff: StaffSession, case_id: int) -> Case:
+        case = await self.get_case(case_id)
+        if not self.can_see(staff, case):
+            raise Forbidden(f"case {case_id} belongs to someone else",
+                            user_message="这个案件由其他工作人员处理。")
+        return case
+
+    async def list_cases(self, staff: StaffSession, status: str | None = None) -> list[Case]:
+        """Waiting cases oldest first, then the others newest first."""
+        query = select(Case)
+        if not staff.is_supervisor:
+            query = query.where(or_(Case.status == "waiting", Case.assigned_to == staff.staff_id))
+        if status:
+            query = query.where(Case.status == status)
+        async with self.db.session() as session:
+            rows = list(await session.scalars(query.order_by(Case.created_at.desc()).limit(500)))
+        waiting = sorted((c for c in rows if c.status == "waiting"), key=lambda c: (c.created_at, c.id))
+        others = [c for c in rows if c.status != "waiting"]
+        return waiting + others
+
+    async def messages(self, case_id: int, after_id: int = 0) -> list[CaseMessage]:
+        async with self.db.session() as session:
+            return list(await session.scalars(
+                select(CaseMessage).where(CaseMessage.case_id == case_id, CaseMessage.id > after_id)
+                .order_by(CaseMessage.id)))
+
+    async def context(self, staff: StaffSession, case_id: int) -> CaseContext:
+        """Case, messages, pensioner record, face evidence and proxy details."""
+        case = await self.visible_case(staff, case_id)
+        messages = await self.messages(case_id)
+        async with self.db.session() as session:
+            pensioner = await session.get(Pensioner, case.pensioner_id) if case.pensioner_id else None
+            who: list[ColumnElement[bool]] = [
+                CertificationAttempt.chat_user.in_([case.conversation_key, case.user_id])]
+            if case.pensioner_id:
+                who.append(CertificationAttempt.pensioner_id == case.pensioner_id)
+            attempts = list(await session.scalars(
+                select(CertificationAttempt).where(or_(*who))
+                .order_by(CertificationAttempt.created_at.desc()).limit(20)))
+            proxies = list(await session.scalars(
+                select(ProxyLink).where(ProxyLink.proxy_key == case.conversation_key,
+                                        ProxyLink.removed_at.is_(None))))
+            staff_rows = list(await session.scalars(select(StaffUser)))
+        names = {u.id: u.username for u in staff_rows}
+        return CaseContext(case=case, messages=messages, pensioner=pensioner, attempts=attempts,
+                           proxies=proxies, assignee=names.get(case.assigned_to or -1),
+                           staff_names=names)
+
+    async def photo(self, staff: StaffSession, case_id: int, attempt_id: int) -> tuple[bytes, str]:
+        """The photo of one attempt of this case, while retention allows."""
+        case = await self.visible_case(staff, case_id)
+        async with self.db.session() as session:
+            attempt = await session.get(CertificationAttempt, attempt_id)
+        linked = attempt is not None and (
+            attempt.chat_user in (case.conversation_key, case.user_id)
+            or (case.pensioner_id is not None and attempt.pensioner_id == case.pensioner_id))
+        if attempt is None or not linked or not photo_available(attempt):
+            raise NotFound("no photo", user_message="照片不存在或已超过保存期限。")
+        data_dir = self.services.settings.storage.data_dir.resolve()
+        path = Path(attempt.photo_path or "")
+        path = (path if path.is_absolute() else data_dir / path).resolve()
+        if not path.is_relative_to(data_dir) or not path.is_file():
+            raise NotFound("photo file missing", user_message="照片不存在或已超过保存期限。")
+        data = await asyncio.to_thread(path.read_bytes)
+        await self.db.audit(staff.actor, "view_photo", target=f"case:{case_id}", attempt=attempt_id)
+        return data, _image_type(data)
+
+    async def case_file(self, staff: StaffSession, case_id: int, name: str) -> tuple[bytes, str]:
+        """A photo the user sent while staff handled the chat (retention applies)."""
+        await self.visible_case(staff, case_id)
+        data = await asyncio.to_thread(self.handoff.case_photo, case_id, name)
+        if data is None:
+            raise NotFound("no such photo", user_message="照片不存在或已超过保存期限。")
+        await self.db.audit(staff.actor, "view_photo", target=f"case:{case_id}", file=name)
+        return data, _image_type(data)
+
+    # ------------------------------------------------------------------ acting
+
+    def _require_handler(self, staff: StaffSession, case: Case) -> None:
+        if case.status != "claimed":
+            raise CaseConflict(f"case {case.id} is {case.status}",
+                               user_message="这个案件现在不能这样操作（还没认领或已经结束）。")
+        if case.assigned_to != staff.staff_id and not staff.is_supervisor:
+            raise Forbidden(f"case {case.id} belongs to someone else",
+                            user_message="这个案件由其他工作人员处理。")
+
+    async def claim(self, staff: StaffSession, case_id: int) -> Case:
+        """Take a waiting case; exactly one of several racing staff wins (409 for the rest)."""
+        case = await self.get_case(case_id)  # a case claimed by someone else is a 409, not a 403
+        await self._take(case, staff.staff_id)
+        await self.db.audit(staff.actor, "claim_case", target=f"case:{case_id}")
+        await self.handoff.publish("case_claimed", case_id=case_id, by=staff.username)
+        await self.services.outbox.push(case.conversation_key, [Reply(GREETING)])
+        return await self.get_case(case_id)
+
+    async def _take(self, case: Case, staff_id: int) -> None:
+        """waiting -> claimed for ``staff_id`` and the chat -> ``human``, atomically."""
+        if case.status != "waiting":
+            raise CaseConflict(f"case {case.id} is {case.status}", user_message="这个案件已经被别人认领了。")
+        async with self.handoff.chat_lock(case.conversation_key):
+            async with self.db.session() as session:
+                result = await session.execute(
+                    update(Case).where(Case.id == case.id, Case.status == "waiting")
+                    .values(status="claimed", assigned_to=staff_id, claimed_at=datetime.now(timezone.utc)))
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise CaseConflict(f"case {case.id} was claimed by someone else",
+                                       user_message="这个案件已经被别人认领了。")
+            conversations = self.handoff.conversations
+            conv = await conversations.load(case.conversation_key)
+            conv.mode = "human"
+            conv.case_id = case.id
+            conv.stack.clear()
+            await conversations.save(conv)
+        await self.handoff.dequeue(case.id)
+
+    def _text(self, value: Any, what: str = "text") -> str:
+        limit = self.services.settings.server.max_text_chars
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest(f"{what} must be a non-empty string", code=f"invalid_{what}",
+                             user_message="内容不能为空。")
+        if len(value) > limit:
+            raise BadRequest(f"{what} longer than {limit}", code=f"{what}_too_long",
+                             user_message=f"内容太长了，请不要超过{limit}个字。")
+        return value.strip()
+
+    async def reply(self, staff: StaffSession, case_id: int, text: Any) -> CaseMessage:
+        """Send a message to the user through their own channel."""
+        body = self._text(text)
+        case = await self.visible_case(staff, case_id)
+        self._require_handler(staff, case)
+        async with self.db.session() as session:
+            message = CaseMessage(case_id=case_id, author="staff", staff_id=staff.staff_id, text=body)
+            session.add(message)
+        await self.services.outbox.push(case.conversation_key, [Reply(STAFF_PREFIX + body)])
+        await self.db.audit(staff.actor, "staff_message", target=f"case:{case_id}", chars=len(body))
+        await self.handoff.publish("staff_message", case_id=case_id, by=staff.username)
+        return message
+
+    async def note(self, staff: StaffSession, case_id: int, text: Any) -> CaseMessage:
+        """An internal note; the user never sees it."""
+        body = self._text(text, "note")
+        case = await self.visible_case(staff, case_id)
+        if case.status == "waiting" and not staff.is_supervisor:
+            raise CaseConflict("claim the case first", user_message="请先认领这个案件。")
+        async with self.db.session() as session:
+            message = CaseMessage(case_id=case_id, author="note", staff_id=staff.staff_id, text=body)
+            session.add(message)
+        await self.db.audit(staff.actor, "case_note", target=f"case:{case_id}")
+        await self.handoff.publish("case_note", case_id=case_id, by=staff.username)
+        return message
+
+    async def _close(self, case: Case, status_from: str, decision: str, note: str | None,
+                     mode: str) -> None:
+        """Close the case (conditionally) and put the chat back to ``mode``."""
+        async with self.handoff.chat_lock(case.conversation_key):
+            async with self.db.session() as session:
+                result = await session.execute(
+                    update(Case).where(Case.id == case.id, Case.status == status_from)
+                    .values(status="closed", decision=decision, note=note or None,
+                            closed_at=datetime.now(timezone.utc)))
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise CaseConflict(f"case {case.id} changed meanwhile",
+                                       user_message="这个案件的状态已经变了，请刷新后再看。")
+            conversations = self.handoff.conversations
+            conv = await conversations.load(case.conversation_key)
+            if conv.case_id in (case.id, None) and conv.mode in ("waiting", "human") or conv.is_new:
+                conv.case_id = None
+                conv.stack.clear()
+                conv.misunderstood = 0
+                conv.mode = mode
+                if mode == "closed":
+                    conv.memory["survey_case"] = case.id
+                else:
+                    conv.stack = [Frame(dialog="main_menu", state="choose")]
+                await conversations.save(conv)
+        if status_from == "waiting":
+            await self.handoff.dequeue(case.id)
+
+    async def resolve(self, staff: StaffSession, case_id: int, decision: Any, note: Any) -> Case:
+        """Decide the case: approved (certified by staff), rejected (reason sent), resolved."""
+        if decision not in DECISIONS:
+            raise BadRequest(f"decision must be one of {DECISIONS}", code="invalid_decision",
+                             user_message="处理结果不对。")
+        if note is not None and not isinstance(note, str):
+            raise BadRequest("note must be a string", code="invalid_note", user_message="备注格式不对。")
+        note_text = (note or "").strip()
+        if len(note_text) > self.services.settings.server.max_text_chars:
+            raise BadRequest("note too long", code="note_too_long", user_message="备注太长了。")
+        if decision == "rejected" and not note_text:
+            raise BadRequest("a rejection needs the reason", code="reason_required",
+                             user_message="不通过时请写明原因，会发给用户。")
+        case = await self.visible_case(staff, case_id)
+        self._require_handler(staff, case)
+        if decision == "approved" and case.pensioner_id is None:
+            raise CaseConflict("no pensioner linked to this case",
+                               user_message="这个案件没有关联退休人员，不能审核通过。")
+        await self._close(case, "claimed", decision, note_text, "closed")
+        replies: list[Reply] = []
+        details: dict[str, Any] = {"decision": decision}
+        if decision == "approved":
+            assert case.pensioner_id is not None
+            try:
+                due = await self.services.registry.mark_certified(case.pensioner_id, by=staff.actor)
+            except Exception:
+                async with self.db.session() as session:  # undo: the case is still open
+                    await session.execute(update(Case).where(Case.id == case_id).values(
+                        status="claimed", decision=None, closed_at=None))
+                raise
+            details["next_due"] = due.isoformat()
+            replies.append(Reply(f"好消息：工作人员已经人工审核通过，今年的养老待遇资格认证完成了。"
+                                 f"下次请在{due_text(due)}前再认证。"))
+        elif decision == "rejected":
+            replies.append(Reply(f"工作人员审核后，这次认证没有通过。原因：{note_text}\n"
+                                 "您可以按上面说的重新办理，或带上身份证到社区、社保经办机构现场认证。"))
+        else:
+            replies.append(Reply("工作人员已经处理完您的问题。"))
+        replies.append(Reply("问题解决了吗？请回复数字：", list(SURVEY_OPTIONS)))
+        async with self.db.session() as session:
+            for reply in replies:
+                session.add(CaseMessage(case_id=case_id, author="bot", text=reply.as_plain_text()))
+        await self.services.outbox.push(case.conversation_key, replies)
+        await self.db.audit(staff.actor, f"case_{decision}", target=f"case:{case_id}", **details)
+        await self.handoff.publish("case_closed", case_id=case_id, decision=decision, by=staff.username)
+        return await self.get_case(case_id)
+
+    async def hand_back(self, staff: StaffSession, case_id: int) -> Case:
+        """Give the chat back to the bot without a decision."""
+        case = await self.visible_case(staff, case_id)
+        if case.status == "waiting" and staff.is_supervisor:
+            status_from = "waiting"
+        else:
+            self._require_handler(staff, case)
+            status_from = "claimed"
+        await self._close(case, status_from, "handed_back", None, "bot")
+        text = "工作人员已经把对话交还给小助手。还有什么可以帮您？请回复数字选择："
+        async with self.db.session() as session:
+            session.add(CaseMessage(case_id=case_id, author="bot", text=text))
+        await self.services.outbox.push(case.conversation_key, [Reply(text, list(MENU_LABELS))])
+        await self.db.audit(staff.actor, "hand_back", target=f"case:{case_id}")
+        await self.handoff.publish("case_closed", case_id=case_id, decision="handed_back",
+                                   by=staff.username)
+        return await self.get_case(case_id)
+
+    async def assign(self, staff: StaffSession, case_id: int, username: Any) -> Case:
+        """Supervisor: give a waiting or claimed case to another staff member."""
+        if not staff.is_supervisor:
+            raise Forbidden("supervisors only", user_message="只有主管可以重新分配。")
+        if not isinstance(username, str) or not username:
+            raise BadRequest("username required", code="invalid_username", user_message="请选择工作人员。")
+        async with self.db.session() as session:
+            target = await session.scalar(select(StaffUser).where(StaffUser.username == username,
+                                                                  StaffUser.active.is_(True)))
+        if target is None:
+            raise BadRequest("no such active staff member", code="unknown_user", status=404,
+                             user_message="没有这个工作人员。")
+        case = await self.get_case(case_id)
+        if case.status == "waiting":
+            await self._take(case, target.id)
+            await self.services.outbox.push(case.conversation_key, [Reply(GREETING)])
+        elif case.status == "claimed":
+            async with self.db.session() as session:
+                result = await session.execute(update(Case).where(Case.id == case_id, Case.status == "claimed")
+                                               .values(assigned_to=target.id))
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise CaseConflict("case changed meanwhile")
+        else:
+            raise CaseConflict(f"case {case_id} is {case.status}", user_message="这个案件已经结束了。")
+        await self.db.audit(staff.actor, "assign_case", target=f"case:{case_id}", to=target.username)
+        await self.handoff.publish("case_assigned", case_id=case_id, to=target.username)
+        return await self.get_case(case_id)
+
+    async def pull(self, staff: StaffSession, conversation_key: Any) -> Case:
+        """Take over a live chat from the recent list (a case with reason ``staff_pull``)."""
+        if not isinstance(conversation_key, str) or not CONVERSATION_KEY_RE.match(conversation_key):
+            raise BadRequest("conversation_key must look like channel:user", code="invalid_conversation",
+                             user_message="对话标识不对。")
+        conversations = self.handoff.conversations
+        async with self.handoff.chat_lock(conversation_key):
+            conv = await conversations.load(conversation_key)
+            if conv.is_new:
+                raise NotFound("no live conversation", user_message="这个对话已经结束了。")
+            if conv.mode == "human":
+                raise CaseConflict("a person already handles this chat", user_message="已经有工作人员在处理这个对话。")
+            now = datetime.now(timezone.utc)
+            async with self.db.session() as session:
+                if conv.mode == "waiting" and conv.case_id:
+                    result = await session.execute(
+                        update(Case).where(Case.id == conv.case_id, Case.status == "waiting")
+                        .values(status="claimed", assigned_to=staff.staff_id, claimed_at=now))
+                    if result.rowcount != 1:  # type: ignore[attr-defined]
+                        raise CaseConflict("case claimed meanwhile", user_message="这个案件已经被别人认领了。")
+                    case_id = conv.case_id
+                else:
+                    case = Case(conversation_key=conversation_key, channel=conv.channel, user_id=conv.user_id,
+                                reason="staff_pull", status="claimed", assigned_to=staff.staff_id,
+                                claimed_at=now, pensioner_id=conv.memory.get("pensioner_id"),
+                                transcript=list(conv.transcript), evidence={}, proxy={})
+                    session.add(case)
+                    await session.flush()
+                    case_id = case.id
+            conv.mode = "human"
+            conv.case_id = case_id
+            conv.stack.clear()
+            await conversations.save(conv)
+        await self.handoff.dequeue(case_id)
+        await self.services.outbox.push(conversation_key, [Reply(GREETING)])
+        await self.db.audit(staff.actor, "pull_chat", target=f"case:{case_id}")
+        await self.handoff.publish("case_claimed", case_id=case_id, by=staff.username, pulled=True)
+        return await self.get_case(case_id)
+
+
+def _image_type(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"

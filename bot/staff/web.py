@@ -1,0 +1,867 @@
+"""The staff console (``/staff``, server-rendered Chinese pages) and its JSON API.
+
+Pages: ``/staff/login``, ``/staff`` (queue, my cases, live chats), ``/staff/cases/{id}``,
+``/staff/users`` (supervisors). Live updates: a small script polls ``/api/staff/events``,
+which reads the Redis stream ``handoff:events``, and re-fetches server-rendered fragments.
+
+API (stable): ``POST /staff/login`` (form ``username``, ``password``) sets the session
+cookie; ``GET /api/staff/cases``; ``POST /api/staff/cases/{id}/claim``;
+``POST /api/staff/cases/{id}/messages`` ``{"text"}``; ``POST /api/staff/cases/{id}/resolve``
+``{"decision", "note"}``. Without a session: 401 JSON; bad input: 4xx JSON.
+
+CSRF protection:
+- The session cookie is ``HttpOnly`` and ``SameSite=Strict`` (``Secure`` when
+  ``staff.secure_cookies``), so browsers never send it on cross-site requests.
+- Every form of the pages carries the session's CSRF token (field ``csrf``); a form POST
+  without the right token is refused with 403.
+- JSON API POSTs: a request that sends ``X-CSRF-Token`` must send the right one (the
+  pages' script always does). Tools that drive the API with only the cookie are accepted
+  when the request is not cross-site: an ``Origin`` (or ``Referer``) header, when
+  present, must name this host, and ``Sec-Fetch-Site``, when present, must be
+  ``same-origin`` or ``none``. Browsers always send these on cross-site POSTs, so a
+  foreign page cannot forge one; ``GET /api/staff/me`` returns the token for tools
+  that want to send it.
+- ``POST /staff/login`` itself is refused when its ``Origin`` names another site.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from bot import keys
+from bot.errors import BadRequest, BotError, Forbidden, Unauthorized
+from bot.logs import mask, mask_id_number
+from bot.staff.auth import LockedOut, LoginFailed, StaffAuth, StaffSession
+from bot.staff.desk import (
+    DECISIONS,
+    QUICK_REPLIES,
+    CaseContext,
+    StaffDesk,
+    aware,
+    photo_available,
+)
+from bot.storage.models import Case, CaseMessage
+from handlers.handoff import EVENTS_KEY, REASON_LABELS
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+COOKIE = "staff_session"
+CSRF_HEADER = "X-CSRF-Token"
+AUTH = web.AppKey("staff_auth", StaffAuth)
+DESK = web.AppKey("staff_desk", StaffDesk)
+STATUS_LABELS = {"waiting": "排队中", "claimed": "处理中", "closed": "已结束", "cancelled": "用户已取消"}
+DECISION_LABELS = {"approved": "审核通过", "rejected": "不通过", "resolved": "已解决（无认证结论）",
+                   "handed_back": "交还小助手"}
+CHANNEL_LABELS = {"web": "网页", "wechat": "微信", "telegram": "Telegram", "cli": "终端"}
+AUTHOR_LABELS = {"user": "用户", "staff": "工作人员", "bot": "小助手", "note": "内部备注",
+                 "feedback": "用户反馈"}
+dumps = functools.partial(json.dumps, ensure_ascii=False)
+EVIDENCE_LABELS = {"attempts": "尝试次数", "quality_codes": "质量问题", "distances": "距离",
+                   "distance": "距离", "threshold": "阈值", "decision": "结果", "model": "模型",
+                   "attempt_ids": "记录编号", "method": "方式"}
+PHOTO_MARK = re.compile(r"\[照片 ([0-9a-f]{32}\.img)\]")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@functools.cache
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text(encoding="utf-8"))
+
+
+def fmt_time(value: datetime | float | None, tz: Any = None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    value = aware(value)
+    assert value is not None
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if tz else value.strftime("%Y-%m-%d %H:%M")
+
+
+def waited(created: datetime) -> str:
+    seconds = max(0, int(time.time() - (aware(created) or created).timestamp()))
+    if seconds < 60:
+        return "不到1分钟"
+    if seconds < 3600:
+        return f"{seconds // 60}分钟"
+    return f"{seconds // 3600}小时{seconds % 3600 // 60}分钟"
+
+
+def page(request: web.Request, title: str, body: str, staff: StaffSession | None = None,
+         status: int = 200, script: str = "") -> web.Response:
+    """The layout around ``body`` (already-escaped HTML)."""
+    nav = ""
+    if staff is not None:
+        links = ['<a href="/staff">队列</a>']
+        if staff.is_supervisor:
+            links.append('<a href="/staff/users">工作人员</a>')
+        nav = " ".join(links) + (
+            f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
+            f' <form method="post" action="/staff/logout"><input type="hidden" name="csrf" '
+            f'value="{escape(staff.csrf)}"><button type="submit">退出</button></form></span>')
+    html = _template("layout.html").substitute(
+        title=escape(title), nav=nav, body=body, script=script,
+        csrf=escape(staff.csrf) if staff else "")
+    response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def see_other(location: str) -> web.Response:
+    """A 303 redirect (a plain response, so cookies set on it are kept)."""
+    return web.Response(status=303, headers={"Location": quote(location, safe="/?=&")})
+
+
+def fragment(html: str) -> web.Response:
+    response = web.Response(text=html, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def hidden_csrf(staff: StaffSession) -> str:
+    return f'<input type="hidden" name="csrf" value="{escape(staff.csrf)}">'
+
+
+def post_button(staff: StaffSession, action: str, label: str, extra: str = "",
+                button_id: str = "") -> str:
+    ident = f' id="{button_id}"' if button_id else ""
+    return (f'<form method="post" action="{escape(action)}" style="display:inline">{hidden_csrf(staff)}'
+            f'{extra}<button type="submit"{ident}>{escape(label)}</button></form>')
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = aware(value)
+    return value.isoformat() if value else None
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    created = aware(case.created_at)
+    return {
+        "id": case.id, "user_id": case.user_id, "reason": case.reason,
+        "reason_label": REASON_LABELS.get(case.reason, case.reason), "status": case.status,
+        "channel": case.channel, "created_at": created.isoformat() if created else None,
+        "assigned_to": case.assigned_to, "decision": case.decision,
+        "claimed_at": _iso(case.claimed_at), "closed_at": _iso(case.closed_at),
+    }
+
+
+def message_json(message: CaseMessage) -> dict[str, Any]:
+    created = aware(message.created_at)
+    return {"id": message.id, "author": message.author, "text": message.text,
+            "created_at": created.isoformat() if created else None}
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def same_site(request: web.Request) -> bool:
+    """False when the browser says this request comes from another site."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
+    for header in ("Origin", "Referer"):
+        value = request.headers.get(header)
+        if value is None:
+            continue
+        if value == "null":
+            return False
+        allowed = {request.host}
+        public = request.app[keys.SETTINGS].server.public_base_url
+        if public:
+            allowed.add(urlsplit(public).netloc)
+        return urlsplit(value).netloc in allowed
+    return True
+
+
+async def current_staff(request: web.Request) -> StaffSession | None:
+    return await request.app[AUTH].load_session(request.cookies.get(COOKIE))
+
+
+def _require_csrf_form(staff: StaffSession, form: Any) -> None:
+    token = form.get("csrf")
+    if not isinstance(token, str) or not hmac.compare_digest(token, staff.csrf):
+        raise Forbidden("missing or wrong CSRF token", user_message="页面已过期，请刷新后再试。")
+
+
+def _require_csrf_api(request: web.Request, staff: StaffSession) -> None:
+    token = request.headers.get(CSRF_HEADER)
+    if token is not None:
+        if not hmac.compare_digest(token, staff.csrf):
+            raise Forbidden("wrong CSRF token", user_message="页面已过期，请刷新后再试。")
+        return
+    if not same_site(request):
+        raise Forbidden("cross-site request refused", user_message="请求来源不对。")
+
+
+def api(handler: Callable[[web.Request, StaffSession], Awaitable[web.StreamResponse]]) -> Handler:
+    """A JSON endpoint that needs a session (401 JSON) and, for POSTs, passes the CSRF check."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        staff = await current_staff(request)
+        if staff is None:
+            raise Unauthorized("no staff session", user_message="请先登录。")
+        if request.method == "POST":
+            _require_csrf_api(request, staff)
+        return await handler(request, staff)
+
+    return wrapper
+
+
+def html_page(handler: Callable[[web.Request, StaffSession], Awaitable[web.StreamResponse]]) -> Handler:
+    """A page that needs a session (redirect to login); form POSTs need the CSRF token.
+
+    Deliberate errors become a Chinese error page instead of JSON."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        staff = await current_staff(request)
+        if staff is None:
+            if request.method == "GET":
+                raise web.HTTPSeeOther("/staff/login")
+            return page(request, "请先登录", _template("error.html").substitute(
+                title="请先登录", message="登录已过期，请重新登录。"), status=401)
+        try:
+            if request.method == "POST":
+                _require_csrf_form(staff, await request.post())
+            return await handler(request, staff)
+        except BotError as exc:
+            if exc.status >= 500:
+                raise
+            return page(request, "操作没有成功", _template("error.html").substitute(
+                title="操作没有成功", message=escape(exc.user_message)), staff, status=exc.status)
+
+    return wrapper
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"invalid JSON: {exc}", code="invalid_json", user_message="请求格式不对。") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object", code="invalid_json", user_message="请求格式不对。")
+    return body
+
+
+def case_id_of(request: web.Request) -> int:
+    return int(request.match_info["case_id"])
+
+
+# ---------------------------------------------------------------- login / logout
+
+
+async def login_page(request: web.Request) -> web.Response:
+    if await current_staff(request) is not None:
+        raise web.HTTPSeeOther("/staff")
+    return page(request, "登录", _template("login.html").substitute(error=""))
+
+
+def _wants_json(request: web.Request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Form ``username`` + ``password``; sets the session cookie."""
+    settings = request.app[keys.SETTINGS]
+    if not same_site(request):
+        raise Forbidden("cross-site login refused", user_message="请求来源不对。")
+    form = await request.post()
+    username, password = form.get("username"), form.get("password")
+    if (not isinstance(username, str) or not isinstance(password, str) or not username or not password
+            or len(username) > 64 or len(password) > 1024):
+        error: BotError = BadRequest("username and password required", code="missing_credentials",
+                                     user_message="请填写用户名和密码。")
+    else:
+        try:
+            user = await request.app[AUTH].authenticate(username.strip(), password)
+        except (LoginFailed, LockedOut) as exc:
+            error = exc
+        else:
+            staff = await request.app[AUTH].start_session(user)
+            await request.app[keys.SERVICES].db.audit(staff.actor, "login")
+            if _wants_json(request):
+                response = web.json_response({"username": staff.username, "role": staff.role,
+                                              "csrf_token": staff.csrf})
+            else:
+                response = see_other("/staff")
+            response.set_cookie(COOKIE, staff.token, httponly=True, samesite="Strict", path="/",
+                                secure=settings.staff.secure_cookies,
+                                max_age=settings.staff.session_ttl_s)
+            return response
+    if _wants_json(request):
+        return web.json_response({"error": error.code, "message": error.user_message}, status=error.status)
+    body = _template("login.html").substitute(error=f'<p class="error">{escape(error.user_message)}</p>')
+    return page(request, "登录", body, status=error.status)
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    staff = await current_staff(request)
+    if staff is not None:
+        _require_csrf_form(staff, await request.post())
+        await request.app[AUTH].end_session(staff.token)
+        await request.app[keys.SERVICES].db.audit(staff.actor, "logout")
+    response = see_other("/staff/login")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+# ---------------------------------------------------------------- queue page
+
+
+def render_case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None) -> str:
+    if not cases:
+        return f"<p>{escape(empty)}</p>"
+    rows = []
+    for case in cases:
+        who = escape((names or {}).get(case.assigned_to or -1, "—"))
+        rows.append(
+            f'<tr data-case="{case.id}"><td><a href="/staff/cases/{case.id}">#{case.id}</a></td>'
+            f"<td>{escape(REASON_LABELS.get(case.reason, case.reason))}</td>"
+            f"<td>{escape(CHANNEL_LABELS.get(case.channel, case.channel))}</td>"
+            f'<td class="status-{escape(case.status)}">{escape(STATUS_LABELS.get(case.status, case.status))}</td>'
+            f"<td>{escape(waited(case.created_at)) if case.status == 'waiting' else '—'}</td>"
+            f"<td>{who}</td>"
+            f'<td><a href="/staff/cases/{case.id}">查看</a></td></tr>')
+    return ("<table><tr><th>案件</th><th>原因</th><th>渠道</th><th>状态</th><th>已等待</th>"
+            "<th>处理人</th><th></th></tr>" + "".join(rows) + "</table>")
+
+
+async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, str]:
+    desk = request.app[DESK]
+    cases = await desk.list_cases(staff)
+    auth = request.app[AUTH]
+    names = {u.id: u.username for u in await auth.users()}
+    waiting = [c for c in cases if c.status == "waiting"]
+    if staff.is_supervisor:
+        mine = [c for c in cases if c.status == "claimed"]
+    else:
+        mine = [c for c in cases if c.status == "claimed" and c.assigned_to == staff.staff_id]
+    done = [c for c in cases if c.status in ("closed", "cancelled")][:20]
+    return {"queue": render_case_rows(waiting, "现在没有排队的案件。"),
+            "mine": render_case_rows(mine, "没有正在处理的案件。", names),
+            "done": render_case_rows(done, "还没有结束的案件。", names)}
+
+
+async def _recent_html(request: web.Request, staff: StaffSession) -> str:
+    services = request.app[keys.SERVICES]
+    rows = []
+    for key, at in await services.handoff.recent(30):
+        conv = await services.handoff.conversations.load(key)
+        if conv.is_new:
+            continue
+        last = next((t["text"] for t in reversed(conv.transcript) if t.get("role") == "user"), "")
+        mode = {"bot": "小助手", "waiting": "排队中", "human": "人工处理中", "closed": "刚结束"}.get(conv.mode, conv.mode)
+        channel = CHANNEL_LABELS.get(conv.channel, conv.channel)
+        action = ""
+        if conv.mode != "human":
+            action = post_button(staff, "/staff/pull", "接入",
+                                 f'<input type="hidden" name="conversation_key" value="{escape(key)}">')
+        rows.append(f"<tr><td>{escape(channel)}</td><td>{escape(conv.user_id[:24])}</td>"
+                    f"<td>{escape(mask(last)[:60])}</td><td>{escape(mode)}</td>"
+                    f"<td>{escape(fmt_time(at, services.handoff.tz))}</td><td>{action}</td></tr>")
+    if not rows:
+        return "<p>最近没有对话。</p>"
+    return ("<table><tr><th>渠道</th><th>用户</th><th>最后一句</th><th>状态</th><th>时间</th><th></th></tr>"
+            + "".join(rows) + "</table>")
+
+
+async def _last_event_id(request: web.Request) -> str:
+    rows = await request.app[keys.SERVICES].redis.xrevrange(EVENTS_KEY, count=1)
+    return rows[0][0].decode() if rows else "0-0"
+
+
+@html_page
+async def queue_page(request: web.Request, staff: StaffSession) -> web.Response:
+    parts = await _queue_parts(request, staff)
+    parts["recent"] = await _recent_html(request, staff)
+    flash = request.query.get("msg", "")
+    body = _template("queue.html").substitute(
+        flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "",
+        mine_title="所有处理中的案件" if staff.is_supervisor else "我正在处理的案件",
+        done_title="最近结束的案件（全部）" if staff.is_supervisor else "我最近结束的案件", **parts)
+    after = await _last_event_id(request)
+    script = ("<script>pollFragments([['queue','/staff/fragments/queue'],['mine','/staff/fragments/mine'],"
+              f"['recent','/staff/fragments/recent'],['done','/staff/fragments/done']], "
+              f"{json.dumps(after)});</script>")
+    return page(request, "队列", body, staff, script=script)
+
+
+@html_page
+async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Response:
+    part = request.match_info["part"]
+    if part == "recent":
+        return fragment(await _recent_html(request, staff))
+    return fragment((await _queue_parts(request, staff))[part])
+
+
+# ---------------------------------------------------------------- case page
+
+
+def render_messages(case_id: int, ctx_messages: list[CaseMessage], names: dict[int, str], tz: Any) -> str:
+    if not ctx_messages:
+        return '<p class="meta">还没有消息。</p>'
+    out = []
+    for m in ctx_messages:
+        who = AUTHOR_LABELS.get(m.author, m.author)
+        if m.staff_id and m.author in ("staff", "note"):
+            who += f" {names.get(m.staff_id, '')}"
+        text = PHOTO_MARK.sub(lambda match: f'<img class="photo" alt="用户发来的照片" '
+                              f'src="/staff/cases/{case_id}/files/{match.group(1)}">', escape(m.text))
+        out.append(f'<div class="msg {escape(m.author)}"><span class="meta">{escape(who)} · '
+                   f"{escape(fmt_time(m.created_at, tz))}</span>\n{text}</div>")
+    return "".join(out)
+
+
+def render_transcript(transcript: list[dict[str, Any]], tz: Any) -> str:
+    if not transcript:
+        return '<p class="meta">没有记录。</p>'
+    out = []
+    for entry in transcript:
+        role = "user" if entry.get("role") == "user" else "bot"
+        at = entry.get("at")
+        out.append(f'<div class="msg {role}"><span class="meta">{"用户" if role == "user" else "小助手"} · '
+                   f"{escape(fmt_time(float(at), tz)) if isinstance(at, (int, float)) else ''}</span>\n"
+                   f"{escape(str(entry.get('text', '')))}</div>")
+    return "".join(out)
+
+
+def render_pensioner(ctx: CaseContext, tz: Any) -> str:
+    p = ctx.pensioner
+    if p is None:
+        return '<p class="meta">还不知道是哪位退休人员。</p>'
+    return ("<table>"
+            f"<tr><th>姓名</th><td>{escape(p.name)}</td></tr>"
+            f"<tr><th>身份证号</th><td>{escape(mask_id_number(p.id_number))}</td></tr>"
+            f"<tr><th>地区</th><td>{escape(p.region or '—')}</td></tr>"
+            f"<tr><th>状态</th><td>{escape({'active': '正常', 'suspended': '暂停发放'}.get(p.status, p.status))}</td></tr>"
+            f"<tr><th>上次认证</th><td>{escape(fmt_time(p.certified_at, tz))}（{escape(p.certified_by or '—')}）</td></tr>"
+            f"<tr><th>下次到期</th><td>{escape(str(p.next_due or '—'))}</td></tr></table>")
+
+
+def render_evidence(ctx: CaseContext, tz: Any) -> str:
+    parts = []
+    if ctx.case.evidence:
+        items = "".join(f"<tr><th>{escape(EVIDENCE_LABELS.get(str(k), str(k)))}</th><td>{escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
+                        for k, v in ctx.case.evidence.items())
+        parts.append(f"<table>{items}</table>")
+    if ctx.attempts:
+        rows = []
+        now = datetime.now(timezone.utc)
+        for a in ctx.attempts:
+            photo = "已过保存期限" if a.photo_path else "无"
+            if photo_available(a, now):
+                photo = (f'<img class="photo" alt="认证照片" '
+                         f'src="/staff/cases/{ctx.case.id}/photos/{a.id}">')
+            distance = "—" if a.distance is None else f"{a.distance:.4f}"
+            threshold = "—" if a.threshold is None else f"{a.threshold:.4f}"
+            proxy = f"代办（{escape(a.relationship or '家属')}）" if a.proxy else "本人"
+            rows.append(f"<tr><td>{escape(fmt_time(a.created_at, tz))}</td><td>{escape(a.decision)}</td>"
+                        f"<td>{escape(', '.join(map(str, a.quality_codes or [])) or '—')}</td>"
+                        f"<td>{distance} / {threshold}</td><td>{proxy}</td><td>{photo}</td></tr>")
+        parts.append("<table><tr><th>时间</th><th>结果</th><th>质量问题</th><th>距离/阈值</th>"
+                     "<th>谁拍的</th><th>照片</th></tr>" + "".join(rows) + "</table>")
+    return "".join(parts) or '<p class="meta">没有刷脸记录。</p>'
+
+
+def render_proxy(ctx: CaseContext, tz: Any) -> str:
+    parts = []
+    if ctx.case.proxy:
+        parts.append("<table>" + "".join(
+            f"<tr><th>{escape(str(k))}</th><td>{escape(mask(json.dumps(v, ensure_ascii=False)))}</td></tr>"
+            for k, v in ctx.case.proxy.items()) + "</table>")
+    for link in ctx.proxies:
+        parts.append(f"<p>代办关系：{escape(link.relationship)}，退休人员编号 {link.pensioner_id}，"
+                     f"{link.year}年，同意时间 {escape(fmt_time(link.consent_at, tz))}</p>")
+    return "".join(parts) or '<p class="meta">不是代办。</p>'
+
+
+def _case_actions(staff: StaffSession, ctx: CaseContext) -> str:
+    case = ctx.case
+    base = f"/staff/cases/{case.id}"
+    buttons = []
+    if case.status == "waiting":
+        buttons.append(post_button(staff, f"{base}/claim", "认领", button_id="claim"))
+    mine = case.assigned_to == staff.staff_id or staff.is_supervisor
+    if (case.status == "claimed" and mine) or (case.status == "waiting" and staff.is_supervisor):
+        buttons.append(post_button(staff, f"{base}/handback", "交还小助手", button_id="handback"))
+    if staff.is_supervisor and case.status in ("waiting", "claimed"):
+        options = "".join(f'<option value="{escape(name)}">{escape(name)}</option>'
+                          for name in sorted(ctx.staff_names.values()))
+        buttons.append(post_button(staff, f"{base}/assign", "分配给",
+                                   f'<select name="username">{options}</select> '))
+    return "<p>" + " ".join(buttons) + "</p>" if buttons else ""
+
+
+def _reply_box(staff: StaffSession, ctx: CaseContext) -> str:
+    case = ctx.case
+    base = f"/staff/cases/{case.id}"
+    parts = []
+    can_act = case.assigned_to == staff.staff_id or staff.is_supervisor
+    if case.status == "claimed" and can_act:
+        quick = "".join(f'<button type="button" onclick="document.getElementById(\'reply-text\').value='
+                        f'this.textContent">{escape(q)}</button>' for q in QUICK_REPLIES)
+        parts.append(
+            f'<h3>回复用户</h3><form method="post" action="{base}/reply">{hidden_csrf(staff)}'
+            '<textarea name="text" id="reply-text" rows="3" maxlength="2000" required></textarea>'
+            f'<div class="quick">常用语：{quick}</div><button type="submit" id="send-reply">发送</button></form>')
+    if case.status in ("claimed", "closed", "cancelled") or staff.is_supervisor:
+        parts.append(
+            f'<h3>内部备注（用户看不到）</h3><form method="post" action="{base}/note">{hidden_csrf(staff)}'
+            '<textarea name="text" rows="2" maxlength="2000" required></textarea>'
+            '<button type="submit">保存备注</button></form>')
+    return "".join(parts)
+
+
+def _decision_box(staff: StaffSession, ctx: CaseContext) -> str:
+    case = ctx.case
+    if case.status != "claimed" or not (case.assigned_to == staff.staff_id or staff.is_supervisor):
+        return ""
+    approved = ('<label><input type="radio" name="decision" value="approved"> 审核通过（记为人工认证）</label><br>'
+                if case.pensioner_id else '<p class="meta">没有关联退休人员，不能审核通过。</p>')
+    return (f'<section><h2>处理结果</h2><form method="post" action="/staff/cases/{case.id}/resolve">'
+            f"{hidden_csrf(staff)}{approved}"
+            '<label><input type="radio" name="decision" value="rejected"> 不通过（原因会发给用户）</label><br>'
+            '<label><input type="radio" name="decision" value="resolved" checked> 已解决（没有认证结论）</label><br>'
+            '<label>说明 / 不通过的原因（请用大白话）<textarea name="note" rows="2" maxlength="2000"></textarea></label>'
+            '<button type="submit" id="resolve">结束案件</button></form></section>')
+
+
+@html_page
+async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
+    desk = request.app[DESK]
+    tz = request.app[keys.SERVICES].handoff.tz
+    ctx = await desk.context(staff, case_id_of(request))
+    case = ctx.case
+    await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
+    decision = f"· 结果：{escape(DECISION_LABELS.get(case.decision or '', case.decision or ''))}" if case.decision else ""
+    if case.note:
+        decision += f"（{escape(case.note)}）"
+    flash = request.query.get("msg", "")
+    body = _template("case.html").substitute(
+        flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "",
+        case_id=case.id, reason=escape(REASON_LABELS.get(case.reason, case.reason)),
+        status=escape(case.status), status_label=escape(STATUS_LABELS.get(case.status, case.status)),
+        channel=escape(CHANNEL_LABELS.get(case.channel, case.channel)), user_id=escape(case.user_id),
+        assignee=escape(ctx.assignee or "—"), created_at=escape(fmt_time(case.created_at, tz)),
+        claimed_at=escape(fmt_time(case.claimed_at, tz)), closed_at=escape(fmt_time(case.closed_at, tz)),
+        decision=decision, actions=_case_actions(staff, ctx),
+        transcript=render_transcript(case.transcript or [], tz),
+        messages=render_messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=_reply_box(staff, ctx),
+        pensioner=render_pensioner(ctx, tz), evidence=render_evidence(ctx, tz),
+        proxy=render_proxy(ctx, tz), decision_box=_decision_box(staff, ctx))
+    after = await _last_event_id(request)
+    script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages']], "
+              f"{json.dumps(after)});</script>")
+    return page(request, f"案件 #{case.id}", body, staff, script=script)
+
+
+@html_page
+async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Response:
+    desk = request.app[DESK]
+    case = await desk.visible_case(staff, case_id_of(request))
+    names = {u.id: u.username for u in await request.app[AUTH].users()}
+    return fragment(render_messages(case.id, await desk.messages(case.id), names,
+                                    request.app[keys.SERVICES].handoff.tz))
+
+
+@html_page
+async def case_action(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    """The case page's forms: claim, reply, note, resolve, handback, assign."""
+    desk = request.app[DESK]
+    case_id = case_id_of(request)
+    form = await request.post()
+    action = request.match_info["action"]
+    flash = {"claim": "已认领", "reply": "已发送", "note": "备注已保存", "resolve": "案件已结束",
+             "handback": "已交还小助手", "assign": "已分配"}[action]
+    if action == "claim":
+        await desk.claim(staff, case_id)
+    elif action == "reply":
+        await desk.reply(staff, case_id, form.get("text"))
+    elif action == "note":
+        await desk.note(staff, case_id, form.get("text"))
+    elif action == "resolve":
+        await desk.resolve(staff, case_id, form.get("decision"), form.get("note"))
+    elif action == "handback":
+        await desk.hand_back(staff, case_id)
+    else:
+        await desk.assign(staff, case_id, form.get("username"))
+    return see_other(f"/staff/cases/{case_id}?msg={flash}")
+
+
+@html_page
+async def pull_form(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    form = await request.post()
+    case = await request.app[DESK].pull(staff, form.get("conversation_key"))
+    return see_other(f"/staff/cases/{case.id}?msg=已接入")
+
+
+@html_page
+async def case_file(request: web.Request, staff: StaffSession) -> web.Response:
+    data, content_type = await request.app[DESK].case_file(staff, case_id_of(request), request.match_info["name"])
+    return web.Response(body=data, content_type=content_type,
+                        headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"})
+
+
+@html_page
+async def photo(request: web.Request, staff: StaffSession) -> web.Response:
+    data, content_type = await request.app[DESK].photo(staff, case_id_of(request),
+                                                       int(request.match_info["attempt_id"]))
+    return web.Response(body=data, content_type=content_type,
+                        headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"})
+
+
+# ---------------------------------------------------------------- staff management
+
+
+def _require_supervisor(staff: StaffSession) -> None:
+    if not staff.is_supervisor:
+        raise Forbidden("supervisors only", user_message="只有主管可以管理工作人员。")
+
+
+@html_page
+async def users_page(request: web.Request, staff: StaffSession) -> web.Response:
+    _require_supervisor(staff)
+    rows = []
+    now = datetime.now(timezone.utc)
+    for user in await request.app[AUTH].users():
+        locked = aware(user.locked_until)
+        state = "在用" if user.active else "已停用"
+        if locked and locked > now:
+            state += "，已锁定"
+        toggle = post_button(staff, f"/staff/users/{user.id}/{'deactivate' if user.active else 'activate'}",
+                             "停用" if user.active else "启用")
+        unlock = post_button(staff, f"/staff/users/{user.id}/unlock", "解锁")
+        rows.append(f"<tr><td>{escape(user.username)}</td><td>{'主管' if user.role == 'supervisor' else '办事员'}</td>"
+                    f"<td>{escape(state)}</td><td>{user.failed_logins}</td><td>{toggle} {unlock}</td></tr>")
+    table = ("<table><tr><th>用户名</th><th>角色</th><th>状态</th><th>连续失败</th><th></th></tr>"
+             + "".join(rows) + "</table>")
+    flash = request.query.get("msg", "")
+    body = _template("users.html").substitute(
+        flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "", users=table, csrf=escape(staff.csrf))
+    return page(request, "工作人员", body, staff)
+
+
+@html_page
+async def users_add(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    _require_supervisor(staff)
+    form = await request.post()
+    username, password, role = form.get("username"), form.get("password"), form.get("role") or "agent"
+    if not all(isinstance(v, str) for v in (username, password, role)):
+        raise BadRequest("bad form", code="invalid_form", user_message="请填写完整。")
+    user = await request.app[AUTH].create_user(str(username).strip(), str(password), str(role))
+    await request.app[keys.SERVICES].db.audit(staff.actor, "staff_add", target=f"staff:{user.username}",
+                                              role=user.role)
+    return see_other("/staff/users?msg=已新增")
+
+
+@html_page
+async def users_change(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    _require_supervisor(staff)
+    auth = request.app[AUTH]
+    user_id = int(request.match_info["user_id"])
+    action = request.match_info["action"]
+    if action == "unlock":
+        users = {u.id: u for u in await auth.users()}
+        if user_id not in users:
+            raise BadRequest("no such user", code="unknown_user", status=404, user_message="没有这个用户。")
+        await auth.unlock(users[user_id].username)
+        target = users[user_id].username
+    else:
+        if user_id == staff.staff_id:
+            raise BadRequest("cannot deactivate yourself", code="self", user_message="不能停用自己。")
+        target = (await auth.set_active(user_id, action == "activate")).username
+    await request.app[keys.SERVICES].db.audit(staff.actor, f"staff_{action}", target=f"staff:{target}")
+    return see_other("/staff/users?msg=已更新")
+
+
+# ---------------------------------------------------------------- JSON API
+
+
+@api
+async def api_me(request: web.Request, staff: StaffSession) -> web.Response:
+    return web.json_response({"username": staff.username, "role": staff.role, "csrf_token": staff.csrf})
+
+
+@api
+async def api_cases(request: web.Request, staff: StaffSession) -> web.Response:
+    status = request.query.get("status")
+    if status is not None and status not in STATUS_LABELS:
+        raise BadRequest("unknown status", code="invalid_status", user_message="状态不对。")
+    cases = await request.app[DESK].list_cases(staff, status)
+    return web.json_response([case_json(c) for c in cases], dumps=dumps)
+
+
+@api
+async def api_case(request: web.Request, staff: StaffSession) -> web.Response:
+    ctx = await request.app[DESK].context(staff, case_id_of(request))
+    await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{ctx.case.id}")
+    body = case_json(ctx.case)
+    body.update({
+        "transcript": ctx.case.transcript or [], "evidence": ctx.case.evidence or {},
+        "proxy": ctx.case.proxy or {}, "note": ctx.case.note, "assignee": ctx.assignee,
+        "messages": [message_json(m) for m in ctx.messages],
+        "pensioner": None if ctx.pensioner is None else {
+            "id": ctx.pensioner.id, "name": ctx.pensioner.name,
+            "id_number": mask_id_number(ctx.pensioner.id_number),
+            "next_due": ctx.pensioner.next_due.isoformat() if ctx.pensioner.next_due else None},
+        "attempts": [{"id": a.id, "decision": a.decision, "quality_codes": a.quality_codes,
+                      "distance": a.distance, "threshold": a.threshold,
+                      "photo": f"/staff/cases/{ctx.case.id}/photos/{a.id}" if photo_available(a) else None}
+                     for a in ctx.attempts],
+    })
+    return web.json_response(body, dumps=dumps)
+
+
+@api
+async def api_messages(request: web.Request, staff: StaffSession) -> web.Response:
+    desk = request.app[DESK]
+    case = await desk.visible_case(staff, case_id_of(request))
+    try:
+        after = int(request.query.get("after", "0"))
+    except ValueError as exc:
+        raise BadRequest("after must be a number", code="invalid_after") from exc
+    return web.json_response([message_json(m) for m in await desk.messages(case.id, after)], dumps=dumps)
+
+
+@api
+async def api_claim(request: web.Request, staff: StaffSession) -> web.Response:
+    case = await request.app[DESK].claim(staff, case_id_of(request))
+    return web.json_response(case_json(case), dumps=dumps)
+
+
+@api
+async def api_send(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    message = await request.app[DESK].reply(staff, case_id_of(request), body.get("text"))
+    return web.json_response(message_json(message), status=201, dumps=dumps)
+
+
+@api
+async def api_note(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    message = await request.app[DESK].note(staff, case_id_of(request), body.get("text"))
+    return web.json_response(message_json(message), status=201, dumps=dumps)
+
+
+@api
+async def api_resolve(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    if body.get("decision") not in DECISIONS:
+        raise BadRequest(f"decision must be one of {DECISIONS}", code="invalid_decision",
+                         user_message="处理结果不对。")
+    case = await request.app[DESK].resolve(staff, case_id_of(request), body.get("decision"), body.get("note"))
+    return web.json_response(case_json(case), dumps=dumps)
+
+
+@api
+async def api_handback(request: web.Request, staff: StaffSession) -> web.Response:
+    case = await request.app[DESK].hand_back(staff, case_id_of(request))
+    return web.json_response(case_json(case), dumps=dumps)
+
+
+@api
+async def api_assign(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    case = await request.app[DESK].assign(staff, case_id_of(request), body.get("username"))
+    return web.json_response(case_json(case), dumps=dumps)
+
+
+@api
+async def api_pull(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    case = await request.app[DESK].pull(staff, body.get("conversation_key"))
+    return web.json_response(case_json(case), status=201, dumps=dumps)
+
+
+@api
+async def api_recent(request: web.Request, staff: StaffSession) -> web.Response:
+    services = request.app[keys.SERVICES]
+    out = []
+    for key, at in await services.handoff.recent(50):
+        conv = await services.handoff.conversations.load(key)
+        if not conv.is_new:
+            out.append({"conversation_key": key, "mode": conv.mode, "last_at": at, "case_id": conv.case_id})
+    return web.json_response(out, dumps=dumps)
+
+
+@api
+async def api_events(request: web.Request, staff: StaffSession) -> web.Response:
+    """Events from the Redis stream after ``after`` (a stream id), at most 100."""
+    after = request.query.get("after", "0-0")
+    parts = after.split("-")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise BadRequest("after must be a stream id", code="invalid_after")
+    redis = request.app[keys.SERVICES].redis
+    rows = await redis.xrange(EVENTS_KEY, min=f"({after}", max="+", count=100)
+    events = []
+    for event_id, fields in rows:
+        data = json.loads(fields.get(b"data", b"{}"))
+        if not staff.is_supervisor and data.get("case_id") is not None:
+            data = {"case_id": data["case_id"]}
+        events.append({"id": event_id.decode(), "kind": fields.get(b"kind", b"").decode(), "data": data})
+    return web.json_response({"events": events, "last": events[-1]["id"] if events else after}, dumps=dumps)
+
+
+# ---------------------------------------------------------------- wiring
+
+
+async def staff_ctx(app: web.Application) -> Any:
+    """Runs after ``storage_ctx``: the desk, the auth service, and the queue rebuilt from the DB."""
+    services = app[keys.SERVICES]
+    app[AUTH] = StaffAuth(services.settings, services.db, services.redis)
+    app[DESK] = StaffDesk(services)
+    await services.handoff.sync_queue()
+    yield
+
+
+def setup(app: web.Application) -> None:
+    """Mount the staff console and its API."""
+    app.cleanup_ctx.append(staff_ctx)
+    r = app.router
+    r.add_get("/staff/login", login_page)
+    r.add_post("/staff/login", login)
+    r.add_post("/staff/logout", logout)
+    r.add_get("/staff", queue_page)
+    r.add_get("/staff/", queue_page)
+    r.add_get("/staff/fragments/{part:queue|mine|done|recent}", queue_fragment)
+    r.add_get(r"/staff/cases/{case_id:\d+}", case_page)
+    r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
+    r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign}", case_action)
+    r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
+    r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
+    r.add_post("/staff/pull", pull_form)
+    r.add_get("/staff/users", users_page)
+    r.add_post("/staff/users", users_add)
+    r.add_post(r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", users_change)
+    r.add_get("/api/staff/me", api_me)
+    r.add_get("/api/staff/cases", api_cases)
+    r.add_get(r"/api/staff/cases/{case_id:\d+}", api_case)
+    r.add_get(r"/api/staff/cases/{case_id:\d+}/messages", api_messages)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/claim", api_claim)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/messages", api_send)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/notes", api_note)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/resolve", api_resolve)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/handback", api_handback)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/assign", api_assign)
+    r.add_post("/api/staff/pull", api_pull)
+    r.add_get("/api/staff/recent", api_recent)
+    r.add_get("/api/staff/events", api_events)
