@@ -93,7 +93,9 @@ async def _jump(ctx: DialogContext) -> Step | None:
     if ctx.slots.get("_jumped"):
         return None
     ctx.slots["_jumped"] = True
-    cause = BY_INTENT.get(ctx.intent() or "")
+    event = ctx.turn.msg.event or ""
+    intent = ctx.intent() or (event.split(":", 1)[1] if event.startswith("menu:") else "")
+    cause = BY_INTENT.get(intent)
     return Goto(f"fix_{cause.key}") if cause else None
 
 
@@ -116,7 +118,7 @@ async def _still_failing(ctx: DialogContext) -> Step:
     ctx.slots["tries"] = tries
     if tries >= MAX_TRIES:
         return Goto("offer_help")
-    return Goto("ask", [Reply("别着急，我们再看看。")])
+    return Goto("ask")
 
 
 async def _appeal(ctx: DialogContext) -> Step:
@@ -126,6 +128,11 @@ async def _appeal(ctx: DialogContext) -> Step:
 
 async def _person(ctx: DialogContext) -> Step:
     return Handoff("user_request")
+
+
+def _ask_prompt(ctx: DialogContext) -> Reply:
+    opening = "那我们再看看，会不会是别的原因。" if ctx.slots.get("tries") else "别着急，我们一起看看。"
+    return Reply(opening + "认证时手机上提示了什么，或者发生了什么？回复数字，或者直接打字告诉我：")
 
 
 def _fix_state(cause: Cause) -> State:
@@ -148,7 +155,7 @@ def _ask_options() -> list[Option]:
 
 states: dict[str, State] = {
     "ask": State(
-        prompt="别着急，我们一起看看。认证时手机上提示了什么，或者发生了什么？回复数字，或者直接打字告诉我：",
+        prompt=_ask_prompt,
         options=_ask_options(), on_input=_describe, on_enter=_jump,
         may_go=tuple(f"fix_{cause.key}" for cause in CAUSES)),
     "missed": State(

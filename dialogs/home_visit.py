@@ -61,10 +61,23 @@ class HomeVisitForm(Form):
                     ctx.slots[slot] = ctx.memory[key]
         return super().requested(ctx)
 
+    def ask(self, ctx: DialogContext) -> list[Reply]:
+        replies = super().ask(ctx)
+        if replies and not ctx.slots.get("_intro"):
+            ctx.slots["_intro"] = True
+            known = [f"{SLOT_LABELS[slot]}：{masked(ctx.slots[slot]) if slot == 'id_number' else ctx.slots[slot]}"
+                     for slot in ("name", "id_number") if ctx.slots.get(slot)]
+            intro = "好的，我帮您登记上门认证，要问老人的姓名、身份证号、住址、电话和原因。"
+            if known:
+                intro += "您刚才说过的就不再问了（" + "，".join(known) + "）。"
+            else:
+                intro += "可以一条一条回答，也可以一次都发给我。"
+            replies[0] = Reply(intro + "\n" + replies[0].text, replies[0].options)
+        return replies
+
     # -- questions
     def ask_name(self, ctx: DialogContext) -> str:
-        return ("好的，我帮您登记上门认证，一共问5件事。\n先请告诉我老人的姓名。\n"
-                "（也可以一次发给我：姓名、身份证号、住址、电话、为什么出不了门）")
+        return "先请告诉我老人的姓名。"
 
     def ask_id_number(self, ctx: DialogContext) -> str:
         return "请发一下老人的身份证号（18位，在身份证正面最下面一行）。"
@@ -137,9 +150,10 @@ class HomeVisitForm(Form):
         return address[:200]
 
     async def validate_phone(self, value: Any, ctx: DialogContext) -> str:
-        phone = normalise_digits(str(value)).replace(" ", "")
-        if re.fullmatch(r"1[3-9]\d{9}", phone) or _LANDLINE.match(phone):
-            return phone
+        phone = "".join(str(value).split())
+        digits = normalise_digits(phone)
+        if re.fullmatch(r"1[3-9]\d{9}", digits) or _LANDLINE.match(digits):
+            return phone[:20]
         raise Invalid("这个电话号码好像不对。手机号是11位数字，座机请带区号，比如 0971-1234567。")
 
     async def validate_reason(self, value: Any, ctx: DialogContext) -> str:
@@ -226,7 +240,10 @@ home_visit = Dialog(
     start="form",
     entry_intents=("method_home_visit",),
     states={
-        "form": FORM.state(may_go=("confirm",)),
+        "form": FORM.state(
+            options=[Option("上一项", back=True, words=("上一项",)),
+                     Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办"))],
+            may_go=("confirm",)),
         "confirm": State(
             prompt=_summary,
             options=[
