@@ -36,7 +36,7 @@ def stale(dialogs: list[Dialog]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.services import build_dialogs
+    from bot.app import build_dialogs  # via bot.app: it imports the modules in a working order
 
     argv = sys.argv[1:] if argv is None else argv
     dialogs = list(build_dialogs().dialogs.values())
