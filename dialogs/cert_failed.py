@@ -138,10 +138,11 @@ def _ask_prompt(ctx: DialogContext) -> Reply:
 def _fix_state(cause: Cause) -> State:
     return State(prompt=cause.fix + "\n试好了告诉我结果：", options=[
         Option("好了，成功了", run=_worked, words=("成功了", "好了", "通过了", "可以了", "成功")),
-        Option("还是不行", run=_still_failing, words=("还是不行", "不行", "失败", "没通过", "还不行")),
+        Option("还是不行", run=_still_failing, words=("还是不行", "不行", "失败", "没通过", "还不行"),
+               may_go=("ask", "offer_help")),
         Option("换一种情况", goto="ask", words=("换一种", "不是这个", "别的情况")),
         Option("转人工", run=_person, words=("人工",)),
-    ], may_go=("ask", "offer_help"))
+    ])
 
 
 def _ask_options() -> list[Option]:

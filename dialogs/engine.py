@@ -156,6 +156,8 @@ class Option:
     when: Callable[[DialogContext], bool] | None = None
     # Picking it goes back to the previous question, like 返回.
     back: bool = False
+    # Where a ``run`` action may lead (states, dialog names or "end"), for the diagram only.
+    may_go: tuple[str, ...] = ()
 
     def visible(self, ctx: DialogContext) -> bool:
         return self.when is None or bool(self.when(ctx))
@@ -207,6 +209,11 @@ class Dialog:
         if self.start not in self.states:
             raise ValueError(f"{self.name}: unknown start state {self.start}")
 
+    def _node(self, target: str) -> str:
+        if target in self.states:
+            return target
+        return "[*]" if target == "end" else f"dialog_{target}"
+
     def to_mermaid(self) -> str:
         """The state diagram generated from the table (kept beside each dialog)."""
         lines = ["stateDiagram-v2", f"    [*] --> {self.start}"]
@@ -215,15 +222,15 @@ class Dialog:
                 if option.back:
                     lines.append(f"    %% {name}: {option.label} = back to the previous question")
                     continue
-                target = option.goto or (f"dialog_{option.start}" if option.start else "[*]")
-                if option.run and not option.goto:
-                    target = "[*]" if not state.may_go else target
                 condition = f" (if {getattr(option.when, '__name__', 'shown')})" if option.when else ""
+                if option.run and option.may_go:
+                    for target in option.may_go:
+                        lines.append(f"    {name} --> {self._node(target)}: {option.label}{condition}")
+                    continue
+                target = option.goto or (f"dialog_{option.start}" if option.start else "[*]")
                 lines.append(f"    {name} --> {target}: {option.label}{condition}")
             for target in state.may_go:
-                mermaid_target = target if target in self.states else (
-                    "[*]" if target == "end" else f"dialog_{target}")
-                lines.append(f"    {name} --> {mermaid_target}: 输入")
+                lines.append(f"    {name} --> {self._node(target)}: 输入")
         return "\n".join(dict.fromkeys(lines)) + "\n"
 
 

@@ -227,7 +227,7 @@ def _edit(slot: str) -> Option:
         return Goto("form")
 
     run.__name__ = f"edit_{slot}"
-    return Option(SLOT_LABELS[slot], run=run, words=(SLOT_LABELS[slot],))
+    return Option(SLOT_LABELS[slot], run=run, words=(SLOT_LABELS[slot],), may_go=("form",))
 
 
 async def _to_edit(ctx: DialogContext) -> Step:
@@ -248,25 +248,23 @@ home_visit = Dialog(
             prompt=_summary,
             options=[
                 Option("对，提交", run=_submit, words=("提交", "对的", "都对", "没问题", "确认", "是", "对", "是的"),
-                       intents=("affirm",)),
+                       intents=("affirm",), may_go=("end", "retry")),
                 Option("要改一下", goto="edit", words=("改", "不对", "修改", "错了", "否"), intents=("deny",)),
                 Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办")),
             ],
-            on_back=_to_edit,
-            may_go=("retry", "end")),
+            on_back=_to_edit),
         "edit": State(
             prompt="要改哪一项？",
             options=[*(_edit(slot) for slot in FORM.slots),
-                     Option("都对，不用改", goto="confirm", words=("不用改", "都对", "没错"))],
-            may_go=("form",)),
+                     Option("都对，不用改", goto="confirm", words=("不用改", "都对", "没错"))]),
         "retry": State(
             prompt=("不好意思，系统现在有点忙，暂时存不进去，请稍后再试。"
                     "您填的信息我都记着，不会丢，过一会儿回复“1”再提交就行。"),
             options=[
-                Option("再提交一次", run=_submit, words=("再提交", "再试", "提交", "好了")),
+                Option("再提交一次", run=_submit, words=("再提交", "再试", "提交", "好了"),
+                       may_go=("end", "retry")),
                 Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办")),
-            ],
-            may_go=("retry", "end")),
+            ]),
     },
 )
 

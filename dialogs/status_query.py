@@ -128,9 +128,10 @@ status_query = Dialog(
                         on_enter=_reuse_id, may_go=("ask_name",)),
         "ask_name": State(
             prompt="为了保护老人的信息，请再发一下老人的姓名，用来核对。",
-            options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了")),
+            options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
+                            may_go=("ask_id",)),
                      finish_option("不查了")],
-            on_input=_got_name, may_go=("result", "ask_id", "end")),
+            on_input=_got_name, may_go=("result", "end")),
         "result": State(prompt=_result, options=[
             Option("怎么认证", start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
             Option("过期了怎么办", start="missed_deadline", intents=("missed_deadline",),
