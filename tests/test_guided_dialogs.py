@@ -485,3 +485,30 @@ async def test_status_query_cancel_and_wrong_input(testbot: TestBot) -> None:
     await cancel(testbot)
     await testbot.say("查询认证状态")  # typed phrase starts it
     assert await frame_of(testbot) == ("status_query", "ask_id")
+
+
+# ---------------------------------------------------------------- everywhere
+
+
+async def test_interrupting_question_is_answered_and_the_walkthrough_resumes(testbot: TestBot) -> None:
+    await start(testbot, "method_alipay")
+    await testbot.say("下一步")
+    await testbot.say("要不要带户口本")  # a knowledge question in the middle of a step
+    assert "户口" in testbot.text and "接着刚才的步骤" in testbot.text
+    assert "第2步" in testbot.replies[-1].text and testbot.options == ["下一步", "上一步", "没看懂"]
+    assert await frame_of(testbot) == ("app_alipay", "shebao")
+    await testbot.say("下一步")
+    assert "第3步" in testbot.text
+
+
+async def test_global_commands_inside_a_flow(testbot: TestBot) -> None:
+    await start(testbot, "missed_deadline")
+    await testbot.say("主菜单")
+    assert testbot.options == MENU
+    await start(testbot, "cert_failed")
+    await testbot.say("重新开始")
+    assert testbot.options == MENU and await frame_of(testbot) == ("main_menu", "choose")
+    await start(testbot, "status_query")
+    await testbot.say("转人工")  # the exact command always reaches a person
+    assert "转接人工" in testbot.text
+    assert (await testbot.conversation()).mode == "waiting"
