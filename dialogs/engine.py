@@ -76,13 +76,20 @@ class Defer:
 
 
 @dataclass
+class Back:
+    """Go back to the previous question (like the global command 返回)."""
+
+    replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
 class NotUnderstood:
     """The input fits nothing in this state."""
 
     hint: str | None = None
 
 
-Step = Goto | Stay | Finish | StartDialog | Handoff | Defer | NotUnderstood
+Step = Goto | Stay | Finish | StartDialog | Handoff | Defer | Back | NotUnderstood
 
 # ---------------------------------------------------------------- context
 
@@ -145,6 +152,15 @@ class Option:
     intents: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
     set: dict[str, Any] = field(default_factory=dict)
+    # Shown (and matched) only when this returns True, e.g. when another dialog exists.
+    when: Callable[[DialogContext], bool] | None = None
+    # Picking it goes back to the previous question, like 返回.
+    back: bool = False
+    # Where a ``run`` action may lead (states, dialog names or "end"), for the diagram only.
+    may_go: tuple[str, ...] = ()
+
+    def visible(self, ctx: DialogContext) -> bool:
+        return self.when is None or bool(self.when(ctx))
 
     def target(self) -> str:
         if self.goto:
@@ -164,6 +180,12 @@ class State:
     on_enter: Callable[[DialogContext], Awaitable[Step | None]] | None = None
     # Extra edges the free-input handler may take, for the diagram only.
     may_go: tuple[str, ...] = ()
+    # What 返回 does here instead of the previous question (e.g. a form un-asks a slot);
+    # returning None falls back to the previous question.
+    on_back: Callable[[DialogContext], Awaitable[Step | None]] | None = None
+
+    def visible_options(self, ctx: DialogContext) -> list[Option]:
+        return [option for option in self.options if option.visible(ctx)]
 
 
 @dataclass
@@ -187,19 +209,28 @@ class Dialog:
         if self.start not in self.states:
             raise ValueError(f"{self.name}: unknown start state {self.start}")
 
+    def _node(self, target: str) -> str:
+        if target in self.states:
+            return target
+        return "[*]" if target == "end" else f"dialog_{target}"
+
     def to_mermaid(self) -> str:
         """The state diagram generated from the table (kept beside each dialog)."""
         lines = ["stateDiagram-v2", f"    [*] --> {self.start}"]
         for name, state in self.states.items():
             for option in state.options:
+                if option.back:
+                    lines.append(f"    %% {name}: {option.label} = back to the previous question")
+                    continue
+                condition = f" (if {getattr(option.when, '__name__', 'shown')})" if option.when else ""
+                if option.run and option.may_go:
+                    for target in option.may_go:
+                        lines.append(f"    {name} --> {self._node(target)}: {option.label}{condition}")
+                    continue
                 target = option.goto or (f"dialog_{option.start}" if option.start else "[*]")
-                if option.run and not option.goto:
-                    target = "[*]" if not state.may_go else target
-                lines.append(f"    {name} --> {target}: {option.label}")
+                lines.append(f"    {name} --> {target}: {option.label}{condition}")
             for target in state.may_go:
-                mermaid_target = target if target in self.states else (
-                    "[*]" if target == "end" else f"dialog_{target}")
-                lines.append(f"    {name} --> {mermaid_target}: 输入")
+                lines.append(f"    {name} --> {self._node(target)}: 输入")
         return "\n".join(dict.fromkeys(lines)) + "\n"
 
 
@@ -251,9 +282,15 @@ def match_option(options: Sequence[Option], text: str, intent: str | None) -> Op
     for option in options:
         if cleaned == normalise(option.label) or cleaned in {normalise(w) for w in option.words}:
             return option
+    # The longest word found inside the message wins ("不会用" beats "会用").
+    best: tuple[int, Option] | None = None
     for option in options:
-        if any(normalise(w) in cleaned for w in option.words if len(normalise(w)) >= 2):
-            return option
+        for word in option.words:
+            word = normalise(word)
+            if len(word) >= 2 and word in cleaned and (best is None or len(word) > best[0]):
+                best = (len(word), option)
+    if best is not None:
+        return best[1]
     if intent:
         for option in options:
             if intent in option.intents:
@@ -281,8 +318,9 @@ async def render_state(dialog: Dialog, state_name: str, ctx: DialogContext) -> l
     """The prompt of a state, with its options attached to the last message."""
     state = dialog.states[state_name]
     replies = await _render(state.prompt, ctx)
-    if state.options and replies and not replies[-1].options:
-        replies[-1].options = [option.label for option in state.options]
+    options = state.visible_options(ctx)
+    if options and replies and not replies[-1].options:
+        replies[-1].options = [option.label for option in options]
     return replies
 
 
@@ -329,11 +367,13 @@ class DialogEngine:
         state = dialog.states[frame.state]
         ctx = DialogContext(turn, frame)
         text = turn.msg.content
-        option = match_option(state.options, text, ctx.intent())
+        option = match_option(state.visible_options(ctx), text, ctx.intent())
         step: Step
         if option is not None:
             frame.slots.update(option.set)
-            if option.run:
+            if option.back:
+                step = Back()
+            elif option.run:
                 step = await option.run(ctx)
             elif option.goto:
                 step = Goto(option.goto)
@@ -356,14 +396,25 @@ class DialogEngine:
         frame = conversation.frame
         dialog = self.registry.get(frame.dialog)
         result = EngineResult()
+        await self._back(turn, dialog, frame, result)
+        return result
+
+    async def _back(self, turn: Turn, dialog: Dialog, frame: Frame, result: EngineResult,
+                    depth: int = 0) -> None:
+        ctx = DialogContext(turn, frame)
+        state = dialog.states[frame.state]
+        frame.updated_at = time.time()
+        if state.on_back is not None:
+            step = await state.on_back(ctx)
+            if step is not None:
+                await self._apply(turn, dialog, frame, step, result, depth + 1)
+                return
         if not frame.history:
             result.replies.append(Reply("已经是第一步了。"))
-            result.replies.extend(await render_state(dialog, frame.state, DialogContext(turn, frame)))
-            return result
+            result.replies.extend(await render_state(dialog, frame.state, ctx))
+            return
         frame.state = frame.history.pop()
-        frame.updated_at = time.time()
-        result.replies.extend(await render_state(dialog, frame.state, DialogContext(turn, frame)))
-        return result
+        result.replies.extend(await render_state(dialog, frame.state, ctx))
 
     async def reprompt(self, turn: Turn) -> list[Reply]:
         """The current question again (to resume after an interruption)."""
@@ -418,6 +469,10 @@ class DialogEngine:
         elif isinstance(step, Defer):
             result.replies.extend(step.replies)
             result.deferred = True
+        elif isinstance(step, Back):
+            result.replies.extend(step.replies)
+            if depth < 10:
+                await self._back(turn, dialog, frame, result, depth + 1)
         elif isinstance(step, NotUnderstood):
             result.understood = False
             hint = step.hint or dialog.fallback
@@ -493,6 +548,16 @@ class Form:
     async def submit(self, ctx: DialogContext) -> Step:
         raise NotImplementedError
 
+    async def unask(self, ctx: DialogContext) -> Step | None:
+        """返回 inside a form: forget the last slot filled and ask it again."""
+        requested = self.requested(ctx)
+        before = self.slots if requested is None else self.slots[: self.slots.index(requested)]
+        filled = [slot for slot in before if ctx.slots.get(slot) not in (None, "")]
+        if not filled:
+            return None
+        ctx.slots[filled[-1]] = None
+        return Stay()
+
     def state(self, **extra: Any) -> State:
         """A State that runs this form (prompt = the next missing slot's question)."""
 
@@ -504,4 +569,5 @@ class Form:
                 return await self.submit(ctx)
             return None
 
+        extra.setdefault("on_back", self.unask)
         return State(prompt=lambda ctx: self.ask(ctx), on_input=on_input, on_enter=on_enter, **extra)

@@ -67,7 +67,10 @@ class Router:
             else:
                 await self.show_menu(turn, MENU_PROMPT_TEXT)
             return
-        if intent == "human_handoff":
+        # "转人工" typed exactly (a rule) always works; a model's guess of human_handoff
+        # lets an active dialog try first (e.g. the option "工作人员会做什么").
+        by_rule = turn.parse is not None and turn.parse.backend == "rules"
+        if intent == "human_handoff" and (by_rule or conv.frame is None):
             await self.escalate(turn, "user_request")
             return
 

@@ -1,0 +1,192 @@
+"""Flow 5: failure diagnosis.
+
+Asks what the app said or what happened (numbered causes, or free text mapped by key
+words), gives the fix for that cause, then asks whether it worked. After repeated
+failure it offers an appeal / manual review (人工审核) and a person. A ``fail_*``
+intent with a known cause jumps straight to that cause's fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.messages import Reply
+from dialogs.common import certify_here, finish_option
+from dialogs.engine import (
+    Dialog,
+    DialogContext,
+    Finish,
+    Goto,
+    Handoff,
+    NotUnderstood,
+    Option,
+    State,
+    Step,
+)
+from nlu.rules import normalise
+
+MAX_TRIES = 2  # after this many "still failing" answers, offer appeal and a person
+
+
+@dataclass(frozen=True)
+class Cause:
+    key: str
+    label: str
+    words: tuple[str, ...]
+    intent: str | None
+    fix: str
+
+
+CAUSES = (
+    Cause("poor_light", "光线太暗、看不清", ("光线", "太暗", "太黑", "看不清", "模糊", "逆光", "晚上", "灯"),
+          "fail_poor_light",
+          "多半是光线的问题。请这样试：白天到窗户边，或者把灯打开，让光照在脸上；"
+          "不要背对窗户（逆光）；把手机摄像头擦干净。再刷一次。"),
+    Cause("not_frontal", "脸没对正、被挡住", ("正面", "对正", "侧脸", "遮挡", "挡住", "眼镜", "帽子", "口罩",
+                                       "低头", "抬头", "动作", "眨眼", "张嘴", "没对准"),
+          None,
+          "刷脸时脸要正对手机，不要仰头或低头；摘掉帽子、口罩和眼镜，头发别挡住眉眼；"
+          "脸放在屏幕的圆圈里，按提示慢慢眨眼或张嘴。再刷一次。"),
+    Cause("info_mismatch", "提示信息不一致、身份证号不对",
+          ("信息不一致", "不一致", "不匹配", "信息有误", "查无此人", "身份证号不对", "姓名不对", "信息不符",
+           "号码不对", "信息错误"),
+          "fail_info_mismatch",
+          "先检查输入的姓名、身份证号有没有打错（X要大写）。都没错还是提示不一致，"
+          "说明社保系统里登记的信息和身份证不一样，要带身份证到当地社保经办机构改一下信息，改好后就能认证。"),
+    Cause("no_model", "提示“未建模”或没有照片", ("未建模", "建模", "没有模板", "没有照片", "首次认证", "采集", "比对照片"),
+          "fail_no_model",
+          "“未建模”就是系统里还没有老人的标准照片，刷脸时没东西可比对。"
+          "第一次认证要先“建模”：在青海人社通里按提示拍照采集，或者带身份证去社保局、邮储银行网点当场采集。"),
+    Cause("network", "网络不好、一直转圈", ("网络", "转圈", "加载", "信号", "断网", "网速", "超时", "连不上", "卡住"),
+          "fail_network",
+          "像是网络的问题。请连上家里的WiFi，或者换到信号好的地方；关掉软件重新打开，再试一次。"),
+    Cause("maintenance", "提示系统维护、系统繁忙", ("维护", "繁忙", "系统错误", "升级", "稍后再试", "系统异常", "服务器"),
+          "fail_maintenance",
+          "这是系统那边在维护，不是您操作的问题。过几个小时或者第二天再试就行，避开早上刚上班的高峰更顺利。"),
+    Cause("app_wont_open", "软件打不开、闪退", ("打不开", "闪退", "进不去", "登录不了", "登不上", "白屏", "黑屏",
+                                       "下载不了", "安装不了", "点不动"),
+          "fail_app_wont_open",
+          "软件打不开的话：先检查网络；再把软件关掉重开；还不行就把它删掉，从应用商店重新下载最新版本。"
+          "手机系统太旧也可能装不上，可以用家人的手机帮老人认证。"),
+)
+BY_KEY = {cause.key: cause for cause in CAUSES}
+BY_INTENT = {cause.intent: cause for cause in CAUSES if cause.intent}
+MISSED_WORDS = ("过期", "错过", "过了时间", "停发", "停了", "没发", "暂停", "没到账", "过了认证时间")
+
+
+def classify(text: str) -> str | None:
+    """The cause a free-text description points to (longest key word wins)."""
+    cleaned = normalise(text)
+    best: tuple[int, str] | None = None
+    for cause in CAUSES:
+        for word in cause.words:
+            if word in cleaned and (best is None or len(word) > best[0]):
+                best = (len(word), cause.key)
+    for word in MISSED_WORDS:
+        if word in cleaned and (best is None or len(word) > best[0]):
+            best = (len(word), "missed")
+    return best[1] if best else None
+
+
+async def _jump(ctx: DialogContext) -> Step | None:
+    """Entered through a ``fail_*`` intent with a known cause: straight to its fix."""
+    if ctx.slots.get("_jumped"):
+        return None
+    ctx.slots["_jumped"] = True
+    event = ctx.turn.msg.event or ""
+    intent = ctx.intent() or (event.split(":", 1)[1] if event.startswith("menu:") else "")
+    cause = BY_INTENT.get(intent)
+    return Goto(f"fix_{cause.key}") if cause else None
+
+
+async def _describe(ctx: DialogContext, text: str) -> Step:
+    key = classify(text)
+    if key == "missed":
+        return Goto("missed")
+    if key is None:
+        return NotUnderstood(hint="我没对上是哪种情况。请回复下面的数字选一个最像的；都不像就选“别的情况”。")
+    ctx.slots["cause"] = key
+    return Goto(f"fix_{key}")
+
+
+async def _worked(ctx: DialogContext) -> Step:
+    return Finish([Reply("太好了，认证成功就放心了！明年这个时候记得再认证一次。")])
+
+
+async def _still_failing(ctx: DialogContext) -> Step:
+    tries = int(ctx.slots.get("tries", 0)) + 1
+    ctx.slots["tries"] = tries
+    if tries >= MAX_TRIES:
+        return Goto("offer_help")
+    return Goto("ask")
+
+
+async def _appeal(ctx: DialogContext) -> Step:
+    ctx.event("appeal_requested")
+    return Handoff("appeal", [Reply("好的，我帮您申请人工审核（申诉），由工作人员来核实。")])
+
+
+async def _person(ctx: DialogContext) -> Step:
+    return Handoff("user_request")
+
+
+def _ask_prompt(ctx: DialogContext) -> Reply:
+    opening = "那我们再看看，会不会是别的原因。" if ctx.slots.get("tries") else "别着急，我们一起看看。"
+    return Reply(opening + "认证时手机上提示了什么，或者发生了什么？回复数字，或者直接打字告诉我：")
+
+
+def _fix_state(cause: Cause) -> State:
+    return State(prompt=cause.fix + "\n试好了告诉我结果：", options=[
+        Option("好了，成功了", run=_worked, words=("成功了", "好了", "通过了", "可以了", "成功")),
+        Option("还是不行", run=_still_failing, words=("还是不行", "不行", "失败", "没通过", "还不行"),
+               may_go=("ask", "offer_help")),
+        Option("换一种情况", goto="ask", words=("换一种", "不是这个", "别的情况")),
+        Option("转人工", run=_person, words=("人工",)),
+    ])
+
+
+def _ask_options() -> list[Option]:
+    options = [Option(cause.label, goto=f"fix_{cause.key}", intents=(cause.intent,) if cause.intent else (),
+                      set={"cause": cause.key}) for cause in CAUSES]
+    options.append(Option("过了认证时间、养老金停了", goto="missed", intents=("missed_deadline",),
+                          words=MISSED_WORDS))
+    options.append(Option("别的情况", goto="other", words=("别的", "其他", "都不是")))
+    return options
+
+
+states: dict[str, State] = {
+    "ask": State(
+        prompt=_ask_prompt,
+        options=_ask_options(), on_input=_describe, on_enter=_jump,
+        may_go=tuple(f"fix_{cause.key}" for cause in CAUSES)),
+    "missed": State(
+        prompt="过了认证时间也不要紧，补认证就行。我来告诉您怎么办。",
+        options=[Option("好的，怎么补", start="missed_deadline", words=("好的", "怎么补", "补认证")),
+                 Option("换一种情况", goto="ask", words=("换一种", "不是这个"))]),
+    "other": State(
+        prompt=("别的情况也可以这样试：换个光线好的地方、连好网络再试一次；"
+                "或者换一种方法，比如去社保局、邮储银行当面认证。还不行就让工作人员帮您看看。"),
+        options=[Option("换个认证方法", start="choose_method", words=("换个方法", "别的方法")),
+                 Option("转人工", run=_person, words=("人工",)),
+                 finish_option()]),
+    "offer_help": State(
+        prompt=("试了几次还是不行，别着急，不是您的错。可以这样："),
+        options=[Option("申请人工审核（申诉）", run=_appeal, intents=("appeal",),
+                        words=("申诉", "人工审核", "审核")),
+                 Option("找工作人员聊聊", run=_person, words=("工作人员", "找人")),
+                 Option("换个认证方法", start="choose_method", words=("换个方法", "别的方法")),
+                 certify_here(),
+                 finish_option()]),
+}
+for _cause in CAUSES:
+    states[f"fix_{_cause.key}"] = _fix_state(_cause)
+
+cert_failed = Dialog(
+    name="cert_failed",
+    title="认证失败怎么办",
+    start="ask",
+    entry_intents=("cert_failed", *BY_INTENT),
+    states=states,
+)
+
+DIALOGS = (cert_failed,)

@@ -1,0 +1,271 @@
+"""Flow 4: request a home visit (上门认证).
+
+A form collects the pensioner's name, ID number (checksum validated), address, phone
+and the reason; one message may carry all of it. The user confirms, the request is
+stored in SQL (``HomeVisitRequest``) and answered with a reference number. When the
+database is down the user is asked to try again later and nothing is lost: the
+answers stay in the conversation (Redis) until the request is stored.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.errors import StorageUnavailable
+from bot.messages import Reply
+from bot.storage.models import HomeVisitRequest
+from dialogs.common import ID_INVALID, find_id, find_phone, looks_like_question, masked
+from dialogs.engine import (
+    Dialog,
+    DialogContext,
+    Finish,
+    Form,
+    Goto,
+    Invalid,
+    NotUnderstood,
+    Option,
+    State,
+    Step,
+)
+from nlu.entities import id_checksum_ok, normalise_digits
+
+SLOT_LABELS = {"name": "姓名", "id_number": "身份证号", "address": "住址", "phone": "电话",
+               "reason": "原因"}
+_LABELLED = {
+    "name": re.compile(r"(?:姓名|名字|老人叫|我叫|叫)[:：是\s]*([\u4e00-\u9fa5·]{2,10})"),
+    "address": re.compile(r"(?:住址|地址|家住|住在)[:：是\s]*([^，,；;\n。]{4,})"),
+    "reason": re.compile(r"(?:原因|因为)[:：是\s]*([^；;\n。]{2,})"),
+}
+_ADDRESS_HINT = re.compile(r"[省市县区州镇乡村路街巷号栋楼室]|小区|单元|社区")
+_REASON_HINT = re.compile(r"行动不便|不方便|瘫痪|卧床|生病|病|残疾|住院|腿|走不了|走不动|下不了|高龄|年纪大|"
+                          r"岁|失能|出不了门|中风|偏瘫|不能出门")
+_NAME = re.compile(r"^[\u4e00-\u9fa5·]{2,10}$")
+_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
+_SEPARATORS = re.compile(r"[，,；;\n。\s]+")
+
+
+class HomeVisitForm(Form):
+    """The slots of a home-visit request, with per-slot validation."""
+
+    slots = ("name", "id_number", "address", "phone", "reason")
+
+    def requested(self, ctx: DialogContext) -> str | None:
+        if not ctx.slots.get("_prefilled"):
+            # Things this chat already told us are not asked again.
+            ctx.slots["_prefilled"] = True
+            for slot, key in (("id_number", "id_number"), ("name", "pensioner_name")):
+                if ctx.memory.get(key) and not ctx.slots.get(slot):
+                    ctx.slots[slot] = ctx.memory[key]
+        return super().requested(ctx)
+
+    def ask(self, ctx: DialogContext) -> list[Reply]:
+        replies = super().ask(ctx)
+        if replies and not ctx.slots.get("_intro"):
+            ctx.slots["_intro"] = True
+            known = [f"{SLOT_LABELS[slot]}：{masked(ctx.slots[slot]) if slot == 'id_number' else ctx.slots[slot]}"
+                     for slot in ("name", "id_number") if ctx.slots.get(slot)]
+            intro = "好的，我帮您登记上门认证，要问老人的姓名、身份证号、住址、电话和原因。"
+            if known:
+                intro += "您刚才说过的就不再问了（" + "，".join(known) + "）。"
+            else:
+                intro += "可以一条一条回答，也可以一次都发给我。"
+            replies[0] = Reply(intro + "\n" + replies[0].text, replies[0].options)
+        return replies
+
+    # -- questions
+    def ask_name(self, ctx: DialogContext) -> str:
+        return "先请告诉我老人的姓名。"
+
+    def ask_id_number(self, ctx: DialogContext) -> str:
+        return "请发一下老人的身份证号（18位，在身份证正面最下面一行）。"
+
+    def ask_address(self, ctx: DialogContext) -> str:
+        return "老人住在哪里？请写详细一点，比如：西宁市城东区某某路12号3单元201。"
+
+    def ask_phone(self, ctx: DialogContext) -> str:
+        return "留一个能联系上的电话吧（手机或座机都行），工作人员上门前会先打电话。"
+
+    def ask_reason(self, ctx: DialogContext) -> str:
+        return "最后一个问题：老人为什么出不了门？比如：卧床、行动不便、生病住院。"
+
+    # -- extraction: several slots from one message
+    def extract(self, ctx: DialogContext, text: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        rest = normalise_digits(text)
+        ids = find_id(ctx, text)
+        if ids.valid:
+            found["id_number"] = ids.valid
+        elif ids.invalid:
+            found["id_number"] = "invalid"
+        phone = find_phone(ctx, text)
+        if phone:
+            found["phone"] = phone
+        rest = re.sub(r"\d{15,17}[\dXx]?", " ", rest)
+        rest = re.sub(r"(?<!\d)1[3-9]\d{9}(?!\d)", " ", rest)
+        rest = re.sub(r"(?:身份证号?码?|电话|手机号?)[:：是]?", " ", rest)
+        for slot, pattern in _LABELLED.items():
+            match = pattern.search(rest)
+            if match:
+                found.setdefault(slot, match.group(1).strip())
+                rest = rest.replace(match.group(0), " ")
+        for part in (p.strip() for p in _SEPARATORS.split(rest)):
+            if not part:
+                continue
+            if "address" not in found and _ADDRESS_HINT.search(part) and len(part) >= 4 \
+                    and not _REASON_HINT.search(part):
+                found["address"] = part
+            elif "reason" not in found and _REASON_HINT.search(part):
+                found["reason"] = part
+            elif "name" not in found and _NAME.match(part) and len(part) <= 4:
+                found["name"] = part
+        requested = self.requested(ctx)
+        if requested and requested not in found and not found and text.strip():
+            found[requested] = text.strip()
+        if (requested == "phone" and "phone" not in found and "address" not in found
+                and re.fullmatch(r"[\d\-\s]+", text.strip())):
+            found["phone"] = text.strip()
+        return found
+
+    # -- validation
+    async def validate_name(self, value: Any, ctx: DialogContext) -> str:
+        name = "".join(str(value).split())
+        if not _NAME.match(name) or looks_like_question(name):
+            raise Invalid("请只发老人的姓名（和身份证上一样），比如：张桂兰。")
+        return name
+
+    async def validate_id_number(self, value: Any, ctx: DialogContext) -> str:
+        number = normalise_digits(str(value)).replace(" ", "").upper()
+        if not id_checksum_ok(number):
+            raise Invalid(ID_INVALID)
+        ctx.memory["id_number"] = number
+        return number
+
+    async def validate_address(self, value: Any, ctx: DialogContext) -> str:
+        address = str(value).strip()
+        if len(address) < 4 or looks_like_question(address):
+            raise Invalid("地址请写详细一点，比如：西宁市城东区某某路12号3单元201。")
+        return address[:200]
+
+    async def validate_phone(self, value: Any, ctx: DialogContext) -> str:
+        phone = "".join(str(value).split())
+        digits = normalise_digits(phone)
+        if re.fullmatch(r"1[3-9]\d{9}", digits) or _LANDLINE.match(digits):
+            return phone[:20]
+        raise Invalid("这个电话号码好像不对。手机号是11位数字，座机请带区号，比如 0971-1234567。")
+
+    async def validate_reason(self, value: Any, ctx: DialogContext) -> str:
+        reason = str(value).strip()
+        if len(reason) < 2:
+            raise Invalid("请简单说一下原因，比如：卧床、行动不便。")
+        return reason[:200]
+
+    async def fill(self, ctx: DialogContext, text: str) -> Step:
+        before = {slot: ctx.slots.get(slot) for slot in self.slots}
+        step = await super().fill(ctx, text)
+        changed = any(ctx.slots.get(slot) != before[slot] for slot in self.slots)
+        if not changed and looks_like_question(text):
+            # A question, not an answer: let the router answer it and come back here.
+            return NotUnderstood(hint=f"我们正在登记上门认证。{self.ask(ctx)[0].text}")
+        return step
+
+    async def submit(self, ctx: DialogContext) -> Step:
+        return Goto("confirm")
+
+
+FORM = HomeVisitForm()
+
+
+def _summary(ctx: DialogContext) -> Reply:
+    s = ctx.slots
+    return Reply("请核对一下：\n"
+                 f"姓名：{s.get('name')}\n"
+                 f"身份证号：{masked(str(s.get('id_number') or ''))}\n"
+                 f"住址：{s.get('address')}\n"
+                 f"电话：{s.get('phone')}\n"
+                 f"原因：{s.get('reason')}\n"
+                 "都对的话回复 1 提交。")
+
+
+def _reference() -> str:
+    return f"SM{datetime.now(UTC):%Y%m%d}{secrets.token_hex(3).upper()}"
+
+
+async def _submit(ctx: DialogContext) -> Step:
+    s = ctx.slots
+    reference = _reference()
+    try:
+        async with ctx.services.db.session() as session:
+            session.add(HomeVisitRequest(
+                reference=reference, pensioner_name=s["name"], id_number=s["id_number"],
+                address=s["address"], phone=s["phone"], reason=s["reason"],
+                channel=ctx.conversation.channel, chat_user=ctx.conversation.user_id))
+    except StorageUnavailable:
+        return Goto("retry")
+    ctx.memory["id_number"] = s["id_number"]
+    ctx.memory["pensioner_name"] = s["name"]
+    ctx.event("home_visit_requested", target=f"home_visit:{reference}",
+              id_number=masked(s["id_number"]))
+    return Finish([Reply(
+        f"已经登记好了！您的登记编号是 {reference}，请记下来。\n"
+        "接下来：社保工作人员会打您留的电话，和您约上门的时间。"
+        "上门时请准备好老人的身份证和社保卡，老人本人要在家。\n"
+        "如果想问进度，回复“转人工”并报上登记编号就行。")])
+
+
+async def _cancel(ctx: DialogContext) -> Step:
+    return Finish([Reply("好的，这次没有提交。需要的时候随时再找我。")])
+
+
+def _edit(slot: str) -> Option:
+    async def run(ctx: DialogContext) -> Step:
+        ctx.slots[slot] = None
+        if slot == "id_number":
+            ctx.memory.pop("id_number", None)
+        return Goto("form")
+
+    run.__name__ = f"edit_{slot}"
+    return Option(SLOT_LABELS[slot], run=run, words=(SLOT_LABELS[slot],), may_go=("form",))
+
+
+async def _to_edit(ctx: DialogContext) -> Step:
+    return Goto("edit")
+
+
+home_visit = Dialog(
+    name="home_visit",
+    title="申请上门认证",
+    start="form",
+    entry_intents=("method_home_visit",),
+    states={
+        "form": FORM.state(
+            options=[Option("上一项", back=True, words=("上一项",)),
+                     Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办"))],
+            may_go=("confirm",)),
+        "confirm": State(
+            prompt=_summary,
+            options=[
+                Option("对，提交", run=_submit, words=("提交", "对的", "都对", "没问题", "确认", "是", "对", "是的"),
+                       intents=("affirm",), may_go=("end", "retry")),
+                Option("要改一下", goto="edit", words=("改", "不对", "修改", "错了", "否"), intents=("deny",)),
+                Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办")),
+            ],
+            on_back=_to_edit),
+        "edit": State(
+            prompt="要改哪一项？",
+            options=[*(_edit(slot) for slot in FORM.slots),
+                     Option("都对，不用改", goto="confirm", words=("不用改", "都对", "没错"))]),
+        "retry": State(
+            prompt=("不好意思，系统现在有点忙，暂时存不进去，请稍后再试。"
+                    "您填的信息我都记着，不会丢，过一会儿回复“1”再提交就行。"),
+            options=[
+                Option("再提交一次", run=_submit, words=("再提交", "再试", "提交", "好了"),
+                       may_go=("end", "retry")),
+                Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办")),
+            ]),
+    },
+)
+
+DIALOGS = (home_visit,)

@@ -1,0 +1,144 @@
+"""Flow 7: has the pensioner certified, and when is the next one due?
+
+Asks for the ID number (checksum validated; one given earlier in this chat is reused)
+and the name, then looks the pensioner up (rate limited). Nothing about an ID is
+revealed unless the name matches: "not found" and "name does not match" get the same
+answer, and after a few wrong names the query stops.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from bot.errors import RateLimited, StorageUnavailable
+from bot.messages import Reply
+from bot.pensioners import names_match
+from dialogs.common import (
+    ID_ASK,
+    ID_INVALID,
+    certify_here,
+    find_id,
+    finish_option,
+    looks_like_question,
+    masked,
+)
+from dialogs.engine import (
+    Dialog,
+    DialogContext,
+    Finish,
+    Goto,
+    NotUnderstood,
+    Option,
+    State,
+    Stay,
+    Step,
+)
+
+MAX_NAME_TRIES = 3
+NO_MATCH = ("没有查到和这个身份证号、姓名都对得上的认证记录。请看看：\n"
+            "1）身份证号有没有输错；\n"
+            "2）姓名是不是和身份证上一模一样。\n"
+            "都没错的话，可能是社保登记的信息有出入，请带身份证到当地社保局核对，或者打 12333 问。")
+
+
+def _day(value: date) -> str:
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
+async def _reuse_id(ctx: DialogContext) -> Step | None:
+    known = ctx.memory.get("id_number")
+    if known and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
+        ctx.slots["_id_reused"] = True
+        ctx.slots["id_number"] = known
+        return Goto("ask_name", [Reply(f"用您刚才给的身份证号 {masked(known)} 来查。")])
+    return None
+
+
+async def _got_id(ctx: DialogContext, text: str) -> Step:
+    found = find_id(ctx, text)
+    if found.valid:
+        ctx.slots["id_number"] = found.valid
+        ctx.memory["id_number"] = found.valid
+        return Goto("ask_name")
+    if found.invalid:
+        return Stay([Reply(ID_INVALID)])
+    if looks_like_question(text):
+        return NotUnderstood(hint="我们正在查询认证状态。" + ID_ASK)
+    return Stay([Reply("需要18位的身份证号才能查。")])
+
+
+async def _other_id(ctx: DialogContext) -> Step:
+    ctx.slots["id_number"] = None
+    ctx.memory.pop("id_number", None)
+    return Goto("ask_id")
+
+
+async def _got_name(ctx: DialogContext, text: str) -> Step:
+    name = "".join(text.split())
+    if not 2 <= len(name) <= 20 or looks_like_question(name) or any(c.isdigit() for c in name):
+        if looks_like_question(text):
+            return NotUnderstood(hint="我们正在查询认证状态。请发一下老人的姓名。")
+        return Stay([Reply("请只发老人的姓名（和身份证上一样），比如：张桂兰。")])
+    id_number = str(ctx.slots["id_number"])
+    try:
+        pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number)
+    except RateLimited as limited:
+        return Finish([Reply(limited.user_message)])
+    except StorageUnavailable:
+        return Stay([Reply("系统暂时查不了，请稍后再试。")])
+    ctx.event("status_query", target=f"id:{masked(id_number)}")
+    if pensioner is None or not names_match(name, pensioner.name):
+        tries = int(ctx.slots.get("name_tries", 0)) + 1
+        ctx.slots["name_tries"] = tries
+        if tries >= MAX_NAME_TRIES:
+            return Finish([Reply(NO_MATCH), Reply(
+                "为了保护老人的信息，这次先不查了。需要帮忙的话回复“转人工”。")])
+        return Stay([Reply(NO_MATCH), Reply("可以重新发姓名，或者选“换个身份证号”。")])
+    ctx.memory["pensioner_name"] = pensioner.name
+    ctx.slots["certified_at"] = pensioner.certified_at.isoformat() if pensioner.certified_at else None
+    ctx.slots["next_due"] = pensioner.next_due.isoformat() if pensioner.next_due else None
+    ctx.slots["suspended"] = pensioner.status == "suspended"
+    return Goto("result")
+
+
+def _result(ctx: DialogContext) -> Reply:
+    certified = ctx.slots.get("certified_at")
+    due = ctx.slots.get("next_due")
+    today = datetime.now(UTC).date()
+    if not certified:
+        return Reply("系统里还没有这位老人的认证记录。请尽快认证一次，我可以帮您。")
+    done = datetime.fromisoformat(certified).date()
+    text = f"查到了：这位老人在 {_day(done)} 完成了认证。"
+    if due:
+        next_due = date.fromisoformat(due)
+        if next_due < today or ctx.slots.get("suspended"):
+            text += f"下次应在 {_day(next_due)} 前认证，已经过期了，养老金可能会暂停，请尽快补认证。"
+        else:
+            text += f"下次请在 {_day(next_due)} 前再认证。"
+    return Reply(text)
+
+
+status_query = Dialog(
+    name="status_query",
+    title="查询认证状态",
+    start="ask_id",
+    entry_intents=("status_query",),
+    states={
+        "ask_id": State(prompt=ID_ASK, options=[finish_option("不查了")], on_input=_got_id,
+                        on_enter=_reuse_id, may_go=("ask_name",)),
+        "ask_name": State(
+            prompt="为了保护老人的信息，请再发一下老人的姓名，用来核对。",
+            options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
+                            may_go=("ask_id",)),
+                     finish_option("不查了")],
+            on_input=_got_name, may_go=("result", "end")),
+        "result": State(prompt=_result, options=[
+            Option("怎么认证", start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
+            Option("过期了怎么办", start="missed_deadline", intents=("missed_deadline",),
+                   words=("过期", "停发")),
+            certify_here(),
+            finish_option()]),
+    },
+)
+
+DIALOGS = (status_query,)
