@@ -90,6 +90,9 @@ def train(data_path: Path = DATA, config_path: Path = CONFIG, venv: Path = RASA_
             tail = (completed.stderr or completed.stdout or "")[-2000:] if quiet else ""
             raise RuntimeError(f"rasa train failed (exit {completed.returncode}): {tail}")
         shutil.move(str(Path(tmp) / "model.tar.gz"), target)
+    for stale in target.parent.glob("nlu-*.tar.gz"):  # models of older data, ~35 MB each
+        if stale != target:
+            stale.unlink(missing_ok=True)
     print(f"trained {target.name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return target
 
