@@ -18,7 +18,7 @@ SEED = ROOT.parent / "shared" / "seed" / "qinghai-pension-certification.txt"
 MAX_CHARS = 120
 THRESHOLD = 0.45
 FAQ_FLOOR = 0.3
-NOT_INFORMATIONAL = {"greet", "affirm", "deny", "human_handoff"}  # menu / dialogs / escalation
+NOT_INFORMATIONAL = {"greet", "human_handoff"}  # the router shows the menu / escalates
 
 # Every fact of the seed document (and the public facts the issue adds), as words that must
 # appear in some answer. Grouped by the seed's sections.
