@@ -188,9 +188,9 @@ class EmbeddedNlu:
         """Whether the message shares enough with the training data to be classified.
 
         Accepted: one known character pair or one known word of two characters or more;
-        or, for short messages, at least two different characters that are all known
-        (是啊, 回见); a repeated character only if it is a whole example by itself.
-        Rejected: repeated filler (啊啊啊啊, 嗯嗯嗯嗯) and unknown strings.
+        or two different known characters (是啊, 回见); a repeated character only if it is
+        a whole example by itself (不不不). Rejected: filler (啊啊啊啊, 嗯啊啊啊, 嗯嗯嗯嗯)
+        and unknown strings.
         """
         assert self.char_vectorizer is not None and self.word_vectorizer is not None
         chars = self.char_vectorizer.vocabulary_
@@ -202,7 +202,9 @@ class EmbeddedNlu:
         distinct = set(cleaned)
         if len(distinct) == 1:  # 不不不 yes (不 is an example on its own), 啊啊啊啊 no
             return cleaned[0] in self.single_chars
-        return all(ch in chars for ch in distinct)
+        # Known characters without a known pair: only a two-character reply (是啊, 行啊);
+        # longer strings of them are filler (嗯啊啊啊).
+        return len(cleaned) <= 2 and all(ch in chars for ch in distinct)
 
     def scores(self, cleaned: str) -> np.ndarray:
         """Softmax over the classifier's margins (sums to one)."""

@@ -23,7 +23,7 @@ method_home_visit method_abroad process_online process_offline app_download mate
 cert_failed fail_app_wont_open fail_poor_light fail_no_model fail_info_mismatch fail_network
 fail_maintenance missed_deadline appeal family_certification status_query certify_now""".split()
 REGIONS = ["西宁", "海东", "海北", "黄南", "海南", "果洛", "玉树", "海西"]
-GIBBERISH = ["啊啊啊啊", "嗯嗯嗯嗯", "哈哈哈哈", "asdfgh", "。。。", "？？", "嗯", "呃呃呃"]
+GIBBERISH = ["啊啊啊啊", "嗯嗯嗯嗯", "嗯啊啊啊", "哦哦哦哦", "哈哈哈哈", "asdfgh", "。。。", "？？", "嗯", "呃呃呃"]
 
 
 @pytest.fixture(scope="module")
