@@ -3,8 +3,8 @@
 Trained from ``nlu/data/nlu.yml`` at start-up (about a tenth of a second, plus the
 one-time load of jieba's dictionary). Out-of-scope messages are handled in three layers:
 
-1. a vocabulary guard: a message that shares no character pair and no word with the
-   training data (``啊啊啊啊``, ``asdf``) gets no intent at all;
+1. the vocabulary guard (nlu/guard.py): a message that shares no character pair with
+   the training data (``啊啊啊啊``, ``asdf``) gets no intent at all;
 2. the trained ``out_of_scope`` intent (weather, pension amounts, medical insurance,
    chit-chat), which the router answers politely with what the assistant can do;
 3. the confidence threshold (``nlu.intent_threshold``) applied by the router; below it the
@@ -28,6 +28,7 @@ from sklearn.svm import LinearSVC
 
 from nlu import entities, training_data
 from nlu.base import IntentScore, ParseResult
+from nlu.guard import VocabularyGuard
 from nlu.rules import match_command, normalise
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class EmbeddedNlu:
         self.word_vectorizer: TfidfVectorizer | None = None
         self.model: LinearSVC | None = None
         self.labels: list[str] = []
-        self.single_chars: set[str] = set()
+        self.guard: VocabularyGuard | None = None
         self._char_vocab: dict[str, int] = {}
         self._word_vocab: dict[str, int] = {}
         self._char_idf = np.zeros(0)
@@ -117,7 +118,7 @@ class EmbeddedNlu:
         self.data = data
         self.normaliser = TextNormaliser(data)
         texts = [self.normaliser(e.text) for e in data.examples]
-        self.single_chars = {text for text in texts if len(text) == 1}
+        self.guard = VocabularyGuard(texts)
         labels = [e.intent for e in data.examples]
         self.char_vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
         self.word_vectorizer = TfidfVectorizer(tokenizer=self._words, token_pattern=None,
@@ -185,26 +186,9 @@ class EmbeddedNlu:
         return char_idx + word_idx, char_val + word_val
 
     def known(self, cleaned: str) -> bool:
-        """Whether the message shares enough with the training data to be classified.
-
-        Accepted: one known character pair or one known word of two characters or more;
-        or two different known characters (是啊, 回见); a repeated character only if it is
-        a whole example by itself (不不不). Rejected: filler (啊啊啊啊, 嗯啊啊啊, 嗯嗯嗯嗯)
-        and unknown strings.
-        """
-        assert self.char_vectorizer is not None and self.word_vectorizer is not None
-        chars = self.char_vectorizer.vocabulary_
-        if any(cleaned[i:i + 2] in chars for i in range(len(cleaned) - 1)):
-            return True
-        words = self.word_vectorizer.vocabulary_
-        if any(len(w) >= 2 and w in words for w in self._words(cleaned)):
-            return True
-        distinct = set(cleaned)
-        if len(distinct) == 1:  # 不不不 yes (不 is an example on its own), 啊啊啊啊 no
-            return cleaned[0] in self.single_chars
-        # Known characters without a known pair: only a two-character reply (是啊, 行啊);
-        # longer strings of them are filler (嗯啊啊啊).
-        return len(cleaned) <= 2 and all(ch in chars for ch in distinct)
+        """Whether the message shares enough with the training data (nlu/guard.py)."""
+        assert self.guard is not None
+        return self.guard.known(cleaned)
 
     def scores(self, cleaned: str) -> np.ndarray:
         """Softmax over the classifier's margins (sums to one)."""

@@ -3,20 +3,25 @@
 The server is trained from the same ``nlu/data/nlu.yml`` (``make rasa``) and started with
 ``make rasa-serve``. Rasa's ``nlu_fallback`` (FallbackClassifier) means "nothing
 confident": it is returned as no intent, so the router goes on to FAQ retrieval and a
-clarifying question, exactly as for a low-confidence embedded parse. ID numbers found by
-Rasa's regex are re-checked with the GB 11643 checksum.
+clarifying question, exactly as for a low-confidence embedded parse. The vocabulary guard
+(nlu/guard.py) runs first, as in the embedded backend: DIET, too, would call 啊啊啊啊 an
+intent. ID numbers found by Rasa's regex are re-checked with the GB 11643 checksum.
 """
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bot.errors import BotError
+from nlu import training_data
 from nlu.base import Entity, IntentScore, ParseResult
 from nlu.entities import id_checksum_ok
-from nlu.rules import match_command
+from nlu.guard import VocabularyGuard
+from nlu.rules import match_command, normalise
 
 FALLBACK_INTENT = "nlu_fallback"
 
@@ -33,13 +38,19 @@ class RasaNlu:
 
     name = "rasa"
 
-    def __init__(self, url: str, timeout_s: float = 2.0, top_k: int = 5) -> None:
+    def __init__(self, url: str, timeout_s: float = 2.0, top_k: int = 5,
+                 data_path: Path | str = training_data.DATA_DIR / "nlu.yml") -> None:
         self.url = url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.top_k = top_k
+        self.data_path = Path(data_path)
         self.session: aiohttp.ClientSession | None = None
+        self.guard: VocabularyGuard | None = None
 
     async def start(self) -> None:
+        if self.guard is None:
+            data = await asyncio.to_thread(training_data.load, self.data_path)
+            self.guard = VocabularyGuard.from_training_data(data)
         if self.session is None:
             self.session = aiohttp.ClientSession(timeout=self.timeout)
 
@@ -53,8 +64,10 @@ class RasaNlu:
         command = match_command(text)
         if command is not None:
             return ParseResult(text=text, intents=[command], backend=self.name)
-        if self.session is None:
+        if self.session is None or self.guard is None:
             raise RasaUnavailableError("RasaNlu.start() was not called")
+        if not self.guard.known(normalise(text)):
+            return ParseResult(text=text, backend=self.name)
         try:
             async with self.session.post(f"{self.url}/model/parse", json={"text": text}) as response:
                 if response.status != 200:

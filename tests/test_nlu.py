@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from pathlib import Path
@@ -288,9 +289,35 @@ def test_rasa_domain_lists_intents_and_entities(train: Any) -> None:
     assert set(domain["entities"]) >= {"id_number", "phone", "relationship", "region", "date"}  # type: ignore[arg-type]
 
 
+async def _chat_through_app(settings: Any, texts: list[str]) -> list[str]:
+    """Run messages through a whole application (its cleanup_ctx) and return the answers."""
+    from bot.app import create_app
+    from bot.keys import SERVICES
+
+    from .conftest import TestBot
+
+    app = create_app(settings, features=[])
+    contexts = [ctx(app) for ctx in app.cleanup_ctx]
+    for ctx in contexts:
+        await ctx.__anext__()
+    try:
+        services = app[SERVICES]
+        assert services.nlu.name == "rasa"
+        bot = TestBot(services)
+        answers = []
+        for text in texts:
+            await bot.say(text)
+            answers.append(bot.text)
+        return answers
+    finally:
+        for ctx in reversed(contexts):
+            with contextlib.suppress(StopAsyncIteration):
+                await ctx.__anext__()
+
+
 @pytest.mark.slow
-async def test_rasa_server_trained_from_nlu_yml() -> None:
-    """A real Rasa 3.6 server, trained from nlu.yml (cached by hash), through RasaNlu."""
+async def test_rasa_server_trained_from_nlu_yml(tmp_path: Path, clean_backends: Any) -> None:
+    """A real Rasa 3.6 server, trained from nlu.yml (cached by hash), through RasaNlu and the app."""
     try:
         rasa_model.rasa_executable()
     except rasa_model.RasaUnavailable as exc:
@@ -316,6 +343,13 @@ async def test_rasa_server_trained_from_nlu_yml() -> None:
         region = await nlu.parse("海西州哪里能现场认证")
         assert ("region", "海西") in [(e.type, e.value) for e in region.entities]
         assert (await nlu.parse("转人工")).top == match_command("转人工")
+        for text in GIBBERISH:
+            assert (await nlu.parse(text)).intents == [], text
+        settings = make_settings(tmp_path, clean_backends, **{
+            "nlu.backend": "rasa", "nlu.rasa_url": server.url, "nlu.rasa_timeout_s": 30.0})
+        answers = await _chat_through_app(settings, ["人在澳洲养老金认证咋办", "啊啊啊啊"])
+        assert "中国领事" in answers[0]
+        assert "没太明白" in answers[1]
     finally:
         await nlu.close()
         server.stop()
