@@ -13,7 +13,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from bot import keys
 from bot.errors import Forbidden, Unauthorized
 
 
@@ -52,6 +51,8 @@ def _loopback(remote: str | None) -> bool:
 
 async def metrics_view(request: web.Request) -> web.Response:
     """Prometheus exposition, behind a bearer token (or loopback only without one)."""
+    from bot import keys
+
     services = request.app[keys.SERVICES]
     token = services.settings.metrics.token
     if token:

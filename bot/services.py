@@ -112,6 +112,11 @@ def build_pipeline(services: Services) -> Pipeline:
 
 
 def build_nlu(settings: Settings) -> NluBackend:
+    """The NLU backend named by ``nlu.backend`` in config.yml."""
+    if settings.nlu.backend == "rasa":
+        from nlu.rasa_backend import RasaNlu
+
+        return RasaNlu(settings.nlu.rasa_url, settings.nlu.rasa_timeout_s)
     from nlu.embedded import EmbeddedNlu
 
     return EmbeddedNlu()

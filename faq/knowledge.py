@@ -2,7 +2,8 @@
 
 Each entry has an id, the intent it answers (optional), example questions, a short
 answer (long ones split into steps), follow-up options and a source note. Retrieval is
-TF-IDF over character n-grams of the questions, returning scored candidates.
+TF-IDF over character n-grams of the questions, returning scored candidates; a question
+that shares no character pair with any stored question gets no candidates at all.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class KnowledgeBase:
             for question in entry.questions or [entry.id]:
                 corpus.append(normalise(question))
                 self._rows.append(index)
-        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+        # "char", not "char_wb": padding spaces would make every query share a feature.
+        vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
         self._matrix = dense_columns(vectorizer.fit_transform(corpus))
+        self._vocabulary = vectorizer.vocabulary_
         self._vectorize = CompiledTfidf(vectorizer).vector
 
     def for_intent(self, intent: str) -> FaqEntry | None:
@@ -70,8 +73,8 @@ class KnowledgeBase:
     def search(self, question: str, limit: int = 3) -> list[FaqHit]:
         """Entries ranked by similarity to ``question``, best first, one hit per entry."""
         cleaned = normalise(question)
-        if not cleaned:
-            return []
+        if not cleaned or not any(cleaned[i:i + 2] in self._vocabulary for i in range(len(cleaned) - 1)):
+            return []  # nothing in common but single characters (啊啊啊啊): no answer
         indices, weights = self._vectorize(cleaned)
         if not len(indices):
             return []
