@@ -235,6 +235,8 @@ async def test_failing_wechat_api_is_retried_then_listed_for_staff(
     [lost] = await failures(supervisor)
     assert (lost["channel"], lost["user_id"], lost["attempts"]) == ("wechat", OPENID, 4)
     assert "身份证" in lost["text"] and lost["error"] and lost["case_id"] is None
+    events = await (await supervisor.get("/api/staff/events")).json()
+    assert "send_failed" in [e["kind"] for e in events["events"]]  # open pages refresh at once
 
     # staff relay while WeChat is down: the message is kept, the API says 502, the loss is listed
     status, body, took = await post(app_client, text_xml("转人工"))
@@ -258,6 +260,8 @@ async def test_failing_wechat_api_is_retried_then_listed_for_staff(
     assert "发送失败" not in await (await agent.get("/staff")).text()
     case_page = await (await agent.get(f"/staff/cases/{case_id}")).text()
     assert "发送失败" in case_page and "工作人员：请明天上午再试" in case_page
+    live = await (await agent.get(f"/staff/cases/{case_id}/fragments/failures")).text()
+    assert "工作人员：请明天上午再试" in live and "send-failed" in live
 
     # the page's reply form keeps the message and says it was not delivered
     me = await (await agent.get("/api/staff/me")).json()

@@ -375,6 +375,7 @@ class TelegramChannel:
             await self.services.audit(f"channel:{CHANNEL}", SEND_FAILED, target=f"{CHANNEL}:{chat_id}",
                                       method=what, error=mask(error)[:200], attempts=attempts,
                                       text=mask(text)[:500])
+            await self.services.handoff.publish(SEND_FAILED, channel=CHANNEL)  # staff pages refresh
         except Exception as exc:  # noqa: BLE001 - the log line above already says it
             log.error("could not record the failed send: %s", exc.__class__.__name__)
 

@@ -509,6 +509,7 @@ class WechatChannel:
             await self.services.audit(f"channel:{CHANNEL}", SEND_FAILED, target=conversation_key,
                                       errcode=error.errcode, error=error.detail[:200],
                                       attempts=attempt + 1, text=mask(text)[:500])
+            await self.services.handoff.publish(SEND_FAILED, channel=CHANNEL)  # staff pages refresh
         except Exception as exc:  # noqa: BLE001 - the log line above already says it
             log.error("could not record the failed send: %s", exc.__class__.__name__)
         return False

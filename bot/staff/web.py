@@ -601,7 +601,8 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
         proxy=render_proxy(ctx, tz), decision_box=_decision_box(staff, ctx),
         failures=render_failures(await desk.send_failures(staff, case.id), tz, "这个案件没有发送失败的消息。"))
     after = await _last_event_id(request)
-    script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages']], "
+    script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages'],"
+              f"['failures','/staff/cases/{case.id}/fragments/failures']], "
               f"{json.dumps(after)});</script>")
     return page(request, f"案件 #{case.id}", body, staff, script=script)
 
@@ -613,6 +614,12 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
     names = {u.id: u.username for u in await request.app[AUTH].users()}
     return fragment(render_messages(case.id, await desk.messages(case.id), names,
                                     request.app[keys.SERVICES].handoff.tz))
+
+
+@html_page
+async def case_failures_fragment(request: web.Request, staff: StaffSession) -> web.Response:
+    failures = await request.app[DESK].send_failures(staff, case_id_of(request))
+    return fragment(render_failures(failures, request.app[keys.SERVICES].handoff.tz, "这个案件没有发送失败的消息。"))
 
 
 @html_page
@@ -891,6 +898,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/staff/fragments/{part:queue|mine|done|recent|failures}", queue_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}", case_page)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
+    r.add_get(r"/staff/cases/{case_id:\d+}/fragments/failures", case_failures_fragment)
     r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign}", case_action)
     r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
     r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
