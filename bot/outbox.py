@@ -2,6 +2,9 @@
 
 Each channel registers a sender; ``Outbox.push`` routes replies for a conversation to
 its channel. The web channel's sender queues them in Redis for ``/api/chat/updates``.
+A platform sender retries on its own; when it finally gives up it records the failure
+(audit action ``send_failed``, listed in the staff console) and raises ``DeliveryFailed``,
+which ``push`` turns into ``False`` for callers that only need to know.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 
+from bot.errors import ExternalServiceError
 from bot.messages import Reply
 from bot.storage.redis import redis_guard
 
@@ -20,6 +24,15 @@ log = logging.getLogger(__name__)
 Sender = Callable[[str, Sequence[Reply]], Awaitable[None]]
 WEB_QUEUE_LIMIT = 200
 WEB_QUEUE_TTL_S = 7 * 86400
+SEND_FAILED = "send_failed"  # the audit action of a message a channel could not deliver
+
+
+class DeliveryFailed(ExternalServiceError):
+    """A channel gave up delivering a message (already retried, logged and recorded)."""
+
+    code = "delivery_failed"
+    user_message = ("消息已保存，但没能送到用户那里（对方渠道发送失败），已记在“发送失败”里。"
+                    "请稍后再发一次，或者打电话联系用户。")
 
 
 class Outbox:
@@ -32,16 +45,22 @@ class Outbox:
     def register(self, channel: str, sender: Sender) -> None:
         self.senders[channel] = sender
 
-    async def push(self, conversation_key: str, replies: Sequence[Reply]) -> None:
-        """Deliver replies to ``channel:user`` through that channel's sender."""
+    async def push(self, conversation_key: str, replies: Sequence[Reply]) -> bool:
+        """Deliver replies to ``channel:user`` through that channel's sender.
+
+        False when the channel gave up (the sender has recorded the failure)."""
         if not replies:
-            return
+            return True
         channel = conversation_key.split(":", 1)[0]
         sender = self.senders.get(channel)
         if sender is None:
             log.error("no sender for channel %s; queueing for polling", channel)
             sender = self._queue_for_web
-        await sender(conversation_key, replies)
+        try:
+            await sender(conversation_key, replies)
+        except DeliveryFailed:
+            return False
+        return True
 
     @redis_guard
     async def _queue_for_web(self, conversation_key: str, replies: Sequence[Reply]) -> None:

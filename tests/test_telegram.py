@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
@@ -20,130 +16,24 @@ from bot.channels.telegram import HELP_TEXT, TELEGRAM, VOICE_TEXT, TelegramChann
 from bot.messages import Reply
 from bot.storage.models import AuditLog
 from handlers.pipeline import NextStep, Turn
-from tests.conftest import Backends, make_settings
+from tests.channel_fakes import (
+    BOT_TOKEN,
+    CHAT,
+    SECRET,
+    FakeTelegram,
+    base_url,
+    buttons,
+    callback_update,
+    command_update,
+    deliver,
+    jpeg,
+    message_update,
+    telegram_settings,
+)
+from tests.conftest import Backends
 from tests.services import free_port
 
-BOT_TOKEN = "123456:TEST-token_abcdefghijklmnopqrstuv"
-SECRET = "webhook-secret-0123456789"
-CHAT = 4242
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
-
-
-def jpeg() -> bytes:
-    from PIL import Image
-    from skimage import data
-
-    buffer = io.BytesIO()
-    Image.fromarray(data.astronaut()).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-class FakeTelegram:
-    """The Bot API methods the bot uses (and file downloads), recording every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.files: dict[str, bytes] = {}
-        self.blocked_chats: set[int] = set()
-        self.updates: list[dict[str, Any]] = []
-        self.message_id = 100
-        self.message_sent = asyncio.Event()
-        self.app = web.Application()
-        self.app.router.add_route("*", "/bot{token}/{method}", self.api)
-        self.app.router.add_get("/file/bot{token}/{path:.+}", self.download)
-
-    async def api(self, request: web.Request) -> web.Response:
-        if request.match_info["token"] != BOT_TOKEN:
-            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
-        method = request.match_info["method"]
-        params: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            params.update(await request.json())
-        elif request.can_read_body:
-            for key, value in (await request.post()).items():
-                if hasattr(value, "file"):
-                    params[key] = value.file.read()
-                    continue
-                try:
-                    params[key] = json.loads(value)
-                except (TypeError, ValueError):
-                    params[key] = value
-        self.calls.append((method, params))
-        handler = getattr(self, f"m_{method}", None)
-        if handler is None:
-            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
-        return await handler(params)
-
-    @staticmethod
-    def ok(result: Any) -> web.Response:
-        return web.json_response({"ok": True, "result": result})
-
-    async def m_getMe(self, params: dict[str, Any]) -> web.Response:
-        return self.ok({"id": 123456, "is_bot": True, "first_name": "认证小助手", "username": "pension_qh_bot",
-                        "can_join_groups": False, "can_read_all_group_messages": False,
-                        "supports_inline_queries": False})
-
-    async def m_setWebhook(self, params: dict[str, Any]) -> web.Response:
-        return self.ok(True)
-
-    async def m_deleteWebhook(self, params: dict[str, Any]) -> web.Response:
-        return self.ok(True)
-
-    async def m_answerCallbackQuery(self, params: dict[str, Any]) -> web.Response:
-        return self.ok(True)
-
-    async def _message(self, params: dict[str, Any], extra: dict[str, Any]) -> web.Response:
-        chat_id = int(params["chat_id"])
-        if chat_id in self.blocked_chats:
-            return web.json_response({"ok": False, "error_code": 403,
-                                      "description": "Forbidden: bot was blocked by the user"}, status=403)
-        self.message_id += 1
-        self.message_sent.set()
-        return self.ok({"message_id": self.message_id, "date": int(time.time()),
-                        "chat": {"id": chat_id, "type": "private"},
-                        "from": {"id": 123456, "is_bot": True, "first_name": "认证小助手"}, **extra})
-
-    async def m_sendMessage(self, params: dict[str, Any]) -> web.Response:
-        return await self._message(params, {"text": params["text"]})
-
-    async def m_sendPhoto(self, params: dict[str, Any]) -> web.Response:
-        return await self._message(params, {"photo": [{"file_id": "out", "file_unique_id": "o", "width": 1,
-                                                       "height": 1}]})
-
-    async def m_getFile(self, params: dict[str, Any]) -> web.Response:
-        file_id = params["file_id"]
-        if file_id not in self.files:
-            return web.json_response({"ok": False, "error_code": 400,
-                                      "description": "Bad Request: invalid file_id"}, status=400)
-        return self.ok({"file_id": file_id, "file_unique_id": f"u-{file_id}",
-                        "file_size": len(self.files[file_id]), "file_path": f"photos/{file_id}.jpg"})
-
-    async def m_getUpdates(self, params: dict[str, Any]) -> web.Response:
-        offset = int(params.get("offset") or 0)
-        pending = [u for u in self.updates if u["update_id"] >= offset]
-        if not pending:
-            await asyncio.sleep(0.2)
-        return self.ok(pending)
-
-    async def download(self, request: web.Request) -> web.Response:
-        if request.match_info["token"] != BOT_TOKEN:
-            return web.Response(status=401)
-        file_id = request.match_info["path"].removeprefix("photos/").removesuffix(".jpg")
-        self.calls.append(("download", {"path": request.match_info["path"]}))
-        return web.Response(body=self.files[file_id], content_type="image/jpeg")
-
-    def sent(self, method: str = "sendMessage") -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == method]
-
-    def texts(self) -> list[str]:
-        return [p["text"] for p in self.sent()]
-
-
-def telegram_settings(tmp_path: Path, backends: Backends, base: str, **overrides: Any) -> Any:
-    values = {"telegram.token": BOT_TOKEN, "telegram.webhook_secret": SECRET,
-              "telegram.api_base": f"{base}/bot", "telegram.file_base": f"{base}/file/bot"}
-    values.update(overrides)
-    return make_settings(tmp_path, backends, **values)
 
 
 @pytest.fixture
@@ -151,10 +41,6 @@ async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
     fake = FakeTelegram()
     fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
     return fake
-
-
-def base_url(fake: FakeTelegram) -> str:
-    return str(fake.server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
 
 
 async def ready(client: Any) -> TelegramChannel:
@@ -173,42 +59,6 @@ async def tg(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake
     await ready(client)
     return client
 
-
-USER = {"id": CHAT, "is_bot": False, "first_name": "建国", "language_code": "zh-hans"}
-PRIVATE = {"id": CHAT, "type": "private", "first_name": "建国"}
-_update_ids = iter(range(900000, 10**7))
-
-
-def message_update(**content: Any) -> dict[str, Any]:
-    update_id = next(_update_ids)
-    return {"update_id": update_id, "message": {"message_id": update_id % 100000, "date": int(time.time()),
-                                                "chat": PRIVATE, "from": USER, **content}}
-
-
-def command_update(command: str) -> dict[str, Any]:
-    return message_update(text=command, entities=[{"type": "bot_command", "offset": 0, "length": len(command)}])
-
-
-def callback_update(data: str) -> dict[str, Any]:
-    update_id = next(_update_ids)
-    return {"update_id": update_id, "callback_query": {
-        "id": f"cbq-{update_id}", "from": USER, "chat_instance": "-9876", "data": data,
-        "message": {"message_id": 7, "date": int(time.time()), "chat": PRIVATE,
-                    "from": {"id": 123456, "is_bot": True, "first_name": "认证小助手"}, "text": "请回复数字选择："}}}
-
-
-async def deliver(client: Any, update: dict[str, Any], secret: str | None = SECRET) -> int:
-    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
-    response = await client.post("/telegram", json=update, headers=headers)
-    return int(response.status)
-
-
-def buttons(params: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = params["reply_markup"]["inline_keyboard"]
-    return [(b["text"], b["callback_data"]) for row in rows for b in row]
-
-
-# ---------------------------------------------------------------- webhook security
 
 async def test_wrong_or_missing_secret_is_403(tg: Any, fake_telegram: FakeTelegram) -> None:
     assert await deliver(tg, message_update(text="你好"), secret="guess") == 403

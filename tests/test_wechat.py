@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import io
 import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from bot import keys
@@ -38,124 +34,23 @@ from bot.channels.wechat import (
 from bot.messages import Reply
 from bot.storage.models import AuditLog
 from handlers.pipeline import NextStep, Turn
+from tests.channel_fakes import (
+    ACCOUNT,
+    AES_KEY,
+    APP_ID,
+    OPENID,
+    TOKEN,
+    FakeWechat,
+    jpeg,
+    message_xml,
+    passive_text,
+    query,
+    sign,
+    text_xml,
+    wechat_settings,
+)
 from tests.conftest import ROOT, Backends, make_settings
 from tests.services import free_port
-
-TOKEN = "wx-callback-token"
-APP_ID = "wx1234567890abcdef"
-AES_KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode().rstrip("=")
-ACCOUNT = "gh_0123456789ab"
-OPENID = "oUser_abcdefghijklmnop1234"
-
-
-def jpeg() -> bytes:
-    from PIL import Image
-    from skimage import data
-
-    buffer = io.BytesIO()
-    Image.fromarray(data.astronaut()).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-class FakeWechat:
-    """The WeChat API endpoints the bot uses, recording every call."""
-
-    def __init__(self) -> None:
-        self.tokens_issued: list[str] = []
-        self.invalid_tokens: set[str] = set()
-        self.sent: list[dict[str, Any]] = []
-        self.menus: list[dict[str, Any]] = []
-        self.media: dict[str, bytes] = {}
-        self.media_requests: list[str] = []
-        self.send_errors: list[int] = []  # errcodes to answer to the next sends
-        self.token_delay_s = 0.0
-        self.app = web.Application()
-        self.app.router.add_get("/cgi-bin/token", self.token)
-        self.app.router.add_get("/cgi-bin/media/get", self.media_get)
-        self.app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
-        self.app.router.add_post("/cgi-bin/menu/create", self.menu_create)
-
-    def _token_error(self, request: web.Request) -> web.Response | None:
-        token = request.query.get("access_token", "")
-        if token not in self.tokens_issued:
-            return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
-        if token in self.invalid_tokens:
-            return web.json_response({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
-        return None
-
-    async def token(self, request: web.Request) -> web.Response:
-        q = request.query
-        if q.get("grant_type") != "client_credential" or q.get("appid") != APP_ID or q.get("secret") != "s3cret":
-            return web.json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
-        await asyncio.sleep(self.token_delay_s)
-        token = f"ACCESS-{len(self.tokens_issued) + 1}-{uuid.uuid4().hex[:6]}"
-        self.tokens_issued.append(token)
-        return web.json_response({"access_token": token, "expires_in": 7200})
-
-    async def media_get(self, request: web.Request) -> web.StreamResponse:
-        error = self._token_error(request)
-        if error:
-            return error
-        media_id = request.query.get("media_id", "")
-        self.media_requests.append(media_id)
-        if media_id not in self.media:
-            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
-        return web.Response(body=self.media[media_id], content_type="image/jpeg")
-
-    async def custom_send(self, request: web.Request) -> web.Response:
-        error = self._token_error(request)
-        if error:
-            return error
-        if self.send_errors:
-            code = self.send_errors.pop(0)
-            return web.json_response({"errcode": code, "errmsg": "failed"})
-        body = await request.json()
-        body["_token"] = request.query["access_token"]
-        self.sent.append(body)
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
-
-    async def menu_create(self, request: web.Request) -> web.Response:
-        error = self._token_error(request)
-        if error:
-            return error
-        self.menus.append(await request.json())
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
-
-    def texts(self, openid: str = OPENID) -> list[str]:
-        return [m["text"]["content"] for m in self.sent if m["touser"] == openid]
-
-
-def sign(*parts: str) -> str:
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
-
-
-def query(timestamp: int | None = None, nonce: str | None = None, token: str = TOKEN) -> dict[str, str]:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = nonce or uuid.uuid4().hex[:10]
-    return {"signature": sign(token, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": OPENID}
-
-
-def text_xml(content: str, msg_id: str | None = None, openid: str = OPENID) -> str:
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{content}]]></Content>"
-            f"<MsgId>{msg_id or str(uuid.uuid4().int)[:19]}</MsgId></xml>")
-
-
-def message_xml(msg_type: str, extra: str, msg_id: str | None = None, create_time: int | None = None) -> str:
-    msg_id_xml = "" if msg_type == "event" else f"<MsgId>{msg_id or str(uuid.uuid4().int)[:19]}</MsgId>"
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-            f"<FromUserName><![CDATA[{OPENID}]]></FromUserName>"
-            f"<CreateTime>{create_time or int(time.time())}</CreateTime>"
-            f"<MsgType><![CDATA[{msg_type}]]></MsgType>{extra}{msg_id_xml}</xml>")
-
-
-def passive_text(body: str) -> str:
-    fields = parse_xml(body.encode())
-    assert fields["MsgType"] == "text"
-    assert fields["ToUserName"] == OPENID and fields["FromUserName"] == ACCOUNT
-    return fields["Content"]
 
 
 @pytest.fixture
@@ -163,13 +58,6 @@ async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
     fake = FakeWechat()
     fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
     return fake
-
-
-def wechat_settings(tmp_path: Path, backends: Backends, fake: FakeWechat, **overrides: Any) -> Any:
-    values = {"wechat.token": TOKEN, "wechat.app_id": APP_ID, "wechat.app_secret": "s3cret",
-              "wechat.api_base": str(fake.server.make_url("/cgi-bin/"))}  # type: ignore[attr-defined]
-    values.update(overrides)
-    return make_settings(tmp_path, backends, **values)
 
 
 @pytest.fixture

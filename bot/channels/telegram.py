@@ -11,6 +11,9 @@
 - Text, photos (largest size -> ``InboundMessage.image``), voice (not supported yet: asks for
   text), options as inline keyboard buttons whose callbacks feed the pipeline, ``/start``
   and ``/help``. Only private chats are served.
+- Answers to an update are sent by a per-chat ordered task: the webhook waits for them at
+  most ``webhook_send_budget_s``, so a slow or failing Bot API (retried with backoff, then
+  recorded as ``send_failed`` for the staff console) never holds the webhook.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from bot import keys
 from bot.errors import BadRequest, BotError, Forbidden
 from bot.logs import mask
 from bot.messages import InboundMessage, Reply
+from bot.outbox import SEND_FAILED, DeliveryFailed
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -103,6 +107,7 @@ class TelegramChannel:
     start_retry_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60)  # then every 60 s
     send_retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)
     ready_timeout_s = 30.0
+    webhook_send_budget_s = 2.0
 
     def __init__(self, services: Services, *, polling: bool = False) -> None:
         self.services = services
@@ -116,6 +121,7 @@ class TelegramChannel:
         self.polling = polling
         self.ready = asyncio.Event()
         self._starter: asyncio.Task[None] | None = None
+        self._sending: dict[int, asyncio.Task[bool]] = {}  # the last send task of each chat
         app = self.application
         app.add_handler(CommandHandler("start", self.on_start, filters=PRIVATE_MESSAGES))
         app.add_handler(CommandHandler("help", self.on_help, filters=PRIVATE_MESSAGES))
@@ -167,6 +173,11 @@ class TelegramChannel:
                 await self._starter
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
+        pending = list(self._sending.values())
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+            for task in pending:
+                task.cancel()
         await self.application.shutdown()
         await self.application.bot.shutdown()
 
@@ -191,6 +202,10 @@ class TelegramChannel:
         except Exception as exc:  # noqa: BLE001 - whatever PTB cannot read is a bad request
             raise BadRequest(f"invalid update: {exc.__class__.__name__}", code="invalid_update") from exc
         await self.application.process_update(update)
+        chat = update.effective_chat
+        sending = self._sending.get(chat.id) if chat is not None else None
+        if sending is not None:  # usually done at once; a slow API must not hold the webhook
+            await asyncio.wait({sending}, timeout=self.webhook_send_budget_s)
         return web.Response(text="ok")
 
     # -- handlers
@@ -200,7 +215,7 @@ class TelegramChannel:
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         assert chat is not None
-        await self.send_replies(chat.id, [Reply(HELP_TEXT)])
+        self.queue_replies(chat.id, [Reply(HELP_TEXT)])
         await self.run(update, event="menu:greet")
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -208,7 +223,7 @@ class TelegramChannel:
         assert message is not None and message.text is not None
         limit = self.services.settings.server.max_text_chars
         if len(message.text) > limit:
-            await self.send_replies(message.chat_id, [Reply(f"消息太长了，请不要超过{limit}个字。")])
+            self.queue_replies(message.chat_id, [Reply(f"消息太长了，请不要超过{limit}个字。")])
             return
         await self.run(update, text=message.text)
 
@@ -230,24 +245,24 @@ class TelegramChannel:
         largest = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
         limit = self.services.settings.face.max_image_bytes
         if largest.file_size and largest.file_size > limit:
-            await self.send_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
+            self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
             return
         file = await largest.get_file()
         image = bytes(await file.download_as_bytearray())
         if len(image) > limit:
-            await self.send_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
+            self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
             return
         await self.run(update, image=image)
 
     async def on_voice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None
-        await self.send_replies(message.chat_id, [Reply(VOICE_TEXT)])
+        self.queue_replies(message.chat_id, [Reply(VOICE_TEXT)])
 
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None
-        await self.send_replies(message.chat_id, [Reply(UNSUPPORTED_TEXT)])
+        self.queue_replies(message.chat_id, [Reply(UNSUPPORTED_TEXT)])
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram update failed: %r", context.error)
@@ -263,50 +278,80 @@ class TelegramChannel:
         try:
             turn = await self.services.handle(inbound)
         except BotError as exc:
-            await self.send_replies(chat.id, [Reply(exc.user_message)])
+            self.queue_replies(chat.id, [Reply(exc.user_message)])
             return
         except Exception:
             log.exception("telegram turn failed")
-            await self.send_replies(chat.id, [Reply(ERROR_TEXT)])
+            self.queue_replies(chat.id, [Reply(ERROR_TEXT)])
             return
         if turn.outcome != "duplicate":
-            await self.send_replies(chat.id, turn.replies)
+            self.queue_replies(chat.id, turn.replies)
 
     # -- sending
     async def send(self, conversation_key: str, replies: Sequence[Reply]) -> None:
-        """Outbox sender for ``telegram:<chat id>``."""
+        """Outbox sender for ``telegram:<chat id>``; ``DeliveryFailed`` when something was lost."""
         try:
             chat_id = int(conversation_key.split(":", 1)[1])
         except (IndexError, ValueError):
             log.error("telegram sender got a bad conversation key")
             return
-        await self.send_replies(chat_id, replies)
+        if not await self.queue_replies(chat_id, replies):
+            raise DeliveryFailed(f"telegram message to {conversation_key[:12]}… not delivered")
 
-    async def send_replies(self, chat_id: int, replies: Sequence[Reply]) -> None:
-        """Send replies in order; options become inline buttons under the last piece."""
+    def queue_replies(self, chat_id: int, replies: Sequence[Reply]) -> asyncio.Task[bool]:
+        """Send after whatever this chat still has on its way (keeps the order); a task."""
+        previous = self._sending.get(chat_id)
+        task = asyncio.create_task(self._send_after(previous, chat_id, replies))
+        self._sending[chat_id] = task
+
+        def forget(done: asyncio.Task[bool]) -> None:
+            if self._sending.get(chat_id) is done:
+                del self._sending[chat_id]
+            if not done.cancelled() and done.exception() is not None:
+                log.error("telegram send task failed: %r", done.exception())
+
+        task.add_done_callback(forget)
+        return task
+
+    async def _send_after(self, previous: asyncio.Task[bool] | None, chat_id: int,
+                          replies: Sequence[Reply]) -> bool:
+        if previous is not None:
+            await asyncio.wait({previous})
+        return await self.send_replies(chat_id, replies)
+
+    async def send_replies(self, chat_id: int, replies: Sequence[Reply]) -> bool:
+        """Send replies in order; options become inline buttons under the last piece.
+
+        False when some piece could not be delivered (recorded as ``send_failed``)."""
+        delivered = True
         for reply in replies:
             if reply.image is not None:
-                await self._with_retries(chat_id, "sendPhoto", lambda r=reply: self.application.bot.send_photo(
-                    chat_id, photo=r.image))
+                delivered = await self._with_retries(
+                    chat_id, "sendPhoto", lambda r=reply: self.application.bot.send_photo(chat_id, photo=r.image),
+                    "[照片]") and delivered
             pieces = split_text(reply.text) or (["请选择："] if reply.options else [])
             for index, piece in enumerate(pieces):
                 markup = keyboard(reply.options) if index == len(pieces) - 1 else None
-                await self._with_retries(chat_id, "sendMessage",
-                                         lambda p=piece, m=markup: self.application.bot.send_message(
-                                             chat_id, p, reply_markup=m))
+                delivered = await self._with_retries(
+                    chat_id, "sendMessage",
+                    lambda p=piece, m=markup: self.application.bot.send_message(chat_id, p, reply_markup=m),
+                    piece) and delivered
+        return delivered
 
-    async def _with_retries(self, chat_id: int, what: str, call: Any) -> None:
+    async def _with_retries(self, chat_id: int, what: str, call: Any, text: str = "") -> bool:
         if not self.ready.is_set():
             try:
                 await asyncio.wait_for(self.ready.wait(), self.ready_timeout_s)
             except TimeoutError:
-                await self._record_failure(chat_id, what, "telegram API not initialised")
-                return
+                await self._record_failure(chat_id, what, "telegram API not initialised", text, 0)
+                return False
         error: TelegramError | None = None
+        attempts = 0
         for attempt in range(len(self.send_retry_delays) + 1):
+            attempts = attempt + 1
             try:
                 await call()
-                return
+                return True
             except RetryAfter as exc:
                 error = exc
                 wait = exc.retry_after
@@ -321,13 +366,16 @@ class TelegramChannel:
                 log.warning("telegram %s failed (attempt %d): %s", what, attempt + 1, exc.__class__.__name__)
             if attempt < len(self.send_retry_delays):
                 await asyncio.sleep(self.send_retry_delays[attempt])
-        await self._record_failure(chat_id, what, f"{error.__class__.__name__}: {error}")
+        await self._record_failure(chat_id, what, f"{error.__class__.__name__}: {error}", text, attempts)
+        return False
 
-    async def _record_failure(self, chat_id: int, what: str, error: str) -> None:
+    async def _record_failure(self, chat_id: int, what: str, error: str, text: str, attempts: int) -> None:
         log.error("telegram %s could not be delivered: %s", what, mask(error)[:200])
         try:
-            await self.services.db.audit(f"channel:{CHANNEL}", "send_failed", target=f"{CHANNEL}:{chat_id}",
-                                         method=what, error=mask(error)[:200])
+            await self.services.audit(f"channel:{CHANNEL}", SEND_FAILED, target=f"{CHANNEL}:{chat_id}",
+                                      method=what, error=mask(error)[:200], attempts=attempts,
+                                      text=mask(text)[:500])
+            await self.services.handoff.publish(SEND_FAILED, channel=CHANNEL)  # staff pages refresh
         except Exception as exc:  # noqa: BLE001 - the log line above already says it
             log.error("could not record the failed send: %s", exc.__class__.__name__)
 

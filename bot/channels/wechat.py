@@ -46,6 +46,7 @@ from bot.config import Settings
 from bot.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
 from bot.logs import mask
 from bot.messages import InboundMessage, Reply
+from bot.outbox import SEND_FAILED, DeliveryFailed
 from bot.services import Services
 from bot.storage.redis import REDIS_ERRORS, redis_guard
 from handlers.pipeline import Turn
@@ -152,6 +153,7 @@ class WechatApi:
         self.token_key = f"wechat:access_token:{app_id}"
         self.lock_key = f"wechat:access_token_lock:{app_id}"
         self.lock_timeout_s = 20.0
+        self.request_timeout_s = 10.0  # one API call; a slow WeChat counts as a failed attempt
 
     # -- access token
     @redis_guard
@@ -208,8 +210,9 @@ class WechatApi:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
         try:
-            async with self.session.request(method, url, params=params, data=data,
-                                            headers=headers) as response:
+            async with self.session.request(method, url, params=params, data=data, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=self.request_timeout_s)
+                                            ) as response:
                 if response.status >= 400:
                     raise WechatApiError(f"{path}: HTTP {response.status}")
                 if response.content_length and response.content_length > max_bytes:
@@ -437,7 +440,7 @@ class WechatChannel:
         if not text or turn.outcome == "duplicate":
             return reply.success()
         if turn.deferred or len(text.encode()) > TEXT_LIMIT_BYTES:
-            self.spawn(self.send(inbound.conversation_key, turn.replies))
+            self.spawn(self.deliver(inbound.conversation_key, turn.replies))
             return reply.success()
         return reply.text(text)
 
@@ -463,26 +466,35 @@ class WechatChannel:
             turn = await task
         except Exception as exc:  # noqa: BLE001 - the user must hear something
             log.error("wechat turn failed: %s", exc.__class__.__name__, exc_info=not isinstance(exc, BotError))
-            await self.send(key, [Reply(error_text(exc))])
+            await self.deliver(key, [Reply(error_text(exc))])
             return
         if turn.outcome != "duplicate":
-            await self.send(key, turn.replies)
+            await self.deliver(key, turn.replies)
 
     # -- outbox sender
     async def send(self, conversation_key: str, replies: Sequence[Reply]) -> None:
-        """Outbox sender: customer-service messages with retries; failures are recorded."""
-        openid = conversation_key.split(":", 1)[1]
-        for piece in split_text(render_text(replies)):
-            await self._send_piece(conversation_key, openid, piece)
+        """Outbox sender: like ``deliver``, raising ``DeliveryFailed`` when a piece was lost."""
+        if not await self.deliver(conversation_key, replies):
+            raise DeliveryFailed(f"wechat message to {conversation_key[:11]}… not delivered")
 
-    async def _send_piece(self, conversation_key: str, openid: str, text: str) -> None:
+    async def deliver(self, conversation_key: str, replies: Sequence[Reply]) -> bool:
+        """Customer-service messages with retries and backoff; failures are recorded.
+
+        Returns False when some piece could not be delivered."""
+        openid = conversation_key.split(":", 1)[1]
+        delivered = True
+        for piece in split_text(render_text(replies)):
+            delivered = await self._send_piece(conversation_key, openid, piece) and delivered
+        return delivered
+
+    async def _send_piece(self, conversation_key: str, openid: str, text: str) -> bool:
         error: WechatApiError | None = None
         for attempt in range(len(self.retry_delays) + 1):
             if attempt:
                 await asyncio.sleep(self.retry_delays[attempt - 1])
             try:
                 await self.api.send_text(openid, text)
-                return
+                return True
             except WechatApiError as exc:
                 error = exc
                 log.warning("wechat send failed (attempt %d): %s", attempt + 1, exc.detail)
@@ -494,11 +506,13 @@ class WechatChannel:
         log.error("wechat message could not be delivered: %s", error.detail,
                   extra={"conversation": conversation_key[:11] + "…"})
         try:
-            await self.services.db.audit(f"channel:{CHANNEL}", "send_failed", target=conversation_key,
-                                         errcode=error.errcode, error=error.detail[:200],
-                                         text=mask(text)[:500])
+            await self.services.audit(f"channel:{CHANNEL}", SEND_FAILED, target=conversation_key,
+                                      errcode=error.errcode, error=error.detail[:200],
+                                      attempts=attempt + 1, text=mask(text)[:500])
+            await self.services.handoff.publish(SEND_FAILED, channel=CHANNEL)  # staff pages refresh
         except Exception as exc:  # noqa: BLE001 - the log line above already says it
             log.error("could not record the failed send: %s", exc.__class__.__name__)
+        return False
 
     # -- tasks
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -538,7 +552,7 @@ class _Replier:
         if len(pieces) != 1:  # too long for one passive reply: customer-service messages instead
             if pieces:
                 openid = self.fields.get("FromUserName", "")
-                self.channel.spawn(self.channel.send(f"{CHANNEL}:{openid}", [Reply(text)]))
+                self.channel.spawn(self.channel.deliver(f"{CHANNEL}:{openid}", [Reply(text)]))
             return self.success()
         content = pieces[0].replace("]]>", "]] >")  # the reply template puts it in CDATA
         xml = TextReply(source=self.fields.get("ToUserName", ""), target=self.fields.get("FromUserName", ""),

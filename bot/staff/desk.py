@@ -16,14 +16,16 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from bot.conversation import Frame
 from bot.errors import BadRequest, Forbidden, NotFound
 from bot.messages import Reply
+from bot.outbox import SEND_FAILED, DeliveryFailed
 from bot.services import Services
 from bot.staff.auth import StaffSession
 from bot.storage.models import (
+    AuditLog,
     Case,
     CaseMessage,
     CertificationAttempt,
@@ -47,6 +49,33 @@ QUICK_REPLIES = [
     "我们正在核实，请稍等几分钟。",
     "您也可以带上身份证到社区或社保经办机构现场办理。",
 ]
+
+
+@dataclass
+class SendFailure:
+    """A message a channel gave up delivering (from the audit log)."""
+
+    id: int
+    at: datetime
+    conversation_key: str
+    error: str
+    text: str
+    attempts: int | None
+    case_id: int | None  # the newest case of that conversation, if any
+
+    @property
+    def channel(self) -> str:
+        return self.conversation_key.split(":", 1)[0]
+
+    @property
+    def user_id(self) -> str:
+        return self.conversation_key.split(":", 1)[-1]
+
+    def to_json(self) -> dict[str, Any]:
+        at = aware(self.at)
+        return {"id": self.id, "at": at.isoformat() if at else None, "channel": self.channel,
+                "user_id": self.user_id, "conversation_key": self.conversation_key, "error": self.error,
+                "text": self.text, "attempts": self.attempts, "case_id": self.case_id}
 
 
 @dataclass
@@ -234,10 +263,45 @@ class StaffDesk:
         async with self.db.session() as session:
             message = CaseMessage(case_id=case_id, author="staff", staff_id=staff.staff_id, text=body)
             session.add(message)
-        await self.services.outbox.push(case.conversation_key, [Reply(STAFF_PREFIX + body)])
-        await self.db.audit(staff.actor, "staff_message", target=f"case:{case_id}", chars=len(body))
+        delivered = await self.services.outbox.push(case.conversation_key, [Reply(STAFF_PREFIX + body)])
+        details: dict[str, Any] = {"chars": len(body)} if delivered else {"chars": len(body), "delivered": False}
+        await self.db.audit(staff.actor, "staff_message", target=f"case:{case_id}", **details)
         await self.handoff.publish("staff_message", case_id=case_id, by=staff.username)
+        if not delivered:  # kept in the case and listed under 发送失败; the staff member must know
+            raise DeliveryFailed(f"staff message {message.id} of case {case_id} not delivered")
         return message
+
+    async def send_failures(self, staff: StaffSession, case_id: int | None = None,
+                            limit: int = 50) -> list[SendFailure]:
+        """Messages the channels gave up delivering, newest first.
+
+        Supervisors see all of them; anyone who may see a case sees those of its conversation
+        since the case was opened."""
+        query = select(AuditLog).where(AuditLog.action == SEND_FAILED)
+        if case_id is not None:
+            case = await self.visible_case(staff, case_id)
+            query = query.where(AuditLog.target == case.conversation_key, AuditLog.at >= case.created_at)
+        elif not staff.is_supervisor:
+            raise Forbidden("supervisors only", user_message="只有主管可以查看全部发送失败记录。")
+        async with self.db.session() as session:
+            rows = list(await session.scalars(query.order_by(AuditLog.id.desc()).limit(max(1, min(limit, 500)))))
+            keys = {row.target for row in rows if row.target}
+            newest: dict[str, int] = {}
+            if keys:
+                found = await session.execute(select(Case.conversation_key, func.max(Case.id))
+                                              .where(Case.conversation_key.in_(keys))
+                                              .group_by(Case.conversation_key))
+                newest = {key: case_no for key, case_no in found.all()}
+        out = []
+        for row in rows:
+            details = row.details or {}
+            attempts = details.get("attempts")
+            out.append(SendFailure(
+                id=row.id, at=row.at, conversation_key=row.target or "?:?",
+                error=str(details.get("error", ""))[:200], text=str(details.get("text", ""))[:500],
+                attempts=attempts if isinstance(attempts, int) else None,
+                case_id=case_id if case_id is not None else newest.get(row.target or "")))
+        return out
 
     async def note(self, staff: StaffSession, case_id: int, text: Any) -> CaseMessage:
         """An internal note; the user never sees it."""

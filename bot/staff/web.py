@@ -8,6 +8,10 @@ API (stable): ``POST /staff/login`` (form ``username``, ``password``) sets the s
 cookie; ``GET /api/staff/cases``; ``POST /api/staff/cases/{id}/claim``;
 ``POST /api/staff/cases/{id}/messages`` ``{"text"}``; ``POST /api/staff/cases/{id}/resolve``
 ``{"decision", "note"}``. Without a session: 401 JSON; bad input: 4xx JSON.
+A staff message the user's channel could not deliver is kept in the case and answered
+with 502 ``delivery_failed``. ``GET /api/staff/send-failures`` lists the messages the
+channels gave up on (supervisors: all; ``?case_id=`` for one case, for whoever may see it);
+the queue page (supervisors) and the case page show them under 发送失败.
 
 CSRF protection:
 - The session cookie is ``HttpOnly`` and ``SameSite=Strict`` (``Secure`` when
@@ -44,11 +48,13 @@ from aiohttp import web
 from bot import keys
 from bot.errors import BadRequest, BotError, Forbidden, Unauthorized
 from bot.logs import mask, mask_id_number
+from bot.outbox import DeliveryFailed
 from bot.staff.auth import LockedOut, LoginFailed, StaffAuth, StaffSession
 from bot.staff.desk import (
     DECISIONS,
     QUICK_REPLIES,
     CaseContext,
+    SendFailure,
     StaffDesk,
     aware,
     photo_available,
@@ -356,9 +362,28 @@ async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, s
     else:
         mine = [c for c in cases if c.status == "claimed" and c.assigned_to == staff.staff_id]
     done = [c for c in cases if c.status in ("closed", "cancelled")][:20]
+    failures = ""
+    if staff.is_supervisor:
+        failures = render_failures(await desk.send_failures(staff, limit=30),
+                                   request.app[keys.SERVICES].handoff.tz)
     return {"queue": render_case_rows(waiting, "现在没有排队的案件。"),
             "mine": render_case_rows(mine, "没有正在处理的案件。", names),
-            "done": render_case_rows(done, "还没有结束的案件。", names)}
+            "done": render_case_rows(done, "还没有结束的案件。", names), "failures": failures}
+
+
+def render_failures(failures: list[SendFailure], tz: Any, empty: str = "没有发送失败的消息。") -> str:
+    """The 发送失败 table: messages a channel gave up delivering after its retries."""
+    if not failures:
+        return f'<p class="meta">{escape(empty)}</p>'
+    rows = []
+    for f in failures:
+        case = f'<a href="/staff/cases/{f.case_id}">#{f.case_id}</a>' if f.case_id else "—"
+        rows.append(f'<tr class="send-failed"><td>{escape(fmt_time(f.at, tz))}</td>'
+                    f"<td>{escape(CHANNEL_LABELS.get(f.channel, f.channel))}</td>"
+                    f"<td>{escape(f.user_id[:24])}</td><td>{case}</td><td>{escape(f.text[:80])}</td>"
+                    f"<td>{escape(f.error[:80])}</td><td>{f.attempts or '—'}</td></tr>")
+    return ("<table><tr><th>时间</th><th>渠道</th><th>用户</th><th>案件</th><th>消息</th><th>原因</th>"
+            "<th>尝试次数</th></tr>" + "".join(rows) + "</table>")
 
 
 async def _recent_html(request: web.Request, staff: StaffSession) -> str:
@@ -394,13 +419,17 @@ async def queue_page(request: web.Request, staff: StaffSession) -> web.Response:
     parts = await _queue_parts(request, staff)
     parts["recent"] = await _recent_html(request, staff)
     flash = request.query.get("msg", "")
+    failures = parts.pop("failures")
+    if failures:
+        failures = f'<section><h2>发送失败（重试后仍没送到用户）</h2><div id="failures">{failures}</div></section>'
     body = _template("queue.html").substitute(
-        flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "",
+        failures=failures, flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "",
         mine_title="所有处理中的案件" if staff.is_supervisor else "我正在处理的案件",
         done_title="最近结束的案件（全部）" if staff.is_supervisor else "我最近结束的案件", **parts)
     after = await _last_event_id(request)
     script = ("<script>pollFragments([['queue','/staff/fragments/queue'],['mine','/staff/fragments/mine'],"
-              f"['recent','/staff/fragments/recent'],['done','/staff/fragments/done']], "
+              "['recent','/staff/fragments/recent'],['done','/staff/fragments/done'],"
+              f"['failures','/staff/fragments/failures']], "
               f"{json.dumps(after)});</script>")
     return page(request, "队列", body, staff, script=script)
 
@@ -410,6 +439,8 @@ async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Respo
     part = request.match_info["part"]
     if part == "recent":
         return fragment(await _recent_html(request, staff))
+    if part == "failures" and not staff.is_supervisor:
+        raise Forbidden("supervisors only", user_message="只有主管可以查看全部发送失败记录。")
     return fragment((await _queue_parts(request, staff))[part])
 
 
@@ -567,9 +598,11 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
         transcript=render_transcript(case.transcript or [], tz),
         messages=render_messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=_reply_box(staff, ctx),
         pensioner=render_pensioner(ctx, tz), evidence=render_evidence(ctx, tz),
-        proxy=render_proxy(ctx, tz), decision_box=_decision_box(staff, ctx))
+        proxy=render_proxy(ctx, tz), decision_box=_decision_box(staff, ctx),
+        failures=render_failures(await desk.send_failures(staff, case.id), tz, "这个案件没有发送失败的消息。"))
     after = await _last_event_id(request)
-    script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages']], "
+    script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages'],"
+              f"['failures','/staff/cases/{case.id}/fragments/failures']], "
               f"{json.dumps(after)});</script>")
     return page(request, f"案件 #{case.id}", body, staff, script=script)
 
@@ -584,6 +617,12 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
 
 
 @html_page
+async def case_failures_fragment(request: web.Request, staff: StaffSession) -> web.Response:
+    failures = await request.app[DESK].send_failures(staff, case_id_of(request))
+    return fragment(render_failures(failures, request.app[keys.SERVICES].handoff.tz, "这个案件没有发送失败的消息。"))
+
+
+@html_page
 async def case_action(request: web.Request, staff: StaffSession) -> web.StreamResponse:
     """The case page's forms: claim, reply, note, resolve, handback, assign."""
     desk = request.app[DESK]
@@ -595,7 +634,10 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
     if action == "claim":
         await desk.claim(staff, case_id)
     elif action == "reply":
-        await desk.reply(staff, case_id, form.get("text"))
+        try:
+            await desk.reply(staff, case_id, form.get("text"))
+        except DeliveryFailed:
+            flash = "消息已保存，但没能送到用户那里，见下方“发送失败”"
     elif action == "note":
         await desk.note(staff, case_id, form.get("text"))
     elif action == "resolve":
@@ -804,6 +846,17 @@ async def api_recent(request: web.Request, staff: StaffSession) -> web.Response:
 
 
 @api
+async def api_send_failures(request: web.Request, staff: StaffSession) -> web.Response:
+    """Messages the channels gave up delivering: all for supervisors, ``?case_id=`` for one case."""
+    raw_case, raw_limit = request.query.get("case_id"), request.query.get("limit", "50")
+    if (raw_case is not None and not raw_case.isdigit()) or not raw_limit.isdigit():
+        raise BadRequest("case_id and limit must be numbers", code="invalid_query", user_message="参数不对。")
+    failures = await request.app[DESK].send_failures(
+        staff, int(raw_case) if raw_case is not None else None, limit=int(raw_limit))
+    return web.json_response([f.to_json() for f in failures], dumps=dumps)
+
+
+@api
 async def api_events(request: web.Request, staff: StaffSession) -> web.Response:
     """Events from the Redis stream after ``after`` (a stream id), at most 100."""
     after = request.query.get("after", "0-0")
@@ -842,9 +895,10 @@ def setup(app: web.Application) -> None:
     r.add_post("/staff/logout", logout)
     r.add_get("/staff", queue_page)
     r.add_get("/staff/", queue_page)
-    r.add_get("/staff/fragments/{part:queue|mine|done|recent}", queue_fragment)
+    r.add_get("/staff/fragments/{part:queue|mine|done|recent|failures}", queue_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}", case_page)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
+    r.add_get(r"/staff/cases/{case_id:\d+}/fragments/failures", case_failures_fragment)
     r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign}", case_action)
     r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
     r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
@@ -865,3 +919,4 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/staff/pull", api_pull)
     r.add_get("/api/staff/recent", api_recent)
     r.add_get("/api/staff/events", api_events)
+    r.add_get("/api/staff/send-failures", api_send_failures)
