@@ -12,15 +12,18 @@ Order, explicit and in one place:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from bot.messages import Reply
-from dialogs.engine import DialogEngine, EngineResult
+from dialogs.engine import DialogEngine, EngineResult, option_number
 from dialogs.menu import GREETING, MENU_ITEMS, WELCOME_BACK
 from faq.knowledge import FaqEntry
 from handlers.pipeline import Turn
 
 log = logging.getLogger(__name__)
+RETRIEVAL_ONLY_FLOOR = 0.6
+RETRIEVAL_ONLY_MARGIN = 0.2
 SMALL_TALK = {"greet", "thanks", "goodbye", "affirm", "deny"}
 MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
 
@@ -40,6 +43,20 @@ class Router:
         self.engine = engine
 
     async def __call__(self, turn: Turn) -> None:
+        """Route one message; remember the options shown outside a dialog so "2" works."""
+        conv = turn.conversation
+        assert conv is not None
+        offered = conv.memory.pop("offered_options", None)
+        number = option_number(turn.msg.content) if turn.msg.content else None
+        if offered and number is not None and conv.frame is None and 1 <= number <= len(offered):
+            label = str(offered[number - 1])
+            turn.msg = dataclasses.replace(turn.msg, text=label, voice_transcript=None)
+            turn.parse = await turn.services.understand(label)
+        await self.route(turn)
+        if conv.frame is None and turn.replies and turn.replies[-1].options:
+            conv.memory["offered_options"] = list(turn.replies[-1].options)
+
+    async def route(self, turn: Turn) -> None:
         conv = turn.conversation
         assert conv is not None
         services = turn.services
@@ -87,6 +104,12 @@ class Router:
                 return
             # Not an answer to the question: a confident other question is answered,
             # then the dialog offers to resume.
+            only = self.retrieval_only(turn)
+            if only is not None and frame.dialog != "main_menu":
+                turn.replies.extend(faq_replies(only))
+                turn.replies.append(Reply("我们接着刚才的步骤："))
+                turn.replies.extend(await self.engine.reprompt(turn))
+                return
             if intent and intent not in SMALL_TALK and intent != "out_of_scope":
                 if await self.answer_intent(turn, intent, resume=frame.dialog != "main_menu"):
                     return
@@ -103,6 +126,11 @@ class Router:
 
         if intent == "greet" or (conv.is_new and not turn.msg.content):
             await self.show_menu(turn, WELCOME_BACK if conv.returning and conv.is_new else GREETING)
+            return
+        only = self.retrieval_only(turn)
+        if only is not None:
+            conv.misunderstood = 0
+            turn.replies.extend(faq_replies(only))
             return
         if intent and await self.answer_intent(turn, intent):
             return
@@ -135,6 +163,22 @@ class Router:
         conv.misunderstood = 0
         result = await self.engine.begin(turn, "main_menu")
         turn.replies.append(Reply(text, result.replies[-1].options if result.replies else MENU_LABELS))
+
+    def retrieval_only(self, turn: Turn) -> FaqEntry | None:
+        """A clear match with a knowledge entry that no intent covers (e.g. fingerprints).
+
+        The classifier only knows intents, so it confidently misfiles such questions; a
+        strong, unambiguous retrieval hit on an intent-less entry wins over it.
+        """
+        text = turn.msg.content
+        if not text:
+            return None
+        hits = turn.services.faq.search(text, limit=2)
+        if not hits or hits[0].entry.intent is not None or hits[0].score < RETRIEVAL_ONLY_FLOOR:
+            return None
+        if len(hits) > 1 and hits[1].score > hits[0].score - RETRIEVAL_ONLY_MARGIN:
+            return None
+        return hits[0].entry
 
     def retrieve(self, turn: Turn) -> FaqEntry | None:
         text = turn.msg.content

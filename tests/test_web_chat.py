@@ -108,3 +108,15 @@ async def test_multipart_without_image_is_400(client: Any) -> None:
 async def test_control_characters_are_stripped_and_emoji_accepted(client: Any) -> None:
     body = await chat(client, "你好\x00\x07😀")
     assert body["replies"][-1]["options"] == MENU
+
+
+async def test_numbers_pick_the_options_of_a_knowledge_answer(client: Any) -> None:
+    body = await chat(client, "能用指纹认证吗")  # an answer outside any dialog, with options
+    options = body["replies"][-1]["options"]
+    assert options
+    by_number = await chat(client, "1")
+    await chat(client, "主菜单")
+    await chat(client, "能用指纹认证吗")
+    by_words = await chat(client, options[0])
+    assert by_number["replies"][0]["text"] == by_words["replies"][0]["text"]
+    assert "没太明白" not in by_number["replies"][0]["text"]
