@@ -81,13 +81,14 @@ async def wait_healthy(session: aiohttp.ClientSession, ports: list[int]) -> None
 
 
 async def run_load(ports: list[int], users: int, messages: int, think: float,
-                   sender: Any) -> dict[str, Any]:
+                   sender: Any, wait_for_health: bool = True) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await wait_healthy(session, ports)
+        if wait_for_health:
+            await wait_healthy(session, ports)
 
         async def one_user(index: int) -> None:
             nonlocal errors

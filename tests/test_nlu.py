@@ -349,7 +349,7 @@ async def test_rasa_server_trained_from_nlu_yml(tmp_path: Path, clean_backends: 
             "nlu.backend": "rasa", "nlu.rasa_url": server.url, "nlu.rasa_timeout_s": 30.0})
         answers = await _chat_through_app(settings, ["人在澳洲养老金认证咋办", "啊啊啊啊"])
         assert "中国领事" in answers[0]
-        assert "没太明白" in answers[1]
+        assert "没太明白" in answers[1] or "没听明白" in answers[1]  # in or out of the walkthrough
     finally:
         await nlu.close()
         server.stop()
