@@ -97,10 +97,12 @@ class ConversationStore:
 
     @redis_guard
     async def load(self, conversation_key: str) -> Conversation:
-        raw = await self.redis.get(self._key(conversation_key))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._key(conversation_key))
+            pipe.exists(f"seen:{conversation_key}")
+            raw, seen = await pipe.execute()
         if raw is not None:
             return Conversation.from_json(conversation_key, raw)
-        seen = await self.redis.exists(f"seen:{conversation_key}")
         conversation = Conversation(key=conversation_key)
         conversation.is_new = True
         conversation.returning = bool(seen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.set_defaults(func=run)
 
 
+def install_uvloop() -> None:
+    """Use uvloop's faster event loop where it is installed (Linux, macOS)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging()
     overrides: dict[str, Any] = {"demo": True} if args.demo else {}
@@ -28,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["face.workers"] = 0
     settings = load_settings(args.config, overrides=overrides)
     app = create_app(settings)
+    install_uvloop()
     web.run_app(app, host=args.host or settings.server.host, port=args.port or settings.server.port,
                 print=lambda line: print(line, flush=True), access_log=None)
     return 0
