@@ -50,6 +50,7 @@ class ConversationConfig(_Section):
     history_turns: int = Field(40, ge=0)
     dedup_ttl_s: int = Field(86400, ge=60)
     user_lock_timeout_s: float = Field(10.0, gt=0)
+    turn_timeout_s: float = Field(20.0, gt=0)
 
 
 class RateLimitConfig(_Section):

@@ -18,6 +18,9 @@ import redis.asyncio as aioredis
 from bot.storage.redis import redis_guard
 
 MODES = ("bot", "waiting", "human", "closed")
+RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time (staff live list)
+RECENT_KEEP_S = 86400
+RECENT_LIMIT = 500
 SEEN_TTL_S = 30 * 86400
 
 
@@ -84,6 +87,14 @@ class Conversation:
 _PERSISTED = tuple(f.name for f in fields(Conversation) if f.name not in ("key", "is_new", "returning"))
 
 
+def mark_recent(pipe: Any, conversation_key: str) -> None:
+    """Queue the commands that put a chat at the top of the staff's live list."""
+    now = time.time()
+    pipe.zadd(RECENT_KEY, {conversation_key: now})
+    pipe.zremrangebyscore(RECENT_KEY, 0, now - RECENT_KEEP_S)
+    pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_LIMIT - 1)
+
+
 class ConversationStore:
     """Loads and saves conversations in Redis."""
 
@@ -114,6 +125,7 @@ class ConversationStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._key(conversation.key), conversation.to_json(), ex=ttl)
             pipe.set(f"seen:{conversation.key}", "1", ex=SEEN_TTL_S)
+            mark_recent(pipe, conversation.key)
             await pipe.execute()
 
     @redis_guard

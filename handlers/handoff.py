@@ -24,7 +24,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.conversation import Conversation, ConversationStore
+from bot.conversation import RECENT_KEY, Conversation, ConversationStore, mark_recent
 from bot.errors import BotError, StorageUnavailable
 from bot.storage.db import Database
 from bot.storage.models import Case, CaseMessage
@@ -33,9 +33,6 @@ from bot.storage.redis import REDIS_ERRORS, redis_guard
 log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"
 EVENTS_KEY = "handoff:events"
-RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time
-RECENT_KEEP_S = 86400
-RECENT_LIMIT = 500
 CASE_PHOTO_RE = re.compile(r"^[0-9a-f]{32}\.img$")
 REASON_LABELS = {
     "user_request": "用户要求转人工",
@@ -135,12 +132,10 @@ class HandoffService:
 
     @redis_guard
     async def touch(self, conversation_key: str) -> None:
-        """Remember the chat in the live list staff may pull from."""
-        now = time.time()
+        """Remember the chat in the live list staff may pull from (saving a conversation
+        does this too, in the same round trip)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(RECENT_KEY, {conversation_key: now})
-            pipe.zremrangebyscore(RECENT_KEY, 0, now - RECENT_KEEP_S)
-            pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_LIMIT - 1)
+            mark_recent(pipe, conversation_key)
             await pipe.execute()
 
     @redis_guard

@@ -128,7 +128,6 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     conv = turn.conversation
     assert conv is not None
     handoff = turn.services.handoff
-    await handoff.touch(conv.key)
     if conv.mode == "bot":
         await next_step()
         return

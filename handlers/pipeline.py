@@ -8,6 +8,7 @@ router at the end fills ``turn.replies``. Nothing here sends: adapters render
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.conversation import Conversation
+from bot.errors import StorageUnavailable
 from bot.messages import InboundMessage, Reply
 from nlu.base import ParseResult
 
@@ -64,7 +66,11 @@ class Pipeline:
 
         started = time.perf_counter()
         try:
-            await call(0)
+            async with asyncio.timeout(turn.services.settings.conversation.turn_timeout_s):
+                await call(0)
+        except TimeoutError as exc:
+            turn.outcome = "timeout"
+            raise StorageUnavailable("the turn timed out (storage not answering)") from exc
         except Exception:
             turn.outcome = "error"
             raise
