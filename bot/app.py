@@ -110,8 +110,9 @@ async def healthz(request: web.Request) -> web.Response:
 def default_features() -> list[Feature]:
     """Route sets mounted on the app; each channel/console adds one."""
     from bot.channels import web as web_channel
+    from face import service as face_service
 
-    return [web_channel.setup]
+    return [web_channel.setup, face_service.setup]
 
 
 def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:

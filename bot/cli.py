@@ -13,6 +13,9 @@ from bot.errors import ConfigError
 COMMAND_MODULES = [
     "bot.commands.serve",
     "bot.commands.chat",
+    "bot.commands.worker",
+    "bot.commands.enroll",
+    "bot.commands.face",
 ]
 
 

@@ -68,10 +68,11 @@ class Services:
 
 def build_dialogs() -> DialogRegistry:
     """Every dialog the product has."""
+    from dialogs.certify import certify
     from dialogs.menu import menu, offer_person
 
     registry = DialogRegistry()
-    for dialog in (menu, offer_person):
+    for dialog in (menu, offer_person, certify):
         registry.add(dialog)
     return registry
 

@@ -90,11 +90,26 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def sniff(data: bytes) -> str | None:
-    """The image format from the header only (cheap; no pixels decoded), else None."""
+def sniff(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) from the header only (no pixels decoded), else None."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.format if image.format in ALLOWED_FORMATS else None
+            if image.format not in ALLOWED_FORMATS:
+                return None
+            return str(image.format), int(image.width), int(image.height)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
             Image.DecompressionBombError):
         return None
+
+
+def precheck(data: bytes, *, max_bytes: int, max_pixels: int) -> str | None:
+    """The refusal code a photo gets without decoding it (None: worth sending to a worker)."""
+    if len(data) > max_bytes:
+        return "too_large"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        header = sniff(data)
+    if header is None:
+        return "not_an_image"
+    _, width, height = header
+    return "too_large" if width * height > max_pixels else None

@@ -72,6 +72,7 @@ class Analysis:
     rotated: int = 0  # degrees we turned a photo whose face was sideways
     photo_hash: str | None = None
     seconds: float = 0.0
+    image: Image | None = field(default=None, repr=False)  # the upright working image
 
     @property
     def ok(self) -> bool:
@@ -224,7 +225,7 @@ class FaceEngine:
         issues, metrics = assess(image, faces, self.quality)
         result = Analysis(faces=len([f for f in faces if _counts(f, faces, self.quality)]),
                           issues=issues, metrics=metrics, size=(width, height), rotated=rotated,
-                          photo_hash=dhash(image))
+                          photo_hash=dhash(image), image=image)
         single = faces and "no_face" not in issues and "multiple_faces" not in issues
         if embed and single and (not issues or not strict):
             try:
