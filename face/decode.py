@@ -97,8 +97,7 @@ def sniff(data: bytes) -> tuple[str, int, int] | None:
             if image.format not in ALLOWED_FORMATS:
                 return None
             return str(image.format), int(image.width), int(image.height)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-            Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return None
 
 
@@ -108,7 +107,10 @@ def precheck(data: bytes, *, max_bytes: int, max_pixels: int) -> str | None:
         return "too_large"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        header = sniff(data)
+        try:
+            header = sniff(data)
+        except Image.DecompressionBombError:
+            return "too_large"
     if header is None:
         return "not_an_image"
     _, width, height = header

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from face import weights
 from face.decode import MAX_SIDE, ImageRejected, decode
-from face.quality import QualityThresholds, assess
+from face.quality import QualityThresholds, assess, counts_as_face
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "Dlib"
@@ -153,7 +153,7 @@ class FaceEngine:
     # ------------------------------------------------------------ detection
 
     def detect(self, image: Image, upsample: int = 0) -> list[DetectedFace]:
-        """Every face the HOG detector finds, largest first, with 5-point landmarks."""
+        """Every face the HOG detector finds, surest first, with 5-point landmarks."""
         import dlib
 
         with self._lock:
@@ -166,7 +166,7 @@ class FaceEngine:
                                   dtype=np.float64)
                 faces.append(DetectedFace(rect.left(), rect.top(), rect.right(), rect.bottom(),
                                           float(score), points, shape))
-        faces.sort(key=lambda f: f.width * f.height, reverse=True)
+        faces.sort(key=lambda f: f.score, reverse=True)
         return faces
 
     def find_faces(self, image: Image) -> tuple[Image, list[DetectedFace], int]:
@@ -245,5 +245,4 @@ class FaceEngine:
 
 
 def _counts(face: DetectedFace, faces: list[DetectedFace], q: QualityThresholds) -> bool:
-    largest = faces[0]
-    return face is largest or face.width >= q.other_face_ratio * largest.width
+    return face is faces[0] or counts_as_face(face, faces[0], q)

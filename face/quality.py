@@ -59,6 +59,7 @@ class QualityThresholds:
     min_face_px: int = 60            # face box width in pixels
     min_face_ratio: float = 0.08     # face width / shorter image side
     other_face_ratio: float = 0.3    # another face counts if at least this wide vs the largest
+    other_face_score: float = 0.3    # ... and the detector is this sure (HOG guesses score lower)
     min_brightness: float = 60.0     # mean luma (0-255) inside the face box
     max_brightness: float = 200.0
     max_clipped: float = 0.2        # share of face pixels at >= 250
@@ -104,16 +105,21 @@ def landmark_pose(points: NDArray[np.float64]) -> tuple[float, float, float]:
     return along / distance, across / distance, roll
 
 
+def counts_as_face(other: DetectedFace, largest: DetectedFace, q: QualityThresholds) -> bool:
+    """A second detection counts as a person if it is not tiny and not a weak guess."""
+    return other.width >= q.other_face_ratio * largest.width and other.score >= q.other_face_score
+
+
 def assess(image: NDArray[np.uint8], faces: list[DetectedFace],
            q: QualityThresholds) -> tuple[list[str], dict[str, float]]:
-    """Quality codes and the measurements behind them (the largest face is judged)."""
+    """Quality codes and the measurements behind them (the first, surest face is judged)."""
     import cv2
 
     if not faces:
         return ["no_face"], {}
     issues: list[str] = []
     face = faces[0]
-    others = [f for f in faces[1:] if f.width >= q.other_face_ratio * face.width]
+    others = [f for f in faces[1:] if counts_as_face(f, face, q)]
     if others:
         issues.append("multiple_faces")
     height, width = image.shape[:2]
