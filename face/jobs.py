@@ -126,6 +126,7 @@ async def start_deps(settings: Settings, redis: aioredis.Redis,
     from bot.storage.db import migrate
 
     engine = engine or await asyncio.to_thread(FaceEngine.from_settings, settings)
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(migrate, settings.database_url)
     return WorkerDeps(settings=settings, engine=engine, db=Database(settings.database_url),
                       redis=redis, photos=photo_store(settings),
@@ -157,7 +158,9 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
     timeout = settings.face.job_timeout_s
     return Worker(
         functions=[func(verify_selfie, name=JOB_NAME, timeout=timeout, max_tries=5)],
-        cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=300)],
+        # arq holds a job for (longest timeout + 10 s) before another worker may retry it:
+        # keep the cron timeout no longer than the selfie timeout.
+        cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=timeout)],
         queue_name=QUEUE, redis_settings=RedisSettings.from_dsn(redis_url), burst=burst,
         on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=1, job_timeout=timeout,
         keep_result=timedelta(hours=1), poll_delay=0.2, handle_signals=handle_signals,

@@ -58,6 +58,8 @@ async def _main(settings: Settings, burst: bool) -> None:
     worker = build_worker(settings, redis_url, burst=burst, engine=engine)
     try:
         await worker.async_run()
+    except asyncio.CancelledError:  # SIGTERM/SIGINT: arq cancels its main task
+        log.info("face worker stopped")
     finally:
         await worker.close()
         if embedded is not None:
