@@ -164,10 +164,11 @@ def worker_rss(faces: Path, jobs: int) -> dict[str, Any]:
             selfie = selfie_1280(faces / "obama" / "obama2.jpg")
             started = time.perf_counter()
             asyncio.run(_enqueue(f"unix://{socket_path}", selfie, jobs))
-            while client.xlen("face:results") < jobs and time.monotonic() < deadline:
+            done = 0
+            while done < jobs and time.monotonic() < deadline:
                 time.sleep(0.05)
+                done = int(client.xlen("face:results"))  # type: ignore[arg-type]
             elapsed = time.perf_counter() - started
-            done = client.xlen("face:results")
             status = Path(f"/proc/{worker.pid}/status").read_text()
             peak_kb = int(next(line.split()[1] for line in status.splitlines()
                                if line.startswith("VmHWM")))

@@ -314,7 +314,8 @@ async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any
     else:
         advice = MISMATCH_FACE_PROXY if proxy else MISMATCH_FACE.format(who="您")
     limit = services.settings.face.max_attempts_per_day
-    failures = await failed_attempts_since(services.db, int(pensioner_id), day_start(_tz(services)))
+    failures = await failed_attempts_since(services.db, int(str(pensioner_id)),
+                                           day_start(_tz(services)))
     if frame is None:
         return [Reply(f"刚才那张照片没有通过：{advice}\n要再试的话，请回复“刷脸认证”。", MENU_OPTIONS)]
     if failures >= limit:

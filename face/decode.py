@@ -13,14 +13,14 @@ import warnings
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 try:  # HEIC/HEIF support is a plugin; without it HEIC is "not an image" for us.
-    import pillow_heif
+    from pillow_heif import register_heif_opener
 
-    pillow_heif.register_heif_opener()
+    register_heif_opener()
 except ImportError:  # pragma: no cover - pillow-heif is a dependency
-    pillow_heif = None
+    pass
 
 ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "HEIC", "AVIF"})
 MAX_SIDE = 1024
@@ -48,7 +48,7 @@ def decode(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pixels: int = 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             if image.format not in ALLOWED_FORMATS:
                 raise ImageRejected("not_an_image", f"format {image.format}")
             width, height = image.size
@@ -56,7 +56,7 @@ def decode(data: bytes, *, max_bytes: int = 10 * 1024 * 1024, max_pixels: int = 
                 raise ImageRejected("not_an_image", "empty image")
             if width * height > max_pixels:
                 raise ImageRejected("too_large", f"{width}x{height} pixels > {max_pixels}")
-            if image.format == "JPEG":
+            if isinstance(image, ImageFile.ImageFile) and image.format == "JPEG":
                 # Decode at a reduced DCT scale when the photo is much larger than we need.
                 image.draft("RGB", (max_side, max_side))
             image.load()

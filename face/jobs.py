@@ -79,7 +79,7 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
     base = {key: request.get(key) for key in
             ("request_id", "conversation_key", "pensioner_id", "proxy", "relationship", "dialog",
              "channel", "chat_user")}
-    template = await get_template(deps.db, int(pensioner_id)) if pensioner_id else None
+    template = await get_template(deps.db, int(str(pensioner_id))) if pensioner_id else None
     if template is None:
         result = {**base, "decision": "not_enrolled", "issues": [], "distance": None,
                   "threshold": deps.engine.threshold, "attempt_id": None}
@@ -90,7 +90,7 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
         decision = decision_for(verdict.verified, verdict.issues)
         photo_path, expires = deps.photos.save("attempts", verdict.analysis.image)
         record = AttemptRecord(
-            pensioner_id=int(pensioner_id), channel=str(request.get("channel") or ""),
+            pensioner_id=int(str(pensioner_id)), channel=str(request.get("channel") or ""),
             chat_user=str(request.get("chat_user") or ""), proxy=bool(request.get("proxy")),
             relationship=request.get("relationship"), quality_codes=list(verdict.issues),
             distance=verdict.distance, threshold=verdict.threshold, decision=decision,
@@ -125,7 +125,8 @@ async def start_deps(settings: Settings, redis: aioredis.Redis,
     """Load the model (a clear error if its weights are missing) and connect the database."""
     from bot.storage.db import migrate
 
-    engine = engine or await asyncio.to_thread(FaceEngine.from_settings, settings)
+    if engine is None:
+        engine = await asyncio.to_thread(FaceEngine.from_settings, settings)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(migrate, settings.database_url)
     return WorkerDeps(settings=settings, engine=engine, db=Database(settings.database_url),

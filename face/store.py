@@ -178,7 +178,7 @@ async def evidence(db: Database, pensioner_id: int, since: datetime) -> dict[str
     for row in rows:
         expires = _aware(row.photo_expires_at)
         attempts.append({
-            "attempt_id": row.id, "at": _aware(row.created_at).isoformat() if row.created_at else None,
+            "attempt_id": row.id, "at": row.created_at.isoformat() if row.created_at else None,
             "channel": row.channel, "proxy": row.proxy, "relationship": row.relationship,
             "decision": row.decision, "quality_codes": list(row.quality_codes or []),
             "distance": row.distance, "threshold": row.threshold,
@@ -203,14 +203,16 @@ async def cleanup_expired(db: Database, photos: PhotoStore, now: datetime | None
     now = now or datetime.now(UTC)
     removed = 0
     async with db.session() as session:
-        for model in (CertificationAttempt, FaceTemplate):
-            rows = await session.scalars(
-                select(model).where(model.photo_path.is_not(None), model.photo_expires_at <= now))
-            for row in rows:
-                assert row.photo_path is not None
+        attempts = await session.scalars(select(CertificationAttempt).where(
+            CertificationAttempt.photo_path.is_not(None), CertificationAttempt.photo_expires_at <= now))
+        templates = await session.scalars(select(FaceTemplate).where(
+            FaceTemplate.photo_path.is_not(None), FaceTemplate.photo_expires_at <= now))
+        rows: list[CertificationAttempt | FaceTemplate] = [*attempts, *templates]
+        for row in rows:
+            if row.photo_path:
                 photos.delete(row.photo_path)
-                row.photo_path = None
-                removed += 1
+            row.photo_path = None
+            removed += 1
     if removed:
         log.info("deleted expired face photos", extra={"count": removed})
     return removed

@@ -18,12 +18,12 @@ Array = NDArray[np.uint8]
 def darken(image: Array, factor: float = 0.25) -> Array:
     """Evening indoor light: everything scaled down (with a little gamma)."""
     scaled = (image.astype(np.float32) / 255.0) ** 1.2 * factor * 255.0
-    return np.clip(scaled, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(scaled, 0, 255), dtype=np.uint8)
 
 
 def brighten(image: Array, factor: float = 2.2) -> Array:
     """Over-exposure: highlights burn out."""
-    return np.clip(image.astype(np.float32) * factor + 40, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(image.astype(np.float32) * factor + 40, 0, 255), dtype=np.uint8)
 
 
 def blur(image: Array, sigma_ratio: float = 0.012) -> Array:
@@ -31,7 +31,7 @@ def blur(image: Array, sigma_ratio: float = 0.012) -> Array:
     import cv2
 
     sigma = max(1.5, sigma_ratio * max(image.shape[:2]))
-    return cv2.GaussianBlur(image, (0, 0), sigma)
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8)
 
 
 def shrink(image: Array, width: int = 140) -> Array:

@@ -24,6 +24,11 @@ from tests.services import free_port
 pytestmark = [needs_model, needs_photos, pytest.mark.slow]
 
 
+def _start(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
 def _children_running_worker(pid: int) -> list[psutil.Process]:
     return [p for p in psutil.Process(pid).children(recursive=True)
             if "worker" in p.cmdline() and "bot" in p.cmdline()]
@@ -51,12 +56,11 @@ async def test_serve_runs_a_worker_and_pushes_the_verdict(tmp_path: Path, no_wor
                                       "server": {"port": port}}), encoding="utf-8")
     bot = [sys.executable, "-m", "bot", "--config", str(config)]
     id_number = with_check_digit("63010219610804001")
-    enrolled = subprocess.run(bot + ["enroll", id_number, "欧巴马", str(FACES_DIR / "obama/obama1.jpg")],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    enrolled = await asyncio.to_thread(
+        subprocess.run, bot + ["enroll", id_number, "欧巴马", str(FACES_DIR / "obama/obama1.jpg")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert json.loads(enrolled.stdout.splitlines()[-1])["ok"] is True
-    server = subprocess.Popen(bot + ["serve"] + (["--no-worker"] if no_worker else []), cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    server = _start(bot + ["serve"] + (["--no-worker"] if no_worker else []))
     try:
         await _wait_health(port)
         await asyncio.sleep(1)
