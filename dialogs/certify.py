@@ -304,6 +304,10 @@ async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any
             conv.stack.remove(frame)
         return [Reply(f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
                       f"下次请在 {format_date(due)} 前后再认证，到时候我会提醒您。", MENU_OPTIONS)]
+    if decision == "error":  # the worker gave up: not an attempt, just send it again
+        if frame is not None:
+            frame.state = "selfie"
+        return [Reply("核验的时候系统出了点问题，这次不算次数。请重新发送一张照片。", SELFIE_OPTIONS)]
     if decision == "not_enrolled":
         if frame is not None:
             conv.stack.remove(frame)

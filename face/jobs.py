@@ -34,6 +34,7 @@ QUEUE = "face:queue"
 JOB_NAME = "verify_selfie"
 RESULTS_STREAM = "face:results"
 DONE_TTL_S = 7 * 86400
+MAX_TRIES = 5
 # Test-only fault injection: seconds a job sleeps before working (to kill a worker mid-job).
 DELAY_ENV = "BOT_FACE_JOB_DELAY_S"
 
@@ -109,9 +110,25 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def verify_selfie(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """The arq job."""
-    result = await process(ctx["deps"], request)
-    return {k: v for k, v in result.items() if k != "photo"}
+    """The arq job. A failure (database down, a bug) is retried with a growing delay; after
+    the last try the chat is told to send the photo again, so nobody waits forever."""
+    from arq.worker import Retry
+
+    try:
+        return await process(ctx["deps"], request)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        job_try = int(ctx.get("job_try") or 1)
+        log.error("face job failed (try %s): %s", job_try, exc.__class__.__name__)
+        if job_try < MAX_TRIES:
+            raise Retry(defer=2 * job_try) from exc
+        result = {key: request.get(key) for key in
+                  ("request_id", "conversation_key", "pensioner_id", "proxy", "relationship",
+                   "dialog", "channel", "chat_user")}
+        result.update(decision="error", issues=[], distance=None, threshold=None, attempt_id=None)
+        await publish(ctx["deps"].redis, result)
+        return result
 
 
 async def cleanup_photos(ctx: dict[str, Any]) -> int:
@@ -158,7 +175,7 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
 
     timeout = settings.face.job_timeout_s
     return Worker(
-        functions=[func(verify_selfie, name=JOB_NAME, timeout=timeout, max_tries=5)],
+        functions=[func(verify_selfie, name=JOB_NAME, timeout=timeout, max_tries=MAX_TRIES)],
         # arq holds a job for (longest timeout + 10 s) before another worker may retry it:
         # keep the cron timeout no longer than the selfie timeout.
         cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=timeout)],

@@ -243,3 +243,33 @@ async def test_expired_photos_are_deleted(services: Services, enrolled: int, tmp
     async with services.db.session() as session:
         paths = sorted(str(a.photo_path) for a in await session.scalars(select(CertificationAttempt)))
     assert paths == sorted(["None", new_path])
+
+
+async def test_a_job_that_keeps_failing_is_retried_then_the_user_is_asked_again(
+        testbot: TestBot, face: FaceService, enrolled: int) -> None:
+    from arq.worker import Retry
+
+    from face.jobs import MAX_TRIES, start_deps, stop_deps, verify_selfie
+
+    await to_selfie_step(testbot)
+    await testbot.say(image=photo_bytes("obama/obama2.jpg"))
+    conv = await testbot.conversation()
+    assert conv.frame is not None
+    broken = {"request_id": conv.frame.slots["request_id"], "conversation_key": testbot.key,
+              "dialog": "certify", "pensioner_id": enrolled, "channel": "test",
+              "chat_user": testbot.user_id, "photo": None}  # bytes(None) raises in the worker
+    deps = await start_deps(testbot.services.settings, testbot.services.redis, engine())
+    try:
+        with pytest.raises(Retry):
+            await verify_selfie({"deps": deps, "job_try": 1}, broken)
+        result = await verify_selfie({"deps": deps, "job_try": MAX_TRIES}, broken)
+    finally:
+        await stop_deps(deps)
+    assert result["decision"] == "error"
+    assert await face.process_pending(block_ms=100) == 1
+    pushed = await testbot.pushed()
+    assert "重新发送" in pushed[0].text
+    conv = await testbot.conversation()
+    assert conv.frame is not None and conv.frame.state == "selfie"
+    async with testbot.services.db.session() as session:
+        assert list(await session.scalars(select(CertificationAttempt))) == []
