@@ -19,7 +19,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -175,11 +175,13 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
 
     timeout = settings.face.job_timeout_s
     return Worker(
-        functions=[func(verify_selfie, name=JOB_NAME, timeout=timeout, max_tries=MAX_TRIES)],
+        # keep_result=0: arq would store the job's arguments (the photo) with its result.
+        functions=[func(verify_selfie, name=JOB_NAME, timeout=timeout, max_tries=MAX_TRIES,
+                        keep_result=0)],
         # arq holds a job for (longest timeout + 10 s) before another worker may retry it:
         # keep the cron timeout no longer than the selfie timeout.
         cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=timeout)],
         queue_name=QUEUE, redis_settings=RedisSettings.from_dsn(redis_url), burst=burst,
         on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=1, job_timeout=timeout,
-        keep_result=timedelta(hours=1), poll_delay=0.2, handle_signals=handle_signals,
+        keep_result=0, poll_delay=0.2, handle_signals=handle_signals,
         health_check_interval=60)
