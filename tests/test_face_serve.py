@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import psutil
 import pytest
 import yaml
 
@@ -29,9 +28,32 @@ def _start(command: list[str]) -> subprocess.Popen[bytes]:
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def _children_running_worker(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True)
-            if "worker" in p.cmdline() and "bot" in p.cmdline()]
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _children_running_worker(parent: int) -> list[int]:
+    """Child processes of ``parent`` running ``python -m bot ... worker`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().split(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        pid = int(stat.parent.name)
+        if ppid == parent and "worker" in _cmdline(pid) and "bot" in _cmdline(pid):
+            found.append(pid)
+    return found
 
 
 async def _wait_health(port: int, timeout: float = 120) -> None:
@@ -95,4 +117,4 @@ async def test_serve_runs_a_worker_and_pushes_the_verdict(tmp_path: Path, no_wor
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
-    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
+    assert not any(_alive(pid) for pid in workers)
