@@ -64,8 +64,7 @@ SELFIE = ("第三步：请拍一张{who}的正脸照片发给我。拍的时候�
           "3. 光线要亮，不要背对窗户或灯；\n"
           "4. 画面里只能有一个人。\n"
           "拍好后直接发送照片就行。")
-VERIFYING = "收到照片，正在核验，请稍等几秒，结果出来我马上告诉您……"
-STILL_VERIFYING = "上一张照片还在核验中，请稍等，结果出来我马上告诉您。"
+VERIFYING = "收到照片，正在核验，请稍等几秒，结果出来我马上告诉您。"
 MISMATCH_FACE = "这张照片和登记的人脸模型对不上。请{who}本人正对镜头、在亮一点的地方再拍一张。"
 MISMATCH_FACE_PROXY = "这张照片和登记的人脸模型对不上。请拍老人本人，不要拍家属自己；让老人正对镜头、在亮处再拍一张。"
 APPEAL = ("今天已经试了{count}次都没有通过，先不要再拍了，免得耽误您的时间。您可以：\n"
@@ -193,8 +192,8 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
 
 
 async def _on_verifying(ctx: DialogContext, text: str) -> Step:
-    return Stay([Reply(STILL_VERIFYING)]) if ctx.turn.msg.image is not None else NotUnderstood(
-        STILL_VERIFYING)
+    """Anything sent while the worker decides: say again that the verdict is coming."""
+    return Stay()
 
 
 async def _appeal(ctx: DialogContext) -> Step:

@@ -80,6 +80,11 @@ async def test_happy_path_certifies_and_tells_next_due_date(testbot: TestBot, fa
     assert "正脸照片" in testbot.text and "光线" in testbot.text
     await testbot.say(image=photo_bytes("obama/obama2.jpg"))
     assert "正在核验" in testbot.text
+    # While the worker decides, more messages change nothing and queue nothing.
+    await testbot.say(image=photo_bytes("obama/obama3.jpg"))
+    await testbot.say("好了吗")
+    assert "正在核验" in testbot.text
+    assert await testbot.services.redis.zcard("face:queue") == 1
     pushed = await verdict(testbot, face)
     assert pushed and "认证成功" in pushed[0].text
     due = (datetime.now(UTC) + timedelta(days=365)).date()
