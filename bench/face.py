@@ -214,7 +214,8 @@ def markdown(result: dict[str, Any]) -> str:
         "## Face",
         "",
         f"Measured {result['date']} on {result['machine']} ({result['cpu']}, {result['cores']} cores; "
-        f"timings {result['pinning']}). Model: DeepFace `Dlib` (dlib ResNet, 5-point chip "
+        f"timings {result['pinning']}; load average {result['load_avg_1m_before']} before, "
+        f"{result['load_avg_1m_after']} after: other work on the machine slows the timings). Model: DeepFace `Dlib` (dlib ResNet, 5-point chip "
         f"alignment), HOG detector, cosine threshold {acc['threshold']}. "
         "Reproduce: `python -m bench.face --write`.",
         "",
@@ -284,11 +285,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"), "machine": platform.node(),
         "cpu": platform.processor() or platform.machine(), "cores": cores, "pinning": pinning,
+        "load_avg_1m_before": round(os.getloadavg()[0], 2),
         "accuracy": accuracy(engine, args.faces),
         "gate": gate(engine, args.faces),
         "speed": latency_and_throughput(engine, args.faces, args.runs, args.baseline_runs),
         "worker": rss,
     }
+    result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     if args.write:
         write_section(markdown(result))
     print(json.dumps(result, ensure_ascii=False, indent=2), flush=True)
