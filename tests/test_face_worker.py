@@ -103,3 +103,15 @@ def test_worker_without_weights_fails_clearly(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "weights missing" in done.stderr and "face.weights install" in done.stderr
+
+
+def test_serve_without_weights_stops_at_start_up(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"face": {"deepface_home": str(tmp_path / "empty")},
+                                      "storage": {"data_dir": str(tmp_path / "var")}}),
+                      encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "serve"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "weights missing" in done.stderr and "--no-worker" in done.stderr
+    assert not (tmp_path / "var" / "redis.sock").exists()

@@ -28,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides=overrides)
     app = create_app(settings)
     if settings.face.workers > 0:
-        from bot.commands.worker import worker_processes_ctx
+        from bot.commands.worker import check_weights, worker_processes_ctx
 
+        check_weights(settings)
         app.cleanup_ctx.append(worker_processes_ctx(settings.face.workers, args.config))
     web.run_app(app, host=args.host or settings.server.host, port=args.port or settings.server.port,
                 print=lambda line: print(line, flush=True), access_log=None)

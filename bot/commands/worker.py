@@ -91,21 +91,26 @@ def spawn_command(settings: Settings, redis_url: str, config: str | None) -> lis
     return command
 
 
+def check_weights(settings: Settings) -> None:
+    """Raise ConfigError (a clear start-up error) when the face model files are missing."""
+    from bot.errors import ConfigError
+    from face import weights
+
+    home = weights.deepface_home(settings.face.deepface_home)
+    missing = weights.missing(home)
+    if missing:
+        raise ConfigError(
+            f"face model weights missing in {weights.weights_dir(home)}: {', '.join(missing)}; "
+            "run `python -m face.weights install`, or start with --no-worker")
+
+
 def worker_processes_ctx(count: int, config: str | None):  # type: ignore[no-untyped-def]
     """A cleanup_ctx for ``serve``: keep ``count`` worker processes running."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         from bot import keys
-        from bot.errors import ConfigError
-        from face import weights
 
         settings = app[keys.SETTINGS]
-        home = weights.deepface_home(settings.face.deepface_home)
-        missing = weights.missing(home)
-        if missing:
-            raise ConfigError(
-                f"face model weights missing in {weights.weights_dir(home)}: {', '.join(missing)}; "
-                "run `python -m face.weights install`, or start with --no-worker")
         redis_url = settings.storage.redis_url
         if not redis_url:
             redis_url = app[keys.EMBEDDED_REDIS].url
