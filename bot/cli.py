@@ -16,6 +16,9 @@ COMMAND_MODULES = [
     "bot.commands.wechat",
     "bot.commands.telegram",
     "bot.commands.staff",
+    "bot.commands.worker",
+    "bot.commands.enroll",
+    "bot.commands.face",
 ]
 
 

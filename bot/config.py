@@ -70,7 +70,7 @@ class NluConfig(_Section):
 class FaceConfig(_Section):
     deepface_home: Path | None = None
     detector: str = "dlib"
-    threshold: float = Field(0.07, gt=0, lt=2)
+    threshold: float = Field(0.08, gt=0, lt=2)
     max_attempts_per_day: int = Field(3, ge=1)
     photo_retention_days: int = Field(30, ge=0)
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)

@@ -95,11 +95,12 @@ class Services:
 
 def build_dialogs() -> DialogRegistry:
     """Every dialog the product has."""
+    from dialogs.certify import certify
     from dialogs.guided import GUIDED_DIALOGS
     from dialogs.menu import menu, offer_person
 
     registry = DialogRegistry()
-    for dialog in (menu, offer_person, *GUIDED_DIALOGS):
+    for dialog in (menu, offer_person, certify, *GUIDED_DIALOGS):
         registry.add(dialog)
     return registry
 

@@ -38,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["face.workers"] = 0
     settings = load_settings(args.config, overrides=overrides)
     app = create_app(settings)
+    if settings.face.workers > 0:
+        from bot.commands.worker import check_weights, worker_processes_ctx
+
+        check_weights(settings)
+        app.cleanup_ctx.append(worker_processes_ctx(settings.face.workers, args.config))
     install_uvloop()
     web.run_app(app, host=args.host or settings.server.host, port=args.port or settings.server.port,
                 print=lambda line: print(line, flush=True), access_log=None)

@@ -1,0 +1,223 @@
+"""Durable face records: enrolment templates, attempts, photos within retention, audit.
+
+Photos are kept only as files under ``<data_dir>/faces/`` and only for
+``face.photo_retention_days`` (0: never stored). They are re-encoded from the decoded
+image, so EXIF data (GPS, device) is not kept. :func:`cleanup_expired` deletes expired
+files and forgets their paths; the worker runs it periodically.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, select
+
+from bot.logs import mask_id_number
+from bot.storage.db import Database
+from bot.storage.models import CertificationAttempt, FaceTemplate, Pensioner
+
+log = logging.getLogger(__name__)
+
+
+class PhotoStore:
+    """Photo files under ``root`` with an expiry date."""
+
+    def __init__(self, root: Path, retention_days: int) -> None:
+        self.root = root.resolve()
+        self.retention_days = retention_days
+
+    @property
+    def enabled(self) -> bool:
+        return self.retention_days > 0
+
+    def save(self, kind: str, image: NDArray[np.uint8] | None,
+             now: datetime | None = None) -> tuple[str | None, datetime | None]:
+        """Write the image as JPEG; returns (path relative to root, expiry) or (None, None)."""
+        if not self.enabled or image is None:
+            return None, None
+        from PIL import Image
+
+        now = now or datetime.now(UTC)
+        relative = Path(kind) / now.strftime("%Y-%m-%d") / f"{uuid.uuid4().hex}.jpg"
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=88)
+        target.write_bytes(buffer.getvalue())
+        target.chmod(0o600)
+        return str(relative), now + timedelta(days=self.retention_days)
+
+    def path(self, relative: str) -> Path:
+        resolved = (self.root / relative).resolve()
+        if self.root not in resolved.parents:
+            raise ValueError("photo path outside the photo store")
+        return resolved
+
+    def delete(self, relative: str) -> None:
+        try:
+            self.path(relative).unlink(missing_ok=True)
+        except (OSError, ValueError) as exc:
+            log.warning("could not delete photo: %s", exc.__class__.__name__)
+
+
+def photo_store(settings: Any) -> PhotoStore:
+    return PhotoStore(settings.storage.data_dir / "faces", settings.face.photo_retention_days)
+
+
+# ---------------------------------------------------------------- templates
+
+
+async def get_template(db: Database, pensioner_id: int) -> FaceTemplate | None:
+    async with db.session() as session:
+        return await session.scalar(select(FaceTemplate).where(FaceTemplate.pensioner_id == pensioner_id))
+
+
+async def save_template(db: Database, pensioner_id: int, embedding: list[float], model: str,
+                        photo_path: str | None, photo_expires_at: datetime | None
+                        ) -> tuple[FaceTemplate, str | None]:
+    """Create or replace the pensioner's reference embedding (re-enrolment replaces it).
+
+    Returns the template and the path of a replaced reference photo (to delete)."""
+    async with db.session() as session:
+        template = await session.scalar(
+            select(FaceTemplate).where(FaceTemplate.pensioner_id == pensioner_id))
+        old_photo = template.photo_path if template is not None else None
+        if template is None:
+            template = FaceTemplate(pensioner_id=pensioner_id, model=model, embedding=embedding)
+            session.add(template)
+        template.model = model
+        template.embedding = list(embedding)
+        template.photo_path = photo_path
+        template.photo_expires_at = photo_expires_at
+        template.created_at = datetime.now(UTC)
+        await session.flush()
+    return template, (old_photo if old_photo and old_photo != photo_path else None)
+
+
+# ---------------------------------------------------------------- attempts
+
+
+@dataclass
+class AttemptRecord:
+    """What the worker decided about one selfie."""
+
+    pensioner_id: int | None
+    channel: str
+    chat_user: str
+    proxy: bool
+    relationship: str | None
+    quality_codes: list[str]
+    distance: float | None
+    threshold: float | None
+    decision: str  # passed | failed | rejected
+    photo_path: str | None = None
+    photo_hash: str | None = None
+    photo_expires_at: datetime | None = None
+
+
+async def record_attempt(db: Database, record: AttemptRecord, *, id_number: str | None = None,
+                         request_id: str | None = None) -> int:
+    """Store the attempt and its audit line (no photo, ID number masked)."""
+    async with db.session() as session:
+        attempt = CertificationAttempt(
+            pensioner_id=record.pensioner_id, channel=record.channel, chat_user=record.chat_user,
+            proxy=record.proxy, relationship=record.relationship,
+            quality_codes=list(record.quality_codes), distance=record.distance,
+            threshold=record.threshold, decision=record.decision, photo_path=record.photo_path,
+            photo_hash=record.photo_hash, photo_expires_at=record.photo_expires_at)
+        session.add(attempt)
+        await session.flush()
+        attempt_id = attempt.id
+    await db.audit(
+        f"face:{record.channel}", "face_attempt",
+        target=f"pensioner:{record.pensioner_id}" if record.pensioner_id else None,
+        attempt_id=attempt_id, channel=record.channel, proxy=record.proxy,
+        relationship=record.relationship, quality_codes=list(record.quality_codes),
+        distance=record.distance, threshold=record.threshold, decision=record.decision,
+        id_number=mask_id_number(id_number) if id_number else None, request_id=request_id)
+    return attempt_id
+
+
+def day_start(tz_name: str, now: datetime | None = None) -> datetime:
+    """Midnight of today in the agency's time zone, as an aware UTC datetime."""
+    local = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz_name))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def failed_attempts_since(db: Database, pensioner_id: int, since: datetime) -> int:
+    """Attempts that did not pass (quality refusals included) since ``since``."""
+    async with db.session() as session:
+        count = await session.scalar(
+            select(func.count(CertificationAttempt.id)).where(
+                CertificationAttempt.pensioner_id == pensioner_id,
+                CertificationAttempt.decision != "passed",
+                CertificationAttempt.created_at >= since))
+    return int(count or 0)
+
+
+async def evidence(db: Database, pensioner_id: int, since: datetime) -> dict[str, Any]:
+    """The face evidence for a manual review: codes, distances, photos within retention."""
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        rows = list(await session.scalars(
+            select(CertificationAttempt).where(CertificationAttempt.pensioner_id == pensioner_id,
+                                               CertificationAttempt.created_at >= since)
+            .order_by(CertificationAttempt.created_at)))
+        template = await session.scalar(
+            select(FaceTemplate).where(FaceTemplate.pensioner_id == pensioner_id))
+    attempts = []
+    for row in rows:
+        expires = _aware(row.photo_expires_at)
+        attempts.append({
+            "attempt_id": row.id, "at": row.created_at.isoformat() if row.created_at else None,
+            "channel": row.channel, "proxy": row.proxy, "relationship": row.relationship,
+            "decision": row.decision, "quality_codes": list(row.quality_codes or []),
+            "distance": row.distance, "threshold": row.threshold,
+            "photo": row.photo_path if row.photo_path and expires and expires > now else None,
+            "photo_hash": row.photo_hash,
+        })
+    reference = None
+    if template is not None and template.photo_path:
+        expires = _aware(template.photo_expires_at)
+        reference = template.photo_path if expires and expires > now else None
+    return {"pensioner_id": pensioner_id, "attempts": attempts, "reference_photo": reference}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def cleanup_expired(db: Database, photos: PhotoStore, now: datetime | None = None) -> int:
+    """Delete photo files past their retention and forget their paths. Returns the count."""
+    now = now or datetime.now(UTC)
+    removed = 0
+    async with db.session() as session:
+        attempts = await session.scalars(select(CertificationAttempt).where(
+            CertificationAttempt.photo_path.is_not(None), CertificationAttempt.photo_expires_at <= now))
+        templates = await session.scalars(select(FaceTemplate).where(
+            FaceTemplate.photo_path.is_not(None), FaceTemplate.photo_expires_at <= now))
+        rows: list[CertificationAttempt | FaceTemplate] = [*attempts, *templates]
+        for row in rows:
+            if row.photo_path:
+                photos.delete(row.photo_path)
+            row.photo_path = None
+            removed += 1
+    if removed:
+        log.info("deleted expired face photos", extra={"count": removed})
+    return removed
+
+
+async def pensioner_by_id_number(db: Database, id_number: str) -> Pensioner | None:
+    async with db.session() as session:
+        return await session.scalar(select(Pensioner).where(Pensioner.id_number == id_number))

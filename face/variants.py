@@ -1,0 +1,95 @@
+"""Phone-like defects made in code from good photos (calibration and tests).
+
+Each function takes and returns an RGB uint8 array. Used to calibrate the quality gate
+(``python -m face.calibrate``) and by the tests; no extra photo files are committed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+Array = NDArray[np.uint8]
+
+
+def darken(image: Array, factor: float = 0.25) -> Array:
+    """Evening indoor light: everything scaled down (with a little gamma)."""
+    scaled = (image.astype(np.float32) / 255.0) ** 1.2 * factor * 255.0
+    return np.asarray(np.clip(scaled, 0, 255), dtype=np.uint8)
+
+
+def brighten(image: Array, factor: float = 2.2) -> Array:
+    """Over-exposure: highlights burn out."""
+    return np.asarray(np.clip(image.astype(np.float32) * factor + 40, 0, 255), dtype=np.uint8)
+
+
+def blur(image: Array, sigma_ratio: float = 0.012) -> Array:
+    """Camera shake / missed focus: a Gaussian blur relative to the picture size."""
+    import cv2
+
+    sigma = max(1.5, sigma_ratio * max(image.shape[:2]))
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8)
+
+
+def shrink(image: Array, width: int = 140) -> Array:
+    """A face far away: the whole picture made small, pasted in a large plain frame."""
+    small = Image.fromarray(image).resize(
+        (width, max(1, round(image.shape[0] * width / image.shape[1]))), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (width * 5, round(small.height * 3.5)), (128, 128, 128))
+    canvas.paste(small, ((canvas.width - small.width) // 2, (canvas.height - small.height) // 2))
+    return np.asarray(canvas).copy()
+
+
+def crop_side(image: Array, box: tuple[int, int, int, int], keep: float = 0.55) -> Array:
+    """Cut the picture through the face: keep only ``keep`` of the face's width."""
+    left, _, right, _ = box
+    cut = int(left + (right - left) * keep)
+    return np.ascontiguousarray(image[:, :cut])
+
+
+def tilt(image: Array, degrees: float) -> Array:
+    """Turn the picture (head tilted) around its centre, edges filled with grey."""
+    return np.asarray(Image.fromarray(image).rotate(degrees, resample=Image.Resampling.BICUBIC,
+                                                    expand=True, fillcolor=(128, 128, 128))).copy()
+
+
+def backlight(image: Array, box: tuple[int, int, int, int]) -> Array:
+    """A bright window behind a person in shadow: face darkened, surroundings burnt."""
+    out = np.clip(image.astype(np.float32) * 1.6 + 90, 0, 255)
+    left, top, right, bottom = box
+    pad_x, pad_y = (right - left) // 3, (bottom - top) // 2
+    y0, y1 = max(0, top - pad_y), min(image.shape[0], bottom + pad_y)
+    x0, x1 = max(0, left - pad_x), min(image.shape[1], right + pad_x)
+    out[y0:y1, x0:x1] = image[y0:y1, x0:x1].astype(np.float32) * 0.35
+    return out.astype(np.uint8)
+
+
+def squeeze(image: Array, ratio: float = 0.55) -> Array:
+    """A turned head, roughly: the picture squeezed horizontally on one side of the face."""
+    h, w = image.shape[:2]
+    return np.asarray(Image.fromarray(image).resize((max(1, int(w * ratio)), h))).copy()
+
+
+def encode(image: Array, fmt: str = "JPEG", *, exif_orientation: int | None = None,
+           quality: int = 90) -> bytes:
+    """Bytes as a phone would send them; optional EXIF orientation tag."""
+    buffer = io.BytesIO()
+    picture = Image.fromarray(image)
+    kwargs: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        kwargs["quality"] = quality
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kwargs["exif"] = exif.tobytes()
+    picture.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def exif_rotated(image: Array) -> bytes:
+    """The pixels stored turned 90 degrees with orientation tag 6, like a phone held upright."""
+    stored = np.ascontiguousarray(np.rot90(image, 1))  # counter-clockwise on disk
+    return encode(stored, exif_orientation=6)
