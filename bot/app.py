@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -109,10 +110,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 def default_features() -> list[Feature]:
     """Route sets mounted on the app; each channel/console adds one."""
+    from bot import metrics
+    from bot.channels import telegram as telegram_channel
     from bot.channels import web as web_channel
+    from bot.channels import wechat as wechat_channel
     from face import service as face_service
 
-    return [web_channel.setup, face_service.setup]
+    return [web_channel.setup, face_service.setup, wechat_channel.setup, telegram_channel.setup,
+            metrics.setup]
 
 
 def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:
@@ -129,3 +134,15 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> web
 
 def json_body_error(detail: str) -> BadRequest:
     return BadRequest(detail, code="invalid_json", user_message="请求格式不对。")
+
+
+@asynccontextmanager
+async def started(settings: Settings, features: Sequence[Feature] = ()) -> AsyncIterator[Services]:
+    """Run the app's lifecycle without an HTTP listener (CLI chat, workers, tests)."""
+    app = create_app(settings, features=list(features))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        yield app[keys.SERVICES]
+    finally:
+        await runner.cleanup()

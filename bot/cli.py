@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "bot.commands.worker",
     "bot.commands.enroll",
     "bot.commands.face",
+    "bot.commands.wechat",
+    "bot.commands.telegram",
 ]
 
 

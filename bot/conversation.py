@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -68,9 +68,8 @@ class Conversation:
             del self.transcript[: len(self.transcript) - limit]
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data.pop("is_new")
-        data.pop("returning")
+        data = {name: getattr(self, name) for name in _PERSISTED}
+        data["stack"] = [vars(frame) for frame in self.stack]
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
@@ -80,6 +79,9 @@ class Conversation:
         data["stack"] = [Frame(**frame) for frame in data.get("stack", [])]
         known = {f for f in cls.__dataclass_fields__ if f not in ("is_new", "returning")}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_PERSISTED = tuple(f.name for f in fields(Conversation) if f.name not in ("key", "is_new", "returning"))
 
 
 class ConversationStore:

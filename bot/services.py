@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +12,9 @@ import redis.asyncio as aioredis
 
 from bot.config import Settings
 from bot.conversation import ConversationStore
+from bot.errors import DatabaseUnavailable
 from bot.messages import InboundMessage, Reply
+from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.pensioners import PensionerRegistry
 from bot.storage.db import Database
@@ -23,6 +27,7 @@ from nlu.base import NluBackend, ParseResult
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
+AUDIT_BACKLOG = "audit:backlog"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Services:
     handoff: HandoffService
     registry: PensionerRegistry
     pipeline: Pipeline | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def understand(self, text: str) -> ParseResult:
@@ -64,6 +70,27 @@ class Services:
 
     async def push(self, conversation_key: str, replies: list[Reply]) -> None:
         await self.outbox.push(conversation_key, replies)
+
+    async def audit(self, actor: str, action: str, target: str | None = None, **details: Any) -> None:
+        """Write an audit line; while the database is down, keep it in Redis until it returns."""
+        entry = {"actor": actor, "action": action, "target": target, "details": details,
+                 "at": time.time()}
+        try:
+            await self._flush_audit_backlog()
+            await self.db.audit(actor, action, target, **details)
+        except DatabaseUnavailable:
+            log.error("audit kept in redis until the database returns", extra={"action": action})
+            await self.redis.rpush(AUDIT_BACKLOG, json.dumps(entry, ensure_ascii=False, default=str))  # type: ignore[misc]
+
+    async def _flush_audit_backlog(self) -> None:
+        while True:
+            raw = await self.redis.lindex(AUDIT_BACKLOG, 0)  # type: ignore[misc]
+            if raw is None:
+                return
+            entry = json.loads(raw)
+            details = dict(entry["details"], logged_at=entry["at"])
+            await self.db.audit(entry["actor"], entry["action"], entry["target"], **details)
+            await self.redis.lpop(AUDIT_BACKLOG)  # type: ignore[misc]
 
 
 def build_dialogs() -> DialogRegistry:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics.pairwise import linear_kernel
 
+from nlu.fastvec import CompiledTfidf, dense_columns
 from nlu.rules import normalise
 
 KNOWLEDGE_FILE = Path(__file__).resolve().parent / "knowledge.yml"
@@ -59,8 +60,9 @@ class KnowledgeBase:
             for question in entry.questions or [entry.id]:
                 corpus.append(normalise(question))
                 self._rows.append(index)
-        self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
-        self._matrix = self._vectorizer.fit_transform(corpus)
+        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+        self._matrix = dense_columns(vectorizer.fit_transform(corpus))
+        self._vectorize = CompiledTfidf(vectorizer).vector
 
     def for_intent(self, intent: str) -> FaqEntry | None:
         return self.by_intent.get(intent)
@@ -70,9 +72,13 @@ class KnowledgeBase:
         cleaned = normalise(question)
         if not cleaned:
             return []
-        scores = linear_kernel(self._vectorizer.transform([cleaned]), self._matrix)[0]
+        indices, weights = self._vectorize(cleaned)
+        if not len(indices):
+            return []
+        scores = self._matrix[:, indices] @ weights
         best: dict[int, float] = {}
-        for row, score in enumerate(scores):
+        for row in np.flatnonzero(scores > 0):
+            score = scores[row]
             entry_index = self._rows[row]
             if score > best.get(entry_index, 0.0):
                 best[entry_index] = float(score)

@@ -18,7 +18,7 @@ import time
 
 from redis.exceptions import LockError
 
-from bot.errors import RateLimited, StorageUnavailable
+from bot.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
 from bot.messages import Reply
 from bot.storage.redis import REDIS_ERRORS
 from dialogs.menu import MENU_ITEMS
@@ -46,7 +46,10 @@ async def deduplicate(turn: Turn, next_step: NextStep) -> None:
     try:
         await next_step()
     except BaseException:
-        await redis.delete(key)  # let the platform's retry try again
+        try:
+            await redis.delete(key)  # let the platform's retry try again
+        except REDIS_ERRORS:
+            log.error("could not release the de-duplication key")
         raise
     try:
         await redis.set(key, json.dumps([r.to_json() for r in turn.replies], ensure_ascii=False),
@@ -91,7 +94,7 @@ async def serialize_user(turn: Turn, next_step: NextStep) -> None:
     finally:
         try:
             await lock.release()
-        except (LockError, *REDIS_ERRORS):
+        except (LockError, *REDIS_ERRORS):  # type: ignore[misc]
             log.warning("user lock expired before release")
 
 
@@ -102,15 +105,20 @@ async def conversation(turn: Turn, next_step: NextStep) -> None:
     limit = services.settings.conversation.history_turns
     shown = turn.msg.content or ("[照片]" if turn.msg.image is not None else f"[{turn.msg.event}]")
     turn.conversation.log("user", shown, limit)
-    await next_step()
+    try:
+        await next_step()
+    except DatabaseUnavailable as exc:
+        # The database is needed for this action only: say so, keep the conversation.
+        log.error("database unavailable during turn", extra={"request_id": turn.request_id})
+        turn.say(exc.user_message)
+        turn.outcome = "db_unavailable"
     turn.conversation.turns += 1
     for reply in turn.replies:
         turn.conversation.log("bot", reply.as_plain_text(), limit)
     await services.conversations.save(turn.conversation)
     for event in turn.events:
         action = str(event.pop("action"))
-        await services.db.audit(f"chat:{turn.msg.channel}", action, target=event.pop("target", None),
-                                **event)
+        await services.audit(f"chat:{turn.msg.channel}", action, event.pop("target", None), **event)
 
 
 async def human_gate(turn: Turn, next_step: NextStep) -> None:

@@ -69,13 +69,19 @@ class Pipeline:
             turn.outcome = "error"
             raise
         finally:
+            elapsed = time.perf_counter() - started
+            metrics = turn.services.metrics
+            metrics.messages.labels(turn.msg.channel, turn.outcome).inc()
+            metrics.turn_latency.labels(turn.msg.channel).observe(elapsed)
+            if turn.outcome == "fallback":
+                metrics.nlu_fallbacks.inc()
             log.info(
                 "turn",
                 extra={
                     "request_id": turn.request_id,
                     "channel": turn.msg.channel,
                     "user": _mask_user(turn.msg.user_id),
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "latency_ms": round(elapsed * 1000, 2),
                     "outcome": turn.outcome,
                     "intent": turn.parse.intent() if turn.parse else None,
                 },

@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 
 from nlu import training_data
 from nlu.base import IntentScore, ParseResult
+from nlu.fastvec import CompiledTfidf, dense_columns, softmax
 from nlu.rules import match_command, normalise
 
 
@@ -42,7 +43,10 @@ class EmbeddedNlu:
         features = self.vectorizer.fit_transform(texts)
         self.model = LogisticRegression(C=20.0, max_iter=2000)
         self.model.fit(features, labels)
-        self.labels = list(self.model.classes_)
+        self.labels = [str(label) for label in self.model.classes_]
+        self._vectorize = CompiledTfidf(self.vectorizer).vector
+        self._coef = dense_columns(self.model.coef_)
+        self._intercept = np.asarray(self.model.intercept_, dtype=np.float64)
 
     async def start(self) -> None:
         if self.model is None:
@@ -64,9 +68,12 @@ class EmbeddedNlu:
         cleaned = normalise(text)
         if not cleaned:
             return result
-        probabilities = self.model.predict_proba(self.vectorizer.transform([cleaned]))[0]
+        indices, weights = self._vectorize(cleaned)
+        if not len(indices):
+            return result
+        probabilities = softmax(self._coef[:, indices] @ weights + self._intercept)
         order = np.argsort(probabilities)[::-1][: self.top_k]
-        result.intents = [IntentScore(str(self.labels[i]), float(probabilities[i])) for i in order]
+        result.intents = [IntentScore(self.labels[i], float(probabilities[i])) for i in order]
         return result
 
     async def parse(self, text: str) -> ParseResult:

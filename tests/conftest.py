@@ -14,8 +14,7 @@ import redis as sync_redis
 from aiohttp import web
 from sqlalchemy import text
 
-from bot import keys
-from bot.app import create_app
+from bot.app import create_app, started
 from bot.config import Settings, load_settings
 from bot.messages import InboundMessage, Reply
 from bot.services import Services
@@ -168,18 +167,9 @@ class TestBot:
 
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    app = create_app(settings, features=[])
-    contexts = [ctx(app) for ctx in app.cleanup_ctx]
-    for ctx in contexts:
-        await ctx.__anext__()
-    services = app[keys.SERVICES]
-    services.outbox.senders["test"] = services.outbox.senders["web"]
-    yield services
-    for ctx in reversed(contexts):
-        try:
-            await ctx.__anext__()
-        except StopAsyncIteration:
-            pass
+    async with started(settings) as services:
+        services.outbox.senders["test"] = services.outbox.senders["web"]
+        yield services
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import argparse
 import asyncio
 import uuid
 
-from bot import keys
-from bot.app import create_app
+from bot.app import started
 from bot.config import load_settings
 from bot.messages import InboundMessage, Reply
 
@@ -25,12 +24,7 @@ def print_replies(replies: list[Reply]) -> None:
 
 async def _loop(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
-    app = create_app(settings, features=[])
-    runner_ctx = [ctx(app) for ctx in app.cleanup_ctx]
-    for ctx in runner_ctx:
-        await ctx.__anext__()
-    services = app[keys.SERVICES]
-    try:
+    async with started(settings) as services:
         first = await services.handle(InboundMessage("cli", args.user, uuid.uuid4().hex, text="你好"))
         print_replies(first.replies)
         while True:
@@ -43,12 +37,6 @@ async def _loop(args: argparse.Namespace) -> None:
             turn = await services.handle(InboundMessage("cli", args.user, uuid.uuid4().hex, text=line))
             print_replies(turn.replies)
             print_replies(await services.outbox.drain(f"cli:{args.user}"))
-    finally:
-        for ctx in reversed(runner_ctx):
-            try:
-                await ctx.__anext__()
-            except StopAsyncIteration:
-                pass
 
 
 def run(args: argparse.Namespace) -> int:

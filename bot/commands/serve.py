@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from aiohttp import web
 
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     setup_logging()
-    overrides = {"demo": True} if args.demo else {}
+    overrides: dict[str, Any] = {"demo": True} if args.demo else {}
     if args.no_worker:
         overrides["face.workers"] = 0
     settings = load_settings(args.config, overrides=overrides)

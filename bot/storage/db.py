@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as SQLTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.errors import DatabaseUnavailable
@@ -39,14 +40,11 @@ class Database:
         try:
             async with self.sessions() as session, session.begin():
                 yield session
-        except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
+        except (IntegrityError, DataError, ProgrammingError):
+            raise  # our bug or a conflict, not an outage
+        except (DBAPIError, SQLTimeoutError, OSError, ConnectionError) as exc:
             log.error("database unavailable: %s", exc.__class__.__name__)
             raise DatabaseUnavailable(f"database: {exc.__class__.__name__}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                log.error("database connection lost")
-                raise DatabaseUnavailable("database connection lost") from exc
-            raise
 
     async def ping(self) -> bool:
         try:

@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``). Figures go to BENCHMARKS.md with date and machine."""

@@ -1,0 +1,176 @@
+"""Chat load on loopback: a bounded load generator against real server processes.
+
+    python -m bench.chat [--users 200] [--messages 10] [--think 1.0] [--processes 1|2]
+                         [--saturate] [--channel web|wechat]
+
+Starts ``python -m bot serve --no-worker`` processes sharing one Redis (the local server
+when it answers, else an embedded one) and one SQLite file, spreads simulated users over
+them, and prints p50/p99 latency, messages per second, errors and server RSS as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ["你好", "需要带什么材料", "1", "刷脸老是不过咋整", "主菜单", "3", "要不要带户口本", "谢谢"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_url() -> tuple[str, Any]:
+    """The local Redis (db 12) when it answers, else an embedded redis-server."""
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping()
+        client = redis.Redis(host="127.0.0.1", port=6379, db=12)
+        client.flushdb()
+        return "redis://127.0.0.1:6379/12", None
+    except (redis.exceptions.ConnectionError, OSError):
+        sys.path.insert(0, str(ROOT))
+        from tests.services import RedisProcess
+
+        process = RedisProcess().start()
+        return process.url, process
+
+
+def start_servers(count: int, env_extra: dict[str, str]) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
+    ports = [free_port() for _ in range(count)]
+    processes = []
+    for port in ports:
+        env = dict(os.environ, PORT=str(port), **env_extra)
+        processes.append(subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker"],
+                                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+    return ports, processes
+
+
+async def wait_healthy(session: aiohttp.ClientSession, ports: list[int]) -> None:
+    for port in ports:
+        for _ in range(600):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"server on {port} did not start")
+
+
+async def run_load(ports: list[int], users: int, messages: int, think: float,
+                   sender: Any) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await wait_healthy(session, ports)
+
+        async def one_user(index: int) -> None:
+            nonlocal errors
+            port = ports[index % len(ports)]
+            rng = random.Random(index)
+            if think:
+                await asyncio.sleep(rng.uniform(0, think))
+            for step in range(messages):
+                text = SCRIPT[(index + step) % len(SCRIPT)]
+                started = time.perf_counter()
+                try:
+                    ok = await sender(session, port, f"bench{index}", step, text)
+                except (TimeoutError, aiohttp.ClientError):
+                    ok = False
+                latencies.append(time.perf_counter() - started)
+                errors += 0 if ok else 1
+                if think:
+                    await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_user(i) for i in range(users)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "messages": len(latencies),
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "msgs_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+    }
+
+
+async def send_web(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> bool:
+    async with session.post(f"http://127.0.0.1:{port}/api/chat",
+                            json={"user_id": user, "text": text}) as response:
+        await response.read()
+        return response.status == 200
+
+
+def senders() -> dict[str, Any]:
+    available: dict[str, Any] = {"web": send_web}
+    try:
+        from bench.wechat_load import send_wechat
+
+        available["wechat"] = send_wechat
+    except ImportError:
+        pass
+    return available
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's messages")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--saturate", action="store_true", help="no think time")
+    parser.add_argument("--channel", default="web", choices=sorted(senders()))
+    args = parser.parse_args(argv)
+    url, embedded = redis_url()
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-chat-"))
+    env = {"REDIS_URL": url, "BOT_DATA_DIR": str(data_dir),
+           "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'bench.sqlite3'}",
+           "WECHAT_TOKEN": "benchtoken", "WECHAT_APP_ID": "wxbench", "WECHAT_APP_SECRET": "x",
+           "WECHAT_API_BASE": "http://127.0.0.1:9/", "LOG_LEVEL": "WARNING"}
+    # rate limits are per user; the bench users stay below them
+    ports, processes = start_servers(args.processes, env)
+    try:
+        think = 0.0 if args.saturate else args.think
+        result = asyncio.run(run_load(ports, args.users, args.messages, think, senders()[args.channel]))
+        result["rss_mb"] = [round(psutil.Process(p.pid).memory_info().rss / 2**20, 1) for p in processes]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+        if embedded is not None:
+            embedded.stop()
+    result.update({"users": args.users, "per_user": args.messages, "think_s": 0.0 if args.saturate else args.think,
+                   "processes": args.processes, "channel": args.channel})
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

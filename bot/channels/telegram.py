@@ -1,0 +1,382 @@
+"""The Telegram channel (python-telegram-bot 22), for retirees abroad.
+
+- Webhook ``POST /telegram`` on the same aiohttp app; the ``X-Telegram-Bot-Api-Secret-Token``
+  header must equal ``telegram.webhook_secret`` (403 otherwise).
+- The PTB ``Application`` is built with ``updater(None)`` and the configured API base URLs and
+  initialised in ``cleanup_ctx``. An unreachable Telegram API at start-up is logged and
+  retried in the background; until then the webhook answers 503 (Telegram redelivers).
+  With ``server.public_base_url`` set, the webhook is registered (``setWebhook``) once the
+  API answers.
+- ``python -m bot telegram poll``: the same handlers with long polling, for development.
+- Text, photos (largest size -> ``InboundMessage.image``), voice (not supported yet: asks for
+  text), options as inline keyboard buttons whose callbacks feed the pipeline, ``/start``
+  and ``/help``. Only private chats are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiohttp import web
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest as TgBadRequest
+from telegram.error import Forbidden as TgForbidden
+from telegram.error import InvalidToken, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import keys
+from bot.errors import BadRequest, BotError, Forbidden
+from bot.logs import mask
+from bot.messages import InboundMessage, Reply
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+TEXT_LIMIT = 4096                # Telegram's limit for one message (characters)
+CALLBACK_DATA_LIMIT = 64         # bytes
+MAX_UPDATE_BYTES = 1024 * 1024
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+VOICE_TEXT = "语音消息我暂时还听不懂。请您打字告诉我，也可以发照片给我。"
+UNSUPPORTED_TEXT = "我现在能看懂文字和照片。请您打字或者发照片给我。"
+PHOTO_TOO_LARGE = "这张照片太大了，请发一张小一点的照片（10MB 以内）。"
+HELP_TEXT = ("我是青海养老金资格认证小助手。您可以：\n"
+             "1. 直接打字提问，比如“怎么认证”“认证失败了”；\n"
+             "2. 点下面的按钮选择；\n"
+             "3. 按提示发一张自己的正面照片做刷脸认证。\n"
+             "想找工作人员，发“转人工”就行。")
+ERROR_TEXT = "系统出了点问题，请稍后再试。"
+
+PRIVATE_MESSAGES = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+
+
+class NotReady(BotError):
+    """The Telegram API has not answered yet since start-up."""
+
+    status = 503
+    code = "telegram_not_ready"
+    user_message = "服务正在启动，请稍后再试。"
+
+
+def callback_data(index: int, label: str) -> str:
+    """What a button sends back: its label, or its number when the label is too long."""
+    return label if len(label.encode()) <= CALLBACK_DATA_LIMIT else str(index)
+
+
+def keyboard(options: Sequence[str]) -> InlineKeyboardMarkup | None:
+    """One big button per row, numbered like the text channels."""
+    if not options:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(f"{i}. {label}", callback_data=callback_data(i, label))]
+                                 for i, label in enumerate(options, 1)])
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at line breaks where possible."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > 0 else limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+class TelegramChannel:
+    """Owns the PTB Application; turns updates into InboundMessages and sends replies."""
+
+    start_retry_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60)  # then every 60 s
+    send_retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)
+    ready_timeout_s = 30.0
+
+    def __init__(self, services: Services, *, polling: bool = False) -> None:
+        self.services = services
+        self.config = services.settings.telegram
+        assert self.config.token
+        builder = (Application.builder().token(self.config.token)
+                   .base_url(self.config.api_base).base_file_url(self.config.file_base))
+        if not polling:
+            builder = builder.updater(None)
+        self.application = builder.build()
+        self.polling = polling
+        self.ready = asyncio.Event()
+        self._starter: asyncio.Task[None] | None = None
+        app = self.application
+        app.add_handler(CommandHandler("start", self.on_start, filters=PRIVATE_MESSAGES))
+        app.add_handler(CommandHandler("help", self.on_help, filters=PRIVATE_MESSAGES))
+        app.add_handler(CallbackQueryHandler(self.on_button))
+        app.add_handler(MessageHandler(PRIVATE_MESSAGES & filters.PHOTO, self.on_photo))
+        app.add_handler(MessageHandler(PRIVATE_MESSAGES & (filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE),
+                                       self.on_voice))
+        app.add_handler(MessageHandler(PRIVATE_MESSAGES & filters.TEXT, self.on_text))
+        app.add_handler(MessageHandler(PRIVATE_MESSAGES, self.on_other))
+        app.add_error_handler(self.on_error)
+
+    # -- lifecycle
+    def start_background(self) -> None:
+        """Initialise (getMe) and register the webhook, retrying until the API answers."""
+        self._starter = asyncio.create_task(self.initialize())
+
+    async def initialize(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.application.initialize()
+                await self._register_webhook()
+                break
+            except (TelegramError, OSError) as exc:
+                delay = self.start_retry_delays[min(attempt, len(self.start_retry_delays) - 1)]
+                attempt += 1
+                level = logging.ERROR if isinstance(exc, InvalidToken) else logging.WARNING
+                log.log(level, "telegram API not reachable (%s: %s); retrying in %.0f s",
+                        exc.__class__.__name__, mask(str(exc))[:200], delay)
+                await asyncio.sleep(delay)
+        self.ready.set()
+        log.info("telegram channel ready", extra={"bot": self.application.bot.username})
+
+    async def _register_webhook(self) -> None:
+        base = self.services.settings.server.public_base_url
+        if self.polling or not base:
+            return
+        if not self.config.webhook_secret:
+            log.error("TELEGRAM_WEBHOOK_SECRET is not set: webhook not registered")
+            return
+        await self.application.bot.set_webhook(url=base.rstrip("/") + "/telegram",
+                                               secret_token=self.config.webhook_secret,
+                                               allowed_updates=ALLOWED_UPDATES)
+
+    async def close(self) -> None:
+        if self._starter is not None:
+            self._starter.cancel()
+            try:
+                await self._starter
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        await self.application.shutdown()
+        await self.application.bot.shutdown()
+
+    # -- webhook
+    async def webhook(self, request: web.Request) -> web.Response:
+        """One Update from Telegram, processed before answering (Telegram redelivers on errors)."""
+        secret = self.config.webhook_secret
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+            log.warning("telegram webhook with a wrong secret token refused")
+            raise Forbidden("bad telegram secret token")
+        if not self.ready.is_set():
+            raise NotReady("telegram API not initialised yet")
+        if request.content_length is not None and request.content_length > MAX_UPDATE_BYTES:
+            raise BadRequest("update too large", code="body_too_large", status=413)
+        raw = await request.read()
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an Update")
+            update = Update.de_json(data, self.application.bot)
+        except Exception as exc:  # noqa: BLE001 - whatever PTB cannot read is a bad request
+            raise BadRequest(f"invalid update: {exc.__class__.__name__}", code="invalid_update") from exc
+        await self.application.process_update(update)
+        return web.Response(text="ok")
+
+    # -- handlers
+    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.run(update, event="subscribe")
+
+    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        assert chat is not None
+        await self.send_replies(chat.id, [Reply(HELP_TEXT)])
+        await self.run(update, event="menu:greet")
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.text is not None
+        limit = self.services.settings.server.max_text_chars
+        if len(message.text) > limit:
+            await self.send_replies(message.chat_id, [Reply(f"消息太长了，请不要超过{limit}个字。")])
+            return
+        await self.run(update, text=message.text)
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        try:
+            await query.answer()
+        except TelegramError as exc:
+            log.warning("answerCallbackQuery failed: %s", exc.__class__.__name__)
+        chat = update.effective_chat
+        if chat is None or chat.type != "private" or not isinstance(query.data, str) or not query.data:
+            return
+        await self.run(update, text=query.data, message_id=f"cb:{query.id}")
+
+    async def on_photo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None and message.photo
+        largest = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
+        limit = self.services.settings.face.max_image_bytes
+        if largest.file_size and largest.file_size > limit:
+            await self.send_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
+            return
+        file = await largest.get_file()
+        image = bytes(await file.download_as_bytearray())
+        if len(image) > limit:
+            await self.send_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
+            return
+        await self.run(update, image=image)
+
+    async def on_voice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None
+        await self.send_replies(message.chat_id, [Reply(VOICE_TEXT)])
+
+    async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        assert message is not None
+        await self.send_replies(message.chat_id, [Reply(UNSUPPORTED_TEXT)])
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram update failed: %r", context.error)
+
+    async def run(self, update: Update, *, text: str | None = None, image: bytes | None = None,
+                  event: str | None = None, message_id: str | None = None) -> None:
+        """One turn through the pipeline; the replies go back to the chat."""
+        chat = update.effective_chat
+        assert chat is not None
+        inbound = InboundMessage(channel=CHANNEL, user_id=str(chat.id),
+                                 message_id=message_id or f"u{update.update_id}",
+                                 text=text, image=image, event=event)
+        try:
+            turn = await self.services.handle(inbound)
+        except BotError as exc:
+            await self.send_replies(chat.id, [Reply(exc.user_message)])
+            return
+        except Exception:
+            log.exception("telegram turn failed")
+            await self.send_replies(chat.id, [Reply(ERROR_TEXT)])
+            return
+        if turn.outcome != "duplicate":
+            await self.send_replies(chat.id, turn.replies)
+
+    # -- sending
+    async def send(self, conversation_key: str, replies: Sequence[Reply]) -> None:
+        """Outbox sender for ``telegram:<chat id>``."""
+        try:
+            chat_id = int(conversation_key.split(":", 1)[1])
+        except (IndexError, ValueError):
+            log.error("telegram sender got a bad conversation key")
+            return
+        await self.send_replies(chat_id, replies)
+
+    async def send_replies(self, chat_id: int, replies: Sequence[Reply]) -> None:
+        """Send replies in order; options become inline buttons under the last piece."""
+        for reply in replies:
+            if reply.image is not None:
+                await self._with_retries(chat_id, "sendPhoto", lambda r=reply: self.application.bot.send_photo(
+                    chat_id, photo=r.image))
+            pieces = split_text(reply.text) or (["请选择："] if reply.options else [])
+            for index, piece in enumerate(pieces):
+                markup = keyboard(reply.options) if index == len(pieces) - 1 else None
+                await self._with_retries(chat_id, "sendMessage",
+                                         lambda p=piece, m=markup: self.application.bot.send_message(
+                                             chat_id, p, reply_markup=m))
+
+    async def _with_retries(self, chat_id: int, what: str, call: Any) -> None:
+        if not self.ready.is_set():
+            try:
+                await asyncio.wait_for(self.ready.wait(), self.ready_timeout_s)
+            except TimeoutError:
+                await self._record_failure(chat_id, what, "telegram API not initialised")
+                return
+        error: TelegramError | None = None
+        for attempt in range(len(self.send_retry_delays) + 1):
+            try:
+                await call()
+                return
+            except RetryAfter as exc:
+                error = exc
+                wait = exc.retry_after
+                await asyncio.sleep(min(60.0, wait.total_seconds() if hasattr(wait, "total_seconds")
+                                        else float(wait)))
+                continue
+            except (TgForbidden, TgBadRequest, InvalidToken) as exc:  # retrying will not help
+                error = exc
+                break
+            except TelegramError as exc:
+                error = exc
+                log.warning("telegram %s failed (attempt %d): %s", what, attempt + 1, exc.__class__.__name__)
+            if attempt < len(self.send_retry_delays):
+                await asyncio.sleep(self.send_retry_delays[attempt])
+        await self._record_failure(chat_id, what, f"{error.__class__.__name__}: {error}")
+
+    async def _record_failure(self, chat_id: int, what: str, error: str) -> None:
+        log.error("telegram %s could not be delivered: %s", what, mask(error)[:200])
+        try:
+            await self.services.db.audit(f"channel:{CHANNEL}", "send_failed", target=f"{CHANNEL}:{chat_id}",
+                                         method=what, error=mask(error)[:200])
+        except Exception as exc:  # noqa: BLE001 - the log line above already says it
+            log.error("could not record the failed send: %s", exc.__class__.__name__)
+
+
+TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
+
+
+async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the PTB Application, register the outbox sender, initialise in the background."""
+    services = app[keys.SERVICES]
+    channel = TelegramChannel(services)
+    if not channel.config.webhook_secret:
+        log.error("TELEGRAM_WEBHOOK_SECRET is not set: /telegram refuses every update")
+    services.outbox.register(CHANNEL, channel.send)
+    app[TELEGRAM] = channel
+    channel.start_background()
+    try:
+        yield
+    finally:
+        await channel.close()
+
+
+async def _webhook(request: web.Request) -> web.Response:
+    return await request.app[TELEGRAM].webhook(request)
+
+
+def setup(app: web.Application) -> None:
+    """Mount ``/telegram`` when ``telegram.token`` is configured."""
+    if not app[keys.SETTINGS].telegram.token:
+        return
+    app.cleanup_ctx.append(telegram_ctx)
+    app.router.add_post("/telegram", _webhook)
+
+
+async def poll(services: Services, stop: asyncio.Event | None = None) -> None:
+    """Long polling for development (``python -m bot telegram poll``)."""
+    channel = TelegramChannel(services, polling=True)
+    services.outbox.register(CHANNEL, channel.send)
+    await channel.initialize()
+    application = channel.application
+    await application.bot.delete_webhook()
+    assert application.updater is not None
+    await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+    await application.start()
+    log.info("telegram polling started; Ctrl-C stops")
+    print(f"polling as @{application.bot.username}; Ctrl-C stops", flush=True)
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()

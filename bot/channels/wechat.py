@@ -1,0 +1,634 @@
+"""The WeChat official account channel (微信公众号), mounted at ``/wechat``.
+
+- ``GET /wechat``: URL verification; ``POST /wechat``: messages and events, in plaintext or
+  safe mode (``WeChatCrypto`` with ``wechat.aes_key``). Every request's signature is
+  checked and timestamps far from now are refused (403).
+- XML is parsed with defusedxml (no DTDs, no entities) and bodies are size limited, so
+  hostile XML gets a 4xx.
+- The 5-second rule: the pipeline runs as a task; when it answers within
+  ``wechat.passive_reply_budget_s`` the answer is the passive reply, otherwise the request
+  gets ``success`` at once and the answer goes out through the customer-service API
+  (``message/custom/send``). Photos and deferred turns (face verification) always go that way.
+- A delivery WeChat repeats (same MsgId, or FromUserName + CreateTime for events) is
+  claimed once in Redis, so it is processed and answered once, even while the first is
+  still running.
+- The few HTTP API calls (token, media/get, message/custom/send, menu/create) are made with
+  aiohttp against ``wechat.api_base``; wechatpy does signatures, crypto and reply XML. The
+  access token is cached in Redis for all processes, refreshed before expiry and on
+  40001/42001, by one refresher at a time (Redis lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import logging
+import re
+import time
+import xml.etree.ElementTree as StdET
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
+from redis.exceptions import LockError
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import WeChatSigner
+
+from bot import keys
+from bot.config import Settings
+from bot.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
+from bot.logs import mask
+from bot.messages import InboundMessage, Reply
+from bot.services import Services
+from bot.storage.redis import REDIS_ERRORS, redis_guard
+from handlers.pipeline import Turn
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "wechat"
+TEXT_LIMIT_BYTES = 2048          # WeChat's limit for one text message
+MAX_BODY_BYTES = 64 * 1024       # real callbacks are a few hundred bytes
+TOKEN_MARGIN_S = 300             # refresh this long before the token expires
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+# Errors a retry cannot fix: bad openid, user unsubscribed, 48-hour window closed, quota.
+PERMANENT_SEND_ERRORS = frozenset({40003, 43004, 45015, 45047, 48001})
+_OPENID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+UNSUPPORTED_TEXT = "我现在能看懂文字、语音和照片。请您打字、发语音或者发照片给我。"
+VOICE_NO_TEXT = ("这条语音我没能听清楚（没有收到语音转成的文字）。"
+                 "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。")
+TOO_LONG_TEXT = "您的消息太长了，请分成几条短一点的消息发给我。"
+ERROR_TEXT = "系统出了点问题，请稍后再试。"
+PHOTO_FAILED_TEXT = "照片没能收到，请您稍后再发一次。"
+
+
+class WechatApiError(ExternalServiceError):
+    """A WeChat API call failed; ``errcode`` is WeChat's code (0 for transport errors)."""
+
+    def __init__(self, detail: str, errcode: int = 0) -> None:
+        super().__init__(detail)
+        self.errcode = errcode
+
+    @property
+    def permanent(self) -> bool:
+        return self.errcode in PERMANENT_SEND_ERRORS
+
+
+# ---------------------------------------------------------------- rendering
+
+def render_text(replies: Sequence[Reply]) -> str:
+    """All replies of a turn as one text, options as "回复 1 ..." lines."""
+    return "\n\n".join(r.as_plain_text() for r in replies if r.text or r.options).strip()
+
+
+def split_text(text: str, limit_bytes: int = TEXT_LIMIT_BYTES) -> list[str]:
+    """Split into pieces of at most ``limit_bytes`` UTF-8 bytes, preferring line breaks."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) <= limit_bytes:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        current = ""
+        while len(line.encode()) > limit_bytes:  # one very long line: cut by characters
+            cut, size = 0, 0
+            for i, char in enumerate(line):
+                size += len(char.encode())
+                if size > limit_bytes:
+                    cut = i
+                    break
+            pieces.append(line[:cut])
+            line = line[cut:]
+        current = line
+    if current.strip():
+        pieces.append(current)
+    return [p for p in pieces if p.strip()]
+
+
+# ---------------------------------------------------------------- XML and signatures
+
+def parse_xml(body: bytes | str) -> dict[str, str]:
+    """A WeChat ``<xml>`` document as a flat dict; hostile or broken XML is a 400."""
+    try:
+        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (DefusedXmlException, StdET.ParseError, ValueError) as exc:
+        raise BadRequest(f"unacceptable XML: {exc.__class__.__name__}", code="invalid_xml",
+                         user_message="消息格式不对。") from exc
+    if root.tag != "xml":
+        raise BadRequest("root element must be <xml>", code="invalid_xml", user_message="消息格式不对。")
+    return {child.tag: child.text or "" for child in root}
+
+
+def signature(*parts: str) -> str:
+    """WeChat's SHA1 signature of the sorted parts."""
+    signer = WeChatSigner()
+    signer.add_data(*parts)
+    return str(signer.signature)
+
+
+# ---------------------------------------------------------------- the API client
+
+class WechatApi:
+    """The few official-account API calls, with the access token shared through Redis."""
+
+    def __init__(self, settings: Settings, redis: Any, session: aiohttp.ClientSession) -> None:
+        self.config = settings.wechat
+        self.max_media_bytes = settings.face.max_image_bytes
+        self.redis = redis
+        self.session = session
+        self.base = self.config.api_base if self.config.api_base.endswith("/") else self.config.api_base + "/"
+        app_id = self.config.app_id or "none"
+        self.token_key = f"wechat:access_token:{app_id}"
+        self.lock_key = f"wechat:access_token_lock:{app_id}"
+        self.lock_timeout_s = 20.0
+
+    # -- access token
+    @redis_guard
+    async def access_token(self) -> str:
+        """The cached token, fetched when absent (it expires from Redis before WeChat's)."""
+        cached = await self.redis.get(self.token_key)
+        if cached:
+            return cached.decode() if isinstance(cached, bytes) else str(cached)
+        return await self.refresh_token(stale=None)
+
+    @redis_guard
+    async def refresh_token(self, stale: str | None) -> str:
+        """Fetch a new token unless another process already replaced ``stale``."""
+        lock = self.redis.lock(self.lock_key, timeout=self.lock_timeout_s,
+                               blocking_timeout=self.lock_timeout_s, sleep=0.05)
+        if not await lock.acquire():
+            raise WechatApiError("timed out waiting for the access-token refresher")
+        try:
+            cached = await self.redis.get(self.token_key)
+            if cached:
+                token = cached.decode() if isinstance(cached, bytes) else str(cached)
+                if token != stale:
+                    return token  # someone refreshed while we waited
+            token, expires_in = await self._fetch_token()
+            ttl = max(60, expires_in - TOKEN_MARGIN_S)
+            await self.redis.set(self.token_key, token, ex=ttl)
+            log.info("wechat access token refreshed", extra={"expires_in": expires_in})
+            return token
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                log.warning("wechat token lock expired before release")
+            except REDIS_ERRORS:
+                log.warning("wechat token lock could not be released (redis)")
+
+    async def _fetch_token(self) -> tuple[str, int]:
+        if not self.config.app_id or not self.config.app_secret:
+            raise WechatApiError("WECHAT_APP_ID / WECHAT_APP_SECRET are not configured")
+        data = await self._request("GET", "token", params={
+            "grant_type": "client_credential", "appid": self.config.app_id,
+            "secret": self.config.app_secret})
+        assert isinstance(data, dict)
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WechatApiError("token answer without access_token", int(data.get("errcode") or 0))
+        return token, int(data.get("expires_in") or 7200)
+
+    # -- calls
+    async def _request(self, method: str, path: str, *, params: dict[str, str],
+                       body: dict[str, Any] | None = None, raw: bool = False,
+                       max_bytes: int = 1024 * 1024) -> dict[str, Any] | bytes:
+        url = self.base + path
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
+        try:
+            async with self.session.request(method, url, params=params, data=data,
+                                            headers=headers) as response:
+                if response.status >= 400:
+                    raise WechatApiError(f"{path}: HTTP {response.status}")
+                if response.content_length and response.content_length > max_bytes:
+                    raise WechatApiError(f"{path}: answer too large", 40006)
+                content = await response.content.read(max_bytes + 1)
+                if len(content) > max_bytes:
+                    raise WechatApiError(f"{path}: answer too large", 40006)
+                content_type = response.headers.get("Content-Type", "")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise WechatApiError(f"{path}: {exc.__class__.__name__}") from exc
+        is_json = "json" in content_type or "text/plain" in content_type or content[:1] == b"{"
+        if raw and not is_json:
+            return content
+        try:
+            answer = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WechatApiError(f"{path}: answer is not JSON") from exc
+        if not isinstance(answer, dict):
+            raise WechatApiError(f"{path}: answer is not a JSON object")
+        errcode = int(answer.get("errcode") or 0)
+        if errcode:
+            raise WechatApiError(f"{path}: errcode {errcode} {answer.get('errmsg', '')}", errcode)
+        return answer
+
+    async def call(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                   body: dict[str, Any] | None = None, raw: bool = False,
+                   max_bytes: int = 1024 * 1024) -> dict[str, Any] | bytes:
+        """Call an API with the access token; one refresh and retry on 40001/42001."""
+        token = await self.access_token()
+        for attempt in (1, 2):
+            try:
+                return await self._request(method, path, params={**(params or {}), "access_token": token},
+                                           body=body, raw=raw, max_bytes=max_bytes)
+            except WechatApiError as exc:
+                if exc.errcode not in TOKEN_ERRORS or attempt == 2:
+                    raise
+                log.warning("wechat access token rejected (%s); refreshing", exc.errcode)
+                token = await self.refresh_token(stale=token)
+        raise AssertionError("unreachable")
+
+    async def download_media(self, media_id: str) -> bytes:
+        """A temporary media file (a user's photo) by its MediaId."""
+        content = await self.call("GET", "media/get", params={"media_id": media_id}, raw=True,
+                                  max_bytes=self.max_media_bytes)
+        if not isinstance(content, bytes) or not content:
+            raise WechatApiError("media/get returned no file")
+        return content
+
+    async def send_text(self, openid: str, text: str) -> None:
+        """One customer-service text message (``message/custom/send``)."""
+        await self.call("POST", "message/custom/send", body={
+            "touser": openid, "msgtype": "text", "text": {"content": text}})
+
+    async def create_menu(self, buttons: list[dict[str, Any]]) -> None:
+        """Publish the official account's custom menu (``menu/create``)."""
+        await self.call("POST", "menu/create", body={"button": buttons})
+
+
+# ---------------------------------------------------------------- the channel
+
+class WechatChannel:
+    """Turns WeChat callbacks into InboundMessages and delivers the answers."""
+
+    def __init__(self, services: Services, api: WechatApi) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.config = services.settings.wechat
+        self.api = api
+        self.crypto: WeChatCrypto | None = None
+        if self.config.aes_key:
+            try:
+                self.crypto = WeChatCrypto(self.config.token, self.config.aes_key, self.config.app_id or "")
+            except (AssertionError, ValueError, TypeError) as exc:
+                raise ConfigError("wechat.aes_key must be the 43-character EncodingAESKey") from exc
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)
+
+    # -- security
+    def check_request(self, request: web.Request) -> None:
+        """Signature and timestamp of every callback; 403 otherwise."""
+        q = request.query
+        timestamp, nonce, sig = q.get("timestamp", ""), q.get("nonce", ""), q.get("signature", "")
+        assert self.config.token
+        expected = signature(self.config.token, timestamp, nonce)
+        if not sig or not hmac.compare_digest(expected, sig):
+            log.warning("wechat request with a bad signature refused")
+            raise Forbidden("bad wechat signature")
+        try:
+            sent_at = int(timestamp)
+        except ValueError as exc:
+            raise Forbidden("bad wechat timestamp") from exc
+        if abs(time.time() - sent_at) > self.config.max_clock_skew_s:
+            log.warning("wechat request with a stale timestamp refused", extra={"skew_s": time.time() - sent_at})
+            raise Forbidden("wechat timestamp too far from now")
+
+    async def read_body(self, request: web.Request) -> bytes:
+        """The request body, refusing anything above MAX_BODY_BYTES (413)."""
+        too_large = BadRequest("wechat body too large", code="body_too_large", status=413,
+                               user_message="内容太大了。")
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- HTTP handlers
+    async def verify(self, request: web.Request) -> web.Response:
+        """URL verification: echo ``echostr`` when the signature is right."""
+        self.check_request(request)
+        echostr = request.query.get("echostr")
+        if not echostr:
+            raise BadRequest("echostr missing", code="missing_echostr")
+        return web.Response(text=echostr)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """One message or event from WeChat."""
+        self.check_request(request)
+        body = await self.read_body(request)
+        fields = parse_xml(body)
+        q = request.query
+        encrypted = q.get("encrypt_type", "raw").lower() == "aes"
+        if encrypted:
+            fields = self.decrypt(fields, q)
+        reply = _Replier(self, fields, encrypted, q.get("nonce", ""))
+        return await self.dispatch(fields, reply)
+
+    def decrypt(self, outer: dict[str, str], q: Any) -> dict[str, str]:
+        if self.crypto is None:
+            raise BadRequest("encrypted message but WECHAT_AES_KEY is not configured",
+                             code="safe_mode_not_configured")
+        encrypt = outer.get("Encrypt")
+        if not encrypt:
+            raise BadRequest("safe-mode message without <Encrypt>", code="invalid_xml")
+        try:
+            plain = self.crypto.decrypt_message({"Encrypt": encrypt}, q.get("msg_signature", ""),
+                                                q.get("timestamp", ""), q.get("nonce", ""))
+        except InvalidSignatureException as exc:
+            raise Forbidden("bad wechat msg_signature") from exc
+        except Exception as exc:  # noqa: BLE001 - any undecryptable body is bad input
+            raise BadRequest(f"cannot decrypt: {exc.__class__.__name__}", code="invalid_ciphertext") from exc
+        return parse_xml(plain)
+
+    async def dispatch(self, fields: dict[str, str], reply: _Replier) -> web.Response:
+        openid = fields.get("FromUserName", "").strip()
+        msg_type = fields.get("MsgType", "").strip().lower()
+        create_time = fields.get("CreateTime", "").strip()
+        if not _OPENID.match(openid) or not msg_type or not fields.get("ToUserName"):
+            raise BadRequest("message lacks FromUserName/ToUserName/MsgType", code="invalid_message")
+        if msg_type == "event":
+            event = fields.get("Event", "").strip().lower()
+            message_id = f"ev:{openid}:{create_time}:{event}"
+        else:
+            message_id = fields.get("MsgId", "").strip() or f"m:{openid}:{create_time}:{msg_type}"
+        if msg_type == "image" and not fields.get("MediaId", "").strip():
+            raise BadRequest("image without MediaId", code="invalid_message")
+        base = InboundMessage(channel=CHANNEL, user_id=openid, message_id=message_id)
+
+        if msg_type == "event":
+            if event == "unsubscribe":
+                log.info("wechat user unsubscribed", extra={"user": openid[:4] + "…"})
+                return reply.success()
+            if event == "subscribe":
+                inbound = dataclasses.replace(base, event="subscribe")
+            elif event == "click":
+                key = fields.get("EventKey", "").strip()
+                if not key:
+                    return reply.success()
+                inbound = dataclasses.replace(base, event=f"menu:{key.removeprefix('menu:').lower()}")
+            else:  # VIEW, LOCATION, SCAN...: nothing to say
+                return reply.success()
+            if not await self.claim(message_id):
+                return reply.success()
+            return await self.answer(inbound, reply)
+
+        if not await self.claim(message_id):
+            return reply.success()
+        if msg_type == "text":
+            text = _CONTROL.sub("", fields.get("Content", ""))
+            if len(text) > self.settings.server.max_text_chars:
+                return reply.text(TOO_LONG_TEXT)
+            return await self.answer(dataclasses.replace(base, text=text), reply)
+        if msg_type == "image":
+            self.spawn(self.run_and_deliver(base, fields["MediaId"].strip()))
+            return reply.success()
+        if msg_type == "voice":
+            transcript = fields.get("Recognition", "").strip()
+            if not transcript:
+                return reply.text(VOICE_NO_TEXT)
+            return await self.answer(dataclasses.replace(base, voice_transcript=transcript), reply)
+        return reply.text(UNSUPPORTED_TEXT)
+
+    @redis_guard
+    async def claim(self, message_id: str) -> bool:
+        """True for the first delivery of a message, False for WeChat's retries."""
+        ttl = self.settings.conversation.dedup_ttl_s
+        first = await self.services.redis.set(f"wechat:claim:{message_id}", b"1", nx=True, ex=ttl)
+        if not first:
+            log.info("wechat retry ignored", extra={"kind": "event" if message_id.startswith("ev:") else "message"})
+        return bool(first)
+
+    async def answer(self, inbound: InboundMessage, reply: _Replier) -> web.Response:
+        """Passive reply when the pipeline is quick, else ``success`` and the CS API."""
+        task = self.spawn(self.turn(inbound, None))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.config.passive_reply_budget_s)
+        except asyncio.CancelledError:
+            self.spawn(self.deliver_later(task, inbound.user_id))
+            raise
+        if task not in done:
+            self.spawn(self.deliver_later(task, inbound.user_id))
+            return reply.success()
+        exc = task.exception()
+        if exc is not None:
+            return reply.text(error_text(exc))
+        turn: Turn = task.result()
+        text = render_text(turn.replies)
+        if not text or turn.outcome == "duplicate":
+            return reply.success()
+        if turn.deferred or len(text.encode()) > TEXT_LIMIT_BYTES:
+            self.spawn(self.send(inbound.conversation_key, turn.replies))
+            return reply.success()
+        return reply.text(text)
+
+    async def turn(self, inbound: InboundMessage, media_id: str | None) -> Turn:
+        """Download the photo if any, then run the pipeline."""
+        if media_id is not None:
+            try:
+                image = await self.api.download_media(media_id)
+            except WechatApiError as exc:
+                log.error("wechat photo download failed: %s", exc.detail)
+                raise ExternalServiceError(exc.detail, user_message=PHOTO_FAILED_TEXT) from exc
+            inbound = dataclasses.replace(inbound, image=image)
+        return await self.services.handle(inbound)
+
+    async def run_and_deliver(self, inbound: InboundMessage, media_id: str | None) -> None:
+        """The customer-service way from the start (photos)."""
+        await self.deliver_later(self.spawn(self.turn(inbound, media_id)), inbound.user_id)
+
+    async def deliver_later(self, task: Awaitable[Turn], openid: str) -> None:
+        """Wait for a slow turn and send its answer through the customer-service API."""
+        key = f"{CHANNEL}:{openid}"
+        try:
+            turn = await task
+        except Exception as exc:  # noqa: BLE001 - the user must hear something
+            log.error("wechat turn failed: %s", exc.__class__.__name__, exc_info=not isinstance(exc, BotError))
+            await self.send(key, [Reply(error_text(exc))])
+            return
+        if turn.outcome != "duplicate":
+            await self.send(key, turn.replies)
+
+    # -- outbox sender
+    async def send(self, conversation_key: str, replies: Sequence[Reply]) -> None:
+        """Outbox sender: customer-service messages with retries; failures are recorded."""
+        openid = conversation_key.split(":", 1)[1]
+        for piece in split_text(render_text(replies)):
+            await self._send_piece(conversation_key, openid, piece)
+
+    async def _send_piece(self, conversation_key: str, openid: str, text: str) -> None:
+        error: WechatApiError | None = None
+        for attempt in range(len(self.retry_delays) + 1):
+            if attempt:
+                await asyncio.sleep(self.retry_delays[attempt - 1])
+            try:
+                await self.api.send_text(openid, text)
+                return
+            except WechatApiError as exc:
+                error = exc
+                log.warning("wechat send failed (attempt %d): %s", attempt + 1, exc.detail)
+                if exc.permanent:
+                    break
+            except BotError as exc:  # Redis down while reading the token
+                error = WechatApiError(exc.detail)
+        assert error is not None
+        log.error("wechat message could not be delivered: %s", error.detail,
+                  extra={"conversation": conversation_key[:11] + "…"})
+        try:
+            await self.services.db.audit(f"channel:{CHANNEL}", "send_failed", target=conversation_key,
+                                         errcode=error.errcode, error=error.detail[:200],
+                                         text=mask(text)[:500])
+        except Exception as exc:  # noqa: BLE001 - the log line above already says it
+            log.error("could not record the failed send: %s", exc.__class__.__name__)
+
+    # -- tasks
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, BotError):
+                log.error("wechat background task failed: %r", exc)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for answers still on their way (shutdown, tests)."""
+        deadline = time.monotonic() + timeout
+        while self.tasks and time.monotonic() < deadline:
+            await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
+
+
+class _Replier:
+    """Builds the HTTP answer to one callback (passive reply or ``success``)."""
+
+    def __init__(self, channel: WechatChannel, fields: dict[str, str], encrypted: bool, nonce: str) -> None:
+        self.channel = channel
+        self.fields = fields
+        self.encrypted = encrypted
+        self.nonce = nonce
+
+    def success(self) -> web.Response:
+        return web.Response(text="success")
+
+    def text(self, text: str) -> web.Response:
+        pieces = split_text(text)
+        if len(pieces) != 1:  # too long for one passive reply: customer-service messages instead
+            if pieces:
+                openid = self.fields.get("FromUserName", "")
+                self.channel.spawn(self.channel.send(f"{CHANNEL}:{openid}", [Reply(text)]))
+            return self.success()
+        content = pieces[0].replace("]]>", "]] >")  # the reply template puts it in CDATA
+        xml = TextReply(source=self.fields.get("ToUserName", ""), target=self.fields.get("FromUserName", ""),
+                        content=content, time=int(time.time())).render()
+        if self.encrypted and self.channel.crypto is not None:
+            xml = self.channel.crypto.encrypt_message(xml, self.nonce or "nonce", str(int(time.time())))
+        return web.Response(text=xml, content_type="application/xml")
+
+
+def error_text(exc: BaseException) -> str:
+    """What the user reads when a turn failed."""
+    return exc.user_message if isinstance(exc, BotError) else ERROR_TEXT
+
+
+# ---------------------------------------------------------------- app wiring
+
+WECHAT = web.AppKey("wechat_channel", WechatChannel)
+
+
+def validate_menu(buttons: list[dict[str, Any]]) -> list[str]:
+    """Problems with a menu definition (WeChat's limits: 3 buttons, 5 sub-buttons each)."""
+    problems: list[str] = []
+    if not 1 <= len(buttons) <= 3:
+        problems.append("the menu needs 1 to 3 top-level buttons")
+    for button in buttons:
+        name = str(button.get("name", ""))
+        if not name or len(name.encode()) > 16:
+            problems.append(f"top-level name {name!r} must be 1-16 bytes")
+        subs = button.get("sub_button")
+        if subs is not None:
+            if not 1 <= len(subs) <= 5:
+                problems.append(f"{name!r} needs 1 to 5 sub-buttons")
+            items = subs
+        else:
+            items = [button]
+        for item in items:
+            if subs is not None and len(str(item.get("name", "")).encode()) > 60:
+                problems.append(f"sub-button name {item.get('name')!r} is longer than 60 bytes")
+            kind = item.get("type")
+            if kind == "click" and not item.get("key"):
+                problems.append(f"click button {item.get('name')!r} needs a key")
+            elif kind == "view" and not item.get("url"):
+                problems.append(f"view button {item.get('name')!r} needs a url")
+            elif kind not in ("click", "view"):
+                problems.append(f"button {item.get('name')!r} needs type click or view")
+    return problems
+
+
+async def publish_menu(services: Services) -> None:
+    """Publish ``wechat.menu`` from the configuration (``python -m bot wechat menu``)."""
+    buttons = services.settings.wechat.menu
+    problems = validate_menu(buttons)
+    if problems:
+        raise ConfigError("wechat.menu: " + "; ".join(problems))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        await WechatApi(services.settings, services.redis, session).create_menu(buttons)
+
+
+async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The API client and the channel; registers the outbox sender."""
+    services = app[keys.SERVICES]
+    config = services.settings.wechat
+    if not (config.app_id and config.app_secret):
+        log.warning("WECHAT_APP_ID/WECHAT_APP_SECRET not set: only passive replies will work")
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    channel = WechatChannel(services, WechatApi(services.settings, services.redis, session))
+    services.outbox.register(CHANNEL, channel.send)
+    app[WECHAT] = channel
+    log.info("wechat channel on", extra={"safe_mode": channel.crypto is not None})
+    try:
+        yield
+    finally:
+        await channel.drain()
+        for task in list(channel.tasks):
+            task.cancel()
+        await session.close()
+
+
+async def _verify(request: web.Request) -> web.Response:
+    return await request.app[WECHAT].verify(request)
+
+
+async def _receive(request: web.Request) -> web.Response:
+    return await request.app[WECHAT].receive(request)
+
+
+def setup(app: web.Application) -> None:
+    """Mount ``/wechat`` when ``wechat.token`` is configured."""
+    if not app[keys.SETTINGS].wechat.token:
+        return
+    app.cleanup_ctx.append(wechat_ctx)
+    app.router.add_get("/wechat", _verify)
+    app.router.add_post("/wechat", _receive)

@@ -1,0 +1,141 @@
+"""Faults: the database going away, Redis restarting under load, two processes, one user."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis as sync_redis
+
+from bot.app import create_app
+from bot.storage.db import migrate
+from tests.conftest import Backends, make_settings
+from tests.services import RedisProcess, _pg_admin, free_port
+from tests.test_resilience import _serve, _wait_healthy
+
+
+async def post(client: Any, text: str, user: str = "erin") -> tuple[int, dict[str, Any]]:
+    response = await client.post("/api/chat", json={"user_id": user, "text": text})
+    return response.status, await response.json()
+
+
+async def test_database_down_faq_still_answers_actions_say_later(
+        aiohttp_client: Any, tmp_path: Path, clean_backends: Backends) -> None:
+    if not clean_backends.pg_url:
+        pytest.skip("needs the local PostgreSQL to take a database away during the test")
+    name = f"bot_fault_{uuid.uuid4().hex[:8]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    await asyncio.to_thread(migrate, url)
+    try:
+        client = await aiohttp_client(create_app(make_settings(tmp_path, clean_backends,
+                                                               **{"storage.database_url": url})))
+        assert (await post(client, "你好"))[0] == 200
+
+        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+
+        status, body = await post(client, "需要带什么材料")
+        assert status == 200 and "身份证" in body["replies"][0]["text"], "FAQ works without the database"
+        status, body = await post(client, "转人工")
+        assert status == 200
+        assert "稍后再试" in body["replies"][-1]["text"]
+        health = await client.get("/healthz")
+        assert health.status == 503 and (await health.json())["database"] == "down"
+
+        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        status, body = await post(client, "转人工")
+        assert status == 200 and "转接人工" in body["replies"][0]["text"]
+        # the audit line of the handoff is in the database, nothing was lost
+        import asyncpg
+
+        conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database=name)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM cases") == 1
+            assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'handoff'") == 1
+        finally:
+            await conn.close()
+    finally:
+        await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_redis_restart_under_load(aiohttp_client: Any, tmp_path: Path,
+                                        clean_backends: Backends) -> None:
+    server = RedisProcess().start()
+    try:
+        settings = make_settings(tmp_path, clean_backends, **{"storage.redis_url": server.url,
+                                                              "storage.redis_timeout_s": 0.5,
+                                                              "conversation.user_lock_timeout_s": 3})
+        client = await aiohttp_client(create_app(settings))
+        assert (await post(client, "啊啊啊啊", user="keep"))[0] == 200
+        sync_redis.Redis(port=server.port).bgrewriteaof()
+        await asyncio.sleep(0.3)
+        statuses: list[int] = []
+        durations: list[float] = []
+
+        async def user_loop(n: int) -> None:
+            for i in range(15):
+                started = time.monotonic()
+                status, body = await post(client, f"第{i}个问题 材料", user=f"load{n}")
+                durations.append(time.monotonic() - started)
+                statuses.append(status)
+                assert status in (200, 503), body
+                if status == 503:
+                    assert body["error"] == "storage_unavailable" and body["message"]
+                await asyncio.sleep(0.05)
+
+        async def restart() -> None:
+            await asyncio.sleep(0.2)
+            server.stop()
+            await asyncio.sleep(0.5)
+            server.start()
+
+        await asyncio.gather(*(user_loop(n) for n in range(8)), restart())
+        # A lock held when Redis died expires after user_lock_timeout_s; nothing waits longer.
+        assert max(durations) < 3 + 1.5, "no request hangs beyond the timeout"
+        assert 503 in statuses and 200 in statuses
+        returned = time.monotonic()
+        while (await post(client, "你好", user="fresh"))[0] != 200:
+            assert time.monotonic() - returned < 5, "serving again within 5 s of Redis returning"
+            await asyncio.sleep(0.1)
+        status, body = await post(client, "嗯嗯嗯", user="keep")
+        assert "转给工作人员" in body["replies"][0]["text"], "state Redis kept is still there"
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+async def test_two_processes_keep_one_users_messages_in_order(tmp_path: Path,
+                                                              clean_backends: Backends) -> None:
+    ports = [free_port(), free_port()]
+    processes = [_serve(port, clean_backends, tmp_path / "var") for port in ports]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for port in ports:
+                await _wait_healthy(session, port)
+
+            async def send(i: int) -> None:
+                port = ports[i % 2]
+                async with session.post(f"http://127.0.0.1:{port}/api/chat",
+                                        json={"user_id": "frank", "text": f"需要带什么材料{i}"}) as r:
+                    assert r.status == 200
+
+            await asyncio.gather(*(send(i) for i in range(20)))
+        raw = sync_redis.Redis.from_url(clean_backends.redis_url).get("conv:web:frank")
+        state = json.loads(raw)
+        assert state["turns"] == 20, "no turn was lost to a concurrent write"
+        roles = [entry["role"] for entry in state["transcript"]]
+        # every user message is followed by its own answer: never interleaved
+        for index in range(0, len(roles) - 1, 2):
+            assert roles[index] == "user" and roles[index + 1] == "bot", roles
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
