@@ -96,10 +96,11 @@ class Services:
 def build_dialogs() -> DialogRegistry:
     """Every dialog the product has."""
     from dialogs.certify import certify
+    from dialogs.family import family
     from dialogs.menu import menu, offer_person
 
     registry = DialogRegistry()
-    for dialog in (menu, offer_person, certify):
+    for dialog in (menu, offer_person, certify, family):
         registry.add(dialog)
     return registry
 
