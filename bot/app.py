@@ -114,10 +114,11 @@ def default_features() -> list[Feature]:
     from bot.channels import telegram as telegram_channel
     from bot.channels import web as web_channel
     from bot.channels import wechat as wechat_channel
+    from dialogs import family_reminders
     from face import service as face_service
 
     return [web_channel.setup, face_service.setup, wechat_channel.setup, telegram_channel.setup,
-            metrics.setup]
+            metrics.setup, family_reminders.setup]
 
 
 def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:

@@ -104,8 +104,8 @@ CONFIRM_REMOVE = "确定以后不再替 {name} 认证吗？"
 REMOVED = "已经移除 {name}。还有什么可以帮您？"
 SUCCESS = ("认证成功！老人今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
            "下次认证时间：{due}前后。")
-REMIND_QUESTION = "要不要我在到期前一个月提醒您，帮老人按时认证？"
-REMIND_ON = "好的，我会在 {due} 前一个月左右提醒您。还有什么可以帮您？"
+REMIND_QUESTION = "要不要我在到期前 {days} 天左右提醒您，帮老人按时认证？"
+REMIND_ON = "好的，我会在 {due} 前 {days} 天左右提醒您。还有什么可以帮您？"
 REMIND_OFF = "好的，不提醒您。记得在 {due} 前后帮老人再认证一次。还有什么可以帮您？"
 
 
@@ -395,7 +395,8 @@ async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
         await set_reminder(ctx.services.db, int(link_id), opt_in)
     ctx.event("family_reminder", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               proxy_key=ctx.conversation.key, link_id=link_id, opt_in=opt_in)
-    text = (REMIND_ON if opt_in else REMIND_OFF).format(due=_due(ctx))
+    days = ctx.services.settings.family.reminder_days_before
+    text = (REMIND_ON if opt_in else REMIND_OFF).format(due=_due(ctx), days=days)
     return Finish([Reply(text, MENU_OPTIONS)])
 
 
@@ -422,6 +423,10 @@ async def _to_menu(ctx: DialogContext) -> Step:
 
 async def _info_mismatch(ctx: DialogContext) -> Step:
     return Handoff("info_mismatch")
+
+
+def _remind_prompt(ctx: DialogContext) -> Reply:
+    return Reply(REMIND_QUESTION.format(days=ctx.services.settings.family.reminder_days_before))
 
 
 def _limit_prompt(ctx: DialogContext) -> Reply:
@@ -463,7 +468,7 @@ family = Dialog(
             prompt=lambda ctx: Reply(CONFIRM_REMOVE.format(name=(ctx.slots.get("remove") or ["", ""])[1])),
             options=[Option("确定移除", run=_remove, words=("确定", "移除")),
                      Option("不移除", goto="manage", words=("不移除", "不要", "算了"))]),
-        "reminder": State(prompt=REMIND_QUESTION, on_input=_on_reminder, options=[
+        "reminder": State(prompt=_remind_prompt, on_input=_on_reminder, options=[
             Option(REMIND_YES, run=_remind_yes, intents=("affirm",)),
             Option(REMIND_NO, run=_remind_no, intents=("deny",))], may_go=("end",)),
     },
@@ -500,4 +505,5 @@ async def proxy_certified(services: Services, conv: Conversation, frame: Frame |
         return [Reply(text, MENU_OPTIONS)]
     conv.stack.append(Frame(dialog=NAME, state="reminder", slots={
         "pensioner_id": pensioner_id, "link_id": int(link_id), "due": due.isoformat()}))
-    return [Reply(f"{text}\n{REMIND_QUESTION}", [REMIND_YES, REMIND_NO])]
+    question = REMIND_QUESTION.format(days=services.settings.family.reminder_days_before)
+    return [Reply(f"{text}\n{question}", [REMIND_YES, REMIND_NO])]

@@ -98,7 +98,7 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
         decision = decision_for(verdict.verified, verdict.issues)
         # A photo seen before (passed already, or sent for someone else) is not accepted:
         # it goes to a person for review (family flow, issue 6).
-        reused = await find_reused_photo(deps.db, verdict.analysis.photo_hash, int(pensioner_id))
+        reused = await find_reused_photo(deps.db, verdict.analysis.photo_hash, template.pensioner_id)
         if reused is not None and decision == "passed":
             decision = "flagged"
         photo_path, expires = deps.photos.save("attempts", verdict.analysis.image)
@@ -114,7 +114,7 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
                   "distance": verdict.distance, "threshold": verdict.threshold,
                   "attempt_id": attempt_id, "photo_hash": verdict.analysis.photo_hash}
         if reused is not None:
-            other = reused.pensioner_id != int(pensioner_id)
+            other = reused.pensioner_id != template.pensioner_id
             result.update(reused_attempt=reused.id, reused_other_pensioner=other)
             await deps.db.audit(
                 f"face:{record.channel}", "photo_reused", target=f"pensioner:{pensioner_id}",

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.services import Services
-from bot.storage.models import AuditLog, Case, CertificationAttempt, ProxyLink
+from bot.storage.models import AuditLog, Case, CertificationAttempt, Pensioner, ProxyLink
 from dialogs.family import (
     CONSENT,
     MANAGE,
@@ -398,6 +398,36 @@ async def test_reused_photo_rule(services: Services) -> None:
     found = await find_reused_photo(services.db, far, a)
     assert found is not None and found.id == passed
     assert await find_reused_photo(services.db, far, a, exclude_attempt=passed) is None
+
+
+async def test_opted_in_family_members_are_reminded_once_before_the_due_date(
+        services: Services) -> None:
+    from datetime import timedelta
+
+    from dialogs.family_reminders import send_due_reminders
+
+    today = datetime.now(UTC).date()
+    soon, later = today + timedelta(days=10), today + timedelta(days=200)
+    ids = [await register(services, id_number, name) for id_number, name in PEOPLE[:3]]
+    bots = [TestBot(services) for _ in range(3)]
+    async with services.db.session() as session:
+        for pensioner_id, due in zip(ids, (soon, soon, later), strict=True):
+            pensioner = await session.get(Pensioner, pensioner_id)
+            assert pensioner is not None
+            pensioner.next_due = due
+        for bot, pensioner_id, opt_in in zip(bots, ids, (True, False, True), strict=True):
+            session.add(ProxyLink(proxy_key=bot.key, pensioner_id=pensioner_id, relationship="子女",
+                                  year=today.year, reminder_opt_in=opt_in))
+    assert await send_due_reminders(services, today) == 1
+    [reminder] = await bots[0].pushed()
+    assert "张*兰" in reminder.text and f"{soon.month}月{soon.day}日" in reminder.text
+    assert not await bots[1].pushed() and not await bots[2].pushed()  # opted out / not yet due
+    assert await send_due_reminders(services, today) == 0  # once per due date
+    assert not await bots[0].pushed()
+    [sent] = await audit(services, "family_reminder_sent")
+    assert sent.details["proxy_key"] == bots[0].key
+    assert await send_due_reminders(services, later - timedelta(days=5)) == 1
+    assert await bots[2].pushed()
 
 
 def test_diagram_is_up_to_date() -> None:
