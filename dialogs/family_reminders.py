@@ -48,7 +48,7 @@ async def send_due_reminders(services: Services, today: date | None = None) -> i
     sent = 0
     done: set[tuple[str, int]] = set()
     for link_id, proxy_key, pensioner_id, name, next_due in rows:
-        if (proxy_key, pensioner_id) in done:  # the newest link of this pair only
+        if next_due is None or (proxy_key, pensioner_id) in done:  # newest link of a pair only
             continue
         done.add((proxy_key, pensioner_id))
         marker = f"family:reminded:{proxy_key}:{pensioner_id}:{next_due.isoformat()}"
