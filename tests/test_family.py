@@ -353,6 +353,9 @@ async def test_entry_by_phrase_menu_and_wechat_key(services: Services) -> None:
     assert "帮家人认证" in bot.options
     await bot.say(str(bot.options.index("帮家人认证") + 1))
     assert "什么人" in bot.text
+    phrase = TestBot(services)
+    await phrase.say("替我妈认证")  # the relationship is already in the request
+    assert "您是老人的子女" in phrase.text and "身份证" in phrase.text
     wechat = TestBot(services, channel="wechat")
     await wechat.say(event="menu:family_certification")
     assert "什么人" in wechat.text
