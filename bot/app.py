@@ -115,10 +115,11 @@ def default_features() -> list[Feature]:
     from bot.channels import web as web_channel
     from bot.channels import wechat as wechat_channel
     from bot.staff import web as staff_console
+    from dialogs import family_reminders
     from face import service as face_service
 
     return [web_channel.setup, face_service.setup, wechat_channel.setup, telegram_channel.setup,
-            staff_console.setup, metrics.setup]
+            staff_console.setup, metrics.setup, family_reminders.setup]
 
 
 def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:

@@ -109,6 +109,7 @@ class StaffConfig(_Section):
 class FamilyConfig(_Section):
     max_pensioners_per_year: int = Field(3, ge=1)
     max_name_attempts: int = Field(3, ge=1)
+    reminder_days_before: int = Field(30, ge=1, le=365)
 
 
 class MetricsConfig(_Section):

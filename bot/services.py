@@ -96,11 +96,12 @@ class Services:
 def build_dialogs() -> DialogRegistry:
     """Every dialog the product has."""
     from dialogs.certify import certify
+    from dialogs.family import family
     from dialogs.guided import GUIDED_DIALOGS
     from dialogs.menu import menu, offer_person
 
     registry = DialogRegistry()
-    for dialog in (menu, offer_person, certify, *GUIDED_DIALOGS):
+    for dialog in (menu, offer_person, certify, family, *GUIDED_DIALOGS):
         registry.add(dialog)
     return registry
 

@@ -201,11 +201,21 @@ async def _appeal(ctx: DialogContext) -> Step:
     services = ctx.services
     pensioner_id = int(ctx.slots["pensioner_id"])
     proof = await evidence(services.db, pensioner_id, day_start(_tz(services)))
-    proxy = ({"relationship": ctx.slots.get("relationship"), "proxy_key": ctx.conversation.key}
-             if ctx.slots.get("proxy") else None)
+    proxy = proxy_details(ctx.slots, ctx.conversation.key)
     await services.handoff.escalate(ctx.conversation, "face_failed", pensioner_id=pensioner_id,
                                     evidence=proof, proxy=proxy)
     return Handoff("face_failed", [Reply("好的，已经把您今天的照片和核验记录交给工作人员审核。")])
+
+
+def proxy_details(slots: dict[str, Any], conversation_key: str) -> dict[str, Any] | None:
+    """What a staff case shows about a family member acting for the pensioner."""
+    if not slots.get("proxy"):
+        return None
+    details = {"relationship": slots.get("relationship"), "proxy_key": conversation_key}
+    for key in ("consent_at", "consent_channel", "link_id"):
+        if slots.get(key) is not None:
+            details[key] = slots[key]
+    return details
 
 
 async def _other_methods(ctx: DialogContext) -> Step:
@@ -299,6 +309,10 @@ async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any
     if decision == "passed" and pensioner_id:
         by = f"face:{result.get('channel')}" + (":proxy" if proxy else "")
         due = await services.registry.mark_certified(int(pensioner_id), by=by)
+        if proxy:  # the family flow tells the due date and offers a reminder
+            from dialogs.family import proxy_certified
+
+            return await proxy_certified(services, conv, frame, result, due)
         if frame is not None:
             conv.stack.remove(frame)
         return [Reply(f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
@@ -311,6 +325,8 @@ async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any
         if frame is not None:
             conv.stack.remove(frame)
         return [Reply(NOT_ENROLLED, ["转人工", "回主菜单"])]
+    if decision == "flagged" and pensioner_id:
+        return await _photo_reused(services, result, conv, frame)
     issues = list(result.get("issues") or [])
     if decision == "rejected":
         advice = advice_for(issues)
@@ -328,3 +344,28 @@ async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any
     frame.state = "selfie"
     return [Reply(f"这次没有通过：{advice}"),
             Reply(f"请再拍一张发给我（今天还可以试 {limit - failures} 次）。", SELFIE_OPTIONS)]
+
+
+PHOTO_REUSED = ("这张照片以前已经用过了，不能再用来认证。认证要用现在当场新拍的照片。\n"
+                "为了安全，这次认证已经交给工作人员复核，请留意工作人员的回复。")
+
+
+async def _photo_reused(services: Services, result: dict[str, Any], conv: Any,
+                        frame: Any) -> list[Reply]:
+    """A photo seen before is not accepted: a person reviews it (with the proxy context)."""
+    pensioner_id = int(result["pensioner_id"])
+    slots = frame.slots if frame is not None else {
+        "proxy": result.get("proxy"), "relationship": result.get("relationship")}
+    proxy = proxy_details(slots, conv.key)
+    proof = await evidence(services.db, pensioner_id, day_start(_tz(services)))
+    proof["reused_attempt"] = result.get("reused_attempt")
+    proof["reused_other_pensioner"] = result.get("reused_other_pensioner")
+    if frame is not None:
+        conv.stack.remove(frame)
+    case_id = await services.handoff.escalate(conv, "photo_reused", pensioner_id=pensioner_id,
+                                              evidence=proof, proxy=proxy)
+    await services.audit(f"chat:{conv.channel}", "photo_reused_review", target=f"case:{case_id}",
+                         pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),
+                         reused_attempt=result.get("reused_attempt"),
+                         proxy_key=conv.key if result.get("proxy") else None)
+    return [Reply(PHOTO_REUSED)]

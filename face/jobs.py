@@ -27,7 +27,15 @@ import redis.asyncio as aioredis
 from bot.config import Settings
 from bot.storage.db import Database
 from face.engine import FaceEngine
-from face.store import AttemptRecord, PhotoStore, cleanup_expired, get_template, photo_store, record_attempt
+from face.store import (
+    AttemptRecord,
+    PhotoStore,
+    cleanup_expired,
+    find_reused_photo,
+    get_template,
+    photo_store,
+    record_attempt,
+)
 
 log = logging.getLogger(__name__)
 QUEUE = "face:queue"
@@ -89,6 +97,11 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
         verdict = await loop.run_in_executor(deps.executor, deps.engine.verify,
                                              list(template.embedding), bytes(request["photo"]))
         decision = decision_for(verdict.verified, verdict.issues)
+        # A photo seen before (passed already, or sent for someone else) is not accepted:
+        # it goes to a person for review (family flow, issue 6).
+        reused = await find_reused_photo(deps.db, verdict.analysis.photo_hash, template.pensioner_id)
+        if reused is not None and decision == "passed":
+            decision = "flagged"
         photo_path, expires = deps.photos.save("attempts", verdict.analysis.image)
         record = AttemptRecord(
             pensioner_id=int(str(pensioner_id)), channel=str(request.get("channel") or ""),
@@ -101,6 +114,14 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
         result = {**base, "decision": decision, "issues": list(verdict.issues),
                   "distance": verdict.distance, "threshold": verdict.threshold,
                   "attempt_id": attempt_id, "photo_hash": verdict.analysis.photo_hash}
+        if reused is not None:
+            other = reused.pensioner_id != template.pensioner_id
+            result.update(reused_attempt=reused.id, reused_other_pensioner=other)
+            await deps.db.audit(
+                f"face:{record.channel}", "photo_reused", target=f"pensioner:{pensioner_id}",
+                attempt_id=attempt_id, reused_attempt=reused.id, other_pensioner=other,
+                decision=decision, proxy=record.proxy, request_id=request_id,
+                proxy_key=f"{record.channel}:{record.chat_user}" if record.proxy else None)
     result["seconds"] = round(time.perf_counter() - started, 3)
     await deps.redis.set(done_key, json.dumps(result, ensure_ascii=False), ex=DONE_TTL_S)
     await publish(deps.redis, result)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from bot.logs import mask_id_number
 from bot.storage.db import Database
@@ -118,7 +118,7 @@ class AttemptRecord:
     quality_codes: list[str]
     distance: float | None
     threshold: float | None
-    decision: str  # passed | failed | rejected
+    decision: str  # passed | failed | rejected | flagged (a reused photo, not accepted)
     photo_path: str | None = None
     photo_hash: str | None = None
     photo_expires_at: datetime | None = None
@@ -143,8 +143,47 @@ async def record_attempt(db: Database, record: AttemptRecord, *, id_number: str 
         attempt_id=attempt_id, channel=record.channel, proxy=record.proxy,
         relationship=record.relationship, quality_codes=list(record.quality_codes),
         distance=record.distance, threshold=record.threshold, decision=record.decision,
-        id_number=mask_id_number(id_number) if id_number else None, request_id=request_id)
+        id_number=mask_id_number(id_number) if id_number else None, request_id=request_id,
+        proxy_key=f"{record.channel}:{record.chat_user}" if record.proxy else None)
     return attempt_id
+
+
+# A re-encoded, resized or recompressed copy of a photo stays within a few bits of its
+# 64-bit dHash (0-3 on ../shared/faces); different photos are 19+ bits apart there.
+REUSE_MAX_BITS = 6
+_BANDS = 8  # 8 bands of 8 bits: any hash within 7 bits shares at least one band exactly
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two hex hashes of equal length."""
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+async def find_reused_photo(db: Database, photo_hash: str | None, pensioner_id: int,
+                            exclude_attempt: int | None = None) -> CertificationAttempt | None:
+    """An earlier attempt with (perceptually) the same photo that makes this one suspect.
+
+    Suspect: the same photo already *passed* a verification (a replayed selfie), or it was
+    sent for a *different* pensioner. Re-sending a photo that failed for the same pensioner
+    is a harmless retry (it fails again) and is not flagged.
+    """
+    if not photo_hash or len(photo_hash) != 16:
+        return None
+    width = 16 // _BANDS
+    bands = [func.substr(CertificationAttempt.photo_hash, i * width + 1, width)
+             == photo_hash[i * width:(i + 1) * width] for i in range(_BANDS)]
+    query = (select(CertificationAttempt)
+             .where(CertificationAttempt.photo_hash.is_not(None), or_(*bands),
+                    or_(CertificationAttempt.decision == "passed",
+                        CertificationAttempt.pensioner_id != pensioner_id))
+             .order_by(CertificationAttempt.created_at))
+    if exclude_attempt is not None:
+        query = query.where(CertificationAttempt.id != exclude_attempt)
+    async with db.session() as session:
+        for row in await session.scalars(query):
+            if row.photo_hash and hamming(row.photo_hash, photo_hash) <= REUSE_MAX_BITS:
+                return row
+    return None
 
 
 def day_start(tz_name: str, now: datetime | None = None) -> datetime:

@@ -1,0 +1,509 @@
+"""A family member certifies on behalf of a pensioner (代他人认证, intent ``family_certification``).
+
+relationship -> the pensioner's ID number (checksum) -> name (must match the registry; a
+mismatch reveals nothing and retries are limited) -> enrolled? -> the per-identity yearly
+limit -> what "in person" means and explicit consent (recorded with time and channel in a
+:class:`ProxyLink` and the audit log) -> the ``certify`` dialog's selfie step as a proxy
+attempt. The verdict is pushed later: on success :func:`proxy_certified` tells the next
+due date and this dialog asks whether to remind the family member (``reminder``); failures
+get certify's advice ("请拍老人本人" for the wrong face) and its 3-attempt rule, then a
+manual review whose case carries the proxy details.
+
+A chat identity may act for at most ``family.max_pensioners_per_year`` pensioners a year
+and can list (masked names) and remove its linked pensioners (``manage``). Removing a
+pensioner it already sent a selfie for this year does not give the slot back, so removal
+cannot be used to act for more pensioners. The diagram is in ``dialogs/family.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.conversation import Conversation, Frame
+from bot.errors import RateLimited
+from bot.messages import Reply
+from bot.pensioners import names_match
+from bot.storage.db import Database
+from bot.storage.models import CertificationAttempt, Pensioner, ProxyLink
+from dialogs.certify import MENU_OPTIONS, NOT_ENROLLED, format_date
+from dialogs.engine import (
+    Dialog,
+    DialogContext,
+    Finish,
+    Goto,
+    Handoff,
+    NotUnderstood,
+    Option,
+    StartDialog,
+    State,
+    Stay,
+    Step,
+    option_number,
+)
+from nlu import entities
+from nlu.rules import normalise
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+NAME = "family"
+RELATIONSHIPS = ("子女", "配偶", "其他亲属", "其他")
+MANAGE = "管理我代认证的老人"
+CONSENT = "本人已同意并在场"
+NOT_PRESENT = "老人现在不在身边"
+REMIND_YES = "提醒我"
+REMIND_NO = "不用提醒"
+_NAME_PATTERN = re.compile(r"^[\u4e00-\u9fffA-Za-z·•. ]{2,20}$")
+_NEGATION = re.compile(r"不|没|别|未")
+
+# Words a family member uses, mapped to the relationship of the family member to the
+# pensioner. The pensioner's role ("我妈") means the caller is a child.
+_RELATIONSHIP_WORDS: dict[str, tuple[str, ...]] = {
+    "子女": ("子女", "儿子", "女儿", "闺女", "儿女", "孩子", "父亲", "母亲", "爸爸", "妈妈", "老爸",
+           "老妈", "老爹", "老娘", "爹", "娘", "阿大", "阿妈", "爸", "妈", "父母", "老父亲",
+           "老母亲"),
+    "配偶": ("配偶", "老伴", "老伴儿", "老头子", "老头", "老婆子", "老太婆", "老公", "老婆", "爱人",
+           "丈夫", "妻子", "媳妇", "老汉", "夫妻"),
+    "其他亲属": ("其他亲属", "亲属", "亲戚", "孙子", "孙女", "外孙", "外孙女", "儿媳", "女婿", "侄子",
+             "侄女", "外甥", "外甥女", "爷爷", "奶奶", "外公", "外婆", "姥爷", "姥姥", "公公",
+             "婆婆", "岳父", "岳母", "丈人", "丈母娘", "老丈人", "哥哥", "姐姐", "弟弟", "妹妹",
+             "舅舅", "姑姑", "叔叔", "阿姨", "祖父", "祖母", "外祖父", "外祖母"),
+    "其他": ("其他", "朋友", "邻居", "同事", "保姆", "护工"),
+}
+_WORD_TO_RELATIONSHIP = {w: rel for rel, words in _RELATIONSHIP_WORDS.items() for w in words}
+_RELATIONSHIP_PATTERN = re.compile("|".join(
+    re.escape(w) for w in sorted(_WORD_TO_RELATIONSHIP, key=len, reverse=True)))
+
+INTRO = ("好的，我来帮您替家里老人做养老待遇资格认证（代他人认证）。\n"
+         "请先告诉我：您是老人的什么人？")
+ASK_ID = "请输入老人的18位身份证号码。"
+ASK_NAME = "请输入老人的姓名（和身份证上一样）。"
+MISMATCH = "身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
+MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上老人的身份证到社保经办机构核对；"
+                  "也可以让工作人员帮您查一查。")
+PRESENCE = ("核对好了。刷脸之前请您看清楚：\n"
+            "1. 老人本人必须在场，而且同意由您帮忙认证；\n"
+            "2. 要拍的是老人的脸，而且是现在当场拍，不能用以前的照片，也不能拍您自己；\n"
+            "3. 您拿着手机，让老人正对镜头，脸上不要有遮挡，在光线亮的地方拍。\n"
+            "老人同意并且就在身边吗？")
+NOT_PRESENT_TEXT = ("没关系，等老人在身边的时候再来办，回复“帮家人认证”就可以重新开始。\n"
+                    "老人行动不便的，也可以申请工作人员上门认证。")
+CONSENT_RECORDED = "好的，已经记下老人本人同意并在场（{at}，{channel}）。"
+LIMIT = ("为了防止冒领养老金，一个账号一年最多替 {limit} 位老人办认证，您今年已经替 {limit} 位老人办过了。\n"
+         "如果有老人不再需要您代办，可以在“管理我代认证的老人”里移除（今年已经替他刷过脸的仍然算在内）；"
+         "也可以让老人到社区服务点办理。")
+NO_LINKS = "您现在没有代认证的老人。要帮老人认证，请回复“帮家人认证”。"
+MANAGE_PROMPT = ("您代认证的老人：\n{lines}\n要移除哪一位，请回复前面的数字。"
+                 "移除以后不再提醒您，也不能再替这位老人认证，除非重新办理。")
+CONFIRM_REMOVE = "确定以后不再替 {name} 认证吗？"
+REMOVED = "已经移除 {name}。还有什么可以帮您？"
+SUCCESS = ("认证成功！老人今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
+           "下次认证时间：{due}前后。")
+REMIND_QUESTION = "要不要我在到期前 {days} 天左右提醒您，帮老人按时认证？"
+REMIND_ON = "好的，我会在 {due} 前 {days} 天左右提醒您。还有什么可以帮您？"
+REMIND_OFF = "好的，不提醒您。记得在 {due} 前后帮老人再认证一次。还有什么可以帮您？"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def relationship_of(text: str, found: list[Any] | None = None) -> str | None:
+    """The caller's relationship from a phrase ("我是她女儿", "替我妈认证"), or None.
+
+    NLU ``relationship`` entities (normalised values such as 母亲, 配偶) are used first.
+    """
+    for entity in found or []:
+        if getattr(entity, "type", None) == "relationship":
+            value = str(entity.value)
+            if value in _WORD_TO_RELATIONSHIP:
+                return _WORD_TO_RELATIONSHIP[value]
+    match = _RELATIONSHIP_PATTERN.search(text or "")
+    return _WORD_TO_RELATIONSHIP[match.group(0)] if match else None
+
+
+def mask_name(name: str) -> str:
+    """张桂兰 -> 张*兰, 张三 -> 张*, 欧阳秀英 -> 欧**英."""
+    name = "".join(name.split())
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def _tz(services: Services) -> ZoneInfo:
+    return ZoneInfo(services.settings.staff.timezone)
+
+
+def current_year(services: Services, now: datetime | None = None) -> int:
+    return (now or datetime.now(UTC)).astimezone(_tz(services)).year
+
+
+def _year_start(services: Services, year: int) -> datetime:
+    return datetime(year, 1, 1, tzinfo=_tz(services)).astimezone(UTC)
+
+
+async def acting_for(services: Services, proxy_key: str, year: int) -> set[int]:
+    """Pensioners this chat identity acts for this year: linked and not removed, or
+    removed after it already sent a selfie for them (removal does not free the slot)."""
+    channel, _, user_id = proxy_key.partition(":")
+    async with services.db.session() as session:
+        linked = set(await session.scalars(
+            select(ProxyLink.pensioner_id).where(ProxyLink.proxy_key == proxy_key,
+                                                 ProxyLink.year == year,
+                                                 ProxyLink.removed_at.is_(None))))
+        acted = set(await session.scalars(
+            select(CertificationAttempt.pensioner_id).where(
+                CertificationAttempt.proxy.is_(True), CertificationAttempt.channel == channel,
+                CertificationAttempt.chat_user == user_id,
+                CertificationAttempt.created_at >= _year_start(services, year))))
+    return {int(p) for p in linked | acted if p is not None}
+
+
+async def link_pensioner(services: Services, proxy_key: str, pensioner_id: int, relationship: str,
+                         channel: str, now: datetime) -> int:
+    """Record (or refresh) this year's link with the consent time and channel."""
+    year = current_year(services, now)
+    async with services.db.session() as session:
+        link = await session.scalar(
+            select(ProxyLink).where(ProxyLink.proxy_key == proxy_key,
+                                    ProxyLink.pensioner_id == pensioner_id,
+                                    ProxyLink.year == year, ProxyLink.removed_at.is_(None)))
+        if link is None:
+            link = ProxyLink(proxy_key=proxy_key, pensioner_id=pensioner_id, year=year,
+                             relationship=relationship, reminder_opt_in=False)
+            session.add(link)
+        link.relationship = relationship
+        link.consent_at = now
+        link.consent_channel = channel
+        await session.flush()
+        return int(link.id)
+
+
+async def linked_pensioners(db: Database, proxy_key: str) -> list[tuple[int, str, str]]:
+    """(pensioner id, masked name, relationship) of the active links, oldest first."""
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(ProxyLink.pensioner_id, Pensioner.name, ProxyLink.relationship)
+            .join(Pensioner, Pensioner.id == ProxyLink.pensioner_id)
+            .where(ProxyLink.proxy_key == proxy_key, ProxyLink.removed_at.is_(None))
+            .order_by(ProxyLink.created_at, ProxyLink.id))).all()
+    seen: dict[int, tuple[int, str, str]] = {}
+    for pensioner_id, name, relationship in rows:
+        seen.setdefault(int(pensioner_id), (int(pensioner_id), mask_name(name), relationship))
+    return list(seen.values())
+
+
+async def remove_link(db: Database, proxy_key: str, pensioner_id: int) -> int:
+    """Mark every active link of this identity with this pensioner removed; the count."""
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        links = list(await session.scalars(
+            select(ProxyLink).where(ProxyLink.proxy_key == proxy_key,
+                                    ProxyLink.pensioner_id == pensioner_id,
+                                    ProxyLink.removed_at.is_(None))))
+        for link in links:
+            link.removed_at = now
+        return len(links)
+
+
+async def set_reminder(db: Database, link_id: int, opt_in: bool) -> None:
+    async with db.session() as session:
+        link = await session.get(ProxyLink, link_id)
+        if link is not None:
+            link.reminder_opt_in = opt_in
+
+
+# ---------------------------------------------------------------- steps
+
+
+async def _on_enter(ctx: DialogContext) -> Step | None:
+    """"替我妈认证" already says the relationship; "管理..." goes to the list."""
+    text = ctx.turn.msg.content
+    if re.search(r"管理|移除|解除|删除", text):
+        return Goto("manage")
+    found = ctx.turn.parse.entities if ctx.turn.parse else []
+    relationship = relationship_of(text, found)
+    if relationship and ctx.frame.state == "relationship" and "relationship" not in ctx.slots:
+        ctx.slots["relationship"] = relationship
+        return Goto("ask_id", [Reply(f"好的，您是老人的{relationship}。")])
+    return None
+
+
+async def _on_relationship(ctx: DialogContext, text: str) -> Step:
+    found = ctx.turn.parse.entities if ctx.turn.parse else []
+    relationship = relationship_of(text, found)
+    if relationship is None:
+        return NotUnderstood("请回复数字选择您和老人的关系，比如回复 1 表示您是老人的子女。")
+    ctx.slots["relationship"] = relationship
+    return Goto("ask_id")
+
+
+async def _ask_id_enter(ctx: DialogContext) -> Step | None:
+    if not ctx.slots.get("started"):
+        ctx.slots["started"] = True
+        ctx.event("family_started", proxy_key=ctx.conversation.key,
+                  relationship=ctx.slots.get("relationship"))
+    return None
+
+
+async def _on_id(ctx: DialogContext, text: str) -> Step:
+    found = entities.extract(text)
+    valid = [e for e in found if e.type == "id_number"]
+    if valid:
+        ctx.slots["id_number"] = valid[0].value
+        rest = re.sub(r"[\s,，。:：;；、]+", " ", entities.normalise_digits(text).replace(
+            valid[0].value, " ").replace(valid[0].value.lower(), " ")).strip()
+        if rest and _NAME_PATTERN.match(rest) and not re.search(r"身份证|号码", rest):
+            return await _check_identity(ctx, rest)  # ID and name in one message
+        return Goto("ask_name")
+    if any(e.type == "id_number_invalid" for e in found) or re.search(r"\d{15,}", text):
+        return Stay([Reply("这个身份证号码不对（最后一位校验不上），请核对后重新输入18位号码。")])
+    return NotUnderstood("请输入老人的18位身份证号码，比如 630102195003150021。")
+
+
+async def _on_name(ctx: DialogContext, text: str) -> Step:
+    name = text.strip()
+    if not _NAME_PATTERN.match(name):
+        return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
+    return await _check_identity(ctx, name)
+
+
+async def _check_identity(ctx: DialogContext, name: str) -> Step:
+    services = ctx.services
+    key = ctx.conversation.key
+    try:
+        pensioner = await services.registry.find(key, ctx.slots["id_number"])
+    except RateLimited as limited:
+        ctx.event("family_lookup_limited", proxy_key=key)
+        return Finish([Reply(limited.user_message, MENU_OPTIONS)])
+    if pensioner is None or not names_match(name, pensioner.name):
+        tries = int(ctx.slots.get("name_tries", 0)) + 1
+        ctx.slots["name_tries"] = tries
+        ctx.slots.pop("id_number", None)
+        ctx.event("family_identity_mismatch", proxy_key=key, tries=tries)
+        if tries >= services.settings.family.max_name_attempts:
+            return Goto("mismatch")
+        return Goto("ask_id", [Reply(MISMATCH)])
+    pensioner_id = int(pensioner.id)
+    ctx.slots["pensioner_id"] = pensioner_id
+    target = f"pensioner:{pensioner_id}"
+    ctx.event("family_identity_confirmed", target=target, proxy_key=key,
+              relationship=ctx.slots.get("relationship"))
+    if not await services.registry.is_enrolled(pensioner_id):
+        ctx.event("family_not_enrolled", target=target, proxy_key=key)
+        return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
+    limit = services.settings.family.max_pensioners_per_year
+    acting = await acting_for(services, key, current_year(services))
+    if pensioner_id not in acting and len(acting) >= limit:
+        ctx.event("family_limit_reached", target=target, proxy_key=key, acting=len(acting),
+                  limit=limit)
+        return Goto("limit")
+    return Goto("consent")
+
+
+async def _consent(ctx: DialogContext) -> Step:
+    services = ctx.services
+    key = ctx.conversation.key
+    pensioner_id = int(ctx.slots["pensioner_id"])
+    limit = services.settings.family.max_pensioners_per_year
+    acting = await acting_for(services, key, current_year(services))
+    if pensioner_id not in acting and len(acting) >= limit:  # another chat turn linked meanwhile
+        return Goto("limit")
+    now = datetime.now(UTC)
+    channel = ctx.turn.msg.channel
+    relationship = str(ctx.slots.get("relationship") or "其他")
+    link_id = await link_pensioner(services, key, pensioner_id, relationship, channel, now)
+    ctx.event("family_consent", target=f"pensioner:{pensioner_id}", proxy_key=key,
+              relationship=relationship, consent_at=now.isoformat(), consent_channel=channel,
+              link_id=link_id)
+    local = now.astimezone(_tz(services))
+    said = CONSENT_RECORDED.format(at=f"{local.month}月{local.day}日 {local:%H:%M}", channel=channel)
+    return StartDialog("certify", [Reply(said)], slots={
+        "pensioner_id": pensioner_id, "id_number": ctx.slots.get("id_number"), "proxy": True,
+        "relationship": relationship, "consent_at": now.isoformat(), "consent_channel": channel,
+        "link_id": link_id})
+
+
+async def _not_present(ctx: DialogContext) -> Step:
+    ctx.event("family_not_present", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
+              proxy_key=ctx.conversation.key)
+    return Finish([Reply(NOT_PRESENT_TEXT, MENU_OPTIONS)])
+
+
+async def _on_consent(ctx: DialogContext, text: str) -> Step:
+    if _NEGATION.search(text):
+        return await _not_present(ctx)
+    if re.search(r"同意|在场|在身边|在旁边", text):
+        return await _consent(ctx)
+    return NotUnderstood("请回复 1 表示老人本人同意并且就在身边。")
+
+
+async def _manage_enter(ctx: DialogContext) -> Step | None:
+    links = await linked_pensioners(ctx.services.db, ctx.conversation.key)
+    if not links:
+        return Finish([Reply(NO_LINKS, MENU_OPTIONS)])
+    ctx.slots["links"] = [[pid, masked] for pid, masked, _ in links]
+    ctx.slots["link_labels"] = [f"{masked}（{relationship}）" for _, masked, relationship in links]
+    return None
+
+
+def _manage_prompt(ctx: DialogContext) -> Reply:
+    labels = list(ctx.slots.get("link_labels") or [])
+    lines = "\n".join(f"{i}. {label}" for i, label in enumerate(labels, 1))
+    options = [f"移除 {pair[1]}" for pair in ctx.slots.get("links") or []] + ["回主菜单"]
+    return Reply(MANAGE_PROMPT.format(lines=lines), options)
+
+
+async def _on_manage(ctx: DialogContext, text: str) -> Step:
+    links = list(ctx.slots.get("links") or [])
+    number = option_number(text)
+    cleaned = normalise(text)
+    if number is None:
+        for index, (_, masked) in enumerate(links, 1):
+            if cleaned in (normalise(f"移除 {masked}"), normalise(masked)):
+                number = index
+    if number == len(links) + 1 or (number is None and re.search(r"菜单|返回|不用|算了", text)):
+        return await _to_menu(ctx)
+    if number is None or not 1 <= number <= len(links):
+        return NotUnderstood("请回复要移除的老人前面的数字。")
+    ctx.slots["remove"] = links[number - 1]
+    return Goto("confirm_remove")
+
+
+async def _remove(ctx: DialogContext) -> Step:
+    pensioner_id, masked = ctx.slots["remove"]
+    key = ctx.conversation.key
+    removed = await remove_link(ctx.services.db, key, int(pensioner_id))
+    ctx.event("family_unlink", target=f"pensioner:{pensioner_id}", proxy_key=key, links=removed)
+    return Finish([Reply(REMOVED.format(name=masked), MENU_OPTIONS)])
+
+
+def _due(ctx: DialogContext) -> str:
+    raw = ctx.slots.get("due")
+    return format_date(date.fromisoformat(raw)) if raw else "下次到期"
+
+
+async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
+    link_id = ctx.slots.get("link_id")
+    if link_id is not None:
+        await set_reminder(ctx.services.db, int(link_id), opt_in)
+    ctx.event("family_reminder", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
+              proxy_key=ctx.conversation.key, link_id=link_id, opt_in=opt_in)
+    days = ctx.services.settings.family.reminder_days_before
+    text = (REMIND_ON if opt_in else REMIND_OFF).format(due=_due(ctx), days=days)
+    return Finish([Reply(text, MENU_OPTIONS)])
+
+
+async def _remind_yes(ctx: DialogContext) -> Step:
+    return await _remind(ctx, True)
+
+
+async def _remind_no(ctx: DialogContext) -> Step:
+    return await _remind(ctx, False)
+
+
+async def _on_reminder(ctx: DialogContext, text: str) -> Step:
+    if _NEGATION.search(text):
+        return await _remind(ctx, False)
+    if re.search(r"提醒|要|好|可以|行", text):
+        return await _remind(ctx, True)
+    return NotUnderstood("要提醒请回复 1，不用提醒请回复 2。")
+
+
+async def _to_menu(ctx: DialogContext) -> Step:
+    ctx.memory["menu_intent"] = "greet"
+    return Finish()
+
+
+async def _info_mismatch(ctx: DialogContext) -> Step:
+    return Handoff("info_mismatch")
+
+
+def _remind_prompt(ctx: DialogContext) -> Reply:
+    return Reply(REMIND_QUESTION.format(days=ctx.services.settings.family.reminder_days_before))
+
+
+def _limit_prompt(ctx: DialogContext) -> Reply:
+    return Reply(LIMIT.format(limit=ctx.services.settings.family.max_pensioners_per_year))
+
+
+_TO_MENU = Option("回主菜单", run=_to_menu, words=("不办了", "返回"))
+
+family = Dialog(
+    name=NAME,
+    title="帮家人认证",
+    start="relationship",
+    entry_intents=("family_certification",),
+    timeout_s=1800,
+    fallback="没听明白。请按提示回复数字，或者回复“转人工”。",
+    states={
+        "relationship": State(
+            prompt=INTRO, on_enter=_on_enter, on_input=_on_relationship,
+            options=[*(Option(rel, goto="ask_id", set={"relationship": rel}) for rel in RELATIONSHIPS),
+                     Option(MANAGE, goto="manage", words=("管理", "移除", "解除")), _TO_MENU],
+            may_go=("ask_id", "manage")),
+        "ask_id": State(prompt=ASK_ID, on_input=_on_id, on_enter=_ask_id_enter, options=[_TO_MENU],
+                        may_go=("ask_name", "mismatch", "limit", "consent", "end")),
+        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, options=[_TO_MENU],
+                          may_go=("ask_id", "mismatch", "limit", "consent", "end")),
+        "mismatch": State(prompt=MISMATCH_FINAL, options=[
+            Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
+            Option("回主菜单", run=_to_menu, words=("菜单", "不用"))]),
+        "limit": State(prompt=_limit_prompt, options=[
+            Option(MANAGE, goto="manage", words=("管理", "移除")),
+            Option("回主菜单", run=_to_menu, words=("菜单", "不用"))]),
+        "consent": State(prompt=PRESENCE, on_input=_on_consent, options=[
+            Option(CONSENT, run=_consent, words=("已同意并在场", "同意并在场")),
+            Option(NOT_PRESENT, run=_not_present, words=("不在身边", "不在")),
+            _TO_MENU], may_go=("certify", "limit")),
+        "manage": State(prompt=_manage_prompt, on_enter=_manage_enter, on_input=_on_manage,
+                        may_go=("confirm_remove", "end")),
+        "confirm_remove": State(
+            prompt=lambda ctx: Reply(CONFIRM_REMOVE.format(name=(ctx.slots.get("remove") or ["", ""])[1])),
+            options=[Option("确定移除", run=_remove, words=("确定", "移除")),
+                     Option("不移除", goto="manage", words=("不移除", "不要", "算了"))]),
+        "reminder": State(prompt=_remind_prompt, on_input=_on_reminder, options=[
+            Option(REMIND_YES, run=_remind_yes, intents=("affirm",)),
+            Option(REMIND_NO, run=_remind_no, intents=("deny",))], may_go=("end",)),
+    },
+)
+
+
+# ---------------------------------------------------------------- the verdict
+
+
+async def proxy_certified(services: Services, conv: Conversation, frame: Frame | None,
+                          result: dict[str, Any], due: date) -> list[Reply]:
+    """Called by certify's verdict for a passed proxy attempt (pensioner already marked).
+
+    Tells the family member the next due date and leaves the chat in ``reminder``.
+    """
+    pensioner_id = int(result["pensioner_id"])
+    slots = frame.slots if frame is not None else {}
+    link_id = slots.get("link_id")
+    if link_id is None:
+        async with services.db.session() as session:
+            link_id = await session.scalar(
+                select(ProxyLink.id).where(ProxyLink.proxy_key == conv.key,
+                                           ProxyLink.pensioner_id == pensioner_id,
+                                           ProxyLink.removed_at.is_(None))
+                .order_by(ProxyLink.id.desc()))
+    await services.audit(f"face:{result.get('channel')}", "proxy_certified",
+                         target=f"pensioner:{pensioner_id}", proxy_key=conv.key,
+                         relationship=result.get("relationship"), link_id=link_id,
+                         attempt_id=result.get("attempt_id"), next_due=due.isoformat())
+    text = SUCCESS.format(due=format_date(due))
+    if frame is not None and frame in conv.stack:
+        conv.stack.remove(frame)
+    if link_id is None or conv.stack:
+        return [Reply(text, MENU_OPTIONS)]
+    conv.stack.append(Frame(dialog=NAME, state="reminder", slots={
+        "pensioner_id": pensioner_id, "link_id": int(link_id), "due": due.isoformat()}))
+    question = REMIND_QUESTION.format(days=services.settings.family.reminder_days_before)
+    return [Reply(f"{text}\n{question}", [REMIND_YES, REMIND_NO])]
