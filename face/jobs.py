@@ -154,8 +154,12 @@ async def verify_selfie(ctx: dict[str, Any], request: dict[str, Any]) -> dict[st
 
 async def cleanup_photos(ctx: dict[str, Any]) -> int:
     """The arq cron job: delete photos past their retention."""
+    from handlers.handoff import purge_case_photos
+
     deps: WorkerDeps = ctx["deps"]
-    return await cleanup_expired(deps.db, deps.photos, datetime.now(UTC))
+    removed = await cleanup_expired(deps.db, deps.photos, datetime.now(UTC))
+    return removed + await asyncio.to_thread(purge_case_photos, deps.settings.storage.data_dir,
+                                             deps.settings.face.photo_retention_days)
 
 
 async def start_deps(settings: Settings, redis: aioredis.Redis,

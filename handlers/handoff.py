@@ -230,9 +230,11 @@ class HandoffService:
         if conversation.case_id is None:
             return
         parts = [text] if text else []
-        if image is not None:
+        if image is not None and self.settings.face.photo_retention_days > 0:
             name = await asyncio.to_thread(self._save_case_photo, conversation.case_id, image)
             parts.append(f"[照片 {name}]")
+        elif image is not None:
+            parts.append("[照片，按规定不保存]")
         if not parts:
             return  # a platform event (subscribe, menu click): nothing for staff to read
         async with self.db.session() as session:
@@ -276,3 +278,17 @@ class HandoffService:
 
     def expected_wait_minutes(self, position: int) -> int:
         return max(1, position * 3)
+
+
+def purge_case_photos(data_dir: Path, retention_days: int, now: float | None = None) -> int:
+    """Delete photos users sent to staff once they are past retention. Returns the count."""
+    root = data_dir / "case_photos"
+    if not root.is_dir():
+        return 0
+    cutoff = (now if now is not None else time.time()) - retention_days * 86400
+    removed = 0
+    for path in root.glob("*/*.img"):
+        if path.stat().st_mtime <= cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

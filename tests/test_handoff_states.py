@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -231,3 +232,23 @@ async def test_dialogs_leave_evidence_and_proxy_details_for_the_case(testbot: Te
     assert "handoff_evidence" not in conv.memory
     await testbot.say("还要等多久")
     assert "排队" in testbot.text
+
+
+def test_case_photos_are_deleted_after_retention(tmp_path: Path) -> None:
+    import os
+    import time as _time
+
+    from handlers.handoff import purge_case_photos
+
+    folder = tmp_path / "case_photos" / "7"
+    folder.mkdir(parents=True)
+    old, new = folder / "a", folder / "b"
+    old = old.with_suffix(".img")
+    new = new.with_suffix(".img")
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    month_ago = _time.time() - 31 * 86400
+    os.utime(old, (month_ago, month_ago))
+    assert purge_case_photos(tmp_path, retention_days=30) == 1
+    assert not old.exists() and new.exists()
+    assert purge_case_photos(tmp_path, retention_days=0) == 1  # no retention: nothing is kept
