@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 GROUP = "bot"
 CLAIM_IDLE_MS = 60_000
 APPLIED_TTL_S = 7 * 86400
+POLL_S = 0.25
 Handler = Callable[["Services", dict[str, Any]], Awaitable[None]]
 
 
@@ -119,10 +120,14 @@ class FaceService:
         return True
 
     async def run(self) -> None:
-        """The background task: deliver verdicts until cancelled."""
+        """The background task: deliver verdicts until cancelled.
+
+        It polls (no blocking XREADGROUP): cancelling a blocked read on the shared pool can
+        leave the app's shutdown waiting on that connection."""
         while True:
             try:
-                await self.process_pending(block_ms=1000)
+                if not await self.process_pending(block_ms=None):
+                    await asyncio.sleep(POLL_S)
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as exc:
@@ -153,8 +158,8 @@ async def face_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     try:
-        await task
-    except asyncio.CancelledError:
+        await asyncio.wait_for(task, timeout=5)
+    except (TimeoutError, asyncio.CancelledError):
         pass
     services.extras.pop("face", None)
 
