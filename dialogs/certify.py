@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import RateLimited
 from bot.messages import Reply
 from bot.pensioners import names_match
+from dialogs.common import ID_INVALID, find_id
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -38,7 +39,6 @@ from dialogs.engine import (
 )
 from face.quality import ADVICE, advice_for
 from face.store import day_start, evidence, failed_attempts_since
-from nlu import entities
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -104,13 +104,12 @@ async def _start(ctx: DialogContext) -> Step | None:
 
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
-    found = entities.extract(text)
-    valid = [e for e in found if e.type == "id_number"]
-    if valid:
-        ctx.slots["id_number"] = valid[0].value
+    found = find_id(ctx, text)
+    if found.valid:
+        ctx.slots["id_number"] = found.valid
         return Goto("ask_name")
-    if any(e.type == "id_number_invalid" for e in found) or re.search(r"\d{15,}", text):
-        return Stay([Reply("这个身份证号码不对（最后一位校验不上），请核对后重新输入18位号码。")])
+    if found.invalid:
+        return Stay([Reply(ID_INVALID)])
     return NotUnderstood("请输入18位身份证号码，比如 630102195003150021。")
 
 

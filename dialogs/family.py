@@ -31,6 +31,7 @@ from bot.pensioners import names_match
 from bot.storage.db import Database
 from bot.storage.models import CertificationAttempt, Pensioner, ProxyLink
 from dialogs.certify import MENU_OPTIONS, NOT_ENROLLED, format_date
+from dialogs.common import ID_INVALID, find_id
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -253,17 +254,16 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
 
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
-    found = entities.extract(text)
-    valid = [e for e in found if e.type == "id_number"]
-    if valid:
-        ctx.slots["id_number"] = valid[0].value
-        rest = re.sub(r"[\s,，。:：;；、]+", " ", entities.normalise_digits(text).replace(
-            valid[0].value, " ").replace(valid[0].value.lower(), " ")).strip()
+    found = find_id(ctx, text)
+    if found.valid:
+        ctx.slots["id_number"] = found.valid
+        rest = re.sub(r"[\s,，。:：;；、]+", " ", entities.normalise_digits(text).upper().replace(
+            found.valid, " ")).strip()
         if rest and _NAME_PATTERN.match(rest) and not re.search(r"身份证|号码", rest):
             return await _check_identity(ctx, rest)  # ID and name in one message
         return Goto("ask_name")
-    if any(e.type == "id_number_invalid" for e in found) or re.search(r"\d{15,}", text):
-        return Stay([Reply("这个身份证号码不对（最后一位校验不上），请核对后重新输入18位号码。")])
+    if found.invalid:
+        return Stay([Reply(ID_INVALID)])
     return NotUnderstood("请输入老人的18位身份证号码，比如 630102195003150021。")
 
 

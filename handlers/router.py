@@ -106,18 +106,14 @@ class Router:
             # then the dialog offers to resume.
             only = self.retrieval_only(turn)
             if only is not None and frame.dialog != "main_menu":
-                turn.replies.extend(faq_replies(only))
-                turn.replies.append(Reply("我们接着刚才的步骤："))
-                turn.replies.extend(await self.engine.reprompt(turn))
+                await self.answer_and_resume(turn, only)
                 return
             if intent and intent not in SMALL_TALK and intent != "out_of_scope":
                 if await self.answer_intent(turn, intent, resume=frame.dialog != "main_menu"):
                     return
             entry = self.retrieve(turn)
             if entry is not None and frame.dialog != "main_menu":
-                turn.replies.extend(faq_replies(entry))
-                turn.replies.append(Reply("我们接着刚才的步骤："))
-                turn.replies.extend(await self.engine.reprompt(turn))
+                await self.answer_and_resume(turn, entry)
                 return
             if frame.dialog != "main_menu":
                 await self.misunderstood(turn, result)
@@ -163,6 +159,12 @@ class Router:
         conv.misunderstood = 0
         result = await self.engine.begin(turn, "main_menu")
         turn.replies.append(Reply(text, result.replies[-1].options if result.replies else MENU_LABELS))
+
+    async def answer_and_resume(self, turn: Turn, entry: FaqEntry) -> None:
+        """Answer a question asked in the middle of a dialog, then ask its question again."""
+        turn.replies.extend(faq_replies(entry))
+        turn.replies.append(Reply("我们接着刚才的步骤："))
+        turn.replies.extend(await self.engine.reprompt(turn))
 
     def retrieval_only(self, turn: Turn) -> FaqEntry | None:
         """A clear match with a knowledge entry that no intent covers (e.g. fingerprints).
