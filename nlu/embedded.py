@@ -28,6 +28,7 @@ from sklearn.svm import LinearSVC
 
 from nlu import entities, training_data
 from nlu.base import IntentScore, ParseResult
+from nlu.fastvec import CompiledTfidf
 from nlu.guard import VocabularyGuard
 from nlu.rules import match_command, normalise
 
@@ -91,10 +92,8 @@ class EmbeddedNlu:
         self.model: LinearSVC | None = None
         self.labels: list[str] = []
         self.guard: VocabularyGuard | None = None
-        self._char_vocab: dict[str, int] = {}
-        self._word_vocab: dict[str, int] = {}
-        self._char_idf = np.zeros(0)
-        self._word_idf = np.zeros(0)
+        self._char_tfidf: CompiledTfidf | None = None
+        self._word_tfidf: CompiledTfidf | None = None
         self._word_offset = 0
         self._coef = np.zeros((0, 0))
         self._intercept = np.zeros(0)
@@ -138,11 +137,9 @@ class EmbeddedNlu:
         """
         assert self.model is not None and self.char_vectorizer is not None
         assert self.word_vectorizer is not None
-        self._char_vocab = dict(self.char_vectorizer.vocabulary_)
-        self._word_vocab = dict(self.word_vectorizer.vocabulary_)
-        self._char_idf = np.asarray(self.char_vectorizer.idf_)
-        self._word_idf = np.asarray(self.word_vectorizer.idf_)
-        self._word_offset = len(self._char_vocab)
+        self._char_tfidf = CompiledTfidf(self.char_vectorizer)
+        self._word_tfidf = CompiledTfidf(self.word_vectorizer)
+        self._word_offset = len(self.char_vectorizer.vocabulary_)
         self._coef = np.ascontiguousarray(np.asarray(self.model.coef_).T)  # features x classes
         self._intercept = np.asarray(self.model.intercept_)
 
@@ -161,29 +158,13 @@ class EmbeddedNlu:
         return hstack([self.char_vectorizer.transform([cleaned]),
                        self.word_vectorizer.transform([cleaned]) * self.word_weight]).tocsr()
 
-    @staticmethod
-    def _tfidf(tokens: list[str], vocab: dict[str, int], idf: np.ndarray, offset: int,
-               scale: float) -> tuple[list[int], list[float]]:
-        counts: dict[int, int] = {}
-        for token in tokens:
-            index = vocab.get(token)
-            if index is not None:
-                counts[index] = counts.get(index, 0) + 1
-        if not counts:
-            return [], []
-        indices = list(counts)
-        values = np.array([(1.0 + np.log(counts[i])) * idf[i] for i in indices])
-        values *= scale / np.sqrt(np.dot(values, values))
-        return [i + offset for i in indices], values.tolist()
-
-    def fast_features(self, cleaned: str) -> tuple[list[int], list[float]]:
+    def fast_features(self, cleaned: str) -> tuple[np.ndarray, np.ndarray]:
         """Sparse (indices, values) equal to ``_features`` without sklearn's overhead."""
-        text = cleaned.lower()
-        grams = [text[i:i + n] for n in (1, 2, 3) for i in range(len(text) - n + 1)]
-        char_idx, char_val = self._tfidf(grams, self._char_vocab, self._char_idf, 0, 1.0)
-        word_idx, word_val = self._tfidf(self._words(cleaned), self._word_vocab, self._word_idf,
-                                         self._word_offset, self.word_weight)
-        return char_idx + word_idx, char_val + word_val
+        assert self._char_tfidf is not None and self._word_tfidf is not None
+        char_idx, char_val = self._char_tfidf.vector(cleaned)
+        word_idx, word_val = self._word_tfidf.vector(cleaned)
+        return (np.concatenate([char_idx, word_idx + self._word_offset]),
+                np.concatenate([char_val, word_val * self.word_weight]))
 
     def known(self, cleaned: str) -> bool:
         """Whether the message shares enough with the training data (nlu/guard.py)."""
@@ -193,7 +174,7 @@ class EmbeddedNlu:
     def scores(self, cleaned: str) -> np.ndarray:
         """Softmax over the classifier's margins (sums to one)."""
         indices, values = self.fast_features(cleaned)
-        margins = self._intercept + (np.asarray(values) @ self._coef[indices] if indices else 0.0)
+        margins = self._intercept + (values @ self._coef[indices] if len(indices) else 0.0)
         margins = (margins - margins.max()) * self.temperature
         exp = np.exp(margins)
         return np.asarray(exp / exp.sum())
