@@ -80,17 +80,13 @@ async def send_rasa(session: aiohttp.ClientSession, port: int, user: str, step: 
 
 
 async def rasa_load(model: Path, users: int, messages: int) -> dict[str, Any]:
-    server = rasa_model.RasaServer(model)
     credentials = Path(tempfile.mkdtemp()) / "credentials.yml"
     credentials.write_text("rest:\n", encoding="utf-8")
-    original = rasa_model.serve_command
-    rasa_model.serve_command = lambda m, p, host="127.0.0.1", venv=rasa_model.RASA_VENV: (  # type: ignore[assignment]
-        original(m, p, host, venv) + ["--credentials", str(credentials)])
+    server = rasa_model.RasaServer(model, extra_args=("--credentials", str(credentials)))
     try:
         await server.start()
         return await chat.run_load([server.port], users, messages, 0.0, send_rasa, wait_for_health=False)
     finally:
-        rasa_model.serve_command = original  # type: ignore[assignment]
         server.stop()
 
 

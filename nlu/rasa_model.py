@@ -119,8 +119,10 @@ def free_port() -> int:
 class RasaServer:
     """A ``rasa run --enable-api`` subprocess on a free local port."""
 
-    def __init__(self, model: Path, port: int | None = None, venv: Path = RASA_VENV) -> None:
+    def __init__(self, model: Path, port: int | None = None, venv: Path = RASA_VENV,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.model = model
+        self.extra_args = extra_args
         self.port = port or free_port()
         self.venv = venv
         self.process: subprocess.Popen[bytes] | None = None
@@ -136,7 +138,7 @@ class RasaServer:
         self.log_file = Path(name)
         with os.fdopen(handle, "wb") as log:
             self.process = subprocess.Popen(
-                serve_command(self.model, self.port, venv=self.venv), env=_env(),
+                [*serve_command(self.model, self.port, venv=self.venv), *self.extra_args], env=_env(),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self.process
 
