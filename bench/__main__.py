@@ -30,7 +30,8 @@ def optional(module: str) -> Any:
 def main() -> None:
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
                                "cpu": platform.processor() or platform.machine()}
-    load = ["--users", "200", "--messages", "10", "--think", "0.75"]  # ~200 messages/s offered
+    # 200 users, each sending a message about every second: ~200 messages/s offered
+    load = ["--users", "200", "--messages", "30", "--think", "1.0"]
     results["chat_web_1proc"] = chat.main(load + ["--processes", "1"])
     results["chat_web_2proc"] = chat.main(load + ["--processes", "2"])
     results["chat_wechat_1proc"] = chat.main(load + ["--processes", "1", "--channel", "wechat"])

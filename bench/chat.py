@@ -1,6 +1,6 @@
 """Chat load on loopback: a bounded load generator against real server processes.
 
-    python -m bench.chat [--users 200] [--messages 10] [--think 1.0] [--processes 1|2]
+    python -m bench.chat [--users 200] [--messages 30] [--think 1.0] [--processes 1|2]
                          [--saturate] [--channel web|wechat]
 
 Starts ``python -m bot serve --no-worker`` processes sharing one Redis (the local server
@@ -152,7 +152,7 @@ def use_uvloop() -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--messages", type=int, default=30)
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a user's messages")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--saturate", action="store_true", help="no think time")
@@ -164,7 +164,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = {"REDIS_URL": url, "BOT_DATA_DIR": str(data_dir),
            "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'bench.sqlite3'}",
            "WECHAT_TOKEN": "benchtoken", "WECHAT_APP_ID": "wxbench", "WECHAT_APP_SECRET": "x",
-           "WECHAT_API_BASE": "http://127.0.0.1:9/", "LOG_LEVEL": "WARNING"}
+           "WECHAT_API_BASE": "http://127.0.0.1:9/",
+           # production logging: one JSON line per message (to /dev/null here)
+           "LOG_LEVEL": "INFO"}
     # rate limits are per user; the bench users stay below them
     ports, processes = start_servers(args.processes, env)
     try:
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             embedded.stop()
     result.update({"users": args.users, "per_user": args.messages, "think_s": 0.0 if args.saturate else args.think,
                    "processes": args.processes, "channel": args.channel})
+    if not args.saturate:  # each user sends about once per think time
+        result["offered_per_s"] = round(args.users / args.think, 1)
     print(json.dumps(result), flush=True)
     return result
 

@@ -87,12 +87,18 @@ class Conversation:
 _PERSISTED = tuple(f.name for f in fields(Conversation) if f.name not in ("key", "is_new", "returning"))
 
 
+def recent_commands(conversation_key: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """(command, arguments) that put a chat at the top of the staff's live list."""
+    now = time.time()
+    return [("zadd", (RECENT_KEY, {conversation_key: now})),
+            ("zremrangebyscore", (RECENT_KEY, 0, now - RECENT_KEEP_S)),
+            ("zremrangebyrank", (RECENT_KEY, 0, -RECENT_LIMIT - 1))]
+
+
 def mark_recent(pipe: Any, conversation_key: str) -> None:
     """Queue the commands that put a chat at the top of the staff's live list."""
-    now = time.time()
-    pipe.zadd(RECENT_KEY, {conversation_key: now})
-    pipe.zremrangebyscore(RECENT_KEY, 0, now - RECENT_KEEP_S)
-    pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_LIMIT - 1)
+    for method, args in recent_commands(conversation_key):
+        getattr(pipe, method)(*args)
 
 
 class ConversationStore:
@@ -106,12 +112,14 @@ class ConversationStore:
     def _key(conversation_key: str) -> str:
         return f"conv:{conversation_key}"
 
-    @redis_guard
-    async def load(self, conversation_key: str) -> Conversation:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._key(conversation_key))
-            pipe.exists(f"seen:{conversation_key}")
-            raw, seen = await pipe.execute()
+    def load_commands(self, conversation_key: str) -> list[tuple[str, str, tuple[Any, ...]]]:
+        """(result name, command, arguments) that read a conversation; see ``from_results``."""
+        return [("conv_raw", "get", (self._key(conversation_key),)),
+                ("conv_seen", "exists", (f"seen:{conversation_key}",))]
+
+    @staticmethod
+    def from_results(conversation_key: str, raw: str | bytes | None, seen: int) -> Conversation:
+        """The conversation from what ``load_commands`` read (a new one when none was kept)."""
         if raw is not None:
             return Conversation.from_json(conversation_key, raw)
         conversation = Conversation(key=conversation_key)
@@ -119,13 +127,30 @@ class ConversationStore:
         conversation.returning = bool(seen)
         return conversation
 
+    def save_commands(self, conversation: Conversation) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+        """(command, arguments, keyword arguments) that store a conversation."""
+        ttl = self.idle_timeout_s if conversation.mode in ("bot", "closed") else None
+        return [
+            ("set", (self._key(conversation.key), conversation.to_json()), {"ex": ttl}),
+            ("set", (f"seen:{conversation.key}", "1"), {"ex": SEEN_TTL_S}),
+            *((method, args, {}) for method, args in recent_commands(conversation.key)),
+        ]
+
+    @redis_guard
+    async def load(self, conversation_key: str) -> Conversation:
+        """Read one conversation (a new one when none is kept)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _, method, args in self.load_commands(conversation_key):
+                getattr(pipe, method)(*args)
+            raw, seen = await pipe.execute()
+        return self.from_results(conversation_key, raw, seen)
+
     @redis_guard
     async def save(self, conversation: Conversation) -> None:
-        ttl = self.idle_timeout_s if conversation.mode in ("bot", "closed") else None
+        """Store one conversation (and put it at the top of the staff's live list)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(conversation.key), conversation.to_json(), ex=ttl)
-            pipe.set(f"seen:{conversation.key}", "1", ex=SEEN_TTL_S)
-            mark_recent(pipe, conversation.key)
+            for method, args, kwargs in self.save_commands(conversation):
+                getattr(pipe, method)(*args, **kwargs)
             await pipe.execute()
 
     @redis_guard

@@ -12,115 +12,179 @@ Signature checks happen in the channel adapters, before a message exists.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-
-from redis.exceptions import LockError
+import uuid
 
 from bot.conversation import Frame
 from bot.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
 from bot.messages import Reply
 from bot.storage.redis import REDIS_ERRORS
 from dialogs.menu import MENU_ITEMS
-from handlers.pipeline import Middleware, NextStep, Turn
+from handlers.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
 MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
 
 
-async def deduplicate(turn: Turn, next_step: NextStep) -> None:
-    """Process each (channel, message id) once; a retry gets the first answer again."""
-    redis = turn.services.redis
-    key = f"dedup:{turn.msg.channel}:{turn.msg.message_id}"
-    ttl = turn.services.settings.conversation.dedup_ttl_s
-    try:
-        first = await redis.set(key, b"", nx=True, ex=ttl)
-        if not first:
-            cached = await redis.get(key)
-            turn.outcome = "duplicate"
-            if cached:
-                turn.replies = [Reply.from_json(r) for r in json.loads(cached)]
+class Deduplicate(BatchedStep):
+    """Process each (channel, message id) once; a retry gets the first answer again.
+
+    Opening batch: ``SET dedup:... "" NX``. Closing batch: the answer replaces the
+    empty marker (``XX``), or the marker is dropped when the turn failed so that the
+    platform's retry tries again.
+    """
+
+    @staticmethod
+    def key(turn: Turn) -> str:
+        return f"dedup:{turn.msg.channel}:{turn.msg.message_id}"
+
+    def prepare(self, turn: Turn, batch: RedisBatch) -> None:
+        batch.add("dedup_first", "set", self.key(turn), b"", nx=True,
+                  ex=turn.services.settings.conversation.dedup_ttl_s)
+
+    async def __call__(self, turn: Turn, next_step: NextStep) -> None:
+        if turn.prefetched.get("dedup_first"):
+            await next_step()
             return
-    except REDIS_ERRORS as exc:
-        raise StorageUnavailable(f"redis: {exc}") from exc
-    try:
-        await next_step()
-    except BaseException:
+        turn.outcome = "duplicate"
         try:
-            await redis.delete(key)  # let the platform's retry try again
-        except REDIS_ERRORS:
-            log.error("could not release the de-duplication key")
-        raise
-    try:
-        await redis.set(key, json.dumps([r.to_json() for r in turn.replies], ensure_ascii=False),
-                        ex=ttl, xx=True)
-    except REDIS_ERRORS as exc:
-        log.error("could not store the answer for de-duplication: %s", exc.__class__.__name__)
+            cached = await turn.services.redis.get(self.key(turn))
+        except REDIS_ERRORS as exc:
+            raise StorageUnavailable(f"redis: {exc}") from exc
+        if cached:
+            turn.replies = [Reply.from_json(r) for r in json.loads(cached)]
+
+    def finish(self, turn: Turn, batch: RedisBatch, failed: bool) -> None:
+        if not turn.prefetched.get("dedup_first"):
+            return
+        if failed:
+            batch.add(None, "delete", self.key(turn))
+            return
+        answer = json.dumps([r.to_json() for r in turn.replies], ensure_ascii=False)
+        batch.add(None, "set", self.key(turn), answer,
+                  ex=turn.services.settings.conversation.dedup_ttl_s, xx=True)
 
 
-async def rate_limit(turn: Turn, next_step: NextStep) -> None:
-    """At most ``rate_limit.messages_per_minute`` messages per chat per minute."""
-    limit = turn.services.settings.rate_limit.messages_per_minute
-    window = int(time.time() // 60)
-    key = f"rl:msg:{turn.msg.conversation_key}:{window}"
-    try:
-        async with turn.services.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count, _ = await pipe.execute()
-    except REDIS_ERRORS as exc:
-        raise StorageUnavailable(f"redis: {exc}") from exc
-    if int(count) > limit:
-        turn.outcome = "rate_limited"
-        if int(count) == limit + 1:
-            turn.say(RateLimited.user_message)
-        return
-    await next_step()
+class RateLimit(BatchedStep):
+    """At most ``rate_limit.messages_per_minute`` messages per chat per minute.
+
+    Counted in the opening batch (a platform's retry of one message counts too).
+    """
+
+    def prepare(self, turn: Turn, batch: RedisBatch) -> None:
+        key = f"rl:msg:{turn.msg.conversation_key}:{int(time.time() // 60)}"
+        batch.add("rate_count", "incr", key)
+        batch.add(None, "expire", key, 120)
+
+    async def __call__(self, turn: Turn, next_step: NextStep) -> None:
+        limit = turn.services.settings.rate_limit.messages_per_minute
+        count = int(turn.prefetched["rate_count"])
+        if count > limit:
+            turn.outcome = "rate_limited"
+            if count == limit + 1:
+                turn.say(RateLimited.user_message)
+            return
+        await next_step()
 
 
-async def serialize_user(turn: Turn, next_step: NextStep) -> None:
-    """Hold a per-chat Redis lock so two processes never interleave one dialog step."""
-    timeout = turn.services.settings.conversation.user_lock_timeout_s
-    lock = turn.services.redis.lock(f"lock:{turn.msg.conversation_key}", timeout=timeout,
-                                    blocking_timeout=timeout, sleep=0.01)
-    try:
-        acquired = await lock.acquire()
-    except REDIS_ERRORS as exc:
-        raise StorageUnavailable(f"redis: {exc}") from exc
-    if not acquired:
+# Delete the lock only when it is still ours (it may have expired and been taken over).
+RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class SerializeUser(BatchedStep):
+    """Hold a per-chat Redis lock so two processes never interleave one dialog step.
+
+    The lock is tried in the opening batch, atomically with the conversation read; when
+    another process holds it, this step waits (polling) up to the lock timeout and the
+    conversation is read again afterwards. It is released in the closing batch, after
+    the conversation is saved.
+    """
+
+    poll_s = 0.01
+
+    @staticmethod
+    def key(turn: Turn) -> str:
+        return f"lock:{turn.msg.conversation_key}"
+
+    def prepare(self, turn: Turn, batch: RedisBatch) -> None:
+        turn.prefetched["lock_token"] = token = uuid.uuid4().hex
+        timeout_ms = int(turn.services.settings.conversation.user_lock_timeout_s * 1000)
+        batch.add("lock_held", "set", self.key(turn), token, nx=True, px=timeout_ms)
+
+    async def __call__(self, turn: Turn, next_step: NextStep) -> None:
+        if not turn.prefetched.get("lock_held"):
+            await self._wait_for_lock(turn)
+        await next_step()
+
+    async def _wait_for_lock(self, turn: Turn) -> None:
+        timeout = turn.services.settings.conversation.user_lock_timeout_s
+        token = turn.prefetched["lock_token"]
+        deadline = time.monotonic() + timeout
+        turn.prefetched.pop("conversation", None)  # read before the other turn saved: stale
+        try:
+            while time.monotonic() < deadline:
+                await asyncio.sleep(self.poll_s)
+                if await turn.services.redis.set(self.key(turn), token, nx=True, px=int(timeout * 1000)):
+                    turn.prefetched["lock_held"] = True
+                    return
+        except REDIS_ERRORS as exc:
+            raise StorageUnavailable(f"redis: {exc}") from exc
         raise StorageUnavailable("timed out waiting for the previous message of this chat")
-    try:
-        await next_step()
-    finally:
+
+    def finish(self, turn: Turn, batch: RedisBatch, failed: bool) -> None:
+        if turn.prefetched.get("lock_held"):
+            batch.add("lock_released", "eval", RELEASE_LOCK, 1, self.key(turn), turn.prefetched["lock_token"])
+
+
+class ConversationState(BatchedStep):
+    """Load the conversation, run the rest, append the transcript, save, audit.
+
+    Read in the opening batch (with the lock), written in the closing batch (before the
+    lock is released). A turn that raised is not saved.
+    """
+
+    def prepare(self, turn: Turn, batch: RedisBatch) -> None:
+        for name, method, args in turn.services.conversations.load_commands(turn.msg.conversation_key):
+            batch.add(name, method, *args)
+        turn.prefetched["conversation"] = True
+
+    async def __call__(self, turn: Turn, next_step: NextStep) -> None:
+        services = turn.services
+        key = turn.msg.conversation_key
+        if turn.prefetched.get("conversation"):
+            turn.conversation = services.conversations.from_results(
+                key, turn.prefetched["conv_raw"], turn.prefetched["conv_seen"])
+        else:
+            turn.conversation = await services.conversations.load(key)
+        limit = services.settings.conversation.history_turns
+        shown = turn.msg.content or ("[照片]" if turn.msg.image is not None else f"[{turn.msg.event}]")
+        turn.conversation.log("user", shown, limit)
         try:
-            await lock.release()
-        except (LockError, *REDIS_ERRORS):  # type: ignore[misc]
-            log.warning("user lock expired before release")
+            await next_step()
+        except DatabaseUnavailable as exc:
+            # The database is needed for this action only: say so, keep the conversation.
+            log.error("database unavailable during turn", extra={"request_id": turn.request_id})
+            turn.say(exc.user_message)
+            turn.outcome = "db_unavailable"
+        turn.conversation.turns += 1
+        for reply in turn.replies:
+            turn.conversation.log("bot", reply.as_plain_text(), limit)
+        for event in turn.events:
+            action = str(event.pop("action"))
+            await services.audit(f"chat:{turn.msg.channel}", action, event.pop("target", None), **event)
 
-
-async def conversation(turn: Turn, next_step: NextStep) -> None:
-    """Load the conversation, run the rest, append the transcript, save, audit."""
-    services = turn.services
-    turn.conversation = await services.conversations.load(turn.msg.conversation_key)
-    limit = services.settings.conversation.history_turns
-    shown = turn.msg.content or ("[照片]" if turn.msg.image is not None else f"[{turn.msg.event}]")
-    turn.conversation.log("user", shown, limit)
-    try:
-        await next_step()
-    except DatabaseUnavailable as exc:
-        # The database is needed for this action only: say so, keep the conversation.
-        log.error("database unavailable during turn", extra={"request_id": turn.request_id})
-        turn.say(exc.user_message)
-        turn.outcome = "db_unavailable"
-    turn.conversation.turns += 1
-    for reply in turn.replies:
-        turn.conversation.log("bot", reply.as_plain_text(), limit)
-    await services.conversations.save(turn.conversation)
-    for event in turn.events:
-        action = str(event.pop("action"))
-        await services.audit(f"chat:{turn.msg.channel}", action, event.pop("target", None), **event)
+    def finish(self, turn: Turn, batch: RedisBatch, failed: bool) -> None:
+        if failed or turn.conversation is None or not turn.prefetched.get("lock_held"):
+            return
+        for method, args, kwargs in turn.services.conversations.save_commands(turn.conversation):
+            batch.add(None, method, *args, **kwargs)
 
 
 async def human_gate(turn: Turn, next_step: NextStep) -> None:
@@ -199,5 +263,5 @@ async def understand(turn: Turn, next_step: NextStep) -> None:
 
 
 DEFAULT_CHAIN: list[Middleware] = [
-    deduplicate, rate_limit, serialize_user, conversation, human_gate, understand,
+    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), human_gate, understand,
 ]

@@ -4,6 +4,13 @@ Each middleware is ``async def step(turn, next_step) -> None``; it may stop the 
 by not calling ``next_step`` (a duplicate, a rate limit, a person in charge). The
 router at the end fills ``turn.replies``. Nothing here sends: adapters render
 ``turn.replies`` and the outbox delivers later replies.
+
+Middlewares that only need Redis at the edges of a turn (de-duplication, rate limit,
+per-chat lock, conversation state) are :class:`BatchedStep` objects: before the chain
+runs, each queues its reads and claims on one ``MULTI`` (``prepare``); after it ran,
+each queues its writes on a second one (``finish``). A turn therefore costs two Redis
+round trips instead of one or two per middleware, and both batches are atomic: the lock
+is taken together with the state it protects and released together with its save.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from bot.conversation import Conversation
 from bot.errors import StorageUnavailable
 from bot.messages import InboundMessage, Reply
+from bot.storage.redis import REDIS_ERRORS
 from nlu.base import ParseResult
 
 if TYPE_CHECKING:
@@ -40,6 +48,8 @@ class Turn:
     outcome: str = "answered"
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     deferred: bool = False  # the answer will come through the outbox
+    # Results of the opening Redis batch, by the names the batched steps gave them.
+    prefetched: dict[str, Any] = field(default_factory=dict)
 
     def say(self, text: str, options: Sequence[str] = ()) -> None:
         self.replies.append(Reply(text=text, options=list(options)))
@@ -50,24 +60,91 @@ Middleware = Callable[[Turn, NextStep], Awaitable[None]]
 Handler = Callable[[Turn], Awaitable[None]]
 
 
+class RedisBatch:
+    """Commands queued by several steps, sent in one ``MULTI``; results kept by name."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.names: list[str | None] = []
+
+    def add(self, name: str | None, method: str, *args: Any, **kwargs: Any) -> None:
+        """Queue ``pipe.<method>(*args, **kwargs)``; its result goes to ``turn.prefetched[name]``."""
+        getattr(self.pipe, method)(*args, **kwargs)
+        self.names.append(name)
+
+
+class BatchedStep:
+    """A middleware that does its Redis work in the pipeline's opening and closing batches."""
+
+    def prepare(self, turn: Turn, batch: RedisBatch) -> None:
+        """Queue the reads and claims this step needs before the chain runs."""
+
+    async def __call__(self, turn: Turn, next_step: NextStep) -> None:
+        await next_step()
+
+    def finish(self, turn: Turn, batch: RedisBatch, failed: bool) -> None:
+        """Queue this step's writes; ``failed`` when the chain raised."""
+
+
 class Pipeline:
     """Runs the middleware chain and then the handler for each message."""
 
     def __init__(self, middlewares: Sequence[Middleware], handler: Handler) -> None:
         self.middlewares = list(middlewares)
         self.handler = handler
+        self.batched = [m for m in self.middlewares if isinstance(m, BatchedStep)]
 
-    async def run(self, turn: Turn) -> Turn:
+    async def _open(self, turn: Turn) -> None:
+        """One atomic round trip for everything the batched steps read or claim."""
+        try:
+            async with turn.services.redis.pipeline(transaction=True) as pipe:
+                batch = RedisBatch(pipe)
+                for step in self.batched:
+                    step.prepare(turn, batch)
+                results = await pipe.execute() if batch.names else []
+        except REDIS_ERRORS as exc:
+            log.error("redis unavailable: %s", exc.__class__.__name__)
+            raise StorageUnavailable(f"redis: {exc}") from exc
+        turn.prefetched.update((name, value) for name, value in zip(batch.names, results, strict=True) if name)
+
+    async def _close(self, turn: Turn, failed: bool) -> None:
+        """One atomic round trip for the writes, innermost step first (save, unlock, remember)."""
+        try:
+            async with turn.services.redis.pipeline(transaction=True) as pipe:
+                batch = RedisBatch(pipe)
+                for step in reversed(self.batched):
+                    step.finish(turn, batch, failed)
+                if batch.names:
+                    await pipe.execute()
+        except REDIS_ERRORS as exc:
+            log.error("redis unavailable at the end of a turn: %s", exc.__class__.__name__,
+                      extra={"request_id": turn.request_id})
+            if not failed:  # the turn's state was not saved: say so (503), never forget silently
+                raise StorageUnavailable(f"redis: {exc}") from exc
+
+    async def _chain(self, turn: Turn) -> None:
         async def call(index: int) -> None:
             if index == len(self.middlewares):
                 await self.handler(turn)
                 return
             await self.middlewares[index](turn, lambda: call(index + 1))
 
+        if self.batched:
+            await self._open(turn)
+        try:
+            await call(0)
+        except BaseException:
+            if self.batched:
+                await asyncio.shield(self._close(turn, failed=True))
+            raise
+        if self.batched:
+            await self._close(turn, failed=False)
+
+    async def run(self, turn: Turn) -> Turn:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(turn.services.settings.conversation.turn_timeout_s):
-                await call(0)
+                await self._chain(turn)
         except TimeoutError as exc:
             turn.outcome = "timeout"
             raise StorageUnavailable("the turn timed out (storage not answering)") from exc

@@ -391,18 +391,16 @@ class WechatChannel:
                 inbound = dataclasses.replace(base, event=f"menu:{key.removeprefix('menu:').lower()}")
             else:  # VIEW, LOCATION, SCAN...: nothing to say
                 return reply.success()
-            if not await self.claim(message_id):
-                return reply.success()
-            return await self.answer(inbound, reply)
+            return await self.answer(inbound, reply)  # the pipeline drops WeChat's retries
 
-        if not await self.claim(message_id):
-            return reply.success()
         if msg_type == "text":
             text = _CONTROL.sub("", fields.get("Content", ""))
             if len(text) > self.settings.server.max_text_chars:
                 return reply.text(TOO_LONG_TEXT)
             return await self.answer(dataclasses.replace(base, text=text), reply)
         if msg_type == "image":
+            if not await self.claim(message_id):  # before the download, not only in the pipeline
+                return reply.success()
             self.spawn(self.run_and_deliver(base, fields["MediaId"].strip()))
             return reply.success()
         if msg_type == "voice":
