@@ -27,7 +27,22 @@ import aiohttp
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ["你好", "需要带什么材料", "1", "刷脸老是不过咋整", "主菜单", "3", "要不要带户口本", "谢谢"]
+SHORT_REPLIES = ["1", "2", "3", "主菜单", "返回", "4"]
+
+
+def free_texts() -> list[str]:
+    """Sentences users type: the held-out NLU test set (never trained on, all distinct)."""
+    sys.path.insert(0, str(ROOT))
+    from nlu import training_data
+
+    return [example.text for example in training_data.load(training_data.DATA_DIR / "test.yml").examples]
+
+
+def message_for(rng: random.Random, step: int, texts: list[str]) -> str:
+    """Every third message is a menu number or command, the rest typed sentences."""
+    if step % 3 == 2:
+        return rng.choice(SHORT_REPLIES)
+    return rng.choice(texts)
 
 
 def free_port() -> int:
@@ -84,6 +99,7 @@ async def run_load(ports: list[int], users: int, messages: int, think: float,
                    sender: Any, wait_for_health: bool = True) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
+    texts = free_texts()
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -97,7 +113,7 @@ async def run_load(ports: list[int], users: int, messages: int, think: float,
             if think:
                 await asyncio.sleep(rng.uniform(0, think))
             for step in range(messages):
-                text = SCRIPT[(index + step) % len(SCRIPT)]
+                text = message_for(rng, step, texts)
                 started = time.perf_counter()
                 try:
                     ok = await sender(session, port, f"bench{index}", step, text)
