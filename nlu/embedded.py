@@ -179,17 +179,23 @@ class EmbeddedNlu:
         exp = np.exp(margins)
         return np.asarray(exp / exp.sum())
 
-    def parse_sync(self, text: str) -> ParseResult:
-        """Parse without awaiting (used by benchmarks and the evaluation command)."""
+    def parse_sync(self, text: str, *, rules_applied: bool = False) -> ParseResult:
+        """Parse without awaiting (used by benchmarks and the evaluation command).
+
+        ``rules_applied``: the caller has checked the commands and extracts the rule
+        entities itself (see NluBackend); only the classifier's ranking is returned.
+        """
         result = ParseResult(text=text, backend=self.name)
-        command = match_command(text)
-        if command:
-            result.intents.append(command)
-            return result
+        if not rules_applied:
+            command = match_command(text)
+            if command:
+                result.intents.append(command)
+                return result
         if self.model is None:
             self.train()
         assert self.normaliser is not None
-        result.entities = entities.extract(text)
+        if not rules_applied:
+            result.entities = entities.extract(text)
         cleaned = self.normaliser(text)
         if not cleaned or not self.known(cleaned):
             return result
@@ -198,5 +204,5 @@ class EmbeddedNlu:
         result.intents = [IntentScore(self.labels[i], float(probabilities[i])) for i in order]
         return result
 
-    async def parse(self, text: str) -> ParseResult:
-        return self.parse_sync(text)
+    async def parse(self, text: str, *, rules_applied: bool = False) -> ParseResult:
+        return self.parse_sync(text, rules_applied=rules_applied)

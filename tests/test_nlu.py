@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import re
 from collections import Counter
@@ -13,9 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.services import build_nlu
+from bot import services as bot_services
+from bot.services import Services, build_nlu
+from nlu import embedded as embedded_module
 from nlu import entities, rasa_model, training_data
-from nlu.base import Entity, IntentScore
+from nlu.base import Entity, IntentScore, ParseResult
 from nlu.embedded import EmbeddedNlu
 from nlu.rasa_backend import RasaNlu, RasaUnavailableError
 from nlu.rules import COMMAND_PATTERNS, COMMAND_WORDS, match_command, normalise
@@ -325,6 +328,59 @@ def test_rules_come_first_and_ranking_is_sorted(embedded: EmbeddedNlu) -> None:
     assert len(ranking) == 5
     assert [s.confidence for s in ranking] == sorted((s.confidence for s in ranking), reverse=True)
     assert 0.0 <= ranking[-1].confidence <= ranking[0].confidence <= 1.0
+
+
+TURN_TEXTS = ["你好", "需要带什么材料", "1", "刷脸老是不过咋整", "主菜单", "3", "要不要带户口本", "谢谢",
+              "我妈妈在外地怎么认证", "身份证号码632123195001011234", "转人工", "替我爸认证，电话13909712345",
+              "去年3月5号认证的", "啊啊啊啊", "。。。", "帮我妈和我爸认证"]
+
+
+async def test_understand_applies_the_rules_once_with_the_same_result(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One command check and one entity extraction per message; the result is what the
+    backend gives by itself (commands as rules, its ranking, the rule entities)."""
+    assert isinstance(services.nlu, EmbeddedNlu)
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    for text in TURN_TEXTS:
+        alone = services.nlu.parse_sync(text)
+        calls.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(bot_services, "match_command", counted("command", match_command))
+            patch.setattr(embedded_module, "match_command", counted("command", match_command))
+            patch.setattr(entities, "extract", counted("entities", entities.extract))
+            result = await services.understand(text)
+        assert calls == {"command": 1, "entities": 1}, text
+        assert result.intents == alone.intents, text
+        assert result.entities == alone.entities, text
+        assert result.backend == ("rules" if match_command(text) else "embedded"), text
+
+
+async def test_understand_adds_rule_entities_the_backend_did_not_find(services: Services) -> None:
+    class OwnEntities:
+        name = "fake"
+
+        async def parse(self, text: str, *, rules_applied: bool = False) -> ParseResult:
+            assert rules_applied
+            return ParseResult(text, [IntentScore("family_certification", 0.9)],
+                               [Entity("relationship", "母亲", 2, 3)], self.name)
+
+        async def start(self) -> None:
+            return None
+
+        async def close(self) -> None:
+            return None
+
+    fake = dataclasses.replace(services, nlu=OwnEntities())
+    result = await fake.understand("替我妈认证，电话13909712345")
+    assert [(e.type, e.value) for e in result.entities] == [("relationship", "母亲"), ("phone", "13909712345")]
+    assert result.entities[0].start == 2 and result.backend == "fake"
 
 
 def test_fast_features_equal_sklearn_and_scores_match(embedded: EmbeddedNlu) -> None:
