@@ -383,6 +383,26 @@ async def test_understand_adds_rule_entities_the_backend_did_not_find(services: 
     assert result.entities[0].start == 2 and result.backend == "fake"
 
 
+def test_a_repeated_text_is_scored_once_with_the_same_ranking(
+        embedded: EmbeddedNlu, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    scored: list[str] = []
+    scores = embedded.scores
+
+    def counted(cleaned: str) -> np.ndarray:
+        scored.append(cleaned)
+        return scores(cleaned)
+
+    monkeypatch.setattr(embedded, "scores", counted)
+    text = "我妈妈的身份证丢了，刷脸老是不过咋整"
+    first, again = embedded.parse_sync(text), embedded.parse_sync(text)
+    assert len(scored) == 1 and again.intents == first.intents and again.intents is not first.intents
+    probabilities = scores(scored[0])
+    order = np.argsort(probabilities)[::-1][: embedded.top_k]
+    assert first.intents == [IntentScore(embedded.labels[i], float(probabilities[i])) for i in order]
+
+
 def test_fast_features_equal_sklearn_and_scores_match(embedded: EmbeddedNlu) -> None:
     import numpy as np
 
