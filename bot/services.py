@@ -49,18 +49,22 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def understand(self, text: str) -> ParseResult:
-        """NLU parse; a failing backend is logged and the rules still apply."""
+        """NLU parse; a failing backend is logged and the rules still apply.
+
+        The rules run here, once: the command check and the rule entities, which are added
+        to the backend's own entities (Rasa's) where it did not find the same one.
+        """
         command = match_command(text)
+        found = entities.extract(text)
         if command is not None:
-            return ParseResult(text=text, intents=[command], entities=entities.extract(text),
-                               backend="rules")
+            return ParseResult(text=text, intents=[command], entities=found, backend="rules")
         try:
-            result = await self.nlu.parse(text)
+            result = await self.nlu.parse(text, rules_applied=True)
         except Exception as exc:  # noqa: BLE001 - logged loudly, then FAQ retrieval still answers
             log.error("nlu backend %s failed: %s", self.nlu.name, exc.__class__.__name__)
             result = ParseResult(text=text, backend="none")
         known = {(e.type, e.value) for e in result.entities}
-        result.entities.extend(e for e in entities.extract(text) if (e.type, e.value) not in known)
+        result.entities.extend(e for e in found if (e.type, e.value) not in known)
         return result
 
     async def handle(self, msg: InboundMessage) -> Turn:

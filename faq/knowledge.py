@@ -8,6 +8,7 @@ that shares no character pair with any stored question gets no candidates at all
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from nlu.fastvec import CompiledTfidf, dense_columns
 from nlu.rules import normalise
 
 KNOWLEDGE_FILE = Path(__file__).resolve().parent / "knowledge.yml"
+# Rankings of recent texts kept: one turn may search the same text up to four times (the
+# router's retrieval_only and retrieve, in a dialog and again outside it).
+RANKING_CACHE_SIZE = 256
+Ranking = tuple[tuple[int, float], ...]
 
 
 @dataclass
@@ -56,34 +61,41 @@ class KnowledgeBase:
         self.by_id = {entry.id: entry for entry in self.entries}
         self.by_intent = {entry.intent: entry for entry in self.entries if entry.intent}
         self._rows: list[int] = []
+        first_rows: list[int] = []  # each entry's questions are consecutive rows
         corpus: list[str] = []
         for index, entry in enumerate(self.entries):
+            first_rows.append(len(corpus))
             for question in entry.questions or [entry.id]:
                 corpus.append(normalise(question))
                 self._rows.append(index)
+        self._first_rows = np.array(first_rows, dtype=np.intp)
         # "char", not "char_wb": padding spaces would make every query share a feature.
         vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
         self._matrix = dense_columns(vectorizer.fit_transform(corpus))
         self._vocabulary = vectorizer.vocabulary_
         self._vectorize = CompiledTfidf(vectorizer).vector
+        self._ranking = functools.lru_cache(maxsize=RANKING_CACHE_SIZE)(self._rank)
 
     def for_intent(self, intent: str) -> FaqEntry | None:
         return self.by_intent.get(intent)
 
     def search(self, question: str, limit: int = 3) -> list[FaqHit]:
         """Entries ranked by similarity to ``question``, best first, one hit per entry."""
-        cleaned = normalise(question)
+        ranked = self._ranking(normalise(question))[:limit]
+        return [FaqHit(self.entries[i], score) for i, score in ranked]
+
+    def _rank(self, cleaned: str) -> Ranking:
+        """(entry index, score) of every entry with a positive score, best first.
+
+        An entry scores as its most similar question; equal scores keep the file's order.
+        """
         if not cleaned or not any(cleaned[i:i + 2] in self._vocabulary for i in range(len(cleaned) - 1)):
-            return []  # nothing in common but single characters (啊啊啊啊): no answer
+            return ()  # nothing in common but single characters (啊啊啊啊): no answer
         indices, weights = self._vectorize(cleaned)
         if not len(indices):
-            return []
+            return ()
         scores = self._matrix[:, indices] @ weights
-        best: dict[int, float] = {}
-        for row in np.flatnonzero(scores > 0):
-            score = scores[row]
-            entry_index = self._rows[row]
-            if score > best.get(entry_index, 0.0):
-                best[entry_index] = float(score)
-        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:limit]
-        return [FaqHit(self.entries[i], score) for i, score in ranked]
+        best = np.maximum.reduceat(scores, self._first_rows)
+        positive = np.flatnonzero(best > 0)
+        order = positive[np.argsort(-best[positive], kind="stable")]
+        return tuple((int(i), float(best[i])) for i in order)

@@ -44,11 +44,17 @@ class ParseResult:
 
 
 class NluBackend(Protocol):
-    """Parses one message. Implementations must not block the event loop."""
+    """Parses one message. Implementations must not block the event loop.
+
+    By itself a backend applies the rules too: a global command (nlu/rules.py) is the
+    answer, and rule entities (nlu/entities.py) are included where the backend has none of
+    its own. With ``rules_applied`` the caller has already found no command and extracts the
+    rule entities itself (bot/services.py), so the backend skips both: no work twice.
+    """
 
     name: str
 
-    async def parse(self, text: str) -> ParseResult: ...
+    async def parse(self, text: str, *, rules_applied: bool = False) -> ParseResult: ...
 
     async def start(self) -> None: ...
 

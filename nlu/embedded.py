@@ -17,6 +17,7 @@ import asyncio
 import functools
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from nlu.guard import VocabularyGuard
 from nlu.rules import match_command, normalise
 
 log = logging.getLogger(__name__)
+# Rankings of recent texts kept per trained model: chat repeats itself (clicked options come
+# back as their label, "1", "谢谢"), and the ranking of a text never changes.
+RANKING_CACHE_SIZE = 1024
 
 
 @functools.cache
@@ -97,6 +101,7 @@ class EmbeddedNlu:
         self._word_offset = 0
         self._coef = np.zeros((0, 0))
         self._intercept = np.zeros(0)
+        self._ranking: Callable[[str], tuple[IntentScore, ...]] = self._rank
         self.data: training_data.TrainingData | None = None
 
     # ------------------------------------------------------------ training
@@ -142,6 +147,8 @@ class EmbeddedNlu:
         self._word_offset = len(self.char_vectorizer.vocabulary_)
         self._coef = np.ascontiguousarray(np.asarray(self.model.coef_).T)  # features x classes
         self._intercept = np.asarray(self.model.intercept_)
+        # A new cache with each trained model: a retrained model never answers from the old one.
+        self._ranking = functools.lru_cache(maxsize=RANKING_CACHE_SIZE)(self._rank)
 
     async def start(self) -> None:
         if self.model is None:
@@ -179,24 +186,34 @@ class EmbeddedNlu:
         exp = np.exp(margins)
         return np.asarray(exp / exp.sum())
 
-    def parse_sync(self, text: str) -> ParseResult:
-        """Parse without awaiting (used by benchmarks and the evaluation command)."""
+    def parse_sync(self, text: str, *, rules_applied: bool = False) -> ParseResult:
+        """Parse without awaiting (used by benchmarks and the evaluation command).
+
+        ``rules_applied``: the caller has checked the commands and extracts the rule
+        entities itself (see NluBackend); only the classifier's ranking is returned.
+        """
         result = ParseResult(text=text, backend=self.name)
-        command = match_command(text)
-        if command:
-            result.intents.append(command)
-            return result
+        if not rules_applied:
+            command = match_command(text)
+            if command:
+                result.intents.append(command)
+                return result
         if self.model is None:
             self.train()
         assert self.normaliser is not None
-        result.entities = entities.extract(text)
+        if not rules_applied:
+            result.entities = entities.extract(text)
         cleaned = self.normaliser(text)
         if not cleaned or not self.known(cleaned):
             return result
-        probabilities = self.scores(cleaned)
-        order = np.argsort(probabilities)[::-1][: self.top_k]
-        result.intents = [IntentScore(self.labels[i], float(probabilities[i])) for i in order]
+        result.intents = list(self._ranking(cleaned))
         return result
 
-    async def parse(self, text: str) -> ParseResult:
-        return self.parse_sync(text)
+    def _rank(self, cleaned: str) -> tuple[IntentScore, ...]:
+        """The ``top_k`` intents for a normalised, known text, best first."""
+        probabilities = self.scores(cleaned)
+        order = np.argsort(probabilities)[::-1][: self.top_k]
+        return tuple(IntentScore(self.labels[i], float(probabilities[i])) for i in order)
+
+    async def parse(self, text: str, *, rules_applied: bool = False) -> ParseResult:
+        return self.parse_sync(text, rules_applied=rules_applied)

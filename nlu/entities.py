@@ -28,6 +28,8 @@ _CHECK = "10X98765432"
 _ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
 _FULLWIDTH = str.maketrans("０１２３４５６７８９ｘＸ", "0123456789xX")
+_DIGIT_GAP = re.compile(r"(?<=\d)[\s\-]+(?=[\dXx])")
+_ANY_DIGIT = re.compile(r"\d")  # full-width digits are \d too
 
 
 def id_checksum_ok(id_number: str) -> bool:
@@ -47,11 +49,13 @@ def with_check_digit(first17: str) -> str:
 def normalise_digits(text: str) -> str:
     """Full-width digits to ASCII, spaces inside digit runs removed."""
     text = text.translate(_FULLWIDTH)
-    return re.sub(r"(?<=\d)[\s\-]+(?=[\dXx])", "", text)
+    return _DIGIT_GAP.sub("", text)
 
 
 def extract_numbers(text: str) -> list[Entity]:
     """ID numbers (valid or not) and phone numbers in ``text``."""
+    if _ANY_DIGIT.search(text) is None:
+        return []  # both need digits; most chat messages have none
     cleaned = normalise_digits(text)
     entities: list[Entity] = []
     for match in _ID_CANDIDATE.finditer(cleaned):
@@ -74,6 +78,12 @@ _ISO_DATE = re.compile(r"(?<!\d)(?P<year>\d{4})[-/.](?P<month>\d{1,2})[-/.](?P<d
 _YEAR_ONLY = re.compile(r"(?<!\d)(?P<year>(?:19|20)\d{2})\s*年(?!\s*\d{1,2}\s*月)")
 _RELATIVE_DAYS = {"前天": -2, "昨天": -1, "今天": 0, "今儿": 0, "明天": 1, "明儿": 1, "后天": 2}
 _RELATIVE_YEARS = {"前年": -2, "去年": -1, "今年": 0, "明年": 1}
+# No two relative words can overlap (none ends with a character another starts with), so
+# one pass finds exactly the occurrences that a search per word would find.
+_RELATIVE = re.compile("|".join(re.escape(word) for word in (*_RELATIVE_DAYS, *_RELATIVE_YEARS)))
+# Every date pattern needs one of these: 月 (absolute), 年 (bare or relative year), 天/儿
+# (relative day) or digits around - / . (ISO). Without any, there is no date to look for.
+_MAYBE_DATE = re.compile(r"[年月天儿]|\d[-/.]\d")
 
 
 def _number(token: str) -> int | None:
@@ -92,6 +102,8 @@ def _number(token: str) -> int | None:
 
 def extract_dates(text: str, today: dt.date | None = None) -> list[Entity]:
     """Dates in ``text`` as ISO strings; relative words are resolved against ``today``."""
+    if _MAYBE_DATE.search(text) is None:
+        return []
     today = today or dt.date.today()
     found: list[Entity] = []
     taken: list[tuple[int, int]] = []
@@ -123,12 +135,13 @@ def extract_dates(text: str, today: dt.date | None = None) -> list[Entity]:
             continue
     for match in _YEAR_ONLY.finditer(text):
         add(match["year"], match.start(), match.end())
-    for word, offset in _RELATIVE_DAYS.items():
-        for match in re.finditer(word, text):
-            add((today + dt.timedelta(days=offset)).isoformat(), match.start(), match.end())
-    for word, offset in _RELATIVE_YEARS.items():
-        for match in re.finditer(word, text):
-            add(str(today.year + offset), match.start(), match.end())
+    for match in _RELATIVE.finditer(text):
+        word = match.group(0)
+        if word in _RELATIVE_DAYS:
+            value = (today + dt.timedelta(days=_RELATIVE_DAYS[word])).isoformat()
+        else:
+            value = str(today.year + _RELATIVE_YEARS[word])
+        add(value, match.start(), match.end())
     return sorted(found, key=lambda entity: entity.start)
 
 

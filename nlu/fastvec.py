@@ -8,7 +8,6 @@ text as (indices, weights) arrays; scoring is then a small dense slice and dot p
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -29,15 +28,24 @@ class CompiledTfidf:
             raise ValueError("only l2 or no normalisation is supported")
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        counts = Counter(term for term in self.analyzer(text) if term in self.vocabulary)
+        """(indices, weights): in-vocabulary terms in order of first occurrence, as sklearn."""
+        index_of = self.vocabulary.get
+        counts: dict[int, int] = {}
+        for term in self.analyzer(text):
+            index = index_of(term)
+            if index is not None:
+                counts[index] = counts.get(index, 0) + 1
         if not counts:
             return np.zeros(0, dtype=np.intp), np.zeros(0)
-        indices = np.fromiter((self.vocabulary[t] for t in counts), dtype=np.intp, count=len(counts))
-        weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-        if self.sublinear:
-            weights = 1.0 + np.log(weights)
-        if self.use_idf:
-            weights = weights * self.idf[indices]
+        indices = np.array(list(counts), dtype=np.intp)
+        # Short messages rarely repeat a term. With every count 1, the term frequency is 1.0
+        # (also sublinear: 1 + log 1) and multiplying by it changes nothing, so it is skipped.
+        weights = self.idf[indices] if self.use_idf else np.ones(len(indices))
+        if any(count > 1 for count in counts.values()):
+            tf = np.array(list(counts.values()), dtype=np.float64)
+            if self.sublinear:
+                tf = 1.0 + np.log(tf)
+            weights = tf * weights
         if self.norm == "l2":
             length = float(np.sqrt(np.dot(weights, weights)))
             if length > 0:

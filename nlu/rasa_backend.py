@@ -59,9 +59,10 @@ class RasaNlu:
             await self.session.close()
             self.session = None
 
-    async def parse(self, text: str) -> ParseResult:
-        """Rules first (global commands), then the server's ranking and entities."""
-        command = match_command(text)
+    async def parse(self, text: str, *, rules_applied: bool = False) -> ParseResult:
+        """Rules first (global commands, unless ``rules_applied``), then the server's ranking
+        and entities."""
+        command = None if rules_applied else match_command(text)
         if command is not None:
             return ParseResult(text=text, intents=[command], backend=self.name)
         if self.session is None or self.guard is None:

@@ -11,15 +11,25 @@ import re
 
 from nlu.base import IntentScore
 
-# intent -> whole-message patterns (after stripping punctuation and spaces)
-COMMAND_PATTERNS: dict[str, re.Pattern[str]] = {
-    "cmd_back": re.compile(r"^(返回|上一步|回去|退回|返回上一步|back)$", re.I),
-    "cmd_restart": re.compile(r"^(重新开始|主菜单|菜单|回到主菜单|从头开始|重来|restart|menu|/start)$", re.I),
-    "cmd_cancel": re.compile(r"^(算了|取消|不办了|不用了|退出|cancel|/cancel)$", re.I),
-    "human_handoff": re.compile(
-        r"^(转人工|人工|人工服务|人工客服|找人工|我要人工|转接人工|找客服|真人|找真人)$", re.I
-    ),
+# intent -> the whole messages (after stripping punctuation and spaces) that are this command
+COMMAND_WORDS: dict[str, tuple[str, ...]] = {
+    "cmd_back": ("返回", "上一步", "回去", "退回", "返回上一步", "back"),
+    "cmd_restart": ("重新开始", "主菜单", "菜单", "回到主菜单", "从头开始", "重来", "restart", "menu",
+                    "/start"),
+    "cmd_cancel": ("算了", "取消", "不办了", "不用了", "退出", "cancel", "/cancel"),
+    "human_handoff": ("转人工", "人工", "人工服务", "人工客服", "找人工", "我要人工", "转接人工", "找客服",
+                      "真人", "找真人"),
 }
+COMMAND_PATTERNS: dict[str, re.Pattern[str]] = {
+    intent: re.compile("^(" + "|".join(re.escape(word) for word in words) + ")$", re.I)
+    for intent, words in COMMAND_WORDS.items()
+}
+# All commands in one pass; the first intent (in the order above) that matches wins.
+_ANY_COMMAND = re.compile(
+    "|".join(f"(?P<{intent}>{pattern.pattern})" for intent, pattern in COMMAND_PATTERNS.items()), re.I
+)
+# re.I compares character by character, so a match is exactly as long as its word.
+_LONGEST_COMMAND = max(len(word) for words in COMMAND_WORDS.values() for word in words)
 _STRIP = re.compile(r"[\s，。！？、,.!?~～…]+")
 
 
@@ -31,7 +41,10 @@ def normalise(text: str) -> str:
 def match_command(text: str) -> IntentScore | None:
     """The global command this whole message is, if any."""
     cleaned = normalise(text)
-    for intent, pattern in COMMAND_PATTERNS.items():
-        if pattern.match(cleaned):
-            return IntentScore(intent, 1.0)
-    return None
+    if len(cleaned) > _LONGEST_COMMAND:
+        return None  # most messages: longer than any command
+    match = _ANY_COMMAND.match(cleaned)
+    if match is None:
+        return None
+    intent = next(name for name, value in match.groupdict().items() if value is not None)
+    return IntentScore(intent, 1.0)

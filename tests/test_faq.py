@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from faq.knowledge import KnowledgeBase
+from faq.knowledge import FaqHit, KnowledgeBase
 from nlu.embedded import EmbeddedNlu
-from nlu.rules import match_command
+from nlu.rules import match_command, normalise
 
 from .test_nlu import INTENTS
 
@@ -73,9 +77,14 @@ SECTION_QUESTIONS = [
 ]
 
 
+@functools.cache
+def shared_kb() -> KnowledgeBase:
+    return KnowledgeBase()
+
+
 @pytest.fixture(scope="module")
 def kb() -> KnowledgeBase:
-    return KnowledgeBase()
+    return shared_kb()
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +149,61 @@ def test_retrieval_answers_every_seed_section(kb: KnowledgeBase, question: str, 
 def test_gibberish_retrieves_nothing(kb: KnowledgeBase) -> None:
     for text in ["啊啊啊啊", "嗯嗯嗯嗯", "", "。。", "zzzz"]:
         assert [h for h in kb.search(text) if h.score >= FAQ_FLOOR] == []
+
+
+def reference_search(kb: KnowledgeBase, question: str, limit: int) -> list[FaqHit]:
+    """KnowledgeBase.search as first written: row by row, nothing kept between calls."""
+    cleaned = normalise(question)
+    if not cleaned or not any(cleaned[i:i + 2] in kb._vocabulary for i in range(len(cleaned) - 1)):
+        return []
+    indices, weights = kb._vectorize(cleaned)
+    if not len(indices):
+        return []
+    scores = kb._matrix[:, indices] @ weights
+    best: dict[int, float] = {}
+    for row in np.flatnonzero(scores > 0):
+        score = scores[row]
+        entry_index = kb._rows[row]
+        if score > best.get(entry_index, 0.0):
+            best[entry_index] = float(score)
+    ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:limit]
+    return [FaqHit(kb.entries[i], score) for i, score in ranked]
+
+
+def test_search_equals_the_row_by_row_ranking() -> None:
+    kb = KnowledgeBase()  # nothing ranked yet
+    texts = [question for entry in kb.entries for question in entry.questions + entry.options]
+    texts += [question for question, _ in SECTION_QUESTIONS]
+    texts += ["你好", "1", "认证", "认证认证", "刷脸老是不过咋整", "我妈妈在外地怎么认证", "啊啊啊啊", "", "zzzz",
+              "身份证号码632123195001011234", "社保", "怎么办怎么办", "材料"]
+    for text in texts:
+        for limit in (1, 2, 3, 100, 0):
+            assert kb.search(text, limit) == reference_search(kb, text, limit), (text, limit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("认证刷脸失败怎么办材料户口本社保卡不过了吗啊1 x"), max_size=12))
+def test_search_equals_the_row_by_row_ranking_on_generated_text(text: str) -> None:
+    kb = shared_kb()
+    for limit in (1, 2, 5, 100):
+        assert kb.search(text, limit) == reference_search(kb, text, limit)
+
+
+def test_a_repeated_search_is_ranked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router may search one text up to four times in a turn (two limits, two places)."""
+    kb = KnowledgeBase()
+    ranked: list[str] = []
+    vectorize = kb._vectorize
+
+    def counted(cleaned: str) -> tuple[np.ndarray, np.ndarray]:
+        ranked.append(cleaned)
+        return vectorize(cleaned)
+
+    monkeypatch.setattr(kb, "_vectorize", counted)
+    text = "忘了认证能补吗，补认证要去哪儿"
+    first, second, again = kb.search(text, limit=2), kb.search(text, limit=1), kb.search(text, limit=2)
+    assert ranked == [normalise(text)]
+    assert second == first[:1] and again == first
 
 
 async def test_chat_answers_colloquial_questions_with_facts(testbot: Any) -> None:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.services import build_nlu
+from bot import services as bot_services
+from bot.services import Services, build_nlu
+from nlu import embedded as embedded_module
 from nlu import entities, rasa_model, training_data
+from nlu.base import Entity, IntentScore, ParseResult
 from nlu.embedded import EmbeddedNlu
 from nlu.rasa_backend import RasaNlu, RasaUnavailableError
-from nlu.rules import match_command, normalise
+from nlu.rules import COMMAND_PATTERNS, COMMAND_WORDS, match_command, normalise
 
 from .conftest import make_settings
 
@@ -165,6 +172,115 @@ def test_no_false_dates_inside_numbers_or_invalid_days() -> None:
     assert [e for e in entities.extract("2月30日", today=dt.date(2026, 1, 1)) if e.type == "date"] == []
 
 
+# ---------------------------------------------------------------- fast paths = the plain algorithms
+# The rules and extractors run on every message, so they take shortcuts (one combined regex,
+# a quick check before the date patterns). These tests compare them with the plain versions.
+
+
+def reference_match_command(text: str) -> IntentScore | None:
+    """match_command as first written: each intent's pattern in turn."""
+    cleaned = normalise(text)
+    for intent, pattern in COMMAND_PATTERNS.items():
+        if pattern.match(cleaned):
+            return IntentScore(intent, 1.0)
+    return None
+
+
+def reference_extract_dates(text: str, today: dt.date) -> list[Entity]:
+    """extract_dates as first written: every pattern, then one search per relative word."""
+    found: list[Entity] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(value: str, start: int, end: int) -> None:
+        if any(start < e and s < end for s, e in taken):
+            return
+        taken.append((start, end))
+        found.append(Entity("date", value, start, end, {"text": text[start:end]}))
+
+    for match in entities._ISO_DATE.finditer(text):
+        try:
+            value = dt.date(int(match["year"]), int(match["month"]), int(match["day"])).isoformat()
+        except ValueError:
+            continue
+        add(value, match.start(), match.end())
+    for match in entities._ABSOLUTE_DATE.finditer(text):
+        year = entities._number(match["year"]) if match["year"] else today.year
+        month = entities._number(match["month"])
+        day = entities._number(match["day"]) if match["day"] else None
+        if year is None or month is None or not 1 <= month <= 12:
+            continue
+        if day is None:
+            add(f"{year:04d}-{month:02d}", match.start(), match.end())
+            continue
+        try:
+            add(dt.date(year, month, day).isoformat(), match.start(), match.end())
+        except ValueError:
+            continue
+    for match in entities._YEAR_ONLY.finditer(text):
+        add(match["year"], match.start(), match.end())
+    for word, offset in entities._RELATIVE_DAYS.items():
+        for match in re.finditer(word, text):
+            add((today + dt.timedelta(days=offset)).isoformat(), match.start(), match.end())
+    for word, offset in entities._RELATIVE_YEARS.items():
+        for match in re.finditer(word, text):
+            add(str(today.year + offset), match.start(), match.end())
+    return sorted(found, key=lambda entity: entity.start)
+
+
+def as_tuples(found: list[Entity]) -> list[tuple[str, str, int, int, dict[str, Any]]]:
+    return [(e.type, e.value, e.start, e.end, e.extra) for e in found]
+
+
+COMMAND_VARIANTS = [variant for words in COMMAND_WORDS.values() for word in words
+                    for variant in (word, word.upper(), word.title(), f" {word}！", f"{word}吗", f"不{word}",
+                                    f"{word}{word}", word[:-1], f"{word[:1]} {word[1:]}")]
+DATE_TEXTS = [
+    "", "你好", "需要带什么材料", "我2024年3月5日认证的", "2023-11-02去的社保局", "2023/1/31", "2023.02.30",
+    "三月五号认证的", "一九五四年三月十二日出生", "十二月二十号", "去年没认证", "昨天刷的脸", "2024年认证过",
+    "前天昨天今天明天后天", "今儿明儿", "前年去年今年明年", "今年3月5号", "去年十二月", "13月1日", "0月1日",
+    "3月0日", "2月30日", "二〇二四年五月", "两月", "二十五月", "2024 年 3 月", "1999年12月", "天天", "儿子",
+    "年年", "630102195403121236", "6301021954031212362024-01-01", "1954年3月12日出生，2024-01-05认证",
+    "明天西宁冷不冷", "后天后天", "今天天气", "前前天", "明明年", "１２月１日",
+]
+SAMPLE_ALPHABET = "年月日号天儿今明昨前后去0123456789-/. 一二三十两零〇认证刷脸妈西宁aXx１"
+
+
+def test_match_command_equals_pattern_by_pattern() -> None:
+    for text in COMMAND_VARIANTS + DATE_TEXTS + ["ＢＡＣＫ", "reſtart", "BACK\n", "ⅯENU", "/START"]:
+        assert match_command(text) == reference_match_command(text), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(sorted(set("".join(COMMAND_VARIANTS)) | set(" ，。!?ſK\n"))),
+               max_size=12))
+def test_match_command_equals_pattern_by_pattern_on_generated_text(text: str) -> None:
+    assert match_command(text) == reference_match_command(text)
+
+
+def test_fast_date_extraction_equals_the_plain_one() -> None:
+    for today in (dt.date(2026, 6, 15), dt.date(2024, 1, 1), dt.date(2024, 2, 29), dt.date(2025, 12, 31)):
+        for text in DATE_TEXTS:
+            assert as_tuples(entities.extract_dates(text, today)) == \
+                as_tuples(reference_extract_dates(text, today)), (text, today)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(SAMPLE_ALPHABET), max_size=20))
+def test_fast_date_extraction_equals_the_plain_one_on_generated_text(text: str) -> None:
+    today = dt.date(2026, 6, 15)
+    assert as_tuples(entities.extract_dates(text, today)) == as_tuples(reference_extract_dates(text, today))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(SAMPLE_ALPHABET + "13579 -"), max_size=30))
+def test_numbers_need_a_digit(text: str) -> None:
+    """The shortcut (no digit, no number) never hides an ID or phone number."""
+    cleaned = entities.normalise_digits(text)
+    expected = [m.group(1) for m in entities._ID_CANDIDATE.finditer(cleaned)]
+    expected += [m.group(1) for m in entities._PHONE.finditer(cleaned)]
+    assert sorted(e.value.upper() for e in entities.extract_numbers(text)) == sorted(v.upper() for v in expected)
+
+
 # ---------------------------------------------------------------- embedded backend
 
 
@@ -212,6 +328,79 @@ def test_rules_come_first_and_ranking_is_sorted(embedded: EmbeddedNlu) -> None:
     assert len(ranking) == 5
     assert [s.confidence for s in ranking] == sorted((s.confidence for s in ranking), reverse=True)
     assert 0.0 <= ranking[-1].confidence <= ranking[0].confidence <= 1.0
+
+
+TURN_TEXTS = ["你好", "需要带什么材料", "1", "刷脸老是不过咋整", "主菜单", "3", "要不要带户口本", "谢谢",
+              "我妈妈在外地怎么认证", "身份证号码632123195001011234", "转人工", "替我爸认证，电话13909712345",
+              "去年3月5号认证的", "啊啊啊啊", "。。。", "帮我妈和我爸认证"]
+
+
+async def test_understand_applies_the_rules_once_with_the_same_result(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One command check and one entity extraction per message; the result is what the
+    backend gives by itself (commands as rules, its ranking, the rule entities)."""
+    assert isinstance(services.nlu, EmbeddedNlu)
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    for text in TURN_TEXTS:
+        alone = services.nlu.parse_sync(text)
+        calls.clear()
+        with monkeypatch.context() as patch:
+            patch.setattr(bot_services, "match_command", counted("command", match_command))
+            patch.setattr(embedded_module, "match_command", counted("command", match_command))
+            patch.setattr(entities, "extract", counted("entities", entities.extract))
+            result = await services.understand(text)
+        assert calls == {"command": 1, "entities": 1}, text
+        assert result.intents == alone.intents, text
+        assert result.entities == alone.entities, text
+        assert result.backend == ("rules" if match_command(text) else "embedded"), text
+
+
+async def test_understand_adds_rule_entities_the_backend_did_not_find(services: Services) -> None:
+    class OwnEntities:
+        name = "fake"
+
+        async def parse(self, text: str, *, rules_applied: bool = False) -> ParseResult:
+            assert rules_applied
+            return ParseResult(text, [IntentScore("family_certification", 0.9)],
+                               [Entity("relationship", "母亲", 2, 3)], self.name)
+
+        async def start(self) -> None:
+            return None
+
+        async def close(self) -> None:
+            return None
+
+    fake = dataclasses.replace(services, nlu=OwnEntities())
+    result = await fake.understand("替我妈认证，电话13909712345")
+    assert [(e.type, e.value) for e in result.entities] == [("relationship", "母亲"), ("phone", "13909712345")]
+    assert result.entities[0].start == 2 and result.backend == "fake"
+
+
+def test_a_repeated_text_is_scored_once_with_the_same_ranking(
+        embedded: EmbeddedNlu, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    scored: list[str] = []
+    scores = embedded.scores
+
+    def counted(cleaned: str) -> np.ndarray:
+        scored.append(cleaned)
+        return scores(cleaned)
+
+    monkeypatch.setattr(embedded, "scores", counted)
+    text = "我妈妈的身份证丢了，刷脸老是不过咋整"
+    first, again = embedded.parse_sync(text), embedded.parse_sync(text)
+    assert len(scored) == 1 and again.intents == first.intents and again.intents is not first.intents
+    probabilities = scores(scored[0])
+    order = np.argsort(probabilities)[::-1][: embedded.top_k]
+    assert first.intents == [IntentScore(embedded.labels[i], float(probabilities[i])) for i in order]
 
 
 def test_fast_features_equal_sklearn_and_scores_match(embedded: EmbeddedNlu) -> None:
