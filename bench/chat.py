@@ -4,8 +4,8 @@
                          [--saturate] [--channel web|wechat]
 
 Starts ``python -m bot serve --no-worker`` processes sharing one Redis (the local server
-when it answers, else an embedded one) and one SQLite file, spreads simulated users over
-them, and prints p50/p99 latency, messages per second, errors and server RSS as JSON.
+when it answers, else an embedded one) and one database (a fresh one on the local
+PostgreSQL when it answers, else a SQLite file), spreads simulated users over them, and prints p50/p99 latency, messages per second, errors and server RSS as JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_REPLIES = ["1", "2", "3", "主菜单", "返回", "4"]
+QUEUED_MARK = "不想等了请回复"  # the bot says this while a user waits for a person
 
 
 def free_texts() -> list[str]:
@@ -70,6 +71,14 @@ def redis_url() -> tuple[str, Any]:
         return process.url, process
 
 
+def database_url() -> str | None:
+    """A fresh database on the local PostgreSQL (as in production), else None for SQLite."""
+    sys.path.insert(0, str(ROOT))
+    from tests.services import create_postgres_database
+
+    return create_postgres_database()
+
+
 def start_servers(count: int, env_extra: dict[str, str]) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
     ports = [free_port() for _ in range(count)]
     processes = []
@@ -96,7 +105,8 @@ async def wait_healthy(session: aiohttp.ClientSession, ports: list[int]) -> None
 
 
 async def run_load(ports: list[int], users: int, messages: int, think: float,
-                   sender: Any, wait_for_health: bool = True) -> dict[str, Any]:
+                   sender: Any, wait_for_health: bool = True,
+                   on_ready: Any = None) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     texts = free_texts()
@@ -112,37 +122,45 @@ async def run_load(ports: list[int], users: int, messages: int, think: float,
             rng = random.Random(index)
             if think:
                 await asyncio.sleep(rng.uniform(0, think))
+            queued = 0  # messages sent while waiting for a person
             for step in range(messages):
                 text = message_for(rng, step, texts)
+                if queued:  # like a real user: ask once, maybe, then give up waiting
+                    text = "还要等多久" if queued == 1 and rng.random() < 0.5 else "算了"
                 started = time.perf_counter()
                 try:
-                    ok = await sender(session, port, f"bench{index}", step, text)
+                    answer = await sender(session, port, f"bench{index}", step, text)
                 except (TimeoutError, aiohttp.ClientError):
-                    ok = False
+                    answer = None
                 latencies.append(time.perf_counter() - started)
-                errors += 0 if ok else 1
+                errors += 0 if answer is not None else 1
+                queued = queued + 1 if answer and QUEUED_MARK in answer and text != "算了" else 0
                 if think:
                     await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
-        started = time.perf_counter()
+        cpu_before = on_ready() if on_ready else None
+        started, client_cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(one_user(i) for i in range(users)))
-        elapsed = time.perf_counter() - started
+        elapsed, client_cpu = time.perf_counter() - started, time.process_time() - client_cpu
     latencies.sort()
     return {
+        **({"cpu_before": cpu_before} if on_ready else {}),
         "messages": len(latencies),
         "errors": errors,
         "seconds": round(elapsed, 2),
         "msgs_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+        "load_generator_cpu_ms_per_msg": round(client_cpu * 1000 / max(len(latencies), 1), 2),
     }
 
 
-async def send_web(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> bool:
+async def send_web(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> str | None:
+    """The answer's text, or None for an error."""
     async with session.post(f"http://127.0.0.1:{port}/api/chat",
                             json={"user_id": user, "text": text}) as response:
-        await response.read()
-        return response.status == 200
+        body = await response.text()
+        return body if response.status == 200 else None
 
 
 def senders() -> dict[str, Any]:
@@ -177,8 +195,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     use_uvloop()
     url, embedded = redis_url()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-chat-"))
+    postgres = database_url()
     env = {"REDIS_URL": url, "BOT_DATA_DIR": str(data_dir),
-           "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'bench.sqlite3'}",
+           "DATABASE_URL": postgres or f"sqlite+aiosqlite:///{data_dir / 'bench.sqlite3'}",
            "WECHAT_TOKEN": "benchtoken", "WECHAT_APP_ID": "wxbench", "WECHAT_APP_SECRET": "x",
            "WECHAT_API_BASE": "http://127.0.0.1:9/",
            # production logging: one JSON line per message (to /dev/null here)
@@ -187,7 +206,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ports, processes = start_servers(args.processes, env)
     try:
         think = 0.0 if args.saturate else args.think
-        result = asyncio.run(run_load(ports, args.users, args.messages, think, senders()[args.channel]))  # noqa: E501
+        servers = [psutil.Process(p.pid) for p in processes]
+        result = asyncio.run(run_load(ports, args.users, args.messages, think, senders()[args.channel],
+                                      on_ready=lambda: [s.cpu_times() for s in servers]))
+        before = result.pop("cpu_before")
+        spent = sum(s.cpu_times().user + s.cpu_times().system - b.user - b.system
+                    for s, b in zip(servers, before, strict=True))
+        result["server_cpu_ms_per_msg"] = round(spent * 1000 / max(result["messages"], 1), 2)
         result["rss_mb"] = [round(psutil.Process(p.pid).memory_info().rss / 2**20, 1) for p in processes]
     finally:
         for process in processes:
@@ -195,6 +220,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             process.wait(timeout=30)
         if embedded is not None:
             embedded.stop()
+        if postgres:
+            from tests.services import drop_postgres_database
+
+            drop_postgres_database(postgres)
+    result["database"] = "postgresql" if postgres else "sqlite"
     result.update({"users": args.users, "per_user": args.messages, "think_s": 0.0 if args.saturate else args.think,
                    "processes": args.processes, "channel": args.channel})
     if not args.saturate:  # each user sends about once per think time

@@ -72,11 +72,14 @@ def train_bot() -> Path:
     return target
 
 
-async def send_rasa(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> bool:
+async def send_rasa(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> str | None:
+    """The bot's answer texts, None for an error or no answer."""
     async with session.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
                             json={"sender": user, "message": text}) as response:
         body = await response.json()
-        return response.status == 200 and isinstance(body, list) and bool(body)
+        if response.status != 200 or not isinstance(body, list) or not body:
+            return None
+        return "\n".join(str(item.get("text", "")) for item in body)
 
 
 async def rasa_load(model: Path, users: int, messages: int) -> dict[str, Any]:

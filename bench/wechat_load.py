@@ -23,8 +23,8 @@ def _xml(openid: str, text: str) -> str:
             f"<MsgId>{str(uuid.uuid4().int)[:19]}</MsgId></xml>")
 
 
-async def send_wechat(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> bool:
-    """POST one signed message; success is a 200 with a passive reply or ``success``."""
+async def send_wechat(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> str | None:
+    """POST one signed message: the passive reply (or ``success``), None for an error."""
     timestamp = str(int(time.time()))
     nonce = uuid.uuid4().hex[:10]
     signature = hashlib.sha1("".join(sorted([TOKEN, timestamp, nonce])).encode()).hexdigest()
@@ -32,5 +32,5 @@ async def send_wechat(session: aiohttp.ClientSession, port: int, user: str, step
     async with session.post(f"http://127.0.0.1:{port}/wechat", params=params,
                             data=_xml(f"o{user}", text).encode(),
                             headers={"Content-Type": "text/xml"}) as response:
-        body = await response.read()
-        return response.status == 200 and bool(body)
+        body = await response.text()
+        return body if response.status == 200 and body else None

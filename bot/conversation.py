@@ -8,19 +8,19 @@ greeted as such after the conversation timed out.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from bot.storage.redis import redis_guard
 
 MODES = ("bot", "waiting", "human", "closed")
 RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time (staff live list)
-RECENT_KEEP_S = 86400
-RECENT_LIMIT = 500
+RECENT_KEEP_S = 86400  # the live list shows chats active within this time...
+RECENT_LIMIT = 500  # ...and keeps at most this many
 SEEN_TTL_S = 30 * 86400
 
 
@@ -70,14 +70,15 @@ class Conversation:
         if limit and len(self.transcript) > limit:
             del self.transcript[: len(self.transcript) - limit]
 
-    def to_json(self) -> str:
+    def to_json(self) -> bytes:
+        """UTF-8 JSON (orjson: this runs twice per turn on a document of several KB)."""
         data = {name: getattr(self, name) for name in _PERSISTED}
         data["stack"] = [vars(frame) for frame in self.stack]
-        return json.dumps(data, ensure_ascii=False)
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_json(cls, key: str, raw: str | bytes) -> Conversation:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         data["key"] = key
         data["stack"] = [Frame(**frame) for frame in data.get("stack", [])]
         known = {f for f in cls.__dataclass_fields__ if f not in ("is_new", "returning")}
@@ -89,9 +90,7 @@ _PERSISTED = tuple(f.name for f in fields(Conversation) if f.name not in ("key",
 
 def recent_commands(conversation_key: str) -> list[tuple[str, tuple[Any, ...]]]:
     """(command, arguments) that put a chat at the top of the staff's live list."""
-    now = time.time()
-    return [("zadd", (RECENT_KEY, {conversation_key: now})),
-            ("zremrangebyscore", (RECENT_KEY, 0, now - RECENT_KEEP_S)),
+    return [("zadd", (RECENT_KEY, {conversation_key: time.time()})),
             ("zremrangebyrank", (RECENT_KEY, 0, -RECENT_LIMIT - 1))]
 
 
@@ -130,11 +129,13 @@ class ConversationStore:
     def save_commands(self, conversation: Conversation) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
         """(command, arguments, keyword arguments) that store a conversation."""
         ttl = self.idle_timeout_s if conversation.mode in ("bot", "closed") else None
-        return [
+        commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
             ("set", (self._key(conversation.key), conversation.to_json()), {"ex": ttl}),
-            ("set", (f"seen:{conversation.key}", "1"), {"ex": SEEN_TTL_S}),
             *((method, args, {}) for method, args in recent_commands(conversation.key)),
         ]
+        if conversation.is_new:  # remembered for SEEN_TTL_S after the start of a conversation
+            commands.append(("set", (f"seen:{conversation.key}", "1"), {"ex": SEEN_TTL_S}))
+        return commands
 
     @redis_guard
     async def load(self, conversation_key: str) -> Conversation:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
 import time
 from typing import Any
+
+import orjson
 
 _ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
@@ -38,7 +39,7 @@ class JsonFormatter(logging.Formatter):
                 data[key] = mask(value) if isinstance(value, str) else value
         if record.exc_info:
             data["exc"] = mask(self.formatException(record.exc_info))
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def setup_logging(level: str = "INFO") -> None:

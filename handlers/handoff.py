@@ -24,7 +24,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.conversation import RECENT_KEY, Conversation, ConversationStore, mark_recent
+from bot.conversation import RECENT_KEEP_S, RECENT_KEY, Conversation, ConversationStore, mark_recent
 from bot.errors import BotError, StorageUnavailable
 from bot.storage.db import Database
 from bot.storage.models import Case, CaseMessage
@@ -142,7 +142,8 @@ class HandoffService:
     @redis_guard
     async def recent(self, limit: int = 50) -> list[tuple[str, float]]:
         """Recently active chats, newest first."""
-        rows = await self.redis.zrevrange(RECENT_KEY, 0, limit - 1, withscores=True)
+        rows = await self.redis.zrevrangebyscore(RECENT_KEY, "+inf", time.time() - RECENT_KEEP_S,
+                                                 start=0, num=limit, withscores=True)
         return [(key.decode() if isinstance(key, bytes) else str(key), float(score))
                 for key, score in rows]
 

@@ -7,10 +7,11 @@ router at the end fills ``turn.replies``. Nothing here sends: adapters render
 
 Middlewares that only need Redis at the edges of a turn (de-duplication, rate limit,
 per-chat lock, conversation state) are :class:`BatchedStep` objects: before the chain
-runs, each queues its reads and claims on one ``MULTI`` (``prepare``); after it ran,
-each queues its writes on a second one (``finish``). A turn therefore costs two Redis
-round trips instead of one or two per middleware, and both batches are atomic: the lock
-is taken together with the state it protects and released together with its save.
+runs, each queues its reads and claims on one pipeline (``prepare``); after it ran, each
+queues its writes on a second one (``finish``). A turn therefore costs two Redis round
+trips instead of one or two per middleware. Redis runs one connection's commands in
+order, so the conversation is read after the lock is taken and saved before it is
+released; no ``MULTI`` is needed for that.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ Handler = Callable[[Turn], Awaitable[None]]
 
 
 class RedisBatch:
-    """Commands queued by several steps, sent in one ``MULTI``; results kept by name."""
+    """Commands queued by several steps, sent in one round trip; results kept by name."""
 
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
@@ -95,9 +96,9 @@ class Pipeline:
         self.batched = [m for m in self.middlewares if isinstance(m, BatchedStep)]
 
     async def _open(self, turn: Turn) -> None:
-        """One atomic round trip for everything the batched steps read or claim."""
+        """One round trip for everything the batched steps read or claim."""
         try:
-            async with turn.services.redis.pipeline(transaction=True) as pipe:
+            async with turn.services.redis.pipeline(transaction=False) as pipe:
                 batch = RedisBatch(pipe)
                 for step in self.batched:
                     step.prepare(turn, batch)
@@ -108,9 +109,9 @@ class Pipeline:
         turn.prefetched.update((name, value) for name, value in zip(batch.names, results, strict=True) if name)
 
     async def _close(self, turn: Turn, failed: bool) -> None:
-        """One atomic round trip for the writes, innermost step first (save, unlock, remember)."""
+        """One round trip for the writes, innermost step first (save, unlock, remember)."""
         try:
-            async with turn.services.redis.pipeline(transaction=True) as pipe:
+            async with turn.services.redis.pipeline(transaction=False) as pipe:
                 batch = RedisBatch(pipe)
                 for step in reversed(self.batched):
                     step.finish(turn, batch, failed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +32,16 @@ def install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+async def freeze_startup_heap(app: web.Application) -> None:
+    """Exclude what start-up loaded (NLU models, jieba's dictionary, ...) from garbage collection.
+
+    Without this, every full collection walks those few hundred thousand long-lived objects,
+    a pause of about 200 ms on these machines that shows up as the p99 latency of chat turns.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging()
     overrides: dict[str, Any] = {"demo": True} if args.demo else {}
@@ -43,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_weights(settings)
         app.cleanup_ctx.append(worker_processes_ctx(settings.face.workers, args.config))
+    app.on_startup.append(freeze_startup_heap)  # runs after every cleanup_ctx has started
     install_uvloop()
     web.run_app(app, host=args.host or settings.server.host, port=args.port or settings.server.port,
                 print=lambda line: print(line, flush=True), access_log=None)
