@@ -3,7 +3,7 @@
 Scenarios: chat load through /api/chat and signed /wechat (1 and 2 processes, 200 users
 at ~1 message/s each), saturation against Rasa's REST channel side by side, NLU
 evaluation, and the face figures. Copy the printed figures into BENCHMARKS.md with the
-date and machine.
+date and machine. ``python -m bench chat rasa_rest`` runs only the sections named.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,21 +28,31 @@ def optional(module: str) -> Any:
         return None
 
 
-def main() -> None:
+SECTIONS = ("chat", "rasa_rest", "face")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the sections named on the command line (default: all of them)."""
+    wanted = (sys.argv[1:] if argv is None else argv) or list(SECTIONS)
+    unknown = set(wanted) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
                                "cpu": platform.processor() or platform.machine()}
-    # 200 users, each sending a message about every second: ~200 messages/s offered
-    load = ["--users", "200", "--messages", "30", "--think", "1.0"]
-    results["chat_web_1proc"] = chat.main(load + ["--processes", "1"])
-    results["chat_web_2proc"] = chat.main(load + ["--processes", "2"])
-    results["chat_wechat_1proc"] = chat.main(load + ["--processes", "1", "--channel", "wechat"])
-    results["chat_wechat_2proc"] = chat.main(load + ["--processes", "2", "--channel", "wechat"])
-    for name in ("bench.rasa_rest", "bench.face"):
-        module = optional(name)
+    if "chat" in wanted:
+        # 200 users, each sending a message about every second: ~200 messages/s offered
+        load = ["--users", "200", "--messages", "30", "--think", "1.0"]
+        results["chat_web_1proc"] = chat.main(load + ["--processes", "1"])
+        results["chat_web_2proc"] = chat.main(load + ["--processes", "2"])
+        results["chat_wechat_1proc"] = chat.main(load + ["--processes", "1", "--channel", "wechat"])
+        results["chat_wechat_2proc"] = chat.main(load + ["--processes", "2", "--channel", "wechat"])
+    for name in ("rasa_rest", "face"):
+        module = optional(f"bench.{name}") if name in wanted else None
         if module is not None:
-            results[name.split(".")[1]] = module.main([])
+            results[name] = module.main([])
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    name = "results.json" if set(wanted) == set(SECTIONS) else f"results-{'-'.join(wanted)}.json"
+    (OUT / name).write_text(json.dumps(results, ensure_ascii=False, indent=2))
     print(json.dumps(results, ensure_ascii=False, indent=2))
 
 
