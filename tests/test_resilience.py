@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 
 from bot.app import create_app
+from bot.messages import InboundMessage
+from bot.services import Services
 from tests.conftest import ROOT, Backends, make_settings
 from tests.services import RedisProcess, free_port
 
@@ -131,3 +133,27 @@ async def test_stopped_redis_is_503_and_the_bot_recovers(aiohttp_client: Any, tm
         assert (await client.get("/healthz")).status == 200
     finally:
         redis_server.stop()
+
+
+async def test_concurrent_messages_of_one_chat_take_turns(services: Services) -> None:
+    """In one process too: the second message waits for the lock and reads the saved state."""
+    texts = [f"需要带什么材料{i}" for i in range(8)]
+    turns = await asyncio.gather(*(
+        services.handle(InboundMessage(channel="web", user_id="grace", message_id=f"m{i}", text=text))
+        for i, text in enumerate(texts)))
+    assert all(turn.outcome != "error" and turn.replies for turn in turns)
+    conversation = await services.conversations.load("web:grace")
+    assert conversation.turns == len(texts), "no turn was lost to a concurrent write"
+    roles = [entry["role"] for entry in conversation.transcript]
+    assert ("user", "user") not in list(zip(roles, roles[1:], strict=False)), roles
+    assert sorted(e["text"] for e in conversation.transcript if e["role"] == "user") == sorted(texts)
+    assert not await services.redis.exists("lock:web:grace"), "the lock is released"
+
+
+async def test_a_retried_message_is_answered_from_the_first_answer(services: Services) -> None:
+    message = InboundMessage(channel="web", user_id="henry", message_id="same-id", text="需要带什么材料")
+    first = await services.handle(message)
+    again = await services.handle(message)
+    assert again.outcome == "duplicate"
+    assert [r.text for r in again.replies] == [r.text for r in first.replies]
+    assert (await services.conversations.load("web:henry")).turns == 1
