@@ -16,15 +16,13 @@ the selfie step, and attempts are recorded as proxy attempts. The diagram is in
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import RateLimited
 from bot.messages import Reply
-from bot.pensioners import names_match
-from dialogs.common import ID_INVALID, find_id
+from bot.storage.models import Pensioner
+from dialogs.common import ID_INVALID, NAME_PATTERN, check_identity, find_id
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 NAME = "certify"
-_NAME_PATTERN = re.compile(r"^[\u4e00-\u9fffA-Za-z·•. ]{2,20}$")
 MENU_OPTIONS = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
 
 ASK_ID = ("好的，我们就在这里刷脸认证，一共三步，很简单。\n"
@@ -115,21 +112,12 @@ async def _on_id(ctx: DialogContext, text: str) -> Step:
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
     name = text.strip()
-    if not _NAME_PATTERN.match(name):
+    if not NAME_PATTERN.match(name):
         return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
-    services = ctx.services
-    try:
-        pensioner = await services.registry.find(ctx.conversation.key, ctx.slots["id_number"])
-    except RateLimited as limited:
-        return Finish([Reply(limited.user_message, MENU_OPTIONS)])
-    if pensioner is None or not names_match(name, pensioner.name):
-        tries = int(ctx.slots.get("name_tries", 0)) + 1
-        ctx.slots["name_tries"] = tries
-        ctx.slots.pop("id_number", None)
-        ctx.event("certify_identity_mismatch", tries=tries)
-        if tries >= services.settings.family.max_name_attempts:
-            return Goto("mismatch")
-        return Goto("start", [Reply(MISMATCH)])
+    pensioner = await check_identity(ctx, name, flow="certify", retry_state="start",
+                                     mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
+    if not isinstance(pensioner, Pensioner):
+        return pensioner
     ctx.slots["pensioner_id"] = pensioner.id
     ctx.memory["pensioner_id"] = pensioner.id
     return await _after_identity(ctx)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from bot.errors import RateLimited
 from bot.logs import mask_id_number
 from bot.messages import Reply
-from dialogs.engine import Dialog, DialogContext, Finish, Option, State, Step
+from bot.pensioners import names_match
+from bot.storage.models import Pensioner
+from dialogs.engine import Dialog, DialogContext, Finish, Goto, Option, State, Step
 from nlu import entities
 
 YES_WORDS = ("是", "对", "是的", "对的", "嗯", "好", "好的", "有", "会", "能", "可以", "行",
@@ -97,6 +101,36 @@ ID_ASK = "请发一下老人的身份证号（18位，就在身份证正面最�
 
 def masked(id_number: str) -> str:
     return mask_id_number(id_number)
+
+
+NAME_PATTERN = re.compile(r"^[\u4e00-\u9fffA-Za-z·•. ]{2,20}$")
+
+
+async def check_identity(ctx: DialogContext, name: str, *, flow: str, retry_state: str,
+                         mismatch_text: str, menu_options: list[str],
+                         **details: Any) -> Pensioner | Step:
+    """The pensioner whose ID number (``slots["id_number"]``) and name match, or the next step.
+
+    The lookup is rate-limited per chat (against enumeration). A mismatch forgets the ID
+    number and asks again from ``retry_state``; after ``family.max_name_attempts`` it goes to
+    the flow's ``mismatch`` state. Audit events: ``<flow>_lookup_limited`` and
+    ``<flow>_identity_mismatch`` (with ``details``).
+    """
+    services = ctx.services
+    try:
+        pensioner = await services.registry.find(ctx.conversation.key, ctx.slots["id_number"])
+    except RateLimited as limited:
+        ctx.event(f"{flow}_lookup_limited", **details)
+        return Finish([Reply(limited.user_message, menu_options)])
+    if pensioner is not None and names_match(name, pensioner.name):
+        return pensioner
+    tries = int(ctx.slots.get("name_tries", 0)) + 1
+    ctx.slots["name_tries"] = tries
+    ctx.slots.pop("id_number", None)
+    ctx.event(f"{flow}_identity_mismatch", tries=tries, **details)
+    if tries >= services.settings.family.max_name_attempts:
+        return Goto("mismatch")
+    return Goto(retry_state, [Reply(mismatch_text)])
 
 
 # ---------------------------------------------------------------- walkthroughs

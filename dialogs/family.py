@@ -25,13 +25,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.conversation import Conversation, Frame
-from bot.errors import RateLimited
 from bot.messages import Reply
-from bot.pensioners import names_match
 from bot.storage.db import Database
 from bot.storage.models import CertificationAttempt, Pensioner, ProxyLink
 from dialogs.certify import MENU_OPTIONS, NOT_ENROLLED, format_date
-from dialogs.common import ID_INVALID, find_id
+from dialogs.common import ID_INVALID, NAME_PATTERN, check_identity, find_id
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -59,7 +57,6 @@ CONSENT = "本人已同意并在场"
 NOT_PRESENT = "老人现在不在身边"
 REMIND_YES = "提醒我"
 REMIND_NO = "不用提醒"
-_NAME_PATTERN = re.compile(r"^[\u4e00-\u9fffA-Za-z·•. ]{2,20}$")
 _NEGATION = re.compile(r"不|没|别|未")
 
 # Words a family member uses, mapped to the relationship of the family member to the
@@ -259,7 +256,7 @@ async def _on_id(ctx: DialogContext, text: str) -> Step:
         ctx.slots["id_number"] = found.valid
         rest = re.sub(r"[\s,，。:：;；、]+", " ", entities.normalise_digits(text).upper().replace(
             found.valid, " ")).strip()
-        if rest and _NAME_PATTERN.match(rest) and not re.search(r"身份证|号码", rest):
+        if rest and NAME_PATTERN.match(rest) and not re.search(r"身份证|号码", rest):
             return await _check_identity(ctx, rest)  # ID and name in one message
         return Goto("ask_name")
     if found.invalid:
@@ -269,7 +266,7 @@ async def _on_id(ctx: DialogContext, text: str) -> Step:
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
     name = text.strip()
-    if not _NAME_PATTERN.match(name):
+    if not NAME_PATTERN.match(name):
         return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
     return await _check_identity(ctx, name)
 
@@ -277,19 +274,10 @@ async def _on_name(ctx: DialogContext, text: str) -> Step:
 async def _check_identity(ctx: DialogContext, name: str) -> Step:
     services = ctx.services
     key = ctx.conversation.key
-    try:
-        pensioner = await services.registry.find(key, ctx.slots["id_number"])
-    except RateLimited as limited:
-        ctx.event("family_lookup_limited", proxy_key=key)
-        return Finish([Reply(limited.user_message, MENU_OPTIONS)])
-    if pensioner is None or not names_match(name, pensioner.name):
-        tries = int(ctx.slots.get("name_tries", 0)) + 1
-        ctx.slots["name_tries"] = tries
-        ctx.slots.pop("id_number", None)
-        ctx.event("family_identity_mismatch", proxy_key=key, tries=tries)
-        if tries >= services.settings.family.max_name_attempts:
-            return Goto("mismatch")
-        return Goto("ask_id", [Reply(MISMATCH)])
+    pensioner = await check_identity(ctx, name, flow="family", retry_state="ask_id",
+                                     mismatch_text=MISMATCH, menu_options=MENU_OPTIONS, proxy_key=key)
+    if not isinstance(pensioner, Pensioner):
+        return pensioner
     pensioner_id = int(pensioner.id)
     ctx.slots["pensioner_id"] = pensioner_id
     target = f"pensioner:{pensioner_id}"
