@@ -129,7 +129,8 @@ class EmbeddedNlu:
                                                lowercase=False, sublinear_tf=True)
         features = hstack([self.char_vectorizer.fit_transform(texts),
                            self.word_vectorizer.fit_transform(texts) * self.word_weight]).tocsr()
-        self.model = LinearSVC(C=self.c)
+        # fixed seed: every server process trains the same model, so all answer alike
+        self.model = LinearSVC(C=self.c, random_state=0)
         self.model.fit(features, labels)
         self.labels = [str(label) for label in self.model.classes_]
         self._prepare_fast_path()

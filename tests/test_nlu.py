@@ -542,3 +542,12 @@ async def test_rasa_server_trained_from_nlu_yml(tmp_path: Path, clean_backends: 
     finally:
         await nlu.close()
         server.stop()
+
+
+def test_two_trainings_give_the_same_model() -> None:
+    """Every server process trains its own copy; they must answer alike behind a balancer."""
+    first, second = EmbeddedNlu(), EmbeddedNlu()
+    first.train()
+    second.train()
+    for text in ("刷脸老是不过咋整", "我妈在外地怎么认证", "要带户口本吗", "随便问问"):
+        assert first.parse_sync(text).intents == second.parse_sync(text).intents, text
