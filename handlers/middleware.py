@@ -101,10 +101,9 @@ return 0
 class SerializeUser(BatchedStep):
     """Hold a per-chat Redis lock so two processes never interleave one dialog step.
 
-    The lock is tried in the opening batch, atomically with the conversation read; when
-    another process holds it, this step waits (polling) up to the lock timeout and the
-    conversation is read again afterwards. It is released in the closing batch, after
-    the conversation is saved.
+    The lock is tried in the opening batch, before the conversation is read; when another
+    turn holds it, this step waits (polling) up to the lock timeout and marks what the batch
+    read as stale. It is released in the closing batch, after the conversation is saved.
     """
 
     poll_s = 0.01
@@ -127,7 +126,7 @@ class SerializeUser(BatchedStep):
         timeout = turn.services.settings.conversation.user_lock_timeout_s
         token = turn.prefetched["lock_token"]
         deadline = time.monotonic() + timeout
-        turn.prefetched.pop("conversation", None)  # read before the other turn saved: stale
+        turn.prefetch_stale = True  # read before the other turn saved
         try:
             while time.monotonic() < deadline:
                 await asyncio.sleep(self.poll_s)
@@ -140,7 +139,7 @@ class SerializeUser(BatchedStep):
 
     def finish(self, turn: Turn, batch: RedisBatch, failed: bool) -> None:
         if turn.prefetched.get("lock_held"):
-            batch.add("lock_released", "eval", RELEASE_LOCK, 1, self.key(turn), turn.prefetched["lock_token"])
+            batch.add(None, "eval", RELEASE_LOCK, 1, self.key(turn), turn.prefetched["lock_token"])
 
 
 class ConversationState(BatchedStep):
@@ -153,16 +152,15 @@ class ConversationState(BatchedStep):
     def prepare(self, turn: Turn, batch: RedisBatch) -> None:
         for name, method, args in turn.services.conversations.load_commands(turn.msg.conversation_key):
             batch.add(name, method, *args)
-        turn.prefetched["conversation"] = True
 
     async def __call__(self, turn: Turn, next_step: NextStep) -> None:
         services = turn.services
         key = turn.msg.conversation_key
-        if turn.prefetched.get("conversation"):
+        if turn.prefetch_stale:
+            turn.conversation = await services.conversations.load(key)
+        else:
             turn.conversation = services.conversations.from_results(
                 key, turn.prefetched["conv_raw"], turn.prefetched["conv_seen"])
-        else:
-            turn.conversation = await services.conversations.load(key)
         limit = services.settings.conversation.history_turns
         shown = turn.msg.content or ("[照片]" if turn.msg.image is not None else f"[{turn.msg.event}]")
         turn.conversation.log("user", shown, limit)
@@ -181,7 +179,7 @@ class ConversationState(BatchedStep):
             await services.audit(f"chat:{turn.msg.channel}", action, event.pop("target", None), **event)
 
     def finish(self, turn: Turn, batch: RedisBatch, failed: bool) -> None:
-        if failed or turn.conversation is None or not turn.prefetched.get("lock_held"):
+        if failed or turn.conversation is None:  # not reached (duplicate, limit) or not finished
             return
         for method, args, kwargs in turn.services.conversations.save_commands(turn.conversation):
             batch.add(None, method, *args, **kwargs)

@@ -51,6 +51,9 @@ class Turn:
     deferred: bool = False  # the answer will come through the outbox
     # Results of the opening Redis batch, by the names the batched steps gave them.
     prefetched: dict[str, Any] = field(default_factory=dict)
+    # Set by a step that had to wait after the opening batch (for the chat lock): what the
+    # batch read may have changed since, so steps read it again.
+    prefetch_stale: bool = False
 
     def say(self, text: str, options: Sequence[str] = ()) -> None:
         self.replies.append(Reply(text=text, options=list(options)))
