@@ -28,11 +28,13 @@ run: $(STAMP)  ## serve on 127.0.0.1:$(PORT) with embedded Redis and SQLite
 test: $(STAMP) rasa  ## the whole suite (real Redis/PostgreSQL when they answer, else embedded)
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot handlers dialogs nlu faq face
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, mypy and the import-linter layers contract (pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot handlers dialogs nlu faq face
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)  ## benchmarks; figures go to BENCHMARKS.md
 	$(PY) -m bench

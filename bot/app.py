@@ -9,17 +9,21 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from bot import keys
-from bot.config import Settings
-from bot.conversation import ConversationStore
-from bot.errors import BadRequest, BotError
-from bot.outbox import Outbox
-from bot.pensioners import PensionerRegistry, seed_demo
+from bot import face_service, family_reminders, keys, metrics_view
+from bot.channels import telegram as telegram_channel
+from bot.channels import web as web_channel
+from bot.channels import wechat as wechat_channel
+from bot.core.config import Settings
+from bot.core.conversation import ConversationStore
+from bot.core.errors import BadRequest, BotError
+from bot.core.outbox import Outbox
+from bot.core.storage.db import Database, migrate
+from bot.core.storage.redis import EmbeddedRedis, make_client
+from bot.records.cases import HandoffService
+from bot.records.pensioners import PensionerRegistry, seed_demo
 from bot.services import Services, build_dialogs, build_nlu, build_pipeline
-from bot.storage.db import Database, migrate
-from bot.storage.redis import EmbeddedRedis, make_client
+from bot.staff import web as staff_console
 from faq.knowledge import KnowledgeBase
-from handlers.handoff import HandoffService
 
 log = logging.getLogger(__name__)
 Feature = Callable[[web.Application], None]
@@ -110,16 +114,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 def default_features() -> list[Feature]:
     """Route sets mounted on the app; each channel/console adds one."""
-    from bot import metrics
-    from bot.channels import telegram as telegram_channel
-    from bot.channels import web as web_channel
-    from bot.channels import wechat as wechat_channel
-    from bot.staff import web as staff_console
-    from dialogs import family_reminders
-    from face import service as face_service
-
     return [web_channel.setup, face_service.setup, wechat_channel.setup, telegram_channel.setup,
-            staff_console.setup, metrics.setup, family_reminders.setup]
+            staff_console.setup, metrics_view.setup, family_reminders.setup]
 
 
 def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:

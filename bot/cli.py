@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 # Modules that define ``add_parser(subparsers)``; later features append theirs.
 COMMAND_MODULES = [

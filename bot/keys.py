@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.config import Settings
+from bot.core.config import Settings
+from bot.core.storage.redis import EmbeddedRedis
 from bot.services import Services
-from bot.storage.redis import EmbeddedRedis
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)

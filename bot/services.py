@@ -10,20 +10,26 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot.config import Settings
-from bot.conversation import ConversationStore
-from bot.errors import DatabaseUnavailable
-from bot.messages import InboundMessage, Reply
-from bot.metrics import Metrics
-from bot.outbox import Outbox
-from bot.pensioners import PensionerRegistry
-from bot.storage.db import Database
-from dialogs.engine import DialogEngine, DialogRegistry
+from bot.core.config import Settings
+from bot.core.conversation import ConversationStore
+from bot.core.errors import DatabaseUnavailable
+from bot.core.messages import InboundMessage, Reply
+from bot.core.metrics import Metrics
+from bot.core.outbox import Outbox
+from bot.core.pipeline import Pipeline, Turn
+from bot.core.services import FaceJobs
+from bot.core.storage.db import Database
+from bot.core.understanding import NluBackend, ParseResult
+from bot.records.cases import HandoffService
+from bot.records.pensioners import PensionerRegistry
+from dialogs.catalog import all_dialogs
+from dialogs.engine import ChatServices, DialogEngine, DialogRegistry
 from faq.knowledge import KnowledgeBase
-from handlers.handoff import HandoffService
-from handlers.pipeline import Pipeline, Turn
+from handlers.middleware import DEFAULT_CHAIN
+from handlers.router import Router
 from nlu import entities
-from nlu.base import NluBackend, ParseResult
+from nlu.embedded import EmbeddedNlu
+from nlu.rasa_backend import RasaNlu
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,7 @@ class Services:
     registry: PensionerRegistry
     pipeline: Pipeline | None = None
     metrics: Metrics = field(default_factory=Metrics)
-    extras: dict[str, Any] = field(default_factory=dict)
+    face: FaceJobs | None = None  # set by bot.face_service while the app runs
 
     async def understand(self, text: str) -> ParseResult:
         """NLU parse; a failing backend is logged and the rules still apply.
@@ -99,30 +105,20 @@ class Services:
 
 def build_dialogs() -> DialogRegistry:
     """Every dialog the product has."""
-    from dialogs.certify import certify
-    from dialogs.family import family
-    from dialogs.guided import GUIDED_DIALOGS
-    from dialogs.menu import menu, offer_person
-
-    registry = DialogRegistry()
-    for dialog in (menu, offer_person, certify, family, *GUIDED_DIALOGS):
-        registry.add(dialog)
-    return registry
+    return all_dialogs()
 
 
 def build_pipeline(services: Services) -> Pipeline:
-    from handlers.middleware import DEFAULT_CHAIN
-    from handlers.router import Router
-
     return Pipeline(DEFAULT_CHAIN, Router(DialogEngine(services.dialogs)))
 
 
 def build_nlu(settings: Settings) -> NluBackend:
     """The NLU backend named by ``nlu.backend`` in config.yml."""
     if settings.nlu.backend == "rasa":
-        from nlu.rasa_backend import RasaNlu
-
         return RasaNlu(settings.nlu.rasa_url, settings.nlu.rasa_timeout_s)
-    from nlu.embedded import EmbeddedNlu
-
     return EmbeddedNlu()
+
+
+def as_chat_services(services: Services) -> ChatServices:
+    """Typed check (mypy) that :class:`Services` provides what dialogs and handlers use."""
+    return services

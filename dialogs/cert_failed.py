@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.messages import Reply
+from bot.core.messages import Reply
 from dialogs.common import certify_here, finish_option
 from dialogs.engine import (
     Dialog,

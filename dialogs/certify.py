@@ -17,13 +17,24 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.messages import Reply
-from bot.storage.models import Pensioner
-from dialogs.common import ID_INVALID, NAME_PATTERN, check_identity, find_id
+from bot.core.conversation import Conversation
+from bot.core.messages import Reply
+from bot.core.services import FaceJobs
+from bot.core.storage.models import Pensioner
+from bot.records.attempts import day_start, evidence, failed_attempts_since
+from dialogs.common import (
+    ID_INVALID,
+    MENU_OPTIONS,
+    NAME_PATTERN,
+    NOT_ENROLLED,
+    check_identity,
+    find_id,
+    format_date,
+)
 from dialogs.engine import (
+    ChatServices,
     Dialog,
     DialogContext,
     Finish,
@@ -35,15 +46,12 @@ from dialogs.engine import (
     Stay,
     Step,
 )
+from dialogs.family import proxy_certified
+from face.decode import precheck
 from face.quality import ADVICE, advice_for
-from face.store import day_start, evidence, failed_attempts_since
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 NAME = "certify"
-MENU_OPTIONS = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
 
 ASK_ID = ("好的，我们就在这里刷脸认证，一共三步，很简单。\n"
           "第一步：请输入要认证的老人的18位身份证号码（给自己认证就输入自己的）。")
@@ -52,9 +60,6 @@ ASK_NAME = "第二步：请输入这位老人的姓名（和身份证上一样�
 MISMATCH = "身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
 MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上身份证到社保经办机构核对；"
                   "也可以让工作人员帮您查一查。")
-NOT_ENROLLED = ("系统里还没有这位老人的人脸模型（还没有“建模”），所以暂时不能刷脸认证——这不是认证失败。\n"
-                "建模办法：请老人本人带上身份证和社保卡，到就近的社保经办机构或社区（村）服务点，"
-                "工作人员会当场拍照建模；建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
 SELFIE = ("第三步：请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
           "1. 正对手机，脸放在画面中间，从头顶到下巴都要拍进去；\n"
           "2. 不戴帽子、口罩、墨镜，头发不要挡住眼睛和眉毛；\n"
@@ -78,16 +83,14 @@ def _who(slots: dict[str, Any]) -> str:
     return "老人" if slots.get("proxy") else "您本人"
 
 
-def _face(ctx: DialogContext) -> Any:
-    return ctx.services.extras.get("face")
+def _face(ctx: DialogContext) -> FaceJobs | None:
+    return ctx.services.face
 
 
-def _tz(services: Services) -> str:
+def _tz(services: ChatServices) -> str:
     return services.settings.staff.timezone
 
 
-def format_date(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"
 
 
 # ---------------------------------------------------------------- steps
@@ -148,8 +151,6 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
     Usable by other dialogs whose frame has ``pensioner_id`` (and ``proxy`` /
     ``relationship``) in its slots.
     """
-    from face.decode import precheck
-
     services = ctx.services
     face_config = services.settings.face
     refused = precheck(image, max_bytes=face_config.max_image_bytes,
@@ -261,10 +262,8 @@ certify = Dialog(
 # ---------------------------------------------------------------- the verdict
 
 
-async def apply_verdict(services: Services, result: dict[str, Any]) -> None:
+async def apply_verdict(services: ChatServices, result: dict[str, Any]) -> None:
     """Turn a worker's result into the pushed reply and the next dialog state."""
-    from bot.conversation import Conversation
-
     key = str(result["conversation_key"])
     lock = services.redis.lock(f"lock:{key}", timeout=services.settings.conversation.user_lock_timeout_s,
                                blocking_timeout=services.settings.conversation.user_lock_timeout_s,
@@ -283,7 +282,7 @@ async def apply_verdict(services: Services, result: dict[str, Any]) -> None:
     await services.outbox.push(key, replies)
 
 
-async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any,
+async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv: Any,
                            frame: Any) -> list[Reply]:
     import time
 
@@ -297,8 +296,6 @@ async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any
         by = f"face:{result.get('channel')}" + (":proxy" if proxy else "")
         due = await services.registry.mark_certified(int(pensioner_id), by=by)
         if proxy:  # the family flow tells the due date and offers a reminder
-            from dialogs.family import proxy_certified
-
             return await proxy_certified(services, conv, frame, result, due)
         if frame is not None:
             conv.stack.remove(frame)
@@ -337,7 +334,7 @@ PHOTO_REUSED = ("这张照片以前已经用过了，不能再用来认证。认
                 "为了安全，这次认证已经交给工作人员复核，请留意工作人员的回复。")
 
 
-async def _photo_reused(services: Services, result: dict[str, Any], conv: Any,
+async def _photo_reused(services: ChatServices, result: dict[str, Any], conv: Any,
                         frame: Any) -> list[Reply]:
     """A photo seen before is not accepted: a person reviews it (with the proxy context)."""
     pensioner_id = int(result["pensioner_id"])

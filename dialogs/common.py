@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from bot.errors import RateLimited
-from bot.logs import mask_id_number
-from bot.messages import Reply
-from bot.pensioners import names_match
-from bot.storage.models import Pensioner
+from bot.core.errors import RateLimited
+from bot.core.logs import mask_id_number
+from bot.core.messages import Reply
+from bot.core.storage.models import Pensioner
+from bot.records.pensioners import names_match
 from dialogs.engine import Dialog, DialogContext, Finish, Goto, Option, State, Step
 from nlu import entities
 
@@ -210,3 +211,15 @@ __all__ = [
     "finish_option", "has_dialog", "looks_like_question", "masked", "masked_memory_id", "no",
     "walkthrough", "yes",
 ]
+
+
+# Shared by certify, family and the reminders.
+MENU_OPTIONS = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+
+NOT_ENROLLED = ("系统里还没有这位老人的人脸模型（还没有“建模”），所以暂时不能刷脸认证——这不是认证失败。\n"
+                "建模办法：请老人本人带上身份证和社保卡，到就近的社保经办机构或社区（村）服务点，"
+                "工作人员会当场拍照建模；建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
+
+
+def format_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"

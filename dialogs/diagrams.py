@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dialogs.catalog import all_dialogs
 from dialogs.engine import Dialog
 
 DIALOGS_DIR = Path(__file__).resolve().parent
@@ -36,10 +37,8 @@ def stale(dialogs: list[Dialog]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.app import build_dialogs  # via bot.app: it imports the modules in a working order
-
     argv = sys.argv[1:] if argv is None else argv
-    dialogs = list(build_dialogs().dialogs.values())
+    dialogs = list(all_dialogs().dialogs.values())
     if "--check" in argv:
         names = stale(dialogs)
         if names:

@@ -3,7 +3,7 @@
 A :class:`Dialog` is a table of named :class:`State` s. Each state has a prompt, numbered
 :class:`Option` s, and optionally a handler for free input. Handlers return a
 :class:`Step` (what happens next) and never send anything. The engine keeps the
-position in the conversation's :class:`bot.conversation.Frame`, which the pipeline
+position in the conversation's :class:`bot.core.conversation.Frame`, which the pipeline
 saves to Redis after every turn, so any server process can continue any dialog.
 
 Forms (:class:`Form`) collect slots with one ``validate_<slot>`` method per slot and
@@ -17,14 +17,16 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
-from bot.conversation import Conversation, Frame
-from bot.messages import Reply
+from bot.core.conversation import Conversation, Frame
+from bot.core.messages import Reply
+from bot.core.pipeline import Turn
+from bot.core.services import CoreServices
+from bot.records.cases import HandoffService
+from bot.records.pensioners import PensionerRegistry
+from faq.knowledge import KnowledgeBase
 from nlu.rules import normalise
-
-if TYPE_CHECKING:
-    from handlers.pipeline import Turn
 
 # ---------------------------------------------------------------- steps
 
@@ -116,8 +118,8 @@ class DialogContext:
         return self.conversation.memory
 
     @property
-    def services(self) -> Any:
-        return self.turn.services
+    def services(self) -> ChatServices:
+        return chat_services(self.turn)
 
     @property
     def text(self) -> str:
@@ -571,3 +573,28 @@ class Form:
 
         extra.setdefault("on_back", self.unask)
         return State(prompt=lambda ctx: self.ask(ctx), on_input=on_input, on_enter=on_enter, **extra)
+
+
+# ---------------------------------------------------------------- services
+
+
+class ChatServices(CoreServices, Protocol):
+    """The services as dialogs and handlers see them: the foundation's plus records and FAQ."""
+
+    @property
+    def registry(self) -> PensionerRegistry: ...
+
+    @property
+    def handoff(self) -> HandoffService: ...
+
+    @property
+    def faq(self) -> KnowledgeBase: ...
+
+    @property
+    def dialogs(self) -> DialogRegistry: ...
+
+
+def chat_services(turn: Turn) -> ChatServices:
+    """The turn's services with the members dialogs and handlers use (the assembly's
+    ``Services`` provides them; ``bot.services.as_chat_services`` checks that with mypy)."""
+    return cast(ChatServices, turn.services)

@@ -19,18 +19,26 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.conversation import Conversation, Frame
-from bot.messages import Reply
-from bot.storage.db import Database
-from bot.storage.models import CertificationAttempt, Pensioner, ProxyLink
-from dialogs.certify import MENU_OPTIONS, NOT_ENROLLED, format_date
-from dialogs.common import ID_INVALID, NAME_PATTERN, check_identity, find_id
+from bot.core.conversation import Conversation, Frame
+from bot.core.messages import Reply
+from bot.core.storage.db import Database
+from bot.core.storage.models import CertificationAttempt, Pensioner, ProxyLink
+from dialogs.common import (
+    ID_INVALID,
+    MENU_OPTIONS,
+    NAME_PATTERN,
+    NOT_ENROLLED,
+    check_identity,
+    find_id,
+    format_date,
+)
 from dialogs.engine import (
+    ChatServices,
     Dialog,
     DialogContext,
     Finish,
@@ -46,9 +54,6 @@ from dialogs.engine import (
 )
 from nlu import entities
 from nlu.rules import normalise
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 NAME = "family"
 RELATIONSHIPS = ("子女", "配偶", "其他亲属", "其他")
@@ -134,19 +139,19 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def _tz(services: Services) -> ZoneInfo:
+def _tz(services: ChatServices) -> ZoneInfo:
     return ZoneInfo(services.settings.staff.timezone)
 
 
-def current_year(services: Services, now: datetime | None = None) -> int:
+def current_year(services: ChatServices, now: datetime | None = None) -> int:
     return (now or datetime.now(UTC)).astimezone(_tz(services)).year
 
 
-def _year_start(services: Services, year: int) -> datetime:
+def _year_start(services: ChatServices, year: int) -> datetime:
     return datetime(year, 1, 1, tzinfo=_tz(services)).astimezone(UTC)
 
 
-async def acting_for(services: Services, proxy_key: str, year: int) -> set[int]:
+async def acting_for(services: ChatServices, proxy_key: str, year: int) -> set[int]:
     """Pensioners this chat identity acts for this year: linked and not removed, or
     removed after it already sent a selfie for them (removal does not free the slot)."""
     channel, _, user_id = proxy_key.partition(":")
@@ -163,7 +168,7 @@ async def acting_for(services: Services, proxy_key: str, year: int) -> set[int]:
     return {int(p) for p in linked | acted if p is not None}
 
 
-async def link_pensioner(services: Services, proxy_key: str, pensioner_id: int, relationship: str,
+async def link_pensioner(services: ChatServices, proxy_key: str, pensioner_id: int, relationship: str,
                          channel: str, now: datetime) -> int:
     """Record (or refresh) this year's link with the consent time and channel."""
     year = current_year(services, now)
@@ -466,7 +471,7 @@ family = Dialog(
 # ---------------------------------------------------------------- the verdict
 
 
-async def proxy_certified(services: Services, conv: Conversation, frame: Frame | None,
+async def proxy_certified(services: ChatServices, conv: Conversation, frame: Frame | None,
                           result: dict[str, Any], due: date) -> list[Reply]:
     """Called by certify's verdict for a passed proxy attempt (pensioner already marked).
 

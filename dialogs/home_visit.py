@@ -14,9 +14,9 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.errors import StorageUnavailable
-from bot.messages import Reply
-from bot.storage.models import HomeVisitRequest
+from bot.core.errors import StorageUnavailable
+from bot.core.messages import Reply
+from bot.core.storage.models import HomeVisitRequest
 from dialogs.common import ID_INVALID, find_id, find_phone, looks_like_question, masked
 from dialogs.engine import (
     Dialog,

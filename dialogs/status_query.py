@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from bot.errors import RateLimited, StorageUnavailable
-from bot.messages import Reply
-from bot.pensioners import names_match
+from bot.core.errors import RateLimited, StorageUnavailable
+from bot.core.messages import Reply
+from bot.records.pensioners import names_match
 from dialogs.common import (
     ID_ASK,
     ID_INVALID,

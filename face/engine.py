@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from face import weights
 from face.decode import MAX_SIDE, ImageRejected, decode
+from face.detection import DetectedFace
 from face.quality import QualityThresholds, assess, counts_as_face
 
 log = logging.getLogger(__name__)
@@ -37,27 +38,6 @@ Image = NDArray[np.uint8]
 
 class FaceModelMissing(RuntimeError):
     """The Dlib weight files are not in DEEPFACE_HOME (nothing is downloaded at run time)."""
-
-
-@dataclass
-class DetectedFace:
-    """One face: its box in the working image (may reach past the edges) and 5 landmarks."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-    score: float
-    landmarks: NDArray[np.float64]  # (5, 2): eye corners 0-1 and 2-3, nose 4
-    shape: Any = None  # dlib's full_object_detection, for the aligned chip
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
 
 
 @dataclass

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from bot.logs import mask_id_number
-from bot.pensioners import names_match
-from bot.storage.db import Database
-from bot.storage.models import Pensioner
+from bot.core.logs import mask_id_number
+from bot.core.storage.db import Database
+from bot.core.storage.models import Pensioner
+from bot.records.attempts import PhotoStore, save_template
+from bot.records.pensioners import names_match
 from face.engine import MODEL_NAME, FaceEngine
 from face.quality import advice_for
-from face.store import PhotoStore, save_template
 
 
 @dataclass

@@ -4,7 +4,7 @@ Flow: the chat enqueues ``verify_selfie`` (the photo travels inside the job, so 
 machine with access to Redis and the database can take it) and answers "正在核验". A
 worker process decodes, checks quality and compares with the stored reference
 embedding, records the attempt and its audit line, then publishes the result to the
-Redis stream ``face:results``; the server side (:mod:`face.service`) turns it into a
+Redis stream ``face:results``; the server side (:mod:`bot.face_service`) turns it into a
 pushed reply. arq keeps a job in its queue until a worker finished it: if a worker dies
 mid-job, the job's in-progress lock expires (job timeout + 10 s) and another worker runs
 it again. A result already recorded is not recorded twice (``face:done:<request_id>``).
@@ -24,10 +24,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot.config import Settings
-from bot.storage.db import Database
-from face.engine import FaceEngine
-from face.store import (
+from bot.core.config import Settings
+from bot.core.storage.db import Database, migrate
+from bot.records.attempts import (
     AttemptRecord,
     PhotoStore,
     cleanup_expired,
@@ -36,6 +35,8 @@ from face.store import (
     photo_store,
     record_attempt,
 )
+from bot.records.cases import purge_case_photos
+from face.engine import FaceEngine
 
 log = logging.getLogger(__name__)
 QUEUE = "face:queue"
@@ -154,8 +155,6 @@ async def verify_selfie(ctx: dict[str, Any], request: dict[str, Any]) -> dict[st
 
 async def cleanup_photos(ctx: dict[str, Any]) -> int:
     """The arq cron job: delete photos past their retention."""
-    from handlers.handoff import purge_case_photos
-
     deps: WorkerDeps = ctx["deps"]
     removed = await cleanup_expired(deps.db, deps.photos, datetime.now(UTC))
     return removed + await asyncio.to_thread(purge_case_photos, deps.settings.storage.data_dir,
@@ -165,8 +164,6 @@ async def cleanup_photos(ctx: dict[str, Any]) -> int:
 async def start_deps(settings: Settings, redis: aioredis.Redis,
                      engine: FaceEngine | None = None) -> WorkerDeps:
     """Load the model (a clear error if its weights are missing) and connect the database."""
-    from bot.storage.db import migrate
-
     if engine is None:
         engine = await asyncio.to_thread(FaceEngine.from_settings, settings)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from face.engine import DetectedFace
+from face.detection import DetectedFace
 
 # The order in which problems are told: the first is the one to fix first.
 ORDER = ("not_an_image", "too_large", "no_face", "multiple_faces", "face_too_small", "face_cut_off",

@@ -18,12 +18,13 @@ import logging
 import time
 import uuid
 
-from bot.conversation import Frame
-from bot.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
-from bot.messages import Reply
-from bot.storage.redis import REDIS_ERRORS
+from bot.core.conversation import Frame
+from bot.core.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
+from bot.core.messages import Reply
+from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
+from bot.core.storage.redis import REDIS_ERRORS
+from dialogs.engine import chat_services
 from dialogs.menu import MENU_ITEMS
-from handlers.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ class ConversationState(BatchedStep):
             batch.add(name, method, *args)
 
     async def __call__(self, turn: Turn, next_step: NextStep) -> None:
-        services = turn.services
+        services = chat_services(turn)
         key = turn.msg.conversation_key
         if turn.prefetch_stale:
             turn.conversation = await services.conversations.load(key)
@@ -189,7 +190,7 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     """While a person handles (or is about to handle) the chat, the bot stays silent."""
     conv = turn.conversation
     assert conv is not None
-    handoff = turn.services.handoff
+    handoff = chat_services(turn).handoff
     if conv.mode == "bot":
         await next_step()
         return

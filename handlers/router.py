@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from bot.messages import Reply
-from dialogs.engine import DialogEngine, EngineResult, option_number
+from bot.core.messages import Reply
+from bot.core.pipeline import Turn
+from dialogs.engine import DialogEngine, EngineResult, chat_services, option_number
 from dialogs.menu import GREETING, MENU_ITEMS, WELCOME_BACK
 from faq.knowledge import FaqEntry
-from handlers.pipeline import Turn
 
 log = logging.getLogger(__name__)
 RETRIEVAL_ONLY_FLOOR = 0.6
@@ -59,7 +59,7 @@ class Router:
     async def route(self, turn: Turn) -> None:
         conv = turn.conversation
         assert conv is not None
-        services = turn.services
+        services = chat_services(turn)
         threshold = services.settings.nlu.intent_threshold
         intent = turn.parse.intent(threshold) if turn.parse else None
 
@@ -175,7 +175,7 @@ class Router:
         text = turn.msg.content
         if not text:
             return None
-        hits = turn.services.faq.search(text, limit=2)
+        hits = chat_services(turn).faq.search(text, limit=2)
         if not hits or hits[0].entry.intent is not None or hits[0].score < RETRIEVAL_ONLY_FLOOR:
             return None
         if len(hits) > 1 and hits[1].score > hits[0].score - RETRIEVAL_ONLY_MARGIN:
@@ -186,14 +186,14 @@ class Router:
         text = turn.msg.content
         if not text:
             return None
-        hits = turn.services.faq.search(text, limit=1)
+        hits = chat_services(turn).faq.search(text, limit=1)
         if hits and hits[0].score >= turn.services.settings.nlu.faq_threshold:
             return hits[0].entry
         return None
 
     async def answer_intent(self, turn: Turn, intent: str, resume: bool = False) -> bool:
         """Answer an intent with its dialog or its knowledge entry. False if neither."""
-        services = turn.services
+        services = chat_services(turn)
         if intent == "human_handoff":
             await self.escalate(turn, "user_request")
             return True
@@ -257,7 +257,7 @@ class Router:
     async def escalate(self, turn: Turn, reason: str) -> None:
         conv = turn.conversation
         assert conv is not None
-        handoff = turn.services.handoff
+        handoff = chat_services(turn).handoff
         conv.stack.clear()
         conv.misunderstood = 0
         case_id = await handoff.escalate(conv, reason)

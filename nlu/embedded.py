@@ -27,8 +27,8 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
+from bot.core.understanding import IntentScore, ParseResult
 from nlu import entities, training_data
-from nlu.base import IntentScore, ParseResult
 from nlu.fastvec import CompiledTfidf
 from nlu.guard import VocabularyGuard
 from nlu.rules import match_command, normalise

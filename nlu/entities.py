@@ -20,30 +20,16 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nlu.base import Entity
+from bot.core.idnumber import id_checksum_ok as id_checksum_ok  # re-exported for callers
+from bot.core.idnumber import with_check_digit as with_check_digit
+from bot.core.understanding import Entity
 from nlu.training_data import DATA_DIR, TrainingData, load
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
 _ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
 _FULLWIDTH = str.maketrans("０１２３４５６７８９ｘＸ", "0123456789xX")
 _DIGIT_GAP = re.compile(r"(?<=\d)[\s\-]+(?=[\dXx])")
 _ANY_DIGIT = re.compile(r"\d")  # full-width digits are \d too
-
-
-def id_checksum_ok(id_number: str) -> bool:
-    """True if ``id_number`` is 18 characters with a valid GB 11643 check digit."""
-    if not re.fullmatch(r"\d{17}[\dXx]", id_number):
-        return False
-    total = sum(int(d) * w for d, w in zip(id_number[:17], _WEIGHTS, strict=True))
-    return _CHECK[total % 11] == id_number[17].upper()
-
-
-def with_check_digit(first17: str) -> str:
-    """Complete 17 digits with the right check digit (for demo and test data)."""
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
-    return first17 + _CHECK[total % 11]
 
 
 def normalise_digits(text: str) -> str:

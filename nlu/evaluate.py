@@ -23,8 +23,10 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from nlu import training_data
-from nlu.base import ParseResult
+from bot.core.understanding import ParseResult
+from nlu import rasa_model, training_data
+from nlu.embedded import EmbeddedNlu
+from nlu.rasa_backend import RasaNlu
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "nlu-eval.md"
@@ -87,8 +89,6 @@ async def evaluate(backend: str, parse: Callable[[str], Awaitable[ParseResult]],
 
 
 async def run_embedded(data: Path, test: training_data.TrainingData) -> Evaluation:
-    from nlu.embedded import EmbeddedNlu
-
     nlu = EmbeddedNlu(data)
     started = time.perf_counter()
     nlu.load_tokenizer()
@@ -101,9 +101,6 @@ async def run_embedded(data: Path, test: training_data.TrainingData) -> Evaluati
 
 
 async def run_rasa(data: Path, test: training_data.TrainingData) -> Evaluation | None:
-    from nlu import rasa_model
-    from nlu.rasa_backend import RasaNlu
-
     try:
         rasa_model.rasa_executable()
     except rasa_model.RasaUnavailable as exc:

@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import BotError
+from bot.core.errors import BotError
+from bot.core.understanding import Entity, IntentScore, ParseResult
 from nlu import training_data
-from nlu.base import Entity, IntentScore, ParseResult
 from nlu.entities import id_checksum_ok
 from nlu.guard import VocabularyGuard
 from nlu.rules import match_command, normalise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from nlu.base import IntentScore
+from bot.core.understanding import IntentScore
 
 # intent -> the whole messages (after stripping punctuation and spaces) that are this command
 COMMAND_WORDS: dict[str, tuple[str, ...]] = {

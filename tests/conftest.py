@@ -15,11 +15,11 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot.app import create_app, started
-from bot.config import Settings, load_settings
-from bot.messages import InboundMessage, Reply
+from bot.core.config import Settings, load_settings
+from bot.core.messages import InboundMessage, Reply
+from bot.core.storage.db import migrate
+from bot.core.storage.models import Base
 from bot.services import Services
-from bot.storage.db import migrate
-from bot.storage.models import Base
 from tests.services import (
     RedisProcess,
     create_postgres_database,

@@ -16,14 +16,14 @@ from aiohttp import FormData
 from sqlalchemy import select
 
 from bot import keys
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
+from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner
+from bot.face_service import FaceService, attach
+from bot.records.attempts import cleanup_expired, photo_store
 from bot.services import Services
-from bot.storage.models import AuditLog, Case, CertificationAttempt, Pensioner
 from face import variants
 from face.enrol import enrol
 from face.jobs import build_worker
-from face.service import FaceService, attach
-from face.store import cleanup_expired, photo_store
 from nlu.entities import with_check_digit
 from tests.conftest import TestBot, backends
 from tests.face_support import engine, needs_model, needs_photos, photo, photo_bytes

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import expand_env, load_settings
-from bot.errors import ConfigError
+from bot.core.config import expand_env, load_settings
+from bot.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

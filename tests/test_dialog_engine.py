@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Frame
-from bot.messages import Reply
+from bot.core.conversation import Frame
+from bot.core.messages import Reply
 from bot.services import build_dialogs
 from dialogs import diagrams
 from dialogs.engine import (

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from bot.core.storage.models import CertificationAttempt
+from bot.face_service import attach
+from bot.records.attempts import photo_store
 from bot.services import Services
-from bot.storage.models import CertificationAttempt
 from face.enrol import enrol
 from face.jobs import DELAY_ENV
-from face.service import attach
-from face.store import photo_store
 from nlu.entities import with_check_digit
 from tests.conftest import ROOT, backends
 from tests.face_support import engine, needs_model, needs_photos, photo_bytes

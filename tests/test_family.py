@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner, ProxyLink
+from bot.face_service import FaceService, attach
+from bot.records.attempts import AttemptRecord, find_reused_photo, hamming, record_attempt, save_template
 from bot.services import Services
-from bot.storage.models import AuditLog, Case, CertificationAttempt, Pensioner, ProxyLink
 from dialogs.family import (
     CONSENT,
     MANAGE,
@@ -27,8 +29,6 @@ from dialogs.family import (
     relationship_of,
 )
 from face.jobs import build_worker
-from face.service import FaceService, attach
-from face.store import AttemptRecord, find_reused_photo, hamming, record_attempt, save_template
 from nlu.entities import with_check_digit
 from tests.conftest import TestBot, backends
 from tests.face_support import embedding, engine, needs_model, needs_photos, photo_bytes
@@ -372,7 +372,7 @@ def test_relationship_words_and_masked_names() -> None:
     assert relationship_of("我是他孙女") == "其他亲属"
     assert relationship_of("邻居") == "其他"
     assert relationship_of("你好") is None
-    from nlu.base import Entity
+    from bot.core.understanding import Entity
 
     assert relationship_of("x", [Entity("relationship", "配偶", 0, 1)]) == "配偶"
     assert [mask_name(n) for n in ("张桂兰", "张三", "欧阳秀英")] == ["张*兰", "张*", "欧**英"]
@@ -407,7 +407,7 @@ async def test_opted_in_family_members_are_reminded_once_before_the_due_date(
         services: Services) -> None:
     from datetime import timedelta
 
-    from dialogs.family_reminders import send_due_reminders
+    from bot.family_reminders import send_due_reminders
 
     today = datetime.now(UTC).date()
     soon, later = today + timedelta(days=10), today + timedelta(days=200)

@@ -14,7 +14,7 @@ import pytest
 import redis as sync_redis
 
 from bot.app import create_app
-from bot.storage.db import migrate
+from bot.core.storage.db import migrate
 from tests.conftest import Backends, make_settings
 from tests.services import RedisProcess, _pg_admin, free_port
 from tests.test_resilience import _serve, _wait_healthy

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from bot.errors import DatabaseUnavailable
-from bot.pensioners import next_due_after
-from bot.storage.models import HomeVisitRequest, Pensioner
+from bot.core.errors import DatabaseUnavailable
+from bot.core.storage.models import HomeVisitRequest, Pensioner
+from bot.records.pensioners import next_due_after
 from nlu.entities import with_check_digit
 from tests.conftest import TestBot
 

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.config import Settings
+from bot.core.config import Settings
+from bot.core.storage.models import AuditLog, Case, CaseMessage
+from bot.records.cases import QUEUE_KEY, HandoffService
 from bot.services import Services
 from bot.staff.auth import StaffAuth, StaffSession
 from bot.staff.desk import StaffDesk
-from bot.storage.models import AuditLog, Case, CaseMessage
-from handlers.handoff import QUEUE_KEY, HandoffService
 from handlers.middleware import survey_answer
 from tests.conftest import TestBot, make_settings
 
@@ -238,7 +238,7 @@ def test_case_photos_are_deleted_after_retention(tmp_path: Path) -> None:
     import os
     import time as _time
 
-    from handlers.handoff import purge_case_photos
+    from bot.records.cases import purge_case_photos
 
     folder = tmp_path / "case_photos" / "7"
     folder.mkdir(parents=True)

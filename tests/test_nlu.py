@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import services as bot_services
+from bot.core.understanding import Entity, IntentScore, ParseResult
 from bot.services import Services, build_nlu
 from nlu import embedded as embedded_module
 from nlu import entities, rasa_model, training_data
-from nlu.base import Entity, IntentScore, ParseResult
 from nlu.embedded import EmbeddedNlu
 from nlu.rasa_backend import RasaNlu, RasaUnavailableError
 from nlu.rules import COMMAND_PATTERNS, COMMAND_WORDS, match_command, normalise

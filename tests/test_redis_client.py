@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from bot.storage.redis import make_client
+from bot.core.storage.redis import make_client
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("SET", "dedup:web:abc", b"", "EX", 86400, "NX"),

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from bot.app import create_app
-from bot.messages import InboundMessage
+from bot.core.messages import InboundMessage
 from bot.services import Services
 from tests.conftest import ROOT, Backends, make_settings
 from tests.services import RedisProcess, free_port

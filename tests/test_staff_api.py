@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.app import create_app
-from bot.messages import InboundMessage, Reply
+from bot.core.messages import InboundMessage, Reply
+from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAttempt, Pensioner
+from bot.records.cases import QUEUE_KEY
 from bot.staff.web import AUTH, COOKIE
-from bot.storage.models import AuditLog, Case, CaseMessage, CertificationAttempt, Pensioner
-from handlers.handoff import QUEUE_KEY
 from tests.conftest import ROOT, make_settings
 
 PASSWORD = "secret-pass-1"
@@ -586,9 +586,9 @@ def test_cli_adds_staff_with_password_from_stdin(tmp_path: Path, clean_backends:
     assert main(["staff", "list"]) == 0
 
     async def check() -> None:
+        from bot.core.storage.db import Database
+        from bot.core.storage.redis import make_client
         from bot.staff.auth import StaffAuth
-        from bot.storage.db import Database
-        from bot.storage.redis import make_client
 
         db = Database(clean_backends.database_url)
         redis = make_client(clean_backends.redis_url, 2)

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from bot import keys
 from bot.app import create_app
 from bot.channels.telegram import HELP_TEXT, TELEGRAM, VOICE_TEXT, TelegramChannel, poll
-from bot.messages import Reply
-from bot.storage.models import AuditLog
-from handlers.pipeline import NextStep, Turn
+from bot.core.messages import Reply
+from bot.core.pipeline import NextStep, Turn
+from bot.core.storage.models import AuditLog
 from tests.channel_fakes import (
     BOT_TOKEN,
     CHAT,

@@ -3,7 +3,7 @@
 from typing import Any
 
 from bot import keys
-from bot.messages import Reply
+from bot.core.messages import Reply
 
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
 

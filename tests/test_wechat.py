@@ -31,9 +31,9 @@ from bot.channels.wechat import (
     parse_xml,
     split_text,
 )
-from bot.messages import Reply
-from bot.storage.models import AuditLog
-from handlers.pipeline import NextStep, Turn
+from bot.core.messages import Reply
+from bot.core.pipeline import NextStep, Turn
+from bot.core.storage.models import AuditLog
 from tests.channel_fakes import (
     ACCOUNT,
     AES_KEY,

@@ -40,10 +40,10 @@ from telegram.ext import (
 )
 
 from bot import keys
-from bot.errors import BadRequest, BotError, Forbidden
-from bot.logs import mask
-from bot.messages import InboundMessage, Reply
-from bot.outbox import SEND_FAILED, DeliveryFailed
+from bot.core.errors import BadRequest, BotError, Forbidden
+from bot.core.logs import mask
+from bot.core.messages import InboundMessage, Reply
+from bot.core.outbox import SEND_FAILED, DeliveryFailed
 from bot.services import Services
 
 log = logging.getLogger(__name__)

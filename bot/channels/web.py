@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from bot import keys
-from bot.errors import BadRequest
-from bot.messages import InboundMessage, Reply
+from bot.core.errors import BadRequest
+from bot.core.messages import InboundMessage, Reply
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")

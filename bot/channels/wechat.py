@@ -42,14 +42,14 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot import keys
-from bot.config import Settings
-from bot.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
-from bot.logs import mask
-from bot.messages import InboundMessage, Reply
-from bot.outbox import SEND_FAILED, DeliveryFailed
+from bot.core.config import Settings
+from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
+from bot.core.logs import mask
+from bot.core.messages import InboundMessage, Reply
+from bot.core.outbox import SEND_FAILED, DeliveryFailed
+from bot.core.pipeline import Turn
+from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 from bot.services import Services
-from bot.storage.redis import REDIS_ERRORS, redis_guard
-from handlers.pipeline import Turn
 
 log = logging.getLogger(__name__)
 

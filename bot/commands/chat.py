@@ -7,8 +7,8 @@ import asyncio
 import uuid
 
 from bot.app import started
-from bot.config import load_settings
-from bot.messages import InboundMessage, Reply
+from bot.core.config import load_settings
+from bot.core.messages import InboundMessage, Reply
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

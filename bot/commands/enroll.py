@@ -13,8 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-from bot.config import load_settings
-from bot.logs import mask_id_number
+from bot.core.config import load_settings
+from bot.core.logs import mask_id_number
+from bot.core.storage.db import Database, migrate
+from bot.records.attempts import photo_store
+from face.engine import FaceEngine, FaceModelMissing
+from face.enrol import enrol
 from nlu.entities import id_checksum_ok, normalise_digits
 
 
@@ -27,11 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 async def _enrol(args: argparse.Namespace, id_number: str, photo: bytes) -> dict[str, object]:
-    from bot.storage.db import Database, migrate
-    from face.engine import FaceEngine
-    from face.enrol import enrol
-    from face.store import photo_store
-
     settings = load_settings(args.config)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     engine = await asyncio.to_thread(FaceEngine.from_settings, settings)
@@ -48,8 +47,6 @@ async def _enrol(args: argparse.Namespace, id_number: str, photo: bytes) -> dict
 
 
 def run(args: argparse.Namespace) -> int:
-    from face.engine import FaceModelMissing
-
     id_number = normalise_digits(args.id_number.strip()).upper()
     if not id_checksum_ok(id_number):
         print("enroll: invalid ID number (18 characters with a valid check digit expected)",

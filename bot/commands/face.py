@@ -17,7 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.config import load_settings
+from bot.core.config import load_settings
+from face.engine import FaceEngine, FaceModelMissing
+from face.evaluate import evaluate, read_pairs
+from face.quality import advice_for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,8 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _engine(args: argparse.Namespace) -> Any:
-    from face.engine import FaceEngine
-
     return FaceEngine.from_settings(load_settings(args.config))
 
 
@@ -62,8 +63,6 @@ def _print(data: dict[str, Any]) -> int:
 
 def _guard(func: Any) -> Any:
     def wrapper(args: argparse.Namespace) -> int:
-        from face.engine import FaceModelMissing
-
         try:
             return int(func(args))
         except FaceModelMissing as exc:
@@ -74,8 +73,6 @@ def _guard(func: Any) -> Any:
 
 @_guard
 def run_check(args: argparse.Namespace) -> int:
-    from face.quality import advice_for
-
     data = _read(args.image)
     analysis = _engine(args).analyse(data, embed=False)
     return _print({"ok": not analysis.issues, "faces": analysis.faces, "issues": analysis.issues,
@@ -100,7 +97,6 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from face.evaluate import evaluate, read_pairs
 
     if not args.pairs.is_file():
         return _fail(f"cannot read {args.pairs}")

@@ -10,8 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import create_app
-from bot.config import load_settings
-from bot.logs import setup_logging
+from bot.commands.worker import check_weights, worker_processes_ctx
+from bot.core.config import load_settings
+from bot.core.logs import setup_logging
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides=overrides)
     app = create_app(settings)
     if settings.face.workers > 0:
-        from bot.commands.worker import check_weights, worker_processes_ctx
-
         check_weights(settings)
         app.cleanup_ctx.append(worker_processes_ctx(settings.face.workers, args.config))
     app.on_startup.append(freeze_startup_heap)  # runs after every cleanup_ctx has started

@@ -7,8 +7,11 @@ import asyncio
 import getpass
 import sys
 
-from bot.config import load_settings
-from bot.errors import BotError
+from bot.core.config import load_settings
+from bot.core.errors import BotError
+from bot.core.storage.db import Database, migrate
+from bot.core.storage.redis import EmbeddedRedis, make_client
+from bot.staff.auth import StaffAuth
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,10 +42,6 @@ def read_password() -> str:
 
 
 async def _with_auth(args: argparse.Namespace, action: str, password: str | None) -> int:
-    from bot.staff.auth import StaffAuth
-    from bot.storage.db import Database, migrate
-    from bot.storage.redis import EmbeddedRedis, make_client
-
     settings = load_settings(args.config)
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(migrate, settings.database_url)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from bot.channels.telegram import poll
 from bot.commands.wechat import app_services
-from bot.config import Settings, load_settings
-from bot.errors import ConfigError
-from bot.logs import setup_logging
+from bot.core.config import Settings, load_settings
+from bot.core.errors import ConfigError
+from bot.core.logs import setup_logging
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,8 +20,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 async def _poll(settings: Settings) -> None:
-    from bot.channels.telegram import poll
-
     async with app_services(settings) as services:
         await poll(services)
 

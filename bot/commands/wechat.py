@@ -12,8 +12,9 @@ from typing import Any
 
 from bot import keys
 from bot.app import create_app
-from bot.config import Settings, load_settings
-from bot.errors import BotError, ConfigError
+from bot.channels.wechat import publish_menu, validate_menu
+from bot.core.config import Settings, load_settings
+from bot.core.errors import BotError, ConfigError
 from bot.services import Services
 
 
@@ -43,15 +44,11 @@ async def app_services(settings: Settings) -> AsyncIterator[Services]:
 
 
 async def _publish(settings: Settings) -> None:
-    from bot.channels.wechat import publish_menu
-
     async with app_services(settings) as services:
         await publish_menu(services)
 
 
 def run_menu(args: argparse.Namespace) -> int:
-    from bot.channels.wechat import validate_menu
-
     settings = load_settings(args.config)
     problems = validate_menu(settings.wechat.menu)
     if problems:

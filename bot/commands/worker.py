@@ -17,8 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config import Settings, load_settings
-from bot.logs import setup_logging
+from bot import keys
+from bot.core.config import Settings, load_settings
+from bot.core.errors import ConfigError
+from bot.core.logs import setup_logging
+from bot.core.storage.redis import EmbeddedRedis
+from face import weights
+from face.engine import FaceEngine, FaceModelMissing
+from face.jobs import build_worker
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +50,6 @@ def worker_settings(args: argparse.Namespace) -> Settings:
 
 
 async def _main(settings: Settings, burst: bool) -> None:
-    from bot.storage.redis import EmbeddedRedis
-    from face.engine import FaceEngine
-    from face.jobs import build_worker
-
     engine = await asyncio.to_thread(FaceEngine.from_settings, settings)
     embedded: EmbeddedRedis | None = None
     redis_url = settings.storage.redis_url
@@ -67,8 +69,6 @@ async def _main(settings: Settings, burst: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from face.engine import FaceModelMissing
-
     setup_logging()
     settings = worker_settings(args)
     try:
@@ -93,9 +93,6 @@ def spawn_command(settings: Settings, redis_url: str, config: str | None) -> lis
 
 def check_weights(settings: Settings) -> None:
     """Raise ConfigError (a clear start-up error) when the face model files are missing."""
-    from bot.errors import ConfigError
-    from face import weights
-
     home = weights.deepface_home(settings.face.deepface_home)
     missing = weights.missing(home)
     if missing:
@@ -108,8 +105,6 @@ def worker_processes_ctx(count: int, config: str | None):  # type: ignore[no-unt
     """A cleanup_ctx for ``serve``: keep ``count`` worker processes running."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from bot import keys
-
         settings = app[keys.SETTINGS]
         redis_url = settings.storage.redis_url
         if not redis_url:

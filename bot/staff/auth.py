@@ -24,11 +24,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
-from bot.config import Settings
-from bot.errors import BadRequest, BotError, Unauthorized
-from bot.storage.db import Database
-from bot.storage.models import StaffUser
-from bot.storage.redis import redis_guard
+from bot.core.config import Settings
+from bot.core.errors import BadRequest, BotError, Unauthorized
+from bot.core.storage.db import Database
+from bot.core.storage.models import StaffUser
+from bot.core.storage.redis import redis_guard
 
 ROLES = ("agent", "supervisor")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")

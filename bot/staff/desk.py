@@ -18,13 +18,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 
-from bot.conversation import Frame
-from bot.errors import BadRequest, Forbidden, NotFound
-from bot.messages import Reply
-from bot.outbox import SEND_FAILED, DeliveryFailed
-from bot.services import Services
-from bot.staff.auth import StaffSession
-from bot.storage.models import (
+from bot.core.conversation import Frame
+from bot.core.errors import BadRequest, Forbidden, NotFound
+from bot.core.messages import Reply
+from bot.core.outbox import SEND_FAILED, DeliveryFailed
+from bot.core.storage.models import (
     AuditLog,
     Case,
     CaseMessage,
@@ -33,8 +31,10 @@ from bot.storage.models import (
     ProxyLink,
     StaffUser,
 )
+from bot.records.cases import CaseConflict
+from bot.services import Services
+from bot.staff.auth import StaffSession
 from dialogs.menu import MENU_ITEMS
-from handlers.handoff import CaseConflict
 from handlers.middleware import SURVEY_OPTIONS
 
 DECISIONS = ("approved", "rejected", "resolved")

@@ -46,9 +46,11 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from bot import keys
-from bot.errors import BadRequest, BotError, Forbidden, Unauthorized
-from bot.logs import mask, mask_id_number
-from bot.outbox import DeliveryFailed
+from bot.core.errors import BadRequest, BotError, Forbidden, Unauthorized
+from bot.core.logs import mask, mask_id_number
+from bot.core.outbox import DeliveryFailed
+from bot.core.storage.models import Case, CaseMessage
+from bot.records.cases import EVENTS_KEY, REASON_LABELS
 from bot.staff.auth import LockedOut, LoginFailed, StaffAuth, StaffSession
 from bot.staff.desk import (
     DECISIONS,
@@ -59,8 +61,6 @@ from bot.staff.desk import (
     aware,
     photo_available,
 )
-from bot.storage.models import Case, CaseMessage
-from handlers.handoff import EVENTS_KEY, REASON_LABELS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COOKIE = "staff_session"

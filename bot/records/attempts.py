@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, or_, select
 
-from bot.logs import mask_id_number
-from bot.storage.db import Database
-from bot.storage.models import CertificationAttempt, FaceTemplate, Pensioner
+from bot.core.logs import mask_id_number
+from bot.core.storage.db import Database
+from bot.core.storage.models import CertificationAttempt, FaceTemplate, Pensioner
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
-from bot.config import Settings
-from bot.errors import RateLimited
-from bot.storage.db import Database
-from bot.storage.models import FaceTemplate, Pensioner
-from bot.storage.redis import redis_guard
-from nlu.entities import with_check_digit
+from bot.core.config import Settings
+from bot.core.errors import RateLimited
+from bot.core.idnumber import with_check_digit
+from bot.core.storage.db import Database
+from bot.core.storage.models import FaceTemplate, Pensioner
+from bot.core.storage.redis import redis_guard
 
 CERTIFICATION_PERIOD_DAYS = 365
 

@@ -2,7 +2,7 @@
 
 ``${NAME}`` is replaced by the environment variable NAME (empty when unset) and
 ``${NAME:-default}`` falls back to ``default``. Empty strings become ``None`` for
-optional keys. A bad value raises :class:`bot.errors.ConfigError` naming the key.
+optional keys. A bad value raises :class:`bot.core.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yml"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config.yml"
 
 
 class _Section(BaseModel):

@@ -22,16 +22,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.conversation import Conversation
-from bot.errors import StorageUnavailable
-from bot.messages import InboundMessage, Reply
-from bot.storage.redis import REDIS_ERRORS
-from nlu.base import ParseResult
-
-if TYPE_CHECKING:
-    from bot.services import Services
+from bot.core.conversation import Conversation
+from bot.core.errors import StorageUnavailable
+from bot.core.messages import InboundMessage, Reply
+from bot.core.services import CoreServices
+from bot.core.storage.redis import REDIS_ERRORS
+from bot.core.understanding import ParseResult
 
 log = logging.getLogger("bot.turn")
 
@@ -41,7 +39,7 @@ class Turn:
     """One inbound message on its way through the pipeline."""
 
     msg: InboundMessage
-    services: Services
+    services: CoreServices
     conversation: Conversation | None = None
     parse: ParseResult | None = None
     replies: list[Reply] = field(default_factory=list)

@@ -20,7 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from bot.errors import StorageUnavailable
+from bot.core.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

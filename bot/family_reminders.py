@@ -11,19 +11,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.messages import Reply
-from bot.storage.models import Pensioner, ProxyLink
-from bot.storage.redis import REDIS_ERRORS
-from dialogs.certify import MENU_OPTIONS, format_date
+from bot import keys
+from bot.core.messages import Reply
+from bot.core.storage.models import Pensioner, ProxyLink
+from bot.core.storage.redis import REDIS_ERRORS
+from bot.services import Services
+from dialogs.common import MENU_OPTIONS, format_date
 from dialogs.family import mask_name
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 CHECK_EVERY_S = 3600
@@ -84,8 +82,6 @@ async def _loop(services: Services) -> None:
 
 async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the reminder task of this server process."""
-    from bot import keys
-
     task = asyncio.create_task(_loop(app[keys.SERVICES]), name="family-reminders")
     yield
     task.cancel()

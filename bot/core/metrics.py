@@ -1,19 +1,11 @@
 """Prometheus metrics, one registry per application (no global state).
 
-``GET /metrics`` needs ``Authorization: Bearer <metrics.token>``; without a configured
-token it only answers requests from the loopback interface, so it is never public.
+The HTTP view that serves them is :mod:`bot.metrics_view` (assembly).
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-
-from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-from bot.errors import Forbidden, Unauthorized
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -40,33 +32,3 @@ class Metrics:
                                       buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200))
         self.send_failures = Counter("bot_send_failures_total", "Replies a platform API refused",
                                      ["channel"], registry=self.registry)
-
-
-def _loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
-
-
-async def metrics_view(request: web.Request) -> web.Response:
-    """Prometheus exposition, behind a bearer token (or loopback only without one)."""
-    from bot import keys
-
-    services = request.app[keys.SERVICES]
-    token = services.settings.metrics.token
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise Unauthorized("metrics token missing or wrong")
-    elif not _loopback(request.remote):
-        raise Forbidden("metrics are only served on loopback without a token")
-    from handlers.handoff import QUEUE_KEY
-
-    services.metrics.queue_length.set(await services.redis.zcard(QUEUE_KEY))
-    body = generate_latest(services.metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/metrics", metrics_view)

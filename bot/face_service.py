@@ -1,6 +1,6 @@
 """The server side of face verification: enqueue selfies, deliver verdicts.
 
-:class:`FaceService` lives in ``Services.extras["face"]``. ``submit`` puts a job on the
+:class:`FaceService` lives in ``Services.face``. ``submit`` puts a job on the
 arq queue (sharing the app's Redis connection pool). A background task reads the results
 stream ``face:results`` through a consumer group, so with several server processes each
 result is handled once, and a result whose handler died is claimed again after a minute;
@@ -16,16 +16,16 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from bot.storage.redis import REDIS_ERRORS, redis_guard
+from bot import keys
+from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.services import Services
+from dialogs.certify import apply_verdict
 from face.jobs import JOB_NAME, QUEUE, RESULTS_STREAM
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 GROUP = "bot"
@@ -36,8 +36,6 @@ Handler = Callable[["Services", dict[str, Any]], Awaitable[None]]
 
 
 def _default_handler() -> Handler:
-    from dialogs.certify import apply_verdict
-
     return apply_verdict
 
 
@@ -142,16 +140,14 @@ class FaceService:
 
 
 def attach(services: Services) -> FaceService:
-    """Create the service and register it in ``services.extras``."""
+    """Create the service and register it as ``services.face``."""
     service = FaceService(services)
-    services.extras["face"] = service
+    services.face = service
     return service
 
 
 async def face_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the face service and its verdict consumer for this server process."""
-    from bot import keys
-
     services = app[keys.SERVICES]
     service = attach(services)
     task = asyncio.create_task(service.run(), name="face-results")
@@ -161,7 +157,7 @@ async def face_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(task, timeout=5)
     except (TimeoutError, asyncio.CancelledError):
         pass
-    services.extras.pop("face", None)
+    services.face = None
 
 
 def setup(app: web.Application) -> None:

@@ -23,12 +23,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import LockError
 from sqlalchemy import select
 
-from bot.config import Settings
-from bot.conversation import RECENT_KEEP_S, RECENT_KEY, Conversation, ConversationStore, mark_recent
-from bot.errors import BotError, StorageUnavailable
-from bot.storage.db import Database
-from bot.storage.models import Case, CaseMessage
-from bot.storage.redis import REDIS_ERRORS, redis_guard
+from bot.core.config import Settings
+from bot.core.conversation import RECENT_KEEP_S, RECENT_KEY, Conversation, ConversationStore, mark_recent
+from bot.core.errors import BotError, StorageUnavailable
+from bot.core.storage.db import Database
+from bot.core.storage.models import Case, CaseMessage
+from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 
 log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"

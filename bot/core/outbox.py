@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 
-from bot.errors import ExternalServiceError
-from bot.messages import Reply
-from bot.storage.redis import redis_guard
+from bot.core.errors import ExternalServiceError
+from bot.core.messages import Reply
+from bot.core.storage.redis import redis_guard
 
 log = logging.getLogger(__name__)
 # A sender gets the conversation key ("channel:user") and the replies.

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from bot.storage.redis import redis_guard
+from bot.core.storage.redis import redis_guard
 
 MODES = ("bot", "waiting", "human", "closed")
 RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time (staff live list)

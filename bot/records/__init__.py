@@ -1,0 +1,1 @@
+"""Records services: pensioners, cases (handoff store), attempts, proxy links. Above the foundation only."""
