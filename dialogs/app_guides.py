@@ -1,4 +1,4 @@
-"""Flow 2: step-by-step walkthroughs of the official apps, one step per message.
+"""Step-by-step walkthroughs of the official apps, one step per message.
 
 Every step offers 下一步 / 上一步 / 没看懂; "下载好了" or "然后呢" also move on and
 "没看懂" says the same step another way. The last step offers 做完了 / 还是不行

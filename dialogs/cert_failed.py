@@ -1,4 +1,4 @@
-"""Flow 5: failure diagnosis.
+"""Failure diagnosis.
 
 Asks what the app said or what happened (numbered causes, or free text mapped by key
 words), gives the fix for that cause, then asks whether it worked. After repeated

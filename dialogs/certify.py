@@ -6,7 +6,7 @@ enrolled? (未建模: explain and how to enrol at an office) -> selfie with prec
 after ``face.max_attempts_per_day`` failed attempts the chat stops asking for selfies and
 offers a manual review (staff case with the face evidence).
 
-Re-use (family proxy flow, issue 6): start this dialog with the slots ``pensioner_id``,
+Re-use (the family proxy flow): start this dialog with the slots ``pensioner_id``,
 ``id_number``, ``proxy=True`` and ``relationship`` already filled (after the caller has
 checked the name and recorded consent); it then goes straight to the enrolment check and
 the selfie step, and attempts are recorded as proxy attempts. The diagram is in
@@ -19,7 +19,7 @@ import logging
 import uuid
 from typing import Any
 
-from bot.core.conversation import Conversation
+from bot.core.conversation import Conversation, chat_lock_key
 from bot.core.messages import Reply
 from bot.core.services import FaceJobs
 from bot.core.storage.models import Pensioner
@@ -47,6 +47,7 @@ from dialogs.engine import (
     Step,
 )
 from dialogs.family import proxy_certified
+from dialogs.menu import to_main_menu
 from face.decode import precheck
 from face.quality import ADVICE, advice_for
 
@@ -210,11 +211,6 @@ async def _other_methods(ctx: DialogContext) -> Step:
     return Finish([Reply(OTHER_METHODS, MENU_OPTIONS)])
 
 
-async def _to_menu(ctx: DialogContext) -> Step:
-    ctx.memory["menu_intent"] = "greet"
-    return Finish()
-
-
 async def _to_person(ctx: DialogContext) -> Step:
     return Handoff("user_request")
 
@@ -233,14 +229,14 @@ certify = Dialog(
     states={
         "start": State(prompt=lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID),
                        on_input=_on_id, on_enter=_start,
-                       options=[Option("回主菜单", run=_to_menu, words=("不办了", "返回"))],
+                       options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                        may_go=("ask_name", "selfie", "appeal", "end")),
         "ask_name": State(prompt=ASK_NAME, on_input=_on_name,
-                          options=[Option("回主菜单", run=_to_menu, words=("不办了", "返回"))],
+                          options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
-            Option("回主菜单", run=_to_menu, words=("菜单", "不用"))]),
+            Option("回主菜单", run=to_main_menu, words=("菜单", "不用"))]),
         "selfie": State(prompt=lambda ctx: Reply(SELFIE.format(who=_who(ctx.slots)), SELFIE_OPTIONS),
                         on_input=_on_selfie,
                         options=[Option("换其他方式认证", run=_other_methods, words=("其他方式",)),
@@ -254,7 +250,7 @@ certify = Dialog(
                 count=ctx.services.settings.face.max_attempts_per_day)),
             options=[Option("申请人工审核", run=_appeal, words=("审核", "申诉", "人工")),
                      Option("换其他方式认证", run=_other_methods, words=("其他方式",)),
-                     Option("回主菜单", run=_to_menu, words=("菜单",))]),
+                     Option("回主菜单", run=to_main_menu, words=("菜单",))]),
     },
 )
 
@@ -265,7 +261,7 @@ certify = Dialog(
 async def apply_verdict(services: ChatServices, result: dict[str, Any]) -> None:
     """Turn a worker's result into the pushed reply and the next dialog state."""
     key = str(result["conversation_key"])
-    lock = services.redis.lock(f"lock:{key}", timeout=services.settings.conversation.user_lock_timeout_s,
+    lock = services.redis.lock(chat_lock_key(key), timeout=services.settings.conversation.user_lock_timeout_s,
                                blocking_timeout=services.settings.conversation.user_lock_timeout_s,
                                sleep=0.02)
     async with lock:

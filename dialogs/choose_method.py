@@ -1,4 +1,4 @@
-"""Flow 1: which certification method suits me.
+"""Which certification method suits me.
 
 A few yes/no questions (abroad? smartphone? family to help? can leave home?) lead to a
 recommendation, and each recommendation leads into its walkthrough. Also the two small

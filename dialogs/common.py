@@ -15,6 +15,7 @@ from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records.pensioners import names_match
 from dialogs.engine import Dialog, DialogContext, Finish, Goto, Option, State, Step
+from dialogs.menu import MENU_LABELS
 from nlu import entities
 
 YES_WORDS = ("是", "对", "是的", "对的", "嗯", "好", "好的", "有", "会", "能", "可以", "行",
@@ -200,21 +201,15 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
     return Dialog(name=name, title=title, start=start, states=states, entry_intents=entry_intents)
 
 
-def masked_memory_id(ctx: DialogContext) -> str | None:
-    """The ID number this chat gave earlier (validated), if any."""
-    value = ctx.memory.get("id_number")
-    return str(value) if value else None
-
-
 __all__ = [
     "CERTIFY_DIALOG", "GuideStep", "IdFound", "certify_here", "done", "find_id", "find_phone",
-    "finish_option", "has_dialog", "looks_like_question", "masked", "masked_memory_id", "no",
+    "finish_option", "has_dialog", "looks_like_question", "masked", "no",
     "walkthrough", "yes",
 ]
 
 
 # Shared by certify, family and the reminders.
-MENU_OPTIONS = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+MENU_OPTIONS = MENU_LABELS
 
 NOT_ENROLLED = ("系统里还没有这位老人的人脸模型（还没有“建模”），所以暂时不能刷脸认证——这不是认证失败。\n"
                 "建模办法：请老人本人带上身份证和社保卡，到就近的社保经办机构或社区（村）服务点，"

@@ -48,9 +48,16 @@ class Stay:
 
 @dataclass
 class Finish:
-    """End this dialog; say ``replies`` (the caller's dialog, if any, resumes)."""
+    """End this dialog; say ``replies`` (the caller's dialog, if any, resumes).
+
+    ``then`` names an intent the router answers next, as if the user had asked it
+    (``MAIN_MENU`` for the main menu)."""
 
     replies: list[Reply] = field(default_factory=list)
+    then: str | None = None
+
+
+MAIN_MENU = "greet"  # Finish(then=MAIN_MENU): show the main menu
 
 
 @dataclass
@@ -335,6 +342,7 @@ class EngineResult:
     deferred: bool = False
     understood: bool = True
     finished: bool = False
+    then: str | None = None  # an intent to answer next (from Finish.then)
 
 
 class DialogEngine:
@@ -457,6 +465,7 @@ class DialogEngine:
             result.replies.extend(step.replies)
             self._pop(conversation, frame)
             result.finished = True
+            result.then = step.then or result.then
         elif isinstance(step, StartDialog):
             result.replies.extend(step.replies)
             self._pop(conversation, frame)
@@ -464,6 +473,7 @@ class DialogEngine:
             result.replies.extend(sub.replies)
             result.handoff = result.handoff or sub.handoff
             result.deferred = result.deferred or sub.deferred
+            result.then = result.then or sub.then
         elif isinstance(step, Handoff):
             result.replies.extend(step.replies)
             self._pop(conversation, frame)

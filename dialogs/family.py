@@ -52,6 +52,7 @@ from dialogs.engine import (
     Step,
     option_number,
 )
+from dialogs.menu import to_main_menu
 from nlu import entities
 from nlu.rules import normalise
 
@@ -362,7 +363,7 @@ async def _on_manage(ctx: DialogContext, text: str) -> Step:
             if cleaned in (normalise(f"移除 {masked}"), normalise(masked)):
                 number = index
     if number == len(links) + 1 or (number is None and re.search(r"菜单|返回|不用|算了", text)):
-        return await _to_menu(ctx)
+        return await to_main_menu(ctx)
     if number is None or not 1 <= number <= len(links):
         return NotUnderstood("请回复要移除的老人前面的数字。")
     ctx.slots["remove"] = links[number - 1]
@@ -409,11 +410,6 @@ async def _on_reminder(ctx: DialogContext, text: str) -> Step:
     return NotUnderstood("要提醒请回复 1，不用提醒请回复 2。")
 
 
-async def _to_menu(ctx: DialogContext) -> Step:
-    ctx.memory["menu_intent"] = "greet"
-    return Finish()
-
-
 async def _info_mismatch(ctx: DialogContext) -> Step:
     return Handoff("info_mismatch")
 
@@ -426,7 +422,7 @@ def _limit_prompt(ctx: DialogContext) -> Reply:
     return Reply(LIMIT.format(limit=ctx.services.settings.family.max_pensioners_per_year))
 
 
-_TO_MENU = Option("回主菜单", run=_to_menu, words=("不办了", "返回"))
+_TO_MENU = Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))
 
 family = Dialog(
     name=NAME,
@@ -447,10 +443,10 @@ family = Dialog(
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
-            Option("回主菜单", run=_to_menu, words=("菜单", "不用"))]),
+            Option("回主菜单", run=to_main_menu, words=("菜单", "不用"))]),
         "limit": State(prompt=_limit_prompt, options=[
             Option(MANAGE, goto="manage", words=("管理", "移除")),
-            Option("回主菜单", run=_to_menu, words=("菜单", "不用"))]),
+            Option("回主菜单", run=to_main_menu, words=("菜单", "不用"))]),
         "consent": State(prompt=PRESENCE, on_input=_on_consent, options=[
             Option(CONSENT, run=_consent, words=("已同意并在场", "同意并在场")),
             Option(NOT_PRESENT, run=_not_present, words=("不在身边", "不在")),

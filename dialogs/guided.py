@@ -1,4 +1,4 @@
-"""All guided certification dialogs (issue 4), in one tuple for ``build_dialogs``."""
+"""All guided certification dialogs, in one tuple for ``dialogs.catalog``."""
 
 from __future__ import annotations
 

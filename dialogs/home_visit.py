@@ -1,4 +1,4 @@
-"""Flow 4: request a home visit (上门认证).
+"""Request a home visit (上门认证).
 
 A form collects the pensioner's name, ID number (checksum validated), address, phone
 and the reason; one message may carry all of it. The user confirms, the request is

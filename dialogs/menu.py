@@ -6,7 +6,7 @@ typed it (a guided dialog where one exists, else the knowledge-base answer).
 
 from __future__ import annotations
 
-from dialogs.engine import Dialog, DialogContext, Finish, Handoff, Option, State, Step
+from dialogs.engine import MAIN_MENU, Dialog, DialogContext, Finish, Handoff, Option, State, Step
 
 MENU_ITEMS: list[tuple[str, str, tuple[str, ...]]] = [
     ("怎么认证", "how_to_certify", ("怎么认证", "认证方法", "如何认证")),
@@ -19,12 +19,12 @@ MENU_ITEMS: list[tuple[str, str, tuple[str, ...]]] = [
 GREETING = "您好！我是青海养老金资格认证小助手，可以一步一步帮您完成每年的养老待遇资格认证。请回复数字选择："
 WELCOME_BACK = "您好，欢迎回来！刚才的对话时间有点长，已经结束了，我们重新开始。请回复数字选择："
 MENU_PROMPT = "请问您要办什么？回复数字就行："
+MENU_LABELS = [label for label, _, _ in MENU_ITEMS]  # the one list of main-menu labels
 
 
 def _pick(intent: str) -> object:
     async def run(ctx: DialogContext) -> Step:
-        ctx.memory["menu_intent"] = intent
-        return Finish()
+        return Finish(then=intent)
 
     run.__name__ = intent
     return run
@@ -49,9 +49,9 @@ async def _to_person(ctx: DialogContext) -> Step:
     return Handoff("fallback")
 
 
-async def _to_menu(ctx: DialogContext) -> Step:
-    ctx.memory["menu_intent"] = "greet"
-    return Finish()
+async def to_main_menu(ctx: DialogContext) -> Step:
+    """Leave the dialog for the main menu."""
+    return Finish(then=MAIN_MENU)
 
 
 offer_person = Dialog(
@@ -63,7 +63,7 @@ offer_person = Dialog(
         "offer": State(
             prompt="还是没听明白，不好意思。要不要我帮您转给工作人员？",
             options=[Option("转人工", run=_to_person, words=("要", "好", "转")),
-                     Option("回到主菜单", run=_to_menu, words=("不要", "不用", "菜单"))],
+                     Option("回到主菜单", run=to_main_menu, words=("不要", "不用", "菜单"))],
         ),
     },
 )

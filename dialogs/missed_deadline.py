@@ -1,4 +1,4 @@
-"""Flow 6: missed the deadline / the pension stopped.
+"""Missed the deadline / the pension stopped.
 
 What happened (paused, not cancelled), how to certify now, resumption with back-pay,
 and whom to contact.

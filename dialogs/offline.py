@@ -1,4 +1,4 @@
-"""Flow 3: certifying in person at a social insurance office or a 邮储银行 branch.
+"""Certifying in person at a social insurance office or a 邮储银行 branch.
 
 Where to go, what to bring (a checklist by situation), the form, what the staff do, and
 the common question whether to bring the household register (户口本), answered in-flow.

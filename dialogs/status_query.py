@@ -1,4 +1,4 @@
-"""Flow 7: has the pensioner certified, and when is the next one due?
+"""Has the pensioner certified, and when is the next one due?
 
 Asks for the ID number (checksum validated; one given earlier in this chat is reused)
 and the name, then looks the pensioner up (rate limited). Nothing about an ID is

@@ -99,7 +99,7 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
                                              list(template.embedding), bytes(request["photo"]))
         decision = decision_for(verdict.verified, verdict.issues)
         # A photo seen before (passed already, or sent for someone else) is not accepted:
-        # it goes to a person for review (family flow, issue 6).
+        # it goes to a person for review (the family flow).
         reused = await find_reused_photo(deps.db, verdict.analysis.photo_hash, template.pensioner_id)
         if reused is not None and decision == "passed":
             decision = "flagged"

@@ -18,17 +18,16 @@ import logging
 import time
 import uuid
 
-from bot.core.conversation import Frame
+from bot.core.conversation import Frame, Mode, chat_lock_key
 from bot.core.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
 from bot.core.messages import Reply
 from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS
 from dialogs.engine import chat_services
-from dialogs.menu import MENU_ITEMS
+from dialogs.menu import MENU_LABELS
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
-MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
 
 
 class Deduplicate(BatchedStep):
@@ -111,7 +110,7 @@ class SerializeUser(BatchedStep):
 
     @staticmethod
     def key(turn: Turn) -> str:
-        return f"lock:{turn.msg.conversation_key}"
+        return chat_lock_key(turn.msg.conversation_key)
 
     def prepare(self, turn: Turn, batch: RedisBatch) -> None:
         turn.prefetched["lock_token"] = token = uuid.uuid4().hex
@@ -198,7 +197,7 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     if conv.mode == "waiting":
         if cancel and cancel.name == "cmd_cancel":
             await handoff.cancel(conv)
-            turn.say("好的，已经取消排队。还有什么可以帮您？", [label for label, _, _ in MENU_ITEMS])
+            turn.say("好的，已经取消排队。还有什么可以帮您？", MENU_LABELS)
             turn.outcome = "handoff_cancelled"
             return
         if turn.msg.content or turn.msg.image is not None:
@@ -219,7 +218,7 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
         return
     # closed: a person finished; the bot is back. The first answer may be the reply to
     # "was this resolved?" (asked when staff closed the case); it is recorded.
-    conv.mode = "bot"
+    conv.switch_mode(Mode.BOT)
     conv.case_id = None
     survey_case = conv.memory.pop("survey_case", None)
     answer = survey_answer(turn.msg.content) if survey_case else None

@@ -18,14 +18,13 @@ import logging
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.engine import DialogEngine, EngineResult, chat_services, option_number
-from dialogs.menu import GREETING, MENU_ITEMS, WELCOME_BACK
+from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
 from faq.knowledge import FaqEntry
 
 log = logging.getLogger(__name__)
 RETRIEVAL_ONLY_FLOOR = 0.6
 RETRIEVAL_ONLY_MARGIN = 0.2
 SMALL_TALK = {"greet", "thanks", "goodbye", "affirm", "deny"}
-MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
 
 
 def faq_replies(entry: FaqEntry) -> list[Reply]:
@@ -221,7 +220,7 @@ class Router:
         assert conv is not None
         turn.replies.extend(result.replies)
         turn.deferred = turn.deferred or result.deferred
-        menu_intent = conv.memory.pop("menu_intent", None)
+        menu_intent = result.then
         if result.handoff:
             await self.escalate(turn, result.handoff)
             return

@@ -8,8 +8,10 @@ greeted as such after the conversation timed out.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -17,11 +19,35 @@ import redis.asyncio as aioredis
 
 from bot.core.storage.redis import redis_guard
 
-MODES = ("bot", "waiting", "human", "closed")
+log = logging.getLogger(__name__)
+
+
+class Mode(StrEnum):
+    """Who is in charge of a chat: ``bot -> waiting -> human -> closed -> bot``."""
+
+    BOT = "bot"  # the assistant answers
+    WAITING = "waiting"  # queued for a person
+    HUMAN = "human"  # a staff member has the chat
+    CLOSED = "closed"  # a person just finished; the next message returns to the bot
+
+
+MODES = tuple(mode.value for mode in Mode)
+# The transitions the product makes (anything else is logged: it points at a bug).
+TRANSITIONS: dict[Mode, frozenset[Mode]] = {
+    Mode.BOT: frozenset({Mode.WAITING, Mode.HUMAN}),  # escalate; staff pull a chat
+    Mode.WAITING: frozenset({Mode.BOT, Mode.HUMAN, Mode.CLOSED, Mode.WAITING}),
+    Mode.HUMAN: frozenset({Mode.BOT, Mode.CLOSED, Mode.HUMAN, Mode.WAITING}),
+    Mode.CLOSED: frozenset({Mode.BOT, Mode.WAITING, Mode.HUMAN}),
+}
 RECENT_KEY = "handoff:recent"  # sorted set: conversation key -> last message time (staff live list)
 RECENT_KEEP_S = 86400  # the live list shows chats active within this time...
 RECENT_LIMIT = 500  # ...and keeps at most this many
 SEEN_TTL_S = 30 * 86400
+
+
+def chat_lock_key(conversation_key: str) -> str:
+    """The Redis lock that lets one turn at a time run for a chat (pipeline, verdicts, staff)."""
+    return f"lock:{conversation_key}"
 
 
 @dataclass
@@ -40,7 +66,7 @@ class Conversation:
     """Everything the bot remembers about one chat."""
 
     key: str
-    mode: str = "bot"
+    mode: Mode = Mode.BOT  # written only through ``switch_mode``
     stack: list[Frame] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
@@ -64,6 +90,13 @@ class Conversation:
     def user_id(self) -> str:
         return self.key.split(":", 1)[1]
 
+    def switch_mode(self, mode: Mode | str) -> None:
+        """The one writer of ``mode``: every change of who is in charge goes through here."""
+        new = Mode(mode)
+        if new is not self.mode and new not in TRANSITIONS[self.mode]:
+            log.warning("unexpected mode change %s -> %s", self.mode.value, new.value)
+        self.mode = new
+
     def log(self, role: str, text: str, limit: int) -> None:
         """Append to the transcript kept for staff, trimmed to ``limit`` entries."""
         self.transcript.append({"role": role, "text": text, "at": round(time.time(), 3)})
@@ -81,6 +114,7 @@ class Conversation:
         data = orjson.loads(raw)
         data["key"] = key
         data["stack"] = [Frame(**frame) for frame in data.get("stack", [])]
+        data["mode"] = Mode(data.get("mode", Mode.BOT))
         known = {f for f in cls.__dataclass_fields__ if f not in ("is_new", "returning")}
         return cls(**{k: v for k, v in data.items() if k in known})
 

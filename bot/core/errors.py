@@ -1,6 +1,6 @@
 """One root exception for everything the bot raises on purpose.
 
-The aiohttp error middleware (``bot.web.error_middleware``) is the single place that
+The aiohttp error middleware (``bot.app.error_middleware``) is the single place that
 turns these into HTTP answers; the chat pipeline turns them into a Chinese message.
 """
 

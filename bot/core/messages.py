@@ -12,7 +12,7 @@ class InboundMessage:
     """One thing a user did: typed text, a photo, a voice transcript or a platform event.
 
     ``event`` carries platform events in a neutral form, e.g. ``"subscribe"`` or
-    ``"menu:FAILED"``; ``option`` is set when the user pressed an option button.
+    ``"menu:FAILED"``. A pressed option button arrives as its label in ``text``.
     """
 
     channel: str

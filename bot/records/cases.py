@@ -24,7 +24,15 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 
 from bot.core.config import Settings
-from bot.core.conversation import RECENT_KEEP_S, RECENT_KEY, Conversation, ConversationStore, mark_recent
+from bot.core.conversation import (
+    RECENT_KEEP_S,
+    RECENT_KEY,
+    Conversation,
+    ConversationStore,
+    Mode,
+    chat_lock_key,
+    mark_recent,
+)
 from bot.core.errors import BotError, StorageUnavailable
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
@@ -109,7 +117,7 @@ class HandoffService:
     async def chat_lock(self, conversation_key: str) -> AsyncIterator[None]:
         """The pipeline's per-chat lock, so staff changes never interleave with a turn."""
         timeout = self.settings.conversation.user_lock_timeout_s
-        lock = self.redis.lock(f"lock:{conversation_key}", timeout=timeout, blocking_timeout=timeout,
+        lock = self.redis.lock(chat_lock_key(conversation_key), timeout=timeout, blocking_timeout=timeout,
                                sleep=0.01)
         try:
             acquired = await lock.acquire()
@@ -183,7 +191,7 @@ class HandoffService:
             session.add(case)
             await session.flush()
             case_id = case.id
-        conversation.mode = "waiting"
+        conversation.switch_mode(Mode.WAITING)
         conversation.case_id = case_id
         await self._enqueue(case_id, reason)
         return case_id
@@ -219,7 +227,7 @@ class HandoffService:
                     case.closed_at = datetime.now(timezone.utc)
             await self.dequeue(case_id)
             await self.publish("case_cancelled", case_id=case_id)
-        conversation.mode = "bot"
+        conversation.switch_mode(Mode.BOT)
         conversation.case_id = None
 
     async def record_user_message(self, conversation: Conversation, text: str,

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 
-from bot.core.conversation import Frame
+from bot.core.conversation import Frame, Mode
 from bot.core.errors import BadRequest, Forbidden, NotFound
 from bot.core.messages import Reply
 from bot.core.outbox import SEND_FAILED, DeliveryFailed
@@ -34,11 +34,10 @@ from bot.core.storage.models import (
 from bot.records.cases import CaseConflict
 from bot.services import Services
 from bot.staff.auth import StaffSession
-from dialogs.menu import MENU_ITEMS
+from dialogs.menu import MENU_LABELS
 from handlers.middleware import SURVEY_OPTIONS
 
 DECISIONS = ("approved", "rejected", "resolved")
-MENU_LABELS = [label for label, _, _ in MENU_ITEMS]
 CONVERSATION_KEY_RE = re.compile(r"^[a-z]{2,16}:[A-Za-z0-9_.:@\-]{1,128}$")
 STAFF_PREFIX = "工作人员："
 GREETING = "您好，我是社保经办机构的工作人员，已经看到您的问题，接下来由我为您服务。"
@@ -239,7 +238,7 @@ class StaffDesk:
                                        user_message="这个案件已经被别人认领了。")
             conversations = self.handoff.conversations
             conv = await conversations.load(case.conversation_key)
-            conv.mode = "human"
+            conv.switch_mode(Mode.HUMAN)
             conv.case_id = case.id
             conv.stack.clear()
             await conversations.save(conv)
@@ -334,7 +333,7 @@ class StaffDesk:
                 conv.case_id = None
                 conv.stack.clear()
                 conv.misunderstood = 0
-                conv.mode = mode
+                conv.switch_mode(mode)
                 if mode == "closed":
                     conv.memory["survey_case"] = case.id
                 else:
@@ -465,7 +464,7 @@ class StaffDesk:
                     session.add(case)
                     await session.flush()
                     case_id = case.id
-            conv.mode = "human"
+            conv.switch_mode(Mode.HUMAN)
             conv.case_id = case_id
             conv.stack.clear()
             await conversations.save(conv)
