@@ -380,3 +380,32 @@ async def test_full_size_photo_certifies_through_telegram(tg: Any, fake_telegram
     pensioner = await services.registry.get(pensioner_id)
     assert pensioner is not None and pensioner.certified_by == "face:telegram"
 
+
+
+# ---------------------------------------------------------------- the reading helper
+
+
+async def test_read_limited_takes_compressed_answers_and_refuses_big_ones(aiohttp_server: Any) -> None:
+    """A gzip answer's Content-Length is the compressed size: not taken for a cut-off body."""
+    import aiohttp
+    from aiohttp import web
+
+    from bot.channels.reading import AnswerTooLarge, read_limited
+
+    payload = b'{"access_token": "' + b"A" * 200_000 + b'", "expires_in": 7200}'
+
+    async def compressed(request: web.Request) -> web.Response:
+        response = web.Response(body=payload, content_type="application/json")
+        response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/gz", compressed)
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url("/gz")) as response:
+            assert response.headers.get("Content-Encoding") == "gzip"
+            assert await read_limited(response, 1024 * 1024) == payload
+        async with session.get(server.make_url("/gz")) as response:
+            with pytest.raises(AnswerTooLarge):  # the decoded size counts, not the wire size
+                await read_limited(response, 100_000)
