@@ -409,3 +409,20 @@ async def test_read_limited_takes_compressed_answers_and_refuses_big_ones(aiohtt
         async with session.get(server.make_url("/gz")) as response:
             with pytest.raises(AnswerTooLarge):  # the decoded size counts, not the wire size
                 await read_limited(response, 100_000)
+
+
+# ---------------------------------------------------------------- the web chat
+
+
+@pytest.mark.parametrize("kind", ["jpeg_3mb", "heic"])
+async def test_web_upload_arrives_whole(client: Any, kind: str) -> None:
+    from aiohttp import FormData
+
+    data = phone_photo(kind)
+    seen = spy_images(client.server.app[keys.SERVICES])
+    form = FormData()
+    form.add_field("user_id", "photo-web-1")
+    form.add_field("image", data, filename=f"selfie.{kind}", content_type="image/jpeg")
+    response = await client.post("/api/chat", data=form)
+    assert response.status == 200
+    assert seen == [data]
