@@ -301,6 +301,11 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
         if frame is not None:
             frame.state = "selfie"
         return [Reply("核验的时候系统出了点问题，这次不算次数。请重新发送一张照片。", SELFIE_OPTIONS)]
+    if decision == "incomplete":  # cut off or damaged on the way, not the user's fault: not an attempt
+        if frame is not None:
+            frame.state = "selfie"
+        return [Reply("照片没有完整收到（可能是网络不好），这次不算次数。请再发一次；"
+                      "如果还不行，请用手机相机重新拍一张发过来。", SELFIE_OPTIONS)]
     if decision == "not_enrolled":
         if frame is not None:
             conv.stack.remove(frame)

@@ -8,6 +8,9 @@ Redis stream ``face:results``; the server side (:mod:`bot.face_service`) turns i
 pushed reply. arq keeps a job in its queue until a worker finished it: if a worker dies
 mid-job, the job's in-progress lock expires (job timeout + 10 s) and another worker runs
 it again. A result already recorded is not recorded twice (``face:done:<request_id>``).
+A photo whose header is a photo's but whose pixels do not decode was cut off or damaged on
+the way (the platform's fault or ours): its result is ``incomplete`` and it is not recorded
+as an attempt, so it does not use up one of the user's daily tries.
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         verdict = await loop.run_in_executor(deps.executor, deps.engine.verify,
                                              list(template.embedding), bytes(request["photo"]))
+        if damaged_on_the_way(verdict.issues, bytes(request["photo"])):
+            return await _not_an_attempt(deps, base, request_id, done_key, started)
         decision = decision_for(verdict.verified, verdict.issues)
         # A photo seen before (passed already, or sent for someone else) is not accepted:
         # it goes to a person for review (the family flow).
@@ -128,6 +133,29 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
     await publish(deps.redis, result)
     log.info("face verdict", extra={"decision": result["decision"], "issues": result["issues"],
                                     "distance": result["distance"], "seconds": result["seconds"]})
+    return result
+
+
+def damaged_on_the_way(issues: list[str], photo: bytes) -> bool:
+    """Undecodable pixels behind a valid photo header: a truncated or damaged transfer."""
+    from face.decode import sniff
+
+    return issues == ["not_an_image"] and sniff(photo) is not None
+
+
+async def _not_an_attempt(deps: WorkerDeps, base: dict[str, Any], request_id: str, done_key: str,
+                          started: float) -> dict[str, Any]:
+    """The ``incomplete`` result: audited, published, but not recorded as an attempt."""
+    result = {**base, "decision": "incomplete", "issues": ["not_an_image"], "distance": None,
+              "threshold": deps.engine.threshold, "attempt_id": None,
+              "seconds": round(time.perf_counter() - started, 3)}
+    await deps.db.audit(f"face:{base.get('channel') or ''}", "face_photo_unreadable",
+                        target=f"pensioner:{base.get('pensioner_id')}", request_id=request_id,
+                        proxy=bool(base.get("proxy")))
+    await deps.redis.set(done_key, json.dumps(result, ensure_ascii=False), ex=DONE_TTL_S)
+    await publish(deps.redis, result)
+    log.info("face verdict", extra={"decision": "incomplete", "issues": result["issues"],
+                                    "distance": None, "seconds": result["seconds"]})
     return result
 
 

@@ -1,7 +1,10 @@
 """Local HTTP servers speaking the WeChat and Telegram APIs, and protocol payload helpers.
 
 Shared by the channel tests and the cross-channel relay / fault tests. The fakes record
-every call (including failed attempts) and can be told to fail or be slow.
+every call (including failed attempts) and can be told to fail or be slow. ``fake.trickle``
+makes a fake send every answer slowly, in small chunks (so a client that reads only what has
+arrived so far gets a part), with or without Content-Length, and can cut photo downloads off
+halfway (the connection drops).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import io
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,56 @@ def jpeg() -> bytes:
     return buffer.getvalue()
 
 
+@dataclass
+class Trickle:
+    """How a fake server sends its answers (the defaults: in one piece, as aiohttp does)."""
+
+    chunk: int = 0                # bytes per write; 0: the whole answer at once
+    delay_s: float = 0.0          # pause after each chunk
+    content_length: bool = True   # False: chunked transfer encoding, no Content-Length
+    cut_next: int = 0             # the next this many image answers stop halfway (connection dropped)
+    cut_at: float = 0.5           # which fraction of the image gets out before the cut
+
+
+def trickling(owner: Any) -> Callable[[web.Request, Any], Awaitable[web.StreamResponse]]:
+    """Middleware sending ``owner.trickle``'s way: chunked, slow, or cut off."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        trickle: Trickle = owner.trickle
+        body = response.body if isinstance(response, web.Response) else None
+        is_image = response.content_type.startswith("image/")
+        cut = is_image and trickle.cut_next > 0
+        if not isinstance(body, bytes) or not (trickle.chunk or not trickle.content_length or cut):
+            return response
+        if cut:
+            trickle.cut_next -= 1
+        stream = web.StreamResponse(status=response.status)
+        stream.content_type = response.content_type
+        if response.charset:
+            stream.charset = response.charset
+        if trickle.content_length:
+            stream.content_length = len(body)
+        else:
+            stream.enable_chunked_encoding()
+        await stream.prepare(request)
+        sent = body[:int(len(body) * trickle.cut_at)] if cut else body
+        step = trickle.chunk or len(sent) or 1
+        for start in range(0, len(sent), step):
+            await stream.write(sent[start:start + step])
+            if trickle.delay_s:
+                await asyncio.sleep(trickle.delay_s)
+        if cut:
+            assert request.transport is not None
+            request.transport.close()  # the platform hung up in the middle of the photo
+            return stream
+        await stream.write_eof()
+        return stream
+
+    return middleware
+
+
 class FakeWechat:
     """The WeChat API endpoints the bot uses, recording every call."""
 
@@ -52,7 +107,8 @@ class FakeWechat:
         self.send_failure: str | None = None  # "http500", "errcode-1" or "slow": every send fails so
         self.send_delay_s = 0.0  # how slow "slow" is
         self.token_delay_s = 0.0
-        self.app = web.Application()
+        self.trickle = Trickle()
+        self.app = web.Application(middlewares=[trickling(self)])
         self.app.router.add_get("/cgi-bin/token", self.token)
         self.app.router.add_get("/cgi-bin/media/get", self.media_get)
         self.app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
@@ -170,7 +226,8 @@ class FakeTelegram:
         self.message_id = 100
         self.message_sent = asyncio.Event()
         self.send_status: int | None = None  # e.g. 500: sendMessage fails with that HTTP status
-        self.app = web.Application()
+        self.trickle = Trickle()
+        self.app = web.Application(middlewares=[trickling(self)])
         self.app.router.add_route("*", "/bot{token}/{method}", self.api)
         self.app.router.add_get("/file/bot{token}/{path:.+}", self.download)
 

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, PhotoSize, Update
 from telegram.error import BadRequest as TgBadRequest
 from telegram.error import Forbidden as TgForbidden
 from telegram.error import InvalidToken, RetryAfter, TelegramError
@@ -57,6 +57,7 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 VOICE_TEXT = "语音消息我暂时还听不懂。请您打字告诉我，也可以发照片给我。"
 UNSUPPORTED_TEXT = "我现在能看懂文字和照片。请您打字或者发照片给我。"
 PHOTO_TOO_LARGE = "这张照片太大了，请发一张小一点的照片（10MB 以内）。"
+PHOTO_FAILED = "照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。"
 HELP_TEXT = ("我是青海养老金资格认证小助手。您可以：\n"
              "1. 直接打字提问，比如“怎么认证”“认证失败了”；\n"
              "2. 点下面的按钮选择；\n"
@@ -106,6 +107,7 @@ class TelegramChannel:
 
     start_retry_delays: tuple[float, ...] = (1, 2, 5, 10, 30, 60)  # then every 60 s
     send_retry_delays: tuple[float, ...] = (0.5, 2.0, 8.0)
+    download_retry_delays: tuple[float, ...] = (0.5, 2.0)  # a photo download, then ask again
     ready_timeout_s = 30.0
     webhook_send_budget_s = 2.0
 
@@ -247,12 +249,47 @@ class TelegramChannel:
         if largest.file_size and largest.file_size > limit:
             self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
             return
-        file = await largest.get_file()
-        image = bytes(await file.download_as_bytearray())
+        image = await self.download_photo(largest)
+        if image is None:
+            self.queue_replies(message.chat_id, [Reply(PHOTO_FAILED)])
+            return
         if len(image) > limit:
             self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
             return
         await self.run(update, image=image)
+
+    async def download_photo(self, photo: PhotoSize) -> bytes | None:
+        """The photo's bytes, whole; a failed or short download is fetched again.
+
+        None when it could not be fetched (the user is asked to send it again; nothing
+        reached the dialog, so no attempt is counted)."""
+        delays = self.download_retry_delays
+        for attempt in range(len(delays) + 1):
+            if attempt:
+                await asyncio.sleep(delays[attempt - 1])
+            try:
+                file = await photo.get_file()
+                data = bytes(await file.download_as_bytearray())
+            except RetryAfter as exc:
+                wait = exc.retry_after
+                await asyncio.sleep(min(10.0, wait.total_seconds() if hasattr(wait, "total_seconds")
+                                        else float(wait)))
+                continue
+            except (TgForbidden, TgBadRequest, InvalidToken) as exc:  # another try will not help
+                log.error("telegram photo download refused: %s", exc.__class__.__name__)
+                return None
+            except TelegramError as exc:  # network: dropped, cut off, timed out
+                log.warning("telegram photo download failed (attempt %d): %s", attempt + 1,
+                            exc.__class__.__name__)
+                continue
+            expected = file.file_size or photo.file_size
+            if expected and len(data) != expected:
+                log.warning("telegram photo download cut off (attempt %d): %d of %d bytes",
+                            attempt + 1, len(data), expected)
+                continue
+            return data
+        log.error("telegram photo could not be downloaded")
+        return None
 
     async def on_voice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

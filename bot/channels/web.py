@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -62,7 +63,8 @@ async def chat(request: web.Request) -> web.Response:
             if upload is None or not hasattr(upload, "file"):
                 raise BadRequest("multipart needs an image file field", code="missing_image",
                                  user_message="没有收到照片，请重新上传。")
-            image = upload.file.read()  # type: ignore[union-attr]
+            # aiohttp has read the part to the end; a big one is a file on disk: read it off the loop.
+            image = await asyncio.to_thread(upload.file.read)  # type: ignore[union-attr]
             if not image:
                 raise BadRequest("empty image", code="empty_image", user_message="照片是空的，请重新上传。")
         else:

@@ -42,6 +42,7 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot import keys
+from bot.channels.reading import AnswerIncomplete, AnswerTooLarge, read_limited
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
 from bot.core.logs import mask
@@ -60,6 +61,9 @@ TOKEN_MARGIN_S = 300             # refresh this long before the token expires
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 # Errors a retry cannot fix: bad openid, user unsubscribed, 48-hour window closed, quota.
 PERMANENT_SEND_ERRORS = frozenset({40003, 43004, 45015, 45047, 48001})
+# media/get failures worth another try: transport (0: dropped, cut off, timeout, HTTP 5xx), busy.
+RETRY_MEDIA_ERRORS = frozenset({0, -1})
+TOO_LARGE_ERRCODE = 40006
 _OPENID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -68,7 +72,8 @@ VOICE_NO_TEXT = ("这条语音我没能听清楚（没有收到语音转成的�
                  "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。")
 TOO_LONG_TEXT = "您的消息太长了，请分成几条短一点的消息发给我。"
 ERROR_TEXT = "系统出了点问题，请稍后再试。"
-PHOTO_FAILED_TEXT = "照片没能收到，请您稍后再发一次。"
+PHOTO_FAILED_TEXT = "照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。"
+PHOTO_TOO_LARGE_TEXT = "这张照片太大了，请直接用手机拍一张普通照片发过来（10MB 以内）。这次不算次数。"
 
 
 class WechatApiError(ExternalServiceError):
@@ -154,6 +159,8 @@ class WechatApi:
         self.lock_key = f"wechat:access_token_lock:{app_id}"
         self.lock_timeout_s = 20.0
         self.request_timeout_s = 10.0  # one API call; a slow WeChat counts as a failed attempt
+        self.media_timeout_s = 30.0    # one media/get download (photos are megabytes)
+        self.download_retry_delays: tuple[float, ...] = (0.5, 2.0)  # then the user is asked again
 
     # -- access token
     @redis_guard
@@ -210,17 +217,17 @@ class WechatApi:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
         try:
+            timeout = aiohttp.ClientTimeout(total=self.media_timeout_s if raw else self.request_timeout_s)
             async with self.session.request(method, url, params=params, data=data, headers=headers,
-                                            timeout=aiohttp.ClientTimeout(total=self.request_timeout_s)
-                                            ) as response:
+                                            timeout=timeout) as response:
                 if response.status >= 400:
                     raise WechatApiError(f"{path}: HTTP {response.status}")
-                if response.content_length and response.content_length > max_bytes:
-                    raise WechatApiError(f"{path}: answer too large", 40006)
-                content = await response.content.read(max_bytes + 1)
-                if len(content) > max_bytes:
-                    raise WechatApiError(f"{path}: answer too large", 40006)
+                content = await read_limited(response, max_bytes)  # all of it, not one read
                 content_type = response.headers.get("Content-Type", "")
+        except AnswerTooLarge as exc:
+            raise WechatApiError(f"{path}: answer too large ({exc.detail})", TOO_LARGE_ERRCODE) from exc
+        except AnswerIncomplete as exc:
+            raise WechatApiError(f"{path}: answer cut off ({exc.detail})") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise WechatApiError(f"{path}: {exc.__class__.__name__}") from exc
         is_json = "json" in content_type or "text/plain" in content_type or content[:1] == b"{"
@@ -254,12 +261,27 @@ class WechatApi:
         raise AssertionError("unreachable")
 
     async def download_media(self, media_id: str) -> bytes:
-        """A temporary media file (a user's photo) by its MediaId."""
-        content = await self.call("GET", "media/get", params={"media_id": media_id}, raw=True,
-                                  max_bytes=self.max_media_bytes)
-        if not isinstance(content, bytes) or not content:
-            raise WechatApiError("media/get returned no file")
-        return content
+        """A temporary media file (a user's photo) by its MediaId, whole.
+
+        A download that fails on the way (dropped, cut off, timed out, WeChat busy) is
+        fetched again after ``download_retry_delays``; too large or a bad MediaId is not."""
+        delays = self.download_retry_delays
+        for attempt in range(len(delays) + 1):
+            if attempt:
+                await asyncio.sleep(delays[attempt - 1])
+            try:
+                content = await self.call("GET", "media/get", params={"media_id": media_id}, raw=True,
+                                          max_bytes=self.max_media_bytes)
+            except WechatApiError as exc:
+                if exc.errcode not in RETRY_MEDIA_ERRORS or attempt == len(delays):
+                    raise
+                log.warning("wechat media download failed (attempt %d): %s; fetching again",
+                            attempt + 1, exc.detail)
+                continue
+            if not isinstance(content, bytes) or not content:
+                raise WechatApiError("media/get returned no file")
+            return content
+        raise AssertionError("unreachable")
 
     async def send_text(self, openid: str, text: str) -> None:
         """One customer-service text message (``message/custom/send``)."""
@@ -449,7 +471,8 @@ class WechatChannel:
                 image = await self.api.download_media(media_id)
             except WechatApiError as exc:
                 log.error("wechat photo download failed: %s", exc.detail)
-                raise ExternalServiceError(exc.detail, user_message=PHOTO_FAILED_TEXT) from exc
+                text = PHOTO_TOO_LARGE_TEXT if exc.errcode == TOO_LARGE_ERRCODE else PHOTO_FAILED_TEXT
+                raise ExternalServiceError(exc.detail, user_message=text) from exc
             inbound = dataclasses.replace(inbound, image=image)
         return await self.services.handle(inbound)
 
