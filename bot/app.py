@@ -18,6 +18,7 @@ from bot.pensioners import PensionerRegistry, seed_demo
 from bot.services import Services, build_dialogs, build_nlu, build_pipeline
 from bot.storage.db import Database, migrate
 from bot.storage.redis import EmbeddedRedis, make_client
+from faq.facts import facts_for
 from faq.knowledge import KnowledgeBase
 from handlers.handoff import HandoffService
 
@@ -77,7 +78,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     services = Services(
         settings=settings, redis=redis, db=db,
         conversations=ConversationStore(redis, settings.conversation.idle_timeout_s),
-        outbox=Outbox(redis), nlu=nlu, faq=KnowledgeBase(), dialogs=build_dialogs(),
+        outbox=Outbox(redis), nlu=nlu, faq=KnowledgeBase(facts=facts_for(settings)), dialogs=build_dialogs(),
         handoff=HandoffService(settings, db, redis),
         registry=PensionerRegistry(settings, db, redis),
     )

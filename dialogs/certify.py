@@ -37,6 +37,7 @@ from dialogs.engine import (
 )
 from face.quality import ADVICE, advice_for
 from face.store import day_start, evidence, failed_attempts_since
+from faq.facts import NO_MODEL
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -52,9 +53,8 @@ ASK_NAME = "第二步：请输入这位老人的姓名（和身份证上一样�
 MISMATCH = "身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
 MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上身份证到社保经办机构核对；"
                   "也可以让工作人员帮您查一查。")
-NOT_ENROLLED = ("系统里还没有这位老人的人脸模型（还没有“建模”），所以暂时不能刷脸认证——这不是认证失败。\n"
-                "建模办法：请老人本人带上身份证和社保卡，到就近的社保经办机构或社区（村）服务点，"
-                "工作人员会当场拍照建模；建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
+NOT_ENROLLED = ("系统里还没有这位老人的人脸模型，所以暂时不能在这里刷脸认证。\n" + NO_MODEL
+                + "建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
 SELFIE = ("第三步：请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
           "1. 正对手机，脸放在画面中间，从头顶到下巴都要拍进去；\n"
           "2. 不戴帽子、口罩、墨镜，头发不要挡住眼睛和眉毛；\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dialogs.common import certify_here, finish_option, no, yes
 from dialogs.engine import Dialog, Option, State
+from faq.facts import WHERE_OFFLINE
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
 NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在国外", "在青海")
@@ -95,8 +96,7 @@ choose_method = Dialog(
                      Option("还有别的办法吗", goto="rec_offline", words=("别的办法", "其他办法")),
                      BACK]),
         "rec_offline": State(
-            prompt=("建议就近去社保经办机构（社保局、人社服务大厅）或者邮储银行网点，"
-                    "工作人员会当面帮您认证。"),
+            prompt=f"建议就近去{WHERE_OFFLINE}，工作人员会当面帮您认证。",
             options=[Option("要带什么、怎么办", start="offline", words=("带什么", "怎么办", "材料")),
                      Option("社区能办吗", goto="rec_community", intents=("method_community",),
                             words=("社区", "村委会")),
