@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dialogs.common import certify_here, finish_option
 from dialogs.engine import Dialog, DialogContext, Handoff, Option, State, Step
-from faq.facts import BACKPAY, BACKPAY_WHEN
+from faq import facts
 
-WHAT_TEXT = "别着急。过了认证时间还没认证，养老金会先“暂停发放”，不是取消。" + BACKPAY
+WHAT_TEXT = "别着急。过了认证时间还没认证，养老金会先“暂停发放”，不是取消。" + facts.BACKPAY
 HOW_TEXT = ("现在就可以补认证，和平时认证一样：\n"
             "1）用手机刷脸（青海人社通、掌上12333、支付宝都行）；\n"
             "2）带身份证、社保卡去当地社保局或邮储银行网点；\n"
             "3）老人出不了门，可以申请工作人员上门。\n"
             "认证通过后，社保局会给您恢复发放。")
-BACKPAY_TEXT = BACKPAY + BACKPAY_WHEN
+BACKPAY_TEXT = facts.BACKPAY + facts.BACKPAY_WHEN
 CONTACT_TEXT = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
                 "也可以在这里转给工作人员。")
 
