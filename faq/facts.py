@@ -16,7 +16,7 @@ from bot.config import Settings
 NO_MODEL = ("“未建模”就是系统里还没有老人的人脸照片，没法比对，这不是认证失败。"
             "第一次刷脸要先采集人像（建模）：按APP提示做；做不了就带身份证到当地社保经办机构当场采集。")
 # Back pay after a missed certification.
-BACKPAY = "补认证通过后会恢复发放，停发期间的养老金会补发，不会少，停发的钱会补给您。"
+BACKPAY = "补认证通过后会恢复发放，停发期间没发的养老金会补发，一起补给您。"
 BACKPAY_WHEN = "具体哪天到账、几天恢复，各地办理时间不一样，请问当地社保经办机构或打12333。"
 # Where to certify in person.
 WHERE_OFFLINE = "所在地的社保经办机构（社保局、人社服务大厅）或邮储银行网点"

@@ -7,7 +7,8 @@
 5. ``scam_guard``   - a scam or fee warning first, in every state (handlers/protect.py);
 6. ``human_gate``   - while a person is involved the bot stays out of the way;
 7. ``understand``   - NLU parse into ranked intents and entities;
-8. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died.
+8. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died;
+9. ``answer_neighbours`` - at the menu, questions next to the seed get their knowledge entry.
 
 Signature checks happen in the channel adapters, before a message exists.
 """
@@ -26,7 +27,7 @@ from bot.messages import Reply
 from bot.storage.redis import REDIS_ERRORS
 from dialogs.menu import MENU_ITEMS
 from handlers.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
-from handlers.protect import bereavement_guard, scam_guard
+from handlers.protect import answer_neighbours, bereavement_guard, scam_guard
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
@@ -264,8 +265,8 @@ async def understand(turn: Turn, next_step: NextStep) -> None:
 
 
 # scam_guard sees every message (also while waiting for or talking to a person);
-# bereavement_guard needs the NLU parse. See handlers/protect.py.
+# bereavement_guard and answer_neighbours need the NLU parse. See handlers/protect.py.
 DEFAULT_CHAIN: list[Middleware] = [
     Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, human_gate, understand,
-    bereavement_guard,
+    bereavement_guard, answer_neighbours,
 ]

@@ -6,6 +6,11 @@ chat. When the scored rule (nlu/safety.py) fires, the warning comes first; then 
 resumes: the current question is asked again (or the menu shown), and while a person is
 involved the message still reaches them as usual.
 
+``answer_neighbours`` runs after ``understand``: at the main menu (or with no dialog) a
+confident intent of a question next to the seed (:data:`INFO_INTENTS`) gets its
+knowledge entry, so that a word of a menu option inside the question ("人工几点能找到人")
+does not pick that option. Inside other dialogs the router answers them and resumes.
+
 ``bereavement_guard`` runs after ``understand``: a message saying that the pensioner has
 died gets condolences and what to do, never a certification prompt: the dialog stack is
 cleared and a person is offered.
@@ -30,6 +35,9 @@ log = logging.getLogger(__name__)
 RESUME_TEXT = "我们接着刚才的步骤："
 # The model's pensioner_died inside a dialog must be surer than this (the rule always wins).
 BEREAVEMENT_IN_DIALOG = 0.6
+# Questions next to the seed (issue 17), answered by their knowledge entry.
+INFO_INTENTS = frozenset({SCAM_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          "abroad_help", "office_hours", "other_province", "how_long"})
 
 
 def entry_replies(turn: Turn, intent: str) -> list[Reply]:
@@ -121,3 +129,23 @@ async def bereavement_guard(turn: Turn, next_step: NextStep) -> None:
     turn.replies.extend(entry_replies(turn, BEREAVEMENT_INTENT))
     if turn.replies and turn.replies[-1].options:
         conv.memory["offered_options"] = list(turn.replies[-1].options)
+
+
+async def answer_neighbours(turn: Turn, next_step: NextStep) -> None:
+    """At the menu, a confident question next to the seed gets its entry (not a menu word)."""
+    conv = turn.conversation
+    assert conv is not None
+    intent = turn.parse.intent(turn.services.settings.nlu.intent_threshold) if turn.parse else None
+    at_menu = conv.frame is None or conv.frame.dialog == "main_menu"
+    if intent not in INFO_INTENTS or not at_menu or conv.mode != "bot" or turn.msg.event:
+        await next_step()
+        return
+    replies = entry_replies(turn, intent)
+    if not replies:
+        await next_step()
+        return
+    conv.stack.clear()
+    conv.misunderstood = 0
+    conv.memory.pop("offered_options", None)
+    turn.replies.extend(replies)
+    conv.memory["offered_options"] = list(replies[-1].options)

@@ -241,12 +241,41 @@ async def test_every_new_entry_answers_three_paraphrases(testbot: TestBot, entry
     assert entry_id in kb.by_id
     assert all(word in "".join(kb.by_id[entry_id].answer) for word in words), entry_id
     for question in questions:
-        # A new chat each time (no menu shown yet); see the report about menu words.
-        bot = TestBot(testbot.services)
-        replies = await bot.say(question)
-        shown = bot.text
+        await testbot.say("主菜单")  # at the menu, whose option words must not win
+        replies = await testbot.say(question)
+        shown = testbot.text
         assert all(word in shown for word in words), (entry_id, question, shown)
         assert replies[-1].options, question
+
+
+NEIGHBOURS = [  # the issue's examples: (question, words of the right answer)
+    ("社保卡丢了还能认证吗", ("身份证",)),
+    ("人脸识别安全吗", ("删除", "密码")),
+    ("会不会把我的照片泄露出去", ("删除",)),
+    ("认证截止到几号", ("12个月",)),
+    ("今年已经认证过了还要再认证吗", ("12个月",)),
+    ("我戴着老花镜能刷脸吗", ("老花镜",)),
+    ("认证通过了为什么养老金还没到账", ("补发",)),
+    ("代认证需要老人在旁边吗", ("本人",)),
+    ("能不能去大使馆办", ("中国领事", "使领馆")),
+    ("中国领事app刷脸一直失败", ("实名认证",)),
+    ("我人在国外 能在这里刷脸吗", ("中国领事",)),
+    ("人工几点能找到人", ("北京时间",)),
+    ("现在补了钱啥时候能到", ("补发", "12333")),
+    ("补认证以后几天能恢复", ("补发", "12333")),
+]
+
+
+@pytest.mark.parametrize(("question", "words"), NEIGHBOURS)
+async def test_the_issue_neighbour_questions_at_the_menu_and_in_a_new_chat(
+        testbot: TestBot, question: str, words: tuple[str, ...]) -> None:
+    replies = await testbot.say(question)
+    assert all(word in testbot.text for word in words), (question, testbot.text)
+    assert (await testbot.conversation()).mode == "bot"
+    await testbot.say("主菜单")
+    replies = await testbot.say(question)
+    assert all(word in testbot.text for word in words), (question, testbot.text)
+    assert replies[-1].options
 
 
 async def test_a_death_gets_condolences_and_no_certification_prompt(testbot: TestBot) -> None:
