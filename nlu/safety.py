@@ -35,27 +35,34 @@ def _words(*words: str) -> str:
 
 _FEE = re.compile(_words(
     "手续费", "代办费", "服务费", "认证费", "办理费", "工本费", "保证金", "押金", "激活费", "解冻费",
-    "会员费", "好处费", "跑腿费", "辛苦费", "茶水费", "审核费", "刷脸费", "建模费", "上门费", "资料费",
+    "会员费", "好处费", "好处", "安全账户", "转到.{0,6}账户", "加急费", "跑腿费", "辛苦费", "茶水费", "审核费", "刷脸费", "建模费", "上门费", "资料费",
     "转账", "转钱", "转款", "汇款", "汇钱", "转了钱", "汇了钱", "打了钱给", "给他转", "给他打钱", "扫码付", "扫码支付",
     "付款码", "收款码", "红包",
     "骗子", "诈骗", "被骗", "骗钱", "骗我", "是骗", "冒充", "假冒", "自称是"))
 _CREDENTIAL = re.compile(_words(
     "验证码", "校验码", "动态码", "短信码", "密码", "口令", "银行卡", "存折", "网银", "u盾",
-    "安全码", "cvv"))
+    "安全码", "cvv", "(收到|短信|手机上)的?.{0,4}数字"))
 _CARD = re.compile("银行卡|存折")
-_LINK = re.compile(_words("链接", "网址", "网页地址", "短链", "http", "www", r"\.cn/", r"\.com"))
+_LINK = re.compile(_words("链接", "网址", "网页地址", "短链", "http", "www", r"\.cn/", r"\.com",
+                          "发了个网站", "发来的网站", "陌生网站", "这个网站", "登录.{0,4}网站"))
 _MAYBE_FEE = re.compile(_words(
     "要钱", "收钱", "花钱", "给钱", "掏钱", "出钱", "多少钱", "几块钱", "块钱", "费用", "收费", "免费",
-    "交钱", "付钱", "交费", "缴费", "付费", "支付(?!宝)", "打钱", "打款", "要费",
+    "交钱", "付钱", "交费", "缴费", "付费", "支付(?!宝)", "打钱", "打款", "要费", "给.{0,3}钱", "收费吗",
     "[交付给收]了?[0-9零一二两三四五六七八九十百千几]+[块元钱]"))
 _SERVICE = re.compile(_words(
     "认证", "年审", "年检", "核验", "刷脸", "人脸", "代办", "代认证", "办理", "上门", "建模", "资格", "审核",
     "社保", "人社", "社区", "街道", "村委", "居委", "工作人员", "帮我办", "帮忙办", "给我办"))
+# Someone else (not an office the user goes to) asks for it.
+_THIRD = re.compile(_words("有人", "他们", "对方", "那个人", "那人", "陌生", "人说", "干部", "他说", "她说", "你们"))
 # Questions about the pension itself (amount, payment date) are not about fees.
 _PAYOUT = re.compile(
     "(养老金|退休金|退休工资|养老钱|工资|待遇)(每个?月|一个月|每年|今年|一年)?"
     "(几号|哪天|哪一天|什么时候|啥时候|到账|发放|发到|打到|存到|发了|发多少|怎么发|涨|上调|调整|有多少|"
     "能领|领多少|多少钱|是多少|标准|还没)")
+# The same without naming the pension: only when no service is named either.
+_SOFT_PAYOUT = re.compile("一个月|每个?月|上调|调整")
+# Receiving money, whatever else is named.
+_RECEIVE = re.compile("涨了?多少|几号发|几号到|到账|发放日|能领|领多少|补发|补多少|补给")
 # Contact from someone at a distance, and at the door (where real home visits happen too).
 _REMOTE = re.compile(_words(
     "打电话", "来电", "电话里", "电话说", "打来", "接到电话", "接了个电话", "短信", "微信群", "群里", "qq群",
@@ -67,7 +74,7 @@ _AUTHORITY = re.compile(_words(
 _PRESSURE = re.compile(_words(
     "下载", "安装", "扫码", "扫一扫", "二维码", "共享屏幕", "屏幕共享", "远程", "视频会议", "会议号",
     "过期", "停发", "取消资格", "冻结", "注销", "异常", "失效", "退钱", "退款", "返还", "退还", "补贴",
-    "补助金到账", "激活", "解冻", "身份证照片", "拍身份证", "录视频", "录个视频", "开通", "领取补贴"))
+    "补助金到账", "激活", "解冻", "多领", "退回", "身份证照片", "拍身份证", "录视频", "录个视频", "开通", "领取补贴"))
 _ASKS = re.compile(_words("让我", "要我", "叫我", "要求我", "让老人", "叫老人", "让我妈", "让我爸")
                    + "|帮我(做|办)?认证|替我(做|办)?认证|帮你(做|办)?认证")
 
@@ -90,8 +97,9 @@ def scam_score(text: str) -> float:
     cleaned = normalise(text)
     if len(cleaned) < 2:
         return 0.0
-    payout = _PAYOUT.search(cleaned) is not None
     service = _SERVICE.search(cleaned) is not None
+    payout = (_PAYOUT.search(cleaned) is not None or _RECEIVE.search(cleaned) is not None
+              or (not service and _SOFT_PAYOUT.search(cleaned) is not None))
     score = 0.0
     if _FEE.search(cleaned):
         score = 0.95
@@ -100,9 +108,10 @@ def scam_score(text: str) -> float:
     credential = _CREDENTIAL.search(cleaned)
     if credential and not (payout and _CARD.fullmatch(credential.group(0)) and not _REMOTE.search(cleaned)):
         score = max(score, 0.9)
-    if _MAYBE_FEE.search(cleaned) and service and not payout:
-        score = max(score, 0.8)
     remote = _REMOTE.search(cleaned) is not None
+    near = service or remote or _DOOR.search(cleaned) is not None or _THIRD.search(cleaned) is not None
+    if _MAYBE_FEE.search(cleaned) and (near or len(cleaned) <= 8) and not payout:
+        score = max(score, 0.8)
     if (remote or _DOOR.search(cleaned)) and _AUTHORITY.search(cleaned) and _PRESSURE.search(cleaned):
         score = max(score, 0.8)
     if remote and _AUTHORITY.search(cleaned) and _ASKS.search(cleaned):

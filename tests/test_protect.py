@@ -97,6 +97,24 @@ def test_the_rule_fires_on_every_scam_phrasing_and_never_on_money_questions() ->
         assert match_scam(text) is None, text
 
 
+@pytest.mark.parametrize("text", [
+    "办这个要收钱不", "你们收费吗", "有个人说能帮我加急认证，要给他点钱", "他让我把卡里的钱转到安全账户",
+    "有人让我告诉他手机上收到的数字", "打电话的人知道我的身份证号，让我交钱", "有人发了个网站让我登录认证",
+    "帮忙认证要给好处吗", "社保局的人打电话说我多领了养老金要退回", "认证每个月要交钱吗", "电话说我社保卡被冻结了",
+])
+def test_more_scam_phrasings(text: str) -> None:
+    assert match_scam(text) is not None
+
+
+@pytest.mark.parametrize("text", [
+    "一个月能领多少钱", "补发多少钱", "今年涨了多少钱", "认证后每个月能领多少钱", "认证通过后补发多少钱",
+    "停发的钱能补给我吗", "国家社会保险公共服务平台网站怎么登录", "他们说要带户口本", "社保局电话是多少",
+    "认证要带钱吗", "养老金打到哪张卡",
+])
+def test_more_ordinary_questions(text: str) -> None:
+    assert match_scam(text) is None, scam_score(text)
+
+
 def test_scam_phrasings_are_new_sentences_not_training_examples() -> None:
     """The dialog-state tests below must exercise the rule, not recall of training data."""
     seen = {normalise(e.text) for name in ("nlu.yml", "test.yml")
