@@ -203,6 +203,26 @@ async def test_scam_warning_while_waiting_for_a_person(testbot: TestBot) -> None
     assert [p for p in SCAM_PHRASES if p not in texts] == []
 
 
+async def test_scam_warning_while_a_person_handles_the_chat_and_after(testbot: TestBot) -> None:
+    await testbot.say("转人工")
+    store = testbot.services.conversations
+    conv = await store.load(testbot.key)
+    conv.mode = "human"  # a staff member claimed the case
+    await store.save(conv)
+    replies = await testbot.say(SCAM_PHRASES[3])
+    assert _warned_first(replies) and len(replies) == 2  # the warning only; the person answers
+    conv = await store.load(testbot.key)
+    assert conv.mode == "human"
+    async with testbot.services.db.session() as session:
+        texts = list(await session.scalars(select(CaseMessage.text).where(CaseMessage.case_id == conv.case_id)))
+    assert SCAM_PHRASES[3] in texts
+    conv.mode = "closed"  # the person finished; the next message is the bot's again
+    await store.save(conv)
+    replies = await testbot.say(SCAM_PHRASES[4])
+    assert _warned_first(replies) and replies[-1].options
+    assert (await store.load(testbot.key)).mode == "bot"
+
+
 @pytest.mark.parametrize("state", ["main_menu", "certify_form", "offline"])
 async def test_ordinary_money_questions_get_no_warning(testbot: TestBot, state: str) -> None:
     await STATES[state](testbot)
