@@ -16,6 +16,7 @@ from bot.channels import wechat as wechat_channel
 from bot.core.config import Settings
 from bot.core.conversation import ConversationStore
 from bot.core.errors import BadRequest, BotError
+from bot.core.facts import facts_for
 from bot.core.outbox import Outbox
 from bot.core.storage.db import Database, migrate
 from bot.core.storage.redis import EmbeddedRedis, make_client
@@ -81,7 +82,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     services = Services(
         settings=settings, redis=redis, db=db,
         conversations=ConversationStore(redis, settings.conversation.idle_timeout_s),
-        outbox=Outbox(redis), nlu=nlu, faq=KnowledgeBase(), dialogs=build_dialogs(),
+        outbox=Outbox(redis), nlu=nlu, faq=KnowledgeBase(facts=facts_for(settings)), dialogs=build_dialogs(),
         handoff=HandoffService(settings, db, redis),
         registry=PensionerRegistry(settings, db, redis),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.core.facts import NO_MODEL
 from bot.core.messages import Reply
 from dialogs.common import certify_here, finish_option
 from dialogs.engine import (
@@ -55,8 +56,7 @@ CAUSES = (
           "说明社保系统里登记的信息和身份证不一样，要带身份证到当地社保经办机构改一下信息，改好后就能认证。"),
     Cause("no_model", "提示“未建模”或没有照片", ("未建模", "建模", "没有模板", "没有照片", "首次认证", "采集", "比对照片"),
           "fail_no_model",
-          "“未建模”就是系统里还没有老人的标准照片，刷脸时没东西可比对。"
-          "第一次认证要先“建模”：在青海人社通里按提示拍照采集，或者带身份证去社保局、邮储银行网点当场采集。"),
+          NO_MODEL),
     Cause("network", "网络不好、一直转圈", ("网络", "转圈", "加载", "信号", "断网", "网速", "超时", "连不上", "卡住"),
           "fail_network",
           "像是网络的问题。请连上家里的WiFi，或者换到信号好的地方；关掉软件重新打开，再试一次。"),

@@ -8,6 +8,7 @@ dialogs for the methods that need no walkthrough: big-data comparison and commun
 
 from __future__ import annotations
 
+from bot.core.facts import WHERE_OFFLINE
 from dialogs.common import certify_here, finish_option, no, yes
 from dialogs.engine import Dialog, Option, State
 
@@ -95,8 +96,7 @@ choose_method = Dialog(
                      Option("还有别的办法吗", goto="rec_offline", words=("别的办法", "其他办法")),
                      BACK]),
         "rec_offline": State(
-            prompt=("建议就近去社保经办机构（社保局、人社服务大厅）或者邮储银行网点，"
-                    "工作人员会当面帮您认证。"),
+            prompt=f"建议就近去{WHERE_OFFLINE}，工作人员会当面帮您认证。",
             options=[Option("要带什么、怎么办", start="offline", words=("带什么", "怎么办", "材料")),
                      Option("社区能办吗", goto="rec_community", intents=("method_community",),
                             words=("社区", "村委会")),

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from bot.core.errors import RateLimited
+from bot.core.facts import NO_MODEL
 from bot.core.logs import mask_id_number
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
@@ -211,9 +212,8 @@ __all__ = [
 # Shared by certify, family and the reminders.
 MENU_OPTIONS = MENU_LABELS
 
-NOT_ENROLLED = ("系统里还没有这位老人的人脸模型（还没有“建模”），所以暂时不能刷脸认证——这不是认证失败。\n"
-                "建模办法：请老人本人带上身份证和社保卡，到就近的社保经办机构或社区（村）服务点，"
-                "工作人员会当场拍照建模；建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
+NOT_ENROLLED = ("系统里还没有这位老人的人脸模型，所以暂时不能在这里刷脸认证。\n" + NO_MODEL
+                + "建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
 
 
 def format_date(day: date) -> str:

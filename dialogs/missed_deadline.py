@@ -6,18 +6,17 @@ and whom to contact.
 
 from __future__ import annotations
 
+from bot.core import facts
 from dialogs.common import certify_here, finish_option
 from dialogs.engine import Dialog, DialogContext, Handoff, Option, State, Step
 
-WHAT_TEXT = ("别着急。过了认证时间还没认证，养老金会先“暂停发放”，不是取消。"
-             "只要补上认证，就会恢复发放，停发那几个月的钱一般也会补给您。")
+WHAT_TEXT = "别着急。过了认证时间还没认证，养老金会先“暂停发放”，不是取消。" + facts.BACKPAY
 HOW_TEXT = ("现在就可以补认证，和平时认证一样：\n"
             "1）用手机刷脸（青海人社通、掌上12333、支付宝都行）；\n"
             "2）带身份证、社保卡去当地社保局或邮储银行网点；\n"
             "3）老人出不了门，可以申请工作人员上门。\n"
             "认证通过后，社保局会给您恢复发放。")
-BACKPAY_TEXT = ("认证通过、恢复发放后，停发期间的养老金一般会一起补发，不会少您的。"
-                "具体哪天到账，各地办理时间不一样，可以问当地社保局。")
+BACKPAY_TEXT = facts.BACKPAY + facts.BACKPAY_WHEN
 CONTACT_TEXT = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
                 "也可以在这里转给工作人员。")
 

@@ -9,6 +9,7 @@ that shares no character pair with any stored question gets no candidates at all
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from bot.core.facts import DEFAULT_FACTS, fill
 from nlu.fastvec import CompiledTfidf, dense_columns
 from nlu.rules import normalise
 
@@ -45,14 +47,15 @@ class FaqHit:
 class KnowledgeBase:
     """Loads the entries and answers questions by similarity."""
 
-    def __init__(self, path: Path | str = KNOWLEDGE_FILE) -> None:
+    def __init__(self, path: Path | str = KNOWLEDGE_FILE, facts: Mapping[str, str] = DEFAULT_FACTS) -> None:
+        """``facts`` fill the ``{name}`` placeholders of the answers (faq/facts.py)."""
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         self.entries: list[FaqEntry] = []
         for raw in document.get("entries", []):
             answer = raw["answer"]
             self.entries.append(FaqEntry(
                 id=raw["id"],
-                answer=[answer] if isinstance(answer, str) else list(answer),
+                answer=[fill(part, facts) for part in ([answer] if isinstance(answer, str) else answer)],
                 questions=list(raw.get("questions", [])),
                 intent=raw.get("intent"),
                 options=list(raw.get("options", [])),

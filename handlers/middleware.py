@@ -4,8 +4,11 @@
 2. ``rate_limit``   - per chat identity, answered politely;
 3. ``serialize_user`` - one turn at a time per chat, across processes (Redis lock);
 4. ``conversation`` - load the state from Redis, save it after the turn;
-5. ``human_gate``   - while a person is involved the bot stays out of the way;
-6. ``understand``   - NLU parse into ranked intents and entities.
+5. ``scam_guard``   - a scam or fee warning first, in every state (handlers/protect.py);
+6. ``human_gate``   - while a person is involved the bot stays out of the way;
+7. ``understand``   - NLU parse into ranked intents and entities;
+8. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died;
+9. ``answer_neighbours`` - at the menu, questions next to the seed get their knowledge entry.
 
 Signature checks happen in the channel adapters, before a message exists.
 """
@@ -25,6 +28,7 @@ from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Tur
 from bot.core.storage.redis import REDIS_ERRORS
 from dialogs.engine import chat_services
 from dialogs.menu import MENU_LABELS
+from handlers.protect import answer_neighbours, bereavement_guard, scam_guard
 from nlu.rules import match_command
 
 log = logging.getLogger(__name__)
@@ -260,6 +264,9 @@ async def understand(turn: Turn, next_step: NextStep) -> None:
     await next_step()
 
 
+# scam_guard sees every message (also while waiting for or talking to a person);
+# bereavement_guard and answer_neighbours need the NLU parse. See handlers/protect.py.
 DEFAULT_CHAIN: list[Middleware] = [
-    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), human_gate, understand,
+    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, human_gate, understand,
+    bereavement_guard, answer_neighbours,
 ]

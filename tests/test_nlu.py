@@ -29,7 +29,9 @@ INTENTS = """greet goodbye thanks affirm deny out_of_scope human_handoff purpose
 choose_method method_bigdata method_face_app method_alipay method_community method_offline
 method_home_visit method_abroad process_online process_offline app_download materials precautions
 cert_failed fail_app_wont_open fail_poor_light fail_no_model fail_info_mismatch fail_network
-fail_maintenance missed_deadline appeal family_certification status_query certify_now""".split()
+fail_maintenance missed_deadline appeal family_certification status_query certify_now
+scam_warning privacy lost_card cert_cycle proxy_presence backpay_timing pensioner_died abroad_help office_hours
+other_province how_long""".split()
 REGIONS = ["西宁", "海东", "海北", "黄南", "海南", "果洛", "玉树", "海西"]
 GIBBERISH = ["啊啊啊啊", "嗯嗯嗯嗯", "嗯啊啊啊", "哦哦哦哦", "哈哈哈哈", "asdfgh", "。。。", "？？", "嗯", "呃呃呃"]
 

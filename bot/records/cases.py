@@ -34,6 +34,7 @@ from bot.core.conversation import (
     mark_recent,
 )
 from bot.core.errors import BotError, StorageUnavailable
+from bot.core.facts import office_hours_text
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
@@ -93,7 +94,8 @@ class HandoffService:
                 and self.opens[0] * 60 + self.opens[1] <= minutes < self.closes[0] * 60 + self.closes[1])
 
     def office_hours_text(self) -> str:
-        return f"人工服务时间：{self.settings.staff.office_hours.replace('Mon-Fri', '周一至周五')}"
+        staff = self.settings.staff
+        return f"人工服务时间：{office_hours_text(staff.office_hours, staff.timezone)}"
 
     def next_opening(self, now: datetime | None = None) -> datetime:
         """When staff are next at work (local time); ``now`` itself during office hours."""

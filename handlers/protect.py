@@ -1,0 +1,152 @@
+"""Protective pipeline steps: a scam and fee warning in every state, and bereavement.
+
+``scam_guard`` runs before ``human_gate``, so it sees every message: in the main menu, in
+any guided dialog or form, while waiting for a person and while a person handles the
+chat. When the scored rule (nlu/safety.py) fires, the warning comes first; then the flow
+resumes: the current question is asked again (or the menu shown), and while a person is
+involved the message still reaches them as usual.
+
+``answer_neighbours`` runs after ``understand``: at the main menu (or with no dialog) a
+confident intent of a question next to the seed (:data:`INFO_INTENTS`) gets its
+knowledge entry, so that a word of a menu option inside the question ("人工几点能找到人")
+does not pick that option. Inside other dialogs the router answers them and resumes.
+
+``bereavement_guard`` runs after ``understand``: a message saying that the pensioner has
+died gets condolences and what to do, never a certification prompt: the dialog stack is
+cleared and a person is offered.
+
+Both answers are knowledge entries (faq/knowledge.yml: ``scam_warning``,
+``pensioner_died``), so the same words come back when the NLU intent is asked as a
+question.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.core.conversation import Mode
+from bot.core.messages import Reply
+from bot.core.pipeline import NextStep, Turn
+from bot.core.understanding import IntentScore, ParseResult
+from dialogs.engine import DialogEngine, chat_services
+from dialogs.menu import MENU_LABELS
+from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam
+
+log = logging.getLogger(__name__)
+RESUME_TEXT = "我们接着刚才的步骤："
+# The model's pensioner_died inside a dialog must be surer than this (the rule always wins).
+BEREAVEMENT_IN_DIALOG = 0.6
+# Questions next to the seed (issue 17), answered by their knowledge entry.
+INFO_INTENTS = frozenset({SCAM_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          "abroad_help", "office_hours", "other_province", "how_long"})
+
+
+def entry_replies(turn: Turn, intent: str) -> list[Reply]:
+    """The knowledge entry of ``intent`` as messages (options of the entry on the last one)."""
+    entry = chat_services(turn).faq.for_intent(intent)
+    if entry is None:  # the knowledge base always has it; never fail a turn over it
+        log.error("knowledge entry missing", extra={"intent": intent})
+        return []
+    replies = [Reply(part) for part in entry.answer]
+    if replies:
+        replies[-1].options = list(entry.options)
+    return replies
+
+
+async def scam_guard(turn: Turn, next_step: NextStep) -> None:
+    """Warn first about scams and fees, in any state; then let the flow go on."""
+    text = turn.msg.content
+    hit = match_scam(text) if text else None
+    if hit is None:
+        await next_step()
+        return
+    conv = turn.conversation
+    assert conv is not None
+    turn.events.append({"action": "scam_warning", "score": round(hit.confidence, 2), "mode": conv.mode})
+    warning = entry_replies(turn, SCAM_INTENT)
+    for reply in warning:
+        reply.options = []
+    if conv.mode in ("waiting", "human"):
+        await next_step()  # human_gate: queued or relayed as usual
+        turn.replies[0:0] = warning
+        return
+    if conv.mode == "closed":
+        # What human_gate does with a message that is not the survey answer.
+        conv.switch_mode(Mode.BOT)
+        conv.case_id = None
+        conv.memory.pop("survey_case", None)
+    turn.parse = ParseResult(text, [hit], backend="rules")
+    turn.outcome = "scam_warning"
+    turn.replies.extend(warning)
+    await resume(turn)
+
+
+async def resume(turn: Turn) -> None:
+    """Ask the current question again, or show the menu when no dialog is under way."""
+    conv = turn.conversation
+    assert conv is not None
+    engine = DialogEngine(chat_services(turn).dialogs)
+    frame = conv.frame
+    if frame is not None and not engine.expired(frame) and frame.dialog != "main_menu":
+        turn.replies.append(Reply(RESUME_TEXT))
+        turn.replies.extend(await engine.reprompt(turn))
+        return
+    conv.stack.clear()
+    result = await engine.begin(turn, "main_menu")
+    options = result.replies[-1].options if result.replies else MENU_LABELS
+    turn.replies.append(Reply("还有什么要问的，请回复数字：", list(options)))
+
+
+def _bereavement(turn: Turn) -> IntentScore | None:
+    text = turn.msg.content
+    if not text:
+        return None
+    hit = match_bereavement(text)
+    if hit is not None or turn.parse is None:
+        return hit
+    top = turn.parse.top
+    if top is None or top.name != BEREAVEMENT_INTENT:
+        return None
+    conv = turn.conversation
+    in_dialog = conv is not None and conv.frame is not None and conv.frame.dialog != "main_menu"
+    floor = BEREAVEMENT_IN_DIALOG if in_dialog else turn.services.settings.nlu.intent_threshold
+    return top if top.confidence >= floor else None
+
+
+async def bereavement_guard(turn: Turn, next_step: NextStep) -> None:
+    """Condolences and what to do when the pensioner has died; no certification prompt."""
+    hit = _bereavement(turn)
+    if hit is None:
+        await next_step()
+        return
+    conv = turn.conversation
+    assert conv is not None
+    conv.stack.clear()
+    conv.misunderstood = 0
+    conv.memory.pop("offered_options", None)
+    if turn.parse is not None and turn.parse.top != hit:
+        turn.parse = ParseResult(turn.parse.text, [hit, *turn.parse.intents], turn.parse.entities, "rules")
+    turn.events.append({"action": "bereavement", "score": round(hit.confidence, 2)})
+    turn.replies.extend(entry_replies(turn, BEREAVEMENT_INTENT))
+    if turn.replies and turn.replies[-1].options:
+        conv.memory["offered_options"] = list(turn.replies[-1].options)
+
+
+async def answer_neighbours(turn: Turn, next_step: NextStep) -> None:
+    """At the menu, a confident question next to the seed gets its entry (not a menu word)."""
+    conv = turn.conversation
+    assert conv is not None
+    intent = turn.parse.intent(turn.services.settings.nlu.intent_threshold) if turn.parse else None
+    at_menu = conv.frame is None or conv.frame.dialog == "main_menu"
+    if intent not in INFO_INTENTS or not at_menu or conv.mode != "bot" or turn.msg.event:
+        await next_step()
+        return
+    replies = entry_replies(turn, intent)
+    if not replies:
+        await next_step()
+        return
+    conv.stack.clear()
+    conv.misunderstood = 0
+    conv.memory.pop("offered_options", None)
+    turn.replies.extend(replies)
+    conv.memory["offered_options"] = list(replies[-1].options)
