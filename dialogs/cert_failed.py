@@ -8,6 +8,7 @@ intent with a known cause jumps straight to that cause's fix.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.messages import Reply
@@ -71,6 +72,9 @@ CAUSES = (
 )
 BY_KEY = {cause.key: cause for cause in CAUSES}
 BY_INTENT = {cause.intent: cause for cause in CAUSES if cause.intent}
+APPEAL_WORDS = re.compile(r"申诉|复核|人工审核|重新审核")
+APPEAL_ANSWER = ("可以申诉。认证一直不通过的，可以申请人工审核：工作人员会看您的情况和核验记录，"
+                 "帮您核实。想先自己再试试，也可以回复“换一种情况”看看失败的原因。")
 MISSED_WORDS = ("过期", "错过", "过了时间", "停发", "停了", "没发", "暂停", "没到账", "过了认证时间")
 
 
@@ -93,9 +97,15 @@ async def _jump(ctx: DialogContext) -> Step | None:
     if ctx.slots.get("_jumped"):
         return None
     ctx.slots["_jumped"] = True
+    text = ctx.turn.msg.content
+    if text and APPEAL_WORDS.search(text):
+        return Goto("offer_help", [Reply(APPEAL_ANSWER)])
     event = ctx.turn.msg.event or ""
     intent = ctx.intent() or (event.split(":", 1)[1] if event.startswith("menu:") else "")
     cause = BY_INTENT.get(intent)
+    key = classify(text) if text else None
+    if key is not None and key != "missed" and (cause is None or key != cause.key):
+        return Goto(f"fix_{key}")  # the words name the cause ("汉字看不清" is not poor light)
     return Goto(f"fix_{cause.key}") if cause else None
 
 

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from bot.messages import Reply
 from bot.storage.models import Pensioner
-from dialogs.common import ID_INVALID, NAME_PATTERN, check_identity, find_id
+from dialogs.common import (
+    ID_INVALID,
+    already_certified,
+    check_identity,
+    find_id,
+    heard,
+    masked,
+    name_in,
+)
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -78,6 +86,12 @@ def _who(slots: dict[str, Any]) -> str:
     return "老人" if slots.get("proxy") else "您本人"
 
 
+def _selfie_text(slots: dict[str, Any]) -> str:
+    text = SELFIE.format(who=_who(slots))
+    # The family flow asked its own questions: there was no first and second step here.
+    return text.replace("第三步：", "现在", 1) if slots.get("proxy") else text
+
+
 def _face(ctx: DialogContext) -> Any:
     return ctx.services.extras.get("face")
 
@@ -97,6 +111,20 @@ async def _start(ctx: DialogContext) -> Step | None:
     """Skip the identity questions when a caller (family flow) already checked them."""
     if ctx.slots.get("pensioner_id"):
         return await _after_identity(ctx)
+    given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+    if given and not ctx.slots.get("_id_heard") and not ctx.slots.get("name_tries"):
+        ctx.slots["_id_heard"] = True
+        ctx.slots["id_number"] = given
+        return Goto("ask_name", [Reply(f"第一步：身份证号 {masked(str(given))}，已经收到。")])
+    return None
+
+
+async def _name_given(ctx: DialogContext) -> Step | None:
+    """The opening message also gave the name."""
+    name = heard(ctx).get("name")
+    if name and not ctx.slots.get("_name_heard"):
+        ctx.slots["_name_heard"] = True
+        return await _on_name(ctx, str(name))
     return None
 
 
@@ -111,8 +139,15 @@ async def _on_id(ctx: DialogContext, text: str) -> Step:
 
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
-    name = text.strip()
-    if not NAME_PATTERN.match(name):
+    found = find_id(ctx, text)
+    if found.valid and found.valid != ctx.slots.get("id_number"):
+        ctx.slots["id_number"] = found.valid  # a new ID number replaces the old one
+        given = name_in(text.upper().replace(found.valid, " "))
+        if given is None:
+            return Stay([Reply(f"好的，换成身份证号 {masked(found.valid)}。")])
+        text = given
+    name = name_in(text)
+    if name is None:
         return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
     pensioner = await check_identity(ctx, name, flow="certify", retry_state="start",
                                      mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
@@ -120,6 +155,10 @@ async def _on_name(ctx: DialogContext, text: str) -> Step:
         return pensioner
     ctx.slots["pensioner_id"] = pensioner.id
     ctx.memory["pensioner_id"] = pensioner.id
+    notice = already_certified(ctx, pensioner)
+    if notice is not None:  # the state of the pensioner first, before any new attempt
+        ctx.event("certify_already_certified", target=f"pensioner:{pensioner.id}")
+        return Finish([Reply(notice, ["查询认证状态", "回主菜单"])])
     return await _after_identity(ctx)
 
 
@@ -137,6 +176,9 @@ async def _after_identity(ctx: DialogContext) -> Step:
 
 async def _on_selfie(ctx: DialogContext, text: str) -> Step:
     image = ctx.turn.msg.image
+    if image is None and "建模" in text:
+        # We checked: this pensioner has a face model, whatever another app said.
+        return Stay([Reply("我这边查过了，系统里已经有这位老人的人脸模型，可以直接在这里拍照认证。")])
     if image is None:
         return NotUnderstood("请直接发送一张照片（点输入框旁边的图片或相机按钮）。")
     return await submit_selfie(ctx, image)
@@ -234,13 +276,13 @@ certify = Dialog(
                        on_input=_on_id, on_enter=_start,
                        options=[Option("回主菜单", run=_to_menu, words=("不办了", "返回"))],
                        may_go=("ask_name", "selfie", "appeal", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name,
+        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=_name_given,
                           options=[Option("回主菜单", run=_to_menu, words=("不办了", "返回"))],
                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
             Option("回主菜单", run=_to_menu, words=("菜单", "不用"))]),
-        "selfie": State(prompt=lambda ctx: Reply(SELFIE.format(who=_who(ctx.slots)), SELFIE_OPTIONS),
+        "selfie": State(prompt=lambda ctx: Reply(_selfie_text(ctx.slots), SELFIE_OPTIONS),
                         on_input=_on_selfie,
                         options=[Option("换其他方式认证", run=_other_methods, words=("其他方式",)),
                                  Option("转人工", run=_to_person, words=("人工",))],

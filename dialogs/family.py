@@ -29,7 +29,16 @@ from bot.messages import Reply
 from bot.storage.db import Database
 from bot.storage.models import CertificationAttempt, Pensioner, ProxyLink
 from dialogs.certify import MENU_OPTIONS, NOT_ENROLLED, format_date
-from dialogs.common import ID_INVALID, NAME_PATTERN, check_identity, find_id
+from dialogs.common import (
+    ID_INVALID,
+    NAME_PATTERN,
+    already_certified,
+    check_identity,
+    find_id,
+    heard,
+    masked,
+    name_in,
+)
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -91,7 +100,7 @@ PRESENCE = ("核对好了。刷脸之前请您看清楚：\n"
             "老人同意并且就在身边吗？")
 NOT_PRESENT_TEXT = ("没关系，等老人在身边的时候再来办，回复“帮家人认证”就可以重新开始。\n"
                     "老人行动不便的，也可以申请工作人员上门认证。")
-CONSENT_RECORDED = "好的，已经记下老人本人同意并在场（{at}，{channel}）。"
+CONSENT_RECORDED = "好的，已经记下老人本人同意并在场（北京时间{at}）。"
 LIMIT = ("为了防止冒领养老金，一个账号一年最多替 {limit} 位老人办认证，您今年已经替 {limit} 位老人办过了。\n"
          "如果有老人不再需要您代办，可以在“管理我代认证的老人”里移除（今年已经替他刷过脸的仍然算在内）；"
          "也可以让老人到社区服务点办理。")
@@ -247,6 +256,18 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         ctx.slots["started"] = True
         ctx.event("family_started", proxy_key=ctx.conversation.key,
                   relationship=ctx.slots.get("relationship"))
+        given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+        if given:
+            ctx.slots["id_number"] = given
+            return Goto("ask_name", [Reply(f"收到老人的身份证号 {masked(str(given))}。")])
+    return None
+
+
+async def _name_given(ctx: DialogContext) -> Step | None:
+    name = heard(ctx).get("name")
+    if name and not ctx.slots.get("_name_heard"):
+        ctx.slots["_name_heard"] = True
+        return await _check_identity(ctx, str(name))
     return None
 
 
@@ -265,8 +286,15 @@ async def _on_id(ctx: DialogContext, text: str) -> Step:
 
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
-    name = text.strip()
-    if not NAME_PATTERN.match(name):
+    found = find_id(ctx, text)
+    if found.valid and found.valid != ctx.slots.get("id_number"):
+        ctx.slots["id_number"] = found.valid  # a new ID number replaces the old one
+        given = name_in(text.upper().replace(found.valid, " "))
+        if given is None:
+            return Stay([Reply(f"好的，换成身份证号 {masked(found.valid)}。")])
+        text = given
+    name = name_in(text)
+    if name is None:
         return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
     return await _check_identity(ctx, name)
 
@@ -292,6 +320,9 @@ async def _check_identity(ctx: DialogContext, name: str) -> Step:
         ctx.event("family_limit_reached", target=target, proxy_key=key, acting=len(acting),
                   limit=limit)
         return Goto("limit")
+    notice = already_certified(ctx, pensioner)
+    if notice is not None:  # the state of the pensioner first
+        return Goto("consent", [Reply(notice + "如果还是要再拍一次，也可以接着做。")])
     return Goto("consent")
 
 
@@ -311,7 +342,7 @@ async def _consent(ctx: DialogContext) -> Step:
               relationship=relationship, consent_at=now.isoformat(), consent_channel=channel,
               link_id=link_id)
     local = now.astimezone(_tz(services))
-    said = CONSENT_RECORDED.format(at=f"{local.month}月{local.day}日 {local:%H:%M}", channel=channel)
+    said = CONSENT_RECORDED.format(at=f"{local.month}月{local.day}日 {local:%H:%M}")
     return StartDialog("certify", [Reply(said)], slots={
         "pensioner_id": pensioner_id, "id_number": ctx.slots.get("id_number"), "proxy": True,
         "relationship": relationship, "consent_at": now.isoformat(), "consent_channel": channel,
@@ -438,7 +469,7 @@ family = Dialog(
             may_go=("ask_id", "manage")),
         "ask_id": State(prompt=ASK_ID, on_input=_on_id, on_enter=_ask_id_enter, options=[_TO_MENU],
                         may_go=("ask_name", "mismatch", "limit", "consent", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, options=[_TO_MENU],
+        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=_name_given, options=[_TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),

@@ -9,18 +9,22 @@ answer, and after a few wrong names the query stops.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from bot.errors import RateLimited, StorageUnavailable
 from bot.messages import Reply
 from bot.pensioners import names_match
 from dialogs.common import (
+    CERTIFY_DIALOG,
+    CERTIFY_LABEL,
     ID_ASK,
     ID_INVALID,
-    certify_here,
     find_id,
     finish_option,
+    heard,
     looks_like_question,
     masked,
+    name_in,
 )
 from dialogs.engine import (
     Dialog,
@@ -46,6 +50,12 @@ def _day(value: date) -> str:
 
 
 async def _reuse_id(ctx: DialogContext) -> Step | None:
+    given = heard(ctx).get("id_number")
+    if given and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
+        ctx.slots["_id_reused"] = True
+        ctx.slots["id_number"] = given
+        ctx.memory["id_number"] = given
+        return Goto("ask_name", [Reply(f"收到身份证号 {masked(given)}。")])
     known = ctx.memory.get("id_number")
     if known and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
         ctx.slots["_id_reused"] = True
@@ -73,9 +83,29 @@ async def _other_id(ctx: DialogContext) -> Step:
     return Goto("ask_id")
 
 
+async def _name_given(ctx: DialogContext) -> Step | None:
+    """The message that started the query also gave the name ("查认证状态 6301… 张桂兰")."""
+    name = heard(ctx).get("name")
+    if name and not ctx.slots.get("_name_heard"):
+        ctx.slots["_name_heard"] = True
+        return await _got_name(ctx, str(name))
+    return None
+
+
 async def _got_name(ctx: DialogContext, text: str) -> Step:
-    name = "".join(text.split())
-    if not 2 <= len(name) <= 20 or looks_like_question(name) or any(c.isdigit() for c in name):
+    found = find_id(ctx, text)
+    if found.valid and found.valid != ctx.slots.get("id_number"):
+        # A new ID number at the name question replaces the old one.
+        ctx.slots["id_number"] = found.valid
+        ctx.memory["id_number"] = found.valid
+        ctx.slots["name_tries"] = 0
+        given = name_in(text.upper().replace(found.valid, " "))
+        if given is None:
+            return Stay([Reply(f"好的，换成身份证号 {masked(found.valid)} 来查。")])
+        text = given
+    name = name_in(text) or "".join(text.split())
+    if (not 2 <= len(name) <= 20 or looks_like_question(name) or any(c.isdigit() for c in name)
+            or name_in(name) is None):
         if looks_like_question(text):
             return NotUnderstood(hint="我们正在查询认证状态。请发一下老人的姓名。")
         return Stay([Reply("请只发老人的姓名（和身份证上一样），比如：张桂兰。")])
@@ -98,16 +128,26 @@ async def _got_name(ctx: DialogContext, text: str) -> Step:
     ctx.slots["certified_at"] = pensioner.certified_at.isoformat() if pensioner.certified_at else None
     ctx.slots["next_due"] = pensioner.next_due.isoformat() if pensioner.next_due else None
     ctx.slots["suspended"] = pensioner.status == "suspended"
+    ctx.slots["enrolled"] = await ctx.services.registry.is_enrolled(int(pensioner.id))
     return Goto("result")
+
+
+def _can_selfie(ctx: DialogContext) -> bool:
+    """A selfie is offered only when the dialog exists and the pensioner has a face model."""
+    return CERTIFY_DIALOG in ctx.services.dialogs.dialogs and bool(ctx.slots.get("enrolled"))
 
 
 def _result(ctx: DialogContext) -> Reply:
     certified = ctx.slots.get("certified_at")
     due = ctx.slots.get("next_due")
-    today = datetime.now(UTC).date()
+    beijing = ZoneInfo(ctx.services.settings.staff.timezone)
+    today = datetime.now(UTC).astimezone(beijing).date()
     if not certified:
         return Reply("系统里还没有这位老人的认证记录。请尽快认证一次，我可以帮您。")
-    done = datetime.fromisoformat(certified).date()
+    moment = datetime.fromisoformat(certified)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    done = moment.astimezone(beijing).date()
     text = f"查到了：这位老人在 {_day(done)} 完成了认证。"
     if due:
         next_due = date.fromisoformat(due)
@@ -131,12 +171,13 @@ status_query = Dialog(
             options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
                             may_go=("ask_id",)),
                      finish_option("不查了")],
-            on_input=_got_name, may_go=("result", "end")),
-        "result": State(prompt=_result, options=[
+            on_input=_got_name, on_enter=_name_given, may_go=("result", "end")),
+        "result": State(prompt=_result, final=True, options=[
             Option("怎么认证", start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
             Option("过期了怎么办", start="missed_deadline", intents=("missed_deadline",),
                    words=("过期", "停发")),
-            certify_here(),
+            Option(CERTIFY_LABEL, start=CERTIFY_DIALOG, when=_can_selfie, intents=("certify_now",),
+                   words=("刷脸认证", "在这里认证", "这里刷脸")),
             finish_option()]),
     },
 )

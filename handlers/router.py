@@ -16,10 +16,13 @@ import dataclasses
 import logging
 
 from bot.messages import Reply
+from dialogs.common import looks_like_question
 from dialogs.engine import DialogEngine, EngineResult, option_number
 from dialogs.menu import GREETING, MENU_ITEMS, WELCOME_BACK
 from faq.knowledge import FaqEntry
+from handlers.listening import listen
 from handlers.pipeline import Turn
+from nlu.rules import normalise
 
 log = logging.getLogger(__name__)
 RETRIEVAL_ONLY_FLOOR = 0.6
@@ -36,6 +39,15 @@ def faq_replies(entry: FaqEntry) -> list[Reply]:
     return replies
 
 
+def part_of_one(labels: list[str], text: str) -> str | None:
+    """The one offered label that contains this message ("该找谁"), if exactly one does."""
+    cleaned = normalise(text)
+    if len(cleaned) < 3:
+        return None
+    holding = [str(label) for label in labels if cleaned in normalise(str(label))]
+    return holding[0] if len(holding) == 1 and normalise(holding[0]) != cleaned else None
+
+
 class Router:
     """Decides what to answer. Knows dialogs, the FAQ and escalation, nothing else."""
 
@@ -48,8 +60,12 @@ class Router:
         assert conv is not None
         offered = conv.memory.pop("offered_options", None)
         number = option_number(turn.msg.content) if turn.msg.content else None
+        label = None
         if offered and number is not None and conv.frame is None and 1 <= number <= len(offered):
             label = str(offered[number - 1])
+        elif offered and conv.frame is None and turn.msg.content:
+            label = part_of_one(offered, turn.msg.content)
+        if label is not None:
             turn.msg = dataclasses.replace(turn.msg, text=label, voice_transcript=None)
             turn.parse = await turn.services.understand(label)
         await self.route(turn)
@@ -62,6 +78,7 @@ class Router:
         services = turn.services
         threshold = services.settings.nlu.intent_threshold
         intent = turn.parse.intent(threshold) if turn.parse else None
+        text = turn.parse.text if turn.parse is not None else ""
 
         if turn.msg.event:
             await self.on_event(turn)
@@ -96,12 +113,22 @@ class Router:
             conv.stack.clear()
             frame = None
             turn.say("刚才的步骤时间太久，已经结束了。")
+        if await listen(self, turn, intent):
+            return
+        if turn.parse is not None and turn.parse.text != text:  # a greeting was dropped
+            intent = turn.parse.intent(threshold)
         if frame is not None:
             result = await self.engine.handle(turn)
             if result.understood:
                 conv.misunderstood = 0
                 await self.apply(turn, result)
                 return
+            if self.at_final_state(turn, frame):
+                # The flow's work was done: a later question is answered on its own and
+                # the flow is not offered again.
+                conv.stack.clear()
+                frame = None
+        if frame is not None:
             # Not an answer to the question: a confident other question is answered,
             # then the dialog offers to resume.
             only = self.retrieval_only(turn)
@@ -136,6 +163,7 @@ class Router:
             turn.replies.extend(faq_replies(entry))
             return
         if turn.msg.image is not None:
+            conv.memory["photo_waiting"] = True
             turn.say("收到您的照片。要刷脸认证的话，请先告诉我您要办认证，我会一步一步带您。",
                      MENU_LABELS)
             return
@@ -165,6 +193,11 @@ class Router:
         turn.replies.extend(faq_replies(entry))
         turn.replies.append(Reply("我们接着刚才的步骤："))
         turn.replies.extend(await self.engine.reprompt(turn))
+
+    def at_final_state(self, turn: Turn, frame: object) -> bool:
+        dialog = turn.services.dialogs.dialogs.get(getattr(frame, "dialog", ""))
+        state = dialog.states.get(getattr(frame, "state", "")) if dialog else None
+        return state is not None and state.final
 
     def retrieval_only(self, turn: Turn) -> FaqEntry | None:
         """A clear match with a knowledge entry that no intent covers (e.g. fingerprints).
@@ -201,6 +234,15 @@ class Router:
             await self.show_menu(turn, GREETING)
             return True
         dialog = services.dialogs.for_intent(intent)
+        if dialog is not None and resume and turn.msg.content and (
+                looks_like_question(turn.msg.content) or intent.startswith("fail_")):
+            # A question in the middle of a flow: its short answer, then the flow goes on.
+            entry = services.faq.for_intent(intent)
+            if entry is not None:
+                turn.replies.extend(faq_replies(entry))
+                turn.replies.append(Reply("我们接着刚才的步骤："))
+                turn.replies.extend(await self.engine.reprompt(turn))
+                return True
         if dialog is not None:
             conv = turn.conversation
             assert conv is not None

@@ -1,0 +1,144 @@
+"""Listening before routing: what the person already said changes what comes next.
+
+Runs after the global commands and before the active dialog. It keeps the slots of the
+current message (``memory["heard"]``, read by dialogs when they start or ask) and the
+facts about the pensioner's situation (``memory["facts"]``), and decides the compound and
+off-script cases: a request for a person next to a question, "不想弄了" inside a flow, a
+money remark or trouble reading Chinese inside a flow (answered, then the flow resumes,
+never read as yes or no), a greeting in front of a question, an ID number next to a
+request or on its own, and a wrong check digit told as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING
+
+from bot.messages import Reply
+from dialogs.common import masked
+from dialogs.engine import DialogContext, match_option, option_number
+from nlu.reading import SITUATION, Reading, read
+from nlu.rules import normalise
+
+if TYPE_CHECKING:
+    from handlers.pipeline import Turn
+    from handlers.router import Router
+
+ID_CHECKSUM = ("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
+               "重新发一次（18位，最后一位是数字或X）。")
+READING_TROUBLE = ("没关系，汉字看不太懂也能办好认证：\n"
+                   "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
+                   "2. 可以发语音给我，我用简单的话说；\n"
+                   "3. 也可以转人工，工作人员可以打电话跟您说。")
+MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
+         "打 12333 或者到社保经办机构问清楚。")
+ID_WHAT = "收到身份证号 {masked}。您想办哪件事？回复数字就行："
+ID_OPTIONS = ["查询认证状态", "在这里刷脸认证", "帮家人认证"]
+_ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?(?:身份证号?码?|号码)?(?:是|为|：|:)?$")
+_CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
+_FAMILY_ASK = re.compile(r"他|她|帮|替|给")
+# Intents a message carrying an ID number most likely means.
+ID_INTENTS = ("status_query", "certify_now", "family_certification")
+_CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
+             "method_face_app", "purpose"}
+
+
+def picks_option(turn: Turn) -> bool:
+    """True when the message is an answer to the current question (number or option words)."""
+    conv = turn.conversation
+    if conv is None or conv.frame is None:
+        return False
+    dialog = turn.services.dialogs.dialogs.get(conv.frame.dialog)
+    if dialog is None or conv.frame.state not in dialog.states:
+        return False
+    state = dialog.states[conv.frame.state]
+    ctx = DialogContext(turn, conv.frame)
+    return match_option(state.visible_options(ctx), turn.msg.content, None) is not None
+
+
+def remember(turn: Turn, reading: Reading) -> None:
+    """This message's slots, and the situation facts kept for the conversation."""
+    conv = turn.conversation
+    assert conv is not None
+    conv.memory["heard"] = dict(reading.slots)
+    facts = dict(conv.memory.get("facts") or {})
+    facts.update({k: v for k, v in reading.slots.items() if k in SITUATION})
+    if facts:
+        conv.memory["facts"] = facts
+
+
+async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
+    """Handle the compound and off-script cases; False lets the router go on as before."""
+    conv = turn.conversation
+    assert conv is not None
+    text = turn.msg.content
+    if not text or option_number(text) is not None:
+        conv.memory.pop("heard", None)
+        return False
+    reading = read(text)
+    remember(turn, reading)
+    frame = conv.frame
+    in_flow = frame is not None and frame.dialog != "main_menu"
+    if in_flow and picks_option(turn):
+        return False
+    if reading.quits and in_flow:
+        conv.stack.clear()
+        await router.show_menu(turn, "好的，已经停下了，您说的信息不会提交。还需要帮什么忙吗？")
+        return True
+    if reading.wants_person:
+        await router.escalate(turn, "user_request")
+        return True
+    if reading.reading_trouble:
+        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else ["转人工", "怎么认证"]))
+        if in_flow:
+            await resume(router, turn)
+        return True
+    if reading.money and in_flow:
+        entry = router.retrieve(turn)
+        if entry is not None and entry.intent not in ("affirm", "deny", "thanks"):
+            turn.replies.extend(Reply(part) for part in entry.answer)
+        else:
+            turn.say(MONEY)
+        await resume(router, turn)
+        return True
+    if in_flow:
+        return False
+    # Outside a flow (or at the main menu).
+    if conv.memory.pop("photo_waiting", None) and _CERTIFY_WORDS.search(text) \
+            and intent not in ("status_query", "cert_failed") and not reading.slots.get("relationship"):
+        return await router.answer_intent(turn, "certify_now")  # a photo came first
+    if reading.after_greeting and intent in ("greet", None, "out_of_scope"):
+        rest = reading.after_greeting
+        turn.msg = dataclasses.replace(turn.msg, text=rest, voice_transcript=None)
+        turn.parse = await turn.services.understand(rest)
+        return False
+    if reading.id_invalid and "id_number" not in reading.slots:
+        conv.stack.clear()
+        turn.say(ID_CHECKSUM)
+        return True
+    slots = reading.slots
+    family = bool(slots.get("relationship")) and bool(_FAMILY_ASK.search(text)) \
+        and bool(_CERTIFY_WORDS.search(text)) and ("id_number" in slots or "name" in slots)
+    if family and intent not in ("method_home_visit", "cert_failed"):
+        return await router.answer_intent(turn, "family_certification")
+    if "id_number" in slots:
+        conv.memory["id_number"] = slots["id_number"]
+        if intent in ID_INTENTS:
+            return False
+        rest = normalise(text.upper().replace(slots["id_number"], ""))
+        if _ID_ONLY.match(re.sub(r"\d", "", rest)) or intent in _CHOOSING:
+            conv.stack.clear()
+            conv.memory["id_offered"] = slots["id_number"]
+            turn.say(ID_WHAT.format(masked=masked(slots["id_number"])), ID_OPTIONS)
+            return True
+    situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
+    if situation and intent in _CHOOSING:
+        return await router.answer_intent(turn, "choose_method")
+    return False
+
+
+async def resume(router: Router, turn: Turn) -> None:
+    """After an off-script answer: ask the flow's question again."""
+    turn.replies.append(Reply("我们接着刚才的步骤："))
+    turn.replies.extend(await router.engine.reprompt(turn))
