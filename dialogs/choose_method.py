@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from dialogs.common import certify_here, fact, finish_option, no, yes
-from dialogs.engine import Dialog, DialogContext, Goto, Option, State, Step
+from dialogs.common import certify_here, fact, finish_option, heard, no, yes
+from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
 NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在国外", "在青海")
@@ -37,6 +37,20 @@ def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
 
     on_enter.__name__ = f"skip_{question}"
     return on_enter
+
+
+def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Step]]:
+    """Free words that answer the question ("有 我儿子会", "腿脚不好") lead on."""
+    key, if_yes, if_no = _SKIPS[question]
+
+    async def on_input(ctx: DialogContext, text: str) -> Step:
+        value = heard(ctx).get(key)
+        if value is None:
+            return NotUnderstood()
+        return Goto(if_yes if value else if_no)
+
+    on_input.__name__ = f"answer_{question}"
+    return on_input
 
 
 async def _intro(ctx: DialogContext) -> Step | None:
@@ -98,20 +112,20 @@ choose_method = Dialog(
             ]),
         "bigdata": _bigdata_state(Option("帮我选方法", goto="q_abroad", words=("选方法", "帮我选"))),
         "q_abroad": State(
-            on_enter=_skip("q_abroad"),
+            on_enter=_skip("q_abroad"), on_input=_heard_answer("q_abroad"),
             prompt="第1个问题：老人现在住在国外（或港澳台）吗？",
             options=[yes("是，在国外", "rec_abroad", words=YES_ABROAD),
                      no("不是，在国内", "q_phone", words=NO_ABROAD), BACK]),
         "q_phone": State(
-            on_enter=_skip("q_phone"),
+            on_enter=_skip("q_phone"), on_input=_heard_answer("q_phone"),
             prompt="第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
             options=[yes("会用", "rec_app"), no("不会用", "q_family"), BACK]),
         "q_family": State(
-            on_enter=_skip("q_family"),
+            on_enter=_skip("q_family"), on_input=_heard_answer("q_family"),
             prompt="第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
             options=[yes("有人能帮忙", "rec_family"), no("没有人帮忙", "q_leave_home"), BACK]),
         "q_leave_home": State(
-            on_enter=_skip("q_leave_home"),
+            on_enter=_skip("q_leave_home"), on_input=_heard_answer("q_leave_home"),
             prompt="第4个问题：老人能出门，去社保局或者银行吗？",
             options=[yes("能出门", "rec_offline"), no("出不了门", "rec_home_visit"), BACK]),
         "rec_abroad": State(

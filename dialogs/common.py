@@ -27,7 +27,7 @@ from dialogs.engine import (
 from nlu import entities
 
 YES_WORDS = ("是", "对", "是的", "对的", "嗯", "好", "好的", "有", "会", "能", "可以", "行",
-             "会用", "有人", "能出门", "可以的")
+             "会用", "有人", "能出门", "可以的", "会一点", "会一些", "还行", "凑合")
 # Longer negative words beat the positive ones they contain ("不会用" over "会用").
 NO_WORDS = ("否", "不", "不是", "不对", "没有", "不会", "不能", "不行", "不可以", "不是的",
             "没", "没人", "不会用", "不太会", "没有人", "出不了", "不能出门", "没法出门")

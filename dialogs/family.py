@@ -311,8 +311,11 @@ async def _check_identity(ctx: DialogContext, name: str) -> Step:
     target = f"pensioner:{pensioner_id}"
     ctx.event("family_identity_confirmed", target=target, proxy_key=key,
               relationship=ctx.slots.get("relationship"))
+    notice = already_certified(ctx, pensioner)
     if not await services.registry.is_enrolled(pensioner_id):
         ctx.event("family_not_enrolled", target=target, proxy_key=key)
+        if notice is not None:  # the state of the pensioner first: nothing to do this year
+            return Finish([Reply(notice, MENU_OPTIONS)])
         return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
     limit = services.settings.family.max_pensioners_per_year
     acting = await acting_for(services, key, current_year(services))
@@ -320,7 +323,6 @@ async def _check_identity(ctx: DialogContext, name: str) -> Step:
         ctx.event("family_limit_reached", target=target, proxy_key=key, acting=len(acting),
                   limit=limit)
         return Goto("limit")
-    notice = already_certified(ctx, pensioner)
     if notice is not None:  # the state of the pensioner first
         return Goto("consent", [Reply(notice + "如果还是要再拍一次，也可以接着做。")])
     return Goto("consent")

@@ -39,7 +39,7 @@ SLOT_LABELS = {"name": "姓名", "id_number": "身份证号", "address": "住址
                "reason": "原因"}
 _LABELLED = {
     "name": re.compile(r"(?:姓名|名字|老人叫|我叫|叫)[:：是\s]*([\u4e00-\u9fa5·]{2,10})"),
-    "address": re.compile(r"(?:住址|地址|家住|住在)[:：是\s]*([^，,；;\n。]{4,})"),
+    "address": re.compile(r"(?:住址|地址|家住|住在)[:：是\s]*([^，,；;\n。\s]{4,})"),
     "reason": re.compile(r"(?:原因|因为)[:：是\s]*([^；;\n。]{2,})"),
 }
 _ADDRESS_HINT = re.compile(r"[省市县区州镇乡村路街巷号栋楼室]|小区|单元|社区")
@@ -148,6 +148,12 @@ class HomeVisitForm(Form):
                 found["name"] = part
         if requested and requested not in found and not found and text.strip():
             found[requested] = text.strip()
+        single = len([p for p in _SEPARATORS.split(text.strip()) if p]) == 1
+        if (requested in ("name", "address") and requested not in found and single
+                and not set(found) & {"id_number", "phone"}):
+            # One short answer to the question asked is that answer (checked as such), not
+            # another slot: "卧床" at the name question is refused as a name.
+            return {requested: text.strip()}
         if (requested == "phone" and "phone" not in found and "address" not in found
                 and re.fullmatch(r"[\d\-\s]+", text.strip())):
             found["phone"] = text.strip()

@@ -33,10 +33,15 @@ READING_TROUBLE = ("没关系，汉字看不太懂也能办好认证：\n"
                    "3. 也可以转人工，工作人员可以打电话跟您说。")
 MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
          "打 12333 或者到社保经办机构问清楚。")
+WHOM = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
+        "也可以回复“转人工”，让这里的工作人员帮您。")
+_WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
 ID_WHAT = "收到身份证号 {masked}。您想办哪件事？回复数字就行："
 ID_OPTIONS = ["查询认证状态", "在这里刷脸认证", "帮家人认证"]
 _ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?(?:身份证号?码?|号码)?(?:是|为|：|:)?$")
 _CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
+_WHERE = re.compile(r"(?:去|到|在)(?:哪里|哪儿|哪个地方|哪|啥地方)(?:能|可以|去)?(?:办|认证)")
+_HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里认证")
 _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
 # Intents a message carrying an ID number most likely means.
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
@@ -73,6 +78,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     conv = turn.conversation
     assert conv is not None
     text = turn.msg.content
+    if turn.msg.image is not None and (conv.frame is None or conv.frame.dialog == "main_menu"):
+        conv.memory["photo_waiting"] = True  # a selfie sent before saying what for
     if not text or option_number(text) is not None:
         conv.memory.pop("heard", None)
         return False
@@ -82,6 +89,9 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     in_flow = frame is not None and frame.dialog != "main_menu"
     if in_flow and picks_option(turn):
         return False
+    if in_flow and router.at_final_state(turn, frame):
+        conv.stack.clear()  # the flow's work is done: a new question starts afresh
+        in_flow = False
     if reading.quits and in_flow:
         conv.stack.clear()
         await router.show_menu(turn, "好的，已经停下了，您说的信息不会提交。还需要帮什么忙吗？")
@@ -91,6 +101,11 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         return True
     if reading.reading_trouble:
         turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else ["转人工", "怎么认证"]))
+        if in_flow:
+            await resume(router, turn)
+        return True
+    if _WHOM.match(normalise(text)) and not (in_flow and picks_option(turn)):
+        turn.replies.append(Reply(WHOM, [] if in_flow else ["转人工", "怎么认证"]))
         if in_flow:
             await resume(router, turn)
         return True
@@ -118,6 +133,10 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         turn.say(ID_CHECKSUM)
         return True
     slots = reading.slots
+    if _WHERE.search(text) and intent not in ("status_query", "method_home_visit"):
+        return await router.answer_intent(turn, "method_offline")
+    if "id_number" in slots and _HERE.search(text) and not slots.get("relationship"):
+        return await router.answer_intent(turn, "certify_now")
     family = bool(slots.get("relationship")) and bool(_FAMILY_ASK.search(text)) \
         and bool(_CERTIFY_WORDS.search(text)) and ("id_number" in slots or "name" in slots)
     if family and intent not in ("method_home_visit", "cert_failed"):

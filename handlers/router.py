@@ -115,6 +115,7 @@ class Router:
             turn.say("刚才的步骤时间太久，已经结束了。")
         if await listen(self, turn, intent):
             return
+        frame = conv.frame  # listening may have ended a finished flow
         if turn.parse is not None and turn.parse.text != text:  # a greeting was dropped
             intent = turn.parse.intent(threshold)
         if frame is not None:
@@ -235,7 +236,7 @@ class Router:
             return True
         dialog = services.dialogs.for_intent(intent)
         if dialog is not None and resume and turn.msg.content and (
-                looks_like_question(turn.msg.content) or intent.startswith("fail_")):
+                looks_like_question(turn.msg.content)):
             # A question in the middle of a flow: its short answer, then the flow goes on.
             entry = services.faq.for_intent(intent)
             if entry is not None:
