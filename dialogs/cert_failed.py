@@ -72,6 +72,7 @@ CAUSES = (
 )
 BY_KEY = {cause.key: cause for cause in CAUSES}
 BY_INTENT = {cause.intent: cause for cause in CAUSES if cause.intent}
+STILL_FAILING = re.compile(r"还是不行|还不行|不行|没用|还是失败|还是不过|还是没通过")
 APPEAL_WORDS = re.compile(r"申诉|复核|人工审核|重新审核")
 APPEAL_ANSWER = ("可以申诉。认证一直不通过的，可以申请人工审核：工作人员会看您的情况和核验记录，"
                  "帮您核实。想先自己再试试，也可以回复“换一种情况”看看失败的原因。")
@@ -113,6 +114,8 @@ async def _describe(ctx: DialogContext, text: str) -> Step:
     key = classify(text)
     if key == "missed":
         return Goto("missed")
+    if key is None and STILL_FAILING.search(text) and ctx.slots.get("tries"):
+        return await _still_failing(ctx)  # after a fix: the next suggestion is help
     if key is None:
         return NotUnderstood(hint="我没对上是哪种情况。请回复下面的数字选一个最像的；都不像就选“别的情况”。")
     ctx.slots["cause"] = key
@@ -168,7 +171,7 @@ states: dict[str, State] = {
     "ask": State(
         prompt=_ask_prompt,
         options=_ask_options(), on_input=_describe, on_enter=_jump,
-        may_go=tuple(f"fix_{cause.key}" for cause in CAUSES)),
+        may_go=(*(f"fix_{cause.key}" for cause in CAUSES), "offer_help")),
     "missed": State(
         prompt="过了认证时间也不要紧，补认证就行。我来告诉您怎么办。",
         options=[Option("好的，怎么补", start="missed_deadline", words=("好的", "怎么补", "补认证")),

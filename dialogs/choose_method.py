@@ -113,19 +113,23 @@ choose_method = Dialog(
         "bigdata": _bigdata_state(Option("帮我选方法", goto="q_abroad", words=("选方法", "帮我选"))),
         "q_abroad": State(
             on_enter=_skip("q_abroad"), on_input=_heard_answer("q_abroad"),
+            explain="这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。",
             prompt="第1个问题：老人现在住在国外（或港澳台）吗？",
             options=[yes("是，在国外", "rec_abroad", words=YES_ABROAD),
                      no("不是，在国内", "q_phone", words=NO_ABROAD), BACK]),
         "q_phone": State(
             on_enter=_skip("q_phone"), on_input=_heard_answer("q_phone"),
+            explain="这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。",
             prompt="第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
             options=[yes("会用", "rec_app"), no("不会用", "q_family"), BACK]),
         "q_family": State(
             on_enter=_skip("q_family"), on_input=_heard_answer("q_family"),
+            explain="这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。",
             prompt="第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
             options=[yes("有人能帮忙", "rec_family"), no("没有人帮忙", "q_leave_home"), BACK]),
         "q_leave_home": State(
             on_enter=_skip("q_leave_home"), on_input=_heard_answer("q_leave_home"),
+            explain="这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。",
             prompt="第4个问题：老人能出门，去社保局或者银行吗？",
             options=[yes("能出门", "rec_offline"), no("出不了门", "rec_home_visit"), BACK]),
         "rec_abroad": State(

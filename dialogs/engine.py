@@ -186,6 +186,8 @@ class State:
     # The flow's work is done here (a recommendation, a result): a message that is not
     # one of its options ends the flow instead of asking to resume it.
     final: bool = False
+    # The question said more simply, for "没看懂" / "说简单点" (a generic one otherwise).
+    explain: str | None = None
 
     def visible_options(self, ctx: DialogContext) -> list[Option]:
         return [option for option in self.options if option.visible(ctx)]

@@ -165,6 +165,7 @@ status_query = Dialog(
     entry_intents=("status_query",),
     states={
         "ask_id": State(prompt=ID_ASK, options=[finish_option("不查了")], on_input=_got_id,
+                        explain="请把老人身份证正面最下面那一行的18个数字和字母打给我，比如 630102195003150021。",
                         on_enter=_reuse_id, may_go=("ask_name",)),
         "ask_name": State(
             prompt="为了保护老人的信息，请再发一下老人的姓名，用来核对。",

@@ -35,13 +35,15 @@ MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证�
          "打 12333 或者到社保经办机构问清楚。")
 WHOM = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
         "也可以回复“转人工”，让这里的工作人员帮您。")
+_UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
 ID_WHAT = "收到身份证号 {masked}。您想办哪件事？回复数字就行："
 ID_OPTIONS = ["查询认证状态", "在这里刷脸认证", "帮家人认证"]
 _ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?(?:身份证号?码?|号码)?(?:是|为|：|:)?$")
 _CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
+_STATUS_WORDS = re.compile(r"过没有|了没|没有认证|查|状态|记录|认证过|有没有")
 _WHERE = re.compile(r"(?:去|到|在)(?:哪里|哪儿|哪个地方|哪|啥地方)(?:能|可以|去)?(?:办|认证)")
-_HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里认证")
+_HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里认证|在你这")
 _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
 # Intents a message carrying an ID number most likely means.
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
@@ -104,14 +106,17 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if in_flow:
             await resume(router, turn)
         return True
+    if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
+        await explain(router, turn)
+        return True
     if _WHOM.match(normalise(text)) and not (in_flow and picks_option(turn)):
         turn.replies.append(Reply(WHOM, [] if in_flow else ["转人工", "怎么认证"]))
         if in_flow:
             await resume(router, turn)
         return True
     if reading.money and in_flow:
-        entry = router.retrieve(turn)
-        if entry is not None and entry.intent not in ("affirm", "deny", "thanks"):
+        entry = router.retrieval_only(turn)  # a knowledge entry about fees, if one is clear
+        if entry is not None:
             turn.replies.extend(Reply(part) for part in entry.answer)
         else:
             turn.say(MONEY)
@@ -137,8 +142,9 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         return await router.answer_intent(turn, "method_offline")
     if "id_number" in slots and _HERE.search(text) and not slots.get("relationship"):
         return await router.answer_intent(turn, "certify_now")
-    family = bool(slots.get("relationship")) and bool(_FAMILY_ASK.search(text)) \
-        and bool(_CERTIFY_WORDS.search(text)) and ("id_number" in slots or "name" in slots)
+    family = bool(slots.get("relationship")) and bool(_CERTIFY_WORDS.search(text)) \
+        and ("id_number" in slots or "name" in slots) and not _STATUS_WORDS.search(text) \
+        and bool(_FAMILY_ASK.search(text) or _HERE.search(text) or intent == "certify_now")
     if family and intent not in ("method_home_visit", "cert_failed"):
         return await router.answer_intent(turn, "family_certification")
     if "id_number" in slots:
@@ -155,6 +161,22 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     if situation and intent in _CHOOSING:
         return await router.answer_intent(turn, "choose_method")
     return False
+
+
+async def explain(router: Router, turn: Turn) -> None:
+    """The current question said more simply, then asked again."""
+    conv = turn.conversation
+    assert conv is not None and conv.frame is not None
+    dialog = turn.services.dialogs.dialogs[conv.frame.dialog]
+    state = dialog.states[conv.frame.state]
+    options = state.visible_options(DialogContext(turn, conv.frame))
+    text = state.explain or "别着急，我换个简单的说法："
+    if options:
+        text += "\n下面每一行是一个回答，您觉得哪个对，就回复它前面的数字，比如回复 1；也可以直接打那几个字。"
+    else:
+        text += "\n您直接打字回答这个问题就行。"
+    turn.say(text + "还是不清楚，回复“转人工”，让工作人员帮您。")
+    turn.replies.extend(await router.engine.reprompt(turn))
 
 
 async def resume(router: Router, turn: Turn) -> None:

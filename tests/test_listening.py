@@ -352,3 +352,32 @@ async def test_status_without_face_model_offers_no_selfie(testbot: TestBot, demo
     assert "在这里刷脸认证" in other.options
 
 
+
+
+async def test_not_understood_question_is_said_more_simply(testbot: TestBot) -> None:
+    await testbot.say(event="menu:choose_method")
+    await testbot.say("帮我选方法")
+    await testbot.say("没看懂")
+    assert "外国" in testbot.text and "回复 1" in testbot.text
+    assert await frame_of(testbot) == ("choose_method", "q_abroad")
+    await testbot.say(event="menu:status_query")
+    await testbot.say("说简单点")
+    assert "18个数字" in testbot.text and await frame_of(testbot) == ("status_query", "ask_id")
+
+
+async def test_still_failing_after_a_fix_leads_to_help(testbot: TestBot) -> None:
+    await testbot.say(event="menu:cert_failed")
+    await testbot.say("1")
+    await testbot.say("还是不行")
+    await testbot.say("还是不行")
+    assert await frame_of(testbot) == ("cert_failed", "offer_help")
+    assert "申请人工审核（申诉）" in testbot.options
+
+
+async def test_family_word_and_certify_here_is_family_not_status(testbot: TestBot,
+                                                                demo: Any) -> None:
+    await testbot.say(f"我爸爸马福海身份证{MA}想在这里认证")
+    assert "family_identity_confirmed" in await audit_actions(testbot.services)
+    other = TestBot(testbot.services)
+    await other.say(f"我爸马福海认证过没有 身份证{MA}")
+    assert "过期" in other.text
