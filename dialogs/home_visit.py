@@ -150,7 +150,8 @@ class HomeVisitForm(Form):
             found[requested] = text.strip()
         single = len([p for p in _SEPARATORS.split(text.strip()) if p]) == 1
         if (requested in ("name", "address") and requested not in found and single
-                and not set(found) & {"id_number", "phone"}):
+                and not set(found) & {"id_number", "phone"}
+                and not (requested == "address" and "reason" in found)):
             # One short answer to the question asked is that answer (checked as such), not
             # another slot: "卧床" at the name question is refused as a name.
             return {requested: text.strip()}

@@ -3,6 +3,9 @@
 Order, explicit and in one place:
 1. platform events (subscribe, menu clicks);
 2. global commands (back, restart, cancel, a person);
+   then listening (``handlers/listening.py``): the message's slots are kept for the flow
+   it starts or continues, and compound or off-script messages (a person wanted, "不想弄了",
+   money, trouble reading, a greeting before a question, an ID number) are decided;
 3. the active dialog, if any (an unrelated confident question is answered, then the
    dialog offers to resume);
 4. the intent: a guided dialog, else its knowledge-base answer;
@@ -140,6 +143,8 @@ class Router:
                 if await self.answer_intent(turn, intent, resume=frame.dialog != "main_menu"):
                     return
             entry = self.retrieve(turn)
+            if entry is not None and entry.intent in SMALL_TALK:
+                entry = None  # "好的" / "不是" entries are never an answer inside a flow
             if entry is not None and frame.dialog != "main_menu":
                 await self.answer_and_resume(turn, entry)
                 return
