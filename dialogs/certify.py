@@ -22,15 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.messages import Reply
 from bot.storage.models import Pensioner
-from dialogs.common import (
-    ID_INVALID,
-    already_certified,
-    check_identity,
-    find_id,
-    heard,
-    masked,
-    name_in,
-)
+from dialogs.common import already_certified, heard, masked
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -43,6 +35,7 @@ from dialogs.engine import (
     Stay,
     Step,
 )
+from dialogs.identity import IdentityForm
 from face.quality import ADVICE, advice_for
 from face.store import day_start, evidence, failed_attempts_since
 
@@ -129,30 +122,14 @@ async def _name_given(ctx: DialogContext) -> Step | None:
 
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid:
-        ctx.slots["id_number"] = found.valid
-        return Goto("ask_name")
-    if found.invalid:
-        return Stay([Reply(ID_INVALID)])
-    return NotUnderstood("请输入18位身份证号码，比如 630102195003150021。")
+    return await IDENTITY.take(ctx, text)
 
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid and found.valid != ctx.slots.get("id_number"):
-        ctx.slots["id_number"] = found.valid  # a new ID number replaces the old one
-        given = name_in(text.upper().replace(found.valid, " "))
-        if given is None:
-            return Stay([Reply(f"好的，换成身份证号 {masked(found.valid)}。")])
-        text = given
-    name = name_in(text)
-    if name is None:
-        return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
-    pensioner = await check_identity(ctx, name, flow="certify", retry_state="start",
-                                     mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
-    if not isinstance(pensioner, Pensioner):
-        return pensioner
+    return await IDENTITY.take(ctx, text)
+
+
+async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     ctx.slots["pensioner_id"] = pensioner.id
     ctx.memory["pensioner_id"] = pensioner.id
     notice = already_certified(ctx, pensioner)
@@ -160,6 +137,10 @@ async def _on_name(ctx: DialogContext, text: str) -> Step:
         ctx.event("certify_already_certified", target=f"pensioner:{pensioner.id}")
         return Finish([Reply(notice, ["查询认证状态", "回主菜单"])])
     return await _after_identity(ctx)
+
+
+IDENTITY = IdentityForm("certify", identified=_identified, retry_state="start",
+                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
 
 
 async def _after_identity(ctx: DialogContext) -> Step:

@@ -149,7 +149,6 @@ def masked(id_number: str) -> str:
     return mask_id_number(id_number)
 
 
-NAME_PATTERN = re.compile(r"^[\u4e00-\u9fffA-Za-z·•. ]{2,20}$")
 
 
 async def check_identity(ctx: DialogContext, name: str, *, flow: str, retry_state: str,

@@ -29,16 +29,7 @@ from bot.messages import Reply
 from bot.storage.db import Database
 from bot.storage.models import CertificationAttempt, Pensioner, ProxyLink
 from dialogs.certify import MENU_OPTIONS, NOT_ENROLLED, format_date
-from dialogs.common import (
-    ID_INVALID,
-    NAME_PATTERN,
-    already_certified,
-    check_identity,
-    find_id,
-    heard,
-    masked,
-    name_in,
-)
+from dialogs.common import already_certified, heard, masked
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -49,11 +40,10 @@ from dialogs.engine import (
     Option,
     StartDialog,
     State,
-    Stay,
     Step,
     option_number,
 )
-from nlu import entities
+from dialogs.identity import IdentityForm
 from nlu.rules import normalise
 
 if TYPE_CHECKING:
@@ -272,40 +262,20 @@ async def _name_given(ctx: DialogContext) -> Step | None:
 
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid:
-        ctx.slots["id_number"] = found.valid
-        rest = re.sub(r"[\s,，。:：;；、]+", " ", entities.normalise_digits(text).upper().replace(
-            found.valid, " ")).strip()
-        if rest and NAME_PATTERN.match(rest) and not re.search(r"身份证|号码", rest):
-            return await _check_identity(ctx, rest)  # ID and name in one message
-        return Goto("ask_name")
-    if found.invalid:
-        return Stay([Reply(ID_INVALID)])
-    return NotUnderstood("请输入老人的18位身份证号码，比如 630102195003150021。")
+    return await IDENTITY.take(ctx, text)  # the ID number, or the ID and name in one message
 
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid and found.valid != ctx.slots.get("id_number"):
-        ctx.slots["id_number"] = found.valid  # a new ID number replaces the old one
-        given = name_in(text.upper().replace(found.valid, " "))
-        if given is None:
-            return Stay([Reply(f"好的，换成身份证号 {masked(found.valid)}。")])
-        text = given
-    name = name_in(text)
-    if name is None:
-        return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
-    return await _check_identity(ctx, name)
+    return await IDENTITY.take(ctx, text)
 
 
 async def _check_identity(ctx: DialogContext, name: str) -> Step:
+    return await IDENTITY.take(ctx, name)
+
+
+async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     services = ctx.services
     key = ctx.conversation.key
-    pensioner = await check_identity(ctx, name, flow="family", retry_state="ask_id",
-                                     mismatch_text=MISMATCH, menu_options=MENU_OPTIONS, proxy_key=key)
-    if not isinstance(pensioner, Pensioner):
-        return pensioner
     pensioner_id = int(pensioner.id)
     ctx.slots["pensioner_id"] = pensioner_id
     target = f"pensioner:{pensioner_id}"
@@ -448,6 +418,11 @@ async def _info_mismatch(ctx: DialogContext) -> Step:
 
 def _remind_prompt(ctx: DialogContext) -> Reply:
     return Reply(REMIND_QUESTION.format(days=ctx.services.settings.family.reminder_days_before))
+
+
+IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
+                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS,
+                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。")
 
 
 def _limit_prompt(ctx: DialogContext) -> Reply:

@@ -18,7 +18,7 @@ from bot.errors import RateLimited, StorageUnavailable
 from bot.messages import Reply
 from bot.pensioners import names_match
 from bot.storage.models import HomeVisitRequest
-from dialogs.common import ID_INVALID, find_id, find_phone, heard, looks_like_question, masked
+from dialogs.common import find_id, find_phone, heard, looks_like_question, masked
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -32,9 +32,11 @@ from dialogs.engine import (
     Stay,
     Step,
 )
-from nlu.entities import extract_address, id_checksum_ok, normalise_digits, plausible_name
+from dialogs.identity import IdentityForm
+from nlu.entities import extract_address, normalise_digits, plausible_name
 from nlu.entities import extract_name as entities_name
 
+IDENTITY = IdentityForm("home_visit")  # its validators; the registry check is in submit
 SLOT_LABELS = {"name": "姓名", "id_number": "身份证号", "address": "住址", "phone": "电话",
                "reason": "原因"}
 _LABELLED = {
@@ -162,15 +164,10 @@ class HomeVisitForm(Form):
 
     # -- validation
     async def validate_name(self, value: Any, ctx: DialogContext) -> str:
-        name = "".join(str(value).split())
-        if not plausible_name(name) or looks_like_question(name):
-            raise Invalid("请只发老人的姓名（和身份证上一样），比如：张桂兰。")
-        return name
+        return await IDENTITY.validate_name(value, ctx)  # the one identity form's rule
 
     async def validate_id_number(self, value: Any, ctx: DialogContext) -> str:
-        number = normalise_digits(str(value)).replace(" ", "").upper()
-        if not id_checksum_ok(number):
-            raise Invalid(ID_INVALID)
+        number = await IDENTITY.validate_id_number(value, ctx)
         ctx.memory["id_number"] = number
         return number
 

@@ -9,22 +9,21 @@ answer, and after a few wrong names the query stops.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.errors import RateLimited, StorageUnavailable
 from bot.messages import Reply
 from bot.pensioners import names_match
+from bot.storage.models import Pensioner
 from dialogs.common import (
     CERTIFY_DIALOG,
     CERTIFY_LABEL,
     ID_ASK,
-    ID_INVALID,
-    find_id,
     finish_option,
     heard,
     looks_like_question,
     masked,
-    name_in,
 )
 from dialogs.engine import (
     Dialog,
@@ -37,6 +36,7 @@ from dialogs.engine import (
     Stay,
     Step,
 )
+from dialogs.identity import NAME_INVALID, IdentityForm
 
 MAX_NAME_TRIES = 3
 NO_MATCH = ("没有查到和这个身份证号、姓名都对得上的认证记录。请看看：\n"
@@ -64,17 +64,58 @@ async def _reuse_id(ctx: DialogContext) -> Step | None:
     return None
 
 
+class StatusIdentity(IdentityForm):
+    """The identity form with the status query's answers: the same words for "not found"
+    and "name does not match", and the query stops after a few wrong names."""
+
+    async def validate_id_number(self, value: Any, ctx: DialogContext) -> str:
+        number = await super().validate_id_number(value, ctx)
+        ctx.memory["id_number"] = number
+        return number
+
+    async def refuse_id(self, ctx: DialogContext, text: str) -> Step:
+        if looks_like_question(text):
+            return NotUnderstood(hint="我们正在查询认证状态。" + ID_ASK)
+        return Stay([Reply("需要18位的身份证号才能查。")])
+
+    async def refuse_name(self, ctx: DialogContext, text: str) -> Step:
+        if looks_like_question(text):
+            return NotUnderstood(hint="我们正在查询认证状态。请发一下老人的姓名。")
+        return Stay([Reply(NAME_INVALID)])
+
+    async def lookup(self, ctx: DialogContext) -> Pensioner | Step:
+        id_number = str(ctx.slots["id_number"])
+        try:
+            pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number)
+        except RateLimited as limited:
+            return Finish([Reply(limited.user_message)])
+        except StorageUnavailable:
+            return Stay([Reply("系统暂时查不了，请稍后再试。")])
+        ctx.event("status_query", target=f"id:{masked(id_number)}")
+        if pensioner is None or not names_match(str(ctx.slots["name"]), pensioner.name):
+            tries = int(ctx.slots.get("name_tries", 0)) + 1
+            ctx.slots["name_tries"] = tries
+            if tries >= MAX_NAME_TRIES:
+                return Finish([Reply(NO_MATCH), Reply(
+                    "为了保护老人的信息，这次先不查了。需要帮忙的话回复“转人工”。")])
+            return Stay([Reply(NO_MATCH), Reply("可以重新发姓名，或者选“换个身份证号”。")])
+        return pensioner
+
+
+async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
+    ctx.memory["pensioner_name"] = pensioner.name
+    ctx.slots["certified_at"] = pensioner.certified_at.isoformat() if pensioner.certified_at else None
+    ctx.slots["next_due"] = pensioner.next_due.isoformat() if pensioner.next_due else None
+    ctx.slots["suspended"] = pensioner.status == "suspended"
+    ctx.slots["enrolled"] = await ctx.services.registry.is_enrolled(int(pensioner.id))
+    return Goto("result")
+
+
+IDENTITY = StatusIdentity("status_query", identified=_identified)
+
+
 async def _got_id(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid:
-        ctx.slots["id_number"] = found.valid
-        ctx.memory["id_number"] = found.valid
-        return Goto("ask_name")
-    if found.invalid:
-        return Stay([Reply(ID_INVALID)])
-    if looks_like_question(text):
-        return NotUnderstood(hint="我们正在查询认证状态。" + ID_ASK)
-    return Stay([Reply("需要18位的身份证号才能查。")])
+    return await IDENTITY.take(ctx, text)
 
 
 async def _other_id(ctx: DialogContext) -> Step:
@@ -93,43 +134,7 @@ async def _name_given(ctx: DialogContext) -> Step | None:
 
 
 async def _got_name(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid and found.valid != ctx.slots.get("id_number"):
-        # A new ID number at the name question replaces the old one.
-        ctx.slots["id_number"] = found.valid
-        ctx.memory["id_number"] = found.valid
-        ctx.slots["name_tries"] = 0
-        given = name_in(text.upper().replace(found.valid, " "))
-        if given is None:
-            return Stay([Reply(f"好的，换成身份证号 {masked(found.valid)} 来查。")])
-        text = given
-    name = name_in(text) or "".join(text.split())
-    if (not 2 <= len(name) <= 20 or looks_like_question(name) or any(c.isdigit() for c in name)
-            or name_in(name) is None):
-        if looks_like_question(text):
-            return NotUnderstood(hint="我们正在查询认证状态。请发一下老人的姓名。")
-        return Stay([Reply("请只发老人的姓名（和身份证上一样），比如：张桂兰。")])
-    id_number = str(ctx.slots["id_number"])
-    try:
-        pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number)
-    except RateLimited as limited:
-        return Finish([Reply(limited.user_message)])
-    except StorageUnavailable:
-        return Stay([Reply("系统暂时查不了，请稍后再试。")])
-    ctx.event("status_query", target=f"id:{masked(id_number)}")
-    if pensioner is None or not names_match(name, pensioner.name):
-        tries = int(ctx.slots.get("name_tries", 0)) + 1
-        ctx.slots["name_tries"] = tries
-        if tries >= MAX_NAME_TRIES:
-            return Finish([Reply(NO_MATCH), Reply(
-                "为了保护老人的信息，这次先不查了。需要帮忙的话回复“转人工”。")])
-        return Stay([Reply(NO_MATCH), Reply("可以重新发姓名，或者选“换个身份证号”。")])
-    ctx.memory["pensioner_name"] = pensioner.name
-    ctx.slots["certified_at"] = pensioner.certified_at.isoformat() if pensioner.certified_at else None
-    ctx.slots["next_due"] = pensioner.next_due.isoformat() if pensioner.next_due else None
-    ctx.slots["suspended"] = pensioner.status == "suspended"
-    ctx.slots["enrolled"] = await ctx.services.registry.is_enrolled(int(pensioner.id))
-    return Goto("result")
+    return await IDENTITY.take(ctx, text)
 
 
 def _can_selfie(ctx: DialogContext) -> bool:
