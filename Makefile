@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install run test lint typecheck bench clean rasa rasa-venv rasa-serve nlu-eval
+.PHONY: install run test lint typecheck bench clean rasa rasa-venv rasa-serve nlu-eval dialog-eval
 
 # The Rasa backend needs its own venv: Rasa 3.6.21 pins Python 3.10 and old libraries.
 RASA_PYTHON ?= PYENV_VERSION=3.10.13 python3.10
@@ -61,3 +61,6 @@ rasa-serve: rasa  ## serve the Rasa model on 127.0.0.1:5005 (NLU_BACKEND=rasa ma
 
 nlu-eval: $(STAMP) rasa  ## both backends on the held-out test set; report in docs/nlu-eval.md
 	$(PY) -m nlu.evaluate
+
+dialog-eval: $(STAMP)  ## replay nlu/data/conversations.yml through the pipeline; report in docs/dialog-eval.md
+	$(PY) -m bench.dialog_eval

@@ -7,8 +7,27 @@ Every step offers 下一步 / 上一步 / 没看懂; "下载好了" or "然后�
 
 from __future__ import annotations
 
-from dialogs.common import GuideStep, certify_here, finish_option, walkthrough
-from dialogs.engine import Dialog, DialogContext, Option, State
+from dialogs.common import GuideStep, certify_here, fact, finish_option, heard, walkthrough
+from dialogs.engine import Dialog, DialogContext, Goto, Option, StartDialog, State, Step
+
+
+async def _phone_known(ctx: DialogContext) -> Step | None:
+    """"苹果手机怎么下载…" already says which phone."""
+    phone = heard(ctx).get("phone_type") or fact(ctx, "phone_type")
+    if phone and not ctx.slots.get("_phone_asked"):
+        ctx.slots["_phone_asked"] = True
+        ctx.slots["phone_type"] = phone
+        return Goto("download")
+    return None
+
+
+async def _app_known(ctx: DialogContext) -> Step | None:
+    """"教我用青海人社通认证" already names the app."""
+    app = heard(ctx).get("app")
+    if app and not ctx.slots.get("_app_asked"):
+        ctx.slots["_app_asked"] = True
+        return StartDialog(str(app))
+    return None
 
 STILL_FAILING = Option("还是不行", start="cert_failed", intents=("cert_failed",),
                        words=("还是不行", "失败了", "不成功", "没通过", "不行"))
@@ -33,6 +52,7 @@ def _download_again(ctx: DialogContext) -> str:
 
 
 PHONE_TYPE = State(
+    on_enter=_phone_known,
     prompt="先看看您的手机是哪种？（手机背面有个苹果标志的就是苹果手机）",
     options=[
         Option("安卓手机（华为、小米、OPPO、vivo等）", goto="download", set={"phone_type": "android"},
@@ -145,6 +165,7 @@ app_guide = Dialog(
     entry_intents=("method_face_app", "process_online"),
     states={
         "which": State(
+            on_enter=_app_known,
             prompt="用手机刷脸认证有这几个官方办法，哪个都行。您想用哪个？",
             options=[
                 Option("青海人社通（推荐）", start="app_qinghai", words=("青海人社通", "人社通")),

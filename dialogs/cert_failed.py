@@ -8,6 +8,7 @@ intent with a known cause jumps straight to that cause's fix.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.core.facts import NO_MODEL
@@ -44,7 +45,8 @@ CAUSES = (
           "多半是光线的问题。请这样试：白天到窗户边，或者把灯打开，让光照在脸上；"
           "不要背对窗户（逆光）；把手机摄像头擦干净。再刷一次。"),
     Cause("not_frontal", "脸没对正、被挡住", ("正面", "对正", "侧脸", "遮挡", "挡住", "眼镜", "帽子", "口罩",
-                                       "低头", "抬头", "动作", "眨眼", "张嘴", "没对准"),
+                                       "低头", "抬头", "动作", "眨眼", "张嘴", "没对准", "对不准", "对不上脸", "歪",
+                                       "框里", "圆圈"),
           None,
           "刷脸时脸要正对手机，不要仰头或低头；摘掉帽子、口罩和眼镜，头发别挡住眉眼；"
           "脸放在屏幕的圆圈里，按提示慢慢眨眼或张嘴。再刷一次。"),
@@ -71,6 +73,10 @@ CAUSES = (
 )
 BY_KEY = {cause.key: cause for cause in CAUSES}
 BY_INTENT = {cause.intent: cause for cause in CAUSES if cause.intent}
+STILL_FAILING = re.compile(r"还是不行|还不行|不行|没用|还是失败|还是不过|还是没通过")
+APPEAL_WORDS = re.compile(r"申诉|复核|人工审核|重新审核")
+APPEAL_ANSWER = ("可以申诉。认证一直不通过的，可以申请人工审核：工作人员会看您的情况和核验记录，"
+                 "帮您核实。想先自己再试试，也可以回复“换一种情况”看看失败的原因。")
 MISSED_WORDS = ("过期", "错过", "过了时间", "停发", "停了", "没发", "暂停", "没到账", "过了认证时间")
 
 
@@ -93,9 +99,15 @@ async def _jump(ctx: DialogContext) -> Step | None:
     if ctx.slots.get("_jumped"):
         return None
     ctx.slots["_jumped"] = True
+    text = ctx.turn.msg.content
+    if text and APPEAL_WORDS.search(text):
+        return Goto("offer_help", [Reply(APPEAL_ANSWER)])
     event = ctx.turn.msg.event or ""
     intent = ctx.intent() or (event.split(":", 1)[1] if event.startswith("menu:") else "")
     cause = BY_INTENT.get(intent)
+    key = classify(text) if text else None
+    if key is not None and key != "missed" and (cause is None or key != cause.key):
+        return Goto(f"fix_{key}")  # the words name the cause ("汉字看不清" is not poor light)
     return Goto(f"fix_{cause.key}") if cause else None
 
 
@@ -103,6 +115,8 @@ async def _describe(ctx: DialogContext, text: str) -> Step:
     key = classify(text)
     if key == "missed":
         return Goto("missed")
+    if key is None and STILL_FAILING.search(text) and ctx.slots.get("tries"):
+        return await _still_failing(ctx)  # after a fix: the next suggestion is help
     if key is None:
         return NotUnderstood(hint="我没对上是哪种情况。请回复下面的数字选一个最像的；都不像就选“别的情况”。")
     ctx.slots["cause"] = key
@@ -158,7 +172,7 @@ states: dict[str, State] = {
     "ask": State(
         prompt=_ask_prompt,
         options=_ask_options(), on_input=_describe, on_enter=_jump,
-        may_go=tuple(f"fix_{cause.key}" for cause in CAUSES)),
+        may_go=(*(f"fix_{cause.key}" for cause in CAUSES), "offer_help")),
     "missed": State(
         prompt="过了认证时间也不要紧，补认证就行。我来告诉您怎么办。",
         options=[Option("好的，怎么补", start="missed_deadline", words=("好的", "怎么补", "补认证")),

@@ -25,13 +25,12 @@ from bot.core.services import FaceJobs
 from bot.core.storage.models import Pensioner
 from bot.records.attempts import day_start, evidence, failed_attempts_since
 from dialogs.common import (
-    ID_INVALID,
     MENU_OPTIONS,
-    NAME_PATTERN,
     NOT_ENROLLED,
-    check_identity,
-    find_id,
+    already_certified,
     format_date,
+    heard,
+    masked,
 )
 from dialogs.engine import (
     ChatServices,
@@ -47,6 +46,7 @@ from dialogs.engine import (
     Step,
 )
 from dialogs.family import proxy_certified
+from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
 from face.decode import precheck
 from face.quality import ADVICE, advice_for
@@ -84,6 +84,12 @@ def _who(slots: dict[str, Any]) -> str:
     return "老人" if slots.get("proxy") else "您本人"
 
 
+def _selfie_text(slots: dict[str, Any]) -> str:
+    text = SELFIE.format(who=_who(slots))
+    # The family flow asked its own questions: there was no first and second step here.
+    return text.replace("第三步：", "现在", 1) if slots.get("proxy") else text
+
+
 def _face(ctx: DialogContext) -> FaceJobs | None:
     return ctx.services.face
 
@@ -101,30 +107,43 @@ async def _start(ctx: DialogContext) -> Step | None:
     """Skip the identity questions when a caller (family flow) already checked them."""
     if ctx.slots.get("pensioner_id"):
         return await _after_identity(ctx)
+    given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+    if given and not ctx.slots.get("_id_heard") and not ctx.slots.get("name_tries"):
+        ctx.slots["_id_heard"] = True
+        ctx.slots["id_number"] = given
+        return Goto("ask_name", [Reply(f"第一步：身份证号 {masked(str(given))}，已经收到。")])
+    return None
+
+
+async def _name_given(ctx: DialogContext) -> Step | None:
+    """The opening message also gave the name."""
+    name = heard(ctx).get("name")
+    if name and not ctx.slots.get("_name_heard"):
+        ctx.slots["_name_heard"] = True
+        return await _on_name(ctx, str(name))
     return None
 
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid:
-        ctx.slots["id_number"] = found.valid
-        return Goto("ask_name")
-    if found.invalid:
-        return Stay([Reply(ID_INVALID)])
-    return NotUnderstood("请输入18位身份证号码，比如 630102195003150021。")
+    return await IDENTITY.take(ctx, text)
 
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
-    name = text.strip()
-    if not NAME_PATTERN.match(name):
-        return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
-    pensioner = await check_identity(ctx, name, flow="certify", retry_state="start",
-                                     mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
-    if not isinstance(pensioner, Pensioner):
-        return pensioner
+    return await IDENTITY.take(ctx, text)
+
+
+async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     ctx.slots["pensioner_id"] = pensioner.id
     ctx.memory["pensioner_id"] = pensioner.id
+    notice = already_certified(ctx, pensioner)
+    if notice is not None:  # the state of the pensioner first, before any new attempt
+        ctx.event("certify_already_certified", target=f"pensioner:{pensioner.id}")
+        return Finish([Reply(notice, ["查询认证状态", "回主菜单"])])
     return await _after_identity(ctx)
+
+
+IDENTITY = IdentityForm("certify", identified=_identified, retry_state="start",
+                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
 
 
 async def _after_identity(ctx: DialogContext) -> Step:
@@ -141,6 +160,9 @@ async def _after_identity(ctx: DialogContext) -> Step:
 
 async def _on_selfie(ctx: DialogContext, text: str) -> Step:
     image = ctx.turn.msg.image
+    if image is None and "建模" in text:
+        # We checked: this pensioner has a face model, whatever another app said.
+        return Stay([Reply("我这边查过了，系统里已经有这位老人的人脸模型，可以直接在这里拍照认证。")])
     if image is None:
         return NotUnderstood("请直接发送一张照片（点输入框旁边的图片或相机按钮）。")
     return await submit_selfie(ctx, image)
@@ -231,13 +253,13 @@ certify = Dialog(
                        on_input=_on_id, on_enter=_start,
                        options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                        may_go=("ask_name", "selfie", "appeal", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name,
+        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=_name_given,
                           options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
             Option("回主菜单", run=to_main_menu, words=("菜单", "不用"))]),
-        "selfie": State(prompt=lambda ctx: Reply(SELFIE.format(who=_who(ctx.slots)), SELFIE_OPTIONS),
+        "selfie": State(prompt=lambda ctx: Reply(_selfie_text(ctx.slots), SELFIE_OPTIONS),
                         on_input=_on_selfie,
                         options=[Option("换其他方式认证", run=_other_methods, words=("其他方式",)),
                                  Option("转人工", run=_to_person, words=("人工",))],

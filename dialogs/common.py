@@ -15,12 +15,12 @@ from bot.core.logs import mask_id_number
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records.pensioners import names_match
-from dialogs.engine import Dialog, DialogContext, Finish, Goto, Option, State, Step
+from dialogs.engine import Dialog, DialogContext, Finish, Goto, NotUnderstood, Option, State, Stay, Step
 from dialogs.menu import MENU_LABELS
 from nlu import entities
 
 YES_WORDS = ("是", "对", "是的", "对的", "嗯", "好", "好的", "有", "会", "能", "可以", "行",
-             "会用", "有人", "能出门", "可以的")
+             "会用", "有人", "能出门", "可以的", "会一点", "会一些", "还行", "凑合")
 # Longer negative words beat the positive ones they contain ("不会用" over "会用").
 NO_WORDS = ("否", "不", "不是", "不对", "没有", "不会", "不能", "不行", "不可以", "不是的",
             "没", "没人", "不会用", "不太会", "没有人", "出不了", "不能出门", "没法出门")
@@ -66,7 +66,8 @@ def finish_option(label: str = "回主菜单") -> Option:
 
 def looks_like_question(text: str) -> bool:
     """A message that asks something rather than answering (吗/怎么/什么/?)."""
-    return bool(re.search(r"[?？吗呢]$|怎么|什么|为什么|哪里|多少|能不能|要不要|是不是|可不可以", text))
+    return bool(re.search(r"[?？吗呢嘛]$|怎么|什么|为什么|哪里|哪个|多少|能不能|要不要|是不是|可不可以|咋|啥|"
+                          r"怎样|如何", text))
 
 
 @dataclass(frozen=True)
@@ -97,16 +98,50 @@ def find_phone(ctx: DialogContext, text: str) -> str | None:
     return next((e.value for e in found if e.type == "phone"), None)
 
 
-ID_INVALID = ("这个身份证号好像不对：应该是18位，最后一位可能是数字或X。"
+ID_INVALID = ("这个身份证号码好像不对，可能输错了一位：应该是18位，最后一位是数字或X。"
               "请对着身份证再看一遍，重新发一次。")
 ID_ASK = "请发一下老人的身份证号（18位，就在身份证正面最下面一行）。"
+
+
+def heard(ctx: DialogContext) -> dict[str, Any]:
+    """The slots the current message gave (``memory["heard"]``, set by the listening step)."""
+    value = ctx.memory.get("heard")
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def fact(ctx: DialogContext, key: str) -> Any:
+    """A fact about the pensioner's situation told earlier in this chat (None: unknown)."""
+    facts = ctx.memory.get("facts")
+    return facts.get(key) if isinstance(facts, dict) else None
+
+
+def name_in(text: str) -> str | None:
+    """The name a message at a name question gives: the whole message or after 叫/姓名."""
+    whole = "".join(text.split()).strip("，,。.!！")
+    if entities.plausible_name(whole):
+        return whole
+    return entities.extract_name(text)
+
+
+def already_certified(ctx: DialogContext, pensioner: Pensioner) -> str | None:
+    """"已经认证成功，下次在…" when this pensioner's certification is still valid."""
+    due = pensioner.next_due
+    if pensioner.certified_at is None or due is None:
+        return None
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(UTC).astimezone(ZoneInfo(ctx.services.settings.staff.timezone)).date()
+    if due <= today:
+        return None
+    return (f"这位老人今年已经认证成功，下次在 {due.year}年{due.month}月{due.day}日 前后再认证就行，"
+            "现在不用再认证了。")
 
 
 def masked(id_number: str) -> str:
     return mask_id_number(id_number)
 
 
-NAME_PATTERN = re.compile(r"^[\u4e00-\u9fffA-Za-z·•. ]{2,20}$")
 
 
 async def check_identity(ctx: DialogContext, name: str, *, flow: str, retry_state: str,
@@ -143,6 +178,30 @@ NEXT_WORDS = ("下一步", "下载好了", "装好了", "然后呢", "然后", "
               "做完了", "弄好了", "可以了", "登录了", "注册好了")
 UNCLEAR_WORDS = ("没看懂", "看不懂", "不懂", "不明白", "没明白", "什么意思", "听不懂", "找不到",
                  "再说一遍", "说详细点")
+
+
+# Trouble people meet inside a walkthrough, answered without leaving it.
+GUIDE_TIPS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"验证码|短信"),
+     "收不到验证码的话：先看看手机号有没有填对；短信有时要等一两分钟；看看短信是不是被手机当成"
+     "骚扰短信拦截了；过一分钟再点“重新获取”。还是收不到，可以换家人的手机号注册。"),
+    (re.compile(r"登录不上|登不上|登录不了|密码|忘了密码|忘记密码"),
+     "登录不上的话：点登录页上的“忘记密码”，用手机号收验证码重新设一个密码；"
+     "注意手机号和密码都要输对，密码分大小写。"),
+    (re.compile(r"找不到|没找到|在哪"),
+     "找不到的话：在软件最上面的搜索框里打“认证”两个字，出来的“养老待遇资格认证”就是。"),
+    (re.compile(r"下载不了|装不上|安装不了|空间不足|内存不够"),
+     "装不上的话：先连上WiFi；手机空间不够时删掉几个不用的软件或视频再装；手机太旧装不上，"
+     "可以用家人的手机帮老人认证。"),
+)
+
+
+def guide_tip(text: str) -> str | None:
+    """A short fix for trouble met during a walkthrough step, if the message names one."""
+    for pattern, tip in GUIDE_TIPS:
+        if pattern.search(text):
+            return tip
+    return None
 
 
 @dataclass(frozen=True)
@@ -182,9 +241,25 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
     async def finished(ctx: DialogContext) -> Step:
         return Finish([Reply(done_text)])
 
+    async def trouble(ctx: DialogContext, text: str) -> Step:
+        tip = guide_tip(text)
+        if tip is None:
+            return NotUnderstood()
+        return Stay([Reply(tip + "\n弄好了回复“下一步”。")])
+
     states: dict[str, State] = {}
     if intro is not None:
         states["intro"] = intro
+        if intro.on_input is None and len(steps) > 1:
+            second = steps[1].name
+
+            async def already(ctx: DialogContext, text: str) -> Step:
+                if re.search(r"下载好了|装好了|已经下载|已经装|有了|下好了|安装好了", text):
+                    return Goto(second)
+                return NotUnderstood()
+
+            intro.on_input = already
+            intro.may_go = (*intro.may_go, second)
     total = len(steps)
     for index, step in enumerate(steps):
         is_last = index == total - 1
@@ -197,7 +272,8 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
         options = [*forward,
                    Option("上一步", back=True, set={"explain": None}, words=("上一步", "返回", "回上一步")),
                    Option("没看懂", goto=step.name, set={"explain": step.name}, words=UNCLEAR_WORDS)]
-        states[step.name] = State(prompt=_step_prompt(step, index + 1, total), options=options)
+        states[step.name] = State(prompt=_step_prompt(step, index + 1, total), options=options,
+                                  on_input=trouble)
     start = "intro" if intro is not None else steps[0].name
     return Dialog(name=name, title=title, start=start, states=states, entry_intents=entry_intents)
 

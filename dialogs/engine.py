@@ -192,6 +192,11 @@ class State:
     # What 返回 does here instead of the previous question (e.g. a form un-asks a slot);
     # returning None falls back to the previous question.
     on_back: Callable[[DialogContext], Awaitable[Step | None]] | None = None
+    # The flow's work is done here (a recommendation, a result): a message that is not
+    # one of its options ends the flow instead of asking to resume it.
+    final: bool = False
+    # The question said more simply, for "没看懂" / "说简单点" (a generic one otherwise).
+    explain: str | None = None
 
     def visible_options(self, ctx: DialogContext) -> list[Option]:
         return [option for option in self.options if option.visible(ctx)]
@@ -300,6 +305,11 @@ def match_option(options: Sequence[Option], text: str, intent: str | None) -> Op
                 best = (len(word), option)
     if best is not None:
         return best[1]
+    # A part of one label ("该找谁" for "认证有问题该找谁"), when only one label has it.
+    if len(cleaned) >= 3:
+        holding = [option for option in options if cleaned in normalise(option.label)]
+        if len(holding) == 1:
+            return holding[0]
     if intent:
         for option in options:
             if intent in option.intents:
@@ -560,6 +570,10 @@ class Form:
     async def submit(self, ctx: DialogContext) -> Step:
         raise NotImplementedError
 
+    async def prefill(self, ctx: DialogContext) -> list[Reply]:
+        """Slots the message that started the form already gave (validated); problems said."""
+        return []
+
     async def unask(self, ctx: DialogContext) -> Step | None:
         """返回 inside a form: forget the last slot filled and ask it again."""
         requested = self.requested(ctx)
@@ -577,9 +591,13 @@ class Form:
             return await self.fill(ctx, text)
 
         async def on_enter(ctx: DialogContext) -> Step | None:
+            problems: list[Reply] = []
+            if not ctx.slots.get("_prefill_done"):
+                ctx.slots["_prefill_done"] = True
+                problems = await self.prefill(ctx)
             if self.requested(ctx) is None:
                 return await self.submit(ctx)
-            return None
+            return Stay(problems) if problems else None
 
         extra.setdefault("on_back", self.unask)
         return State(prompt=lambda ctx: self.ask(ctx), on_input=on_input, on_enter=on_enter, **extra)

@@ -29,13 +29,12 @@ from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import CertificationAttempt, Pensioner, ProxyLink
 from dialogs.common import (
-    ID_INVALID,
     MENU_OPTIONS,
-    NAME_PATTERN,
     NOT_ENROLLED,
-    check_identity,
-    find_id,
+    already_certified,
     format_date,
+    heard,
+    masked,
 )
 from dialogs.engine import (
     ChatServices,
@@ -48,12 +47,11 @@ from dialogs.engine import (
     Option,
     StartDialog,
     State,
-    Stay,
     Step,
     option_number,
 )
+from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
-from nlu import entities
 from nlu.rules import normalise
 
 NAME = "family"
@@ -97,7 +95,7 @@ PRESENCE = ("核对好了。刷脸之前请您看清楚：\n"
             "老人同意并且就在身边吗？")
 NOT_PRESENT_TEXT = ("没关系，等老人在身边的时候再来办，回复“帮家人认证”就可以重新开始。\n"
                     "老人行动不便的，也可以申请工作人员上门认证。")
-CONSENT_RECORDED = "好的，已经记下老人本人同意并在场（{at}，{channel}）。"
+CONSENT_RECORDED = "好的，已经记下老人本人同意并在场（北京时间{at}）。"
 LIMIT = ("为了防止冒领养老金，一个账号一年最多替 {limit} 位老人办认证，您今年已经替 {limit} 位老人办过了。\n"
          "如果有老人不再需要您代办，可以在“管理我代认证的老人”里移除（今年已经替他刷过脸的仍然算在内）；"
          "也可以让老人到社区服务点办理。")
@@ -253,44 +251,46 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         ctx.slots["started"] = True
         ctx.event("family_started", proxy_key=ctx.conversation.key,
                   relationship=ctx.slots.get("relationship"))
+        given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+        if given:
+            ctx.slots["id_number"] = given
+            return Goto("ask_name", [Reply(f"收到老人的身份证号 {masked(str(given))}。")])
+    return None
+
+
+async def _name_given(ctx: DialogContext) -> Step | None:
+    name = heard(ctx).get("name")
+    if name and not ctx.slots.get("_name_heard"):
+        ctx.slots["_name_heard"] = True
+        return await _check_identity(ctx, str(name))
     return None
 
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid:
-        ctx.slots["id_number"] = found.valid
-        rest = re.sub(r"[\s,，。:：;；、]+", " ", entities.normalise_digits(text).upper().replace(
-            found.valid, " ")).strip()
-        if rest and NAME_PATTERN.match(rest) and not re.search(r"身份证|号码", rest):
-            return await _check_identity(ctx, rest)  # ID and name in one message
-        return Goto("ask_name")
-    if found.invalid:
-        return Stay([Reply(ID_INVALID)])
-    return NotUnderstood("请输入老人的18位身份证号码，比如 630102195003150021。")
+    return await IDENTITY.take(ctx, text)  # the ID number, or the ID and name in one message
 
 
 async def _on_name(ctx: DialogContext, text: str) -> Step:
-    name = text.strip()
-    if not NAME_PATTERN.match(name):
-        return NotUnderstood("请输入老人的姓名，比如：张桂兰。")
-    return await _check_identity(ctx, name)
+    return await IDENTITY.take(ctx, text)
 
 
 async def _check_identity(ctx: DialogContext, name: str) -> Step:
+    return await IDENTITY.take(ctx, name)
+
+
+async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     services = ctx.services
     key = ctx.conversation.key
-    pensioner = await check_identity(ctx, name, flow="family", retry_state="ask_id",
-                                     mismatch_text=MISMATCH, menu_options=MENU_OPTIONS, proxy_key=key)
-    if not isinstance(pensioner, Pensioner):
-        return pensioner
     pensioner_id = int(pensioner.id)
     ctx.slots["pensioner_id"] = pensioner_id
     target = f"pensioner:{pensioner_id}"
     ctx.event("family_identity_confirmed", target=target, proxy_key=key,
               relationship=ctx.slots.get("relationship"))
+    notice = already_certified(ctx, pensioner)
     if not await services.registry.is_enrolled(pensioner_id):
         ctx.event("family_not_enrolled", target=target, proxy_key=key)
+        if notice is not None:  # the state of the pensioner first: nothing to do this year
+            return Finish([Reply(notice, MENU_OPTIONS)])
         return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
     limit = services.settings.family.max_pensioners_per_year
     acting = await acting_for(services, key, current_year(services))
@@ -298,6 +298,8 @@ async def _check_identity(ctx: DialogContext, name: str) -> Step:
         ctx.event("family_limit_reached", target=target, proxy_key=key, acting=len(acting),
                   limit=limit)
         return Goto("limit")
+    if notice is not None:  # the state of the pensioner first
+        return Goto("consent", [Reply(notice + "如果还是要再拍一次，也可以接着做。")])
     return Goto("consent")
 
 
@@ -317,7 +319,7 @@ async def _consent(ctx: DialogContext) -> Step:
               relationship=relationship, consent_at=now.isoformat(), consent_channel=channel,
               link_id=link_id)
     local = now.astimezone(_tz(services))
-    said = CONSENT_RECORDED.format(at=f"{local.month}月{local.day}日 {local:%H:%M}", channel=channel)
+    said = CONSENT_RECORDED.format(at=f"{local.month}月{local.day}日 {local:%H:%M}")
     return StartDialog("certify", [Reply(said)], slots={
         "pensioner_id": pensioner_id, "id_number": ctx.slots.get("id_number"), "proxy": True,
         "relationship": relationship, "consent_at": now.isoformat(), "consent_channel": channel,
@@ -418,6 +420,11 @@ def _remind_prompt(ctx: DialogContext) -> Reply:
     return Reply(REMIND_QUESTION.format(days=ctx.services.settings.family.reminder_days_before))
 
 
+IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
+                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS,
+                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。")
+
+
 def _limit_prompt(ctx: DialogContext) -> Reply:
     return Reply(LIMIT.format(limit=ctx.services.settings.family.max_pensioners_per_year))
 
@@ -439,7 +446,7 @@ family = Dialog(
             may_go=("ask_id", "manage")),
         "ask_id": State(prompt=ASK_ID, on_input=_on_id, on_enter=_ask_id_enter, options=[_TO_MENU],
                         may_go=("ask_name", "mismatch", "limit", "consent", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, options=[_TO_MENU],
+        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=_name_given, options=[_TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),

@@ -14,10 +14,11 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.core.errors import StorageUnavailable
+from bot.core.errors import RateLimited, StorageUnavailable
 from bot.core.messages import Reply
 from bot.core.storage.models import HomeVisitRequest
-from dialogs.common import ID_INVALID, find_id, find_phone, looks_like_question, masked
+from bot.records.pensioners import names_match
+from dialogs.common import find_id, find_phone, heard, looks_like_question, masked
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -28,15 +29,19 @@ from dialogs.engine import (
     NotUnderstood,
     Option,
     State,
+    Stay,
     Step,
 )
-from nlu.entities import id_checksum_ok, normalise_digits
+from dialogs.identity import IdentityForm
+from nlu.entities import extract_address, normalise_digits, plausible_name
+from nlu.entities import extract_name as entities_name
 
+IDENTITY = IdentityForm("home_visit")  # its validators; the registry check is in submit
 SLOT_LABELS = {"name": "姓名", "id_number": "身份证号", "address": "住址", "phone": "电话",
                "reason": "原因"}
 _LABELLED = {
     "name": re.compile(r"(?:姓名|名字|老人叫|我叫|叫)[:：是\s]*([\u4e00-\u9fa5·]{2,10})"),
-    "address": re.compile(r"(?:住址|地址|家住|住在)[:：是\s]*([^，,；;\n。]{4,})"),
+    "address": re.compile(r"(?:住址|地址|家住|住在)[:：是\s]*([^，,；;\n。\s]{4,})"),
     "reason": re.compile(r"(?:原因|因为)[:：是\s]*([^；;\n。]{2,})"),
 }
 _ADDRESS_HINT = re.compile(r"[省市县区州镇乡村路街巷号栋楼室]|小区|单元|社区")
@@ -75,6 +80,17 @@ class HomeVisitForm(Form):
             replies[0] = Reply(intro + "\n" + replies[0].text, replies[0].options)
         return replies
 
+    async def prefill(self, ctx: DialogContext) -> list[Reply]:
+        """What the opening message said ("她叫王秀英，卧床三年了") is kept, not asked again."""
+        given = heard(ctx)
+        for slot in self.slots:
+            if slot in given and not ctx.slots.get(slot):
+                try:
+                    ctx.slots[slot] = await self._validate(slot, given[slot], ctx)
+                except Invalid:
+                    continue
+        return []
+
     # -- questions
     def ask_name(self, ctx: DialogContext) -> str:
         return "先请告诉我老人的姓名。"
@@ -106,11 +122,22 @@ class HomeVisitForm(Form):
         rest = re.sub(r"\d{15,17}[\dXx]?", " ", rest)
         rest = re.sub(r"(?<!\d)1[3-9]\d{9}(?!\d)", " ", rest)
         rest = re.sub(r"(?:身份证号?码?|电话|手机号?)[:：是]?", " ", rest)
+        requested = self.requested(ctx)
+        if requested == "reason" and not found and _REASON_HINT.search(text):
+            return {"reason": text.strip()}  # "瘫痪 卧床" is the reason, whole
         for slot, pattern in _LABELLED.items():
             match = pattern.search(rest)
             if match:
-                found.setdefault(slot, match.group(1).strip())
-                rest = rest.replace(match.group(0), " ")
+                value = match.group(1).strip()
+                if slot == "name":
+                    value = entities_name(match.group(0)) or ""
+                if value:
+                    found.setdefault(slot, value)
+                    rest = rest.replace(match.group(0), " ")
+        address = extract_address(rest)
+        if address and "address" not in found:
+            found["address"] = address
+            rest = rest.replace(address, " ")
         for part in (p.strip() for p in _SEPARATORS.split(rest)):
             if not part:
                 continue
@@ -119,11 +146,17 @@ class HomeVisitForm(Form):
                 found["address"] = part
             elif "reason" not in found and _REASON_HINT.search(part):
                 found["reason"] = part
-            elif "name" not in found and _NAME.match(part) and len(part) <= 4:
+            elif "name" not in found and plausible_name(part) and len(part) <= 4:
                 found["name"] = part
-        requested = self.requested(ctx)
         if requested and requested not in found and not found and text.strip():
             found[requested] = text.strip()
+        single = len([p for p in _SEPARATORS.split(text.strip()) if p]) == 1
+        if (requested in ("name", "address") and requested not in found and single
+                and not set(found) & {"id_number", "phone"}
+                and not (requested == "address" and "reason" in found)):
+            # One short answer to the question asked is that answer (checked as such), not
+            # another slot: "卧床" at the name question is refused as a name.
+            return {requested: text.strip()}
         if (requested == "phone" and "phone" not in found and "address" not in found
                 and re.fullmatch(r"[\d\-\s]+", text.strip())):
             found["phone"] = text.strip()
@@ -131,15 +164,10 @@ class HomeVisitForm(Form):
 
     # -- validation
     async def validate_name(self, value: Any, ctx: DialogContext) -> str:
-        name = "".join(str(value).split())
-        if not _NAME.match(name) or looks_like_question(name):
-            raise Invalid("请只发老人的姓名（和身份证上一样），比如：张桂兰。")
-        return name
+        return await IDENTITY.validate_name(value, ctx)  # the one identity form's rule
 
     async def validate_id_number(self, value: Any, ctx: DialogContext) -> str:
-        number = normalise_digits(str(value)).replace(" ", "").upper()
-        if not id_checksum_ok(number):
-            raise Invalid(ID_INVALID)
+        number = await IDENTITY.validate_id_number(value, ctx)
         ctx.memory["id_number"] = number
         return number
 
@@ -172,6 +200,18 @@ class HomeVisitForm(Form):
         return step
 
     async def submit(self, ctx: DialogContext) -> Step:
+        """Before the summary: a name that does not match a registered ID is asked again."""
+        try:
+            pensioner = await ctx.services.registry.find(ctx.conversation.key,
+                                                         str(ctx.slots["id_number"]))
+        except RateLimited as limited:
+            return Finish([Reply(limited.user_message)])
+        except StorageUnavailable:
+            pensioner = None  # an unknown ID (or no registry) does not block the request
+        if pensioner is not None and not names_match(str(ctx.slots["name"]), pensioner.name):
+            ctx.slots["name"] = None
+            ctx.event("home_visit_name_mismatch", target=f"id:{masked(str(ctx.slots['id_number']))}")
+            return Stay([Reply("姓名和身份证号对不上。请再核对一下老人的姓名，和身份证上写的一模一样。")])
         return Goto("confirm")
 
 

@@ -9,16 +9,19 @@ answer, and after a few wrong names the query stops.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.core.errors import RateLimited, StorageUnavailable
 from bot.core.messages import Reply
+from bot.core.storage.models import Pensioner
 from bot.records.pensioners import names_match
 from dialogs.common import (
+    CERTIFY_DIALOG,
+    CERTIFY_LABEL,
     ID_ASK,
-    ID_INVALID,
-    certify_here,
-    find_id,
     finish_option,
+    heard,
     looks_like_question,
     masked,
 )
@@ -33,6 +36,7 @@ from dialogs.engine import (
     Stay,
     Step,
 )
+from dialogs.identity import NAME_INVALID, IdentityForm
 
 MAX_NAME_TRIES = 3
 NO_MATCH = ("没有查到和这个身份证号、姓名都对得上的认证记录。请看看：\n"
@@ -46,6 +50,12 @@ def _day(value: date) -> str:
 
 
 async def _reuse_id(ctx: DialogContext) -> Step | None:
+    given = heard(ctx).get("id_number")
+    if given and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
+        ctx.slots["_id_reused"] = True
+        ctx.slots["id_number"] = given
+        ctx.memory["id_number"] = given
+        return Goto("ask_name", [Reply(f"收到身份证号 {masked(given)}。")])
     known = ctx.memory.get("id_number")
     if known and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
         ctx.slots["_id_reused"] = True
@@ -54,17 +64,58 @@ async def _reuse_id(ctx: DialogContext) -> Step | None:
     return None
 
 
+class StatusIdentity(IdentityForm):
+    """The identity form with the status query's answers: the same words for "not found"
+    and "name does not match", and the query stops after a few wrong names."""
+
+    async def validate_id_number(self, value: Any, ctx: DialogContext) -> str:
+        number = await super().validate_id_number(value, ctx)
+        ctx.memory["id_number"] = number
+        return number
+
+    async def refuse_id(self, ctx: DialogContext, text: str) -> Step:
+        if looks_like_question(text):
+            return NotUnderstood(hint="我们正在查询认证状态。" + ID_ASK)
+        return Stay([Reply("需要18位的身份证号才能查。")])
+
+    async def refuse_name(self, ctx: DialogContext, text: str) -> Step:
+        if looks_like_question(text):
+            return NotUnderstood(hint="我们正在查询认证状态。请发一下老人的姓名。")
+        return Stay([Reply(NAME_INVALID)])
+
+    async def lookup(self, ctx: DialogContext) -> Pensioner | Step:
+        id_number = str(ctx.slots["id_number"])
+        try:
+            pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number)
+        except RateLimited as limited:
+            return Finish([Reply(limited.user_message)])
+        except StorageUnavailable:
+            return Stay([Reply("系统暂时查不了，请稍后再试。")])
+        ctx.event("status_query", target=f"id:{masked(id_number)}")
+        if pensioner is None or not names_match(str(ctx.slots["name"]), pensioner.name):
+            tries = int(ctx.slots.get("name_tries", 0)) + 1
+            ctx.slots["name_tries"] = tries
+            if tries >= MAX_NAME_TRIES:
+                return Finish([Reply(NO_MATCH), Reply(
+                    "为了保护老人的信息，这次先不查了。需要帮忙的话回复“转人工”。")])
+            return Stay([Reply(NO_MATCH), Reply("可以重新发姓名，或者选“换个身份证号”。")])
+        return pensioner
+
+
+async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
+    ctx.memory["pensioner_name"] = pensioner.name
+    ctx.slots["certified_at"] = pensioner.certified_at.isoformat() if pensioner.certified_at else None
+    ctx.slots["next_due"] = pensioner.next_due.isoformat() if pensioner.next_due else None
+    ctx.slots["suspended"] = pensioner.status == "suspended"
+    ctx.slots["enrolled"] = await ctx.services.registry.is_enrolled(int(pensioner.id))
+    return Goto("result")
+
+
+IDENTITY = StatusIdentity("status_query", identified=_identified)
+
+
 async def _got_id(ctx: DialogContext, text: str) -> Step:
-    found = find_id(ctx, text)
-    if found.valid:
-        ctx.slots["id_number"] = found.valid
-        ctx.memory["id_number"] = found.valid
-        return Goto("ask_name")
-    if found.invalid:
-        return Stay([Reply(ID_INVALID)])
-    if looks_like_question(text):
-        return NotUnderstood(hint="我们正在查询认证状态。" + ID_ASK)
-    return Stay([Reply("需要18位的身份证号才能查。")])
+    return await IDENTITY.take(ctx, text)
 
 
 async def _other_id(ctx: DialogContext) -> Step:
@@ -73,41 +124,35 @@ async def _other_id(ctx: DialogContext) -> Step:
     return Goto("ask_id")
 
 
+async def _name_given(ctx: DialogContext) -> Step | None:
+    """The message that started the query also gave the name ("查认证状态 6301… 张桂兰")."""
+    name = heard(ctx).get("name")
+    if name and not ctx.slots.get("_name_heard"):
+        ctx.slots["_name_heard"] = True
+        return await _got_name(ctx, str(name))
+    return None
+
+
 async def _got_name(ctx: DialogContext, text: str) -> Step:
-    name = "".join(text.split())
-    if not 2 <= len(name) <= 20 or looks_like_question(name) or any(c.isdigit() for c in name):
-        if looks_like_question(text):
-            return NotUnderstood(hint="我们正在查询认证状态。请发一下老人的姓名。")
-        return Stay([Reply("请只发老人的姓名（和身份证上一样），比如：张桂兰。")])
-    id_number = str(ctx.slots["id_number"])
-    try:
-        pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number)
-    except RateLimited as limited:
-        return Finish([Reply(limited.user_message)])
-    except StorageUnavailable:
-        return Stay([Reply("系统暂时查不了，请稍后再试。")])
-    ctx.event("status_query", target=f"id:{masked(id_number)}")
-    if pensioner is None or not names_match(name, pensioner.name):
-        tries = int(ctx.slots.get("name_tries", 0)) + 1
-        ctx.slots["name_tries"] = tries
-        if tries >= MAX_NAME_TRIES:
-            return Finish([Reply(NO_MATCH), Reply(
-                "为了保护老人的信息，这次先不查了。需要帮忙的话回复“转人工”。")])
-        return Stay([Reply(NO_MATCH), Reply("可以重新发姓名，或者选“换个身份证号”。")])
-    ctx.memory["pensioner_name"] = pensioner.name
-    ctx.slots["certified_at"] = pensioner.certified_at.isoformat() if pensioner.certified_at else None
-    ctx.slots["next_due"] = pensioner.next_due.isoformat() if pensioner.next_due else None
-    ctx.slots["suspended"] = pensioner.status == "suspended"
-    return Goto("result")
+    return await IDENTITY.take(ctx, text)
+
+
+def _can_selfie(ctx: DialogContext) -> bool:
+    """A selfie is offered only when the dialog exists and the pensioner has a face model."""
+    return CERTIFY_DIALOG in ctx.services.dialogs.dialogs and bool(ctx.slots.get("enrolled"))
 
 
 def _result(ctx: DialogContext) -> Reply:
     certified = ctx.slots.get("certified_at")
     due = ctx.slots.get("next_due")
-    today = datetime.now(UTC).date()
+    beijing = ZoneInfo(ctx.services.settings.staff.timezone)
+    today = datetime.now(UTC).astimezone(beijing).date()
     if not certified:
         return Reply("系统里还没有这位老人的认证记录。请尽快认证一次，我可以帮您。")
-    done = datetime.fromisoformat(certified).date()
+    moment = datetime.fromisoformat(certified)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    done = moment.astimezone(beijing).date()
     text = f"查到了：这位老人在 {_day(done)} 完成了认证。"
     if due:
         next_due = date.fromisoformat(due)
@@ -125,18 +170,20 @@ status_query = Dialog(
     entry_intents=("status_query",),
     states={
         "ask_id": State(prompt=ID_ASK, options=[finish_option("不查了")], on_input=_got_id,
+                        explain="请把老人身份证正面最下面那一行的18个数字和字母打给我，比如 630102195003150021。",
                         on_enter=_reuse_id, may_go=("ask_name",)),
         "ask_name": State(
             prompt="为了保护老人的信息，请再发一下老人的姓名，用来核对。",
             options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
                             may_go=("ask_id",)),
                      finish_option("不查了")],
-            on_input=_got_name, may_go=("result", "end")),
-        "result": State(prompt=_result, options=[
+            on_input=_got_name, on_enter=_name_given, may_go=("result", "end")),
+        "result": State(prompt=_result, final=True, options=[
             Option("怎么认证", start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
             Option("过期了怎么办", start="missed_deadline", intents=("missed_deadline",),
                    words=("过期", "停发")),
-            certify_here(),
+            Option(CERTIFY_LABEL, start=CERTIFY_DIALOG, when=_can_selfie, intents=("certify_now",),
+                   words=("刷脸认证", "在这里认证", "这里刷脸")),
             finish_option()]),
     },
 )

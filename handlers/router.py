@@ -3,6 +3,9 @@
 Order, explicit and in one place:
 1. platform events (subscribe, menu clicks);
 2. global commands (back, restart, cancel, a person);
+   then listening (``handlers/listening.py``): the message's slots are kept for the flow
+   it starts or continues, and compound or off-script messages (a person wanted, "不想弄了",
+   money, trouble reading, a greeting before a question, an ID number) are decided;
 3. the active dialog, if any (an unrelated confident question is answered, then the
    dialog offers to resume);
 4. the intent: a guided dialog, else its knowledge-base answer;
@@ -17,9 +20,12 @@ import logging
 
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
+from dialogs.common import looks_like_question
 from dialogs.engine import DialogEngine, EngineResult, chat_services, option_number
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
 from faq.knowledge import FaqEntry
+from handlers.listening import listen
+from nlu.rules import normalise
 
 log = logging.getLogger(__name__)
 RETRIEVAL_ONLY_FLOOR = 0.6
@@ -35,6 +41,15 @@ def faq_replies(entry: FaqEntry) -> list[Reply]:
     return replies
 
 
+def part_of_one(labels: list[str], text: str) -> str | None:
+    """The one offered label that contains this message ("该找谁"), if exactly one does."""
+    cleaned = normalise(text)
+    if len(cleaned) < 3:
+        return None
+    holding = [str(label) for label in labels if cleaned in normalise(str(label))]
+    return holding[0] if len(holding) == 1 and normalise(holding[0]) != cleaned else None
+
+
 class Router:
     """Decides what to answer. Knows dialogs, the FAQ and escalation, nothing else."""
 
@@ -47,8 +62,12 @@ class Router:
         assert conv is not None
         offered = conv.memory.pop("offered_options", None)
         number = option_number(turn.msg.content) if turn.msg.content else None
+        label = None
         if offered and number is not None and conv.frame is None and 1 <= number <= len(offered):
             label = str(offered[number - 1])
+        elif offered and conv.frame is None and turn.msg.content:
+            label = part_of_one(offered, turn.msg.content)
+        if label is not None:
             turn.msg = dataclasses.replace(turn.msg, text=label, voice_transcript=None)
             turn.parse = await turn.services.understand(label)
         await self.route(turn)
@@ -61,6 +80,7 @@ class Router:
         services = chat_services(turn)
         threshold = services.settings.nlu.intent_threshold
         intent = turn.parse.intent(threshold) if turn.parse else None
+        text = turn.parse.text if turn.parse is not None else ""
 
         if turn.msg.event:
             await self.on_event(turn)
@@ -95,12 +115,23 @@ class Router:
             conv.stack.clear()
             frame = None
             turn.say("刚才的步骤时间太久，已经结束了。")
+        if await listen(self, turn, intent):
+            return
+        frame = conv.frame  # listening may have ended a finished flow
+        if turn.parse is not None and turn.parse.text != text:  # a greeting was dropped
+            intent = turn.parse.intent(threshold)
         if frame is not None:
             result = await self.engine.handle(turn)
             if result.understood:
                 conv.misunderstood = 0
                 await self.apply(turn, result)
                 return
+            if self.at_final_state(turn, frame):
+                # The flow's work was done: a later question is answered on its own and
+                # the flow is not offered again.
+                conv.stack.clear()
+                frame = None
+        if frame is not None:
             # Not an answer to the question: a confident other question is answered,
             # then the dialog offers to resume.
             only = self.retrieval_only(turn)
@@ -111,6 +142,8 @@ class Router:
                 if await self.answer_intent(turn, intent, resume=frame.dialog != "main_menu"):
                     return
             entry = self.retrieve(turn)
+            if entry is not None and entry.intent in SMALL_TALK:
+                entry = None  # "好的" / "不是" entries are never an answer inside a flow
             if entry is not None and frame.dialog != "main_menu":
                 await self.answer_and_resume(turn, entry)
                 return
@@ -135,6 +168,7 @@ class Router:
             turn.replies.extend(faq_replies(entry))
             return
         if turn.msg.image is not None:
+            conv.memory["photo_waiting"] = True
             turn.say("收到您的照片。要刷脸认证的话，请先告诉我您要办认证，我会一步一步带您。",
                      MENU_LABELS)
             return
@@ -164,6 +198,11 @@ class Router:
         turn.replies.extend(faq_replies(entry))
         turn.replies.append(Reply("我们接着刚才的步骤："))
         turn.replies.extend(await self.engine.reprompt(turn))
+
+    def at_final_state(self, turn: Turn, frame: object) -> bool:
+        dialog = chat_services(turn).dialogs.dialogs.get(getattr(frame, "dialog", ""))
+        state = dialog.states.get(getattr(frame, "state", "")) if dialog else None
+        return state is not None and state.final
 
     def retrieval_only(self, turn: Turn) -> FaqEntry | None:
         """A clear match with a knowledge entry that no intent covers (e.g. fingerprints).
@@ -200,6 +239,15 @@ class Router:
             await self.show_menu(turn, GREETING)
             return True
         dialog = services.dialogs.for_intent(intent)
+        if dialog is not None and resume and turn.msg.content and (
+                looks_like_question(turn.msg.content)):
+            # A question in the middle of a flow: its short answer, then the flow goes on.
+            entry = services.faq.for_intent(intent)
+            if entry is not None:
+                turn.replies.extend(faq_replies(entry))
+                turn.replies.append(Reply("我们接着刚才的步骤："))
+                turn.replies.extend(await self.engine.reprompt(turn))
+                return True
         if dialog is not None:
             conv = turn.conversation
             assert conv is not None

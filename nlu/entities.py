@@ -32,15 +32,33 @@ _DIGIT_GAP = re.compile(r"(?<=\d)[\s\-]+(?=[\dXx])")
 _ANY_DIGIT = re.compile(r"\d")  # full-width digits are \d too
 
 
+# Spoken digits (voice transcripts): 幺 for 1, 洞 for 0, 叉 for X.
+_SPOKEN_DIGITS = {"零": "0", "〇": "0", "洞": "0", "一": "1", "幺": "1", "二": "2", "两": "2",
+                  "三": "3", "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+_SPOKEN_RUN = re.compile(r"[零〇洞一幺二两三四五六七八九\d][零〇洞一幺二两三四五六七八九\d\s，,、]{9,}"
+                         r"[零〇洞一幺二两三四五六七八九\dXx叉]")
+
+
+def _spoken_to_digits(match: re.Match[str]) -> str:
+    run = re.sub(r"[\s，,、]", "", match.group(0))
+    if sum(ch in _SPOKEN_DIGITS for ch in run) < 3:
+        return match.group(0)  # ASCII digits already; nothing spoken to convert
+    converted = "".join(_SPOKEN_DIGITS.get(ch, "X" if ch in "叉Xx" else ch) for ch in run)
+    return converted if len(converted) in (11, 18) else match.group(0)
+
+
 def normalise_digits(text: str) -> str:
-    """Full-width digits to ASCII, spaces inside digit runs removed."""
+    """Full-width digits to ASCII, spaces inside digit runs removed, and a spoken run of
+    11 or 18 Chinese digits (六三零一…, 幺三八…) written as digits."""
     text = text.translate(_FULLWIDTH)
+    if any(ch in _SPOKEN_DIGITS for ch in text):
+        text = _SPOKEN_RUN.sub(_spoken_to_digits, text)
     return _DIGIT_GAP.sub("", text)
 
 
 def extract_numbers(text: str) -> list[Entity]:
     """ID numbers (valid or not) and phone numbers in ``text``."""
-    if _ANY_DIGIT.search(text) is None:
+    if _ANY_DIGIT.search(text) is None and not _spoken_digit_run(text):
         return []  # both need digits; most chat messages have none
     cleaned = normalise_digits(text)
     entities: list[Entity] = []
@@ -51,6 +69,10 @@ def extract_numbers(text: str) -> list[Entity]:
     for match in _PHONE.finditer(cleaned):
         entities.append(Entity("phone", match.group(1), match.start(1), match.end(1)))
     return entities
+
+
+def _spoken_digit_run(text: str) -> bool:
+    return sum(ch in _SPOKEN_DIGITS for ch in text) >= 11
 
 
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
@@ -176,3 +198,83 @@ def extract(text: str, today: dt.date | None = None) -> list[Entity]:
     found.extend(d for d in extract_dates(text, today)
                  if not any(d.start < end and start < d.end for start, end in numbers))
     return found
+
+
+# ---------------------------------------------------------------- names and addresses
+
+# What follows a name in a sentence ("她叫王秀英卧床三年了", "我爸叫马福海身份证…").
+_AFTER_NAME = re.compile(r"身份证|今年|卧床|瘫痪|岁|住|电话|手机|他|她|的|是|在|要|想|能|已经|行动|不|没|生病|"
+                         r"得|年|和|跟|老人|现在|家|一直|腿|病|号码|认证|帮|给")
+_NAME_CUE = re.compile(r"(?:(?:我爸爸|我妈妈|我爸|我妈|我父亲|我母亲|我爷爷|我奶奶|我外公|我外婆|我老伴|老伴|我爱人|老人)"
+                       r"(?:的名字|名字|的姓名|姓名)?(?:叫做|叫|是)?|名字叫|名字是|姓名是|姓名|名字|名叫|叫做|叫)"
+                       r"[:：\s]*([\u4e00-\u9fff·•]{2,12})")
+_NOT_A_NAME = re.compile(
+    r"[了吗呢吧啊嘛呀哦哈嗯么咋啥谁哪呗]|不|没|床|瘫|病|残|痪|住院|提交|认证|人工|工作|身份|电话|手机|号码|"
+    r"地址|县|市|村|路|乡|镇|街|区|小区|确认|修改|取消|退出|返回|主菜单|谢谢|你好|您好|我们|你们|他们|自己|"
+    r"老人|家人|儿子|女儿|妈妈|爸爸|父亲|母亲|可以|知道|不行|怎么|什么|为什么|帮忙|麻烦|行动|方便|出门|"
+    r"上门|刷脸|照片|拍照|申请|登记|办理|查询|状态|失败|成功|下一步|好的|对的|是的|明白|看懂")
+# Han surnames that start most names; names without one (Tibetan, Mongolian) are checked by
+# their first syllable.
+_SURNAMES = set(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏"
+    "吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱"
+    "严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁"
+    "尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时"
+    "穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾"
+    "隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝官封谈匡鞠惠荆乐冀郁胥南班储原栗燕楚鄢劳谌奚皮"
+    "粟冼蔺楼盘满闻位厉伊仝区郜海阚花权强帅屠豆朴盖练廉禹井祖漆巴丰支卿国狄平计索宣晋相初门云容敬"
+    "来扈晁芮都普阿次旦多扎才卓尼格拉贡仁洛达更完央德丹其乌额斯那宝特图央措拉加切索南看公保羊"
+    "喇赛且夏冶鲜哈撒拜伏")
+_NAME_SHAPE = re.compile(r"^[\u4e00-\u9fff]{2,6}$|^[\u4e00-\u9fff]{1,6}[·•][\u4e00-\u9fff]{1,8}$")
+
+
+def plausible_name(value: str) -> bool:
+    """A plausible Chinese personal name: 张桂兰, 马福海, 才让卓玛, 扎西, 阿依古丽·买买提.
+
+    Never an option label, a command, a reason (卧床) or a sentence.
+    """
+    name = "".join(value.split())
+    if not _NAME_SHAPE.match(name) or _NOT_A_NAME.search(name):
+        return False
+    if len(name) > 4 and "·" not in name and "•" not in name:
+        return False
+    return name[0] in _SURNAMES
+
+
+def extract_name(text: str) -> str | None:
+    """A personal name given after 叫/姓名/名字 ("她叫王秀英，卧床三年了" -> 王秀英)."""
+    for match in _NAME_CUE.finditer(text):
+        candidate = match.group(1)
+        cut = _AFTER_NAME.search(candidate, 2)
+        if cut is not None:
+            candidate = candidate[: cut.start()]
+        if plausible_name(candidate):
+            return candidate
+    return None
+
+
+_ADDRESS_CUE = re.compile(r"(?:住址是?|地址是?|家住在?|住在|家在)[:：\s]*([\u4e00-\u9fff\d\-#]{2,60})")
+_ADDRESS = re.compile(r"(?:[\u4e00-\u9fff\d\-#]{1,12}?(?:省|自治州|州|市|县|区|镇|乡|村|社区|小区|路|街|巷|"
+                      r"组|号院|号楼|号|栋|单元|室|楼))+")
+_ADDRESS_UNIT = re.compile(r"省|州|市|县|区|镇|乡|村|社区|小区|路|街|巷|组|号|栋|单元|室")
+_NOT_ADDRESS = re.compile(r"认证|身份证|电话|手机|卧床|瘫痪|行动|不便|生病|怎么|哪个|哪里|去哪|办")
+
+
+def extract_address(text: str) -> str | None:
+    """An address: after 住在/地址, or a run of place units (西宁市城东区八一路12号)."""
+    cue = _ADDRESS_CUE.search(text)
+    if cue is not None:
+        value = cue.group(1)
+        cut = _NOT_ADDRESS.search(value)
+        value = value[: cut.start()] if cut else value
+        if len(value) >= 2 and _ADDRESS_UNIT.search(value):
+            return value
+    best = ""
+    for match in _ADDRESS.finditer(text):
+        value = match.group(0)
+        cut = _NOT_ADDRESS.search(value)
+        value = value[: cut.start()] if cut else value
+        units = len(_ADDRESS_UNIT.findall(value))
+        if units >= 2 and len(value) > len(best):
+            best = value
+    return best or None

@@ -8,6 +8,7 @@ the statistical NLU; one test per flow also starts it by a typed phrase.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -422,7 +423,8 @@ async def test_status_query_happy_path(testbot: TestBot) -> None:
     await testbot.say(f"我的身份证是 {ID_A}")
     assert "姓名" in testbot.text
     await testbot.say("赵玉兰")
-    done = (datetime.now(UTC) - timedelta(days=30)).date()
+    # The day is told in Beijing time (issue 16), whatever the server's clock zone.
+    done = (datetime.now(UTC) - timedelta(days=30)).astimezone(ZoneInfo("Asia/Shanghai")).date()
     assert f"{done.year}年{done.month}月{done.day}日 完成了认证" in testbot.text
     assert "下次请在" in testbot.text
 

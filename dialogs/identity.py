@@ -1,0 +1,127 @@
+"""One identity form: the pensioner's ID number and name, shared by every flow that needs them.
+
+Written in the engine's form idiom (:class:`dialogs.engine.Form`): ``validate_id_number``
+(GB 11643 checksum; spaces, full-width digits, a lower-case x and spoken digits are
+converted before), ``validate_name`` (a plausible personal name, never an option label,
+a command or a reason), and ``submit``, the registry lookup: rate limited per chat,
+the name must match, mismatches are counted (:func:`dialogs.common.check_identity`), and
+nothing about the ID is revealed on a mismatch. Both slots may come in one message, a
+new ID number at the name question replaces the old one, and the opening message's
+slots are used (``memory["heard"]``).
+
+Used by certify, family and the status query (their ``ask_id`` / ``ask_name`` states call
+:meth:`IdentityForm.take`), and by the home-visit form (its ``validate_id_number`` and
+``validate_name`` are these).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.core.messages import Reply
+from bot.core.storage.models import Pensioner
+from dialogs.common import ID_INVALID, check_identity, find_id, masked, name_in
+from dialogs.engine import DialogContext, Form, Goto, Invalid, NotUnderstood, Stay, Step
+from nlu.entities import id_checksum_ok, normalise_digits, plausible_name
+
+NAME_INVALID = "请只发老人的姓名（和身份证上一样），比如：张桂兰。"
+Identified = Callable[[DialogContext, Pensioner], Awaitable[Step]]
+
+
+class IdentityForm(Form):
+    """ID number, then name, then the registry lookup; ``identified`` says what follows."""
+
+    slots = ("id_number", "name")
+
+    def __init__(self, flow: str, *, identified: Identified | None = None, retry_state: str = "ask_id",
+                 mismatch_text: str = "", menu_options: list[str] | None = None,
+                 id_hint: str = "请输入18位身份证号码，比如 630102195003150021。",
+                 name_hint: str = "请输入老人的姓名，比如：张桂兰。") -> None:
+        self.flow = flow
+        self.identified = identified
+        self.retry_state = retry_state
+        self.mismatch_text = mismatch_text
+        self.menu_options = list(menu_options or [])
+        self.id_hint = id_hint
+        self.name_hint = name_hint
+
+    # -- slots from a message
+    def extract(self, ctx: DialogContext, text: str) -> dict[str, Any]:
+        found = find_id(ctx, text)
+        out: dict[str, Any] = {}
+        rest = text
+        if found.valid:
+            out["id_number"] = found.valid
+            rest = text.upper().replace(found.valid, " ")
+        elif found.invalid:
+            out["id_number"] = "?"
+        name = name_in(rest) if rest.strip() else None
+        if name:
+            out["name"] = name
+        return out
+
+    # -- validation
+    async def validate_id_number(self, value: Any, ctx: DialogContext) -> str:
+        number = normalise_digits(str(value)).replace(" ", "").upper()
+        if not id_checksum_ok(number):
+            raise Invalid(ID_INVALID)
+        return number
+
+    async def validate_name(self, value: Any, ctx: DialogContext) -> str:
+        name = "".join(str(value).split())
+        if not plausible_name(name):
+            raise Invalid(NAME_INVALID)
+        return name
+
+    # -- what a flow's states call
+    async def refuse_id(self, ctx: DialogContext, text: str) -> Step:
+        return NotUnderstood(self.id_hint)
+
+    async def refuse_name(self, ctx: DialogContext, text: str) -> Step:
+        return NotUnderstood(self.name_hint)
+
+    async def take(self, ctx: DialogContext, text: str) -> Step:
+        """Fill what this message gives; ask the next slot, or look the pensioner up."""
+        asking_name = bool(ctx.slots.get("id_number"))
+        candidates = self.extract(ctx, text)
+        replaced: str | None = None
+        if "id_number" in candidates:
+            try:
+                number = await self.validate_id_number(candidates["id_number"], ctx)
+            except Invalid as refused:
+                return Stay([Reply(refused.message)])
+            if asking_name and number != ctx.slots.get("id_number"):
+                replaced = number  # a new ID number at the name question replaces the old one
+            ctx.slots["id_number"] = number
+        elif not asking_name:
+            return await self.refuse_id(ctx, text)
+        if "name" not in candidates:
+            if replaced:
+                return Stay([Reply(f"好的，换成身份证号 {masked(replaced)}。")])
+            if "id_number" in candidates:
+                return Goto("ask_name")
+            return await self.refuse_name(ctx, text)
+        try:
+            ctx.slots["name"] = await self.validate_name(candidates["name"], ctx)
+        except Invalid:
+            return await self.refuse_name(ctx, text)
+        return await self.submit(ctx)
+
+    async def lookup(self, ctx: DialogContext) -> Pensioner | Step:
+        """The registered pensioner whose ID and name both match, or the next step."""
+        details = {"proxy_key": ctx.conversation.key} if self.flow == "family" else {}
+        return await check_identity(ctx, str(ctx.slots["name"]), flow=self.flow,
+                                    retry_state=self.retry_state, mismatch_text=self.mismatch_text,
+                                    menu_options=self.menu_options, **details)
+
+    async def submit(self, ctx: DialogContext) -> Step:
+        found = await self.lookup(ctx)
+        ctx.slots.pop("name", None)
+        if not isinstance(found, Pensioner):
+            return found
+        assert self.identified is not None
+        return await self.identified(ctx, found)
+
+
+__all__ = ["NAME_INVALID", "IdentityForm"]

@@ -1,0 +1,185 @@
+"""Listening before routing: what the person already said changes what comes next.
+
+Runs after the global commands and before the active dialog. It keeps the slots of the
+current message (``memory["heard"]``, read by dialogs when they start or ask) and the
+facts about the pensioner's situation (``memory["facts"]``), and decides the compound and
+off-script cases: a request for a person next to a question, "不想弄了" inside a flow, a
+money remark or trouble reading Chinese inside a flow (answered, then the flow resumes,
+never read as yes or no), a greeting in front of a question, an ID number next to a
+request or on its own, and a wrong check digit told as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING
+
+from bot.core.messages import Reply
+from dialogs.common import masked
+from dialogs.engine import DialogContext, chat_services, match_option, option_number
+from nlu.reading import SITUATION, Reading, read
+from nlu.rules import normalise
+
+if TYPE_CHECKING:
+    from bot.core.pipeline import Turn
+    from handlers.router import Router
+
+ID_CHECKSUM = ("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
+               "重新发一次（18位，最后一位是数字或X）。")
+READING_TROUBLE = ("没关系，汉字看不太懂也能办好认证：\n"
+                   "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
+                   "2. 可以发语音给我，我用简单的话说；\n"
+                   "3. 也可以转人工，工作人员可以打电话跟您说。")
+MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
+         "打 12333 或者到社保经办机构问清楚。")
+WHOM = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
+        "也可以回复“转人工”，让这里的工作人员帮您。")
+_UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂")
+_WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
+ID_WHAT = "收到身份证号 {masked}。您想办哪件事？回复数字就行："
+ID_OPTIONS = ["查询认证状态", "在这里刷脸认证", "帮家人认证"]
+_ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?(?:身份证号?码?|号码)?(?:是|为|：|:)?$")
+_CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
+_STATUS_WORDS = re.compile(r"过没有|了没|没有认证|查|状态|记录|认证过|有没有")
+_WHERE = re.compile(r"(?:去|到|在)(?:哪里|哪儿|哪个地方|哪|啥地方)(?:能|可以|去)?(?:办|认证)")
+_HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里认证|在你这")
+_FAMILY_ASK = re.compile(r"他|她|帮|替|给")
+# Intents a message carrying an ID number most likely means.
+ID_INTENTS = ("status_query", "certify_now", "family_certification")
+_CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
+             "method_face_app", "purpose"}
+
+
+def picks_option(turn: Turn) -> bool:
+    """True when the message is an answer to the current question (number or option words)."""
+    conv = turn.conversation
+    if conv is None or conv.frame is None:
+        return False
+    dialog = chat_services(turn).dialogs.dialogs.get(conv.frame.dialog)
+    if dialog is None or conv.frame.state not in dialog.states:
+        return False
+    state = dialog.states[conv.frame.state]
+    ctx = DialogContext(turn, conv.frame)
+    return match_option(state.visible_options(ctx), turn.msg.content, None) is not None
+
+
+def remember(turn: Turn, reading: Reading) -> None:
+    """This message's slots, and the situation facts kept for the conversation."""
+    conv = turn.conversation
+    assert conv is not None
+    conv.memory["heard"] = dict(reading.slots)
+    facts = dict(conv.memory.get("facts") or {})
+    facts.update({k: v for k, v in reading.slots.items() if k in SITUATION})
+    if facts:
+        conv.memory["facts"] = facts
+
+
+async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
+    """Handle the compound and off-script cases; False lets the router go on as before."""
+    conv = turn.conversation
+    assert conv is not None
+    text = turn.msg.content
+    if turn.msg.image is not None and (conv.frame is None or conv.frame.dialog == "main_menu"):
+        conv.memory["photo_waiting"] = True  # a selfie sent before saying what for
+    if not text or option_number(text) is not None:
+        conv.memory.pop("heard", None)
+        return False
+    reading = read(text)
+    remember(turn, reading)
+    frame = conv.frame
+    in_flow = frame is not None and frame.dialog != "main_menu"
+    if in_flow and picks_option(turn):
+        return False
+    if in_flow and router.at_final_state(turn, frame):
+        conv.stack.clear()  # the flow's work is done: a new question starts afresh
+        in_flow = False
+    if reading.quits and in_flow:
+        conv.stack.clear()
+        await router.show_menu(turn, "好的，已经停下了，您说的信息不会提交。还需要帮什么忙吗？")
+        return True
+    if reading.wants_person:
+        await router.escalate(turn, "user_request")
+        return True
+    if reading.reading_trouble:
+        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else ["转人工", "怎么认证"]))
+        if in_flow:
+            await resume(router, turn)
+        return True
+    if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
+        await explain(router, turn)
+        return True
+    if _WHOM.match(normalise(text)) and not (in_flow and picks_option(turn)):
+        turn.replies.append(Reply(WHOM, [] if in_flow else ["转人工", "怎么认证"]))
+        if in_flow:
+            await resume(router, turn)
+        return True
+    if reading.money and in_flow:
+        entry = router.retrieval_only(turn)  # a knowledge entry about fees, if one is clear
+        if entry is not None:
+            turn.replies.extend(Reply(part) for part in entry.answer)
+        else:
+            turn.say(MONEY)
+        await resume(router, turn)
+        return True
+    if in_flow:
+        return False
+    # Outside a flow (or at the main menu).
+    if conv.memory.pop("photo_waiting", None) and _CERTIFY_WORDS.search(text) \
+            and intent not in ("status_query", "cert_failed") and not reading.slots.get("relationship"):
+        return await router.answer_intent(turn, "certify_now")  # a photo came first
+    if reading.after_greeting and intent in ("greet", None, "out_of_scope"):
+        rest = reading.after_greeting
+        turn.msg = dataclasses.replace(turn.msg, text=rest, voice_transcript=None)
+        turn.parse = await turn.services.understand(rest)
+        return False
+    if reading.id_invalid and "id_number" not in reading.slots:
+        conv.stack.clear()
+        turn.say(ID_CHECKSUM)
+        return True
+    slots = reading.slots
+    if _WHERE.search(text) and intent not in ("status_query", "method_home_visit"):
+        return await router.answer_intent(turn, "method_offline")
+    if "id_number" in slots and _HERE.search(text) and not slots.get("relationship"):
+        return await router.answer_intent(turn, "certify_now")
+    family = bool(slots.get("relationship")) and bool(_CERTIFY_WORDS.search(text)) \
+        and ("id_number" in slots or "name" in slots) and not _STATUS_WORDS.search(text) \
+        and bool(_FAMILY_ASK.search(text) or _HERE.search(text) or intent == "certify_now")
+    if family and intent not in ("method_home_visit", "cert_failed"):
+        return await router.answer_intent(turn, "family_certification")
+    if "id_number" in slots:
+        conv.memory["id_number"] = slots["id_number"]
+        if intent in ID_INTENTS:
+            return False
+        rest = normalise(text.upper().replace(slots["id_number"], ""))
+        if _ID_ONLY.match(re.sub(r"\d", "", rest)) or intent in _CHOOSING:
+            conv.stack.clear()
+            conv.memory["id_offered"] = slots["id_number"]
+            turn.say(ID_WHAT.format(masked=masked(slots["id_number"])), ID_OPTIONS)
+            return True
+    situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
+    if situation and intent in _CHOOSING:
+        return await router.answer_intent(turn, "choose_method")
+    return False
+
+
+async def explain(router: Router, turn: Turn) -> None:
+    """The current question said more simply, then asked again."""
+    conv = turn.conversation
+    assert conv is not None and conv.frame is not None
+    dialog = chat_services(turn).dialogs.dialogs[conv.frame.dialog]
+    state = dialog.states[conv.frame.state]
+    options = state.visible_options(DialogContext(turn, conv.frame))
+    text = state.explain or "别着急，我换个简单的说法："
+    if options:
+        text += "\n下面每一行是一个回答，您觉得哪个对，就回复它前面的数字，比如回复 1；也可以直接打那几个字。"
+    else:
+        text += "\n您直接打字回答这个问题就行。"
+    turn.say(text + "还是不清楚，回复“转人工”，让工作人员帮您。")
+    turn.replies.extend(await router.engine.reprompt(turn))
+
+
+async def resume(router: Router, turn: Turn) -> None:
+    """After an off-script answer: ask the flow's question again."""
+    turn.replies.append(Reply("我们接着刚才的步骤："))
+    turn.replies.extend(await router.engine.reprompt(turn))

@@ -1,0 +1,383 @@
+"""Listening to what people already said (issue 16), through the fake channel.
+
+One test per row of the issue's two tables, plus the entity rules they rest on. The demo
+pensioners are seeded (张桂兰 certified, 马福海 overdue, 李德明 never certified).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.storage.models import AuditLog, HomeVisitRequest, Pensioner
+from bot.records.attempts import save_template
+from bot.records.pensioners import next_due_after, seed_demo
+from bot.services import Services
+from nlu import entities
+from nlu.reading import read
+from tests.conftest import TestBot
+
+ZHANG = "63010219500315002X"  # certified 200 days ago
+MA = "632102194808020019"  # overdue
+LI = "632802195511200038"  # never certified
+
+
+@pytest.fixture
+async def demo(services: Services) -> list[Pensioner]:
+    return await seed_demo(services.registry)
+
+
+async def frame_of(bot: TestBot) -> tuple[str | None, str | None]:
+    frame = (await bot.core.conversation()).frame
+    return (frame.dialog, frame.state) if frame else (None, None)
+
+
+async def mode_of(bot: TestBot) -> str:
+    return str((await bot.core.conversation()).mode)
+
+
+async def enrol(services: Services, id_number: str) -> int:
+    async with services.db.session() as session:
+        pensioner = await session.scalar(select(Pensioner).where(Pensioner.id_number == id_number))
+        assert pensioner is not None
+        pensioner_id = int(pensioner.id)
+    await save_template(services.db, pensioner_id, [0.1] * 128, "Dlib", None, None)
+    return pensioner_id
+
+
+async def audit_actions(services: Services) -> list[str]:
+    async with services.db.session() as session:
+        return list(await session.scalars(select(AuditLog.action)))
+
+
+# ---------------------------------------------------------------- entities
+
+
+def test_ids_written_with_spaces_full_width_lower_x_or_spoken() -> None:
+    for text in ("630102 19500315 002x", "６３０１０２１９５００３１５００２Ｘ",
+                 "六三零一零二一九五零零三一五零零二叉", "身份证 6301-0219-5003-1500-2X"):
+        assert [e.value for e in entities.extract(text) if e.type == "id_number"] == [ZHANG], text
+    assert [e.value for e in entities.extract("电话幺三八零九七一二三四五") if e.type == "phone"] \
+        == ["13809712345"]
+
+
+def test_names_including_tibetan_hui_tu_and_mongolian() -> None:
+    for text, name in (("她叫王秀英，卧床三年了", "王秀英"), ("老人叫才让卓玛", "才让卓玛"),
+                       ("我爸马福海认证过没有", "马福海"), ("名字叫扎西", "扎西"),
+                       ("老人姓名是多杰", "多杰"), ("他叫巴特尔", "巴特尔")):
+        assert entities.extract_name(text) == name, text
+    for word in ("卧床", "提交", "对，提交", "瘫痪卧床", "不想弄了", "转人工", "修改"):
+        assert not entities.plausible_name(word), word
+
+
+def test_addresses_stop_before_the_reason() -> None:
+    assert entities.extract_address("互助县威远镇小庄村 瘫痪卧床") == "互助县威远镇小庄村"
+    assert entities.extract_address("住在西宁市城东区八一路12号3单元201") == "西宁市城东区八一路12号3单元201"
+
+
+def test_negations_and_hedges_read_right() -> None:
+    assert read("我妈不会用手机").slots["smartphone"] is False
+    assert read("手机不太会").slots["smartphone"] is False
+    assert read("会一点").slots["smartphone"] is True
+    assert read("不会用手机也没人帮 出门也难").slots == {
+        "smartphone": False, "family_help": False, "leave_home": False}
+    assert read("有人说交200块钱可以帮我认证").money
+    assert read("我是藏族，汉字看不太懂").reading_trouble
+
+
+# ---------------------------------------------------------------- table 1
+
+
+async def test_own_id_number_is_not_asked_again(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"我的身份证号是{LI}")
+    assert "请发一下老人的身份证号" not in testbot.text
+    if "查询认证状态" in testbot.options:  # asked what to do with it: the number is kept
+        await testbot.say("1")
+    assert "姓名" in testbot.text
+
+
+async def test_family_request_with_name_and_id_uses_both(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"我爸叫马福海，身份证{MA}，他能不能在你这认证")
+    assert "身份证号" not in testbot.text.replace("收到老人的身份证号", "")
+    assert "建模" in testbot.text  # identity checked; this demo pensioner has no face model
+    assert "family_identity_confirmed" in await audit_actions(testbot.services)
+
+
+async def test_status_query_with_id_and_name_answers_at_once(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"查认证状态 {ZHANG} 张桂兰")
+    assert "完成了认证" in testbot.text and "请发一下" not in testbot.text
+
+
+async def test_home_visit_keeps_name_and_reason_from_the_first_message(testbot: TestBot,
+                                                                      demo: Any) -> None:
+    await testbot.say("我想给我妈申请上门认证，她叫王秀英，卧床三年了")
+    assert await frame_of(testbot) == ("home_visit", "form")
+    assert "王秀英" in testbot.text and "先请告诉我老人的姓名" not in testbot.text
+    await testbot.say("630102195201010036")  # not in the registry: does not block
+    await testbot.say("西宁市城中区南大街18号")
+    await testbot.say("13809712345")
+    assert "出不了门" not in testbot.text
+    assert "姓名：王秀英" in testbot.text and "原因：卧床三年了" in testbot.text
+
+
+async def test_phone_skill_told_in_passing_is_not_asked(testbot: TestBot) -> None:
+    await testbot.say("我妈妈78岁了，不会用手机，怎么认证")
+    await testbot.say("帮我选方法")
+    if "国外" in testbot.text:
+        await testbot.say("不是")
+    assert "自己会用智能手机吗" not in testbot.text
+    assert "家里有没有人" in testbot.text
+
+
+async def test_named_app_starts_its_walkthrough(testbot: TestBot) -> None:
+    await testbot.say("教我用青海人社通认证")
+    assert (await frame_of(testbot))[0] == "app_qinghai"
+
+
+async def test_named_phone_skips_the_phone_question(testbot: TestBot) -> None:
+    await testbot.say("苹果手机怎么下载青海人社通")
+    assert await frame_of(testbot) == ("app_qinghai", "download")
+    assert "App Store" in testbot.text
+
+
+async def test_greeting_and_question_gets_the_answer(testbot: TestBot) -> None:
+    await testbot.say("喂你好我想问一下那个养老金认证是咋个认证的")
+    assert "请回复数字选择：" not in testbot.text
+    assert (await frame_of(testbot))[0] == "choose_method"
+
+
+async def test_question_and_a_person_goes_to_a_person(testbot: TestBot) -> None:
+    await testbot.say("我妈刷脸三次都失败了，我要找人工")
+    assert await mode_of(testbot) == "waiting" and "人工服务" in testbot.text
+
+
+async def test_staff_contact_inside_the_home_visit_form(testbot: TestBot) -> None:
+    await testbot.say(event="menu:method_home_visit")
+    await testbot.say("太麻烦了，你让工作人员联系我吧")
+    assert await mode_of(testbot) == "waiting" and "身份证号" not in testbot.text
+
+
+async def test_bad_checksum_is_told_as_a_mistyped_digit(testbot: TestBot) -> None:
+    await testbot.say("身份证号632123195501011234")
+    assert "输错了一位" in testbot.text and "信息不一致" not in testbot.text
+
+
+async def test_trouble_reading_chinese_is_not_poor_light(testbot: TestBot) -> None:
+    await testbot.say("我是藏族，汉字看不太懂")
+    assert "光线" not in testbot.text and "转人工" in testbot.options
+
+
+async def test_money_remark_in_failure_diagnosis_is_not_yes(testbot: TestBot) -> None:
+    await testbot.say(event="menu:cert_failed")
+    await testbot.say("有人说交200块钱可以帮我认证")
+    assert "好的。还有什么" not in testbot.text
+    assert await frame_of(testbot) == ("cert_failed", "ask")
+    assert "我们接着刚才的步骤" in testbot.text
+
+
+async def test_appeal_question_gets_the_answer(testbot: TestBot) -> None:
+    await testbot.say("认证不通过可以申诉吗")
+    assert "可以申诉" in testbot.text and "申请人工审核（申诉）" in testbot.options
+    await testbot.say("1")
+    assert await mode_of(testbot) == "waiting"
+
+
+# ---------------------------------------------------------------- table 2
+
+
+async def test_reason_answer_is_not_a_name(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(event="menu:method_home_visit")
+    for answer in ("李德明", LI, "互助县威远镇小庄村", "13809712345", "瘫痪 卧床"):
+        await testbot.say(answer)
+    assert "姓名：李德明" in testbot.text and "住址：互助县威远镇小庄村" in testbot.text
+    assert "原因：瘫痪 卧床" in testbot.text
+
+
+async def test_edited_name_is_validated_and_checked_against_the_id(testbot: TestBot,
+                                                                  demo: Any) -> None:
+    await testbot.say(event="menu:method_home_visit")
+    await testbot.say(f"李德明 {LI} 住在湟中区鲁沙尔镇和平村 电话13709712345 中风了下不了床")
+    assert "请核对一下" in testbot.text
+    await testbot.say("要改一下")
+    await testbot.say("姓名")
+    await testbot.say("卧床")
+    assert "请只发老人的姓名" in testbot.text
+    await testbot.say("对，提交")
+    assert "登记编号" not in testbot.text
+    await testbot.say("王秀英")  # does not match the registered name of this ID
+    assert "对不上" in testbot.text and "请核对一下：" not in testbot.text
+    await testbot.say("李德明")
+    await testbot.say("1")
+    assert "登记编号" in testbot.text
+    async with testbot.services.db.session() as session:
+        stored = await session.scalar(select(HomeVisitRequest))
+        assert stored is not None and stored.pensioner_name == "李德明"
+
+
+async def test_certified_pensioner_is_told_so_before_any_new_attempt(testbot: TestBot,
+                                                                     demo: Any) -> None:
+    await enrol(testbot.services, ZHANG)
+    await testbot.say(event="menu:certify_now")
+    await testbot.say(ZHANG)
+    await testbot.say("张桂兰")
+    assert "已经认证成功" in testbot.text and "下次在" in testbot.text
+    assert "今天已经试了" not in testbot.text and (await frame_of(testbot))[0] != "certify"
+    family = TestBot(testbot.services)
+    await family.say("帮我妈认证")
+    await family.say(f"{ZHANG} 张桂兰")
+    assert "已经认证成功" in family.text
+
+
+async def test_not_enrolled_question_in_the_selfie_step_keeps_the_step(testbot: TestBot,
+                                                                       demo: Any) -> None:
+    await enrol(testbot.services, LI)
+    await testbot.say(event="menu:certify_now")
+    await testbot.say(LI)
+    await testbot.say("李德明")
+    assert await frame_of(testbot) == ("certify", "selfie")
+    await testbot.say("手机上说我未建模 咋整")
+    assert await frame_of(testbot) == ("certify", "selfie")
+    assert "已经有这位老人的人脸模型" in testbot.text
+
+
+async def test_elderly_dialect_question_is_understood(testbot: TestBot) -> None:
+    await testbot.say("俺今年七十八了 手机不会用 这个认证咋整嘛")
+    assert "没太明白" not in testbot.text
+    assert (await frame_of(testbot))[0] == "choose_method"
+
+
+async def test_no_phone_no_help_cannot_go_out_leads_to_a_home_visit(testbot: TestBot) -> None:
+    await testbot.say("不会用手机也没人帮 出门也难")
+    assert "没听明白" not in testbot.text and "没太明白" not in testbot.text
+    await testbot.say("不在国外")
+    assert "上门认证" in testbot.text and await frame_of(testbot) == ("choose_method", "rec_home_visit")
+
+
+async def test_finished_questionnaire_is_not_restarted(testbot: TestBot) -> None:
+    await testbot.say(event="menu:choose_method")
+    for answer in ("帮我选方法", "不是", "不会用", "没有", "能出门"):
+        await testbot.say(answer)
+    assert "邮储银行" in testbot.text
+    await testbot.say("俺住在互助县 去哪个地方办")
+    assert "第1个问题" not in testbot.text and "我们接着刚才的步骤" not in testbot.text
+    await testbot.say("要带什么材料")
+    assert "我们接着刚才的步骤" not in testbot.text
+
+
+async def test_photo_then_certify_starts_the_selfie_flow(testbot: TestBot) -> None:
+    await testbot.say(image=b"\x89PNG not really")
+    await testbot.say("我要办认证")
+    assert await frame_of(testbot) == ("certify", "start")
+
+
+@pytest.mark.parametrize("words", ["不想弄了", "不弄了 退出"])
+async def test_giving_up_at_the_name_step_uses_no_try(testbot: TestBot, demo: Any,
+                                                      words: str) -> None:
+    await testbot.say(event="menu:certify_now")
+    await testbot.say(LI)
+    await testbot.say(words)
+    assert await frame_of(testbot) == ("main_menu", "choose")
+    assert "对不上" not in testbot.text
+    assert "certify_identity_mismatch" not in await audit_actions(testbot.services)
+
+
+async def test_new_id_at_the_name_step_replaces_the_old_one(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(event="menu:status_query")
+    await testbot.say(MA)
+    await testbot.say(ZHANG)
+    assert "换成" in testbot.text and "请只发老人的姓名" not in testbot.text
+    await testbot.say("张桂兰")
+    assert "完成了认证" in testbot.text
+
+
+async def test_spoken_chinese_numerals_id(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(event="menu:status_query")
+    await testbot.say("六三二一零二一九四八零八零二零零一九")
+    assert "需要18位" not in testbot.text and "姓名" in testbot.text
+    await testbot.say("马福海")
+    assert "过期" in testbot.text
+
+
+async def test_whom_to_ask_after_the_options(testbot: TestBot) -> None:
+    await testbot.say(event="menu:missed_deadline")
+    await testbot.say("停发的钱能补吗")
+    await testbot.say("怎么补认证")
+    await testbot.say("该找谁")
+    assert "没听明白" not in testbot.text and "12333" in testbot.text
+
+
+async def test_login_trouble_stays_in_the_walkthrough(testbot: TestBot) -> None:
+    await testbot.say(event="menu:app_download")
+    await testbot.say("安卓")
+    await testbot.say("下载好了")
+    await testbot.say("登录不上 验证码收不到")
+    assert await frame_of(testbot) == ("app_qinghai", "open")
+    assert "验证码" in testbot.text and "打不开" not in testbot.text
+
+
+async def test_status_dates_are_beijing_time(testbot: TestBot) -> None:
+    # 18:45 UTC on Dec 1 is 02:45 in Beijing on Dec 2.
+    certified = datetime(2026, 12, 1, 18, 45, tzinfo=UTC)
+    async with testbot.services.db.session() as session:
+        session.add(Pensioner(id_number=LI, name="李德明", status="active", certified_at=certified,
+                              next_due=next_due_after(certified)))
+    await testbot.say(event="menu:status_query")
+    await testbot.say(LI)
+    await testbot.say("李德明")
+    assert "2026年12月2日 完成了认证" in testbot.text
+
+
+async def test_consent_notice_in_plain_words_and_no_third_step(testbot: TestBot,
+                                                              demo: Any) -> None:
+    await enrol(testbot.services, LI)
+    await testbot.say("帮家人认证")
+    await testbot.say("1")
+    await testbot.say(LI)
+    await testbot.say("李德明")
+    await testbot.say("1")  # 本人已同意并在场
+    assert "北京时间" in testbot.text
+    assert "web" not in testbot.text and "test" not in testbot.text and "第三步" not in testbot.text
+    assert await frame_of(testbot) == ("certify", "selfie")
+
+
+async def test_status_without_face_model_offers_no_selfie(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"查认证状态 {LI} 李德明")
+    assert "在这里刷脸认证" not in testbot.options
+    await enrol(testbot.services, LI)
+    other = TestBot(testbot.services)
+    await other.say(f"查认证状态 {LI} 李德明")
+    assert "在这里刷脸认证" in other.options
+
+
+
+
+async def test_not_understood_question_is_said_more_simply(testbot: TestBot) -> None:
+    await testbot.say(event="menu:choose_method")
+    await testbot.say("帮我选方法")
+    await testbot.say("没看懂")
+    assert "外国" in testbot.text and "回复 1" in testbot.text
+    assert await frame_of(testbot) == ("choose_method", "q_abroad")
+    await testbot.say(event="menu:status_query")
+    await testbot.say("说简单点")
+    assert "18个数字" in testbot.text and await frame_of(testbot) == ("status_query", "ask_id")
+
+
+async def test_still_failing_after_a_fix_leads_to_help(testbot: TestBot) -> None:
+    await testbot.say(event="menu:cert_failed")
+    await testbot.say("1")
+    await testbot.say("还是不行")
+    await testbot.say("还是不行")
+    assert await frame_of(testbot) == ("cert_failed", "offer_help")
+    assert "申请人工审核（申诉）" in testbot.options
+
+
+async def test_family_word_and_certify_here_is_family_not_status(testbot: TestBot,
+                                                                demo: Any) -> None:
+    await testbot.say(f"我爸爸马福海身份证{MA}想在这里认证")
+    assert "family_identity_confirmed" in await audit_actions(testbot.services)
+    other = TestBot(testbot.services)
+    await other.say(f"我爸马福海认证过没有 身份证{MA}")
+    assert "过期" in other.text
