@@ -13,17 +13,31 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.core.messages import Reply
+from bot.core.pipeline import Turn
 from dialogs.common import masked
-from dialogs.engine import DialogContext, chat_services, match_option, option_number
+from dialogs.engine import DialogContext, DialogEngine, chat_services, match_option, option_number
+from faq.knowledge import FaqEntry
 from nlu.reading import SITUATION, Reading, read
 from nlu.rules import normalise
 
-if TYPE_CHECKING:
-    from bot.core.pipeline import Turn
-    from handlers.router import Router
+
+class Router(Protocol):
+    """What listening asks of the router (handlers.router.Router provides it)."""
+
+    engine: DialogEngine
+
+    async def show_menu(self, turn: Turn, text: str) -> None: ...
+
+    def at_final_state(self, turn: Turn, frame: object) -> bool: ...
+
+    def retrieval_only(self, turn: Turn) -> FaqEntry | None: ...
+
+    async def answer_intent(self, turn: Turn, intent: str, resume: bool = False) -> bool: ...
+
+    async def escalate(self, turn: Turn, reason: str) -> None: ...
 
 ID_CHECKSUM = ("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
                "重新发一次（18位，最后一位是数字或X）。")
@@ -156,6 +170,12 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             conv.stack.clear()
             conv.memory["id_offered"] = slots["id_number"]
             turn.say(ID_WHAT.format(masked=masked(slots["id_number"])), ID_OPTIONS)
+            return True
+    if slots.get("abroad") is True and intent in _CHOOSING | {"certify_now"}:
+        entry = chat_services(turn).faq.for_intent("abroad_help")  # abroad: the 中国领事 path first
+        if entry is not None:
+            turn.replies.extend(Reply(part) for part in entry.answer)
+            turn.replies[-1].options = list(entry.options)
             return True
     situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
     if situation and intent in _CHOOSING:

@@ -31,12 +31,12 @@ async def demo(services: Services) -> list[Pensioner]:
 
 
 async def frame_of(bot: TestBot) -> tuple[str | None, str | None]:
-    frame = (await bot.core.conversation()).frame
+    frame = (await bot.conversation()).frame
     return (frame.dialog, frame.state) if frame else (None, None)
 
 
 async def mode_of(bot: TestBot) -> str:
-    return str((await bot.core.conversation()).mode)
+    return str((await bot.conversation()).mode)
 
 
 async def enrol(services: Services, id_number: str) -> int:
