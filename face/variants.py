@@ -93,3 +93,54 @@ def exif_rotated(image: Array) -> bytes:
     """The pixels stored turned 90 degrees with orientation tag 6, like a phone held upright."""
     stored = np.ascontiguousarray(np.rot90(image, 1))  # counter-clockwise on disk
     return encode(stored, exif_orientation=6)
+
+
+# ---------------------------------------------------------------- replays (issue 21)
+
+
+def screen_moire(image: Array, period: float = 3.3, angle: float = 12.0, depth: float = 0.22) -> Array:
+    """A screen photographed: a fine periodic pattern (the pixel grid beating with the camera)."""
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    theta = np.radians(angle)
+    wave = np.sin(2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period)
+    out = image.astype(np.float32) * (1 - depth / 2 + depth / 2 * wave[..., None])
+    return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
+
+
+def held_photo(image: Array, scale: float = 0.6, frame: int = 14,
+               background: tuple[int, int, int] = (92, 80, 70)) -> Array:
+    """A printed photo (or a phone) held up to the camera: a white-edged picture on a table."""
+    h, w = image.shape[:2]
+    small = Image.fromarray(image).resize((int(w * scale), int(h * scale)), Image.Resampling.LANCZOS)
+    card = Image.new("RGB", (small.width + 2 * frame, small.height + 2 * frame), (240, 238, 232))
+    card.paste(small, (frame, frame))
+    canvas = Image.new("RGB", (w, h), background)
+    canvas.paste(card, ((w - card.width) // 2, (h - card.height) // 2))
+    return np.asarray(canvas).copy()
+
+
+def posterize(image: Array, bits: int = 2) -> Array:
+    """Very few colours (a cheap print, a GIF-like screenshot)."""
+    shift = 8 - bits
+    return np.asarray((image >> shift) << shift, dtype=np.uint8)
+
+
+def grayscale(image: Array) -> Array:
+    """A black-and-white photo."""
+    gray = (0.299 * image[..., 0] + 0.587 * image[..., 1] + 0.114 * image[..., 2]).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def small_in_frame(image: Array, ratio: float = 0.25) -> Array:
+    """A sharp wide picture with the person small in it (a photo of a photo from afar)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (int(w * ratio), int(h * ratio)), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)  # sharp clutter around it
+    canvas = np.asarray(cv2.GaussianBlur(noise, (0, 0), 0.8), dtype=np.uint8)
+    y0, x0 = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    return np.ascontiguousarray(canvas)
