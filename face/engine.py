@@ -101,6 +101,13 @@ def cosine_distance(a: Any, b: Any) -> float:
     return float(1.0 - np.dot(va, vb) / denominator)
 
 
+def band(distance: float | None, accept_below: float, reject_above: float) -> str:
+    """``accept`` at or below ``accept_below``, ``reject`` above ``reject_above``, else ``review``."""
+    if distance is None or distance > reject_above:
+        return "reject"
+    return "accept" if distance <= accept_below else "review"
+
+
 def dhash(image: Image, size: int = 8) -> str:
     """A 64-bit difference hash (hex) of the photo, to notice the same photo sent again."""
     import cv2
@@ -158,9 +165,7 @@ class FaceEngine:
 
     def band(self, distance: float | None) -> str:
         """``accept``, ``review`` (the grey zone around the threshold) or ``reject``."""
-        if distance is None or distance > self.reject_above:
-            return "reject"
-        return "accept" if distance <= self.accept_below else "review"
+        return band(distance, self.accept_below, self.reject_above)
 
     # ------------------------------------------------------------ liveness (issue 21)
 

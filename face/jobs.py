@@ -110,15 +110,19 @@ async def _judge(deps: WorkerDeps, request: dict[str, Any], base: dict[str, Any]
     request_id = str(request["request_id"])
     loop = asyncio.get_running_loop()
     stage = "challenge" if request.get("stage") == "challenge" else "frontal"
-    challenge_on = bool(request.get("liveness"))
+    # The chat says whether to ask for a pose (its face.challenge); else the worker's setting.
+    challenge_on = bool(request.get("liveness", deps.settings.face.challenge))
     first = await liveness.recall(deps.redis, request.get("first_request")) if stage == "challenge" \
         else None
     deadline = request.get("challenge_expires_at")
     if first is not None and deadline and time.time() > float(deadline):
         first = None  # too late: judged as an expired challenge
+    if first is not None and request.get("challenge") in liveness.POSES:
+        first.challenge = str(request["challenge"])  # the user asked for another pose (换一个动作)
+    bounds = (deps.settings.face.accept_below, deps.settings.face.reject_above)
     verdict, evidence = await loop.run_in_executor(deps.executor, _measure, deps.engine,
                                                    reference, bytes(request["photo"]), stage,
-                                                   first)
+                                                   first, bounds)
     analysis = verdict.analysis
     issues = list(verdict.issues)
     details: dict[str, Any] = {"stage": stage, **evidence}
@@ -179,7 +183,7 @@ async def _judge(deps: WorkerDeps, request: dict[str, Any], base: dict[str, Any]
               "challenge": details.get("challenge"),
               "challenge_result": details.get("challenge_result"), "band": band,
               "distance_pair": details.get("distance_pair"), "replay_signals": signals,
-              "accept_below": deps.engine.accept_below, "reject_above": deps.engine.reject_above}
+              "accept_below": bounds[0], "reject_above": bounds[1]}
     if reused is not None:
         other = reused.pensioner_id != pensioner_id
         result.update(reused_attempt=reused.id, reused_other_pensioner=other)
@@ -192,10 +196,10 @@ async def _judge(deps: WorkerDeps, request: dict[str, Any], base: dict[str, Any]
 
 
 def _measure(engine: FaceEngine, reference: list[float], photo: bytes, stage: str,
-             first: Any) -> tuple[Any, dict[str, Any]]:
+             first: Any, bounds: tuple[float, float]) -> tuple[Any, dict[str, Any]]:
     """The blocking part (executor): verify, the grey zone, pose, replay signals, checks."""
     from face import liveness
-    from face.engine import Verdict, cosine_distance
+    from face.engine import Verdict, band, cosine_distance
 
     evidence: dict[str, Any] = {}
     if stage == "challenge":
@@ -213,7 +217,7 @@ def _measure(engine: FaceEngine, reference: list[float], photo: bytes, stage: st
     if verdict.issues or verdict.distance is None:
         return verdict, evidence
     evidence["distance_template"] = verdict.distance
-    evidence["band"] = engine.band(verdict.distance)
+    evidence["band"] = band(verdict.distance, *bounds)
     pose = engine.pose(analysis)
     if pose is not None:
         evidence["pose"] = pose.as_dict()
@@ -223,7 +227,7 @@ def _measure(engine: FaceEngine, reference: list[float], photo: bytes, stage: st
     if stage == "challenge" and first is not None and analysis.embedding is not None:
         pair = round(cosine_distance(first.embedding, analysis.embedding), 6)
         evidence["distance_pair"] = pair
-        evidence["band_pair"] = engine.band(pair)
+        evidence["band_pair"] = band(pair, *bounds)
         judged = liveness.judge(first, evidence.get("pose"), evidence.get("shape"),
                                 analysis.photo_hash)
         evidence["checks"] = {"shown": judged.shown, "reason": judged.reason,
