@@ -275,6 +275,9 @@ async def start_deps(settings: Settings, redis: aioredis.Redis,
 
     if engine is None:
         engine = await asyncio.to_thread(FaceEngine.from_settings, settings)
+    from face.pose import predictor
+
+    await asyncio.to_thread(predictor, engine.home)  # the 68 landmarks, before the first job
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(migrate, settings.database_url)
     return WorkerDeps(settings=settings, engine=engine, db=Database(settings.database_url),
