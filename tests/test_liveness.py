@@ -353,3 +353,48 @@ def test_grey_zone_scoring_counts_only_accepted_pairs() -> None:
     assert banded["review"] == round(2 / 5, 4) and banded["threshold"] == 0.08
     single = score(pairs, 0.08)
     assert single["review"] == 0.0 and single["tar"] == round(1 / 3, 4)
+
+
+@pytest.mark.parametrize("copy", ["mirrored", "cropped", "reencoded"])
+def test_copies_of_the_first_photo_never_show_the_pose(copy: str) -> None:
+    """obama2 is turned to his right: a mirrored copy looks turned left, but is the same photo."""
+    import numpy as np
+
+    from face import liveness
+    from face.decode import decode
+
+    first_image = photo("obama/obama2.jpg")
+    analysis = engine().analyse(first_image)
+    pose = engine().pose(analysis)
+    assert pose is not None and pose.points is not None and analysis.embedding is not None
+    first = liveness.First(embedding=list(analysis.embedding), pose=pose.as_dict(),
+                           shape=liveness.shape_of(pose.points), photo_hash=analysis.photo_hash,
+                           challenge="left")
+    h, w = first_image.shape[:2]
+    second_image = {
+        "mirrored": np.ascontiguousarray(first_image[:, ::-1]),
+        "cropped": np.ascontiguousarray(first_image[h // 10:, w // 8:w - w // 10]),
+        "reencoded": decode(variants.encode(first_image[::2, ::2].copy(), quality=50)),
+    }[copy]
+    second = engine().analyse(second_image, strict=False)
+    second_pose = engine().pose(second)
+    assert second_pose is not None and second_pose.points is not None
+    judged = liveness.judge(first, second_pose.as_dict(), liveness.shape_of(second_pose.points),
+                            second.photo_hash)
+    assert judged.shown is False and judged.reason in ("same_photo", "pose")
+    if copy == "mirrored":
+        assert second_pose.yaw > 15  # it does look turned left ...
+        assert judged.reason == "same_photo"  # ... and is caught as the same photo
+
+
+def test_posed_variants_made_in_code_show_their_pose() -> None:
+    from face import liveness
+
+    analysis = engine().analyse(photo("obama/obama1.jpg"))
+    base = engine().pose(analysis)
+    assert base is not None and base.points is not None and analysis.image is not None
+    for pose in liveness.POSES:
+        varied = engine().analyse(variants.posed(analysis.image, base.points, pose, 30), strict=False)
+        measured = engine().pose(varied)
+        assert measured is not None
+        assert liveness.pose_shown(pose, measured.as_dict(), base.as_dict()), (pose, measured)
