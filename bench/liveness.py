@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import time
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +92,7 @@ def challenge_outcomes(engine: Any, settings: Any, photos: dict[str, list[str]],
     challenge_s: list[float] = []
     residuals: list[float] = []
     by_pose: dict[str, list[float]] = {}
-    for person, names in photos.items():
+    for names in photos.values():
         template = engine.analyse(images[names[0]]).embedding
         for name in names:
             data = variants.encode(images[name], quality=90)
