@@ -49,6 +49,7 @@ from dialogs.family import proxy_certified
 from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
 from face.decode import precheck
+from face.liveness import ASK, HARD, WHY, choose
 from face.quality import ADVICE, advice_for
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
         "dialog": ctx.frame.dialog, "pensioner_id": pensioner_id,
         "id_number": ctx.slots.get("id_number"), "proxy": bool(ctx.slots.get("proxy")),
         "relationship": ctx.slots.get("relationship"), "channel": msg.channel,
-        "chat_user": msg.user_id, "photo": image,
+        "chat_user": msg.user_id, "photo": image, **_liveness_request(ctx),
     })
     ctx.slots["request_id"] = request_id
     ctx.turn.deferred = True
@@ -240,6 +241,137 @@ async def _to_person(ctx: DialogContext) -> Step:
 async def _info_mismatch(ctx: DialogContext) -> Step:
     return Handoff("info_mismatch")
 
+# ---------------------------------------------------------------- the pose challenge (issue 21)
+
+SWITCH_POSE = "换一个动作"
+CHALLENGE_OPTIONS = [SWITCH_POSE, "转人工"]
+CHALLENGE_INTRO = ("第一张照片核对上了，还差最后一步：为了确认是{who}本人现在当场拍的（不是翻拍的旧照片），"
+                   "请按下面的要求再拍一张。\n")
+CHALLENGE_PROXY = "请让老人这样做："
+CHALLENGE_DEADLINE = "\n请在{minutes}分钟内发过来。"
+REVIEW_TEXT = ("照片收到了，系统不能完全确定，要请工作人员再看一下——这不是认证失败，也不用再拍照。\n"
+               "{when}，审核结果会在这里告诉您。")
+CHALLENGE_REVIEW = ("动作照片试了几次都没有通过。为了不耽误您，已经把照片和核验记录交给工作人员人工审核——"
+                    "这不是认证失败，也不用再拍了。\n{when}，审核结果会在这里告诉您。")
+
+
+def _liveness_request(ctx: DialogContext) -> dict[str, Any]:
+    """What the worker needs to know about the pose challenge for this photo."""
+    face_config = ctx.services.settings.face
+    if ctx.frame.state == "challenge" and ctx.slots.get("first_request"):
+        return {"stage": "challenge", "liveness": True, "first_request": ctx.slots["first_request"],
+                "challenge": ctx.slots.get("challenge"),
+                "challenge_expires_at": ctx.slots.get("challenge_expires_at")}
+    return {"stage": "frontal", "liveness": bool(face_config.challenge),
+            "poses": list(face_config.challenge_poses)}
+
+
+def challenge_text(services: ChatServices, slots: dict[str, Any]) -> str:
+    """The request for the pose photo, in plain words, with what to do if it is hard."""
+    ask = ASK.get(str(slots.get("challenge")), ASK["left"])
+    if slots.get("proxy"):
+        ask = CHALLENGE_PROXY + ask.replace("您自己", "老人自己")
+    minutes = max(1, services.settings.face.challenge_ttl_s // 60)
+    return (CHALLENGE_INTRO.format(who="老人" if slots.get("proxy") else "您") + ask
+            + CHALLENGE_DEADLINE.format(minutes=minutes) + "\n" + HARD)
+
+
+def _end_challenge(slots: dict[str, Any]) -> None:
+    for key in ("challenge", "first_request", "challenge_expires_at"):
+        slots.pop(key, None)
+
+
+async def _on_challenge(ctx: DialogContext, text: str) -> Step:
+    image = ctx.turn.msg.image
+    if image is None:
+        return NotUnderstood("请按上面的要求做好动作，拍一张照片直接发过来；做不到可以回复“换一个动作”。")
+    return await submit_selfie(ctx, image)
+
+
+async def _switch_pose(ctx: DialogContext) -> Step:
+    """Another random pose (still unknown in advance), same first photo and deadline."""
+    ctx.slots["challenge"] = choose(ctx.services.settings.face.challenge_poses,
+                                    avoid=ctx.slots.get("challenge"))
+    ctx.event("face_challenge_switched", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
+              challenge=ctx.slots["challenge"])
+    return Stay([Reply("好的，换一个动作。\n" + challenge_text(ctx.services, ctx.slots),
+                       CHALLENGE_OPTIONS)])
+
+
+def _ask_challenge(services: ChatServices, result: dict[str, Any], frame: Any) -> list[Reply]:
+    """The frontal photo matched: not a success yet, ask for the pose photo."""
+    import time
+
+    if frame is None:
+        return [Reply("刚才那张照片核对上了，但还差一张动作照片。请回复“刷脸认证”重新开始。", MENU_OPTIONS)]
+    frame.state = "challenge"
+    frame.slots.update(challenge=result.get("challenge"), first_request=result.get("request_id"),
+                       challenge_expires_at=time.time() + services.settings.face.challenge_ttl_s)
+    return [Reply(challenge_text(services, frame.slots), CHALLENGE_OPTIONS)]
+
+
+def _review_when(services: ChatServices) -> str:
+    """When a person will look at it, in words."""
+    handoff = services.handoff
+    if handoff.in_office_hours():
+        return "工作人员会在今天上班时间内尽快审核（" + handoff.office_hours_text() + "）"
+    return f"现在不是上班时间，{handoff.back_text()}，上班后会先审核"
+
+
+async def _review_case(services: ChatServices, result: dict[str, Any], conv: Any, frame: Any,
+                       reason: str) -> int:
+    pensioner_id = int(result["pensioner_id"])
+    slots = frame.slots if frame is not None else {
+        "proxy": result.get("proxy"), "relationship": result.get("relationship")}
+    proof = await evidence(services.db, pensioner_id, day_start(_tz(services)))
+    proof["review"] = {key: result.get(key) for key in (
+        "attempt_id", "stage", "band", "distance", "distance_pair", "accept_below", "reject_above",
+        "challenge", "challenge_result", "replay_signals")}
+    if frame is not None and frame in conv.stack:
+        conv.stack.remove(frame)
+    case_id = int(await services.handoff.escalate(conv, reason, pensioner_id=pensioner_id,
+                                                  evidence=proof,
+                                                  proxy=proxy_details(slots, conv.key)))
+    await services.audit(f"chat:{conv.channel}", "face_review", target=f"case:{case_id}",
+                         pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),
+                         reason=reason, band=result.get("band"),
+                         replay_signals=result.get("replay_signals"))
+    return case_id
+
+
+async def _to_review(services: ChatServices, result: dict[str, Any], conv: Any,
+                     frame: Any) -> list[Reply]:
+    """A distance in the grey zone or a replay signal: a person decides, the user is told when."""
+    await _review_case(services, result, conv, frame, "face_review")
+    return [Reply(REVIEW_TEXT.format(when=_review_when(services)))]
+
+
+async def _challenge_failed(services: ChatServices, result: dict[str, Any], conv: Any,
+                            frame: Any) -> list[Reply]:
+    """Explained, one attempt; at the limit a person reviews it (never a rejection)."""
+    reason = str(result.get("challenge_result") or "pose")
+    why = WHY.get(reason, WHY["pose"])
+    limit = services.settings.face.max_attempts_per_day
+    failures = await failed_attempts_since(services.db, int(result["pensioner_id"]),
+                                           day_start(_tz(services)))
+    if failures >= limit:
+        await _review_case(services, result, conv, frame, "face_failed")
+        return [Reply(f"这次没有通过：{why}。"),
+                Reply(CHALLENGE_REVIEW.format(when=_review_when(services)))]
+    left = f"（今天还可以试 {limit - failures} 次）"
+    if frame is None:
+        return [Reply(f"动作照片没有通过：{why}。要再试的话，请回复“刷脸认证”。", MENU_OPTIONS)]
+    if reason == "expired" or not result.get("challenge"):
+        frame.state = "selfie"
+        return [Reply(f"这次没有通过：{why}。"),
+                Reply(f"请从头再来，先拍一张正脸照片发给我{left}。", SELFIE_OPTIONS)]
+    frame.state = "challenge"
+    frame.slots["first_request"] = result.get("first_request") or frame.slots.get("first_request")
+    return [Reply(f"这次没有通过：{why}。"),
+            Reply(f"请再按要求拍一张{left}：\n" + challenge_text(services, frame.slots),
+                  CHALLENGE_OPTIONS)]
+
+
 
 certify = Dialog(
     name=NAME,
@@ -266,7 +398,14 @@ certify = Dialog(
                         may_go=("verifying", "appeal")),
         "verifying": State(prompt=VERIFYING, on_input=_on_verifying,
                            options=[Option("转人工", run=_to_person, words=("人工",))],
-                           may_go=("selfie", "appeal", "end")),
+                           may_go=("selfie", "challenge", "appeal", "end")),
+        "challenge": State(prompt=lambda ctx: Reply(challenge_text(ctx.services, ctx.slots),
+                                                    CHALLENGE_OPTIONS),
+                           on_input=_on_challenge,
+                           options=[Option(SWITCH_POSE, run=_switch_pose,
+                                           words=("换个动作", "做不了", "做不到")),
+                                    Option("转人工", run=_to_person, words=("人工",))],
+                           may_go=("verifying", "selfie", "appeal")),
         "appeal": State(
             prompt=lambda ctx: Reply(APPEAL.format(
                 count=ctx.services.settings.face.max_attempts_per_day)),
@@ -319,9 +458,17 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
             conv.stack.remove(frame)
         return [Reply(f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
                       f"下次请在 {format_date(due)} 前后再认证，到时候我会提醒您。", MENU_OPTIONS)]
+    if frame is not None and decision not in ("matched", "error", "challenge_failed"):
+        _end_challenge(frame.slots)
+    if decision == "matched" and pensioner_id:
+        return _ask_challenge(services, result, frame)
+    if decision == "review" and pensioner_id:
+        return await _to_review(services, result, conv, frame)
+    if decision == "challenge_failed" and pensioner_id:
+        return await _challenge_failed(services, result, conv, frame)
     if decision == "error":  # the worker gave up: not an attempt, just send it again
         if frame is not None:
-            frame.state = "selfie"
+            frame.state = "challenge" if frame.slots.get("first_request") else "selfie"
         return [Reply("核验的时候系统出了点问题，这次不算次数。请重新发送一张照片。", SELFIE_OPTIONS)]
     if decision == "incomplete":  # cut off or damaged on the way, not the user's fault: not an attempt
         if frame is not None:

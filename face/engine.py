@@ -24,20 +24,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from face import weights
+from face import pose as head_pose
+from face import replay, weights
 from face.decode import MAX_SIDE, ImageRejected, decode
 from face.detection import DetectedFace
 from face.quality import QualityThresholds, assess, counts_as_face
+from face.weights import FaceModelMissing as FaceModelMissing  # re-exported
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "Dlib"
 DETECTOR = "dlib"
 DEFAULT_THRESHOLD = 0.08
 Image = NDArray[np.uint8]
-
-
-class FaceModelMissing(RuntimeError):
-    """The Dlib weight files are not in DEEPFACE_HOME (nothing is downloaded at run time)."""
 
 
 @dataclass
@@ -53,6 +51,7 @@ class Analysis:
     photo_hash: str | None = None
     seconds: float = 0.0
     image: Image | None = field(default=None, repr=False)  # the upright working image
+    face: DetectedFace | None = field(default=None, repr=False)  # the surest face, judged
 
     @property
     def ok(self) -> bool:
@@ -78,6 +77,13 @@ def cosine_distance(a: Any, b: Any) -> float:
     if denominator == 0:
         return 1.0
     return float(1.0 - np.dot(va, vb) / denominator)
+
+
+def band(distance: float | None, accept_below: float, reject_above: float) -> str:
+    """``accept`` at or below ``accept_below``, ``reject`` above ``reject_above``, else ``review``."""
+    if distance is None or distance > reject_above:
+        return "reject"
+    return "accept" if distance <= accept_below else "review"
 
 
 def dhash(image: Image, size: int = 8) -> str:
@@ -107,9 +113,13 @@ class FaceEngine:
 
     def __init__(self, home: Path | str | None = None, *, threshold: float = DEFAULT_THRESHOLD,
                  quality: QualityThresholds | None = None, max_bytes: int = 10 * 1024 * 1024,
-                 max_pixels: int = 40_000_000) -> None:
+                 max_pixels: int = 40_000_000, accept_below: float | None = None,
+                 reject_above: float | None = None) -> None:
         self.home = prepare_home(home)
         self.threshold = threshold
+        # The grey zone: accept <= accept_below, reject > reject_above, review between.
+        self.accept_below = threshold if accept_below is None else accept_below
+        self.reject_above = threshold if reject_above is None else reject_above
         self.quality = quality or QualityThresholds()
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
@@ -128,7 +138,36 @@ class FaceEngine:
         if face.detector != DETECTOR:
             raise FaceModelMissing(f"face.detector must be '{DETECTOR}' (got {face.detector!r})")
         return cls(face.deepface_home, threshold=face.threshold, max_bytes=face.max_image_bytes,
-                   max_pixels=face.max_image_pixels)
+                   max_pixels=face.max_image_pixels, accept_below=face.accept_below,
+                   reject_above=face.reject_above)
+
+    def band(self, distance: float | None) -> str:
+        """``accept``, ``review`` (the grey zone around the threshold) or ``reject``."""
+        return band(distance, self.accept_below, self.reject_above)
+
+    # ------------------------------------------------------------ liveness (issue 21)
+
+    def pose(self, analysis: Analysis) -> Any:
+        """The head pose (:class:`face.pose.Pose`) of the judged face, or None."""
+        face, image = analysis.face, analysis.image
+        if face is None or image is None or analysis.faces != 1:
+            return None
+        predictor = head_pose.predictor(self.home)
+        with self._lock:
+            points = head_pose.landmarks68(predictor, image,
+                                           (face.left, face.top, face.right, face.bottom))
+        height, width = image.shape[:2]
+        try:
+            return head_pose.solve(points, (width, height))
+        except ValueError:
+            return None
+
+    def replay_signals(self, analysis: Analysis) -> tuple[list[str], dict[str, Any]]:
+        """Replay signals (:mod:`face.replay`) that fired, and their measurements."""
+        face, image = analysis.face, analysis.image
+        if face is None or image is None:
+            return [], {}
+        return replay.signals(image, (face.left, face.top, face.right, face.bottom))
 
     # ------------------------------------------------------------ detection
 
@@ -205,7 +244,7 @@ class FaceEngine:
         issues, metrics = assess(image, faces, self.quality)
         result = Analysis(faces=len([f for f in faces if _counts(f, faces, self.quality)]),
                           issues=issues, metrics=metrics, size=(width, height), rotated=rotated,
-                          photo_hash=dhash(image), image=image)
+                          photo_hash=dhash(image), image=image, face=faces[0] if faces else None)
         single = faces and "no_face" not in issues and "multiple_faces" not in issues
         if embed and single and (not issues or not strict):
             try:

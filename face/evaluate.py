@@ -3,7 +3,9 @@
 Every distinct image is embedded once (single face required, quality issues tolerated:
 this measures the matcher, the gate is measured separately). A pair whose image has no
 usable single face counts as not accepted. ``tar`` = accepted genuine / genuine pairs,
-``far`` = accepted impostor / impostor pairs.
+``far`` = accepted impostor / impostor pairs. With a grey zone (``accept_below`` <
+``reject_above``) only pairs at or below ``accept_below`` are accepted, and ``review`` is the
+share of all pairs between the two bounds (sent to a person).
 """
 
 from __future__ import annotations
@@ -63,12 +65,17 @@ def pair_distances(pairs: list[Pair], embeddings: dict[str, list[float] | None]
     return out
 
 
-def score(distances: list[tuple[Pair, float | None]], threshold: float) -> dict[str, float | int]:
-    """TAR, FAR and accuracy at ``threshold``."""
+def score(distances: list[tuple[Pair, float | None]], threshold: float,
+          accept_below: float | None = None,
+          reject_above: float | None = None) -> dict[str, float | int]:
+    """TAR, FAR and accuracy of what is accepted; ``review``: the share in the grey zone."""
+    accept = threshold if accept_below is None else accept_below
+    reject = accept if reject_above is None else max(reject_above, accept)
     genuine = [d for p, d in distances if p.same]
     impostor = [d for p, d in distances if not p.same]
-    accepted_g = sum(1 for d in genuine if d is not None and d <= threshold)
-    accepted_i = sum(1 for d in impostor if d is not None and d <= threshold)
+    accepted_g = sum(1 for d in genuine if d is not None and d <= accept)
+    accepted_i = sum(1 for d in impostor if d is not None and d <= accept)
+    reviewed = sum(1 for _, d in distances if d is not None and accept < d <= reject)
     correct = accepted_g + (len(impostor) - accepted_i)
     total = len(genuine) + len(impostor)
     return {
@@ -77,6 +84,7 @@ def score(distances: list[tuple[Pair, float | None]], threshold: float) -> dict[
         "far": round(accepted_i / len(impostor), 4) if impostor else 0.0,
         "accuracy": round(correct / total, 4) if total else 0.0,
         "threshold": threshold,
+        "review": round(reviewed / total, 4) if total else 0.0,
     }
 
 
@@ -86,6 +94,10 @@ def evaluate(engine: FaceEngine, pairs_csv: Path, images: Path, threshold: float
     pairs = read_pairs(pairs_csv)
     names = sorted({p.x for p in pairs} | {p.y for p in pairs})
     embeddings = embed_all(engine, names, images, progress)
-    result = score(pair_distances(pairs, embeddings), engine.threshold if threshold is None else threshold)
+    if threshold is None:  # the configured grey zone
+        result = score(pair_distances(pairs, embeddings), engine.threshold, engine.accept_below,
+                       engine.reject_above)
+    else:  # one explicit threshold: no grey zone
+        result = score(pair_distances(pairs, embeddings), threshold)
     result["failed"] = sum(1 for name in names if embeddings[name] is None)
     return result

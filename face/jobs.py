@@ -39,7 +39,10 @@ from bot.records.attempts import (
     record_attempt,
 )
 from bot.records.cases import purge_case_photos
-from face.engine import FaceEngine
+from face import liveness
+from face.decode import sniff
+from face.engine import FaceEngine, Verdict, band, cosine_distance
+from face.pose import predictor
 
 log = logging.getLogger(__name__)
 QUEUE = "face:queue"
@@ -97,37 +100,10 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
         result = {**base, "decision": "not_enrolled", "issues": [], "distance": None,
                   "threshold": deps.engine.threshold, "attempt_id": None}
     else:
-        loop = asyncio.get_running_loop()
-        verdict = await loop.run_in_executor(deps.executor, deps.engine.verify,
-                                             list(template.embedding), bytes(request["photo"]))
-        if damaged_on_the_way(verdict.issues, bytes(request["photo"])):
+        judged = await _judge(deps, request, base, list(template.embedding), template.pensioner_id)
+        if judged is None:  # damaged on the way: not an attempt
             return await _not_an_attempt(deps, base, request_id, done_key, started)
-        decision = decision_for(verdict.verified, verdict.issues)
-        # A photo seen before (passed already, or sent for someone else) is not accepted:
-        # it goes to a person for review (the family flow).
-        reused = await find_reused_photo(deps.db, verdict.analysis.photo_hash, template.pensioner_id)
-        if reused is not None and decision == "passed":
-            decision = "flagged"
-        photo_path, expires = deps.photos.save("attempts", verdict.analysis.image)
-        record = AttemptRecord(
-            pensioner_id=int(str(pensioner_id)), channel=str(request.get("channel") or ""),
-            chat_user=str(request.get("chat_user") or ""), proxy=bool(request.get("proxy")),
-            relationship=request.get("relationship"), quality_codes=list(verdict.issues),
-            distance=verdict.distance, threshold=verdict.threshold, decision=decision,
-            photo_path=photo_path, photo_hash=verdict.analysis.photo_hash, photo_expires_at=expires)
-        attempt_id = await record_attempt(deps.db, record, id_number=request.get("id_number"),
-                                          request_id=request_id)
-        result = {**base, "decision": decision, "issues": list(verdict.issues),
-                  "distance": verdict.distance, "threshold": verdict.threshold,
-                  "attempt_id": attempt_id, "photo_hash": verdict.analysis.photo_hash}
-        if reused is not None:
-            other = reused.pensioner_id != template.pensioner_id
-            result.update(reused_attempt=reused.id, reused_other_pensioner=other)
-            await deps.db.audit(
-                f"face:{record.channel}", "photo_reused", target=f"pensioner:{pensioner_id}",
-                attempt_id=attempt_id, reused_attempt=reused.id, other_pensioner=other,
-                decision=decision, proxy=record.proxy, request_id=request_id,
-                proxy_key=f"{record.channel}:{record.chat_user}" if record.proxy else None)
+        result = judged
     result["seconds"] = round(time.perf_counter() - started, 3)
     await deps.redis.set(done_key, json.dumps(result, ensure_ascii=False), ex=DONE_TTL_S)
     await publish(deps.redis, result)
@@ -138,8 +114,6 @@ async def process(deps: WorkerDeps, request: dict[str, Any]) -> dict[str, Any]:
 
 def damaged_on_the_way(issues: list[str], photo: bytes) -> bool:
     """Undecodable pixels behind a valid photo header: a truncated or damaged transfer."""
-    from face.decode import sniff
-
     return issues == ["not_an_image"] and sniff(photo) is not None
 
 
@@ -157,6 +131,139 @@ async def _not_an_attempt(deps: WorkerDeps, base: dict[str, Any], request_id: st
     log.info("face verdict", extra={"decision": "incomplete", "issues": result["issues"],
                                     "distance": None, "seconds": result["seconds"]})
     return result
+
+
+async def _judge(deps: WorkerDeps, request: dict[str, Any], base: dict[str, Any],
+                 reference: list[float], pensioner_id: int) -> dict[str, Any] | None:
+    """Verify, decide (grey zone, replay signals, pose challenge), record, build the result.
+
+    None when the photo was damaged on the way (not an attempt)."""
+    request_id = str(request["request_id"])
+    loop = asyncio.get_running_loop()
+    stage = "challenge" if request.get("stage") == "challenge" else "frontal"
+    # The chat says whether to ask for a pose (its face.challenge); else the worker's setting.
+    challenge_on = bool(request.get("liveness", deps.settings.face.challenge))
+    first = await liveness.recall(deps.redis, request.get("first_request")) if stage == "challenge" \
+        else None
+    deadline = request.get("challenge_expires_at")
+    if first is not None and deadline and time.time() > float(deadline):
+        first = None  # too late: judged as an expired challenge
+    if first is not None and request.get("challenge") in liveness.POSES:
+        first.challenge = str(request["challenge"])  # the user asked for another pose (换一个动作)
+    bounds = (deps.settings.face.accept_below, deps.settings.face.reject_above)
+    verdict, evidence = await loop.run_in_executor(deps.executor, _measure, deps.engine,
+                                                   reference, bytes(request["photo"]), stage,
+                                                   first, bounds)
+    if damaged_on_the_way(verdict.issues, bytes(request["photo"])):
+        return None
+    analysis = verdict.analysis
+    issues = list(verdict.issues)
+    details: dict[str, Any] = {"stage": stage, **evidence}
+    band = details.get("band")
+    signals = list(details.get("replay_signals") or [])
+    chosen: str | None = None
+    if stage == "challenge":
+        details["challenge"] = request.get("challenge") or (first.challenge if first else None)
+        if issues:
+            decision = "rejected"
+        elif first is None:
+            decision, details["challenge_result"] = "challenge_failed", "expired"
+        elif not details["checks"]["shown"]:
+            decision = "challenge_failed"
+            details["challenge_result"] = details["checks"]["reason"]
+        elif band == "reject" or details.get("band_pair") == "reject":
+            decision, details["challenge_result"] = "challenge_failed", "mismatch"
+        elif band == "review" or details.get("band_pair") == "review" or signals:
+            decision, details["challenge_result"] = "review", "shown"
+        else:
+            decision, details["challenge_result"] = "passed", "shown"
+    elif issues:
+        decision = "rejected"
+    elif band == "reject":
+        decision = "failed"
+    elif band == "review" or signals:
+        decision = "review"
+    elif challenge_on:
+        decision = "matched"
+        chosen = liveness.choose(request.get("poses") or deps.settings.face.challenge_poses)
+        details["challenge"] = chosen
+    else:
+        decision = "passed"
+    # A photo seen before (passed or matched already, or sent for someone else) is not
+    # accepted: it goes to a person for review (the family flow).
+    reused = await find_reused_photo(deps.db, analysis.photo_hash, pensioner_id,
+                                     exclude_attempt=first.attempt_id if first else None)
+    if reused is not None and decision in ("passed", "matched", "review"):
+        decision = "flagged"
+    photo_path, expires = deps.photos.save("attempts", analysis.image)
+    record = AttemptRecord(
+        pensioner_id=pensioner_id, channel=str(request.get("channel") or ""),
+        chat_user=str(request.get("chat_user") or ""), proxy=bool(request.get("proxy")),
+        relationship=request.get("relationship"), quality_codes=issues,
+        distance=verdict.distance, threshold=verdict.threshold, decision=decision,
+        photo_path=photo_path, photo_hash=analysis.photo_hash, photo_expires_at=expires,
+        details={k: v for k, v in details.items() if k not in ("shape", "embedding")})
+    attempt_id = await record_attempt(deps.db, record, id_number=request.get("id_number"),
+                                      request_id=request_id)
+    if decision == "matched" and chosen is not None and verdict.analysis.embedding is not None:
+        await liveness.remember(deps.redis, request_id, liveness.First(
+            embedding=list(verdict.analysis.embedding), pose=details.get("pose") or {},
+            shape=list(details.get("shape") or []), photo_hash=analysis.photo_hash,
+            challenge=chosen, attempt_id=attempt_id), deps.settings.face.challenge_ttl_s + 60)
+    result = {**base, "decision": decision, "issues": issues, "distance": verdict.distance,
+              "threshold": verdict.threshold, "attempt_id": attempt_id,
+              "photo_hash": analysis.photo_hash, "stage": stage,
+              "challenge": details.get("challenge"),
+              "challenge_result": details.get("challenge_result"), "band": band,
+              "distance_pair": details.get("distance_pair"), "replay_signals": signals,
+              "accept_below": bounds[0], "reject_above": bounds[1]}
+    if reused is not None:
+        other = reused.pensioner_id != pensioner_id
+        result.update(reused_attempt=reused.id, reused_other_pensioner=other)
+        await deps.db.audit(
+            f"face:{record.channel}", "photo_reused", target=f"pensioner:{pensioner_id}",
+            attempt_id=attempt_id, reused_attempt=reused.id, other_pensioner=other,
+            decision=decision, proxy=record.proxy, request_id=request_id,
+            proxy_key=f"{record.channel}:{record.chat_user}" if record.proxy else None)
+    return result
+
+
+def _measure(engine: FaceEngine, reference: list[float], photo: bytes, stage: str,
+             first: Any, bounds: tuple[float, float]) -> tuple[Any, dict[str, Any]]:
+    """The blocking part (executor): verify, the grey zone, pose, replay signals, checks."""
+    evidence: dict[str, Any] = {}
+    if stage == "challenge":
+        # The challenge photo is turned on purpose: every gate code but not_frontal applies.
+        analysis = engine.analyse(photo, strict=False)
+        issues = [code for code in analysis.issues if code != "not_frontal"]
+        if analysis.embedding is None and not issues:
+            issues = ["no_face"]
+        distance = (round(cosine_distance(reference, analysis.embedding), 6)
+                    if analysis.embedding is not None and not issues else None)
+        verdict = Verdict(False, distance, engine.threshold, issues, analysis)
+    else:
+        verdict = engine.verify(reference, photo)
+        analysis = verdict.analysis
+    if verdict.issues or verdict.distance is None:
+        return verdict, evidence
+    evidence["distance_template"] = verdict.distance
+    evidence["band"] = band(verdict.distance, *bounds)
+    pose = engine.pose(analysis)
+    if pose is not None:
+        evidence["pose"] = pose.as_dict()
+        if pose.points is not None:
+            evidence["shape"] = liveness.shape_of(pose.points)
+    evidence["replay_signals"], evidence["replay"] = engine.replay_signals(analysis)
+    if stage == "challenge" and first is not None and analysis.embedding is not None:
+        pair = round(cosine_distance(first.embedding, analysis.embedding), 6)
+        evidence["distance_pair"] = pair
+        evidence["band_pair"] = band(pair, *bounds)
+        judged = liveness.judge(first, evidence.get("pose"), evidence.get("shape"),
+                                analysis.photo_hash)
+        evidence["checks"] = {"shown": judged.shown, "reason": judged.reason,
+                              "same_photo": judged.same_photo, **judged.measured}
+        evidence["pose_before"] = first.pose
+    return verdict, evidence
 
 
 async def verify_selfie(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -194,6 +301,7 @@ async def start_deps(settings: Settings, redis: aioredis.Redis,
     """Load the model (a clear error if its weights are missing) and connect the database."""
     if engine is None:
         engine = await asyncio.to_thread(FaceEngine.from_settings, settings)
+    await asyncio.to_thread(predictor, engine.home)  # the 68 landmarks, before the first job
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(migrate, settings.database_url)
     return WorkerDeps(settings=settings, engine=engine, db=Database(settings.database_url),

@@ -17,6 +17,11 @@ REQUIRED = ("dlib_face_recognition_resnet_model_v1.dat", "shape_predictor_5_face
 DEFAULT_HOME = Path(sys.prefix) / "deepface"
 
 
+class FaceModelMissing(RuntimeError):
+    """The Dlib weight files are not in DEEPFACE_HOME (nothing is downloaded at run time)."""
+
+
+
 def deepface_home(configured: Path | str | None = None) -> Path:
     """The DEEPFACE_HOME in use: config, else the environment, else inside the venv."""
     return Path(configured or os.environ.get("DEEPFACE_HOME") or DEFAULT_HOME).resolve()

@@ -25,7 +25,7 @@ from face import variants
 from face.enrol import enrol
 from face.jobs import build_worker
 from nlu.entities import with_check_digit
-from tests.conftest import TestBot, backends
+from tests.conftest import Backends, TestBot, backends, make_settings
 from tests.face_support import engine, needs_model, needs_photos, photo, photo_bytes
 
 pytestmark = [needs_model, needs_photos]
@@ -49,6 +49,12 @@ async def verdict(bot: TestBot, face: FaceService) -> list[Any]:
         if await face.process_pending(block_ms=100):
             break
     return await bot.pushed()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, clean_backends: Backends) -> Any:
+    """These tests check identity alone: no pose challenge (tests/test_liveness.py has it)."""
+    return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_face_eval_prints_progress_and_figures() -> None:
     done = _bot("face", "eval", str(FACES_DIR / "pairs.csv"), "--images", str(FACES_DIR))
     assert done.returncode == 0, done.stderr[-2000:]
     result = _last_json(done)
-    assert set(result) == {"pairs", "tar", "far", "accuracy", "threshold", "failed"}
+    assert set(result) == {"pairs", "tar", "far", "accuracy", "threshold", "failed", "review"}
     assert result["pairs"] == 91 and result["failed"] == 0
     assert result["tar"] >= 0.97 and result["far"] <= 0.005
     assert "14/14" in done.stderr  # the progress bar

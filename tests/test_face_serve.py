@@ -75,7 +75,9 @@ async def test_serve_runs_a_worker_and_pushes_the_verdict(tmp_path: Path, no_wor
     port = free_port()
     config = tmp_path / "config.yml"
     config.write_text(yaml.safe_dump({"storage": {"data_dir": str(tmp_path / "var")},
-                                      "server": {"port": port}}), encoding="utf-8")
+                                      "server": {"port": port},
+                                      "face": {"challenge": False}}),  # identity alone
+                      encoding="utf-8")
     bot = [sys.executable, "-m", "bot", "--config", str(config)]
     id_number = with_check_digit("63010219610804001")
     enrolled = await asyncio.to_thread(

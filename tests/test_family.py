@@ -30,7 +30,7 @@ from dialogs.family import (
 )
 from face.jobs import build_worker
 from nlu.entities import with_check_digit
-from tests.conftest import TestBot, backends
+from tests.conftest import Backends, TestBot, backends, make_settings
 from tests.face_support import embedding, engine, needs_model, needs_photos, photo_bytes
 
 ID_OBAMA = with_check_digit("63010219610804001")
@@ -60,6 +60,12 @@ async def verdict(bot: TestBot, face: FaceService) -> list[Any]:
 
 def joined(replies: list[Any]) -> str:
     return "\n".join(r.text for r in replies)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, clean_backends: Backends) -> Any:
+    """These tests check identity alone: no pose challenge (tests/test_liveness.py has it)."""
+    return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
 
 
 @pytest.fixture

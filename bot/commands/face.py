@@ -3,7 +3,9 @@
 - ``face check IMAGE`` -> ``{"ok", "faces", "issues", "advice"}``
 - ``face verify REFERENCE SELFIE`` -> ``{"verified", "distance", "threshold", "issues"}``
 - ``face eval PAIRS.csv --images DIR`` -> progress on stderr, last line
-  ``{"pairs", "tar", "far", "accuracy", "threshold", "failed"}``
+  ``{"pairs", "tar", "far", "accuracy", "threshold", "failed", "review"}``: tar and far count
+  only accepted pairs (<= ``face.accept_below``), ``review`` is the share in the grey zone
+- ``face pose IMAGE`` -> ``{"faces", "yaw", "pitch", "roll"}`` in degrees (face/pose.py)
 
 Each prints one JSON line on stdout and exits 0; a file that cannot be read or a missing
 model exits 2 with a message on stderr.
@@ -38,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     evaluate.add_argument("--images", type=Path, required=True, help="folder the pair paths are in")
     evaluate.add_argument("--threshold", type=float, help="cosine threshold (default from config)")
     evaluate.set_defaults(func=run_eval)
+    pose = face_sub.add_parser("pose", help="head pose (yaw, pitch, roll in degrees)")
+    pose.add_argument("image", type=Path)
+    pose.set_defaults(func=run_pose)
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -109,3 +114,21 @@ def run_eval(args: argparse.Namespace) -> int:
         result = evaluate(engine, args.pairs, args.images, args.threshold,
                           progress=lambda _name: bar.update(1))
     return _print(result)
+
+
+@_guard
+def run_pose(args: argparse.Namespace) -> int:
+    """Yaw > 0: turned to the person's own left; roll > 0: counter-clockwise in the image."""
+    data = _read(args.image)
+    engine = _engine(args)
+    analysis = engine.analyse(data, embed=False)
+    if analysis.faces != 1 or analysis.face is None:
+        return _print({"faces": analysis.faces, "yaw": None, "pitch": None, "roll": None})
+    pose = engine.pose(analysis)
+    if pose is None:
+        return _print({"faces": 1, "yaw": None, "pitch": None, "roll": None})
+    if analysis.rotated:  # we turned a sideways photo by `rotated` degrees counter-clockwise
+        pose.roll -= analysis.rotated
+        pose.roll = (pose.roll + 180) % 360 - 180
+    return _print({"faces": 1, "yaw": round(pose.yaw, 1), "pitch": round(pose.pitch, 1),
+                   "roll": round(pose.roll, 1)})

@@ -71,6 +71,27 @@ class FaceConfig(_Section):
     deepface_home: Path | None = None
     detector: str = "dlib"
     threshold: float = Field(0.08, gt=0, lt=2)
+    # The grey zone (issue 21): accept at or below, reject above, manual review between.
+    accept_below: float = Field(0.07, gt=0, lt=2)
+    reject_above: float = Field(0.10, gt=0, lt=2)
+    challenge: bool = True             # the pose challenge after a matching frontal selfie
+    challenge_poses: list[str] = Field(default_factory=lambda: ["left", "right", "up", "mouth"])
+    challenge_ttl_s: int = Field(300, ge=30)
+
+    @field_validator("challenge_poses")
+    @classmethod
+    def _known_poses(cls, value: list[str]) -> list[str]:
+        unknown = [p for p in value if p not in ("left", "right", "up", "mouth")]
+        if unknown or not value:
+            raise ValueError(f"poses must be some of left, right, up, mouth (got {value})")
+        return value
+
+    @field_validator("reject_above")
+    @classmethod
+    def _band_in_order(cls, value: float, info: Any) -> float:
+        if value < info.data.get("accept_below", 0):
+            raise ValueError("reject_above must not be below accept_below")
+        return value
     max_attempts_per_day: int = Field(3, ge=1)
     photo_retention_days: int = Field(30, ge=0)
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)

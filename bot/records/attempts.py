@@ -122,6 +122,12 @@ class AttemptRecord:
     photo_path: str | None = None
     photo_hash: str | None = None
     photo_expires_at: datetime | None = None
+    details: dict[str, Any] | None = None  # liveness evidence (issue 21)
+
+
+# Decisions that are not a failed attempt: "matched" (the frontal photo matched, the pose
+# challenge was asked) and "review" (sent to a person, who decides).
+NOT_FAILED = ("passed", "matched", "review")
 
 
 async def record_attempt(db: Database, record: AttemptRecord, *, id_number: str | None = None,
@@ -133,7 +139,8 @@ async def record_attempt(db: Database, record: AttemptRecord, *, id_number: str 
             proxy=record.proxy, relationship=record.relationship,
             quality_codes=list(record.quality_codes), distance=record.distance,
             threshold=record.threshold, decision=record.decision, photo_path=record.photo_path,
-            photo_hash=record.photo_hash, photo_expires_at=record.photo_expires_at)
+            photo_hash=record.photo_hash, photo_expires_at=record.photo_expires_at,
+            details=record.details)
         session.add(attempt)
         await session.flush()
         attempt_id = attempt.id
@@ -144,8 +151,17 @@ async def record_attempt(db: Database, record: AttemptRecord, *, id_number: str 
         relationship=record.relationship, quality_codes=list(record.quality_codes),
         distance=record.distance, threshold=record.threshold, decision=record.decision,
         id_number=mask_id_number(id_number) if id_number else None, request_id=request_id,
-        proxy_key=f"{record.channel}:{record.chat_user}" if record.proxy else None)
+        proxy_key=f"{record.channel}:{record.chat_user}" if record.proxy else None,
+        **_audit_liveness(record.details))
     return attempt_id
+
+
+def _audit_liveness(details: dict[str, Any] | None) -> dict[str, Any]:
+    """The liveness facts worth an audit line (no embedding, no landmarks)."""
+    if not details:
+        return {}
+    keys = ("stage", "challenge", "challenge_result", "band", "replay_signals")
+    return {k: details[k] for k in keys if details.get(k) is not None}
 
 
 # A re-encoded, resized or recompressed copy of a photo stays within a few bits of its
@@ -163,7 +179,8 @@ async def find_reused_photo(db: Database, photo_hash: str | None, pensioner_id: 
                             exclude_attempt: int | None = None) -> CertificationAttempt | None:
     """An earlier attempt with (perceptually) the same photo that makes this one suspect.
 
-    Suspect: the same photo already *passed* a verification (a replayed selfie), or it was
+    Suspect: the same photo already *passed* a verification or matched as the frontal photo
+    of a pose challenge (a replayed selfie), or it was
     sent for a *different* pensioner. Re-sending a photo that failed for the same pensioner
     is a harmless retry (it fails again) and is not flagged.
     """
@@ -174,7 +191,7 @@ async def find_reused_photo(db: Database, photo_hash: str | None, pensioner_id: 
              == photo_hash[i * width:(i + 1) * width] for i in range(_BANDS)]
     query = (select(CertificationAttempt)
              .where(CertificationAttempt.photo_hash.is_not(None), or_(*bands),
-                    or_(CertificationAttempt.decision == "passed",
+                    or_(CertificationAttempt.decision.in_(("passed", "matched")),
                         CertificationAttempt.pensioner_id != pensioner_id))
              .order_by(CertificationAttempt.created_at))
     if exclude_attempt is not None:
@@ -198,7 +215,7 @@ async def failed_attempts_since(db: Database, pensioner_id: int, since: datetime
         count = await session.scalar(
             select(func.count(CertificationAttempt.id)).where(
                 CertificationAttempt.pensioner_id == pensioner_id,
-                CertificationAttempt.decision != "passed",
+                CertificationAttempt.decision.not_in(NOT_FAILED),
                 CertificationAttempt.created_at >= since))
     return int(count or 0)
 
@@ -223,12 +240,22 @@ async def evidence(db: Database, pensioner_id: int, since: datetime) -> dict[str
             "distance": row.distance, "threshold": row.threshold,
             "photo": row.photo_path if row.photo_path and expires and expires > now else None,
             "photo_hash": row.photo_hash,
+            **_liveness_evidence(row.details),
         })
     reference = None
     if template is not None and template.photo_path:
         expires = _aware(template.photo_expires_at)
         reference = template.photo_path if expires and expires > now else None
     return {"pensioner_id": pensioner_id, "attempts": attempts, "reference_photo": reference}
+
+
+def _liveness_evidence(details: dict[str, Any] | None) -> dict[str, Any]:
+    """The challenge asked, the pose measured, both distances, replay signals."""
+    if not details:
+        return {}
+    keys = ("stage", "challenge", "challenge_result", "pose", "distance_template",
+            "distance_pair", "band", "replay_signals", "replay", "checks")
+    return {k: details[k] for k in keys if k in details}
 
 
 def _aware(value: datetime | None) -> datetime | None:

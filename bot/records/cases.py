@@ -52,6 +52,7 @@ REASON_LABELS = {
     "staff_pull": "工作人员接入",
     "family": "代人认证需审核",
     "photo_reused": "照片重复使用需复核",
+    "face_review": "刷脸结果需人工复核",
 }
 _DAYS = {"Mon": 0, "Tue": 1, "Wed": 2, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
 WEEKDAY_NAMES = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]

@@ -74,6 +74,9 @@ class CertificationAttempt(Base):
     photo_hash: Mapped[str | None] = mapped_column(String(32), index=True)
     photo_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Liveness evidence for the reviewer (issue 21): stage, challenge, pose, distance_template,
+    # distance_pair, band, replay_signals, challenge_result.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class StaffUser(Base):
