@@ -55,6 +55,10 @@ ID_OBAMA = with_check_digit("63010219610804001")
 KINDS = ["jpeg", "jpeg_3mb", "png", "heic"]
 SLOW = Trickle(chunk=8 * 1024, delay_s=0.001)  # a 3 MB photo arrives in about 400 pieces
 
+# These tests check that photos arrive whole and certify by identity; tests/test_liveness.py
+# has the pose challenge.
+IDENTITY_ONLY = {"face.challenge": False}
+
 
 @functools.cache
 def phone_photo(kind: str) -> bytes:
@@ -145,7 +149,7 @@ def wechat_channel(client: Any) -> WechatChannel:
 
 @pytest.fixture
 async def wx(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake_wechat: FakeWechat) -> Any:
-    client = await aiohttp_client(create_app(wechat_settings(tmp_path, clean_backends, fake_wechat)))
+    client = await aiohttp_client(create_app(wechat_settings(tmp_path, clean_backends, fake_wechat, **IDENTITY_ONLY)))
     channel = wechat_channel(client)
     channel.retry_delays = (0.01, 0.01)
     channel.api.download_retry_delays = (0.01, 0.02)
@@ -184,7 +188,7 @@ async def test_wechat_answer_over_the_limit_is_refused(tmp_path: Path, clean_bac
     import aiohttp
     import redis.asyncio as aioredis
 
-    settings = wechat_settings(tmp_path, clean_backends, fake_wechat, **{"face.max_image_bytes": 400_000})
+    settings = wechat_settings(tmp_path, clean_backends, fake_wechat, **IDENTITY_ONLY, **{"face.max_image_bytes": 400_000})
     fake_wechat.trickle.content_length = content_length
     fake_wechat.media["big"] = phone_photo("jpeg")  # 596 KB > 400 KB
     fake_wechat.media["fits"] = phone_photo("jpeg")[:300_000]
@@ -302,7 +306,7 @@ async def tg(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake
     monkeypatch.setattr(TelegramChannel, "send_retry_delays", (0.01, 0.01))
     monkeypatch.setattr(TelegramChannel, "download_retry_delays", (0.01, 0.02))
     client = await aiohttp_client(create_app(
-        telegram_settings(tmp_path, clean_backends, base_url(fake_telegram))))
+        telegram_settings(tmp_path, clean_backends, base_url(fake_telegram), **IDENTITY_ONLY)))
     channel = client.server.app[TELEGRAM]
     await asyncio.wait_for(channel.ready.wait(), 20)
     return client
