@@ -85,6 +85,9 @@ class PensionerRegistry:
             pensioner.certified_by = by
             pensioner.next_due = next_due_after(at)
             pensioner.status = "active"
+            from bot.reminders import cancel_pending  # reminders about the old due date stop
+
+            await cancel_pending(session, pensioner_id, pensioner.next_due)
             return pensioner.next_due
 
     async def register(self, id_number: str, name: str, *, phone: str | None = None,

@@ -103,9 +103,10 @@ def build_dialogs() -> DialogRegistry:
     from dialogs.family import family
     from dialogs.guided import GUIDED_DIALOGS
     from dialogs.menu import menu, offer_person
+    from dialogs.reminders import reminders
 
     registry = DialogRegistry()
-    for dialog in (menu, offer_person, certify, family, *GUIDED_DIALOGS):
+    for dialog in (menu, offer_person, certify, family, reminders, *GUIDED_DIALOGS):
         registry.add(dialog)
     return registry
 

@@ -302,8 +302,12 @@ async def _verdict_replies(services: Services, result: dict[str, Any], conv: Any
             return await proxy_certified(services, conv, frame, result, due)
         if frame is not None:
             conv.stack.remove(frame)
-        return [Reply(f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
-                      f"下次请在 {format_date(due)} 前后再认证，到时候我会提醒您。", MENU_OPTIONS)]
+        from dialogs.reminders import offer_after_success  # asks before promising a reminder
+
+        return await offer_after_success(
+            services, conv, int(pensioner_id), due,
+            f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
+            f"下次请在 {format_date(due)} 前后再认证。")
     if decision == "error":  # the worker gave up: not an attempt, just send it again
         if frame is not None:
             frame.state = "selfie"

@@ -162,6 +162,15 @@ async def cleanup_photos(ctx: dict[str, Any]) -> int:
                                              deps.settings.face.photo_retention_days)
 
 
+async def send_reminders(ctx: dict[str, Any]) -> dict[str, int]:
+    """The arq cron job: one reminder pass (bot/reminders.py), as ``bot reminders send``."""
+    from bot.reminders import run_pass
+
+    deps: WorkerDeps = ctx["deps"]
+    result = await run_pass(deps.settings, deps.db, deps.redis)
+    return result.counts()
+
+
 async def start_deps(settings: Settings, redis: aioredis.Redis,
                      engine: FaceEngine | None = None) -> WorkerDeps:
     """Load the model (a clear error if its weights are missing) and connect the database."""
@@ -205,7 +214,9 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
                         keep_result=0)],
         # arq holds a job for (longest timeout + 10 s) before another worker may retry it:
         # keep the cron timeout no longer than the selfie timeout.
-        cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=timeout)],
+        cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=timeout),
+                   cron(send_reminders, minute=set(range(0, 60, settings.reminders.check_every_minutes)),
+                        timeout=timeout)],
         queue_name=QUEUE, redis_settings=RedisSettings.from_dsn(redis_url), burst=burst,
         on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=1, job_timeout=timeout,
         keep_result=0, poll_delay=0.2, handle_signals=handle_signals,

@@ -266,6 +266,24 @@ class WechatApi:
         await self.call("POST", "message/custom/send", body={
             "touser": openid, "msgtype": "text", "text": {"content": text}})
 
+    async def send_template(self, openid: str, template_id: str, data: dict[str, str],
+                            url: str | None = None) -> None:
+        """A template message (``message/template/send``); not bound to the 48-hour window."""
+        body: dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if url:
+            body["url"] = url
+        await self.call("POST", "message/template/send", body=body)
+
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, str],
+                             url: str | None = None) -> None:
+        """A subscription notice (订阅通知, ``message/subscribe/bizsend``)."""
+        body: dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if url:
+            body["page"] = url
+        await self.call("POST", "message/subscribe/bizsend", body=body)
+
     async def create_menu(self, buttons: list[dict[str, Any]]) -> None:
         """Publish the official account's custom menu (``menu/create``)."""
         await self.call("POST", "menu/create", body={"button": buttons})
