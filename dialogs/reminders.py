@@ -37,7 +37,7 @@ ALREADY = "到时候我会提醒您（不想要了，随时回复“不用提醒
 STOPPED = "好的，以后不再给您发认证提醒了。下次认证成功后，想要提醒还可以再开。"
 NOTHING = "您现在没有开启认证提醒，不会收到提醒消息。"
 _NEGATION = re.compile(r"不|没|别|甭|无需")
-_YES = re.compile(r"提醒|好|要|可以|行|嗯|对|是|需要|麻烦|谢")
+_YES = re.compile(r"提醒|好|要|可以|行|嗯|对|是|需要|麻烦")
 
 
 def _days(services: Services) -> int:
@@ -94,7 +94,7 @@ reminders = Dialog(
     name=NAME,
     title="认证提醒",
     start="offer",
-    timeout_s=86400,
+    timeout_s=1800,
     fallback="要提醒请回复 1，不用请回复 2。",
     states={
         "offer": State(prompt=lambda ctx: Reply(OFFER.format(days=_days(ctx.services)), [OPT_IN, NO_THANKS]),

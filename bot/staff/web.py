@@ -920,3 +920,6 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/staff/recent", api_recent)
     r.add_get("/api/staff/events", api_events)
     r.add_get("/api/staff/send-failures", api_send_failures)
+    from bot.staff import reminders_api  # reminder subscriptions and deliveries (issue 20)
+
+    reminders_api.add_routes(r)
