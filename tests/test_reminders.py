@@ -509,3 +509,52 @@ async def test_cli_dry_run_and_bad_time(services: Services, tmp_path: Path) -> N
     assert json.loads((await cli(config, "reminders", "send", "--now", "2027-06-10T10:00"))[1])["sent"] == 1
     [reminder] = await bot.pushed()
     assert "刷脸认证" in reminder.options
+
+
+# ---------------------------------------------------------------- web, staff console, notices
+
+
+async def test_web_reminder_is_shown_on_the_next_visit_and_staff_see_it(client: Any) -> None:
+    from bot.staff.web import AUTH
+
+    services: Services = client.server.app[keys.SERVICES]
+    pensioner_id = await _pensioner(services, date(2027, 6, 30))
+    await subscribe(services.db, "web:visitor-1", pensioner_id, "self")
+    result = await run_pass(services.settings, services.db, services.redis, now=datetime(2027, 6, 10, 10, 0))
+    assert result.sent == 1
+    response = await client.get("/api/chat/updates", params={"user_id": "visitor-1"})
+    [reminder] = (await response.json())["replies"]
+    assert "2027年6月30日" in reminder["text"] and "不用提醒了" in reminder["options"]
+    assert await services.redis.ttl("outbox:web:visitor-1") == -2  # taken by the visit
+
+    assert (await client.get("/api/staff/reminders")).status == 401
+    await client.server.app[AUTH].create_user("wang", "secret-pass-1", "agent")
+    login = await client.post("/staff/login", data={"username": "wang", "password": "secret-pass-1"},
+                              allow_redirects=False)
+    assert login.status == 303
+    assert (await client.get("/api/staff/reminders", params={"pensioner_id": "x"})).status == 400
+    body = await (await client.get("/api/staff/reminders", params={"pensioner_id": str(pensioner_id)})).json()
+    [sub] = body["subscriptions"]
+    assert sub["channel"] == "web" and sub["role"] == "self" and sub["active"] is True
+    [delivery] = body["deliveries"]
+    assert (delivery["kind"], delivery["status"], delivery["due_date"]) == (FIRST, "sent", "2027-06-30")
+
+
+async def test_subscription_notice_mode(tmp_path: Path, clean_backends: Backends,
+                                        fake_wechat: FakeWechat) -> None:
+    from bot.app import started
+
+    settings = wechat_settings(tmp_path, clean_backends, fake_wechat, **{
+        "wechat.reminder_mode": "subscribe", "wechat.reminder_template_id": "SUB_TPL_1",
+        "wechat.reminder_fields": {"pensioner": "thing1", "due_date": "time2", "note": "thing3"},
+        "wechat.reminder_url": LINK})
+    async with started(settings) as services:
+        pensioner_id = await _pensioner(services, date(2027, 6, 30))
+        await subscribe(services.db, f"wechat:{OPENID}", pensioner_id, "self")
+        result = await run_pass(settings, services.db, services.redis, now=datetime(2027, 7, 3, 9, 0))
+        assert result.counts() == {"due": 1, "sent": 1, "failed": 0, "skipped": 0}
+    [notice] = fake_wechat.templates
+    assert notice["_path"].endswith("/message/subscribe/bizsend") and notice["page"] == LINK
+    assert set(notice["data"]) == {"thing1", "time2", "thing3"}
+    assert notice["data"]["time2"]["value"] == "2027年6月30日"
+    assert "暂停发放" in notice["data"]["thing3"]["value"]  # after the due date: the missed-deadline help
