@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "bot.commands.worker",
     "bot.commands.enroll",
     "bot.commands.face",
+    "bot.commands.reminders",
+    "bot.commands.pensioners",
 ]
 
 

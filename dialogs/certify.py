@@ -48,6 +48,7 @@ from dialogs.engine import (
 from dialogs.family import proxy_certified
 from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
+from dialogs.reminders import offer_after_success
 from face.decode import precheck
 from face.liveness import ASK, HARD, WHY, choose
 from face.quality import ADVICE, advice_for
@@ -456,8 +457,10 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
             return await proxy_certified(services, conv, frame, result, due)
         if frame is not None:
             conv.stack.remove(frame)
-        return [Reply(f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
-                      f"下次请在 {format_date(due)} 前后再认证，到时候我会提醒您。", MENU_OPTIONS)]
+        return await offer_after_success(
+            services, conv, int(pensioner_id), due,
+            f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
+            f"下次请在 {format_date(due)} 前后再认证。")
     if frame is not None and decision not in ("matched", "error", "challenge_failed"):
         _end_challenge(frame.slots)
     if decision == "matched" and pensioner_id:

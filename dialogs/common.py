@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from bot.core.errors import RateLimited
 from bot.core.facts import NO_MODEL
+from bot.core.facts import format_date as format_date  # re-exported for the dialogs
 from bot.core.logs import mask_id_number
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
@@ -292,5 +292,3 @@ NOT_ENROLLED = ("系统里还没有这位老人的人脸模型，所以暂时不
                 + "建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
 
 
-def format_date(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"

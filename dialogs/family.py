@@ -25,9 +25,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.core.conversation import Conversation, Frame
+from bot.core.logs import mask_name as mask_name  # re-exported
 from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import CertificationAttempt, Pensioner, ProxyLink
+from bot.records.reminders import subscribe
 from dialogs.common import (
     MENU_OPTIONS,
     NOT_ENROLLED,
@@ -128,14 +130,6 @@ def relationship_of(text: str, found: list[Any] | None = None) -> str | None:
     return _WORD_TO_RELATIONSHIP[match.group(0)] if match else None
 
 
-def mask_name(name: str) -> str:
-    """张桂兰 -> 张*兰, 张三 -> 张*, 欧阳秀英 -> 欧**英."""
-    name = "".join(name.split())
-    if len(name) <= 1:
-        return "*"
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 def _tz(services: ChatServices) -> ZoneInfo:
@@ -389,9 +383,11 @@ async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
     link_id = ctx.slots.get("link_id")
     if link_id is not None:
         await set_reminder(ctx.services.db, int(link_id), opt_in)
+    if opt_in and ctx.slots.get("pensioner_id"):  # the subscription the reminders are sent for
+        await subscribe(ctx.services.db, ctx.conversation.key, int(ctx.slots["pensioner_id"]), "family")
     ctx.event("family_reminder", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               proxy_key=ctx.conversation.key, link_id=link_id, opt_in=opt_in)
-    days = ctx.services.settings.family.reminder_days_before
+    days = ctx.services.settings.reminders.days_before
     text = (REMIND_ON if opt_in else REMIND_OFF).format(due=_due(ctx), days=days)
     return Finish([Reply(text, MENU_OPTIONS)])
 
@@ -417,7 +413,7 @@ async def _info_mismatch(ctx: DialogContext) -> Step:
 
 
 def _remind_prompt(ctx: DialogContext) -> Reply:
-    return Reply(REMIND_QUESTION.format(days=ctx.services.settings.family.reminder_days_before))
+    return Reply(REMIND_QUESTION.format(days=ctx.services.settings.reminders.days_before))
 
 
 IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
@@ -465,7 +461,7 @@ family = Dialog(
             options=[Option("确定移除", run=_remove, words=("确定", "移除")),
                      Option("不移除", goto="manage", words=("不移除", "不要", "算了"))]),
         "reminder": State(prompt=_remind_prompt, on_input=_on_reminder, options=[
-            Option(REMIND_YES, run=_remind_yes, intents=("affirm",)),
+            Option(REMIND_YES, run=_remind_yes, intents=("affirm",), words=("到时候提醒我",)),
             Option(REMIND_NO, run=_remind_no, intents=("deny",))], may_go=("end",)),
     },
 )
@@ -501,5 +497,5 @@ async def proxy_certified(services: ChatServices, conv: Conversation, frame: Fra
         return [Reply(text, MENU_OPTIONS)]
     conv.stack.append(Frame(dialog=NAME, state="reminder", slots={
         "pensioner_id": pensioner_id, "link_id": int(link_id), "due": due.isoformat()}))
-    question = REMIND_QUESTION.format(days=services.settings.family.reminder_days_before)
+    question = REMIND_QUESTION.format(days=services.settings.reminders.days_before)
     return [Reply(f"{text}\n{question}", [REMIND_YES, REMIND_NO])]

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from bot.records.attempts import (
     record_attempt,
 )
 from bot.records.cases import purge_case_photos
+from bot.records.reminders import Deliverer, run_pass
 from face import liveness
 from face.decode import sniff
 from face.engine import FaceEngine, Verdict, band, cosine_distance
@@ -54,6 +56,9 @@ MAX_TRIES = 5
 DELAY_ENV = "BOT_FACE_JOB_DELAY_S"
 
 
+DelivererFactory = Callable[[Settings, aioredis.Redis], Deliverer]
+
+
 @dataclass
 class WorkerDeps:
     """What a worker process holds for its whole life."""
@@ -64,6 +69,7 @@ class WorkerDeps:
     redis: aioredis.Redis
     photos: PhotoStore
     executor: ThreadPoolExecutor
+    deliverer_factory: DelivererFactory | None = None  # the reminder pass's senders (assembly)
 
 
 def decision_for(verified: bool, issues: list[str]) -> str:
@@ -296,6 +302,21 @@ async def cleanup_photos(ctx: dict[str, Any]) -> int:
                                              deps.settings.face.photo_retention_days)
 
 
+async def send_reminders(ctx: dict[str, Any]) -> dict[str, int]:
+    """The arq cron job: one reminder pass (bot/records/reminders.py), as ``bot reminders send``.
+
+    The deliverer (which knows the channels) comes from the assembly, through ``build_worker``."""
+    deps: WorkerDeps = ctx["deps"]
+    if deps.deliverer_factory is None:
+        return {"due": 0, "sent": 0, "failed": 0, "skipped": 0}
+    deliverer = deps.deliverer_factory(deps.settings, deps.redis)
+    try:
+        result = await run_pass(deps.settings, deps.db, deps.redis, deliverer=deliverer)
+    finally:
+        await deliverer.close()
+    return result.counts()
+
+
 async def start_deps(settings: Settings, redis: aioredis.Redis,
                      engine: FaceEngine | None = None) -> WorkerDeps:
     """Load the model (a clear error if its weights are missing) and connect the database."""
@@ -315,7 +336,8 @@ async def stop_deps(deps: WorkerDeps) -> None:
 
 
 def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
-                 engine: FaceEngine | None = None, handle_signals: bool = True) -> Any:
+                 engine: FaceEngine | None = None, handle_signals: bool = True,
+                 deliverer_factory: DelivererFactory | None = None) -> Any:
     """An arq Worker for the face queue (one job at a time: the work is CPU-bound)."""
     from arq import cron, func
     from arq.connections import RedisSettings
@@ -325,6 +347,7 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         holder["deps"] = ctx["deps"] = await start_deps(settings, ctx["redis"], engine)
+        holder["deps"].deliverer_factory = deliverer_factory
         log.info("face worker ready", extra={"pid": os.getpid()})
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -338,7 +361,9 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
                         keep_result=0)],
         # arq holds a job for (longest timeout + 10 s) before another worker may retry it:
         # keep the cron timeout no longer than the selfie timeout.
-        cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=timeout)],
+        cron_jobs=[cron(cleanup_photos, minute={0, 15, 30, 45}, run_at_startup=True, timeout=timeout),
+                   cron(send_reminders, minute=set(range(0, 60, settings.reminders.check_every_minutes)),
+                        timeout=timeout)],
         queue_name=QUEUE, redis_settings=RedisSettings.from_dsn(redis_url), burst=burst,
         on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=1, job_timeout=timeout,
         keep_result=0, poll_delay=0.2, handle_signals=handle_signals,

@@ -23,6 +23,7 @@ from bot.core.pipeline import Turn
 from dialogs.common import looks_like_question
 from dialogs.engine import DialogEngine, EngineResult, chat_services, option_number
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
+from dialogs.reminders import stop_reminders
 from faq.knowledge import FaqEntry
 from handlers.listening import listen
 from nlu.rules import normalise
@@ -97,6 +98,11 @@ class Router:
             conv.stack.clear()
             await self.show_menu(turn, "好的，已经取消。还需要帮什么忙吗？")
             return
+        if intent == "cmd_stop_reminders":  # opting out of reminders works in any state
+            if await stop_reminders(turn):  # False: this is the answer to the reminder question
+                if conv.frame is not None:
+                    turn.replies.extend(await self.engine.reprompt(turn))
+                return
         if intent == "cmd_back":
             if conv.frame and conv.frame.dialog != "main_menu":
                 await self.apply(turn, await self.engine.back(turn))

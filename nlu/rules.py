@@ -38,9 +38,19 @@ def normalise(text: str) -> str:
     return _STRIP.sub("", text).lower()
 
 
+# Opting out of certification reminders (issue 20), in any state: "不用提醒了", "取消提醒",
+# "以后别再提醒我了", "关闭认证提醒"... as the whole message.
+STOP_REMINDERS = re.compile(
+    r"^(以后|今后|往后|下次)?(请|麻烦|你)?(就|也)?(不用|不要|别|无需|不需要|用不着|甭|取消|关闭|关掉|停止|退订|停掉)"
+    r"(再)?(给我|帮我|跟我|给我们|通知)?(发)?(认证|到期|养老金)?(的)?(消息)?提醒(我|我们|了|啦|吧|服务|功能|消息)*$"
+    r"|^(认证)?提醒(取消|关闭|关掉|停掉|不要|不用)(了|吧|掉)*$")
+
+
 def match_command(text: str) -> IntentScore | None:
     """The global command this whole message is, if any."""
     cleaned = normalise(text)
+    if len(cleaned) <= 20 and STOP_REMINDERS.match(cleaned):
+        return IntentScore("cmd_stop_reminders", 1.0)
     if len(cleaned) > _LONGEST_COMMAND:
         return None  # most messages: longer than any command
     match = _ANY_COMMAND.match(cleaned)

@@ -113,6 +113,10 @@ class FakeWechat:
         self.app.router.add_get("/cgi-bin/media/get", self.media_get)
         self.app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
         self.app.router.add_post("/cgi-bin/menu/create", self.menu_create)
+        self.templates: list[dict[str, Any]] = []  # message/template/send and subscribe/bizsend
+        self.template_errors: list[int] = []  # errcodes to answer to the next template sends
+        self.app.router.add_post("/cgi-bin/message/template/send", self.template_send)
+        self.app.router.add_post("/cgi-bin/message/subscribe/bizsend", self.template_send)
 
     def _token_error(self, request: web.Request) -> web.Response | None:
         token = request.query.get("access_token", "")
@@ -159,6 +163,19 @@ class FakeWechat:
         body["_token"] = request.query["access_token"]
         self.sent.append(body)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def template_send(self, request: web.Request) -> web.Response:
+        error = self._token_error(request)
+        if error:
+            return error
+        if self.template_errors:
+            return web.json_response({"errcode": self.template_errors.pop(0), "errmsg": "failed"})
+        body = await request.json()
+        if not body.get("touser") or not body.get("template_id") or not isinstance(body.get("data"), dict):
+            return web.json_response({"errcode": 47001, "errmsg": "data format error"})
+        body["_path"] = request.path
+        self.templates.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.templates)})
 
     async def menu_create(self, request: web.Request) -> web.Response:
         error = self._token_error(request)

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, PhotoSize, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, PhotoSize, Update
 from telegram.error import BadRequest as TgBadRequest
 from telegram.error import Forbidden as TgForbidden
 from telegram.error import InvalidToken, RetryAfter, TelegramError
@@ -40,10 +40,12 @@ from telegram.ext import (
 )
 
 from bot import keys
+from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, Forbidden
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import SEND_FAILED, DeliveryFailed
+from bot.records.reminders import Reminder, ReminderSendError
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -465,3 +467,34 @@ async def poll(services: Services, stop: asyncio.Event | None = None) -> None:
         await application.updater.stop()
         await application.stop()
         await application.shutdown()
+
+
+# ---------------------------------------------------------------- reminders
+
+
+class TelegramReminders:
+    """Sends reminders as normal messages with the options as buttons."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._bot: Bot | None = None
+
+    async def send(self, chat_id: str, reminder: Reminder) -> None:
+        config = self.settings.telegram
+        if not config.token:
+            raise ReminderSendError("telegram.token (TELEGRAM_TOKEN) is not set")
+        try:
+            if self._bot is None:
+                bot = Bot(config.token, base_url=config.api_base, base_file_url=config.file_base)
+                await bot.initialize()
+                self._bot = bot
+            await self._bot.send_message(int(chat_id), reminder.text(),
+                                         reply_markup=keyboard(reminder.options()))
+        except (TgForbidden, TgBadRequest, InvalidToken, ValueError) as exc:
+            raise ReminderSendError(f"telegram: {exc.__class__.__name__}: {exc}", permanent=True) from exc
+        except TelegramError as exc:
+            raise ReminderSendError(f"telegram: {exc.__class__.__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._bot is not None:
+            await self._bot.shutdown()

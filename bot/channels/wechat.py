@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Coroutine, Sequence
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
@@ -50,6 +51,7 @@ from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import SEND_FAILED, DeliveryFailed
 from bot.core.pipeline import Turn
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.records.reminders import Reminder, ReminderSendError
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -287,6 +289,24 @@ class WechatApi:
         """One customer-service text message (``message/custom/send``)."""
         await self.call("POST", "message/custom/send", body={
             "touser": openid, "msgtype": "text", "text": {"content": text}})
+
+    async def send_template(self, openid: str, template_id: str, data: dict[str, str],
+                            url: str | None = None) -> None:
+        """A template message (``message/template/send``); not bound to the 48-hour window."""
+        body: dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if url:
+            body["url"] = url
+        await self.call("POST", "message/template/send", body=body)
+
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, str],
+                             url: str | None = None) -> None:
+        """A subscription notice (订阅通知, ``message/subscribe/bizsend``)."""
+        body: dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if url:
+            body["page"] = url
+        await self.call("POST", "message/subscribe/bizsend", body=body)
 
     async def create_menu(self, buttons: list[dict[str, Any]]) -> None:
         """Publish the official account's custom menu (``menu/create``)."""
@@ -667,3 +687,40 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(wechat_ctx)
     app.router.add_get("/wechat", _verify)
     app.router.add_post("/wechat", _receive)
+
+
+# ---------------------------------------------------------------- reminders
+
+
+class WechatReminders:
+    """Sends reminders as template messages (or subscription notices): these reach a user
+    long after the 48-hour window of customer-service messages."""
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, openid: str, reminder: Reminder) -> None:
+        config = self.settings.wechat
+        if not config.reminder_template_id:
+            raise ReminderSendError("wechat.reminder_template_id (WECHAT_REMINDER_TEMPLATE_ID) is not set")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        api = WechatApi(self.settings, self.redis, self._session)
+        values = reminder.fields()
+        data = {name: values[key] for key, name in config.reminder_fields.items() if key in values}
+        url = config.reminder_url or (f"{self.settings.server.public_base_url.rstrip('/')}/"
+                                      if self.settings.server.public_base_url else None)
+        try:
+            if config.reminder_mode == "subscribe":
+                await api.send_subscribe(openid, config.reminder_template_id, data, url)
+            else:
+                await api.send_template(openid, config.reminder_template_id, data, url)
+        except WechatApiError as exc:
+            # 43004 unsubscribed, 40003 bad openid, 40037 bad template id, 43101 refused notices
+            raise ReminderSendError(exc.detail, permanent=exc.errcode in {40003, 40037, 43004, 43101}) from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

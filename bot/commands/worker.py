@@ -22,6 +22,7 @@ from bot.core.config import Settings, load_settings
 from bot.core.errors import ConfigError
 from bot.core.logs import setup_logging
 from bot.core.storage.redis import EmbeddedRedis
+from bot.reminder_delivery import make_deliverer
 from face import weights
 from face.engine import FaceEngine, FaceModelMissing
 from face.jobs import build_worker
@@ -57,7 +58,8 @@ async def _main(settings: Settings, burst: bool) -> None:
         embedded = EmbeddedRedis(settings.storage.data_dir)
         await asyncio.to_thread(embedded.start)
         redis_url = embedded.url
-    worker = build_worker(settings, redis_url, burst=burst, engine=engine)
+    worker = build_worker(settings, redis_url, burst=burst, engine=engine,
+                          deliverer_factory=make_deliverer)
     try:
         await worker.async_run()
     except asyncio.CancelledError:  # SIGTERM/SIGINT: arq cancels its main task

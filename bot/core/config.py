@@ -109,6 +109,13 @@ class WechatConfig(_Section):
     max_clock_skew_s: int = Field(300, ge=1)
     passive_reply_budget_s: float = Field(3.0, gt=0)
     menu: list[dict[str, Any]] = Field(default_factory=list)
+    # Reminders (issue 20): "template" (message/template/send) or "subscribe" (订阅通知,
+    # message/subscribe/bizsend); the template's field names for each value we fill in.
+    reminder_mode: Literal["template", "subscribe"] = "template"
+    reminder_template_id: str | None = None
+    reminder_fields: dict[str, str] = Field(default_factory=lambda: {
+        "title": "first", "pensioner": "keyword1", "due_date": "keyword2", "note": "remark"})
+    reminder_url: str | None = None
 
 
 class TelegramConfig(_Section):
@@ -133,6 +140,18 @@ class FamilyConfig(_Section):
     reminder_days_before: int = Field(30, ge=1, le=365)
 
 
+class RemindersConfig(_Section):
+    days_before: int = Field(30, ge=8, le=365)        # the first reminder
+    second_days_before: int = Field(7, ge=1, le=60)   # the second, if not certified yet
+    missed_within_days: int = Field(60, ge=1, le=365)  # after the due date: one reminder, this late at most
+    quiet_start: int = Field(21, ge=0, le=23)         # no reminders from this hour ...
+    quiet_end: int = Field(8, ge=0, le=23)            # ... until this hour (reminders.timezone)
+    timezone: str = "Asia/Shanghai"
+    max_attempts: int = Field(4, ge=1, le=20)         # then the delivery is send_failed
+    retry_base_s: int = Field(600, ge=1)              # backoff: base * 3^(attempt-1)
+    check_every_minutes: int = Field(15, ge=1, le=60)
+
+
 class MetricsConfig(_Section):
     token: str | None = None
 
@@ -150,6 +169,7 @@ class Settings(_Section):
     telegram: TelegramConfig = TelegramConfig()
     staff: StaffConfig = StaffConfig()
     family: FamilyConfig = FamilyConfig()
+    reminders: RemindersConfig = RemindersConfig()
     metrics: MetricsConfig = MetricsConfig()
     demo: bool = False
 

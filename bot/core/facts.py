@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 
 from bot.core.config import Settings
 
@@ -61,3 +62,7 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 def fill(text: str, facts: Mapping[str, str]) -> str:
     """Replace ``{name}`` with its fact; an unknown name is a KeyError (found at start-up)."""
     return _PLACEHOLDER.sub(lambda match: facts[match.group(1)], text)
+
+
+def format_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"

@@ -49,3 +49,13 @@ def setup_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def mask_name(name: str) -> str:
+    """张桂兰 -> 张*兰, 张三 -> 张*, 欧阳秀英 -> 欧**英."""
+    name = "".join(name.split())
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]

@@ -18,6 +18,7 @@ from bot.core.idnumber import with_check_digit
 from bot.core.storage.db import Database
 from bot.core.storage.models import FaceTemplate, Pensioner
 from bot.core.storage.redis import redis_guard
+from bot.records.reminders import cancel_pending
 
 CERTIFICATION_PERIOD_DAYS = 365
 
@@ -85,6 +86,8 @@ class PensionerRegistry:
             pensioner.certified_by = by
             pensioner.next_due = next_due_after(at)
             pensioner.status = "active"
+            # reminders about the old due date stop
+            await cancel_pending(session, pensioner_id, pensioner.next_due)
             return pensioner.next_due
 
     async def register(self, id_number: str, name: str, *, phone: str | None = None,

@@ -51,6 +51,7 @@ from bot.core.logs import mask, mask_id_number
 from bot.core.outbox import DeliveryFailed
 from bot.core.storage.models import Case, CaseMessage
 from bot.records.cases import EVENTS_KEY, REASON_LABELS
+from bot.records.reminders import staff_summary
 from bot.staff.auth import LockedOut, LoginFailed, StaffAuth, StaffSession
 from bot.staff.desk import (
     DECISIONS,
@@ -920,3 +921,14 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/staff/recent", api_recent)
     r.add_get("/api/staff/events", api_events)
     r.add_get("/api/staff/send-failures", api_send_failures)
+    r.add_get("/api/staff/reminders", api_reminders)
+
+
+@api
+async def api_reminders(request: web.Request, staff: StaffSession) -> web.Response:
+    """``GET /api/staff/reminders[?pensioner_id=N]``: reminder subscriptions and deliveries."""
+    raw = request.query.get("pensioner_id")
+    if raw is not None and not raw.isdigit():
+        raise BadRequest("pensioner_id must be a number", code="invalid_query", user_message="参数不对。")
+    summary = await staff_summary(request.app[keys.SERVICES].db, int(raw) if raw is not None else None)
+    return web.json_response(summary, dumps=dumps)

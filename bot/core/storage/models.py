@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -154,6 +155,43 @@ class ProxyLink(Base):
     year: Mapped[int] = mapped_column(Integer)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReminderSubscription(Base):
+    """A chat identity that asked to be reminded of a pensioner's next certification."""
+
+    __tablename__ = "reminder_subscriptions"
+    __table_args__ = (UniqueConstraint("conversation_key", "pensioner_id",
+                                       name="uq_reminder_subscription"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_key: Mapped[str] = mapped_column(String(160), index=True)  # channel:user
+    channel: Mapped[str] = mapped_column(String(16))
+    pensioner_id: Mapped[int] = mapped_column(ForeignKey("pensioners.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # self | family
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReminderDelivery(Base):
+    """One reminder of one subscription for one due date: at most one row per kind."""
+
+    __tablename__ = "reminder_deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "due_date", "kind",
+                                       name="uq_reminder_delivery"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("reminder_subscriptions.id"), index=True)
+    due_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))  # first | second | missed
+    # sending | sent | retry | send_failed | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="sending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditLog(Base):
