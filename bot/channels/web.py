@@ -4,6 +4,7 @@
 - ``POST /api/chat/session``: a server-issued chat id, also set as an HttpOnly cookie.
 - ``POST /api/chat``: JSON ``{"user_id", "text"}`` or multipart ``user_id`` + ``image``.
 - ``GET /api/chat/updates?user_id=``: replies produced since the last call.
+- ``GET /api/chat/history``: the conversation as shown, for the page after a reload.
 
 The id is a credential: ``<public id>.<signature>``, an HMAC of the public id with a
 server secret. Only ids the server signed are accepted (403 ``unknown_user`` otherwise).
@@ -28,10 +29,11 @@ from typing import Any
 from aiohttp import web
 
 from bot import keys
-from bot.errors import BadRequest, Forbidden
+from bot.errors import BadRequest, Forbidden, StorageUnavailable
+from bot.logs import mask
 from bot.messages import InboundMessage, Reply
 from bot.services import Services
-from bot.storage.redis import redis_guard
+from bot.storage.redis import REDIS_ERRORS, redis_guard
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
@@ -138,6 +140,28 @@ def render(replies: list[Reply]) -> dict[str, Any]:
     return {"replies": [reply.to_json() for reply in replies]}
 
 
+def _history_key(user_id: str) -> str:
+    return f"webchat:history:{user_id}"
+
+
+@redis_guard
+async def remember(services: Services, user_id: str, items: list[dict[str, Any]]) -> None:
+    """Append what the page showed (the user's texts masked) to the history a reload restores."""
+    settings = services.settings.web_chat
+    if not items or not settings.history_messages:
+        return
+    key = _history_key(user_id)
+    async with services.redis.pipeline(transaction=True) as pipe:
+        pipe.rpush(key, *[dumps(item) for item in items])
+        pipe.ltrim(key, -settings.history_messages, -1)
+        pipe.expire(key, settings.history_ttl_s)
+        await pipe.execute()
+
+
+def _bot_items(replies: list[Reply]) -> list[dict[str, Any]]:
+    return [{"role": "bot", **reply.to_json()} for reply in replies]
+
+
 async def chat(request: web.Request) -> web.Response:
     """Take one message from the web page and answer it."""
     services = request.app[keys.SERVICES]
@@ -146,6 +170,7 @@ async def chat(request: web.Request) -> web.Response:
     image: bytes | None = None
     text: str | None = None
     message_id: str | None = None
+    event: str | None = None
     try:
         if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
             form = await request.post()
@@ -170,7 +195,10 @@ async def chat(request: web.Request) -> web.Response:
             user_field = body.get("user_id")
             if user_field is not None:
                 _user_id(user_field)
-            text = _text(body.get("text"), settings.server.max_text_chars)
+            if body.get("event") == "start" and body.get("text") is None:
+                event = "subscribe"  # the page was opened on an empty chat: the greeting
+            else:
+                text = _text(body.get("text"), settings.server.max_text_chars)
             mid = body.get("message_id")
             if mid is not None:
                 if not isinstance(mid, str) or not 1 <= len(mid) <= 64:
@@ -181,8 +209,12 @@ async def chat(request: web.Request) -> web.Response:
                          user_message="内容太大了，照片请小于10MB。") from exc
     user_id = await _public_id(request, user_field)
     msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or uuid.uuid4().hex,
-                         text=text, image=image)
+                         text=text, image=image, event=event)
     turn = await services.handle(msg)
+    if turn.outcome != "duplicate":
+        shown = [] if event else [{"role": "user", "text": "[照片]" if image is not None else mask(text or ""),
+                                   "options": []}]
+        await remember(services, user_id, shown + _bot_items(turn.replies))
     return web.json_response(render(turn.replies), dumps=dumps)
 
 
@@ -191,7 +223,20 @@ async def updates(request: web.Request) -> web.Response:
     services = request.app[keys.SERVICES]
     user_id = await _public_id(request, request.query.get("user_id"))
     replies = await services.outbox.drain(f"web:{user_id}")
+    await remember(services, user_id, _bot_items(replies))
     return web.json_response(render(replies), dumps=dumps)
+
+
+async def history(request: web.Request) -> web.Response:
+    """The conversation as the page showed it (own id only), including replies not yet fetched."""
+    services = request.app[keys.SERVICES]
+    user_id = await _public_id(request, request.query.get("user_id"))
+    await remember(services, user_id, _bot_items(await services.outbox.drain(f"web:{user_id}")))
+    try:
+        raw = await services.redis.lrange(_history_key(user_id), 0, -1)  # type: ignore[misc]
+    except REDIS_ERRORS as exc:
+        raise StorageUnavailable(f"redis: {exc}") from exc
+    return web.json_response({"messages": [json.loads(item) for item in raw]}, dumps=dumps)
 
 
 async def session(request: web.Request) -> web.Response:
@@ -217,3 +262,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/chat/session", session)
     app.router.add_post("/api/chat", chat)
     app.router.add_get("/api/chat/updates", updates)
+    app.router.add_get("/api/chat/history", history)
