@@ -36,7 +36,7 @@ def face_y4m(path: Path, photo: Path, width: int = 640, height: int = 480) -> Pa
     """A short Y4M video (4:2:0) of ``photo``, for Chromium's fake camera."""
     from PIL import Image, ImageOps
 
-    image = ImageOps.fit(Image.open(photo).convert("RGB"), (width, height))
+    image = ImageOps.fit(Image.open(photo).convert("RGB"), (width, height), centering=(0.5, 0.15))
     y, u, v = image.convert("YCbCr").split()
     half = (width // 2, height // 2)
     frame = b"FRAME\n" + y.tobytes() + u.resize(half).tobytes() + v.resize(half).tobytes()
