@@ -189,6 +189,36 @@ async def test_no_speech_no_camera_permission(aiohttp_server: Any, app: web.Appl
             await browser.close()
 
 
+@pytest.mark.slow
+async def test_the_camera_says_when_it_is_too_dark(aiohttp_server: Any, app: web.Application,
+                                                   tmp_path: Path) -> None:
+    _skip_without_chromium()
+    if not FACE.is_file():
+        pytest.skip(f"face photo missing: {FACE} (set FACES_DIR)")
+    from PIL import Image
+    from playwright.async_api import async_playwright
+
+    dark = tmp_path / "dark.png"
+    Image.open(FACE).convert("RGB").point(lambda v: v // 8).save(dark)  # the face at dusk
+    video = face_y4m(tmp_path / "dark.y4m", dark)
+    server = await aiohttp_server(app)
+    async with async_playwright() as pw:
+        browser = await _launch(pw, ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                     f"--use-file-for-fake-video-capture={video}"])
+        try:
+            page = await (await browser.new_context(viewport=PHONE, permissions=["camera"])).new_page()
+            page.set_default_timeout(20000)
+            await page.goto(f"http://127.0.0.1:{server.port}/")
+            await page.wait_for_selector("body[data-ready='1']")
+            await page.click("#camera-open")
+            await page.wait_for_selector("#hint >> text=光线太暗")
+            assert int(await page.get_attribute("#camera", "data-brightness") or "255") < 60
+            await page.keyboard.press("Escape")  # the keyboard closes it and stops the camera
+            assert await page.locator("#camera").is_hidden()
+        finally:
+            await browser.close()
+
+
 async def test_history_is_served_only_to_its_owner(client: Any) -> None:
     from tests.webchat import new_web_id
 
