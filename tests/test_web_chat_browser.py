@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from bot import keys
+from bot.messages import Reply
 from tests.conftest import FACES_DIR, ROOT
 from tests.test_staff_browser import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
 from tests.webchat import public_id
@@ -185,6 +186,12 @@ async def test_no_speech_no_camera_permission(aiohttp_server: Any, app: web.Appl
             await page.wait_for_selector(".msg.note >> text=没有得到使用相机的允许")
             assert await page.locator("#camera").is_hidden()
             assert await page.locator("#pick").is_visible(), "the file picker stays as the fallback"
+            # A staff reply in Tibetan arrives by polling and is marked lang="bo".
+            [cookie] = [c for c in await context.cookies() if c["name"] == "chat_id"]
+            await app[keys.SERVICES].push(f"web:{public_id(cookie['value'])}",
+                                          [Reply("བཀྲ་ཤིས་བདེ་ལེགས། 您好")])
+            await page.wait_for_selector(".msg.bot[lang='bo'] >> text=བཀྲ་ཤིས་བདེ་ལེགས")
+            assert await page.locator(".msg.bot[lang='zh-CN']").count() >= 1
         finally:
             await browser.close()
 
