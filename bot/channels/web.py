@@ -19,6 +19,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import uuid
@@ -35,6 +36,7 @@ from bot.messages import InboundMessage, Reply
 from bot.services import Services
 from bot.storage.redis import REDIS_ERRORS, redis_guard
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 dumps = functools.partial(json.dumps, ensure_ascii=False)
@@ -214,7 +216,10 @@ async def chat(request: web.Request) -> web.Response:
     if turn.outcome != "duplicate":
         shown = [] if event else [{"role": "user", "text": "[照片]" if image is not None else mask(text or ""),
                                    "options": []}]
-        await remember(services, user_id, shown + _bot_items(turn.replies))
+        try:
+            await remember(services, user_id, shown + _bot_items(turn.replies))
+        except StorageUnavailable:  # the answer matters more than the page's history
+            log.error("web chat history not kept", extra={"request_id": turn.request_id})
     return web.json_response(render(turn.replies), dumps=dumps)
 
 
