@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -169,10 +170,20 @@ async def run_load(ports: list[int], users: int, messages: int, think: float,
     }
 
 
+# per load run (client session): bench user -> the chat id the server issued (valid on every process)
+_web_ids: weakref.WeakKeyDictionary[aiohttp.ClientSession, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 async def send_web(session: aiohttp.ClientSession, port: int, user: str, step: int, text: str) -> str | None:
-    """The answer's text, or None for an error."""
+    """The answer's text, or None for an error. A user's first call gets a chat id first."""
+    ids = _web_ids.setdefault(session, {})
+    if user not in ids:
+        async with session.post(f"http://127.0.0.1:{port}/api/chat/session") as response:
+            if response.status != 200:
+                return None
+            ids[user] = (await response.json())["user_id"]
     async with session.post(f"http://127.0.0.1:{port}/api/chat",
-                            json={"user_id": user, "text": text}) as response:
+                            json={"user_id": ids[user], "text": text}) as response:
         body = await response.text()
         return body if response.status == 200 else None
 

@@ -27,6 +27,7 @@ from face.jobs import build_worker
 from nlu.entities import with_check_digit
 from tests.conftest import Backends, TestBot, backends, make_settings
 from tests.face_support import engine, needs_model, needs_photos, photo, photo_bytes
+from tests.webchat import web_id
 
 pytestmark = [needs_model, needs_photos]
 ID_OBAMA = with_check_digit("63010219610804001")
@@ -203,10 +204,10 @@ async def test_web_chat_upload_gets_verifying_then_pushed_verdict(client: Any, e
     # The dialog starts from the menu (certify_now); the rest goes through the web API.
     await services.handle(InboundMessage("web", user, "m0", event="menu:certify_now"))
     for text in (ID_OBAMA, "欧巴马"):
-        response = await client.post("/api/chat", json={"user_id": user, "text": text})
+        response = await client.post("/api/chat", json={"user_id": await web_id(client, user), "text": text})
         assert response.status == 200
     form = FormData()
-    form.add_field("user_id", user)
+    form.add_field("user_id", await web_id(client, user))
     form.add_field("image", photo_bytes("obama/obama2.jpg"), filename="selfie.jpg",
                    content_type="image/jpeg")
     response = await client.post("/api/chat", data=form)
@@ -215,7 +216,7 @@ async def test_web_chat_upload_gets_verifying_then_pushed_verdict(client: Any, e
     await run_worker(services)  # the app's own consumer task delivers the verdict
     replies: list[dict[str, Any]] = []
     for _ in range(100):
-        update = await client.get("/api/chat/updates", params={"user_id": user})
+        update = await client.get("/api/chat/updates", params={"user_id": await web_id(client, user)})
         replies += (await update.json())["replies"]
         if replies:
             break

@@ -19,6 +19,7 @@ from nlu.entities import with_check_digit
 from tests.conftest import FACES_DIR, ROOT
 from tests.face_support import needs_model, needs_photos, photo_bytes
 from tests.services import free_port
+from tests.webchat import new_web_id, public_id
 
 pytestmark = [needs_model, needs_photos, pytest.mark.slow]
 
@@ -95,13 +96,16 @@ async def test_serve_runs_a_worker_and_pushes_the_verdict(tmp_path: Path, no_wor
         assert len(workers) == 1
         from arq.connections import RedisSettings, create_pool
 
+        async with aiohttp.ClientSession() as http:
+            user = await new_web_id(http, f"http://127.0.0.1:{port}/api/chat/session")
+
         from face.jobs import JOB_NAME, QUEUE
 
         pool = await create_pool(RedisSettings.from_dsn(f"unix://{tmp_path / 'var' / 'redis.sock'}"),
                                  default_queue_name=QUEUE)
         await pool.enqueue_job(JOB_NAME, {
-            "request_id": "serve-1", "conversation_key": "web:serve-user", "dialog": "certify",
-            "pensioner_id": 1, "proxy": False, "channel": "web", "chat_user": "serve-user",
+            "request_id": "serve-1", "conversation_key": f"web:{public_id(user)}", "dialog": "certify",
+            "pensioner_id": 1, "proxy": False, "channel": "web", "chat_user": public_id(user),
             "photo": photo_bytes("obama/obama2.jpg")}, _queue_name=QUEUE)
         await pool.aclose()
         replies: list[dict[str, object]] = []
@@ -109,7 +113,7 @@ async def test_serve_runs_a_worker_and_pushes_the_verdict(tmp_path: Path, no_wor
         async with aiohttp.ClientSession() as http:
             while not replies and time.monotonic() < deadline:
                 async with http.get(f"http://127.0.0.1:{port}/api/chat/updates",
-                                    params={"user_id": "serve-user"}) as response:
+                                    params={"user_id": user}) as response:
                     replies = (await response.json())["replies"]
                 await asyncio.sleep(0.3)
         assert replies and "认证成功" in str(replies[0]["text"])

@@ -18,10 +18,11 @@ from bot.core.storage.db import migrate
 from tests.conftest import Backends, make_settings
 from tests.services import RedisProcess, _pg_admin, free_port
 from tests.test_resilience import _serve, _wait_healthy
+from tests.webchat import new_web_id, public_id, web_id
 
 
 async def post(client: Any, text: str, user: str = "erin") -> tuple[int, dict[str, Any]]:
-    response = await client.post("/api/chat", json={"user_id": user, "text": text})
+    response = await client.post("/api/chat", json={"user_id": await web_id(client, user), "text": text})
     return response.status, await response.json()
 
 
@@ -120,15 +121,16 @@ async def test_two_processes_keep_one_users_messages_in_order(tmp_path: Path,
         async with aiohttp.ClientSession() as session:
             for port in ports:
                 await _wait_healthy(session, port)
+            frank = await new_web_id(session, f"http://127.0.0.1:{ports[0]}/api/chat/session")
 
             async def send(i: int) -> None:
                 port = ports[i % 2]
                 async with session.post(f"http://127.0.0.1:{port}/api/chat",
-                                        json={"user_id": "frank", "text": f"需要带什么材料{i}"}) as r:
+                                        json={"user_id": frank, "text": f"需要带什么材料{i}"}) as r:
                     assert r.status == 200
 
             await asyncio.gather(*(send(i) for i in range(20)))
-        raw = sync_redis.Redis.from_url(clean_backends.redis_url).get("conv:web:frank")
+        raw = sync_redis.Redis.from_url(clean_backends.redis_url).get(f"conv:web:{public_id(frank)}")
         state = json.loads(raw)
         assert state["turns"] == 20, "no turn was lost to a concurrent write"
         roles = [entry["role"] for entry in state["transcript"]]

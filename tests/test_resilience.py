@@ -18,10 +18,11 @@ from bot.core.messages import InboundMessage
 from bot.services import Services
 from tests.conftest import ROOT, Backends, make_settings
 from tests.services import RedisProcess, free_port
+from tests.webchat import new_web_id, web_id
 
 
 async def say(client: Any, text: str, user: str = "carol") -> tuple[int, dict[str, Any]]:
-    response = await client.post("/api/chat", json={"user_id": user, "text": text})
+    response = await client.post("/api/chat", json={"user_id": await web_id(client, user), "text": text})
     return response.status, await response.json()
 
 
@@ -81,10 +82,11 @@ async def test_two_server_processes_continue_one_conversation(tmp_path: Path,
         async with aiohttp.ClientSession() as session:
             for port in ports:
                 await _wait_healthy(session, port)
+            dave = await new_web_id(session, f"http://127.0.0.1:{ports[1]}/api/chat/session")
 
             async def post(port: int, text: str) -> dict[str, Any]:
                 async with session.post(f"http://127.0.0.1:{port}/api/chat",
-                                        json={"user_id": "dave", "text": text}) as response:
+                                        json={"user_id": dave, "text": text}) as response:
                     assert response.status == 200
                     return await response.json()
 

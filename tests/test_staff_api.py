@@ -24,6 +24,7 @@ from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAt
 from bot.records.cases import QUEUE_KEY
 from bot.staff.web import AUTH, COOKIE
 from tests.conftest import ROOT, make_settings
+from tests.webchat import web_id
 
 PASSWORD = "secret-pass-1"
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
@@ -43,13 +44,13 @@ async def login(client: Any, username: str, password: str = PASSWORD) -> Any:
 
 
 async def chat(client: Any, user: str, text: str) -> list[dict[str, Any]]:
-    response = await client.post("/api/chat", json={"user_id": user, "text": text})
+    response = await client.post("/api/chat", json={"user_id": await web_id(client, user), "text": text})
     assert response.status == 200, await response.text()
     return list((await response.json())["replies"])
 
 
 async def updates(client: Any, user: str) -> list[dict[str, Any]]:
-    response = await client.get("/api/chat/updates", params={"user_id": user})
+    response = await client.get("/api/chat/updates", params={"user_id": await web_id(client, user)})
     assert response.status == 200
     return list((await response.json())["replies"])
 
@@ -634,7 +635,7 @@ async def test_photos_sent_to_staff_are_kept_and_shown_only_to_staff(aiohttp_cli
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (90, 60, 30)).save(buffer, "JPEG")
     form = aiohttp.FormData()
-    form.add_field("user_id", "alice")
+    form.add_field("user_id", await web_id(client, "alice"))
     form.add_field("image", buffer.getvalue(), filename="me.jpg", content_type="image/jpeg")
     response = await client.post("/api/chat", data=form)
     assert response.status == 200 and (await response.json())["replies"] == []

@@ -1,15 +1,18 @@
-"""The web chat contract: /api/chat, /api/chat/updates, /healthz, bad input."""
+"""The web chat contract: /api/chat/session, /api/chat, /api/chat/updates, /healthz, bad input."""
 
 from typing import Any
 
+import aiohttp
+
 from bot import keys
 from bot.core.messages import Reply
+from tests.webchat import new_web_id, public_id, web_id
 
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
 
 
 async def chat(client: Any, text: str, user: str = "alice") -> dict[str, Any]:
-    response = await client.post("/api/chat", json={"user_id": user, "text": text})
+    response = await client.post("/api/chat", json={"user_id": await web_id(client, user), "text": text})
     assert response.status == 200, await response.text()
     return await response.json()
 
@@ -56,18 +59,20 @@ async def test_health_reports_both_stores(client: Any) -> None:
 async def test_updates_returns_pushed_replies_once(client: Any) -> None:
     services = client.server.app[keys.SERVICES]
     await services.push("web:bob", [Reply("核验通过", ["好的"])])
-    first = await (await client.get("/api/chat/updates", params={"user_id": "bob"})).json()
+    bob = await web_id(client, "bob")
+    first = await (await client.get("/api/chat/updates", params={"user_id": bob})).json()
     assert first == {"replies": [{"text": "核验通过", "options": ["好的"]}]}
-    second = await (await client.get("/api/chat/updates", params={"user_id": "bob"})).json()
+    second = await (await client.get("/api/chat/updates", params={"user_id": bob})).json()
     assert second == {"replies": []}
 
 
 async def test_bad_input_is_a_json_4xx(client: Any) -> None:
+    a = await web_id(client, "a")
     cases = [
         (b"{not json", 400, "invalid_json"),
         (b"[1, 2]", 400, "invalid_json"),
         (b'{"text": "hi"}', 400, "invalid_user_id"),
-        (b'{"user_id": "a", "text": 5}', 400, "invalid_text"),
+        (b'{"user_id": "%s", "text": 5}' % a.encode(), 400, "invalid_text"),
         (b'{"user_id": 7, "text": "hi"}', 400, "invalid_user_id"),
         (b'{"user_id": "a b/c", "text": "hi"}', 400, "invalid_user_id"),
         (b"\xff\xfe", 400, "invalid_json"),
@@ -81,25 +86,24 @@ async def test_bad_input_is_a_json_4xx(client: Any) -> None:
 
 
 async def test_text_over_2000_characters_is_refused(client: Any) -> None:
-    response = await client.post("/api/chat", json={"user_id": "a", "text": "认" * 2001})
+    a = await web_id(client, "a")
+    response = await client.post("/api/chat", json={"user_id": a, "text": "认" * 2001})
     assert response.status == 400
     assert (await response.json())["error"] == "text_too_long"
-    ok = await client.post("/api/chat", json={"user_id": "a", "text": "认" * 2000})
+    ok = await client.post("/api/chat", json={"user_id": a, "text": "认" * 2000})
     assert ok.status == 200
 
 
 async def test_body_over_limit_is_413(client: Any) -> None:
-    big = b'{"user_id": "a", "text": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+    big = b'{"user_id": "%s", "text": "' % (await web_id(client, "a")).encode() + b"x" * (11 * 1024 * 1024) + b'"}'
     response = await client.post("/api/chat", data=big, headers={"Content-Type": "application/json"})
     assert response.status == 413
     assert (await response.json())["error"]
 
 
 async def test_multipart_without_image_is_400(client: Any) -> None:
-    import aiohttp
-
     form = aiohttp.FormData()
-    form.add_field("user_id", "a")
+    form.add_field("user_id", await web_id(client, "a"))
     response = await client.post("/api/chat", data=form)
     assert response.status == 400
     assert (await response.json())["error"] == "missing_image"
@@ -120,3 +124,82 @@ async def test_numbers_pick_the_options_of_a_knowledge_answer(client: Any) -> No
     by_words = await chat(client, options[0])
     assert by_number["replies"][0]["text"] == by_words["replies"][0]["text"]
     assert "没太明白" not in by_number["replies"][0]["text"]
+
+
+# --- Identity: only ids the server issued (issue 15, finding 1) ---
+
+async def test_session_issues_an_opaque_id_in_an_httponly_samesite_cookie(client: Any) -> None:
+    response = await client.post("/api/chat/session")
+    assert response.status == 200
+    user_id = (await response.json())["user_id"]
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"chat_id={user_id};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/chat" in cookie
+    # The cookie alone identifies the chat; calling again keeps the same id.
+    assert (await (await client.post("/api/chat/session")).json())["user_id"] == user_id
+    async with aiohttp.ClientSession() as browser:  # another browser gets another id
+        assert await new_web_id(browser, str(client.make_url("/api/chat/session"))) != user_id
+    by_cookie = await client.post("/api/chat", json={"text": "你好"})
+    assert by_cookie.status == 200 and (await by_cookie.json())["replies"][-1]["options"] == MENU
+
+
+async def test_ids_the_server_did_not_issue_are_refused(client: Any) -> None:
+    real = await new_web_id(client)
+    forged = [
+        "alice",                                   # what any client could make up
+        public_id(real),                           # the public part shown to staff
+        public_id(real) + ".AAAAAAAAAAAAAAAAAAAAAAAA",  # a guessed signature
+        real[:-1] + ("A" if real[-1] != "A" else "B"),
+    ]
+    for user_id in forged:
+        for response in (
+            await client.post("/api/chat", json={"user_id": user_id, "text": "你好"}),
+            await client.get("/api/chat/updates", params={"user_id": user_id}),
+        ):
+            assert response.status == 403, user_id
+            body = await response.json()
+            assert body["error"] == "unknown_user" and "刷新" in body["message"]
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies({"chat_id": "alice"})
+    assert (await client.post("/api/chat", json={"text": "你好"})).status == 403
+
+
+async def test_nobody_reads_or_takes_another_users_updates(client: Any) -> None:
+    services = client.server.app[keys.SERVICES]
+    victim = await new_web_id(client)
+    client.session.cookie_jar.clear()
+    await services.push(f"web:{public_id(victim)}", [Reply("工作人员：请再拍一张", [])])
+    # Today's main answered this with the victim's reply and removed it from their queue.
+    for snoop in (public_id(victim), f"web:{public_id(victim)}"):
+        response = await client.get("/api/chat/updates", params={"user_id": snoop})
+        assert response.status in (400, 403)
+    response = await client.get("/api/chat/updates", params={"user_id": victim})
+    assert (await response.json())["replies"] == [{"text": "工作人员：请再拍一张", "options": []}]
+
+
+async def test_nobody_posts_as_another_user(client: Any) -> None:
+    services = client.server.app[keys.SERVICES]
+    victim = await new_web_id(client)
+    client.session.cookie_jar.clear()
+    await (await client.post("/api/chat", json={"user_id": victim, "text": "啊啊啊啊"})).json()
+    response = await client.post("/api/chat", json={"user_id": public_id(victim), "text": "转人工"})
+    assert response.status == 403
+    conversation = await services.conversations.load(f"web:{public_id(victim)}")
+    assert conversation.mode == "bot" and conversation.turns == 1
+    assert [t["text"] for t in conversation.transcript if t["role"] == "user"] == ["啊啊啊啊"]
+
+
+async def test_the_signing_secret_is_shared_and_configurable(aiohttp_client: Any, settings: Any,
+                                                            tmp_path: Any, clean_backends: Any) -> None:
+    from bot.app import create_app
+    from tests.conftest import make_settings
+
+    one = await aiohttp_client(create_app(settings))
+    two = await aiohttp_client(create_app(settings))  # another process: the secret kept in Redis
+    issued = await new_web_id(one)
+    ok = await two.post("/api/chat", json={"user_id": issued, "text": "你好"})
+    assert ok.status == 200
+    configured = make_settings(tmp_path, clean_backends, **{"web_chat.session_secret": "s" * 32})
+    three = await aiohttp_client(create_app(configured))
+    refused = await three.post("/api/chat", json={"user_id": issued, "text": "你好"})
+    assert refused.status == 403

@@ -1,30 +1,117 @@
 """The web chat channel: a page and a small JSON API (a stable contract).
 
 - ``GET /``: the chat page.
+- ``POST /api/chat/session``: a server-issued chat id, also set as an HttpOnly cookie.
 - ``POST /api/chat``: JSON ``{"user_id", "text"}`` or multipart ``user_id`` + ``image``.
 - ``GET /api/chat/updates?user_id=``: replies produced since the last call.
+- ``GET /api/chat/history``: the conversation as shown, for the page after a reload.
+
+The id is a credential: ``<public id>.<signature>``, an HMAC of the public id with a
+server secret. Only ids the server signed are accepted (403 ``unknown_user`` otherwise).
+The pipeline, the staff console and the logs only ever see the public id
+(``web:<public id>``), which cannot be turned back into the credential.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import hashlib
+import hmac
 import json
+import logging
 import re
+import secrets
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from bot import keys
-from bot.core.errors import BadRequest
+from bot.core.errors import BadRequest, Forbidden, StorageUnavailable
+from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
+from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.services import Services
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _USER_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 dumps = functools.partial(json.dumps, ensure_ascii=False)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
+SESSION_COOKIE = "chat_id"
+SECRET_KEY = "webchat:secret"  # the signing secret when web_chat.session_secret is not set
+COOKIE_MAX_AGE_S = 365 * 86400
+
+
+class UnknownUser(Forbidden):
+    """A chat id the server did not issue (or a forged or outdated one)."""
+
+    code = "unknown_user"
+    user_message = "聊天身份已失效，请刷新页面重新开始。"
+
+
+class WebIdentity:
+    """Issues and checks web chat ids (``<public id>.<HMAC-SHA256 signature>``)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        configured = services.settings.web_chat.session_secret
+        self._secret: bytes | None = configured.encode() if configured else None
+
+    @redis_guard
+    async def secret(self) -> bytes:
+        """The configured secret, else the one kept in Redis (created by the first process)."""
+        if self._secret is None:
+            redis = self.services.redis
+            await redis.set(SECRET_KEY, secrets.token_hex(32), nx=True)
+            stored = await redis.get(SECRET_KEY)
+            if not stored:
+                raise RuntimeError("web chat secret could not be read back from redis")
+            self._secret = stored if isinstance(stored, bytes) else str(stored).encode()
+        return self._secret
+
+    @redis_guard
+    async def _keep_secret(self) -> None:
+        assert self._secret is not None
+        await self.services.redis.set(SECRET_KEY, self._secret, nx=True)
+
+    async def _signature(self, public_id: str) -> str:
+        digest = hmac.new(await self.secret(), b"webchat:" + public_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    async def credential_for(self, public_id: str) -> str:
+        """The credential of ``public_id`` (a new id comes from :meth:`issue`)."""
+        if not _PUBLIC_ID.match(public_id):
+            raise ValueError("public id must be 1-32 letters, digits, _ or -")
+        return f"{public_id}.{await self._signature(public_id)}"
+
+    async def issue(self) -> str:
+        """A fresh credential with a random public id (80 bits)."""
+        if self._secret is not None and not self.services.settings.web_chat.session_secret:
+            await self._keep_secret()  # a Redis that lost it gets ours back, not a new one
+        return await self.credential_for(base64.b32encode(secrets.token_bytes(10)).decode().lower())
+
+    async def verify(self, credential: str) -> str | None:
+        """The public id when ``credential`` was signed by this server, else None."""
+        public_id, dot, signature = credential.rpartition(".")
+        if not dot or not _PUBLIC_ID.match(public_id):
+            return None
+        expected = await self._signature(public_id)
+        return public_id if hmac.compare_digest(expected.encode(), signature.encode()) else None
+
+
+IDENTITY = web.AppKey("web_identity", WebIdentity)
+
+
+async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's issuer of chat ids, once the services exist."""
+    app[IDENTITY] = WebIdentity(app[keys.SERVICES])
+    yield
 
 
 def _user_id(value: Any) -> str:
@@ -32,6 +119,15 @@ def _user_id(value: Any) -> str:
         raise BadRequest("user_id must be 1-64 letters, digits or _.:@-", code="invalid_user_id",
                          user_message="用户标识不正确。")
     return value
+
+
+async def _public_id(request: web.Request, field: Any) -> str:
+    """The public id of the caller: the ``user_id`` field, else the cookie; 403 when not ours."""
+    raw = field if field is not None else request.cookies.get(SESSION_COOKIE)
+    public_id = await request.app[IDENTITY].verify(_user_id(raw))
+    if public_id is None:
+        raise UnknownUser("chat id not issued by this server")
+    return public_id
 
 
 def _text(value: Any, limit: int) -> str:
@@ -47,6 +143,28 @@ def render(replies: list[Reply]) -> dict[str, Any]:
     return {"replies": [reply.to_json() for reply in replies]}
 
 
+def _history_key(user_id: str) -> str:
+    return f"webchat:history:{user_id}"
+
+
+@redis_guard
+async def remember(services: Services, user_id: str, items: list[dict[str, Any]]) -> None:
+    """Append what the page showed (the user's texts masked) to the history a reload restores."""
+    settings = services.settings.web_chat
+    if not items or not settings.history_messages:
+        return
+    key = _history_key(user_id)
+    async with services.redis.pipeline(transaction=True) as pipe:
+        pipe.rpush(key, *[dumps(item) for item in items])
+        pipe.ltrim(key, -settings.history_messages, -1)
+        pipe.expire(key, settings.history_ttl_s)
+        await pipe.execute()
+
+
+def _bot_items(replies: list[Reply]) -> list[dict[str, Any]]:
+    return [{"role": "bot", **reply.to_json()} for reply in replies]
+
+
 async def chat(request: web.Request) -> web.Response:
     """Take one message from the web page and answer it."""
     services = request.app[keys.SERVICES]
@@ -55,10 +173,11 @@ async def chat(request: web.Request) -> web.Response:
     image: bytes | None = None
     text: str | None = None
     message_id: str | None = None
+    event: str | None = None
     try:
         if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
             form = await request.post()
-            user_id = _user_id(form.get("user_id"))
+            user_field: Any = form.get("user_id")
             upload = form.get("image")
             if upload is None or not hasattr(upload, "file"):
                 raise BadRequest("multipart needs an image file field", code="missing_image",
@@ -77,8 +196,13 @@ async def chat(request: web.Request) -> web.Response:
             if not isinstance(body, dict):
                 raise BadRequest("body must be a JSON object", code="invalid_json",
                                  user_message="请求格式不对。")
-            user_id = _user_id(body.get("user_id"))
-            text = _text(body.get("text"), settings.server.max_text_chars)
+            user_field = body.get("user_id")
+            if user_field is not None:
+                _user_id(user_field)
+            if body.get("event") == "start" and body.get("text") is None:
+                event = "subscribe"  # the page was opened on an empty chat: the greeting
+            else:
+                text = _text(body.get("text"), settings.server.max_text_chars)
             mid = body.get("message_id")
             if mid is not None:
                 if not isinstance(mid, str) or not 1 <= len(mid) <= 64:
@@ -87,18 +211,51 @@ async def chat(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge as exc:
         raise BadRequest("request body too large", code="body_too_large", status=413,
                          user_message="内容太大了，照片请小于10MB。") from exc
+    user_id = await _public_id(request, user_field)
     msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or uuid.uuid4().hex,
-                         text=text, image=image)
+                         text=text, image=image, event=event)
     turn = await services.handle(msg)
+    if turn.outcome != "duplicate":
+        shown = [] if event else [{"role": "user", "text": "[照片]" if image is not None else mask(text or ""),
+                                   "options": []}]
+        try:
+            await remember(services, user_id, shown + _bot_items(turn.replies))
+        except StorageUnavailable:  # the answer matters more than the page's history
+            log.error("web chat history not kept", extra={"request_id": turn.request_id})
     return web.json_response(render(turn.replies), dumps=dumps)
 
 
 async def updates(request: web.Request) -> web.Response:
     """Replies pushed for this user since the last call (face verdicts, staff messages)."""
     services = request.app[keys.SERVICES]
-    user_id = _user_id(request.query.get("user_id"))
+    user_id = await _public_id(request, request.query.get("user_id"))
     replies = await services.outbox.drain(f"web:{user_id}")
+    await remember(services, user_id, _bot_items(replies))
     return web.json_response(render(replies), dumps=dumps)
+
+
+async def history(request: web.Request) -> web.Response:
+    """The conversation as the page showed it (own id only), including replies not yet fetched."""
+    services = request.app[keys.SERVICES]
+    user_id = await _public_id(request, request.query.get("user_id"))
+    await remember(services, user_id, _bot_items(await services.outbox.drain(f"web:{user_id}")))
+    try:
+        raw = await services.redis.lrange(_history_key(user_id), 0, -1)  # type: ignore[misc]
+    except REDIS_ERRORS as exc:
+        raise StorageUnavailable(f"redis: {exc}") from exc
+    return web.json_response({"messages": [json.loads(item) for item in raw]}, dumps=dumps)
+
+
+async def session(request: web.Request) -> web.Response:
+    """Issue a chat id (or confirm the one in the cookie) and set it as an HttpOnly cookie."""
+    issuer = request.app[IDENTITY]
+    current = request.cookies.get(SESSION_COOKIE)
+    credential = current if current and await issuer.verify(current) else await issuer.issue()
+    response = web.json_response({"user_id": credential})
+    response.set_cookie(SESSION_COOKIE, credential, max_age=COOKIE_MAX_AGE_S, path="/api/chat",
+                        httponly=True, samesite="Strict",
+                        secure=request.app[keys.SERVICES].settings.web_chat.secure_cookie)
+    return response
 
 
 async def page(request: web.Request) -> web.FileResponse:
@@ -107,6 +264,9 @@ async def page(request: web.Request) -> web.FileResponse:
 
 def setup(app: web.Application) -> None:
     """Mount the web chat routes."""
+    app.cleanup_ctx.append(identity_ctx)
     app.router.add_get("/", page)
+    app.router.add_post("/api/chat/session", session)
     app.router.add_post("/api/chat", chat)
     app.router.add_get("/api/chat/updates", updates)
+    app.router.add_get("/api/chat/history", history)

@@ -156,6 +156,13 @@ class MetricsConfig(_Section):
     token: str | None = None
 
 
+class WebChatConfig(_Section):
+    session_secret: str | None = Field(None, min_length=16)  # None: one kept in Redis
+    secure_cookie: bool = False
+    history_messages: int = Field(100, ge=0)
+    history_ttl_s: int = Field(7 * 86400, ge=60)
+
+
 class Settings(_Section):
     """The whole validated configuration."""
 
@@ -171,6 +178,7 @@ class Settings(_Section):
     family: FamilyConfig = FamilyConfig()
     reminders: RemindersConfig = RemindersConfig()
     metrics: MetricsConfig = MetricsConfig()
+    web_chat: WebChatConfig = WebChatConfig()
     demo: bool = False
 
     @property
