@@ -49,6 +49,7 @@ from tests.channel_fakes import (
 )
 from tests.conftest import Backends, backends
 from tests.face_support import engine, needs_model, needs_photos, photo_bytes
+from tests.webchat import web_id
 
 pytestmark = [needs_photos]
 ID_OBAMA = with_check_digit("63010219610804001")
@@ -425,7 +426,7 @@ async def test_web_upload_arrives_whole(client: Any, kind: str) -> None:
     data = phone_photo(kind)
     seen = spy_images(client.server.app[keys.SERVICES])
     form = FormData()
-    form.add_field("user_id", "photo-web-1")
+    form.add_field("user_id", await web_id(client, "photo-web-1"))
     form.add_field("image", data, filename=f"selfie.{kind}", content_type="image/jpeg")
     response = await client.post("/api/chat", data=form)
     assert response.status == 200

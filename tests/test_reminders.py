@@ -61,6 +61,7 @@ from tests.channel_fakes import (
 )
 from tests.conftest import ROOT, Backends, TestBot, backends, make_settings
 from tests.face_support import engine, needs_model, needs_photos, photo_bytes
+from tests.webchat import web_id
 
 ID_OBAMA = with_check_digit("63010219610804001")
 TEMPLATE_ID = "TPL_pension_due_0001"
@@ -523,7 +524,7 @@ async def test_web_reminder_is_shown_on_the_next_visit_and_staff_see_it(client: 
     await subscribe(services.db, "web:visitor-1", pensioner_id, "self")
     result = await run_pass(services.settings, services.db, services.redis, deliverer=make_deliverer(services.settings, services.redis), now=datetime(2027, 6, 10, 10, 0))
     assert result.sent == 1
-    response = await client.get("/api/chat/updates", params={"user_id": "visitor-1"})
+    response = await client.get("/api/chat/updates", params={"user_id": await web_id(client, "visitor-1")})
     [reminder] = (await response.json())["replies"]
     assert "2027年6月30日" in reminder["text"] and "不用提醒了" in reminder["options"]
     assert await services.redis.ttl("outbox:web:visitor-1") == -2  # taken by the visit
