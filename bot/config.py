@@ -84,10 +84,20 @@ class WechatConfig(_Section):
     app_id: str | None = None
     app_secret: str | None = None
     aes_key: str | None = None
+    # plain: plaintext only; compat: both; safe: encrypted only, every reply encrypted.
+    # Unset: compat when aes_key is set, else plain (the behaviour before the setting existed).
+    encoding_mode: Literal["plain", "compat", "safe"] | None = None
     api_base: str = "https://api.weixin.qq.com/cgi-bin/"
     max_clock_skew_s: int = Field(300, ge=1)
     passive_reply_budget_s: float = Field(3.0, gt=0)
     menu: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def mode(self) -> Literal["plain", "compat", "safe"]:
+        """The effective ``encoding_mode``."""
+        if self.encoding_mode is not None:
+            return self.encoding_mode
+        return "compat" if self.aes_key else "plain"
 
 
 class TelegramConfig(_Section):

@@ -17,6 +17,7 @@ from bot.messages import InboundMessage, Reply
 from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.pensioners import PensionerRegistry
+from bot.safety import ensure_utf8
 from bot.storage.db import Database
 from dialogs.engine import DialogEngine, DialogRegistry
 from faq.knowledge import KnowledgeBase
@@ -68,8 +69,9 @@ class Services:
         return result
 
     async def handle(self, msg: InboundMessage) -> Turn:
-        """Run one inbound message through the pipeline."""
+        """Run one inbound message through the pipeline (text that cannot be stored: 400)."""
         assert self.pipeline is not None
+        ensure_utf8([msg.user_id, msg.message_id, msg.text, msg.voice_transcript, msg.event])
         return await self.pipeline.run(Turn(msg=msg, services=self))
 
     async def push(self, conversation_key: str, replies: list[Reply]) -> None:
