@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -54,9 +55,21 @@ async def error_middleware(request: web.Request,
                                  status=500)
 
 
+def secure_data_dir(settings: Settings) -> None:
+    """``data_dir`` 0700 and the SQLite file 0600: they hold ID and phone numbers."""
+    data_dir = settings.storage.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    if not settings.storage.database_url:
+        database = data_dir / "bot.sqlite3"
+        os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(database, 0o600)
+
+
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     """Redis (embedded or configured), the database, NLU and the pipeline."""
     settings = app[keys.SETTINGS]
+    secure_data_dir(settings)
     embedded: EmbeddedRedis | None = None
     redis_url = settings.storage.redis_url
     if not redis_url:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -249,7 +250,9 @@ class HandoffService:
         folder = self.case_photo_dir(case_id)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"{uuid.uuid4().hex}.img"
-        (folder / name).write_bytes(image)
+        fd = os.open(folder / name, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(image)
         return name
 
     def case_photo(self, case_id: int, name: str) -> bytes | None:

@@ -88,7 +88,8 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # umask 077: the AOF and RDB files (conversations with ID numbers) are 0600.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, umask=0o077)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
