@@ -56,7 +56,8 @@ class ConversationConfig(_Section):
 class RateLimitConfig(_Section):
     messages_per_minute: int = Field(30, ge=1)
     id_lookups_per_hour: int = Field(10, ge=1)
-    id_lookups_global_per_minute: int = Field(120, ge=1)
+    id_lookups_global_per_minute: int = Field(120, ge=1)  # no longer used: one client could exhaust it
+    name_failures_per_id_per_hour: int = Field(10, ge=1)  # wrong names for one ID number, all chats
 
 
 class NluConfig(_Section):
