@@ -94,6 +94,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         handoff=HandoffService(settings, db, redis),
         registry=PensionerRegistry(settings, db, redis),
     )
+    supervisor = asyncio.create_task(embedded.supervise(), name="embedded-redis") if embedded else None
     if settings.demo:
         await seed_demo(services.registry)
     services.pipeline = build_pipeline(services)
@@ -101,6 +102,8 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("started", extra={"redis": "embedded" if embedded else "server",
                                "database": db.engine.dialect.name, "nlu": nlu.name})
     yield
+    if supervisor is not None:
+        supervisor.cancel()
     await nlu.close()
     await redis.aclose()
     await db.dispose()
@@ -116,8 +119,11 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:  # noqa: BLE001 - any failure means down
         redis_ok = False
     db_ok = await services.db.ping()
-    body = {"status": "ok" if redis_ok and db_ok else "degraded",
-            "redis": "up" if redis_ok else "down", "database": "up" if db_ok else "down"}
+    body: dict[str, object] = {"status": "ok" if redis_ok and db_ok else "degraded",
+                               "redis": "up" if redis_ok else "down", "database": "up" if db_ok else "down"}
+    embedded = request.app.get(keys.EMBEDDED_REDIS)
+    if embedded is not None:  # the supervised embedded server: how often it was restarted
+        body["redis_restarts"] = embedded.restarts
     return web.json_response(body, status=200 if redis_ok and db_ok else 503)
 
 
