@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import stat
 from pathlib import Path
 
@@ -29,7 +30,27 @@ async def test_embedded_redis_sqlite_and_data_dir_are_private(tmp_path: Path) ->
         assert mode(path) == 0o600, path
 
 
-async def test_photos_sent_to_staff_are_0600(services: object, tmp_path: Path) -> None:
+async def test_photos_sent_to_staff_are_checked_stripped_limited_and_0600(services: object) -> None:
+    from PIL import Image
+
+    from handlers.handoff import MAX_CASE_PHOTOS
+    from tests.channel_fakes import jpeg
+
     handoff = services.handoff  # type: ignore[attr-defined]
-    name = handoff._save_case_photo(7, b"\xff\xd8 not checked here")
-    assert mode(handoff.case_photo_dir(7) / name) == 0o600
+    for junk in (b"\xff\xd8 not a photo", b"<html><script>alert(1)</script></html>", bytes(range(256)) * 40):
+        assert handoff._save_case_photo(7, junk) is None
+    source = Image.open(io.BytesIO(jpeg()))
+    exif = Image.Exif()
+    exif[0x8825] = {2: (36.0, 37.0, 0.0)}  # GPS
+    exif[0x010F] = "PhoneMaker"
+    tagged = io.BytesIO()
+    source.save(tagged, format="JPEG", exif=exif)
+    assert Image.open(io.BytesIO(tagged.getvalue())).getexif()
+    names = [handoff._save_case_photo(7, tagged.getvalue()) for _ in range(MAX_CASE_PHOTOS + 2)]
+    kept = [n for n in names if n]
+    assert len(kept) == MAX_CASE_PHOTOS
+    for name in kept:
+        path = handoff.case_photo_dir(7) / name
+        assert mode(path) == 0o600
+        stored = Image.open(path)
+        assert stored.format == "JPEG" and not stored.getexif() and b"PhoneMaker" not in path.read_bytes()
