@@ -79,8 +79,8 @@ def accuracy(engine: Any, faces: Path) -> dict[str, Any]:
 
 def gate(engine: Any, faces: Path) -> dict[str, Any]:
     """Real photos must pass; each variant must get its code."""
+    from bot.core.images import decode
     from face import variants
-    from face.decode import decode
 
     people = sorted(p for p in faces.glob("*/*") if p.parent.name not in ("multi", "edge")
                     and p.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -157,7 +157,7 @@ def band_rates(engine: Any, settings: Any, faces: Path, images: dict[str, Any]) 
     pairs = read_pairs(faces / "pairs.csv")
     makers = {
         "original": lambda im: im,
-        "jpeg_q40": lambda im: __import__("face.decode", fromlist=["decode"]).decode(
+        "jpeg_q40": lambda im: __import__("bot.core.images", fromlist=["decode"]).decode(
             variants.encode(im, quality=40)),
         "half_size": lambda im: np.ascontiguousarray(im[::2, ::2]),
         "tilted_10": lambda im: variants.tilt(im, 10),
@@ -187,7 +187,7 @@ def band_rates(engine: Any, settings: Any, faces: Path, images: dict[str, Any]) 
 
 def main(argv: list[str] | None = None) -> int:
     from bot.core.config import load_settings
-    from face.decode import decode
+    from bot.core.images import decode
     from face.engine import FaceEngine
 
     parser = argparse.ArgumentParser(prog="python -m bench.liveness")

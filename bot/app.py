@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -59,9 +60,21 @@ async def error_middleware(request: web.Request,
                                  status=500)
 
 
+def secure_data_dir(settings: Settings) -> None:
+    """``data_dir`` 0700 and the SQLite file 0600: they hold ID and phone numbers."""
+    data_dir = settings.storage.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    if not settings.storage.database_url:
+        database = data_dir / "bot.sqlite3"
+        os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(database, 0o600)
+
+
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     """Redis (embedded or configured), the database, NLU and the pipeline."""
     settings = app[keys.SETTINGS]
+    secure_data_dir(settings)
     embedded: EmbeddedRedis | None = None
     redis_url = settings.storage.redis_url
     if not redis_url:
@@ -86,6 +99,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         handoff=HandoffService(settings, db, redis),
         registry=PensionerRegistry(settings, db, redis),
     )
+    supervisor = asyncio.create_task(embedded.supervise(), name="embedded-redis") if embedded else None
     if settings.demo:
         await seed_demo(services.registry)
     services.pipeline = build_pipeline(services)
@@ -93,6 +107,8 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("started", extra={"redis": "embedded" if embedded else "server",
                                "database": db.engine.dialect.name, "nlu": nlu.name})
     yield
+    if supervisor is not None:
+        supervisor.cancel()
     await nlu.close()
     await redis.aclose()
     await db.dispose()
@@ -108,8 +124,11 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:  # noqa: BLE001 - any failure means down
         redis_ok = False
     db_ok = await services.db.ping()
-    body = {"status": "ok" if redis_ok and db_ok else "degraded",
-            "redis": "up" if redis_ok else "down", "database": "up" if db_ok else "down"}
+    body: dict[str, object] = {"status": "ok" if redis_ok and db_ok else "degraded",
+                               "redis": "up" if redis_ok else "down", "database": "up" if db_ok else "down"}
+    embedded = request.app.get(keys.EMBEDDED_REDIS)
+    if embedded is not None:  # the supervised embedded server: how often it was restarted
+        body["redis_restarts"] = embedded.restarts
     return web.json_response(body, status=200 if redis_ok and db_ok else 503)
 
 

@@ -22,6 +22,7 @@ from bot.core.storage.db import Database
 from bot.core.understanding import NluBackend, ParseResult
 from bot.records.cases import HandoffService
 from bot.records.pensioners import PensionerRegistry
+from bot.safety import ensure_utf8
 from dialogs.catalog import all_dialogs
 from dialogs.engine import ChatServices, DialogEngine, DialogRegistry
 from faq.knowledge import KnowledgeBase
@@ -74,8 +75,9 @@ class Services:
         return result
 
     async def handle(self, msg: InboundMessage) -> Turn:
-        """Run one inbound message through the pipeline."""
+        """Run one inbound message through the pipeline (text that cannot be stored: 400)."""
         assert self.pipeline is not None
+        ensure_utf8([msg.user_id, msg.message_id, msg.text, msg.voice_transcript, msg.event])
         return await self.pipeline.run(Turn(msg=msg, services=self))
 
     async def push(self, conversation_key: str, replies: list[Reply]) -> None:

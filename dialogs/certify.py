@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 from bot.core.conversation import Conversation, chat_lock_key
+from bot.core.images import precheck
 from bot.core.messages import Reply
 from bot.core.services import FaceJobs
 from bot.core.storage.models import Pensioner
@@ -49,7 +50,6 @@ from dialogs.family import proxy_certified
 from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
 from dialogs.reminders import offer_after_success
-from face.decode import precheck
 from face.liveness import ASK, HARD, WHY, choose
 from face.quality import ADVICE, advice_for
 

@@ -162,6 +162,7 @@ async def check_identity(ctx: DialogContext, name: str, *, flow: str, retry_stat
         return Finish([Reply(limited.user_message, menu_options)])
     if pensioner is not None and names_match(name, pensioner.name):
         return pensioner
+    await services.registry.record_name_mismatch(ctx.slots["id_number"])
     tries = int(ctx.slots.get("name_tries", 0)) + 1
     ctx.slots["name_tries"] = tries
     ctx.slots.pop("id_number", None)

@@ -93,6 +93,10 @@ class StatusIdentity(IdentityForm):
             return Stay([Reply("系统暂时查不了，请稍后再试。")])
         ctx.event("status_query", target=f"id:{masked(id_number)}")
         if pensioner is None or not names_match(str(ctx.slots["name"]), pensioner.name):
+            try:
+                await ctx.services.registry.record_name_mismatch(id_number)
+            except StorageUnavailable:
+                return Stay([Reply("系统暂时查不了，请稍后再试。")])
             tries = int(ctx.slots.get("name_tries", 0)) + 1
             ctx.slots["name_tries"] = tries
             if tries >= MAX_NAME_TRIES:

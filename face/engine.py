@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.core.images import MAX_SIDE, ImageRejected, decode
 from face import pose as head_pose
 from face import replay, weights
-from face.decode import MAX_SIDE, ImageRejected, decode
 from face.detection import DetectedFace
 from face.quality import QualityThresholds, assess, counts_as_face
 from face.weights import FaceModelMissing as FaceModelMissing  # re-exported

@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot.core.config import Settings
+from bot.core.images import sniff
 from bot.core.storage.db import Database, migrate
 from bot.records.attempts import (
     AttemptRecord,
@@ -42,7 +43,6 @@ from bot.records.attempts import (
 from bot.records.cases import purge_case_photos
 from bot.records.reminders import Deliverer, run_pass
 from face import liveness
-from face.decode import sniff
 from face.engine import FaceEngine, Verdict, band, cosine_distance
 from face.pose import predictor
 

@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 
 class Deduplicate(BatchedStep):
-    """Process each (channel, message id) once; a retry gets the first answer again.
+    """Process each (channel, user, message id) once; a retry gets the first answer again.
+
+    The key is scoped to the user: one user's message id never returns another's answer.
 
     Opening batch: ``SET dedup:... "" NX``. Closing batch: the answer replaces the
     empty marker (``XX``), or the marker is dropped when the turn failed so that the
@@ -44,7 +46,7 @@ class Deduplicate(BatchedStep):
 
     @staticmethod
     def key(turn: Turn) -> str:
-        return f"dedup:{turn.msg.channel}:{turn.msg.message_id}"
+        return f"dedup:{turn.msg.channel}:{turn.msg.user_id}:{turn.msg.message_id}"
 
     def prepare(self, turn: Turn, batch: RedisBatch) -> None:
         batch.add("dedup_first", "set", self.key(turn), b"", nx=True,

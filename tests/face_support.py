@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face.decode import decode
+from bot.core.images import decode
 from face.engine import FaceEngine
 from face.weights import deepface_home, missing
 from tests.conftest import FACES_DIR

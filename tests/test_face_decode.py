@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.core.images import ImageRejected, decode, precheck
 from face import variants
-from face.decode import ImageRejected, decode, precheck
 
 
 def _picture(width: int = 300, height: int = 200) -> np.ndarray:

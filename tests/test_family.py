@@ -345,12 +345,20 @@ async def test_id_lookups_are_rate_limited_per_identity_and_globally(services: S
     await bot.say(PEOPLE[0][1])  # even the right name: no lookup allowed any more
     assert "查询次数太多" in bot.text and "老人本人必须在场" not in bot.text
     assert await audit(services, "family_lookup_limited")
-    # Globally: other identities are stopped once everyone together looked up too many.
+    # Per ID number (issue 15): wrong names from many chats protect that ID only; throwaway
+    # chats guessing names cannot lock everyone else out.
     services.settings.rate_limit.id_lookups_per_hour = 100
-    services.settings.rate_limit.id_lookups_global_per_minute = 3
+    services.settings.rate_limit.name_failures_per_id_per_hour = 3
+    for _ in range(3):
+        guesser = TestBot(services)
+        await to_consent(guesser, PEOPLE[0][0], "王小明")
     another = TestBot(services)
     await to_consent(another, *PEOPLE[0])
     assert "查询次数太多" in another.text
+    await register(services, PEOPLE[1][0], PEOPLE[1][1], FAKE_EMBEDDING)
+    someone_else = TestBot(services)
+    await to_consent(someone_else, *PEOPLE[1])
+    assert "查询次数太多" not in someone_else.text
 
 
 async def test_entry_by_phrase_menu_and_wechat_key(services: Services) -> None:

@@ -360,8 +360,8 @@ def test_copies_of_the_first_photo_never_show_the_pose(copy: str) -> None:
     """obama2 is turned to his right: a mirrored copy looks turned left, but is the same photo."""
     import numpy as np
 
+    from bot.core.images import decode
     from face import liveness
-    from face.decode import decode
 
     first_image = photo("obama/obama2.jpg")
     analysis = engine().analyse(first_image)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -42,10 +41,11 @@ from telegram.ext import (
 from bot import keys
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, Forbidden
-from bot.core.logs import mask
+from bot.core.logs import mask, quiet_http_clients
 from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import SEND_FAILED, DeliveryFailed
 from bot.records.reminders import Reminder, ReminderSendError
+from bot.safety import loads_json
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class TelegramChannel:
         self.services = services
         self.config = services.settings.telegram
         assert self.config.token
+        quiet_http_clients()  # httpx logs every request URL, and those carry the token
         builder = (Application.builder().token(self.config.token)
                    .base_url(self.config.api_base).base_file_url(self.config.file_base))
         if not polling:
@@ -190,16 +191,16 @@ class TelegramChannel:
         """One Update from Telegram, processed before answering (Telegram redelivers on errors)."""
         secret = self.config.webhook_secret
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+        given_bytes = given.encode("utf-8", "surrogateescape")  # a non-ASCII header is just wrong
+        if not secret or not hmac.compare_digest(given_bytes, secret.encode()):
             log.warning("telegram webhook with a wrong secret token refused")
             raise Forbidden("bad telegram secret token")
         if not self.ready.is_set():
             raise NotReady("telegram API not initialised yet")
         if request.content_length is not None and request.content_length > MAX_UPDATE_BYTES:
             raise BadRequest("update too large", code="body_too_large", status=413)
-        raw = await request.read()
+        data = loads_json(await request.read())  # broken, deep or non-UTF-8 JSON: 400
         try:
-            data = json.loads(raw)
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("not an Update")
             update = Update.de_json(data, self.application.bot)

@@ -35,11 +35,12 @@ from bot.core.errors import BadRequest, Forbidden, StorageUnavailable
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.safety import is_utf8, loads_json, not_utf8
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-_USER_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
+_USER_ID = re.compile(r"\A[A-Za-z0-9_.:@\-]{1,64}\Z")
 dumps = functools.partial(json.dumps, ensure_ascii=False)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
@@ -133,6 +134,8 @@ async def _public_id(request: web.Request, field: Any) -> str:
 def _text(value: Any, limit: int) -> str:
     if not isinstance(value, str):
         raise BadRequest("text must be a string", code="invalid_text", user_message="消息内容不正确。")
+    if not is_utf8(value):
+        raise not_utf8("text")
     if len(value) > limit:
         raise BadRequest(f"text longer than {limit} characters", code="text_too_long",
                          user_message=f"消息太长了，请不要超过{limit}个字。")
@@ -187,12 +190,7 @@ async def chat(request: web.Request) -> web.Response:
             if not image:
                 raise BadRequest("empty image", code="empty_image", user_message="照片是空的，请重新上传。")
         else:
-            raw = await request.read()
-            try:
-                body = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise BadRequest(f"invalid JSON: {exc}", code="invalid_json",
-                                 user_message="请求格式不对。") from exc
+            body = loads_json(await request.read())
             if not isinstance(body, dict):
                 raise BadRequest("body must be a JSON object", code="invalid_json",
                                  user_message="请求格式不对。")

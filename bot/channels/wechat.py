@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import hmac
 import json
 import logging
@@ -52,6 +53,7 @@ from bot.core.outbox import SEND_FAILED, DeliveryFailed
 from bot.core.pipeline import Turn
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 from bot.records.reminders import Reminder, ReminderSendError
+from bot.safety import ensure_utf8
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ RETRY_MEDIA_ERRORS = frozenset({0, -1})
 TOO_LARGE_ERRCODE = 40006
 _OPENID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_QUERY_PART = re.compile(r"\A[A-Za-z0-9_\-]{1,128}\Z")  # timestamp, nonce, signature
 
 UNSUPPORTED_TEXT = "我现在能看懂文字、语音和照片。请您打字、发语音或者发照片给我。"
 VOICE_NO_TEXT = ("这条语音我没能听清楚（没有收到语音转成的文字）。"
@@ -324,7 +327,10 @@ class WechatChannel:
         self.config = services.settings.wechat
         self.api = api
         self.crypto: WeChatCrypto | None = None
-        if self.config.aes_key:
+        self.mode = self.config.mode
+        if self.mode == "safe" and not self.config.aes_key:
+            raise ConfigError("wechat.encoding_mode safe needs wechat.aes_key (WECHAT_AES_KEY)")
+        if self.config.aes_key and self.mode != "plain":
             try:
                 self.crypto = WeChatCrypto(self.config.token, self.config.aes_key, self.config.app_id or "")
             except (AssertionError, ValueError, TypeError) as exc:
@@ -338,6 +344,9 @@ class WechatChannel:
         q = request.query
         timestamp, nonce, sig = q.get("timestamp", ""), q.get("nonce", ""), q.get("signature", "")
         assert self.config.token
+        if not all(_QUERY_PART.match(part) for part in (timestamp, nonce, sig)):
+            log.warning("wechat request with a malformed signature refused")
+            raise Forbidden("malformed wechat signature parameters")
         expected = signature(self.config.token, timestamp, nonce)
         if not sig or not hmac.compare_digest(expected, sig):
             log.warning("wechat request with a bad signature refused")
@@ -349,6 +358,24 @@ class WechatChannel:
         if abs(time.time() - sent_at) > self.config.max_clock_skew_s:
             log.warning("wechat request with a stale timestamp refused", extra={"skew_s": time.time() - sent_at})
             raise Forbidden("wechat timestamp too far from now")
+
+    @redis_guard
+    async def check_replay(self, q: Any, body: bytes) -> None:
+        """Refuse a (timestamp, nonce, signature) already seen with another body (403).
+
+        The signature covers only the query, so without this one signed URL could carry any
+        number of different messages within the clock-skew window. The same body again is
+        WeChat's redelivery and passes (the message itself is answered once by the claim)."""
+        seen = hashlib.sha256("\0".join((q.get("timestamp", ""), q.get("nonce", ""),
+                                          q.get("signature", ""))).encode()).hexdigest()
+        digest = hashlib.sha256(body).hexdigest().encode()
+        key = f"wechat:nonce:{seen}"
+        ttl = 2 * self.config.max_clock_skew_s + 60  # outlives every timestamp still accepted
+        if await self.services.redis.set(key, digest, nx=True, ex=ttl):
+            return
+        if await self.services.redis.get(key) != digest:
+            log.warning("wechat signature replayed with another body refused")
+            raise Forbidden("wechat signature replayed")
 
     async def read_body(self, request: web.Request) -> bytes:
         """The request body, refusing anything above MAX_BODY_BYTES (413)."""
@@ -381,16 +408,21 @@ class WechatChannel:
         """One message or event from WeChat."""
         self.check_request(request)
         body = await self.read_body(request)
-        fields = parse_xml(body)
         q = request.query
         encrypted = q.get("encrypt_type", "raw").lower() == "aes"
+        if not encrypted and self.mode == "safe":
+            log.warning("plaintext wechat callback refused (encoding_mode safe)")
+            raise Forbidden("plaintext callback in safe mode")
+        await self.check_replay(q, body)
+        fields = parse_xml(body)
         if encrypted:
             fields = self.decrypt(fields, q)
+        ensure_utf8(fields)
         reply = _Replier(self, fields, encrypted, q.get("nonce", ""))
         return await self.dispatch(fields, reply)
 
     def decrypt(self, outer: dict[str, str], q: Any) -> dict[str, str]:
-        if self.crypto is None:
+        if self.crypto is None:  # no aes_key, or encoding_mode plain
             raise BadRequest("encrypted message but WECHAT_AES_KEY is not configured",
                              code="safe_mode_not_configured")
         encrypt = outer.get("Encrypt")
@@ -662,7 +694,7 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = WechatChannel(services, WechatApi(services.settings, services.redis, session))
     services.outbox.register(CHANNEL, channel.send)
     app[WECHAT] = channel
-    log.info("wechat channel on", extra={"safe_mode": channel.crypto is not None})
+    log.info("wechat channel on", extra={"safe_mode": channel.crypto is not None, "mode": channel.mode})
     try:
         yield
     finally:

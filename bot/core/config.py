@@ -56,7 +56,8 @@ class ConversationConfig(_Section):
 class RateLimitConfig(_Section):
     messages_per_minute: int = Field(30, ge=1)
     id_lookups_per_hour: int = Field(10, ge=1)
-    id_lookups_global_per_minute: int = Field(120, ge=1)
+    id_lookups_global_per_minute: int = Field(120, ge=1)  # no longer used: one client could exhaust it
+    name_failures_per_id_per_hour: int = Field(10, ge=1)  # wrong names for one ID number, all chats
 
 
 class NluConfig(_Section):
@@ -105,6 +106,9 @@ class WechatConfig(_Section):
     app_id: str | None = None
     app_secret: str | None = None
     aes_key: str | None = None
+    # plain: plaintext only; compat: both; safe: encrypted only, every reply encrypted.
+    # Unset: compat when aes_key is set, else plain (the behaviour before the setting existed).
+    encoding_mode: Literal["plain", "compat", "safe"] | None = None
     api_base: str = "https://api.weixin.qq.com/cgi-bin/"
     max_clock_skew_s: int = Field(300, ge=1)
     passive_reply_budget_s: float = Field(3.0, gt=0)
@@ -116,6 +120,13 @@ class WechatConfig(_Section):
     reminder_fields: dict[str, str] = Field(default_factory=lambda: {
         "title": "first", "pensioner": "keyword1", "due_date": "keyword2", "note": "remark"})
     reminder_url: str | None = None
+
+    @property
+    def mode(self) -> Literal["plain", "compat", "safe"]:
+        """The effective ``encoding_mode``."""
+        if self.encoding_mode is not None:
+            return self.encoding_mode
+        return "compat" if self.aes_key else "plain"
 
 
 class TelegramConfig(_Section):

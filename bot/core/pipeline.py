@@ -140,7 +140,13 @@ class Pipeline:
                 await asyncio.shield(self._close(turn, failed=True))
             raise
         if self.batched:
-            await self._close(turn, failed=False)
+            try:
+                await self._close(turn, failed=False)
+            except BaseException:
+                # The writes could not even be sent (e.g. a value Redis cannot take): still
+                # release the lock and the dedup marker, or the chat waits for the lock timeout.
+                await asyncio.shield(self._close(turn, failed=True))
+                raise
 
     async def run(self, turn: Turn) -> Turn:
         started = time.perf_counter()

@@ -7,8 +7,10 @@ server process; staff consoles follow ``handoff:events`` (a Redis stream).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -35,6 +37,7 @@ from bot.core.conversation import (
 )
 from bot.core.errors import BotError, StorageUnavailable
 from bot.core.facts import office_hours_text
+from bot.core.images import ImageRejected, decode
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"
 EVENTS_KEY = "handoff:events"
 CASE_PHOTO_RE = re.compile(r"^[0-9a-f]{32}\.img$")
+MAX_CASE_PHOTOS = 5      # photos a user may send to staff in one case
+CASE_PHOTO_SIDE = 2048   # longest side kept (documents stay readable)
 REASON_LABELS = {
     "user_request": "用户要求转人工",
     "face_failed": "刷脸多次失败",
@@ -244,7 +249,7 @@ class HandoffService:
         parts = [text] if text else []
         if image is not None and self.settings.face.photo_retention_days > 0:
             name = await asyncio.to_thread(self._save_case_photo, conversation.case_id, image)
-            parts.append(f"[照片 {name}]")
+            parts.append(f"[照片 {name}]" if name else "[照片无法使用，未保存]")
         elif image is not None:
             parts.append("[照片，按规定不保存]")
         if not parts:
@@ -256,11 +261,30 @@ class HandoffService:
     def case_photo_dir(self, case_id: int) -> Path:
         return (self.settings.storage.data_dir / "case_photos" / str(case_id)).resolve()
 
-    def _save_case_photo(self, case_id: int, image: bytes) -> str:
+    def _save_case_photo(self, case_id: int, image: bytes) -> str | None:
+        """Decode and check the photo like a selfie (type, bytes, pixels), re-encode it as a
+        JPEG without EXIF and store it 0600; at most MAX_CASE_PHOTOS per case. None when
+        the photo was not kept."""
         folder = self.case_photo_dir(case_id)
+        if folder.is_dir() and len(list(folder.glob("*.img"))) >= MAX_CASE_PHOTOS:
+            log.warning("case photo refused: the case has enough photos", extra={"case": case_id})
+            return None
+        face = self.settings.face
+        try:
+            pixels = decode(image, max_bytes=face.max_image_bytes, max_pixels=face.max_image_pixels,
+                            max_side=CASE_PHOTO_SIDE)
+        except ImageRejected as exc:
+            log.warning("case photo refused: %s", exc.code, extra={"case": case_id})
+            return None
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)  # no EXIF, no metadata
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"{uuid.uuid4().hex}.img"
-        (folder / name).write_bytes(image)
+        fd = os.open(folder / name, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(buffer.getvalue())
         return name
 
     def case_photo(self, case_id: int, name: str) -> bytes | None:

@@ -1,11 +1,12 @@
 """The pensioner registry: lookups guarded against enumeration, certification records.
 
-Every lookup by ID number is rate limited per chat identity and globally (Redis), and a
-caller learns nothing about an ID unless it also gives the matching name.
+Every lookup by ID number is rate limited per chat identity, wrong names are counted per ID
+number (Redis), and a caller learns nothing about an ID unless it also gives the matching name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -49,20 +50,41 @@ class PensionerRegistry:
         """Raise LookupLimited when this chat or everyone looked up too many IDs."""
         limits = self.settings.rate_limit
         hour = int(time.time() // 3600)
-        minute = int(time.time() // 60)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(f"rl:lookup:{conversation_key}:{hour}")
             pipe.expire(f"rl:lookup:{conversation_key}:{hour}", 3700)
-            pipe.incr(f"rl:lookup:global:{minute}")
-            pipe.expire(f"rl:lookup:global:{minute}", 120)
-            mine, _, everyone, _ = await pipe.execute()
-        if int(mine) > limits.id_lookups_per_hour or int(everyone) > limits.id_lookups_global_per_minute:
+            mine, _ = await pipe.execute()
+        if int(mine) > limits.id_lookups_per_hour:
             raise LookupLimited("id lookup rate limit")
 
+    @staticmethod
+    def _failures_key(id_number: str) -> str:
+        digest = hashlib.sha256(id_number.upper().encode()).hexdigest()[:24]  # no ID in Redis keys
+        return f"rl:idfail:{digest}:{int(time.time() // 3600)}"
+
+    @redis_guard
+    async def record_name_mismatch(self, id_number: str) -> None:
+        """Count a wrong name given for this ID number (from any chat)."""
+        key = self._failures_key(id_number)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 3700)
+            await pipe.execute()
+
+    @redis_guard
+    async def check_id_not_guessed(self, id_number: str) -> None:
+        """Raise LookupLimited when too many wrong names were given for this ID number: one
+        ID is protected from name guessing without one global bucket everybody shares."""
+        failures = await self.redis.get(self._failures_key(id_number))
+        if failures and int(failures) >= self.settings.rate_limit.name_failures_per_id_per_hour:
+            raise LookupLimited("too many wrong names for this id number")
+
     async def find(self, conversation_key: str, id_number: str) -> Pensioner | None:
-        """The pensioner with this ID number (rate limited). Callers must confirm the name
-        before revealing anything."""
+        """The pensioner with this ID number (rate limited per chat and per ID number).
+        Callers must confirm the name before revealing anything and report a wrong one
+        with ``record_name_mismatch``."""
         await self.check_lookup_allowed(conversation_key)
+        await self.check_id_not_guessed(id_number)
         async with self.db.session() as session:
             return await session.scalar(select(Pensioner).where(Pensioner.id_number == id_number))
 

@@ -57,6 +57,7 @@ class EmbeddedRedis:
         self.data_dir = data_dir.resolve()
         self.socket_path = self.data_dir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
 
     @property
     def url(self) -> str:
@@ -88,7 +89,8 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # umask 077: the AOF and RDB files (conversations with ID numbers) are 0600.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, umask=0o077)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -100,6 +102,24 @@ class EmbeddedRedis:
                     break
                 time.sleep(0.05)
         raise StorageUnavailable(f"embedded redis did not start; see {self.data_dir / 'redis.log'}")
+
+    def exited(self) -> bool:
+        """True when the server this process started has died."""
+        return self.process is not None and self.process.poll() is not None
+
+    async def supervise(self, interval_s: float = 0.25) -> None:
+        """Restart the server whenever it dies (like ``serve`` restarts its face worker)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.exited():
+                continue
+            assert self.process is not None
+            log.error("embedded redis exited (%s); restarting", self.process.returncode)
+            try:
+                await asyncio.to_thread(self.start)
+                self.restarts += 1
+            except StorageUnavailable as exc:
+                log.error("embedded redis restart failed: %s", exc.detail)
 
     def stop(self) -> None:
         """Stop the server if this process started it."""

@@ -83,10 +83,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = float(array.max()) or 1.0
-        return Image.fromarray((array * (255.0 / peak)).astype(np.uint8)).convert("RGB")
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # Integer shift to 8 bits in the image's own width: a few bytes per pixel, not the
+        # 8-byte floats (and their copies) a float64 scaling needs (773 MB for a big PNG).
+        array = np.asarray(image)
+        peak = int(array.max())
+        if peak <= 0:
+            return Image.new("RGB", image.size)
+        shift = max(0, peak.bit_length() - 8)
+        array = np.right_shift(array, shift) if shift else array
+        return Image.fromarray(array.astype(np.uint8)).convert("RGB")
+    if image.mode == "F":
+        array32 = np.asarray(image, dtype=np.float32)
+        peak_f = float(array32.max()) or 1.0
+        return Image.fromarray((array32 * (255.0 / peak_f)).clip(0, 255).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
 
 
