@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.services import Services
 from bot.staff.auth import StaffAuth, StaffSession
-from bot.staff.desk import StaffDesk
+from bot.staff.desk import GREETING, StaffDesk
 from bot.storage.models import AuditLog, Case, CaseMessage
 from handlers.handoff import QUEUE_KEY, HandoffService
 from handlers.middleware import survey_answer
@@ -94,7 +94,8 @@ async def test_human_mode_relays_and_the_bot_stays_silent(testbot: TestBot, serv
     async with services.db.session() as session:
         rows = list(await session.scalars(select(CaseMessage).where(CaseMessage.case_id == case_id)
                                           .order_by(CaseMessage.id)))
-    assert [(m.author, m.text) for m in rows] == [("user", "怎么认证"), ("staff", "请把身份证号发给我")]
+    assert [(m.author, m.text) for m in rows] == [("staff", GREETING), ("user", "怎么认证"),
+                                                  ("staff", "请把身份证号发给我")]  # the greeting is kept
 
 
 async def test_closing_asks_if_resolved_and_records_the_answer(testbot: TestBot, services: Services) -> None:

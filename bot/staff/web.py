@@ -298,7 +298,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                                      user_message="请填写用户名和密码。")
     else:
         try:
-            user = await request.app[AUTH].authenticate(username.strip(), password)
+            user = await request.app[AUTH].authenticate(username.strip(), password, request.remote)
         except (LoginFailed, LockedOut) as exc:
             error = exc
         else:
