@@ -500,7 +500,7 @@ async def test_face_photos_only_for_staff_and_within_retention(aiohttp_client: A
     assert (await anonymous.get(f"{base}/{fresh.id}", allow_redirects=False)).status == 303
     assert (await anonymous.get(f"/static{base}/{fresh.id}")).status == 404
     page = await (await client.get(f"/staff/cases/{case['id']}")).text()
-    assert f"{base}/{fresh.id}" in page and "too_dark" in page and "已过保存期限" in page
+    assert f"{base}/{fresh.id}" in page and "太暗" in page and "too_dark" not in page and "已过保存期限" in page
     detail = await (await client.get(f"/api/staff/cases/{case['id']}")).json()
     assert [a["photo"] is not None for a in detail["attempts"]].count(True) == 1
     assert "view_photo" in await audit_actions(app, "staff:wang")

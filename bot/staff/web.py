@@ -59,6 +59,7 @@ from bot.staff.desk import (
     aware,
     photo_available,
 )
+from bot.staff.review import bar_percent, detail_items, pensioner_state, quality_words, verdict
 from bot.storage.models import Case, CaseMessage
 from handlers.handoff import EVENTS_KEY, REASON_LABELS
 
@@ -67,7 +68,8 @@ COOKIE = "staff_session"
 CSRF_HEADER = "X-CSRF-Token"
 AUTH = web.AppKey("staff_auth", StaffAuth)
 DESK = web.AppKey("staff_desk", StaffDesk)
-STATUS_LABELS = {"waiting": "排队中", "claimed": "处理中", "closed": "已结束", "cancelled": "用户已取消"}
+STATUS_LABELS = {"waiting": "排队中", "claimed": "处理中", "signoff": "待主管复核", "closed": "已结束",
+                 "cancelled": "用户已取消"}
 DECISION_LABELS = {"approved": "审核通过", "rejected": "不通过", "resolved": "已解决（无认证结论）",
                    "handed_back": "交还小助手"}
 CHANNEL_LABELS = {"web": "网页", "wechat": "微信", "telegram": "Telegram", "cli": "终端"}
@@ -479,38 +481,80 @@ def render_pensioner(ctx: CaseContext, tz: Any) -> str:
     p = ctx.pensioner
     if p is None:
         return '<p class="meta">还不知道是哪位退休人员。</p>'
+    state = pensioner_state(p, datetime.now(tz).date())
     return ("<table>"
             f"<tr><th>姓名</th><td>{escape(p.name)}</td></tr>"
             f"<tr><th>身份证号</th><td>{escape(mask_id_number(p.id_number))}</td></tr>"
             f"<tr><th>地区</th><td>{escape(p.region or '—')}</td></tr>"
-            f"<tr><th>状态</th><td>{escape({'active': '正常', 'suspended': '暂停发放'}.get(p.status, p.status))}</td></tr>"
+            f"<tr><th>状态</th><td class=\"{state[0]}\">{escape(state[1])}</td></tr>"
             f"<tr><th>上次认证</th><td>{escape(fmt_time(p.certified_at, tz))}（{escape(p.certified_by or '—')}）</td></tr>"
             f"<tr><th>下次到期</th><td>{escape(str(p.next_due or '—'))}</td></tr></table>")
 
 
+def _attempt_row(ctx: CaseContext, a: Any, tz: Any, reference: str, now: datetime) -> str:
+    """One attempt: the enrolled photo beside the selfie, the verdict in words, the distance bar."""
+    v = verdict(a)
+    selfie = '<p class="meta">照片已过保存期限</p>' if a.photo_path else '<p class="meta">没有保存照片</p>'
+    if photo_available(a, now):
+        selfie = f'<img class="photo selfie" alt="这次的自拍" src="/staff/cases/{ctx.case.id}/photos/{a.id}">'
+    bar = '<p class="meta">没有比对距离</p>'
+    if a.distance is not None and a.threshold:
+        width, mark = bar_percent(a.distance, a.threshold)
+        tone = "bad" if a.distance > a.threshold else "ok"
+        bar = (f'<div class="dist" title="越短越像"><div class="fill {tone}" style="width:{width}%"></div>'
+               f'<div class="thr" style="left:{mark}%"></div></div>'
+               f'<p class="meta">距离 {a.distance:.3f}，阈值 {a.threshold:.3f}（越小越像，超过竖线算不像）</p>')
+    who = f"代办（{escape(a.relationship or '家属')}）" if a.proxy else "本人"
+    where = CHANNEL_LABELS.get(a.channel, a.channel)
+    extra = "".join(f"<li>{escape(label)}：{escape(value)}</li>"
+                    for label, value in detail_items(getattr(a, "details", None)))
+    quality = quality_words(a.quality_codes or [])
+    return (f'<div class="attempt {v.tone}"><div class="pair">{reference}{selfie}</div><div class="facts">'
+            f'<p class="verdict {v.tone}">{escape(v.words)}</p>{bar}'
+            f'<p class="meta">{escape(fmt_time(a.created_at, tz))} · {escape(where)} · {who}'
+            f'{" · 质量问题：" + escape(quality) if quality else ""}</p>'
+            f'{"<ul>" + extra + "</ul>" if extra else ""}</div></div>')
+
+
 def render_evidence(ctx: CaseContext, tz: Any) -> str:
+    """The review panel: every attempt with the enrolled photo beside its selfie."""
+    now = datetime.now(timezone.utc)
+    if ctx.reference_available:
+        reference = (f'<img class="photo reference" alt="登记照片" '
+                     f'src="/staff/cases/{ctx.case.id}/reference-photo">')
+    elif ctx.template is not None:
+        reference = '<p class="meta">登记照片已过保存期限</p>'
+    else:
+        reference = '<p class="meta">没有登记照片（未建模）</p>'
     parts = []
-    if ctx.case.evidence:
-        items = "".join(f"<tr><th>{escape(EVIDENCE_LABELS.get(str(k), str(k)))}</th><td>{escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
-                        for k, v in ctx.case.evidence.items())
-        parts.append(f"<table>{items}</table>")
+    if ctx.concerns:
+        parts.append('<div class="concerns"><strong>审核通过需要主管复核：</strong><ul>'
+                     + "".join(f"<li>{escape(c)}</li>" for c in ctx.concerns) + "</ul></div>")
     if ctx.attempts:
-        rows = []
-        now = datetime.now(timezone.utc)
-        for a in ctx.attempts:
-            photo = "已过保存期限" if a.photo_path else "无"
-            if photo_available(a, now):
-                photo = (f'<img class="photo" alt="认证照片" '
-                         f'src="/staff/cases/{ctx.case.id}/photos/{a.id}">')
-            distance = "—" if a.distance is None else f"{a.distance:.4f}"
-            threshold = "—" if a.threshold is None else f"{a.threshold:.4f}"
-            proxy = f"代办（{escape(a.relationship or '家属')}）" if a.proxy else "本人"
-            rows.append(f"<tr><td>{escape(fmt_time(a.created_at, tz))}</td><td>{escape(a.decision)}</td>"
-                        f"<td>{escape(', '.join(map(str, a.quality_codes or [])) or '—')}</td>"
-                        f"<td>{distance} / {threshold}</td><td>{proxy}</td><td>{photo}</td></tr>")
-        parts.append("<table><tr><th>时间</th><th>结果</th><th>质量问题</th><th>距离/阈值</th>"
-                     "<th>谁拍的</th><th>照片</th></tr>" + "".join(rows) + "</table>")
-    return "".join(parts) or '<p class="meta">没有刷脸记录。</p>'
+        parts.append('<p class="meta">左：登记照片　右：这次的自拍</p>')
+        parts.extend(_attempt_row(ctx, a, tz, reference, now) for a in ctx.attempts)
+    else:
+        parts.append(f'<div class="pair">{reference}</div><p class="meta">这个案件没有刷脸记录。</p>')
+    if ctx.history:
+        rows = "".join(f"<tr><td>{escape(fmt_time(a.created_at, tz))}</td>"
+                       f"<td>{escape(CHANNEL_LABELS.get(a.channel, a.channel))}</td>"
+                       f"<td>{escape(verdict(a).words)}</td></tr>" for a in ctx.history[:20])
+        parts.append("<h3>这位退休人员更早的刷脸记录</h3><table><tr><th>时间</th><th>渠道</th><th>结果</th></tr>"
+                     + rows + "</table>")
+    return "".join(parts)
+
+
+def render_related(ctx: CaseContext, tz: Any) -> str:
+    """Other open or recent cases of the same pensioner, linked."""
+    if not ctx.related:
+        return ""
+    rows = "".join(
+        f'<li><a href="/staff/cases/{c.id}">#{c.id}</a> {escape(REASON_LABELS.get(c.reason, c.reason))} · '
+        f'{escape(STATUS_LABELS.get(c.status, c.status))}'
+        f'{" · " + escape(DECISION_LABELS.get(c.decision or "", c.decision or "")) if c.decision else ""}'
+        f' · {escape(fmt_time(c.created_at, tz))}</li>' for c in ctx.related)
+    return ('<div class="related"><strong>同一位退休人员的其他案件（做决定前请先看，避免结论矛盾）：</strong>'
+            f"<ul>{rows}</ul></div>")
 
 
 def render_proxy(ctx: CaseContext, tz: Any) -> str:
@@ -536,7 +580,7 @@ def _case_actions(staff: StaffSession, ctx: CaseContext) -> str:
         buttons.append(post_button(staff, f"{base}/handback", "交还小助手", button_id="handback"))
     if staff.is_supervisor and case.status in ("waiting", "claimed"):
         options = "".join(f'<option value="{escape(name)}">{escape(name)}</option>'
-                          for name in sorted(ctx.staff_names.values()))
+                          for name in ctx.active_staff)
         buttons.append(post_button(staff, f"{base}/assign", "分配给",
                                    f'<select name="username">{options}</select> '))
     return "<p>" + " ".join(buttons) + "</p>" if buttons else ""
@@ -564,16 +608,40 @@ def _reply_box(staff: StaffSession, ctx: CaseContext) -> str:
 
 def _decision_box(staff: StaffSession, ctx: CaseContext) -> str:
     case = ctx.case
+    if case.status == "signoff":
+        if not staff.is_supervisor:
+            return ('<section id="decision"><h2>处理结果</h2><p class="warn">已申请审核通过，'
+                    '正在等待主管复核。</p></section>')
+        if ctx.requested_by == staff.actor:
+            return ('<section id="decision"><h2>处理结果</h2><p class="warn">这是您提出的审核通过申请，'
+                    '需要另一位主管复核。</p></section>')
+        return (f'<section id="decision"><h2>主管复核：申请审核通过</h2>'
+                f'<p>申请人：{escape((ctx.requested_by or "").removeprefix("staff:"))}；理由：{escape(case.note or "")}</p>'
+                f'<form method="post" action="/staff/cases/{case.id}/signoff">{hidden_csrf(staff)}'
+                '<label><input type="radio" name="approve" value="yes"> 同意，审核通过（记为人工认证）</label><br>'
+                '<label><input type="radio" name="approve" value="no" checked> 不同意，退回处理人</label><br>'
+                '<label>复核意见（必填）<textarea name="note" rows="2" maxlength="2000" required></textarea></label>'
+                '<button type="submit" id="signoff">提交复核</button></form></section>')
     if case.status != "claimed" or not (case.assigned_to == staff.staff_id or staff.is_supervisor):
         return ""
     approved = ('<label><input type="radio" name="decision" value="approved"> 审核通过（记为人工认证）</label><br>'
                 if case.pensioner_id else '<p class="meta">没有关联退休人员，不能审核通过。</p>')
-    return (f'<section><h2>处理结果</h2><form method="post" action="/staff/cases/{case.id}/resolve">'
+    if case.pensioner_id and ctx.concerns:
+        approved += '<p class="warn">证据不支持通过：提交“审核通过”后要等主管复核才生效。</p>'
+    others = ""
+    if ctx.related:
+        others = ('<label class="warn"><input type="checkbox" name="ack_others" value="yes" id="ack-others"> '
+                  '我已看过同一位退休人员的其他案件，确认这个结论不矛盾</label><br>')
+    return (f'<section id="decision"><h2>处理结果</h2>{render_related(ctx, None)}'
+            f'<form method="post" action="/staff/cases/{case.id}/resolve">'
             f"{hidden_csrf(staff)}{approved}"
             '<label><input type="radio" name="decision" value="rejected"> 不通过（原因会发给用户）</label><br>'
             '<label><input type="radio" name="decision" value="resolved" checked> 已解决（没有认证结论）</label><br>'
-            '<label>说明 / 不通过的原因（请用大白话）<textarea name="note" rows="2" maxlength="2000"></textarea></label>'
-            '<button type="submit" id="resolve">结束案件</button></form></section>')
+            '<label>理由 / 不通过的原因（审核通过和不通过都必须写；请用大白话）'
+            '<textarea name="note" rows="2" maxlength="2000"></textarea></label>'
+            '<label><input type="checkbox" name="confirm" value="yes" id="confirm"> '
+            '我已核对登记照片和自拍，确认这个结论（审核通过时必须勾选）</label><br>'
+            f'{others}<button type="submit" id="resolve">结束案件</button></form></section>')
 
 
 @html_page
@@ -630,7 +698,7 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
     form = await request.post()
     action = request.match_info["action"]
     flash = {"claim": "已认领", "reply": "已发送", "note": "备注已保存", "resolve": "案件已结束",
-             "handback": "已交还小助手", "assign": "已分配"}[action]
+             "handback": "已交还小助手", "assign": "已分配", "signoff": "复核已提交"}[action]
     if action == "claim":
         await desk.claim(staff, case_id)
     elif action == "reply":
@@ -641,7 +709,18 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
     elif action == "note":
         await desk.note(staff, case_id, form.get("text"))
     elif action == "resolve":
-        await desk.resolve(staff, case_id, form.get("decision"), form.get("note"))
+        if form.get("decision") == "approved" and form.get("confirm") != "yes":
+            raise BadRequest("approval not confirmed", code="confirm_required",
+                             user_message="审核通过前请核对照片，并勾选“确认这个结论”。")
+        closed = await desk.resolve(staff, case_id, form.get("decision"), form.get("note"),
+                                    acknowledge_other_cases=form.get("ack_others") == "yes")
+        if closed.status == "signoff":
+            flash = "已申请审核通过，等待主管复核后生效"
+    elif action == "signoff":
+        answer = form.get("approve")
+        await desk.signoff(staff, case_id, answer == "yes" if answer in ("yes", "no") else None,
+                           form.get("note"))
+        flash = "复核已提交"
     elif action == "handback":
         await desk.hand_back(staff, case_id)
     else:
@@ -766,9 +845,12 @@ async def api_case(request: web.Request, staff: StaffSession) -> web.Response:
             "id_number": mask_id_number(ctx.pensioner.id_number),
             "next_due": ctx.pensioner.next_due.isoformat() if ctx.pensioner.next_due else None},
         "attempts": [{"id": a.id, "decision": a.decision, "quality_codes": a.quality_codes,
-                      "distance": a.distance, "threshold": a.threshold,
+                      "distance": a.distance, "threshold": a.threshold, "verdict": verdict(a).words,
                       "photo": f"/staff/cases/{ctx.case.id}/photos/{a.id}" if photo_available(a) else None}
                      for a in ctx.attempts],
+        "reference_photo": f"/staff/cases/{ctx.case.id}/reference-photo" if ctx.reference_available else None,
+        "approval_concerns": ctx.concerns, "requested_by": ctx.requested_by,
+        "related_cases": [case_json(c) for c in ctx.related],
     })
     return web.json_response(body, dumps=dumps)
 
@@ -810,8 +892,24 @@ async def api_resolve(request: web.Request, staff: StaffSession) -> web.Response
     if body.get("decision") not in DECISIONS:
         raise BadRequest(f"decision must be one of {DECISIONS}", code="invalid_decision",
                          user_message="处理结果不对。")
-    case = await request.app[DESK].resolve(staff, case_id_of(request), body.get("decision"), body.get("note"))
+    case = await request.app[DESK].resolve(staff, case_id_of(request), body.get("decision"), body.get("note"),
+                                           acknowledge_other_cases=body.get("acknowledge_other_cases") is True)
+    return web.json_response(case_json(case), status=202 if case.status == "signoff" else 200, dumps=dumps)
+
+
+@api
+async def api_signoff(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisor: ``{"approve": true|false, "note"}`` on an approval waiting in ``signoff``."""
+    body = await json_body(request)
+    case = await request.app[DESK].signoff(staff, case_id_of(request), body.get("approve"), body.get("note"))
     return web.json_response(case_json(case), dumps=dumps)
+
+
+@html_page
+async def reference_photo(request: web.Request, staff: StaffSession) -> web.Response:
+    data, content_type = await request.app[DESK].reference_photo(staff, case_id_of(request))
+    return web.Response(body=data, content_type=content_type,
+                        headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"})
 
 
 @api
@@ -899,7 +997,7 @@ def setup(app: web.Application) -> None:
     r.add_get(r"/staff/cases/{case_id:\d+}", case_page)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/failures", case_failures_fragment)
-    r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign}", case_action)
+    r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign|signoff}", case_action)
     r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
     r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
     r.add_post("/staff/pull", pull_form)
@@ -914,6 +1012,8 @@ def setup(app: web.Application) -> None:
     r.add_post(r"/api/staff/cases/{case_id:\d+}/messages", api_send)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/notes", api_note)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/resolve", api_resolve)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/signoff", api_signoff)
+    r.add_get(r"/staff/cases/{case_id:\d+}/reference-photo", reference_photo)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/handback", api_handback)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/assign", api_assign)
     r.add_post("/api/staff/pull", api_pull)
