@@ -592,8 +592,7 @@ def _reply_box(staff: StaffSession, ctx: CaseContext) -> str:
     parts = []
     can_act = case.assigned_to == staff.staff_id or staff.is_supervisor
     if case.status == "claimed" and can_act:
-        quick = "".join(f'<button type="button" onclick="document.getElementById(\'reply-text\').value='
-                        f'this.textContent">{escape(q)}</button>' for q in QUICK_REPLIES)
+        quick = "".join(f'<button type="button" class="quick-reply">{escape(q)}</button>' for q in QUICK_REPLIES)
         parts.append(
             f'<h3>回复用户</h3><form method="post" action="{base}/reply">{hidden_csrf(staff)}'
             '<textarea name="text" id="reply-text" rows="3" maxlength="2000" required></textarea>'
@@ -651,18 +650,10 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     ctx = await desk.context(staff, case_id_of(request))
     case = ctx.case
     await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
-    decision = f"· 结果：{escape(DECISION_LABELS.get(case.decision or '', case.decision or ''))}" if case.decision else ""
-    if case.note:
-        decision += f"（{escape(case.note)}）"
     flash = request.query.get("msg", "")
     body = _template("case.html").substitute(
         flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "",
-        case_id=case.id, reason=escape(REASON_LABELS.get(case.reason, case.reason)),
-        status=escape(case.status), status_label=escape(STATUS_LABELS.get(case.status, case.status)),
-        channel=escape(CHANNEL_LABELS.get(case.channel, case.channel)), user_id=escape(case.user_id),
-        assignee=escape(ctx.assignee or "—"), created_at=escape(fmt_time(case.created_at, tz)),
-        claimed_at=escape(fmt_time(case.claimed_at, tz)), closed_at=escape(fmt_time(case.closed_at, tz)),
-        decision=decision, actions=_case_actions(staff, ctx),
+        case_id=case.id, head=render_head(staff, ctx, tz), state_key=escape(state_key(case)),
         transcript=render_transcript(case.transcript or [], tz),
         messages=render_messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=_reply_box(staff, ctx),
         pensioner=render_pensioner(ctx, tz), evidence=render_evidence(ctx, tz),
@@ -670,9 +661,36 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
         failures=render_failures(await desk.send_failures(staff, case.id), tz, "这个案件没有发送失败的消息。"))
     after = await _last_event_id(request)
     script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages'],"
-              f"['failures','/staff/cases/{case.id}/fragments/failures']], "
+              f"['failures','/staff/cases/{case.id}/fragments/failures'],"
+              f"['case-head','/staff/cases/{case.id}/fragments/head']], "
               f"{json.dumps(after)});</script>")
     return page(request, f"案件 #{case.id}", body, staff, script=script)
+
+
+def state_key(case: Case) -> str:
+    """What the page's actions depend on; when it changes, the page is stale."""
+    return f"{case.status}:{case.assigned_to or 0}"
+
+
+def render_head(staff: StaffSession, ctx: CaseContext, tz: Any) -> str:
+    """The case's status line and actions (re-rendered live when someone else changes the case)."""
+    case = ctx.case
+    decision = f"· 结果：{escape(DECISION_LABELS.get(case.decision or '', case.decision or ''))}" if case.decision else ""
+    if case.note:
+        decision += f"（{escape(case.note)}）"
+    return (f'<h2>案件 #{case.id} · {escape(REASON_LABELS.get(case.reason, case.reason))}</h2>'
+            f'<p>状态：<span class="status-{escape(case.status)}" id="case-status" data-state="{escape(state_key(case))}">'
+            f'{escape(STATUS_LABELS.get(case.status, case.status))}</span> · '
+            f'渠道：{escape(CHANNEL_LABELS.get(case.channel, case.channel))} · 用户：{escape(case.user_id)} · '
+            f'处理人：{escape(ctx.assignee or "—")}</p>'
+            f'<p class="meta">创建 {escape(fmt_time(case.created_at, tz))} · 认领 {escape(fmt_time(case.claimed_at, tz))}'
+            f' · 结束 {escape(fmt_time(case.closed_at, tz))} {decision}</p>{_case_actions(staff, ctx)}')
+
+
+@html_page
+async def head_fragment(request: web.Request, staff: StaffSession) -> web.Response:
+    ctx = await request.app[DESK].context(staff, case_id_of(request))
+    return fragment(render_head(staff, ctx, request.app[keys.SERVICES].handoff.tz))
 
 
 @html_page
@@ -997,6 +1015,7 @@ def setup(app: web.Application) -> None:
     r.add_get(r"/staff/cases/{case_id:\d+}", case_page)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/failures", case_failures_fragment)
+    r.add_get(r"/staff/cases/{case_id:\d+}/fragments/head", head_fragment)
     r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign|signoff}", case_action)
     r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
     r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
