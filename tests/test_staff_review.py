@@ -214,3 +214,21 @@ async def test_acknowledgement_once_per_interval_and_no_minutes_out_of_hours(aio
 async def cases_after_login(client: Any) -> list[dict[str, Any]]:
     await login(client, "wang")
     return await cases(client)
+
+
+async def test_audit_screen_lists_decisions_per_staff_for_supervisors(client: Any, aiohttp_client: Any) -> None:
+    app = client.server.app
+    await add_staff(app, "wang")
+    await add_staff(app, "boss", "supervisor")
+    await chat(client, "alice", "转人工")
+    [case] = await cases_after_login(client)
+    await client.post(f"/api/staff/cases/{case['id']}/claim")
+    await client.post(f"/api/staff/cases/{case['id']}/resolve", json={"decision": "resolved", "note": "已解答"})
+    assert (await client.get("/api/staff/audit")).status == 403
+    boss = await aiohttp_client(client.server)
+    await login(boss, "boss")
+    body = await (await boss.get("/api/staff/audit", params={"staff": "wang"})).json()
+    assert [e["action"] for e in body["entries"]] == ["case_resolved", "claim_case"]
+    assert (await (await boss.get("/api/staff/audit", params={"staff": "boss"})).json())["entries"] == []
+    page = await (await boss.get("/staff/audit", params={"staff": "wang"})).text()
+    assert "已解决" in page and "已解答" in page and f'href="/staff/cases/{case["id"]}"' in page

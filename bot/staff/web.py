@@ -118,6 +118,7 @@ def page(request: web.Request, title: str, body: str, staff: StaffSession | None
         links = ['<a href="/staff">队列</a>']
         if staff.is_supervisor:
             links.append('<a href="/staff/users">工作人员</a>')
+            links.append('<a href="/staff/audit">审计记录</a>')
         nav = " ".join(links) + (
             f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
             f' <form method="post" action="/staff/logout"><input type="hidden" name="csrf" '
@@ -832,6 +833,59 @@ async def users_change(request: web.Request, staff: StaffSession) -> web.StreamR
     return see_other("/staff/users?msg=已更新")
 
 
+AUDIT_LABELS = {"case_approved": "审核通过", "case_rejected": "不通过", "case_resolved": "已解决",
+                "approval_requested": "申请审核通过（待复核）", "approval_declined": "复核不同意",
+                "hand_back": "交还小助手", "assign_case": "分配", "claim_case": "认领", "pull_chat": "接入对话"}
+
+
+def _audit_query(request: web.Request) -> tuple[str | None, int]:
+    who = request.query.get("staff") or None
+    raw_page = request.query.get("page", "1")
+    if (who is not None and len(who) > 64) or not raw_page.isdigit():
+        raise BadRequest("bad filter", code="invalid_query", user_message="参数不对。")
+    return who, max(1, int(raw_page))
+
+
+@html_page
+async def audit_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: every decision from the audit log, filtered per staff member, 50 a page."""
+    who, page_no = _audit_query(request)
+    rows, total = await request.app[DESK].audit_entries(staff, actor=who, offset=(page_no - 1) * 50)
+    tz = request.app[keys.SERVICES].handoff.tz
+    names = sorted(u.username for u in await request.app[AUTH].users())
+    options = '<option value="">全部工作人员</option>' + "".join(
+        f'<option value="{escape(n)}"{" selected" if n == who else ""}>{escape(n)}</option>' for n in names)
+    lines = []
+    for row in rows:
+        details = row.details or {}
+        case = (row.target or "").removeprefix("case:")
+        link = f'<a href="/staff/cases/{escape(case)}">#{escape(case)}</a>' if case.isdigit() else "—"
+        lines.append(f"<tr><td>{escape(fmt_time(row.at, tz))}</td><td>{escape(row.actor.removeprefix('staff:'))}</td>"
+                     f"<td>{escape(AUDIT_LABELS.get(row.action, row.action))}</td><td>{link}</td>"
+                     f"<td>{escape(str(details.get('note') or details.get('to') or '')[:200])}</td></tr>")
+    table = ("<table><tr><th>时间</th><th>工作人员</th><th>操作</th><th>案件</th><th>理由/说明</th></tr>"
+             + "".join(lines) + "</table>") if lines else '<p class="meta">没有记录。</p>'
+    pages = ""
+    query = f"&staff={quote(who)}" if who else ""
+    if page_no > 1:
+        pages += f'<a href="/staff/audit?page={page_no - 1}{escape(query)}">上一页</a> '
+    if page_no * 50 < total:
+        pages += f'<a href="/staff/audit?page={page_no + 1}{escape(query)}">下一页</a>'
+    body = (f'<section><h2>审计记录：决定和分配（共 {total} 条）</h2><form method="get" action="/staff/audit">'
+            f'<label>工作人员 <select name="staff">{options}</select></label> <button type="submit">筛选</button>'
+            f"</form>{table}<p>{pages}</p></section>")
+    return page(request, "审计记录", body, staff)
+
+
+@api
+async def api_audit(request: web.Request, staff: StaffSession) -> web.Response:
+    who, page_no = _audit_query(request)
+    rows, total = await request.app[DESK].audit_entries(staff, actor=who, offset=(page_no - 1) * 50)
+    return web.json_response({"total": total, "entries": [
+        {"id": r.id, "at": _iso(r.at), "actor": r.actor, "action": r.action, "target": r.target,
+         "details": r.details or {}} for r in rows]}, dumps=dumps)
+
+
 # ---------------------------------------------------------------- JSON API
 
 
@@ -1021,6 +1075,8 @@ def setup(app: web.Application) -> None:
     r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
     r.add_post("/staff/pull", pull_form)
     r.add_get("/staff/users", users_page)
+    r.add_get("/staff/audit", audit_page)
+    r.add_get("/api/staff/audit", api_audit)
     r.add_post("/staff/users", users_add)
     r.add_post(r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", users_change)
     r.add_get("/api/staff/me", api_me)
