@@ -232,3 +232,26 @@ async def test_audit_screen_lists_decisions_per_staff_for_supervisors(client: An
     assert (await (await boss.get("/api/staff/audit", params={"staff": "boss"})).json())["entries"] == []
     page = await (await boss.get("/staff/audit", params={"staff": "wang"})).text()
     assert "已解决" in page and "已解答" in page and f'href="/staff/cases/{case["id"]}"' in page
+
+
+async def test_a_failed_delivery_is_red_and_can_be_resent(client: Any) -> None:
+    app = client.server.app
+    services = app[keys.SERVICES]
+    await add_staff(app, "wang")
+    await chat(client, "alice", "转人工")
+    [case] = await cases_after_login(client)
+    await client.post(f"/api/staff/cases/{case['id']}/claim")
+    await updates(client, "alice")
+    await services.db.audit("channel:web", "send_failed", target="web:alice", error="timeout",
+                            text="工作人员：请再拍一张", attempts=3)
+    page = await (await client.get(f"/staff/cases/{case['id']}")).text()
+    assert 'class="send-failed"' in page and f"/staff/cases/{case['id']}/resend" in page
+    async with services.db.session() as session:
+        failure = await session.scalar(select(AuditLog.id).where(AuditLog.action == "send_failed"))
+    me = await (await client.get("/api/staff/me")).json()
+    sent = await client.post(f"/staff/cases/{case['id']}/resend", data={"csrf": me["csrf_token"],
+                                                                        "failure": str(failure)})
+    assert sent.status == 200 and "已重发" in await sent.text()
+    assert [r["text"] for r in await updates(client, "alice")] == ["工作人员：请再拍一张"]
+    wrong = await client.post(f"/staff/cases/{case['id']}/resend", data={"csrf": me["csrf_token"], "failure": "x"})
+    assert wrong.status == 400

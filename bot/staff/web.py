@@ -374,8 +374,11 @@ async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, s
             "done": render_case_rows(done, "还没有结束的案件。", names), "failures": failures}
 
 
-def render_failures(failures: list[SendFailure], tz: Any, empty: str = "没有发送失败的消息。") -> str:
-    """The 发送失败 table: messages a channel gave up delivering after its retries."""
+def render_failures(failures: list[SendFailure], tz: Any, empty: str = "没有发送失败的消息。",
+                    resend: StaffSession | None = None) -> str:
+    """The 发送失败 table: messages a channel gave up delivering after its retries.
+
+    With ``resend`` (the staff member on a case page) each row has a 重发 button."""
     if not failures:
         return f'<p class="meta">{escape(empty)}</p>'
     rows = []
@@ -384,7 +387,10 @@ def render_failures(failures: list[SendFailure], tz: Any, empty: str = "没有�
         rows.append(f'<tr class="send-failed"><td>{escape(fmt_time(f.at, tz))}</td>'
                     f"<td>{escape(CHANNEL_LABELS.get(f.channel, f.channel))}</td>"
                     f"<td>{escape(f.user_id[:24])}</td><td>{case}</td><td>{escape(f.text[:80])}</td>"
-                    f"<td>{escape(f.error[:80])}</td><td>{f.attempts or '—'}</td></tr>")
+                    f"<td>{escape(f.error[:80])}</td><td>{f.attempts or '—'}"
+                    + (post_button(resend, f"/staff/cases/{f.case_id}/resend", "重发",
+                                   f'<input type="hidden" name="failure" value="{f.id}">')
+                       if resend is not None and f.case_id else "") + "</td></tr>")
     return ("<table><tr><th>时间</th><th>渠道</th><th>用户</th><th>案件</th><th>消息</th><th>原因</th>"
             "<th>尝试次数</th></tr>" + "".join(rows) + "</table>")
 
@@ -659,7 +665,8 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
         messages=render_messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=_reply_box(staff, ctx),
         pensioner=render_pensioner(ctx, tz), evidence=render_evidence(ctx, tz),
         proxy=render_proxy(ctx, tz), decision_box=_decision_box(staff, ctx),
-        failures=render_failures(await desk.send_failures(staff, case.id), tz, "这个案件没有发送失败的消息。"))
+        failures=render_failures(await desk.send_failures(staff, case.id), tz, "这个案件没有发送失败的消息。",
+                                 resend=staff))
     after = await _last_event_id(request)
     script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages'],"
               f"['failures','/staff/cases/{case.id}/fragments/failures'],"
@@ -706,7 +713,8 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
 @html_page
 async def case_failures_fragment(request: web.Request, staff: StaffSession) -> web.Response:
     failures = await request.app[DESK].send_failures(staff, case_id_of(request))
-    return fragment(render_failures(failures, request.app[keys.SERVICES].handoff.tz, "这个案件没有发送失败的消息。"))
+    return fragment(render_failures(failures, request.app[keys.SERVICES].handoff.tz, "这个案件没有发送失败的消息。",
+                                    resend=staff))
 
 
 @html_page
@@ -717,7 +725,8 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
     form = await request.post()
     action = request.match_info["action"]
     flash = {"claim": "已认领", "reply": "已发送", "note": "备注已保存", "resolve": "案件已结束",
-             "handback": "已交还小助手", "assign": "已分配", "signoff": "复核已提交"}[action]
+             "handback": "已交还小助手", "assign": "已分配", "signoff": "复核已提交",
+             "resend": "已重发"}[action]
     if action == "claim":
         await desk.claim(staff, case_id)
     elif action == "reply":
@@ -735,6 +744,9 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
                                     acknowledge_other_cases=form.get("ack_others") == "yes")
         if closed.status == "signoff":
             flash = "已申请审核通过，等待主管复核后生效"
+    elif action == "resend":
+        delivered = await desk.resend(staff, case_id, form.get("failure"))
+        flash = "已重发" if delivered else "重发也没有送到，请稍后再试或打电话联系用户"
     elif action == "signoff":
         answer = form.get("approve")
         await desk.signoff(staff, case_id, answer == "yes" if answer in ("yes", "no") else None,
@@ -1070,7 +1082,7 @@ def setup(app: web.Application) -> None:
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/failures", case_failures_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/head", head_fragment)
-    r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign|signoff}", case_action)
+    r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign|signoff|resend}", case_action)
     r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
     r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
     r.add_post("/staff/pull", pull_form)
