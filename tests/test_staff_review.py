@@ -255,3 +255,19 @@ async def test_a_failed_delivery_is_red_and_can_be_resent(client: Any) -> None:
     assert [r["text"] for r in await updates(client, "alice")] == ["工作人员：请再拍一张"]
     wrong = await client.post(f"/staff/cases/{case['id']}/resend", data={"csrf": me["csrf_token"], "failure": "x"})
     assert wrong.status == 400
+
+
+async def test_inactive_staff_cases_are_offered_for_reassignment(client: Any, aiohttp_client: Any) -> None:
+    app = client.server.app
+    agent_id = await add_staff(app, "wang")
+    await add_staff(app, "boss", "supervisor")
+    await chat(client, "alice", "转人工")
+    [case] = await cases_after_login(client)
+    await client.post(f"/api/staff/cases/{case['id']}/claim")
+    await app[AUTH].set_active(agent_id, False)
+    boss = await aiohttp_client(client.server)
+    await login(boss, "boss")
+    mine = await (await boss.get("/staff/fragments/mine")).text()
+    assert "已停用，请重新分配" in mine
+    page = await (await boss.get(f"/staff/cases/{case['id']}")).text()
+    assert '<option value="boss">' in page and '<option value="wang">' not in page

@@ -336,12 +336,15 @@ async def logout(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------- queue page
 
 
-def render_case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None) -> str:
+def render_case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None,
+                     inactive: set[int] | None = None) -> str:
     if not cases:
         return f"<p>{escape(empty)}</p>"
     rows = []
     for case in cases:
         who = escape((names or {}).get(case.assigned_to or -1, "—"))
+        if inactive and case.assigned_to in inactive and case.status in ("claimed", "signoff"):
+            who += (f' <a class="warn" href="/staff/cases/{case.id}">（已停用，请重新分配）</a>')
         rows.append(
             f'<tr data-case="{case.id}"><td><a href="/staff/cases/{case.id}">#{case.id}</a></td>'
             f"<td>{escape(REASON_LABELS.get(case.reason, case.reason))}</td>"
@@ -358,19 +361,21 @@ async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, s
     desk = request.app[DESK]
     cases = await desk.list_cases(staff)
     auth = request.app[AUTH]
-    names = {u.id: u.username for u in await auth.users()}
+    users = await auth.users()
+    names = {u.id: u.username for u in users}
+    inactive = {u.id for u in users if not u.active}
     waiting = [c for c in cases if c.status == "waiting"]
     if staff.is_supervisor:
-        mine = [c for c in cases if c.status == "claimed"]
+        mine = [c for c in cases if c.status in ("claimed", "signoff")]
     else:
-        mine = [c for c in cases if c.status == "claimed" and c.assigned_to == staff.staff_id]
+        mine = [c for c in cases if c.status in ("claimed", "signoff") and c.assigned_to == staff.staff_id]
     done = [c for c in cases if c.status in ("closed", "cancelled")][:20]
     failures = ""
     if staff.is_supervisor:
         failures = render_failures(await desk.send_failures(staff, limit=30),
                                    request.app[keys.SERVICES].handoff.tz)
     return {"queue": render_case_rows(waiting, "现在没有排队的案件。"),
-            "mine": render_case_rows(mine, "没有正在处理的案件。", names),
+            "mine": render_case_rows(mine, "没有正在处理的案件。", names, inactive),
             "done": render_case_rows(done, "还没有结束的案件。", names), "failures": failures}
 
 
