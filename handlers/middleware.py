@@ -199,28 +199,12 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     if conv.mode == "bot":
         await next_step()
         return
-    cancel = turn.msg.content and match_command(turn.msg.content)
-    if conv.mode == "waiting":
-        if cancel and cancel.name == "cmd_cancel":
-            await handoff.cancel(conv)
-            turn.say("好的，已经取消排队。还有什么可以帮您？", MENU_LABELS)
-            turn.outcome = "handoff_cancelled"
-            return
-        if turn.msg.content or turn.msg.image is not None:
-            await handoff.record_user_message(conv, turn.msg.content, image=turn.msg.image)
-        position = await handoff.position(conv.case_id) if conv.case_id else None
-        text = "您已在排队等人工服务"
-        if position:
-            text += f"，前面还有 {position - 1} 位，大约等 {handoff.expected_wait_minutes(position)} 分钟"
-        if not handoff.in_office_hours():
-            text += (f"。现在不是工作时间（{handoff.office_hours_text()}），"
-                     f"{handoff.back_text()}后会第一时间回复您")
-        turn.say(text + "。不想等了请回复“算了”。")
-        turn.outcome = "waiting"
-        return
-    if conv.mode == "human":
-        await handoff.record_user_message(conv, turn.msg.content, image=turn.msg.image)
-        turn.outcome = "relayed"
+    if conv.mode in ("waiting", "human"):
+        matched = match_command(turn.msg.content) if turn.msg.content else None
+        replies, turn.outcome = await handoff.staffed_turn(
+            conv, turn.msg.content, turn.msg.image, command=matched.name if matched else None,
+            menu=MENU_LABELS)
+        turn.replies.extend(replies)
         return
     # closed: a person finished; the bot is back. The first answer may be the reply to
     # "was this resolved?" (asked when staff closed the case); it is recorded.

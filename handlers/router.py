@@ -316,13 +316,7 @@ class Router:
         case_id = await handoff.escalate(conv, reason)
         turn.events.append({"action": "handoff", "target": f"case:{case_id}", "reason": reason})
         turn.outcome = "handoff"
-        position = await handoff.position(case_id) or 1
-        text = (f"好的，已经为您转接人工服务，您前面还有 {position - 1} 位，"
-                f"大约等 {handoff.expected_wait_minutes(position)} 分钟。")
-        if not handoff.in_office_hours():
-            text += (f"现在不是工作时间（{handoff.office_hours_text()}），{handoff.back_text()}后"
-                     "会第一时间回复您，您的问题会一直保留。")
-        turn.say(text + "等待时您可以继续留言；不想等了请回复“算了”。")
+        turn.say(handoff.queue_text(await handoff.position(case_id) or 1, first=True))
 
 
 MENU_PROMPT_TEXT = "请问您要办什么？回复数字就行："

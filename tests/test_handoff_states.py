@@ -14,7 +14,7 @@ from bot.core.storage.models import AuditLog, Case, CaseMessage
 from bot.records.cases import QUEUE_KEY, HandoffService
 from bot.services import Services
 from bot.staff.auth import StaffAuth, StaffSession
-from bot.staff.desk import StaffDesk
+from bot.staff.desk import GREETING, StaffDesk
 from handlers.middleware import survey_answer
 from tests.conftest import TestBot, make_settings
 
@@ -94,7 +94,8 @@ async def test_human_mode_relays_and_the_bot_stays_silent(testbot: TestBot, serv
     async with services.db.session() as session:
         rows = list(await session.scalars(select(CaseMessage).where(CaseMessage.case_id == case_id)
                                           .order_by(CaseMessage.id)))
-    assert [(m.author, m.text) for m in rows] == [("user", "怎么认证"), ("staff", "请把身份证号发给我")]
+    assert [(m.author, m.text) for m in rows] == [("staff", GREETING), ("user", "怎么认证"),
+                                                  ("staff", "请把身份证号发给我")]  # the greeting is kept
 
 
 async def test_closing_asks_if_resolved_and_records_the_answer(testbot: TestBot, services: Services) -> None:

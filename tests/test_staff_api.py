@@ -20,8 +20,9 @@ from sqlalchemy import select
 from bot import keys
 from bot.app import create_app
 from bot.core.messages import InboundMessage, Reply
-from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAttempt, Pensioner
+from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAttempt, FaceTemplate, Pensioner
 from bot.records.cases import QUEUE_KEY
+from bot.staff.desk import GREETING
 from bot.staff.web import AUTH, COOKIE
 from tests.conftest import ROOT, make_settings
 from tests.webchat import web_id
@@ -213,7 +214,7 @@ async def test_web_relay_both_ways_and_every_state_change(client: Any) -> None:
     # user -> staff: the bot stays silent, staff see it
     assert await chat(client, "alice", "我刷脸三次都没过") == []
     detail = await (await client.get(f"/api/staff/cases/{case_id}")).json()
-    assert [(m["author"], m["text"]) for m in detail["messages"]] == [("user", "还要等多久"),
+    assert [(m["author"], m["text"]) for m in detail["messages"]] == [("user", "还要等多久"), ("staff", GREETING),
                                                                       ("user", "我刷脸三次都没过")]
     assert any(t["text"] == "你好" for t in detail["transcript"])
 
@@ -282,6 +283,10 @@ async def test_approved_records_certification_by_staff(client: Any) -> None:
     services = app[keys.SERVICES]
     await add_staff(app, "wang")
     pensioner = await services.registry.register("630102195003150020", "张桂兰", region="西宁")
+    async with services.db.session() as session:  # the evidence supports an approval: no sign-off
+        session.add(FaceTemplate(pensioner_id=pensioner.id, model="Dlib", embedding=[0.0]))
+        session.add(CertificationAttempt(pensioner_id=pensioner.id, channel="web", chat_user="alice",
+                                         decision="passed", distance=0.04, threshold=0.08))
     conv = await services.conversations.load("web:alice")
     await services.handoff.escalate(conv, "appeal", pensioner_id=pensioner.id,
                                     evidence={"attempts": 3, "quality_codes": ["too_dark"]})
@@ -441,7 +446,7 @@ async def test_relay_on_another_channel_through_its_registered_sender(client: An
     assert sent[0][0] == "wechat:oOpenId123" and "工作人员" in sent[0][1][0]
     assert sent[1] == ("wechat:oOpenId123", ["工作人员：您好"])
     detail = await (await client.get(f"/api/staff/cases/{case['id']}")).json()
-    assert detail["messages"][0]["text"] == "我在这儿"
+    assert [m["text"] for m in detail["messages"]][:2] == [GREETING, "我在这儿"]
 
 
 async def test_staff_pull_from_the_live_list(client: Any) -> None:
@@ -496,7 +501,7 @@ async def test_face_photos_only_for_staff_and_within_retention(aiohttp_client: A
     assert (await anonymous.get(f"{base}/{fresh.id}", allow_redirects=False)).status == 303
     assert (await anonymous.get(f"/static{base}/{fresh.id}")).status == 404
     page = await (await client.get(f"/staff/cases/{case['id']}")).text()
-    assert f"{base}/{fresh.id}" in page and "too_dark" in page and "已过保存期限" in page
+    assert f"{base}/{fresh.id}" in page and "太暗" in page and "too_dark" not in page and "已过保存期限" in page
     detail = await (await client.get(f"/api/staff/cases/{case['id']}")).json()
     assert [a["photo"] is not None for a in detail["attempts"]].count(True) == 1
     assert "view_photo" in await audit_actions(app, "staff:wang")
@@ -613,13 +618,13 @@ async def test_user_messages_while_human_are_stored_before_staff_read_them(clien
     for text in ("第一句", "第二句", "第三句"):
         assert await chat(client, "alice", text) == []
     messages = await (await client.get(f"/api/staff/cases/{case['id']}/messages", params={"after": 0})).json()
-    assert [m["text"] for m in messages] == ["第一句", "第二句", "第三句"]
-    last = messages[0]["id"]
+    assert [m["text"] for m in messages] == [GREETING, "第一句", "第二句", "第三句"]
+    last = messages[1]["id"]
     newer = await (await client.get(f"/api/staff/cases/{case['id']}/messages", params={"after": last})).json()
     assert [m["text"] for m in newer] == ["第二句", "第三句"]
     async with app[keys.SERVICES].db.session() as session:
         count = len(list(await session.scalars(select(CaseMessage).where(CaseMessage.case_id == case["id"]))))
-    assert count == 3
+    assert count == 4
 
 
 async def test_photos_sent_to_staff_are_kept_and_shown_only_to_staff(aiohttp_client: Any, client: Any) -> None:
@@ -639,7 +644,8 @@ async def test_photos_sent_to_staff_are_kept_and_shown_only_to_staff(aiohttp_cli
     form.add_field("image", buffer.getvalue(), filename="me.jpg", content_type="image/jpeg")
     response = await client.post("/api/chat", data=form)
     assert response.status == 200 and (await response.json())["replies"] == []
-    [message] = await (await client.get(f"/api/staff/cases/{case['id']}/messages")).json()
+    [greeting, message] = await (await client.get(f"/api/staff/cases/{case['id']}/messages")).json()
+    assert greeting["text"] == GREETING
     assert message["text"].startswith("[照片 ") and message["text"].endswith(".img]")
     name = message["text"][4:-1]
     url = f"/staff/cases/{case['id']}/files/{name}"

@@ -143,6 +143,7 @@ class StaffConfig(_Section):
     max_failed_logins: int = Field(5, ge=1)
     lockout_s: int = Field(900, ge=1)
     secure_cookies: bool = False
+    ack_interval_s: int = Field(180, ge=1)  # "a person has your message" at most this often
 
 
 class FamilyConfig(_Section):

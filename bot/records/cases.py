@@ -38,6 +38,7 @@ from bot.core.conversation import (
 from bot.core.errors import BotError, StorageUnavailable
 from bot.core.facts import office_hours_text
 from bot.core.images import ImageRejected, decode
+from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
@@ -59,6 +60,12 @@ REASON_LABELS = {
     "photo_reused": "照片重复使用需复核",
     "face_review": "刷脸结果需人工复核",
 }
+ACK_PREFIX = "handoff:ack:"  # set while the user has recently been told a person has the chat
+CONFIRM_END = "confirm_end_case"  # conversation memory: 算了 asked "end the chat with staff?"
+END_OPTIONS = ["结束对话", "继续和工作人员说"]
+_END_YES = {"1", "结束对话", "结束", "结束吧", "是", "是的", "对", "好", "好的", "嗯", "确定", "不聊了",
+            "算了", "取消", "不用了", "退出"}
+_END_NO = {"2", "继续和工作人员说", "继续", "不", "不结束", "不用", "否", "不是", "再等等", "等等"}
 _DAYS = {"Mon": 0, "Tue": 1, "Wed": 2, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
 WEEKDAY_NAMES = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
 
@@ -224,17 +231,20 @@ class HandoffService:
     async def dequeue(self, case_id: int) -> None:
         await self.redis.zrem(QUEUE_KEY, str(case_id))
 
-    async def cancel(self, conversation: Conversation) -> None:
-        """The user gave up waiting: close the case, back to the bot."""
+    async def cancel(self, conversation: Conversation, note: str | None = None) -> None:
+        """The user gave up waiting (or ended the chat with staff): close the case, back to the bot."""
         case_id = conversation.case_id
         if case_id is not None:
             async with self.db.session() as session:
                 case = await session.get(Case, case_id)
-                if case is not None and case.status in ("waiting", "claimed"):
+                if case is not None and case.status in ("waiting", "claimed", "signoff"):
                     case.status = "cancelled"
                     case.closed_at = datetime.now(timezone.utc)
+                if note:
+                    session.add(CaseMessage(case_id=case_id, author="bot", text=note))
             await self.dequeue(case_id)
             await self.publish("case_cancelled", case_id=case_id)
+        conversation.memory.pop(CONFIRM_END, None)
         conversation.switch_mode(Mode.BOT)
         conversation.case_id = None
 
@@ -314,6 +324,88 @@ class HandoffService:
 
     def expected_wait_minutes(self, position: int) -> int:
         return max(1, position * 3)
+
+    def queue_text(self, position: int | None, *, first: bool = False, now: datetime | None = None) -> str:
+        """Where the user stands in the queue; a minute estimate only while staff are at work."""
+        open_now = self.in_office_hours(now)
+        text = "好的，已经为您转接人工服务" if first else "您已在排队等人工服务"
+        if position:
+            text += f"，您前面还有 {position - 1} 位" if first else f"，前面还有 {position - 1} 位"
+            if open_now:
+                text += f"，大约等 {self.expected_wait_minutes(position)} 分钟"
+        text += "。"
+        if not open_now:
+            text += (f"现在不是工作时间（{self.office_hours_text()}），{self.back_text(now)}后"
+                     "会第一时间回复您，您的问题会一直保留。")
+        if first:
+            return text + "等待时您可以继续留言；不想等了请回复“算了”。"
+        return text + "不想等了请回复“算了”。"
+
+    @redis_guard
+    async def note_staff_spoke(self, conversation_key: str) -> None:
+        """Staff just wrote to the user: no automatic acknowledgement for a while."""
+        await self.redis.set(ACK_PREFIX + conversation_key, "1", ex=self.settings.staff.ack_interval_s)
+
+    @redis_guard
+    async def _ack_due(self, conversation_key: str) -> bool:
+        """True at most once per ``staff.ack_interval_s`` (and not right after staff wrote)."""
+        return bool(await self.redis.set(ACK_PREFIX + conversation_key, "1", nx=True,
+                                         ex=self.settings.staff.ack_interval_s))
+
+    async def staffed_turn(self, conversation: Conversation, text: str,
+                           image: bytes | None = None, *, command: str | None = None,
+                           menu: list[str] | None = None) -> tuple[list[Reply], str]:
+        """A message while the chat waits for or is with a person: (replies, outcome).
+
+        The user is never left without an answer to a command, and an ordinary message gets a
+        short acknowledgement at most once per ``staff.ack_interval_s``. ``command`` is the
+        global command the message is (the handlers match it), ``menu`` the main menu's labels."""
+        menu = list(menu or [])
+        if conversation.mode == "waiting":
+            if command == "cmd_cancel":
+                await self.cancel(conversation)
+                return [Reply("好的，已经取消排队。还有什么可以帮您？", menu)], "handoff_cancelled"
+            if text or image is not None:
+                await self.record_user_message(conversation, text, image=image)
+            position = await self.position(conversation.case_id) if conversation.case_id else None
+            if command == "human_handoff":
+                return [Reply("您已经在排队等人工服务了，不用再发“转人工”。" + self.queue_text(position))], "waiting"
+            if command in ("cmd_restart", "cmd_back"):
+                return [Reply("您正在排队等人工服务。要回到小助手的菜单，请先回复“算了”取消排队。")], "waiting"
+            if not (text or image is not None):
+                return [], "waiting"
+            if await self._ack_due(conversation.key):
+                return [Reply(self.queue_text(position))], "waiting"
+            return [Reply("收到，已经记下了，工作人员接手后会看到。")], "waiting"
+        # human: a person handles the chat
+        await self.record_user_message(conversation, text, image=image)
+        if conversation.memory.get(CONFIRM_END) == conversation.case_id:
+            answer = text.strip().strip("。！!.，, ") if text else ""
+            if answer in _END_YES:
+                await self.cancel(conversation, note="用户结束了和工作人员的对话。")
+                conversation.switch_mode(Mode.BOT)
+                return [Reply("好的，已经结束和工作人员的对话。还有什么可以帮您？请回复数字选择：", menu)], \
+                    "handoff_ended_by_user"
+            conversation.memory.pop(CONFIRM_END, None)
+            if answer in _END_NO:
+                return [Reply("好的，请继续说，工作人员会看到您的消息。")], "relayed"
+        if command == "cmd_cancel":
+            conversation.memory[CONFIRM_END] = conversation.case_id
+            return [Reply("您现在正在和工作人员对话。要结束这次人工对话吗？请回复数字：", END_OPTIONS)], \
+                "confirm_end"
+        if command == "human_handoff":
+            return [Reply("您现在就是在和工作人员对话，直接把问题发过来就行，工作人员会尽快回复您。")], "relayed"
+        if command in ("cmd_restart", "cmd_back"):
+            return [Reply("您现在正在和工作人员对话。要回到小助手的菜单，请先回复“算了”结束人工对话。")], "relayed"
+        if not (text or image is not None) or not await self._ack_due(conversation.key):
+            return [], "relayed"
+        ack = "已经转给工作人员了，请稍等回复。"
+        if not self.in_office_hours():
+            ack = (f"已经转给工作人员了。现在不是工作时间（{self.office_hours_text()}），"
+                   f"{self.back_text()}后会回复您。")
+        return [Reply(ack)], "relayed"
+
+
 
 
 def purge_case_photos(data_dir: Path, retention_days: int, now: float | None = None) -> int:

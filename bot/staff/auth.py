@@ -1,12 +1,17 @@
 """Staff accounts, logins and sessions.
 
 - Passwords are argon2id hashes (argon2-cffi); unknown usernames cost the same time.
-- Lockout: ``staff.max_failed_logins`` failures in a row lock the username for
-  ``staff.lockout_s`` seconds (a Redis counter, mirrored to ``staff_users`` for the
-  supervisor's view), even for the right password.
+- Passwords: at least ``MIN_PASSWORD_CHARS`` (12) characters, not in a small list of
+  common passwords, not the username, not one repeated character.
+- Lockout: ``staff.max_failed_logins`` failures in a row from one client address lock
+  that (exact) username *for that address* for ``staff.lockout_s`` seconds (a Redis
+  counter that expires; mirrored to ``staff_users`` for the supervisor's view only), even
+  for the right password. Other addresses can still log in, so nobody can keep someone
+  else's account locked.
 - Sessions live in Redis under ``staff:session:<sha256(token)>`` with a sliding TTL of
   ``staff.session_ttl_s``; the cookie holds only the random token. Each session has its
-  own CSRF token.
+  own CSRF token and a fingerprint of the password hash it was opened with: a password
+  change ends every session of that user.
 """
 
 from __future__ import annotations
@@ -32,17 +37,48 @@ from bot.core.storage.redis import redis_guard
 
 ROLES = ("agent", "supervisor")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
-MIN_PASSWORD_CHARS = 8
+MIN_PASSWORD_CHARS = 12
 SESSION_PREFIX = "staff:session:"
 FAIL_PREFIX = "staff:fail:"
+# Common passwords of 12+ characters (shorter ones fail the length rule anyway); compared
+# case-insensitively.
+COMMON_PASSWORDS = frozenset({
+    "123456789012", "1234567890123", "12345678901234", "123123123123", "123456123456",
+    "111111111111", "000000000000", "888888888888", "666666666666", "123321123321",
+    "qwertyuiopas", "qwertyuiop12", "qwerty123456", "1qaz2wsx3edc", "1q2w3e4r5t6y",
+    "password1234", "password123!", "passwordpassword", "p@ssw0rd1234", "admin1234567",
+    "administrator", "adminadmin123", "abc123456789", "abcdefghijkl", "abcd12345678",
+    "iloveyou1234", "welcome12345", "letmein12345", "woaini1314520", "woaini123456",
+    "5201314520131", "aa123456789a", "zxcvbnm12345", "asdfghjkl123", "changeme1234",
+    "secret123456", "qazwsxedcrfv", "987654321098", "a1b2c3d4e5f6", "shebao123456",
+})
 
 
 class LockedOut(BotError):
-    """Too many failed logins for this username."""
+    """Too many failed logins for this username from this address."""
 
     status = 429
     code = "locked_out"
     user_message = "登录失败次数太多，账号已暂时锁定，请稍后再试。"
+
+    def __init__(self, message: str, seconds: int | None = None) -> None:
+        if seconds is not None:
+            super().__init__(message, user_message=f"登录失败次数太多，这个账号在本机已锁定"
+                             f"{lock_duration_text(seconds)}，请到时再试，或请主管解锁。")
+        else:
+            super().__init__(message)
+        self.seconds = seconds
+
+
+def lock_duration_text(seconds: int) -> str:
+    """900 -> "15分钟", 40 -> "40秒", 7200 -> "2小时"."""
+    seconds = max(1, int(seconds))
+    if seconds < 60:
+        return f"{seconds}秒"
+    if seconds < 3600:
+        return f"{(seconds + 59) // 60}分钟"
+    hours, minutes = divmod((seconds + 59) // 60, 60)
+    return f"{hours}小时" + (f"{minutes}分钟" if minutes else "")
 
 
 class LoginFailed(Unauthorized):
@@ -59,6 +95,7 @@ class StaffSession:
     username: str
     role: str
     csrf: str
+    password_mark: str = ""
 
     @property
     def actor(self) -> str:
@@ -74,14 +111,37 @@ def _session_key(token: str) -> str:
     return SESSION_PREFIX + hashlib.sha256(token.encode()).hexdigest()
 
 
+def _password_mark(password_hash: str) -> str:
+    """A short fingerprint of the password hash: sessions opened before a change stop working."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _fail_key(username: str, address: str | None) -> str:
+    """One counter per exact username and client address."""
+    raw = f"{username}\x00{address or '-'}"
+    return FAIL_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def password_problem(username: str, password: str) -> str | None:
+    """Why this password is refused (Chinese, for the form), or None."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        return f"密码至少 {MIN_PASSWORD_CHARS} 个字符。"
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
+        return "这个密码太常见、太简单了，请换一个别人猜不到的。"
+    if username and username.lower() in lowered:
+        return "密码里不要包含用户名。"
+    return None
+
+
 def validate_new_user(username: str, password: str, role: str) -> None:
-    """Raise BadRequest for a bad username, short password or unknown role."""
+    """Raise BadRequest for a bad username, weak password or unknown role."""
     if not USERNAME_RE.match(username):
         raise BadRequest("username must be 2-64 letters, digits or _.-", code="invalid_username",
                          user_message="用户名只能用字母、数字和 _.-，2 到 64 个字符。")
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise BadRequest("password too short", code="weak_password",
-                         user_message=f"密码至少 {MIN_PASSWORD_CHARS} 个字符。")
+    problem = password_problem(username, password)
+    if problem:
+        raise BadRequest("weak password", code="weak_password", user_message=problem)
     if role not in ROLES:
         raise BadRequest(f"role must be one of {ROLES}", code="invalid_role", user_message="角色不对。")
 
@@ -112,6 +172,7 @@ class StaffAuth:
             return user
 
     async def set_password(self, username: str, password: str) -> None:
+        """A new password; every session opened with the old one ends (checked on each request)."""
         validate_new_user(username, password, "agent")
         async with self.db.session() as session:
             user = await session.scalar(select(StaffUser).where(StaffUser.username == username))
@@ -120,12 +181,18 @@ class StaffAuth:
             user.password_hash = await asyncio.to_thread(self.hasher.hash, password)
 
     @redis_guard
-    async def _failures(self, username: str) -> int:
-        return int(await self.redis.get(FAIL_PREFIX + username.lower()) or 0)
+    async def _failures(self, username: str, address: str | None) -> tuple[int, int]:
+        """(failures, seconds until the counter expires) for this username and address."""
+        key = _fail_key(username, address)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.ttl(key)
+            count, ttl = await pipe.execute()
+        return int(count or 0), max(0, int(ttl or 0))
 
     @redis_guard
-    async def _count_failure(self, username: str) -> int:
-        key = FAIL_PREFIX + username.lower()
+    async def _count_failure(self, username: str, address: str | None) -> int:
+        key = _fail_key(username, address)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, self.settings.staff.lockout_s)
@@ -133,30 +200,35 @@ class StaffAuth:
         return int(count)
 
     @redis_guard
-    async def _clear_failures(self, username: str) -> None:
-        await self.redis.delete(FAIL_PREFIX + username.lower())
+    async def _clear_failures(self, username: str, address: str | None) -> None:
+        await self.redis.delete(_fail_key(username, address))
 
-    async def authenticate(self, username: str, password: str) -> StaffUser:
-        """The active user with this password; LoginFailed or LockedOut otherwise."""
+    @redis_guard
+    async def _clear_all_failures(self) -> None:
+        """A supervisor's unlock: the counters are hashed, so clear them all (they are short-lived)."""
+        keys = [key async for key in self.redis.scan_iter(match=FAIL_PREFIX + "*", count=500)]
+        if keys:
+            await self.redis.delete(*keys)
+
+    async def authenticate(self, username: str, password: str, address: str | None = None) -> StaffUser:
+        """The active user with this password; LoginFailed or LockedOut otherwise.
+
+        ``address`` is the client's address: the lockout counts per username and address."""
         cfg = self.settings.staff
         now = datetime.now(timezone.utc)
-        if await self._failures(username) >= cfg.max_failed_logins:
+        failures, ttl = await self._failures(username, address)
+        if failures >= cfg.max_failed_logins:
             await self.db.audit(f"staff:{username[:64]}", "login_locked")
-            raise LockedOut("username locked")
+            raise LockedOut("username locked for this address", seconds=ttl or cfg.lockout_s)
         async with self.db.session() as session:
             user = await session.scalar(select(StaffUser).where(StaffUser.username == username))
-        locked_until = user.locked_until if user is not None else None
-        if locked_until is not None and locked_until.tzinfo is None:
-            locked_until = locked_until.replace(tzinfo=timezone.utc)
-        if locked_until is not None and locked_until > now:
-            raise LockedOut("username locked")
         ok = await asyncio.to_thread(self._verify, user.password_hash if user else self._dummy_hash,
                                      password)
         failed = user is None or not user.active or not ok
         new_hash = None
         if not failed and user is not None and self.hasher.check_needs_rehash(user.password_hash):
             new_hash = await asyncio.to_thread(self.hasher.hash, password)
-        count = await self._count_failure(username) if failed else 0
+        count = await self._count_failure(username, address) if failed else 0
         if user is not None:
             async with self.db.session() as session:
                 row = await session.get(StaffUser, user.id)
@@ -170,10 +242,11 @@ class StaffAuth:
                     row.locked_until = None
                     if new_hash:
                         row.password_hash = new_hash
+                        user.password_hash = new_hash
         if failed:
             await self.db.audit(f"staff:{username[:64]}", "login_failed")
             raise LoginFailed("wrong username or password")
-        await self._clear_failures(username)
+        await self._clear_failures(username, address)
         assert user is not None
         return user
 
@@ -184,7 +257,7 @@ class StaffAuth:
             return False
 
     async def unlock(self, username: str) -> None:
-        await self._clear_failures(username)
+        await self._clear_all_failures()
         async with self.db.session() as session:
             user = await session.scalar(select(StaffUser).where(StaffUser.username == username))
             if user is not None:
@@ -196,7 +269,7 @@ class StaffAuth:
         """A new session for a user who just logged in."""
         token = secrets.token_urlsafe(32)
         staff = StaffSession(token=token, staff_id=user.id, username=user.username, role=user.role,
-                             csrf=secrets.token_urlsafe(32))
+                             csrf=secrets.token_urlsafe(32), password_mark=_password_mark(user.password_hash))
         data = asdict(staff)
         data.pop("token")
         await self.redis.set(_session_key(token), json.dumps(data), ex=self.settings.staff.session_ttl_s)
@@ -212,12 +285,13 @@ class StaffAuth:
         data = json.loads(raw)
         async with self.db.session() as session:
             user = await session.get(StaffUser, int(data["staff_id"]))
-            if user is None or not user.active:
+            mark = _password_mark(user.password_hash) if user is not None else ""
+            if user is None or not user.active or data.get("password_mark") != mark:
                 await self.end_session(token)
                 return None
             role = user.role
         return StaffSession(token=token, staff_id=int(data["staff_id"]), username=str(data["username"]),
-                            role=role, csrf=str(data["csrf"]))
+                            role=role, csrf=str(data["csrf"]), password_mark=mark)
 
     @redis_guard
     async def _get_session(self, token: str) -> bytes | None:

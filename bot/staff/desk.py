@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from bot.core.conversation import Frame, Mode
 from bot.core.errors import BadRequest, Forbidden, NotFound
@@ -27,6 +27,7 @@ from bot.core.storage.models import (
     Case,
     CaseMessage,
     CertificationAttempt,
+    FaceTemplate,
     Pensioner,
     ProxyLink,
     StaffUser,
@@ -34,10 +35,16 @@ from bot.core.storage.models import (
 from bot.records.cases import CaseConflict
 from bot.services import Services
 from bot.staff.auth import StaffSession
+from bot.staff.review import approval_concerns
 from dialogs.menu import MENU_LABELS
 from handlers.middleware import SURVEY_OPTIONS
 
 DECISIONS = ("approved", "rejected", "resolved")
+OPEN_STATUSES = ("waiting", "claimed", "signoff")
+EVIDENCE_DAYS = 7  # face attempts of the pensioner this recent count as the case's evidence
+RECENT_CASE_DAYS = 90  # decided cases of the same pensioner this recent are "related"
+DECISION_ACTIONS = ("case_approved", "case_rejected", "case_resolved", "approval_requested",
+                    "approval_declined", "hand_back", "assign_case", "claim_case", "pull_chat")
 CONVERSATION_KEY_RE = re.compile(r"^[a-z]{2,16}:[A-Za-z0-9_.:@\-]{1,128}$")
 STAFF_PREFIX = "工作人员："
 GREETING = "您好，我是社保经办机构的工作人员，已经看到您的问题，接下来由我为您服务。"
@@ -88,6 +95,34 @@ class CaseContext:
     proxies: list[ProxyLink]
     assignee: str | None
     staff_names: dict[int, str] = field(default_factory=dict)
+    active_staff: list[str] = field(default_factory=list)
+    template: FaceTemplate | None = None
+    history: list[CertificationAttempt] = field(default_factory=list)  # the pensioner's, other chats
+    related: list[Case] = field(default_factory=list)  # other open/recent cases of the pensioner
+    concerns: list[str] = field(default_factory=list)  # why an approval would be against the evidence
+    requested_by: str | None = None  # who asked for the supervisor's sign-off
+
+    @property
+    def reference_available(self) -> bool:
+        return self.template is not None and photo_available(self.template)
+
+
+class NeedsAcknowledgement(CaseConflict):
+    """Other open or recent cases of the same pensioner: the decision must be confirmed."""
+
+    code = "other_cases"
+
+    def __init__(self, detail: str, cases: list[Case]) -> None:
+        numbers = "、".join(f"#{c.id}" for c in cases)
+        super().__init__(detail, user_message=f"同一位退休人员还有其他案件（{numbers}），"
+                         "结论可能互相矛盾。请先看一下这些案件，确认后再提交。")
+        self.cases = cases
+
+
+def chat_attempts(case: Case) -> ColumnElement[bool]:
+    """Attempts made in this case's chat: same channel and user (a legacy row may hold the key)."""
+    return or_(and_(CertificationAttempt.channel == case.channel, CertificationAttempt.chat_user == case.user_id),
+               CertificationAttempt.chat_user == case.conversation_key)
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -97,7 +132,7 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def photo_available(attempt: CertificationAttempt, now: datetime | None = None) -> bool:
+def photo_available(attempt: CertificationAttempt | FaceTemplate, now: datetime | None = None) -> bool:
     """A photo is shown only while its retention lasts."""
     expires = aware(attempt.photo_expires_at)
     return bool(attempt.photo_path) and expires is not None and expires > (now or datetime.now(timezone.utc))
@@ -156,44 +191,100 @@ class StaffDesk:
                 .order_by(CaseMessage.id)))
 
     async def context(self, staff: StaffSession, case_id: int) -> CaseContext:
-        """Case, messages, pensioner record, face evidence and proxy details."""
+        """Case, messages, pensioner record, face evidence, related cases and proxy details."""
         case = await self.visible_case(staff, case_id)
         messages = await self.messages(case_id)
+        now = datetime.now(timezone.utc)
+        template = None
+        history: list[CertificationAttempt] = []
+        related: list[Case] = []
         async with self.db.session() as session:
             pensioner = await session.get(Pensioner, case.pensioner_id) if case.pensioner_id else None
-            who: list[ColumnElement[bool]] = [
-                CertificationAttempt.chat_user.in_([case.conversation_key, case.user_id])]
+            mine = chat_attempts(case)
+            who: list[ColumnElement[bool]] = [mine]
             if case.pensioner_id:
-                who.append(CertificationAttempt.pensioner_id == case.pensioner_id)
+                who.append(and_(CertificationAttempt.pensioner_id == case.pensioner_id,
+                                CertificationAttempt.created_at >= (aware(case.created_at) or now)
+                                - timedelta(days=EVIDENCE_DAYS)))
             attempts = list(await session.scalars(
                 select(CertificationAttempt).where(or_(*who))
-                .order_by(CertificationAttempt.created_at.desc()).limit(20)))
+                .order_by(CertificationAttempt.created_at.desc()).limit(30)))
+            if case.pensioner_id:
+                seen = {a.id for a in attempts}
+                history = [a for a in await session.scalars(
+                    select(CertificationAttempt).where(CertificationAttempt.pensioner_id == case.pensioner_id)
+                    .order_by(CertificationAttempt.created_at.desc()).limit(50)) if a.id not in seen]
+                template = await session.scalar(
+                    select(FaceTemplate).where(FaceTemplate.pensioner_id == case.pensioner_id))
+                related = list(await session.scalars(
+                    select(Case).where(Case.pensioner_id == case.pensioner_id, Case.id != case.id,
+                                       or_(Case.status.in_(OPEN_STATUSES),
+                                           Case.created_at >= now - timedelta(days=RECENT_CASE_DAYS)))
+                    .order_by(Case.created_at.desc()).limit(20)))
             proxies = list(await session.scalars(
                 select(ProxyLink).where(ProxyLink.proxy_key == case.conversation_key,
                                         ProxyLink.removed_at.is_(None))))
             staff_rows = list(await session.scalars(select(StaffUser)))
+            requested_by = None
+            if case.status == "signoff":
+                requested_by = await session.scalar(
+                    select(AuditLog.actor).where(AuditLog.action == "approval_requested",
+                                                 AuditLog.target == f"case:{case.id}")
+                    .order_by(AuditLog.id.desc()).limit(1))
         names = {u.id: u.username for u in staff_rows}
+        evidence = [a for a in attempts if case.pensioner_id and a.pensioner_id == case.pensioner_id]
         return CaseContext(case=case, messages=messages, pensioner=pensioner, attempts=attempts,
                            proxies=proxies, assignee=names.get(case.assigned_to or -1),
-                           staff_names=names)
+                           staff_names=names, active_staff=sorted(u.username for u in staff_rows if u.active),
+                           template=template, history=history, related=related,
+                           concerns=approval_concerns(evidence, template is not None),
+                           requested_by=requested_by)
+
+    def _read_photo(self, relative: str | None) -> bytes | None:
+        """A stored face photo: paths are relative to the photo store (``data_dir/faces``);
+        older rows may be relative to ``data_dir``. Nothing outside ``data_dir`` is read."""
+        data_dir = self.services.settings.storage.data_dir.resolve()
+        if not relative:
+            return None
+        path = Path(relative)
+        for base in (data_dir / "faces", data_dir):
+            candidate = (path if path.is_absolute() else base / path).resolve()
+            if candidate.is_relative_to(data_dir) and candidate.is_file():
+                return candidate.read_bytes()
+        return None
 
     async def photo(self, staff: StaffSession, case_id: int, attempt_id: int) -> tuple[bytes, str]:
-        """The photo of one attempt of this case, while retention allows."""
+        """The photo of one attempt of this case (its chat, or its pensioner), while retention allows."""
         case = await self.visible_case(staff, case_id)
         async with self.db.session() as session:
             attempt = await session.get(CertificationAttempt, attempt_id)
         linked = attempt is not None and (
-            attempt.chat_user in (case.conversation_key, case.user_id)
+            (attempt.channel == case.channel and attempt.chat_user == case.user_id)
+            or attempt.chat_user == case.conversation_key
             or (case.pensioner_id is not None and attempt.pensioner_id == case.pensioner_id))
         if attempt is None or not linked or not photo_available(attempt):
             raise NotFound("no photo", user_message="照片不存在或已超过保存期限。")
-        data_dir = self.services.settings.storage.data_dir.resolve()
-        path = Path(attempt.photo_path or "")
-        path = (path if path.is_absolute() else data_dir / path).resolve()
-        if not path.is_relative_to(data_dir) or not path.is_file():
+        data = await asyncio.to_thread(self._read_photo, attempt.photo_path)
+        if data is None:
             raise NotFound("photo file missing", user_message="照片不存在或已超过保存期限。")
-        data = await asyncio.to_thread(path.read_bytes)
         await self.db.audit(staff.actor, "view_photo", target=f"case:{case_id}", attempt=attempt_id)
+        return data, _image_type(data)
+
+    async def reference_photo(self, staff: StaffSession, case_id: int) -> tuple[bytes, str]:
+        """The enrolled photo (登记照片) of the case's pensioner, while retention allows."""
+        case = await self.visible_case(staff, case_id)
+        template = None
+        if case.pensioner_id is not None:
+            async with self.db.session() as session:
+                template = await session.scalar(
+                    select(FaceTemplate).where(FaceTemplate.pensioner_id == case.pensioner_id))
+        if template is None or not photo_available(template):
+            raise NotFound("no enrolled photo", user_message="没有登记照片，或已超过保存期限。")
+        data = await asyncio.to_thread(self._read_photo, template.photo_path)
+        if data is None:
+            raise NotFound("enrolled photo file missing", user_message="没有登记照片，或已超过保存期限。")
+        await self.db.audit(staff.actor, "view_photo", target=f"case:{case_id}", reference=True,
+                            pensioner=case.pensioner_id)
         return data, _image_type(data)
 
     async def case_file(self, staff: StaffSession, case_id: int, name: str) -> tuple[bytes, str]:
@@ -207,8 +298,9 @@ class StaffDesk:
 
     # ------------------------------------------------------------------ acting
 
-    def _require_handler(self, staff: StaffSession, case: Case) -> None:
-        if case.status != "claimed":
+    def _require_handler(self, staff: StaffSession, case: Case,
+                         statuses: tuple[str, ...] = ("claimed",)) -> None:
+        if case.status not in statuses:
             raise CaseConflict(f"case {case.id} is {case.status}",
                                user_message="这个案件现在不能这样操作（还没认领或已经结束）。")
         if case.assigned_to != staff.staff_id and not staff.is_supervisor:
@@ -220,9 +312,16 @@ class StaffDesk:
         case = await self.get_case(case_id)  # a case claimed by someone else is a 409, not a 403
         await self._take(case, staff.staff_id)
         await self.db.audit(staff.actor, "claim_case", target=f"case:{case_id}")
+        await self._greet(case_id, case.conversation_key, staff.staff_id)
         await self.handoff.publish("case_claimed", case_id=case_id, by=staff.username)
-        await self.services.outbox.push(case.conversation_key, [Reply(GREETING)])
         return await self.get_case(case_id)
+
+    async def _greet(self, case_id: int, conversation_key: str, staff_id: int) -> None:
+        """The greeting a person sends on taking the chat, kept in the case like any message."""
+        async with self.db.session() as session:
+            session.add(CaseMessage(case_id=case_id, author="staff", staff_id=staff_id, text=GREETING))
+        await self.services.outbox.push(conversation_key, [Reply(GREETING)])
+        await self.handoff.note_staff_spoke(conversation_key)
 
     async def _take(self, case: Case, staff_id: int) -> None:
         """waiting -> claimed for ``staff_id`` and the chat -> ``human``, atomically."""
@@ -258,11 +357,12 @@ class StaffDesk:
         """Send a message to the user through their own channel."""
         body = self._text(text)
         case = await self.visible_case(staff, case_id)
-        self._require_handler(staff, case)
+        self._require_handler(staff, case, ("claimed", "signoff"))
         async with self.db.session() as session:
             message = CaseMessage(case_id=case_id, author="staff", staff_id=staff.staff_id, text=body)
             session.add(message)
         delivered = await self.services.outbox.push(case.conversation_key, [Reply(STAFF_PREFIX + body)])
+        await self.handoff.note_staff_spoke(case.conversation_key)
         details: dict[str, Any] = {"chars": len(body)} if delivered else {"chars": len(body), "delivered": False}
         await self.db.audit(staff.actor, "staff_message", target=f"case:{case_id}", **details)
         await self.handoff.publish("staff_message", case_id=case_id, by=staff.username)
@@ -301,6 +401,75 @@ class StaffDesk:
                 attempts=attempts if isinstance(attempts, int) else None,
                 case_id=case_id if case_id is not None else newest.get(row.target or "")))
         return out
+
+    async def resend(self, staff: StaffSession, case_id: int, failure_id: Any) -> bool:
+        """Send a message a channel gave up on once more (True when it got through now)."""
+        if not isinstance(failure_id, int) and not (isinstance(failure_id, str) and failure_id.isdigit()):
+            raise BadRequest("failure id must be a number", code="invalid_failure", user_message="参数不对。")
+        case = await self.visible_case(staff, case_id)
+        self._require_handler(staff, case, ("claimed", "signoff"))
+        async with self.db.session() as session:
+            row = await session.get(AuditLog, int(failure_id))
+        if (row is None or row.action != SEND_FAILED or row.target != case.conversation_key
+                or aware(row.at) < aware(case.created_at)):  # type: ignore[operator]
+            raise NotFound("no such failed message", user_message="没有这条发送失败的消息。")
+        text = str((row.details or {}).get("text", ""))
+        if not text:
+            raise NotFound("the failed message has no text", user_message="这条消息没有内容，不能重发。")
+        delivered = await self.services.outbox.push(case.conversation_key, [Reply(text)])
+        await self.db.audit(staff.actor, "resend_message", target=f"case:{case_id}", failure=row.id,
+                            delivered=delivered)
+        await self.handoff.publish("staff_message", case_id=case_id, by=staff.username)
+        return delivered
+
+    async def search_cases(self, staff: StaffSession, *, q: str = "", status: str | None = None,
+                           reason: str | None = None, channel: str | None = None, agent: str | None = None,
+                           offset: int = 0, limit: int = 30) -> tuple[list[Case], int]:
+        """Cases matching a search (case number, ID number, name) and filters; newest first.
+
+        Returns one page and the total count. Agents see only waiting cases and their own."""
+        query = select(Case)
+        if not staff.is_supervisor:
+            query = query.where(or_(Case.status == "waiting", Case.assigned_to == staff.staff_id))
+        q = q.strip()
+        if q:
+            number = q.lstrip("#")
+            found: list[ColumnElement[bool]] = []
+            if number.isdigit() and len(number) <= 9:
+                found.append(Case.id == int(number))
+            ids = select(Pensioner.id).where(or_(Pensioner.id_number == q.upper(),
+                                                 Pensioner.name.contains(q[:32])))
+            found.append(Case.pensioner_id.in_(ids))
+            query = query.where(or_(*found))
+        if status:
+            query = query.where(Case.status == status)
+        if reason:
+            query = query.where(Case.reason == reason)
+        if channel:
+            query = query.where(Case.channel == channel)
+        if agent:
+            query = query.where(Case.assigned_to.in_(select(StaffUser.id).where(StaffUser.username == agent)))
+        async with self.db.session() as session:
+            total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = list(await session.scalars(query.order_by(Case.id.desc())
+                                              .offset(max(0, offset)).limit(max(1, min(limit, 100)))))
+        return rows, total
+
+    async def audit_entries(self, staff: StaffSession, *, actor: str | None = None, decisions_only: bool = True,
+                            offset: int = 0, limit: int = 50) -> tuple[list[AuditLog], int]:
+        """Supervisors: decisions (and, on request, every action) from the audit log, newest first."""
+        if not staff.is_supervisor:
+            raise Forbidden("supervisors only", user_message="只有主管可以查看审计记录。")
+        query = select(AuditLog)
+        if decisions_only:
+            query = query.where(AuditLog.action.in_(DECISION_ACTIONS))
+        if actor:
+            query = query.where(AuditLog.actor == f"staff:{actor}")
+        async with self.db.session() as session:
+            total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = list(await session.scalars(query.order_by(AuditLog.id.desc())
+                                              .offset(max(0, offset)).limit(max(1, min(limit, 200)))))
+        return rows, total
 
     async def note(self, staff: StaffSession, case_id: int, text: Any) -> CaseMessage:
         """An internal note; the user never sees it."""
@@ -342,16 +511,19 @@ class StaffDesk:
         if status_from == "waiting":
             await self.handoff.dequeue(case.id)
 
-    async def resolve(self, staff: StaffSession, case_id: int, decision: Any, note: Any) -> Case:
-        """Decide the case: approved (certified by staff), rejected (reason sent), resolved."""
+    async def resolve(self, staff: StaffSession, case_id: int, decision: Any, note: Any,
+                      acknowledge_other_cases: bool = False) -> Case:
+        """Decide the case: approved (certified by staff), rejected (reason sent), resolved.
+
+        An approval needs a written reason. An approval against the face evidence (no passing
+        selfie, a distance over the threshold, no face model) does not take effect: the case
+        waits in ``signoff`` for another staff member who is a supervisor. Approving or
+        rejecting while the same pensioner has other open or recently decided cases needs
+        ``acknowledge_other_cases`` (409 ``other_cases`` otherwise)."""
         if decision not in DECISIONS:
             raise BadRequest(f"decision must be one of {DECISIONS}", code="invalid_decision",
                              user_message="处理结果不对。")
-        if note is not None and not isinstance(note, str):
-            raise BadRequest("note must be a string", code="invalid_note", user_message="备注格式不对。")
-        note_text = (note or "").strip()
-        if len(note_text) > self.services.settings.server.max_text_chars:
-            raise BadRequest("note too long", code="note_too_long", user_message="备注太长了。")
+        note_text = self._note(note)
         if decision == "rejected" and not note_text:
             raise BadRequest("a rejection needs the reason", code="reason_required",
                              user_message="不通过时请写明原因，会发给用户。")
@@ -360,9 +532,89 @@ class StaffDesk:
         if decision == "approved" and case.pensioner_id is None:
             raise CaseConflict("no pensioner linked to this case",
                                user_message="这个案件没有关联退休人员，不能审核通过。")
+        if decision == "approved" and not note_text:
+            raise BadRequest("an approval needs a written reason", code="reason_required",
+                             user_message="审核通过时请写明理由（例如：视频核实是本人）。")
+        ctx = await self.context(staff, case_id) if decision in ("approved", "rejected") else None
+        if ctx is not None and ctx.related and not acknowledge_other_cases:
+            raise NeedsAcknowledgement(f"case {case_id}: other cases of the same pensioner", ctx.related)
+        if decision == "approved" and ctx is not None and ctx.concerns:
+            return await self._request_signoff(staff, case, note_text, ctx.concerns)
         await self._close(case, "claimed", decision, note_text, "closed")
+        return await self._announce_decision(staff, case, decision, note_text)
+
+    def _note(self, note: Any) -> str:
+        if note is not None and not isinstance(note, str):
+            raise BadRequest("note must be a string", code="invalid_note", user_message="备注格式不对。")
+        note_text = (note or "").strip()
+        if len(note_text) > self.services.settings.server.max_text_chars:
+            raise BadRequest("note too long", code="note_too_long", user_message="备注太长了。")
+        return note_text
+
+    async def _request_signoff(self, staff: StaffSession, case: Case, note_text: str,
+                               concerns: list[str]) -> Case:
+        """claimed -> signoff: the approval waits for a supervisor (the user is told to wait)."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(Case).where(Case.id == case.id, Case.status == "claimed")
+                .values(status="signoff", note=note_text))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise CaseConflict(f"case {case.id} changed meanwhile",
+                                   user_message="这个案件的状态已经变了，请刷新后再看。")
+            session.add(CaseMessage(case_id=case.id, author="note", staff_id=staff.staff_id,
+                                    text="申请审核通过，等待主管复核。理由：" + note_text
+                                    + "\n与证据不符之处：" + "".join(concerns)))
+        text = "工作人员正在复核您的材料，复核完会马上告诉您结果，请耐心等待。"
+        async with self.db.session() as session:
+            session.add(CaseMessage(case_id=case.id, author="bot", text=text))
+        await self.services.outbox.push(case.conversation_key, [Reply(text)])
+        await self.db.audit(staff.actor, "approval_requested", target=f"case:{case.id}", note=note_text,
+                            concerns=concerns)
+        await self.handoff.publish("case_signoff", case_id=case.id, by=staff.username)
+        return await self.get_case(case.id)
+
+    async def signoff(self, staff: StaffSession, case_id: int, approve: Any, note: Any) -> Case:
+        """A supervisor (not the one who asked) confirms or declines a pending approval.
+
+        Confirmed: the approval takes effect. Declined: the case is back with its handler."""
+        if not staff.is_supervisor:
+            raise Forbidden("supervisors only", user_message="只有主管可以复核。")
+        if not isinstance(approve, bool):
+            raise BadRequest("approve must be true or false", code="invalid_approve",
+                             user_message="请选择同意或不同意。")
+        note_text = self._note(note)
+        ctx = await self.context(staff, case_id)
+        case = ctx.case
+        if case.status != "signoff":
+            raise CaseConflict(f"case {case_id} is {case.status}", user_message="这个案件不在等待复核。")
+        if ctx.requested_by == staff.actor:
+            raise Forbidden("the requester cannot sign off", user_message="不能复核自己提出的申请，请另一位主管复核。")
+        if not note_text:
+            raise BadRequest("a sign-off needs a reason", code="reason_required",
+                             user_message="请写明复核意见。")
+        if not approve:
+            async with self.db.session() as session:
+                result = await session.execute(update(Case).where(Case.id == case_id, Case.status == "signoff")
+                                               .values(status="claimed", note=None))
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise CaseConflict("case changed meanwhile")
+                session.add(CaseMessage(case_id=case_id, author="note", staff_id=staff.staff_id,
+                                        text="主管没有同意审核通过：" + note_text))
+            await self.db.audit(staff.actor, "approval_declined", target=f"case:{case_id}",
+                                requested_by=ctx.requested_by, note=note_text)
+            await self.handoff.publish("case_signoff_declined", case_id=case_id, by=staff.username)
+            return await self.get_case(case_id)
+        reason = f"{case.note or ''}（主管 {staff.username} 复核同意：{note_text}）"
+        await self._close(case, "signoff", "approved", reason, "closed")
+        return await self._announce_decision(staff, case, "approved", reason,
+                                             requested_by=ctx.requested_by, concerns=ctx.concerns)
+
+    async def _announce_decision(self, staff: StaffSession, case: Case, decision: str, note_text: str,
+                                 **audit: Any) -> Case:
+        """After closing: certify (approved), tell the user, audit, notify consoles."""
+        case_id = case.id
         replies: list[Reply] = []
-        details: dict[str, Any] = {"decision": decision}
+        details: dict[str, Any] = {"decision": decision, "note": note_text[:500], **audit}
         if decision == "approved":
             assert case.pensioner_id is not None
             try:
@@ -385,7 +637,8 @@ class StaffDesk:
             for reply in replies:
                 session.add(CaseMessage(case_id=case_id, author="bot", text=reply.as_plain_text()))
         await self.services.outbox.push(case.conversation_key, replies)
-        await self.db.audit(staff.actor, f"case_{decision}", target=f"case:{case_id}", **details)
+        await self.db.audit(staff.actor, f"case_{decision}", target=f"case:{case_id}",
+                            pensioner=case.pensioner_id, **details)
         await self.handoff.publish("case_closed", case_id=case_id, decision=decision, by=staff.username)
         return await self.get_case(case_id)
 
@@ -422,10 +675,10 @@ class StaffDesk:
         case = await self.get_case(case_id)
         if case.status == "waiting":
             await self._take(case, target.id)
-            await self.services.outbox.push(case.conversation_key, [Reply(GREETING)])
-        elif case.status == "claimed":
+            await self._greet(case_id, case.conversation_key, target.id)
+        elif case.status in ("claimed", "signoff"):
             async with self.db.session() as session:
-                result = await session.execute(update(Case).where(Case.id == case_id, Case.status == "claimed")
+                result = await session.execute(update(Case).where(Case.id == case_id, Case.status == case.status)
                                                .values(assigned_to=target.id))
                 if result.rowcount != 1:  # type: ignore[attr-defined]
                     raise CaseConflict("case changed meanwhile")
@@ -469,7 +722,7 @@ class StaffDesk:
             conv.stack.clear()
             await conversations.save(conv)
         await self.handoff.dequeue(case_id)
-        await self.services.outbox.push(conversation_key, [Reply(GREETING)])
+        await self._greet(case_id, conversation_key, staff.staff_id)
         await self.db.audit(staff.actor, "pull_chat", target=f"case:{case_id}")
         await self.handoff.publish("case_claimed", case_id=case_id, by=staff.username, pulled=True)
         return await self.get_case(case_id)

@@ -62,13 +62,15 @@ from bot.staff.desk import (
     aware,
     photo_available,
 )
+from bot.staff.review import bar_percent, detail_items, pensioner_state, quality_words, verdict
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COOKIE = "staff_session"
 CSRF_HEADER = "X-CSRF-Token"
 AUTH = web.AppKey("staff_auth", StaffAuth)
 DESK = web.AppKey("staff_desk", StaffDesk)
-STATUS_LABELS = {"waiting": "排队中", "claimed": "处理中", "closed": "已结束", "cancelled": "用户已取消"}
+STATUS_LABELS = {"waiting": "排队中", "claimed": "处理中", "signoff": "待主管复核", "closed": "已结束",
+                 "cancelled": "用户已取消"}
 DECISION_LABELS = {"approved": "审核通过", "rejected": "不通过", "resolved": "已解决（无认证结论）",
                    "handed_back": "交还小助手"}
 CHANNEL_LABELS = {"web": "网页", "wechat": "微信", "telegram": "Telegram", "cli": "终端"}
@@ -117,6 +119,7 @@ def page(request: web.Request, title: str, body: str, staff: StaffSession | None
         links = ['<a href="/staff">队列</a>']
         if staff.is_supervisor:
             links.append('<a href="/staff/users">工作人员</a>')
+            links.append('<a href="/staff/audit">审计记录</a>')
         nav = " ".join(links) + (
             f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
             f' <form method="post" action="/staff/logout"><input type="hidden" name="csrf" '
@@ -299,7 +302,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                                      user_message="请填写用户名和密码。")
     else:
         try:
-            user = await request.app[AUTH].authenticate(username.strip(), password)
+            user = await request.app[AUTH].authenticate(username.strip(), password, request.remote)
         except (LoginFailed, LockedOut) as exc:
             error = exc
         else:
@@ -334,12 +337,15 @@ async def logout(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------- queue page
 
 
-def render_case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None) -> str:
+def render_case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None,
+                     inactive: set[int] | None = None) -> str:
     if not cases:
         return f"<p>{escape(empty)}</p>"
     rows = []
     for case in cases:
         who = escape((names or {}).get(case.assigned_to or -1, "—"))
+        if inactive and case.assigned_to in inactive and case.status in ("claimed", "signoff"):
+            who += (f' <a class="warn" href="/staff/cases/{case.id}">（已停用，请重新分配）</a>')
         rows.append(
             f'<tr data-case="{case.id}"><td><a href="/staff/cases/{case.id}">#{case.id}</a></td>'
             f"<td>{escape(REASON_LABELS.get(case.reason, case.reason))}</td>"
@@ -356,24 +362,29 @@ async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, s
     desk = request.app[DESK]
     cases = await desk.list_cases(staff)
     auth = request.app[AUTH]
-    names = {u.id: u.username for u in await auth.users()}
+    users = await auth.users()
+    names = {u.id: u.username for u in users}
+    inactive = {u.id for u in users if not u.active}
     waiting = [c for c in cases if c.status == "waiting"]
     if staff.is_supervisor:
-        mine = [c for c in cases if c.status == "claimed"]
+        mine = [c for c in cases if c.status in ("claimed", "signoff")]
     else:
-        mine = [c for c in cases if c.status == "claimed" and c.assigned_to == staff.staff_id]
+        mine = [c for c in cases if c.status in ("claimed", "signoff") and c.assigned_to == staff.staff_id]
     done = [c for c in cases if c.status in ("closed", "cancelled")][:20]
     failures = ""
     if staff.is_supervisor:
         failures = render_failures(await desk.send_failures(staff, limit=30),
                                    request.app[keys.SERVICES].handoff.tz)
     return {"queue": render_case_rows(waiting, "现在没有排队的案件。"),
-            "mine": render_case_rows(mine, "没有正在处理的案件。", names),
+            "mine": render_case_rows(mine, "没有正在处理的案件。", names, inactive),
             "done": render_case_rows(done, "还没有结束的案件。", names), "failures": failures}
 
 
-def render_failures(failures: list[SendFailure], tz: Any, empty: str = "没有发送失败的消息。") -> str:
-    """The 发送失败 table: messages a channel gave up delivering after its retries."""
+def render_failures(failures: list[SendFailure], tz: Any, empty: str = "没有发送失败的消息。",
+                    resend: StaffSession | None = None) -> str:
+    """The 发送失败 table: messages a channel gave up delivering after its retries.
+
+    With ``resend`` (the staff member on a case page) each row has a 重发 button."""
     if not failures:
         return f'<p class="meta">{escape(empty)}</p>'
     rows = []
@@ -382,7 +393,10 @@ def render_failures(failures: list[SendFailure], tz: Any, empty: str = "没有�
         rows.append(f'<tr class="send-failed"><td>{escape(fmt_time(f.at, tz))}</td>'
                     f"<td>{escape(CHANNEL_LABELS.get(f.channel, f.channel))}</td>"
                     f"<td>{escape(f.user_id[:24])}</td><td>{case}</td><td>{escape(f.text[:80])}</td>"
-                    f"<td>{escape(f.error[:80])}</td><td>{f.attempts or '—'}</td></tr>")
+                    f"<td>{escape(f.error[:80])}</td><td>{f.attempts or '—'}"
+                    + (post_button(resend, f"/staff/cases/{f.case_id}/resend", "重发",
+                                   f'<input type="hidden" name="failure" value="{f.id}">')
+                       if resend is not None and f.case_id else "") + "</td></tr>")
     return ("<table><tr><th>时间</th><th>渠道</th><th>用户</th><th>案件</th><th>消息</th><th>原因</th>"
             "<th>尝试次数</th></tr>" + "".join(rows) + "</table>")
 
@@ -480,38 +494,80 @@ def render_pensioner(ctx: CaseContext, tz: Any) -> str:
     p = ctx.pensioner
     if p is None:
         return '<p class="meta">还不知道是哪位退休人员。</p>'
+    state = pensioner_state(p, datetime.now(tz).date())
     return ("<table>"
             f"<tr><th>姓名</th><td>{escape(p.name)}</td></tr>"
             f"<tr><th>身份证号</th><td>{escape(mask_id_number(p.id_number))}</td></tr>"
             f"<tr><th>地区</th><td>{escape(p.region or '—')}</td></tr>"
-            f"<tr><th>状态</th><td>{escape({'active': '正常', 'suspended': '暂停发放'}.get(p.status, p.status))}</td></tr>"
+            f"<tr><th>状态</th><td class=\"{state[0]}\">{escape(state[1])}</td></tr>"
             f"<tr><th>上次认证</th><td>{escape(fmt_time(p.certified_at, tz))}（{escape(p.certified_by or '—')}）</td></tr>"
             f"<tr><th>下次到期</th><td>{escape(str(p.next_due or '—'))}</td></tr></table>")
 
 
+def _attempt_row(ctx: CaseContext, a: Any, tz: Any, reference: str, now: datetime) -> str:
+    """One attempt: the enrolled photo beside the selfie, the verdict in words, the distance bar."""
+    v = verdict(a)
+    selfie = '<p class="meta">照片已过保存期限</p>' if a.photo_path else '<p class="meta">没有保存照片</p>'
+    if photo_available(a, now):
+        selfie = f'<img class="photo selfie" alt="这次的自拍" src="/staff/cases/{ctx.case.id}/photos/{a.id}">'
+    bar = '<p class="meta">没有比对距离</p>'
+    if a.distance is not None and a.threshold:
+        width, mark = bar_percent(a.distance, a.threshold)
+        tone = "bad" if a.distance > a.threshold else "ok"
+        bar = (f'<div class="dist" title="越短越像"><div class="fill {tone}" style="width:{width}%"></div>'
+               f'<div class="thr" style="left:{mark}%"></div></div>'
+               f'<p class="meta">距离 {a.distance:.3f}，阈值 {a.threshold:.3f}（越小越像，超过竖线算不像）</p>')
+    who = f"代办（{escape(a.relationship or '家属')}）" if a.proxy else "本人"
+    where = CHANNEL_LABELS.get(a.channel, a.channel)
+    extra = "".join(f"<li>{escape(label)}：{escape(value)}</li>"
+                    for label, value in detail_items(getattr(a, "details", None)))
+    quality = quality_words(a.quality_codes or [])
+    return (f'<div class="attempt {v.tone}"><div class="pair">{reference}{selfie}</div><div class="facts">'
+            f'<p class="verdict {v.tone}">{escape(v.words)}</p>{bar}'
+            f'<p class="meta">{escape(fmt_time(a.created_at, tz))} · {escape(where)} · {who}'
+            f'{" · 质量问题：" + escape(quality) if quality else ""}</p>'
+            f'{"<ul>" + extra + "</ul>" if extra else ""}</div></div>')
+
+
 def render_evidence(ctx: CaseContext, tz: Any) -> str:
+    """The review panel: every attempt with the enrolled photo beside its selfie."""
+    now = datetime.now(timezone.utc)
+    if ctx.reference_available:
+        reference = (f'<img class="photo reference" alt="登记照片" '
+                     f'src="/staff/cases/{ctx.case.id}/reference-photo">')
+    elif ctx.template is not None:
+        reference = '<p class="meta">登记照片已过保存期限</p>'
+    else:
+        reference = '<p class="meta">没有登记照片（未建模）</p>'
     parts = []
-    if ctx.case.evidence:
-        items = "".join(f"<tr><th>{escape(EVIDENCE_LABELS.get(str(k), str(k)))}</th><td>{escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
-                        for k, v in ctx.case.evidence.items())
-        parts.append(f"<table>{items}</table>")
+    if ctx.concerns:
+        parts.append('<div class="concerns"><strong>审核通过需要主管复核：</strong><ul>'
+                     + "".join(f"<li>{escape(c)}</li>" for c in ctx.concerns) + "</ul></div>")
     if ctx.attempts:
-        rows = []
-        now = datetime.now(timezone.utc)
-        for a in ctx.attempts:
-            photo = "已过保存期限" if a.photo_path else "无"
-            if photo_available(a, now):
-                photo = (f'<img class="photo" alt="认证照片" '
-                         f'src="/staff/cases/{ctx.case.id}/photos/{a.id}">')
-            distance = "—" if a.distance is None else f"{a.distance:.4f}"
-            threshold = "—" if a.threshold is None else f"{a.threshold:.4f}"
-            proxy = f"代办（{escape(a.relationship or '家属')}）" if a.proxy else "本人"
-            rows.append(f"<tr><td>{escape(fmt_time(a.created_at, tz))}</td><td>{escape(a.decision)}</td>"
-                        f"<td>{escape(', '.join(map(str, a.quality_codes or [])) or '—')}</td>"
-                        f"<td>{distance} / {threshold}</td><td>{proxy}</td><td>{photo}</td></tr>")
-        parts.append("<table><tr><th>时间</th><th>结果</th><th>质量问题</th><th>距离/阈值</th>"
-                     "<th>谁拍的</th><th>照片</th></tr>" + "".join(rows) + "</table>")
-    return "".join(parts) or '<p class="meta">没有刷脸记录。</p>'
+        parts.append('<p class="meta">左：登记照片　右：这次的自拍</p>')
+        parts.extend(_attempt_row(ctx, a, tz, reference, now) for a in ctx.attempts)
+    else:
+        parts.append(f'<div class="pair">{reference}</div><p class="meta">这个案件没有刷脸记录。</p>')
+    if ctx.history:
+        rows = "".join(f"<tr><td>{escape(fmt_time(a.created_at, tz))}</td>"
+                       f"<td>{escape(CHANNEL_LABELS.get(a.channel, a.channel))}</td>"
+                       f"<td>{escape(verdict(a).words)}</td></tr>" for a in ctx.history[:20])
+        parts.append("<h3>这位退休人员更早的刷脸记录</h3><table><tr><th>时间</th><th>渠道</th><th>结果</th></tr>"
+                     + rows + "</table>")
+    return "".join(parts)
+
+
+def render_related(ctx: CaseContext, tz: Any) -> str:
+    """Other open or recent cases of the same pensioner, linked."""
+    if not ctx.related:
+        return ""
+    rows = "".join(
+        f'<li><a href="/staff/cases/{c.id}">#{c.id}</a> {escape(REASON_LABELS.get(c.reason, c.reason))} · '
+        f'{escape(STATUS_LABELS.get(c.status, c.status))}'
+        f'{" · " + escape(DECISION_LABELS.get(c.decision or "", c.decision or "")) if c.decision else ""}'
+        f' · {escape(fmt_time(c.created_at, tz))}</li>' for c in ctx.related)
+    return ('<div class="related"><strong>同一位退休人员的其他案件（做决定前请先看，避免结论矛盾）：</strong>'
+            f"<ul>{rows}</ul></div>")
 
 
 def render_proxy(ctx: CaseContext, tz: Any) -> str:
@@ -537,7 +593,7 @@ def _case_actions(staff: StaffSession, ctx: CaseContext) -> str:
         buttons.append(post_button(staff, f"{base}/handback", "交还小助手", button_id="handback"))
     if staff.is_supervisor and case.status in ("waiting", "claimed"):
         options = "".join(f'<option value="{escape(name)}">{escape(name)}</option>'
-                          for name in sorted(ctx.staff_names.values()))
+                          for name in ctx.active_staff)
         buttons.append(post_button(staff, f"{base}/assign", "分配给",
                                    f'<select name="username">{options}</select> '))
     return "<p>" + " ".join(buttons) + "</p>" if buttons else ""
@@ -549,8 +605,7 @@ def _reply_box(staff: StaffSession, ctx: CaseContext) -> str:
     parts = []
     can_act = case.assigned_to == staff.staff_id or staff.is_supervisor
     if case.status == "claimed" and can_act:
-        quick = "".join(f'<button type="button" onclick="document.getElementById(\'reply-text\').value='
-                        f'this.textContent">{escape(q)}</button>' for q in QUICK_REPLIES)
+        quick = "".join(f'<button type="button" class="quick-reply">{escape(q)}</button>' for q in QUICK_REPLIES)
         parts.append(
             f'<h3>回复用户</h3><form method="post" action="{base}/reply">{hidden_csrf(staff)}'
             '<textarea name="text" id="reply-text" rows="3" maxlength="2000" required></textarea>'
@@ -565,16 +620,40 @@ def _reply_box(staff: StaffSession, ctx: CaseContext) -> str:
 
 def _decision_box(staff: StaffSession, ctx: CaseContext) -> str:
     case = ctx.case
+    if case.status == "signoff":
+        if not staff.is_supervisor:
+            return ('<section id="decision"><h2>处理结果</h2><p class="warn">已申请审核通过，'
+                    '正在等待主管复核。</p></section>')
+        if ctx.requested_by == staff.actor:
+            return ('<section id="decision"><h2>处理结果</h2><p class="warn">这是您提出的审核通过申请，'
+                    '需要另一位主管复核。</p></section>')
+        return (f'<section id="decision"><h2>主管复核：申请审核通过</h2>'
+                f'<p>申请人：{escape((ctx.requested_by or "").removeprefix("staff:"))}；理由：{escape(case.note or "")}</p>'
+                f'<form method="post" action="/staff/cases/{case.id}/signoff">{hidden_csrf(staff)}'
+                '<label><input type="radio" name="approve" value="yes"> 同意，审核通过（记为人工认证）</label><br>'
+                '<label><input type="radio" name="approve" value="no" checked> 不同意，退回处理人</label><br>'
+                '<label>复核意见（必填）<textarea name="note" rows="2" maxlength="2000" required></textarea></label>'
+                '<button type="submit" id="signoff">提交复核</button></form></section>')
     if case.status != "claimed" or not (case.assigned_to == staff.staff_id or staff.is_supervisor):
         return ""
     approved = ('<label><input type="radio" name="decision" value="approved"> 审核通过（记为人工认证）</label><br>'
                 if case.pensioner_id else '<p class="meta">没有关联退休人员，不能审核通过。</p>')
-    return (f'<section><h2>处理结果</h2><form method="post" action="/staff/cases/{case.id}/resolve">'
+    if case.pensioner_id and ctx.concerns:
+        approved += '<p class="warn">证据不支持通过：提交“审核通过”后要等主管复核才生效。</p>'
+    others = ""
+    if ctx.related:
+        others = ('<label class="warn"><input type="checkbox" name="ack_others" value="yes" id="ack-others"> '
+                  '我已看过同一位退休人员的其他案件，确认这个结论不矛盾</label><br>')
+    return (f'<section id="decision"><h2>处理结果</h2>{render_related(ctx, None)}'
+            f'<form method="post" action="/staff/cases/{case.id}/resolve">'
             f"{hidden_csrf(staff)}{approved}"
             '<label><input type="radio" name="decision" value="rejected"> 不通过（原因会发给用户）</label><br>'
             '<label><input type="radio" name="decision" value="resolved" checked> 已解决（没有认证结论）</label><br>'
-            '<label>说明 / 不通过的原因（请用大白话）<textarea name="note" rows="2" maxlength="2000"></textarea></label>'
-            '<button type="submit" id="resolve">结束案件</button></form></section>')
+            '<label>理由 / 不通过的原因（审核通过和不通过都必须写；请用大白话）'
+            '<textarea name="note" rows="2" maxlength="2000"></textarea></label>'
+            '<label><input type="checkbox" name="confirm" value="yes" id="confirm"> '
+            '我已核对登记照片和自拍，确认这个结论（审核通过时必须勾选）</label><br>'
+            f'{others}<button type="submit" id="resolve">结束案件</button></form></section>')
 
 
 @html_page
@@ -584,28 +663,48 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     ctx = await desk.context(staff, case_id_of(request))
     case = ctx.case
     await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
-    decision = f"· 结果：{escape(DECISION_LABELS.get(case.decision or '', case.decision or ''))}" if case.decision else ""
-    if case.note:
-        decision += f"（{escape(case.note)}）"
     flash = request.query.get("msg", "")
     body = _template("case.html").substitute(
         flash=f'<p class="ok">{escape(flash[:100])}</p>' if flash else "",
-        case_id=case.id, reason=escape(REASON_LABELS.get(case.reason, case.reason)),
-        status=escape(case.status), status_label=escape(STATUS_LABELS.get(case.status, case.status)),
-        channel=escape(CHANNEL_LABELS.get(case.channel, case.channel)), user_id=escape(case.user_id),
-        assignee=escape(ctx.assignee or "—"), created_at=escape(fmt_time(case.created_at, tz)),
-        claimed_at=escape(fmt_time(case.claimed_at, tz)), closed_at=escape(fmt_time(case.closed_at, tz)),
-        decision=decision, actions=_case_actions(staff, ctx),
+        case_id=case.id, head=render_head(staff, ctx, tz), state_key=escape(state_key(case)),
         transcript=render_transcript(case.transcript or [], tz),
         messages=render_messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=_reply_box(staff, ctx),
         pensioner=render_pensioner(ctx, tz), evidence=render_evidence(ctx, tz),
         proxy=render_proxy(ctx, tz), decision_box=_decision_box(staff, ctx),
-        failures=render_failures(await desk.send_failures(staff, case.id), tz, "这个案件没有发送失败的消息。"))
+        failures=render_failures(await desk.send_failures(staff, case.id), tz, "这个案件没有发送失败的消息。",
+                                 resend=staff))
     after = await _last_event_id(request)
     script = (f"<script>pollFragments([['messages','/staff/cases/{case.id}/fragments/messages'],"
-              f"['failures','/staff/cases/{case.id}/fragments/failures']], "
+              f"['failures','/staff/cases/{case.id}/fragments/failures'],"
+              f"['case-head','/staff/cases/{case.id}/fragments/head']], "
               f"{json.dumps(after)});</script>")
     return page(request, f"案件 #{case.id}", body, staff, script=script)
+
+
+def state_key(case: Case) -> str:
+    """What the page's actions depend on; when it changes, the page is stale."""
+    return f"{case.status}:{case.assigned_to or 0}"
+
+
+def render_head(staff: StaffSession, ctx: CaseContext, tz: Any) -> str:
+    """The case's status line and actions (re-rendered live when someone else changes the case)."""
+    case = ctx.case
+    decision = f"· 结果：{escape(DECISION_LABELS.get(case.decision or '', case.decision or ''))}" if case.decision else ""
+    if case.note:
+        decision += f"（{escape(case.note)}）"
+    return (f'<h2>案件 #{case.id} · {escape(REASON_LABELS.get(case.reason, case.reason))}</h2>'
+            f'<p>状态：<span class="status-{escape(case.status)}" id="case-status" data-state="{escape(state_key(case))}">'
+            f'{escape(STATUS_LABELS.get(case.status, case.status))}</span> · '
+            f'渠道：{escape(CHANNEL_LABELS.get(case.channel, case.channel))} · 用户：{escape(case.user_id)} · '
+            f'处理人：{escape(ctx.assignee or "—")}</p>'
+            f'<p class="meta">创建 {escape(fmt_time(case.created_at, tz))} · 认领 {escape(fmt_time(case.claimed_at, tz))}'
+            f' · 结束 {escape(fmt_time(case.closed_at, tz))} {decision}</p>{_case_actions(staff, ctx)}')
+
+
+@html_page
+async def head_fragment(request: web.Request, staff: StaffSession) -> web.Response:
+    ctx = await request.app[DESK].context(staff, case_id_of(request))
+    return fragment(render_head(staff, ctx, request.app[keys.SERVICES].handoff.tz))
 
 
 @html_page
@@ -620,7 +719,8 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
 @html_page
 async def case_failures_fragment(request: web.Request, staff: StaffSession) -> web.Response:
     failures = await request.app[DESK].send_failures(staff, case_id_of(request))
-    return fragment(render_failures(failures, request.app[keys.SERVICES].handoff.tz, "这个案件没有发送失败的消息。"))
+    return fragment(render_failures(failures, request.app[keys.SERVICES].handoff.tz, "这个案件没有发送失败的消息。",
+                                    resend=staff))
 
 
 @html_page
@@ -631,7 +731,8 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
     form = await request.post()
     action = request.match_info["action"]
     flash = {"claim": "已认领", "reply": "已发送", "note": "备注已保存", "resolve": "案件已结束",
-             "handback": "已交还小助手", "assign": "已分配"}[action]
+             "handback": "已交还小助手", "assign": "已分配", "signoff": "复核已提交",
+             "resend": "已重发"}[action]
     if action == "claim":
         await desk.claim(staff, case_id)
     elif action == "reply":
@@ -642,7 +743,21 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
     elif action == "note":
         await desk.note(staff, case_id, form.get("text"))
     elif action == "resolve":
-        await desk.resolve(staff, case_id, form.get("decision"), form.get("note"))
+        if form.get("decision") == "approved" and form.get("confirm") != "yes":
+            raise BadRequest("approval not confirmed", code="confirm_required",
+                             user_message="审核通过前请核对照片，并勾选“确认这个结论”。")
+        closed = await desk.resolve(staff, case_id, form.get("decision"), form.get("note"),
+                                    acknowledge_other_cases=form.get("ack_others") == "yes")
+        if closed.status == "signoff":
+            flash = "已申请审核通过，等待主管复核后生效"
+    elif action == "resend":
+        delivered = await desk.resend(staff, case_id, form.get("failure"))
+        flash = "已重发" if delivered else "重发也没有送到，请稍后再试或打电话联系用户"
+    elif action == "signoff":
+        answer = form.get("approve")
+        await desk.signoff(staff, case_id, answer == "yes" if answer in ("yes", "no") else None,
+                           form.get("note"))
+        flash = "复核已提交"
     elif action == "handback":
         await desk.hand_back(staff, case_id)
     else:
@@ -736,6 +851,59 @@ async def users_change(request: web.Request, staff: StaffSession) -> web.StreamR
     return see_other("/staff/users?msg=已更新")
 
 
+AUDIT_LABELS = {"case_approved": "审核通过", "case_rejected": "不通过", "case_resolved": "已解决",
+                "approval_requested": "申请审核通过（待复核）", "approval_declined": "复核不同意",
+                "hand_back": "交还小助手", "assign_case": "分配", "claim_case": "认领", "pull_chat": "接入对话"}
+
+
+def _audit_query(request: web.Request) -> tuple[str | None, int]:
+    who = request.query.get("staff") or None
+    raw_page = request.query.get("page", "1")
+    if (who is not None and len(who) > 64) or not raw_page.isdigit():
+        raise BadRequest("bad filter", code="invalid_query", user_message="参数不对。")
+    return who, max(1, int(raw_page))
+
+
+@html_page
+async def audit_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: every decision from the audit log, filtered per staff member, 50 a page."""
+    who, page_no = _audit_query(request)
+    rows, total = await request.app[DESK].audit_entries(staff, actor=who, offset=(page_no - 1) * 50)
+    tz = request.app[keys.SERVICES].handoff.tz
+    names = sorted(u.username for u in await request.app[AUTH].users())
+    options = '<option value="">全部工作人员</option>' + "".join(
+        f'<option value="{escape(n)}"{" selected" if n == who else ""}>{escape(n)}</option>' for n in names)
+    lines = []
+    for row in rows:
+        details = row.details or {}
+        case = (row.target or "").removeprefix("case:")
+        link = f'<a href="/staff/cases/{escape(case)}">#{escape(case)}</a>' if case.isdigit() else "—"
+        lines.append(f"<tr><td>{escape(fmt_time(row.at, tz))}</td><td>{escape(row.actor.removeprefix('staff:'))}</td>"
+                     f"<td>{escape(AUDIT_LABELS.get(row.action, row.action))}</td><td>{link}</td>"
+                     f"<td>{escape(str(details.get('note') or details.get('to') or '')[:200])}</td></tr>")
+    table = ("<table><tr><th>时间</th><th>工作人员</th><th>操作</th><th>案件</th><th>理由/说明</th></tr>"
+             + "".join(lines) + "</table>") if lines else '<p class="meta">没有记录。</p>'
+    pages = ""
+    query = f"&staff={quote(who)}" if who else ""
+    if page_no > 1:
+        pages += f'<a href="/staff/audit?page={page_no - 1}{escape(query)}">上一页</a> '
+    if page_no * 50 < total:
+        pages += f'<a href="/staff/audit?page={page_no + 1}{escape(query)}">下一页</a>'
+    body = (f'<section><h2>审计记录：决定和分配（共 {total} 条）</h2><form method="get" action="/staff/audit">'
+            f'<label>工作人员 <select name="staff">{options}</select></label> <button type="submit">筛选</button>'
+            f"</form>{table}<p>{pages}</p></section>")
+    return page(request, "审计记录", body, staff)
+
+
+@api
+async def api_audit(request: web.Request, staff: StaffSession) -> web.Response:
+    who, page_no = _audit_query(request)
+    rows, total = await request.app[DESK].audit_entries(staff, actor=who, offset=(page_no - 1) * 50)
+    return web.json_response({"total": total, "entries": [
+        {"id": r.id, "at": _iso(r.at), "actor": r.actor, "action": r.action, "target": r.target,
+         "details": r.details or {}} for r in rows]}, dumps=dumps)
+
+
 # ---------------------------------------------------------------- JSON API
 
 
@@ -767,9 +935,12 @@ async def api_case(request: web.Request, staff: StaffSession) -> web.Response:
             "id_number": mask_id_number(ctx.pensioner.id_number),
             "next_due": ctx.pensioner.next_due.isoformat() if ctx.pensioner.next_due else None},
         "attempts": [{"id": a.id, "decision": a.decision, "quality_codes": a.quality_codes,
-                      "distance": a.distance, "threshold": a.threshold,
+                      "distance": a.distance, "threshold": a.threshold, "verdict": verdict(a).words,
                       "photo": f"/staff/cases/{ctx.case.id}/photos/{a.id}" if photo_available(a) else None}
                      for a in ctx.attempts],
+        "reference_photo": f"/staff/cases/{ctx.case.id}/reference-photo" if ctx.reference_available else None,
+        "approval_concerns": ctx.concerns, "requested_by": ctx.requested_by,
+        "related_cases": [case_json(c) for c in ctx.related],
     })
     return web.json_response(body, dumps=dumps)
 
@@ -811,8 +982,24 @@ async def api_resolve(request: web.Request, staff: StaffSession) -> web.Response
     if body.get("decision") not in DECISIONS:
         raise BadRequest(f"decision must be one of {DECISIONS}", code="invalid_decision",
                          user_message="处理结果不对。")
-    case = await request.app[DESK].resolve(staff, case_id_of(request), body.get("decision"), body.get("note"))
+    case = await request.app[DESK].resolve(staff, case_id_of(request), body.get("decision"), body.get("note"),
+                                           acknowledge_other_cases=body.get("acknowledge_other_cases") is True)
+    return web.json_response(case_json(case), status=202 if case.status == "signoff" else 200, dumps=dumps)
+
+
+@api
+async def api_signoff(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisor: ``{"approve": true|false, "note"}`` on an approval waiting in ``signoff``."""
+    body = await json_body(request)
+    case = await request.app[DESK].signoff(staff, case_id_of(request), body.get("approve"), body.get("note"))
     return web.json_response(case_json(case), dumps=dumps)
+
+
+@html_page
+async def reference_photo(request: web.Request, staff: StaffSession) -> web.Response:
+    data, content_type = await request.app[DESK].reference_photo(staff, case_id_of(request))
+    return web.Response(body=data, content_type=content_type,
+                        headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"})
 
 
 @api
@@ -900,11 +1087,14 @@ def setup(app: web.Application) -> None:
     r.add_get(r"/staff/cases/{case_id:\d+}", case_page)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/messages", messages_fragment)
     r.add_get(r"/staff/cases/{case_id:\d+}/fragments/failures", case_failures_fragment)
-    r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign}", case_action)
+    r.add_get(r"/staff/cases/{case_id:\d+}/fragments/head", head_fragment)
+    r.add_post(r"/staff/cases/{case_id:\d+}/{action:claim|reply|note|resolve|handback|assign|signoff|resend}", case_action)
     r.add_get(r"/staff/cases/{case_id:\d+}/photos/{attempt_id:\d+}", photo)
     r.add_get(r"/staff/cases/{case_id:\d+}/files/{name:[0-9a-f]{32}\.img}", case_file)
     r.add_post("/staff/pull", pull_form)
     r.add_get("/staff/users", users_page)
+    r.add_get("/staff/audit", audit_page)
+    r.add_get("/api/staff/audit", api_audit)
     r.add_post("/staff/users", users_add)
     r.add_post(r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", users_change)
     r.add_get("/api/staff/me", api_me)
@@ -915,6 +1105,8 @@ def setup(app: web.Application) -> None:
     r.add_post(r"/api/staff/cases/{case_id:\d+}/messages", api_send)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/notes", api_note)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/resolve", api_resolve)
+    r.add_post(r"/api/staff/cases/{case_id:\d+}/signoff", api_signoff)
+    r.add_get(r"/staff/cases/{case_id:\d+}/reference-photo", reference_photo)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/handback", api_handback)
     r.add_post(r"/api/staff/cases/{case_id:\d+}/assign", api_assign)
     r.add_post("/api/staff/pull", api_pull)
