@@ -46,6 +46,7 @@ from tests.channel_fakes import (
     wechat_settings,
 )
 from tests.conftest import Backends, TestBot
+from tests.webchat import web_id
 
 OTHER_OPENID = "oOther_zyxwvutsrqponmlk9876"
 
@@ -172,13 +173,13 @@ async def test_malformed_wechat_signatures_are_403_not_500(
 # ---------------------------------------------------------------- 3: dedup per user
 
 async def test_a_message_id_never_returns_another_users_answer(client: Any) -> None:
-    first = await client.post("/api/chat", json={"user_id": "alice", "text": "需要带什么材料",
+    first = await client.post("/api/chat", json={"user_id": await web_id(client, "alice"), "text": "需要带什么材料",
                                                  "message_id": "m-1"})
     alice = (await first.json())["replies"]
-    second = await client.post("/api/chat", json={"user_id": "bob", "text": "你好", "message_id": "m-1"})
+    second = await client.post("/api/chat", json={"user_id": await web_id(client, "bob"), "text": "你好", "message_id": "m-1"})
     bob = (await second.json())["replies"]
     assert bob != alice and "身份证" in alice[0]["text"]
-    retry = await client.post("/api/chat", json={"user_id": "bob", "text": "你好", "message_id": "m-1"})
+    retry = await client.post("/api/chat", json={"user_id": await web_id(client, "bob"), "text": "你好", "message_id": "m-1"})
     assert (await retry.json())["replies"] == bob  # a retry still gets its own first answer
 
 
@@ -196,15 +197,16 @@ async def _cases(services: Services) -> int:
 async def test_lone_surrogate_on_the_web_is_400_and_nothing_is_written(
         client: Any, clean_backends: Backends) -> None:
     services = client.server.app[keys.SERVICES]
+    eve = await web_id(client, "eve")  # issuing the id writes the signing secret once
     before = _redis_keys(clean_backends)
-    for payload in ({"user_id": "eve", "text": "转人工\udc00"},
-                    {"user_id": "eve", "text": "你好", "message_id": "id\ud800"}):
+    for payload in ({"user_id": eve, "text": "转人工\udc00"},
+                    {"user_id": eve, "text": "你好", "message_id": "id\ud800"}):
         response = await client.post("/api/chat", json=payload)  # json.dumps escapes it as \\udc00
         assert response.status == 400
         assert (await response.json())["error"] == "invalid_text"
     assert _redis_keys(clean_backends) == before
     assert await _cases(services) == 0
-    ok = await client.post("/api/chat", json={"user_id": "eve", "text": "你好"})
+    ok = await client.post("/api/chat", json={"user_id": eve, "text": "你好"})
     assert ok.status == 200  # and the chat is not locked
 
 

@@ -13,6 +13,7 @@ from bot import keys
 from bot.app import create_app
 from bot.core.config import load_settings
 from tests.conftest import ROOT
+from tests.webchat import web_id
 
 
 async def test_embedded_redis_is_restarted_after_sigkill(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -20,7 +21,7 @@ async def test_embedded_redis_is_restarted_after_sigkill(aiohttp_client: Any, tm
                              overrides={"storage.data_dir": str(tmp_path / "var")})
     assert settings.redis_embedded
     client = await aiohttp_client(create_app(settings))
-    assert (await client.post("/api/chat", json={"user_id": "kill-1", "text": "你好"})).status == 200
+    assert (await client.post("/api/chat", json={"user_id": await web_id(client, "kill-1"), "text": "你好"})).status == 200
     embedded = client.server.app[keys.EMBEDDED_REDIS]
     assert embedded.process is not None
     os.kill(embedded.process.pid, signal.SIGKILL)
@@ -30,11 +31,11 @@ async def test_embedded_redis_is_restarted_after_sigkill(aiohttp_client: Any, tm
     while time.monotonic() - killed_at < 5:
         response = await client.get("/healthz")
         health = await response.json()
-        if response.status == 200:
+        if response.status == 200 and health.get("redis_restarts"):
             break
         await asyncio.sleep(0.1)
     assert health.get("status") == "ok", health
     assert health["redis_restarts"] == 1
-    answer = await client.post("/api/chat", json={"user_id": "kill-1", "text": "怎么认证"})
+    answer = await client.post("/api/chat", json={"user_id": await web_id(client, "kill-1"), "text": "怎么认证"})
     assert answer.status == 200
     assert time.monotonic() - killed_at < 5
