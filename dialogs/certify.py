@@ -32,6 +32,7 @@ from dialogs.common import (
     format_date,
     heard,
     masked,
+    take_heard_name,
 )
 from dialogs.engine import (
     ChatServices,
@@ -116,14 +117,6 @@ async def _start(ctx: DialogContext) -> Step | None:
         return Goto("ask_name", [Reply(f"第一步：身份证号 {masked(str(given))}，已经收到。")])
     return None
 
-
-async def _name_given(ctx: DialogContext) -> Step | None:
-    """The opening message also gave the name."""
-    name = heard(ctx).get("name")
-    if name and not ctx.slots.get("_name_heard"):
-        ctx.slots["_name_heard"] = True
-        return await _on_name(ctx, str(name))
-    return None
 
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
@@ -386,7 +379,7 @@ certify = Dialog(
                        on_input=_on_id, on_enter=_start,
                        options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                        may_go=("ask_name", "selfie", "appeal", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=_name_given,
+        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=take_heard_name(_on_name),
                           options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[

@@ -4,7 +4,7 @@ ID-number handling and a few plain texts."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,21 @@ def heard(ctx: DialogContext) -> dict[str, Any]:
     """The slots the current message gave (``memory["heard"]``, set by the listening step)."""
     value = ctx.memory.get("heard")
     return dict(value) if isinstance(value, dict) else {}
+
+
+def take_heard_name(on_name: Callable[[DialogContext, str], Awaitable[Step]]
+                    ) -> Callable[[DialogContext], Awaitable[Step | None]]:
+    """An ``on_enter`` hook for a name question: the name the opening message gave is used
+    once, as if it had been typed here, instead of being asked for again."""
+
+    async def name_given(ctx: DialogContext) -> Step | None:
+        name = heard(ctx).get("name")
+        if name and not ctx.slots.get("_name_heard"):
+            ctx.slots["_name_heard"] = True
+            return await on_name(ctx, str(name))
+        return None
+
+    return name_given
 
 
 def fact(ctx: DialogContext, key: str) -> Any:

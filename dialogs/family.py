@@ -37,6 +37,7 @@ from dialogs.common import (
     format_date,
     heard,
     masked,
+    take_heard_name,
 )
 from dialogs.engine import (
     ChatServices,
@@ -252,13 +253,6 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
     return None
 
 
-async def _name_given(ctx: DialogContext) -> Step | None:
-    name = heard(ctx).get("name")
-    if name and not ctx.slots.get("_name_heard"):
-        ctx.slots["_name_heard"] = True
-        return await _check_identity(ctx, str(name))
-    return None
-
 
 async def _on_id(ctx: DialogContext, text: str) -> Step:
     return await IDENTITY.take(ctx, text)  # the ID number, or the ID and name in one message
@@ -442,7 +436,7 @@ family = Dialog(
             may_go=("ask_id", "manage")),
         "ask_id": State(prompt=ASK_ID, on_input=_on_id, on_enter=_ask_id_enter, options=[_TO_MENU],
                         may_go=("ask_name", "mismatch", "limit", "consent", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=_name_given, options=[_TO_MENU],
+        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=take_heard_name(_check_identity), options=[_TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),

@@ -24,6 +24,7 @@ from dialogs.common import (
     heard,
     looks_like_question,
     masked,
+    take_heard_name,
 )
 from dialogs.engine import (
     Dialog,
@@ -128,14 +129,6 @@ async def _other_id(ctx: DialogContext) -> Step:
     return Goto("ask_id")
 
 
-async def _name_given(ctx: DialogContext) -> Step | None:
-    """The message that started the query also gave the name ("查认证状态 6301… 张桂兰")."""
-    name = heard(ctx).get("name")
-    if name and not ctx.slots.get("_name_heard"):
-        ctx.slots["_name_heard"] = True
-        return await _got_name(ctx, str(name))
-    return None
-
 
 async def _got_name(ctx: DialogContext, text: str) -> Step:
     return await IDENTITY.take(ctx, text)
@@ -181,7 +174,7 @@ status_query = Dialog(
             options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
                             may_go=("ask_id",)),
                      finish_option("不查了")],
-            on_input=_got_name, on_enter=_name_given, may_go=("result", "end")),
+            on_input=_got_name, on_enter=take_heard_name(_got_name), may_go=("result", "end")),
         "result": State(prompt=_result, final=True, options=[
             Option("怎么认证", start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
             Option("过期了怎么办", start="missed_deadline", intents=("missed_deadline",),
