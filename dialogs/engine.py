@@ -271,18 +271,20 @@ class DialogRegistry:
 # ---------------------------------------------------------------- matching
 
 _CHINESE_NUMBERS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_NUMBER = re.compile(r"^(?:第|选|回复|选择)?([0-9０-９]{1,2}|[一二两三四五六七八九])(?:个|项|号)?$")
+_NUMBER = re.compile(r"^(?:第|选|回复|选择)?([0-9０-９༠-༩]{1,2}|[一二两三四五六七八九])(?:个|项|号)?$")
+_DIGITS = str.maketrans("０１２３４５６７８９༠༡༢༣༤༥༦༧༨༩", "01234567890123456789")  # full-width, Tibetan
 
 
 def option_number(text: str) -> int | None:
-    """"1", "１", "第一个", "选2" -> the 1-based number, else None."""
+    """"1", "１", "༡", "第一个", "选2" -> the 1-based number, else None."""
     match = _NUMBER.match(normalise(text))
     if not match:
         return None
     token = match.group(1)
     if token in _CHINESE_NUMBERS:
         return _CHINESE_NUMBERS[token]
-    return int(token.translate(str.maketrans("０１２３４５６７８９", "0123456789")))
+    return int(token.translate(_DIGITS))
+
 
 
 def match_option(options: Sequence[Option], text: str, intent: str | None) -> Option | None:

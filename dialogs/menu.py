@@ -6,6 +6,7 @@ typed it (a guided dialog where one exists, else the knowledge-base answer).
 
 from __future__ import annotations
 
+from bot.core.i18n import BO, LANGUAGE_OPTIONS
 from dialogs.engine import MAIN_MENU, Dialog, DialogContext, Finish, Handoff, Option, State, Step
 
 MENU_ITEMS: list[tuple[str, str, tuple[str, ...]]] = [
@@ -19,7 +20,9 @@ MENU_ITEMS: list[tuple[str, str, tuple[str, ...]]] = [
 GREETING = "您好！我是青海养老金资格认证小助手，可以一步一步帮您完成每年的养老待遇资格认证。请回复数字选择："
 WELCOME_BACK = "您好，欢迎回来！刚才的对话时间有点长，已经结束了，我们重新开始。请回复数字选择："
 MENU_PROMPT = "请问您要办什么？回复数字就行："
-MENU_LABELS = [label for label, _, _ in MENU_ITEMS]  # the one list of main-menu labels
+# The one list of main-menu labels; the last switches the language (in a Tibetan chat it is
+# shown as the option back to Chinese, see Reply.localized).
+MENU_LABELS = [label for label, _, _ in MENU_ITEMS] + [LANGUAGE_OPTIONS["bo"]]
 
 
 def _pick(intent: str) -> object:
@@ -30,6 +33,20 @@ def _pick(intent: str) -> object:
     return run
 
 
+def _in_chinese(ctx: DialogContext) -> bool:
+    return ctx.conversation.language != BO
+
+
+def _in_tibetan(ctx: DialogContext) -> bool:
+    return ctx.conversation.language == BO
+
+
+# The language option, last, in both scripts: Tibetan in a Chinese chat and back.
+LANGUAGE_ITEMS = [
+    Option(LANGUAGE_OPTIONS["bo"], run=_pick("lang_bo"), intents=("lang_bo",), when=_in_chinese),  # type: ignore[arg-type]
+    Option(LANGUAGE_OPTIONS["zh"], run=_pick("lang_zh"), intents=("lang_zh",), when=_in_tibetan),  # type: ignore[arg-type]
+]
+
 menu = Dialog(
     name="main_menu",
     title="主菜单",
@@ -39,7 +56,7 @@ menu = Dialog(
         "choose": State(
             prompt=MENU_PROMPT,
             options=[Option(label, run=_pick(intent), intents=(intent,), words=words)  # type: ignore[arg-type]
-                     for label, intent, words in MENU_ITEMS],
+                     for label, intent, words in MENU_ITEMS] + LANGUAGE_ITEMS,
         ),
     },
 )

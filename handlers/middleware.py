@@ -6,9 +6,11 @@
 4. ``conversation`` - load the state from Redis, save it after the turn;
 5. ``scam_guard``   - a scam or fee warning first, in every state (handlers/protect.py);
 6. ``human_gate``   - while a person is involved the bot stays out of the way;
-7. ``understand``   - NLU parse into ranked intents and entities;
-8. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died;
-9. ``answer_neighbours`` - at the menu, questions next to the seed get their knowledge entry.
+7. ``read_language`` - switch to Tibetan or Chinese when asked; Tibetan digits and labels
+   read as the Chinese ones (handlers/language.py);
+8. ``understand``   - NLU parse into ranked intents and entities;
+9. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died;
+10. ``answer_neighbours`` - at the menu, questions next to the seed get their knowledge entry.
 
 Signature checks happen in the channel adapters, before a message exists.
 """
@@ -28,6 +30,7 @@ from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Tur
 from bot.core.storage.redis import REDIS_ERRORS
 from dialogs.engine import chat_services
 from dialogs.menu import MENU_LABELS
+from handlers.language import read_language
 from handlers.protect import answer_neighbours, bereavement_guard, scam_guard
 from nlu.rules import match_command
 
@@ -177,6 +180,8 @@ class ConversationState(BatchedStep):
             log.error("database unavailable during turn", extra={"request_id": turn.request_id})
             turn.say(exc.user_message)
             turn.outcome = "db_unavailable"
+        # Every reply in the chat's language (bot.core.i18n), as the user and the staff see it.
+        turn.replies = [reply.localized(turn.conversation.language) for reply in turn.replies]
         turn.conversation.turns += 1
         for reply in turn.replies:
             turn.conversation.log("bot", reply.as_plain_text(), limit)
@@ -253,6 +258,7 @@ async def understand(turn: Turn, next_step: NextStep) -> None:
 # scam_guard sees every message (also while waiting for or talking to a person);
 # bereavement_guard and answer_neighbours need the NLU parse. See handlers/protect.py.
 DEFAULT_CHAIN: list[Middleware] = [
-    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, human_gate, understand,
+    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, human_gate, read_language,
+    understand,
     bereavement_guard, answer_neighbours,
 ]

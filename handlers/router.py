@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.common import looks_like_question
@@ -25,6 +26,7 @@ from dialogs.engine import DialogEngine, EngineResult, chat_services, option_num
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
 from dialogs.reminders import stop_reminders
 from faq.knowledge import FaqEntry
+from handlers.language import only_asks_language
 from handlers.listening import listen
 from nlu.rules import normalise
 
@@ -68,6 +70,8 @@ class Router:
             label = str(offered[number - 1])
         elif offered and conv.frame is None and turn.msg.content:
             label = part_of_one(offered, turn.msg.content)
+        if label in LANGUAGE_OPTIONS.values():  # the option shows the other language
+            conv.language = turn.language_switch = ZH if conv.language == BO else BO
         if label is not None:
             turn.msg = dataclasses.replace(turn.msg, text=label, voice_transcript=None)
             turn.parse = await turn.services.understand(label)
@@ -85,6 +89,9 @@ class Router:
 
         if turn.msg.event:
             await self.on_event(turn)
+            return
+        if turn.language_switch and only_asks_language(turn.msg.content):
+            await self.language_switched(turn)
             return
         if conv.is_new and conv.returning and not turn.msg.content and turn.msg.image is None:
             await self.show_menu(turn, WELCOME_BACK)
@@ -191,6 +198,17 @@ class Router:
         else:
             turn.outcome = "ignored_event"
 
+    async def language_switched(self, turn: Turn) -> None:
+        """The chat now speaks another language: the current question again, or the menu."""
+        conv = turn.conversation
+        assert conv is not None
+        said = SWITCHED_TO_TIBETAN if conv.language == BO else SWITCHED_TO_CHINESE
+        if conv.frame is not None and conv.frame.dialog != "main_menu" and not self.engine.expired(conv.frame):
+            turn.say(said)
+            turn.replies.extend(await self.engine.reprompt(turn))
+            return
+        await self.show_menu(turn, concat_menu_prompt(said))
+
     async def show_menu(self, turn: Turn, text: str) -> None:
         conv = turn.conversation
         assert conv is not None
@@ -243,6 +261,13 @@ class Router:
             return True
         if intent in ("greet",):
             await self.show_menu(turn, GREETING)
+            return True
+        if intent in LANGUAGE_INTENTS:  # the menu option or the WeChat menu entry
+            conv = turn.conversation
+            assert conv is not None
+            conv.language = LANGUAGE_INTENTS[intent]
+            conv.stack.clear()
+            await self.language_switched(turn)
             return True
         dialog = services.dialogs.for_intent(intent)
         if dialog is not None and resume and turn.msg.content and (
@@ -320,3 +345,10 @@ class Router:
 
 
 MENU_PROMPT_TEXT = "请问您要办什么？回复数字就行："
+LANGUAGE_INTENTS = {"lang_bo": BO, "lang_zh": ZH}
+SWITCHED_TO_TIBETAN = tr("好的，下面用藏文跟您说。想换回汉语，请回复“中文”。")
+SWITCHED_TO_CHINESE = tr("好的，下面用汉语跟您说。想用藏文，请回复“藏文”。")
+
+
+def concat_menu_prompt(said: str) -> str:
+    return tr("{said}请回复数字选择：", said=said)
