@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from bot.core.conversation import Conversation, Frame
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.core.services import CoreServices
@@ -212,7 +213,7 @@ class Dialog:
     states: dict[str, State]
     entry_intents: tuple[str, ...] = ()
     timeout_s: int | None = 1800
-    fallback: str = "没听明白，请回复选项前面的数字，或者说“转人工”。"
+    fallback: str = tr("没听明白，请回复选项前面的数字，或者说“转人工”。")
     max_misunderstood: int = 2
 
     def __post_init__(self) -> None:
@@ -432,7 +433,7 @@ class DialogEngine:
                 await self._apply(turn, dialog, frame, step, result, depth + 1)
                 return
         if not frame.history:
-            result.replies.append(Reply("已经是第一步了。"))
+            result.replies.append(Reply(tr("已经是第一步了。")))
             result.replies.extend(await render_state(dialog, frame.state, ctx))
             return
         frame.state = frame.history.pop()

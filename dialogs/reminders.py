@@ -14,6 +14,7 @@ import re
 from datetime import date
 
 from bot.core.conversation import Conversation, Frame
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.records.reminders import is_subscribed, subscribe, unsubscribe_all
@@ -21,17 +22,17 @@ from dialogs.common import MENU_OPTIONS, format_date
 from dialogs.engine import ChatServices, Dialog, DialogContext, Finish, NotUnderstood, Option, State, Step
 
 NAME = "reminders"
-OPT_IN = "好的，到时候提醒我"
-NO_THANKS = "不用提醒"
+OPT_IN = tr("好的，到时候提醒我")
+NO_THANKS = tr("不用提醒")
 
-OFFER = ("要不要我到时候提醒您？到期前 {days} 天左右提醒一次，快到期还没认证再提醒一次。"
-         "提醒会发到这个对话里。")
-ON = ("好的，到时候我会提醒您：{due} 前 {days} 天左右提醒一次。"
-      "不想要了，随时回复“不用提醒了”。还有什么可以帮您？")
-OFF = "好的，不提醒您。记得在 {due} 前后再认证一次。还有什么可以帮您？"
-ALREADY = "到时候我会提醒您（不想要了，随时回复“不用提醒了”）。"
-STOPPED = "好的，以后不再给您发认证提醒了。下次认证成功后，想要提醒还可以再开。"
-NOTHING = "您现在没有开启认证提醒，不会收到提醒消息。"
+OFFER = (tr("要不要我到时候提醒您？到期前 {days} 天左右提醒一次，快到期还没认证再提醒一次。"
+         "提醒会发到这个对话里。"))
+ON = (tr("好的，到时候我会提醒您：{due} 前 {days} 天左右提醒一次。"
+      "不想要了，随时回复“不用提醒了”。还有什么可以帮您？"))
+OFF = tr("好的，不提醒您。记得在 {due} 前后再认证一次。还有什么可以帮您？")
+ALREADY = tr("到时候我会提醒您（不想要了，随时回复“不用提醒了”）。")
+STOPPED = tr("好的，以后不再给您发认证提醒了。下次认证成功后，想要提醒还可以再开。")
+NOTHING = tr("您现在没有开启认证提醒，不会收到提醒消息。")
 _NEGATION = re.compile(r"不|没|别|甭|无需")
 _YES = re.compile(r"提醒|好|要|可以|行|嗯|对|是|需要|麻烦")
 
@@ -42,7 +43,7 @@ def _days(services: ChatServices) -> int:
 
 def _due(ctx: DialogContext) -> str:
     raw = ctx.slots.get("due")
-    return format_date(date.fromisoformat(raw)) if raw else "下次到期"
+    return format_date(date.fromisoformat(raw)) if raw else tr("下次到期")
 
 
 async def offer_after_success(services: ChatServices, conv: Conversation, pensioner_id: int,
@@ -83,7 +84,7 @@ async def _on_input(ctx: DialogContext, text: str) -> Step:
         return await _answer(ctx, False)
     if _YES.search(text):
         return await _answer(ctx, True)
-    return NotUnderstood(f"要提醒请回复 1（{OPT_IN}），不用请回复 2。")
+    return NotUnderstood(tr("要提醒请回复 1（{label}），不用请回复 2。", label=OPT_IN))
 
 
 reminders = Dialog(
@@ -91,7 +92,7 @@ reminders = Dialog(
     title="认证提醒",
     start="offer",
     timeout_s=1800,
-    fallback="要提醒请回复 1，不用请回复 2。",
+    fallback=tr("要提醒请回复 1，不用请回复 2。"),
     states={
         "offer": State(prompt=lambda ctx: Reply(OFFER.format(days=_days(ctx.services)), [OPT_IN, NO_THANKS]),
                        on_input=_on_input, options=[

@@ -15,6 +15,7 @@ import dataclasses
 import re
 from typing import Protocol
 
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.common import masked
@@ -39,20 +40,20 @@ class Router(Protocol):
 
     async def escalate(self, turn: Turn, reason: str) -> None: ...
 
-ID_CHECKSUM = ("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
-               "重新发一次（18位，最后一位是数字或X）。")
-READING_TROUBLE = ("没关系，汉字看不太懂也能办好认证：\n"
+ID_CHECKSUM = (tr("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
+               "重新发一次（18位，最后一位是数字或X）。"))
+READING_TROUBLE = (tr("没关系，汉字看不太懂也能办好认证：\n"
                    "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
                    "2. 可以发语音给我，我用简单的话说；\n"
-                   "3. 也可以转人工，工作人员可以打电话跟您说。")
-MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
-         "打 12333 或者到社保经办机构问清楚。")
-WHOM = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
-        "也可以回复“转人工”，让这里的工作人员帮您。")
+                   "3. 也可以转人工，工作人员可以打电话跟您说。"))
+MONEY = (tr("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
+         "打 12333 或者到社保经办机构问清楚。"))
+WHOM = (tr("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
+        "也可以回复“转人工”，让这里的工作人员帮您。"))
 _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
-ID_WHAT = "收到身份证号 {masked}。您想办哪件事？回复数字就行："
-ID_OPTIONS = ["查询认证状态", "在这里刷脸认证", "帮家人认证"]
+ID_WHAT = tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：")
+ID_OPTIONS = [tr("查询认证状态"), tr("在这里刷脸认证"), tr("帮家人认证")]
 _ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?(?:身份证号?码?|号码)?(?:是|为|：|:)?$")
 _CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
 _STATUS_WORDS = re.compile(r"过没有|了没|没有认证|查|状态|记录|认证过|有没有")
@@ -110,13 +111,13 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         in_flow = False
     if reading.quits and in_flow:
         conv.stack.clear()
-        await router.show_menu(turn, "好的，已经停下了，您说的信息不会提交。还需要帮什么忙吗？")
+        await router.show_menu(turn, tr("好的，已经停下了，您说的信息不会提交。还需要帮什么忙吗？"))
         return True
     if reading.wants_person:
         await router.escalate(turn, "user_request")
         return True
     if reading.reading_trouble:
-        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else ["转人工", "怎么认证"]))
+        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
         if in_flow:
             await resume(router, turn)
         return True
@@ -124,7 +125,7 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         await explain(router, turn)
         return True
     if _WHOM.match(normalise(text)) and not (in_flow and picks_option(turn)):
-        turn.replies.append(Reply(WHOM, [] if in_flow else ["转人工", "怎么认证"]))
+        turn.replies.append(Reply(WHOM, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
         if in_flow:
             await resume(router, turn)
         return True
@@ -190,16 +191,16 @@ async def explain(router: Router, turn: Turn) -> None:
     dialog = chat_services(turn).dialogs.dialogs[conv.frame.dialog]
     state = dialog.states[conv.frame.state]
     options = state.visible_options(DialogContext(turn, conv.frame))
-    text = state.explain or "别着急，我换个简单的说法："
+    text = state.explain or tr("别着急，我换个简单的说法：")
     if options:
-        text += "\n下面每一行是一个回答，您觉得哪个对，就回复它前面的数字，比如回复 1；也可以直接打那几个字。"
+        text += tr("\n下面每一行是一个回答，您觉得哪个对，就回复它前面的数字，比如回复 1；也可以直接打那几个字。")
     else:
-        text += "\n您直接打字回答这个问题就行。"
-    turn.say(text + "还是不清楚，回复“转人工”，让工作人员帮您。")
+        text += tr("\n您直接打字回答这个问题就行。")
+    turn.say(text + tr("还是不清楚，回复“转人工”，让工作人员帮您。"))
     turn.replies.extend(await router.engine.reprompt(turn))
 
 
 async def resume(router: Router, turn: Turn) -> None:
     """After an off-script answer: ask the flow's question again."""
-    turn.replies.append(Reply("我们接着刚才的步骤："))
+    turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
     turn.replies.extend(await router.engine.reprompt(turn))

@@ -25,6 +25,7 @@ import uuid
 
 from bot.core.conversation import Frame, Mode, chat_lock_key
 from bot.core.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS
@@ -171,7 +172,7 @@ class ConversationState(BatchedStep):
             turn.conversation = services.conversations.from_results(
                 key, turn.prefetched["conv_raw"], turn.prefetched["conv_seen"])
         limit = services.settings.conversation.history_turns
-        shown = turn.msg.content or ("[照片]" if turn.msg.image is not None else f"[{turn.msg.event}]")
+        shown = turn.msg.content or (tr("[照片]") if turn.msg.image is not None else f"[{turn.msg.event}]")
         turn.conversation.log("user", shown, limit)
         try:
             await next_step()
@@ -224,15 +225,15 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
         turn.outcome = "feedback"
         conv.stack = [Frame(dialog="main_menu", state="choose")]
         if answer:
-            turn.say("太好了！谢谢您的反馈。还有什么可以帮您？请回复数字选择：", MENU_LABELS)
+            turn.say(tr("太好了！谢谢您的反馈。还有什么可以帮您？请回复数字选择："), MENU_LABELS)
         else:
-            turn.say("抱歉没能帮您解决好。您可以回复“转人工”再找工作人员，或者回复数字选择：",
+            turn.say(tr("抱歉没能帮您解决好。您可以回复“转人工”再找工作人员，或者回复数字选择："),
                      MENU_LABELS)
         return
     await next_step()
 
 
-SURVEY_OPTIONS = ["解决了", "还没解决"]
+SURVEY_OPTIONS = [tr("解决了"), tr("还没解决")]
 _SURVEY_YES = {"1", "解决了", "解决", "已解决", "好了", "是", "是的", "嗯", "好", "可以了"}
 _SURVEY_NO = {"2", "还没解决", "没解决", "没有解决", "没有", "不是", "否", "还没有"}
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 
 from bot.core.conversation import Mode
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import NextStep, Turn
 from bot.core.understanding import IntentScore, ParseResult
@@ -33,7 +34,7 @@ from dialogs.menu import MENU_LABELS
 from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam
 
 log = logging.getLogger(__name__)
-RESUME_TEXT = "我们接着刚才的步骤："
+RESUME_TEXT = tr("我们接着刚才的步骤：")
 # The model's pensioner_died inside a dialog must be surer than this (the rule always wins).
 BEREAVEMENT_IN_DIALOG = 0.6
 # Questions next to the seed (issue 17), answered by their knowledge entry.
@@ -94,7 +95,7 @@ async def resume(turn: Turn) -> None:
     conv.stack.clear()
     result = await engine.begin(turn, "main_menu")
     options = result.replies[-1].options if result.replies else MENU_LABELS
-    turn.replies.append(Reply("还有什么要问的，请回复数字：", list(options)))
+    turn.replies.append(Reply(tr("还有什么要问的，请回复数字："), list(options)))
 
 
 def _bereavement(turn: Turn) -> IntentScore | None:

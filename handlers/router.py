@@ -99,11 +99,11 @@ class Router:
 
         if intent == "cmd_restart":
             conv.stack.clear()
-            await self.show_menu(turn, "好的，我们从头开始。请回复数字选择：")
+            await self.show_menu(turn, tr("好的，我们从头开始。请回复数字选择："))
             return
         if intent == "cmd_cancel":
             conv.stack.clear()
-            await self.show_menu(turn, "好的，已经取消。还需要帮什么忙吗？")
+            await self.show_menu(turn, tr("好的，已经取消。还需要帮什么忙吗？"))
             return
         if intent == "cmd_stop_reminders":  # opting out of reminders works in any state
             if await stop_reminders(turn):  # False: this is the answer to the reminder question
@@ -127,7 +127,7 @@ class Router:
         if frame is not None and self.engine.expired(frame):
             conv.stack.clear()
             frame = None
-            turn.say("刚才的步骤时间太久，已经结束了。")
+            turn.say(tr("刚才的步骤时间太久，已经结束了。"))
         if await listen(self, turn, intent):
             return
         frame = conv.frame  # listening may have ended a finished flow
@@ -182,7 +182,7 @@ class Router:
             return
         if turn.msg.image is not None:
             conv.memory["photo_waiting"] = True
-            turn.say("收到您的照片。要刷脸认证的话，请先告诉我您要办认证，我会一步一步带您。",
+            turn.say(tr("收到您的照片。要刷脸认证的话，请先告诉我您要办认证，我会一步一步带您。"),
                      MENU_LABELS)
             return
         await self.misunderstood(turn, None)
@@ -220,7 +220,7 @@ class Router:
     async def answer_and_resume(self, turn: Turn, entry: FaqEntry) -> None:
         """Answer a question asked in the middle of a dialog, then ask its question again."""
         turn.replies.extend(faq_replies(entry))
-        turn.replies.append(Reply("我们接着刚才的步骤："))
+        turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
         turn.replies.extend(await self.engine.reprompt(turn))
 
     def at_final_state(self, turn: Turn, frame: object) -> bool:
@@ -276,7 +276,7 @@ class Router:
             entry = services.faq.for_intent(intent)
             if entry is not None:
                 turn.replies.extend(faq_replies(entry))
-                turn.replies.append(Reply("我们接着刚才的步骤："))
+                turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
                 turn.replies.extend(await self.engine.reprompt(turn))
                 return True
         if dialog is not None:
@@ -290,7 +290,7 @@ class Router:
             return False
         turn.replies.extend(faq_replies(entry))
         if resume:
-            turn.replies.append(Reply("我们接着刚才的步骤："))
+            turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
             turn.replies.extend(await self.engine.reprompt(turn))
         return True
 
@@ -308,7 +308,7 @@ class Router:
                 await self.show_menu(turn, GREETING)
             return
         if result.finished and conv.frame is None and not any(r.options for r in turn.replies):
-            await self.show_menu(turn, "还有什么可以帮您？")
+            await self.show_menu(turn, tr("还有什么可以帮您？"))
 
     async def misunderstood(self, turn: Turn, result: EngineResult | None) -> None:
         """Clarify once, then offer a person, then open a case."""
@@ -322,11 +322,11 @@ class Router:
         if result is not None:
             turn.replies.extend(result.replies)
             if conv.misunderstood == 2:
-                turn.say("如果说不清楚，也可以回复“转人工”，让工作人员帮您。")
+                turn.say(tr("如果说不清楚，也可以回复“转人工”，让工作人员帮您。"))
             return
         count = conv.misunderstood
         if count == 1:
-            await self.show_menu(turn, "抱歉，我没太明白。您是想问下面哪一件事？回复数字就行：")
+            await self.show_menu(turn, tr("抱歉，我没太明白。您是想问下面哪一件事？回复数字就行："))
         else:
             conv.stack.clear()
             await self.apply(turn, await self.engine.begin(turn, "offer_person"))
@@ -344,7 +344,7 @@ class Router:
         turn.say(handoff.queue_text(await handoff.position(case_id) or 1, first=True))
 
 
-MENU_PROMPT_TEXT = "请问您要办什么？回复数字就行："
+MENU_PROMPT_TEXT = tr("请问您要办什么？回复数字就行：")
 LANGUAGE_INTENTS = {"lang_bo": BO, "lang_zh": ZH}
 SWITCHED_TO_TIBETAN = tr("好的，下面用藏文跟您说。想换回汉语，请回复“中文”。")
 SWITCHED_TO_CHINESE = tr("好的，下面用汉语跟您说。想用藏文，请回复“藏文”。")

@@ -47,6 +47,7 @@ from bot import keys
 from bot.channels.reading import AnswerIncomplete, AnswerTooLarge, read_limited
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
+from bot.core.i18n import tr
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import SEND_FAILED, DeliveryFailed
@@ -72,13 +73,13 @@ _OPENID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _QUERY_PART = re.compile(r"\A[A-Za-z0-9_\-]{1,128}\Z")  # timestamp, nonce, signature
 
-UNSUPPORTED_TEXT = "我现在能看懂文字、语音和照片。请您打字、发语音或者发照片给我。"
-VOICE_NO_TEXT = ("这条语音我没能听清楚（没有收到语音转成的文字）。"
-                 "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。")
-TOO_LONG_TEXT = "您的消息太长了，请分成几条短一点的消息发给我。"
-ERROR_TEXT = "系统出了点问题，请稍后再试。"
-PHOTO_FAILED_TEXT = "照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。"
-PHOTO_TOO_LARGE_TEXT = "这张照片太大了，请直接用手机拍一张普通照片发过来（10MB 以内）。这次不算次数。"
+UNSUPPORTED_TEXT = tr("我现在能看懂文字、语音和照片。请您打字、发语音或者发照片给我。")
+VOICE_NO_TEXT = (tr("这条语音我没能听清楚（没有收到语音转成的文字）。"
+                 "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。"))
+TOO_LONG_TEXT = tr("您的消息太长了，请分成几条短一点的消息发给我。")
+ERROR_TEXT = tr("系统出了点问题，请稍后再试。")
+PHOTO_FAILED_TEXT = tr("照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。")
+PHOTO_TOO_LARGE_TEXT = tr("这张照片太大了，请直接用手机拍一张普通照片发过来（10MB 以内）。这次不算次数。")
 
 
 class WechatApiError(ExternalServiceError):
@@ -135,9 +136,9 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
         root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (DefusedXmlException, StdET.ParseError, ValueError) as exc:
         raise BadRequest(f"unacceptable XML: {exc.__class__.__name__}", code="invalid_xml",
-                         user_message="消息格式不对。") from exc
+                         user_message=tr("消息格式不对。")) from exc
     if root.tag != "xml":
-        raise BadRequest("root element must be <xml>", code="invalid_xml", user_message="消息格式不对。")
+        raise BadRequest("root element must be <xml>", code="invalid_xml", user_message=tr("消息格式不对。"))
     return {child.tag: child.text or "" for child in root}
 
 
@@ -380,7 +381,7 @@ class WechatChannel:
     async def read_body(self, request: web.Request) -> bytes:
         """The request body, refusing anything above MAX_BODY_BYTES (413)."""
         too_large = BadRequest("wechat body too large", code="body_too_large", status=413,
-                               user_message="内容太大了。")
+                               user_message=tr("内容太大了。"))
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise too_large
         chunks: list[bytes] = []

@@ -55,16 +55,17 @@ class Text(str):
 
     msgid: str
     params: dict[str, Any]
-    translate: bool
+    catalogued: bool  # False: a join or template not itself in the catalog
 
     def __new__(cls, msgid: str, params: Mapping[str, Any] | None = None, *,
                 translate: bool = True) -> Text:
         params = dict(params or {})
-        value = msgid.format(**params) if params else msgid
+        # A parameter given later (``.format``) stays a placeholder until then.
+        value = msgid.format_map(_Missing(params)) if params else msgid
         text = super().__new__(cls, value)
         text.msgid = msgid
         text.params = params
-        text.translate = translate
+        text.catalogued = translate
         return text
 
     def __add__(self, other: str) -> Text:  # type: ignore[override]
@@ -74,23 +75,35 @@ class Text(str):
     def __radd__(self, other: str) -> Text:
         return concat(other, self)
 
+    def format(self, *args: Any, **params: Any) -> str:  # type: ignore[override]
+        """``tr("共{n}步").format(n=3)`` stays translatable (named parameters only)."""
+        if args:
+            return super().format(*args, **params)
+        return Text(self.msgid, {**self.params, **params}, translate=self.catalogued)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.msgid, self.params, self.translate))
+        return (_rebuild, (self.msgid, self.params, self.catalogued))
 
 
 def _rebuild(msgid: str, params: dict[str, Any], translate: bool) -> Text:
     return Text(msgid, params, translate=translate)
 
 
+class _Missing(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 class Digits(str):
     """A number shown in the reader's digits (Tibetan digits in ``bo``), e.g. in dates."""
 
 
-def tr(msgid: str, **params: Any) -> Text:
+def tr(msgid: str, **params: Any) -> str:
     """Mark a user-facing Chinese text for the catalog: ``tr("共{n}步", n=3)``.
 
     Parameters are named (``{name}``) so a translation can reorder them. The returned
     value is the Chinese rendering; the translation happens at the end of the turn.
+    (Typed ``str`` so lists of labels stay ``list[str]``; it is a :class:`Text`.)
     """
     return Text(msgid, params)
 
@@ -153,12 +166,12 @@ def render(value: Any, language: str) -> str:
     """A text in ``language``: a :class:`Text` translated with its parameters, a plain
     string translated when it is exactly a msgid, anything else as ``str``."""
     if isinstance(value, Text):
-        template = translate(value.msgid, language) if value.translate else value.msgid
+        template = translate(value.msgid, language) if value.catalogued else value.msgid
         if not value.params:
             return template
         params = {name: render(param, language) for name, param in value.params.items()}
         try:
-            return template.format(**params)
+            return template.format_map(_Missing(params))
         except (KeyError, IndexError, ValueError):  # a broken translation: say so, show the source
             log.error("bad placeholders in the %s translation of %r", language, value.msgid)
             return value.msgid.format(**params)

@@ -17,7 +17,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from bot.core.errors import ExternalServiceError
-from bot.core.i18n import LANGUAGES, ZH
+from bot.core.i18n import LANGUAGES, ZH, tr
 from bot.core.messages import Reply
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 
@@ -33,8 +33,8 @@ class DeliveryFailed(ExternalServiceError):
     """A channel gave up delivering a message (already retried, logged and recorded)."""
 
     code = "delivery_failed"
-    user_message = ("消息已保存，但没能送到用户那里（对方渠道发送失败），已记在“发送失败”里。"
-                    "请稍后再发一次，或者打电话联系用户。")
+    user_message = (tr("消息已保存，但没能送到用户那里（对方渠道发送失败），已记在“发送失败”里。"
+                    "请稍后再发一次，或者打电话联系用户。"))
 
 
 class Outbox:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.core.config import Settings
 from bot.core.errors import RateLimited
+from bot.core.i18n import tr
 from bot.core.idnumber import with_check_digit
 from bot.core.storage.db import Database
 from bot.core.storage.models import FaceTemplate, Pensioner
@@ -34,7 +35,7 @@ def names_match(given: str, registered: str) -> bool:
 
 
 class LookupLimited(RateLimited):
-    user_message = "查询次数太多了，为了保护老人的信息安全，请一小时后再试，或回复“转人工”。"
+    user_message = tr("查询次数太多了，为了保护老人的信息安全，请一小时后再试，或回复“转人工”。")
 
 
 class PensionerRegistry:
@@ -126,9 +127,9 @@ class PensionerRegistry:
 
 # Fictional demo pensioners (valid checksums, Qinghai area codes 63xxxx).
 DEMO_PENSIONERS = [
-    (with_check_digit("63010219500315002"), "张桂兰", "西宁", 200),
-    (with_check_digit("63210219480802001"), "马福海", "海东", 400),
-    (with_check_digit("63280219551120003"), "李德明", "海西", None),
+    (with_check_digit("63010219500315002"), tr("张桂兰"), tr("西宁"), 200),
+    (with_check_digit("63210219480802001"), tr("马福海"), tr("海东"), 400),
+    (with_check_digit("63280219551120003"), tr("李德明"), tr("海西"), None),
 ]
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.core.config import Settings
 from bot.core.errors import BotError, ExternalServiceError
 from bot.core.facts import format_date
+from bot.core.i18n import tr
 from bot.core.logs import mask, mask_name
 from bot.core.messages import Reply
 from bot.core.outbox import SEND_FAILED, WEB_QUEUE_TTL_S, Outbox
@@ -212,38 +213,31 @@ class Reminder:
 
     def title(self) -> str:
         if self.kind == MISSED:
-            return "养老待遇资格认证已过期，请尽快补认证"
-        return "养老待遇资格认证快到期了"
+            return tr("养老待遇资格认证已过期，请尽快补认证")
+        return tr("养老待遇资格认证快到期了")
 
     def note(self) -> str:
         if self.kind == MISSED:
-            return (f"养老金会先暂停发放，补上认证就恢复，停发的钱一般会补发。"
-                    f"回到对话回复“{self.action()}”就能办。")
-        return f"回到对话回复“{self.action()}”就能办。不想再收到提醒，回复“不用提醒了”。"
+            return (tr("养老金会先暂停发放，补上认证就恢复，停发的钱一般会补发。回到对话回复“{action}”就能办。", action=self.action()))
+        return tr("回到对话回复“{action}”就能办。不想再收到提醒，回复“不用提醒了”。", action=self.action())
 
     def action(self) -> str:
         """What to reply to certify here."""
-        return "刷脸认证" if self.role == "self" else "帮家人认证"
+        return tr("刷脸认证") if self.role == "self" else tr("帮家人认证")
 
     def options(self) -> list[str]:
-        return [self.action(), "错过认证时间" if self.kind == MISSED else "怎么认证", "不用提醒了", "转人工"]
+        return [self.action(), tr("错过认证时间") if self.kind == MISSED else tr("怎么认证"), tr("不用提醒了"), tr("转人工")]
 
     def text(self) -> str:
         due = format_date(self.due)
-        subject = "您的" if self.role == "self" else f"您帮 {self.name} 办的"
-        stop = "不想再收到提醒，回复“不用提醒了”。"
+        subject = tr("您的") if self.role == "self" else tr("您帮 {name} 办的", name=self.name)
+        stop = tr("不想再收到提醒，回复“不用提醒了”。")
         if self.kind == MISSED:
-            return (f"提醒：{subject}养老待遇资格认证在 {due} 已经到期，现在还没有认证。\n"
-                    "别着急：养老金会先“暂停发放”，不是取消；补上认证就会恢复发放，"
-                    "停发那几个月的钱一般也会补发。\n"
-                    f"现在就可以在这里补认证（回复“{self.action()}”），也可以带身份证、社保卡"
-                    "去社保局或邮储银行网点办；想知道怎么补办，回复“错过认证时间”。\n" + stop)
-        lead = "再提醒一次" if self.kind == SECOND else "温馨提醒"
+            return (tr("提醒：{subject}养老待遇资格认证在 {due} 已经到期，现在还没有认证。\n别着急：养老金会先“暂停发放”，不是取消；补上认证就会恢复发放，停发那几个月的钱一般也会补发。\n现在就可以在这里补认证（回复“{action}”），也可以带身份证、社保卡去社保局或邮储银行网点办；想知道怎么补办，回复“错过认证时间”。\n", subject=subject, due=due, action=self.action()) + stop)
+        lead = tr("再提醒一次") if self.kind == SECOND else tr("温馨提醒")
         if self.role == "self":
-            return (f"{lead}：您的养老待遇资格认证要在 {due} 前完成，还有 {self.days_left} 天。\n"
-                    "回复“刷脸认证”就能在这里认证，我会一步一步带您。" + stop)
-        return (f"{lead}：{subject}养老待遇资格认证，要在 {due} 前再认证一次，还有 {self.days_left} 天。\n"
-                "到时候请和老人在一起，回复“帮家人认证”就能在这里办。" + stop)
+            return (tr("{lead}：您的养老待遇资格认证要在 {due} 前完成，还有 {days_left} 天。\n回复“刷脸认证”就能在这里认证，我会一步一步带您。", lead=lead, due=due, days_left=self.days_left) + stop)
+        return (tr("{lead}：{subject}养老待遇资格认证，要在 {due} 前再认证一次，还有 {days_left} 天。\n到时候请和老人在一起，回复“帮家人认证”就能在这里办。", lead=lead, subject=subject, due=due, days_left=self.days_left) + stop)
 
     def fields(self) -> dict[str, str]:
         return {"title": self.title(), "pensioner": self.name, "due_date": format_date(self.due),
