@@ -75,6 +75,7 @@ i18n-extract: $(STAMP)  ## every tr("...") text and FAQ answer into locale/messa
 	$(BABEL) extract --mapping-file=babel.cfg --keywords=tr --no-default-keywords \
 	  --add-comments=i18n: --sort-by-file --no-wrap --project=pension-assistant \
 	  --msgid-bugs-address=none --copyright-holder=none -o locale/messages.pot .
+	$(PY) -m bot.i18n_check --annotate
 
 i18n-update: $(STAMP)  ## merge the template into each language's .po (new entries empty)
 	for lang in $(LOCALES); do \

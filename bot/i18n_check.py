@@ -66,11 +66,54 @@ def check(language: str, template: Catalog | None, verbose: bool) -> int:
     return len(missing) + len(broken) + len(stale)
 
 
+# Where a text is shown, for the translator (an extracted "#." comment on each entry).
+CONTEXTS = {
+    "dialogs/menu.py": "main menu", "dialogs/choose_method.py": "choosing a certification method",
+    "dialogs/app_guides.py": "app walkthrough (keep app names and on-screen labels in Chinese, in quotes)",
+    "dialogs/common.py": "shared dialog texts (yes/no, walkthrough steps, ID number)",
+    "dialogs/cert_failed.py": "failure diagnosis", "dialogs/home_visit.py": "home-visit request form",
+    "dialogs/status_query.py": "certification status query", "dialogs/certify.py": "certifying with a selfie",
+    "dialogs/family.py": "certifying for a family member", "dialogs/offline.py": "certifying in person",
+    "dialogs/missed_deadline.py": "a missed deadline", "dialogs/reminders.py": "reminder opt-in",
+    "dialogs/identity.py": "ID number and name questions", "dialogs/engine.py": "any question (fallback)",
+    "handlers/": "answers outside a flow (router, listening, protection)",
+    "bot/records/cases.py": "handoff to a person: queue and staff messages the user reads",
+    "bot/records/reminders.py": "reminder messages", "bot/channels/": "channel messages (errors, limits)",
+    "bot/core/facts.py": "facts reused in several answers (dates, office hours, places)",
+    "bot/core/": "general system messages", "bot/": "general system messages",
+    "face/": "selfie quality and pose advice", "faq/": "knowledge-base answer",
+}
+
+
+def annotate(path: Path) -> int:
+    """Add a "shown in: ..." extracted comment to each entry of the template."""
+    from babel.messages.pofile import write_po
+
+    template = load(path)
+    for message in template:
+        if not message.id:
+            continue
+        places = []
+        for filename, _line in message.locations:
+            context = next((text for prefix, text in CONTEXTS.items() if str(filename).startswith(prefix)), None)
+            if context and context not in places:
+                places.append(context)
+        if places:
+            message.auto_comments = [*message.auto_comments, "shown in: " + "; ".join(places)]
+    with path.open("wb") as handle:
+        write_po(handle, template, width=0, sort_output=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--template", type=Path, default=LOCALE_DIR / "messages.pot")
     parser.add_argument("--verbose", action="store_true", help="also list entries awaiting review")
+    parser.add_argument("--annotate", action="store_true",
+                        help="add 'shown in' translator comments to the template (make i18n-extract)")
     args = parser.parse_args(argv)
+    if args.annotate:
+        return annotate(args.template)
     template = load(args.template) if args.template.exists() else None
     failing = sum(check(language, template, args.verbose) for language in LANGUAGES if language != ZH)
     if failing:

@@ -182,6 +182,14 @@ def render(value: Any, language: str) -> str:
     return str(value)
 
 
+_RUN_ON = re.compile(r"([\u0F0D\u0F0E])(?=[\u0F40-\u0FBC])")  # "།" directly followed by a letter
+
+
+def tidy(text: str, language: str) -> str:
+    """Pieces joined the Chinese way (no spaces) read run-on in Tibetan: a space after "།"."""
+    return _RUN_ON.sub(r"\1 ", text) if language == BO else text
+
+
 def render_all(values: Sequence[Any], language: str) -> list[str]:
     return [render(value, language) for value in values]
 

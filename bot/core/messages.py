@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.i18n import LANGUAGE_OPTIONS, ZH, number_label, render, render_all, tr
+from bot.core.i18n import LANGUAGE_OPTIONS, ZH, number_label, render, render_all, tidy, tr
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ class Reply:
         # An option offering the language the chat is already in becomes the one back.
         options = [LANGUAGE_OPTIONS[ZH] if option == LANGUAGE_OPTIONS[language] and language != ZH
                    else option for option in self.options]
-        return Reply(render(self.text, language), render_all(options, language), self.image, language)
+        return Reply(tidy(render(self.text, language), language), render_all(options, language), self.image,
+                     language)
 
     def as_plain_text(self) -> str:
         """Render for text-only channels: options become "回复 1 ..." lines."""

@@ -127,9 +127,9 @@ class PensionerRegistry:
 
 # Fictional demo pensioners (valid checksums, Qinghai area codes 63xxxx).
 DEMO_PENSIONERS = [
-    (with_check_digit("63010219500315002"), tr("张桂兰"), tr("西宁"), 200),
-    (with_check_digit("63210219480802001"), tr("马福海"), tr("海东"), 400),
-    (with_check_digit("63280219551120003"), tr("李德明"), tr("海西"), None),
+    (with_check_digit("63010219500315002"), "张桂兰", "西宁", 200),
+    (with_check_digit("63210219480802001"), "马福海", "海东", 400),
+    (with_check_digit("63280219551120003"), "李德明", "海西", None),
 ]
 
 
