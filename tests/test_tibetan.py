@@ -1,0 +1,272 @@
+"""A Tibetan reader, in Tibetan, from the switch on (issue 19): through the fake channel and
+through signed WeChat callbacks.
+
+What counts as "in Tibetan": after removing what may stay Chinese on purpose (app names and
+on-screen labels in quotes “…” or 《…》, Chinese glosses in brackets, the language option
+shown in both scripts, what the user typed), a reply has no Han character left.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH
+from bot.core.storage.models import Case, HomeVisitRequest
+from nlu import training_data
+from nlu.embedded import EmbeddedNlu
+from nlu.entities import with_check_digit
+from tests.channel_fakes import FakeWechat, message_xml, passive_text, text_xml, wechat_settings
+from tests.conftest import Backends, TestBot
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+TIBETAN = re.compile(r"[\u0F40-\u0FBC]")
+_KEPT = re.compile(r"“[^”]*”|《[^》]*》|\([^)]*\)|（[^）]*）")
+ID_A = with_check_digit("63262219500101003")  # Golog prefecture, own test data
+
+
+def untranslated(text: str, typed: tuple[str, ...] = ()) -> list[str]:
+    """Han characters left in a reply once the allowed Chinese is taken out."""
+    for label in (*LANGUAGE_OPTIONS.values(), *typed):
+        text = text.replace(label, "")
+    return HAN.findall(_KEPT.sub("", text))
+
+
+def assert_tibetan(testbot: TestBot, *typed: str) -> None:
+    for reply in testbot.replies:
+        assert untranslated(reply.text, typed) == [], reply.text
+        for option in reply.options:
+            assert untranslated(option, typed) == [], option
+    assert TIBETAN.search(testbot.text), testbot.text
+
+
+async def language(testbot: TestBot) -> str:
+    return str((await testbot.conversation()).language)
+
+
+# ---------------------------------------------------------------- switching
+
+
+@pytest.mark.parametrize("text", [
+    "我是藏族，汉字看不太懂，有藏文的吗", "有藏文的吗", "能用藏语说吗", "བོད་ཡིག", "བོད་སྐད།",
+])
+async def test_asking_for_tibetan_switches_and_shows_the_tibetan_menu(testbot: TestBot, text: str) -> None:
+    await testbot.say(text)
+    assert await language(testbot) == BO
+    assert_tibetan(testbot)
+    assert "光线" not in testbot.text and len(testbot.options) == 6
+    assert testbot.options[-1] == LANGUAGE_OPTIONS[ZH]  # the way back, in both scripts
+
+
+async def test_a_message_mostly_in_tibetan_switches_and_is_answered_in_tibetan(testbot: TestBot) -> None:
+    await testbot.say("ཁྱེད་རང་བདེ་མོ།")  # hello
+    assert await language(testbot) == BO
+    assert_tibetan(testbot)
+    assert "抱歉" not in testbot.text and testbot.options
+
+
+async def test_unclear_tibetan_gets_the_tibetan_menu_and_a_person(testbot: TestBot) -> None:
+    await testbot.say("བོད་ཡིག")
+    await testbot.say("ཆར་པ་བབས་ཀྱི་འདུག་གམ།")  # "is it raining?": nothing we understand
+    assert_tibetan(testbot)
+    assert "ལས་བྱེད་པ" in testbot.text  # the offer of a person
+    assert "ལས་བྱེད་པ་འབོད།" in testbot.options and len(testbot.options) == 6
+
+
+async def test_the_menu_option_and_the_wechat_menu_entry_switch(testbot: TestBot) -> None:
+    await testbot.say("你好")
+    assert testbot.options[-1] == LANGUAGE_OPTIONS[BO]
+    await testbot.say("6")
+    assert await language(testbot) == BO
+    assert_tibetan(testbot)
+    await testbot.say("༦")  # the same place now offers Chinese
+    assert await language(testbot) == ZH and "请回复数字" in testbot.text
+    await testbot.say(event="menu:lang_bo")
+    assert await language(testbot) == BO
+    assert_tibetan(testbot)
+
+
+@pytest.mark.parametrize("back", ["中文", "汉语", "汉文", "རྒྱ་ཡིག"])
+async def test_chinese_switches_back(testbot: TestBot, back: str) -> None:
+    await testbot.say("藏文")
+    await testbot.say(back)
+    assert await language(testbot) == ZH
+    assert "汉语" in testbot.text and "请回复数字选择" in testbot.text
+    assert testbot.options[0] == "怎么认证"
+
+
+async def test_chinese_messages_about_tibetans_do_not_switch(testbot: TestBot) -> None:
+    await testbot.say("藏族老人怎么认证")
+    assert await language(testbot) == ZH
+
+
+# ---------------------------------------------------------------- the done-when conversation
+
+
+async def test_a_tibetan_reader_completes_the_main_flows_in_tibetan(testbot: TestBot) -> None:
+    await testbot.say("我是藏族，汉字看不太懂，有藏文的吗")
+    assert_tibetan(testbot)
+
+    # choosing a method, with Tibetan digits, into the app walkthrough
+    await testbot.say("ར་སྤྲོད་ཇི་ལྟར་བྱེད།")  # the first menu option, typed as its label
+    assert_tibetan(testbot)
+    await testbot.say("ཐབས་འདེམས་རོགས་གནང་།")  # "help me choose"
+    assert_tibetan(testbot)
+    assert "༡" not in testbot.text and testbot.options[0] == "ཡིན། ཕྱི་རྒྱལ་དུ་ཡོད།"
+    await testbot.say("༢")  # not abroad
+    await testbot.say("༡")  # can use a smartphone
+    assert_tibetan(testbot)
+    assert "“青海人社通”" in testbot.options[0]
+    await testbot.say("༡")  # 青海人社通: its walkthrough
+    assert_tibetan(testbot)
+    await testbot.say("༡")  # an Android phone
+    assert_tibetan(testbot)
+    assert "青海人社通" in testbot.text and "གོམ་པ་རྗེས་མ།" in testbot.options  # app name kept, glossed
+
+    # a failure fix
+    await testbot.say("འདེམས་ཐོ།")  # the main menu (a command)
+    await testbot.say("༢")  # certification failed
+    assert_tibetan(testbot)
+    await testbot.say("༡")  # poor light
+    assert_tibetan(testbot)
+    assert "འོད" in testbot.text
+    await testbot.say("༡")  # it worked
+    assert_tibetan(testbot)
+
+    # a home-visit request to its reference number
+    await testbot.say("བགྲེས་པོ་ཕྱི་ལ་འགྲོ་མི་ཐུབ། ཁྱིམ་དུ་ཡོང་ནས་ར་སྤྲོད་བྱེད་ཐུབ་བམ།")
+    assert_tibetan(testbot)
+    await testbot.say("བཀྲ་ཤིས་སྒྲོལ་མ")
+    assert_tibetan(testbot)
+    await testbot.say(ID_A)
+    await testbot.say("མགོ་ལོག་ཁུལ་རྨ་ཆེན་རྫོང་གྲོང་ཚོ་ཨང་༥")
+    await testbot.say("༡༣༨༩༧༢༠༡༢༣༤")  # the phone number in Tibetan digits
+    await testbot.say("ཉལ་ས་ནས་ལང་མི་ཐུབ།")
+    assert_tibetan(testbot, "བཀྲ་ཤིས་སྒྲོལ་མ")
+    assert "13897201234" in testbot.text
+    await testbot.say("༡")  # submit
+    assert_tibetan(testbot)
+    async with testbot.services.db.session() as session:
+        stored = (await session.scalars(select(HomeVisitRequest))).one()
+    assert stored.reference in testbot.text and stored.phone == "13897201234"
+    assert stored.pensioner_name == "བཀྲ་ཤིས་སྒྲོལ་མ"
+
+    # a handoff
+    await testbot.say("ལས་བྱེད་པ་འབོད།")
+    assert_tibetan(testbot)
+    conversation = await testbot.conversation()
+    assert conversation.mode == "waiting" and conversation.language == BO
+    async with testbot.services.db.session() as session:
+        case = (await session.scalars(select(Case))).one()
+    assert case.conversation_key == testbot.key
+
+    # "中文" switches back (after leaving the queue)
+    await testbot.say("དོར")
+    assert_tibetan(testbot)
+    await testbot.say("中文")
+    assert await language(testbot) == ZH and not TIBETAN.search(testbot.text)
+
+
+async def test_dates_in_tibetan_order_and_digits(testbot: TestBot) -> None:
+    from datetime import date
+
+    from bot.core.facts import format_date
+    from bot.core.i18n import render
+
+    assert render(format_date(date(2027, 3, 15)), BO) == "སྤྱི་ལོ་༢༠༢༧ ཟླ་༣ ཚེས་༡༥"
+
+
+async def test_a_later_message_from_staff_reaches_the_reader_in_tibetan(testbot: TestBot) -> None:
+    await testbot.say("བོད་ཡིག")
+    await testbot.say("ལས་བྱེད་པ་འབོད།")
+    from bot.core.i18n import tr
+    from bot.core.messages import Reply
+
+    await testbot.services.outbox.push(testbot.key, [Reply(tr("已经转给工作人员了，请稍等回复。"))])
+    pushed = await testbot.pushed()
+    assert pushed and not HAN.search(pushed[-1].text) and TIBETAN.search(pushed[-1].text)
+
+
+# ---------------------------------------------------------------- understanding Tibetan
+
+
+def test_embedded_nlu_understands_the_held_out_tibetan_phrases() -> None:
+    held_out = [e for e in training_data.load(training_data.DATA_DIR / "test.yml").examples
+                if TIBETAN.search(e.text)]
+    assert len(held_out) >= 25
+    nlu = EmbeddedNlu()
+    nlu.train()
+    wrong = [(e.text, e.intent, (nlu.parse_sync(e.text).intent() or "none")) for e in held_out
+             if (nlu.parse_sync(e.text).intent() or "none") != e.intent]
+    assert len(wrong) / len(held_out) <= 0.2, wrong
+
+
+# ---------------------------------------------------------------- WeChat
+
+
+@pytest.fixture
+async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
+    fake = FakeWechat()
+    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
+    return fake
+
+
+@pytest.fixture
+async def wx(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake_wechat: FakeWechat) -> Any:
+    from bot.app import create_app
+    from bot.channels.wechat import WECHAT
+
+    client = await aiohttp_client(create_app(wechat_settings(tmp_path, clean_backends, fake_wechat)))
+    client.server.app[WECHAT].retry_delays = (0.01, 0.01)
+    return client
+
+
+async def wechat_says(client: Any, fake: FakeWechat, xml: str) -> str:
+    """Everything the user reads for one message: the passive reply and any pushed parts."""
+    from tests.channel_fakes import query
+
+    before = len(fake.sent)
+    response = await client.post("/wechat", params=query(), data=xml, headers={"Content-Type": "text/xml"})
+    assert response.status == 200
+    body = await response.text()
+    parts = [passive_text(body)] if body not in ("", "success") else []
+    for sent in fake.sent[before:]:
+        parts.append(str(sent.get("text", {}).get("content", "")))
+    return "\n".join(parts)
+
+
+async def test_a_tibetan_reader_through_wechat(wx: Any, fake_wechat: FakeWechat) -> None:
+    text = await wechat_says(wx, fake_wechat, text_xml("我是藏族，汉字看不太懂，有藏文的吗"))
+    assert untranslated(text) == [] and "༡. ར་སྤྲོད་ཇི་ལྟར་བྱེད།" in text  # options numbered in Tibetan
+    text = await wechat_says(wx, fake_wechat, text_xml("༢"))  # certification failed
+    assert untranslated(text) == [] and "འོད" in text
+    text = await wechat_says(wx, fake_wechat, text_xml("༡"))  # poor light: the fix
+    assert untranslated(text) == [] and "སྒེའུ་ཁུང" in text
+    text = await wechat_says(wx, fake_wechat, text_xml("༡"))  # it worked
+    assert untranslated(text) == []
+    text = await wechat_says(wx, fake_wechat, text_xml("ཁྱིམ་དུ་ཡོང་ནས་ར་སྤྲོད།"))  # a home visit
+    assert untranslated(text) == [] and "མིང" in text
+    for answer in ("ཚེ་རིང་སྒྲོལ་མ", ID_A, "ཡུས་ཧྲུའུ་ཁྲོམ་ཁྱེར་ལམ་ཨང་༣", "༡༣༩༠༩༧༡༡༢༣༤", "འགྲོ་འཁྱམ་མི་བདེ།"):
+        text = await wechat_says(wx, fake_wechat, text_xml(answer))
+    assert untranslated(text, ("ཚེ་རིང་སྒྲོལ་མ",)) == [] and "13909711234" in text
+    text = await wechat_says(wx, fake_wechat, text_xml("༡"))
+    assert untranslated(text) == [] and "SM" in text  # the reference number
+    text = await wechat_says(wx, fake_wechat, text_xml("ལས་བྱེད་པ་འབོད།"))
+    assert untranslated(text) == [] and "ལས་བྱེད་པ" in text
+    text = await wechat_says(wx, fake_wechat, text_xml("དོར"))
+    text = await wechat_says(wx, fake_wechat, text_xml("中文"))
+    assert "回复 1 怎么认证" in text and not TIBETAN.search(text.replace(LANGUAGE_OPTIONS[BO], ""))
+
+
+async def test_the_wechat_menu_entry_switches_to_tibetan(wx: Any, fake_wechat: FakeWechat) -> None:
+    from bot import keys
+
+    entries = [s for b in wx.server.app[keys.SERVICES].settings.wechat.menu for s in b.get("sub_button", [])]
+    assert {"type": "click", "name": LANGUAGE_OPTIONS[BO], "key": "lang_bo"} in entries
+    text = await wechat_says(wx, fake_wechat, message_xml(
+        "event", "<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[lang_bo]]></EventKey>"))
+    assert untranslated(text) == [] and "༡." in text
