@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from html import escape
 from pathlib import Path
 from string import Template
@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from bot.core.conversation import Conversation
 from bot.core.logs import mask, mask_id_number
-from bot.core.storage.models import AuditLog, Case, CaseMessage, StaffUser
+from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAttempt, StaffUser
 from bot.records.cases import REASON_LABELS
 from bot.staff.auth import StaffSession
 from bot.staff.desk import QUICK_REPLIES, CaseContext, SendFailure, aware, photo_available
@@ -251,7 +251,7 @@ def transcript(entries: list[dict[str, Any]], tz: Any) -> str:
     return "".join(out)
 
 
-def pensioner(ctx: CaseContext, tz: Any, today: Any = None) -> str:
+def pensioner(ctx: CaseContext, tz: Any, today: date | None = None) -> str:
     p = ctx.pensioner
     if p is None:
         return '<p class="meta">还不知道是哪位退休人员。</p>'
@@ -276,14 +276,13 @@ def distance_bar(distance: float | None, threshold: float | None) -> str:
             f'<p class="meta">距离 {distance:.3f}，阈值 {threshold:.3f}（越小越像，超过竖线算不像）</p>')
 
 
-def attempt(case_id: int, a: Any, tz: Any, reference: str, now: datetime) -> str:
+def attempt(case_id: int, a: CertificationAttempt, tz: Any, reference: str, now: datetime) -> str:
     """One attempt: the enrolled photo beside the selfie, the verdict in words, the distance bar."""
     v = verdict(a)
     selfie = '<p class="meta">照片已过保存期限</p>' if a.photo_path else '<p class="meta">没有保存照片</p>'
     if photo_available(a, now):
         selfie = f'<img class="photo selfie" alt="这次的自拍" src="/staff/cases/{case_id}/photos/{a.id}">'
-    extra = "".join(f"<li>{escape(name)}：{escape(value)}</li>"
-                    for name, value in detail_items(getattr(a, "details", None)))
+    extra = "".join(f"<li>{escape(name)}：{escape(value)}</li>" for name, value in detail_items(a.details))
     quality = quality_words(a.quality_codes or [])
     return template("attempt.html").substitute(
         tone=v.tone, reference=reference, selfie=selfie, words=escape(v.words),
