@@ -5,9 +5,9 @@
 3. ``serialize_user`` - one turn at a time per chat, across processes (Redis lock);
 4. ``conversation`` - load the state from Redis, save it after the turn;
 5. ``scam_guard``   - a scam or fee warning first, in every state (handlers/protect.py);
-6. ``human_gate``   - while a person is involved the bot stays out of the way;
-7. ``read_language`` - switch to Tibetan or Chinese when asked; Tibetan digits and labels
-   read as the Chinese ones (handlers/language.py);
+6. ``read_language`` - switch to Tibetan or Chinese when asked; Tibetan digits and labels
+   read as the Chinese ones (handlers/language.py), also for the queue's and survey's options;
+7. ``human_gate``   - while a person is involved the bot stays out of the way;
 8. ``understand``   - NLU parse into ranked intents and entities;
 9. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died;
 10. ``answer_neighbours`` - at the menu, questions next to the seed get their knowledge entry.
@@ -259,7 +259,7 @@ async def understand(turn: Turn, next_step: NextStep) -> None:
 # scam_guard sees every message (also while waiting for or talking to a person);
 # bereavement_guard and answer_neighbours need the NLU parse. See handlers/protect.py.
 DEFAULT_CHAIN: list[Middleware] = [
-    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, human_gate, read_language,
+    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, read_language, human_gate,
     understand,
     bereavement_guard, answer_neighbours,
 ]

@@ -270,3 +270,139 @@ async def test_the_wechat_menu_entry_switches_to_tibetan(wx: Any, fake_wechat: F
     text = await wechat_says(wx, fake_wechat, message_xml(
         "event", "<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[lang_bo]]></EventKey>"))
     assert untranslated(text) == [] and "༡." in text
+
+
+# ---------------------------------------------------------------- staff
+
+
+async def _staff_client(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, **overrides: Any) -> Any:
+    from bot.app import create_app
+    from tests.conftest import make_settings
+
+    return await aiohttp_client(create_app(make_settings(tmp_path, clean_backends, **overrides)))
+
+
+async def _login(client: Any, username: str) -> str:
+    response = await client.post("/staff/login", data={"username": username, "password": STAFF_PASSWORD},
+                                 allow_redirects=False)
+    assert response.status == 303
+    return str((await (await client.get("/api/staff/me")).json())["csrf_token"])
+
+
+async def _claim(client: Any, token: str, case_id: int) -> Any:
+    origin = f"http://{client.server.host}:{client.server.port}"
+    return await client.post(f"/api/staff/cases/{case_id}/claim",
+                             headers={"X-CSRF-Token": token, "Origin": origin})
+
+
+async def _chat(client: Any, user: str, *texts: str) -> list[dict[str, Any]]:
+    from tests.webchat import web_id
+
+    replies: list[dict[str, Any]] = []
+    for text in texts:
+        response = await client.post("/api/chat", json={"user_id": await web_id(client, user), "text": text})
+        assert response.status == 200, await response.text()
+        replies = list((await response.json())["replies"])
+    return replies
+
+
+STAFF_PASSWORD = "secret-pass-1"
+
+
+async def test_staff_languages_are_validated_and_changed(client: Any) -> None:
+    from bot.core.errors import BadRequest
+    from bot.staff.web import AUTH
+
+    auth = client.server.app[AUTH]
+    dolma = await auth.create_user("dolma", STAFF_PASSWORD, "agent", "zh,bo")
+    assert dolma.languages == "zh,bo" and dolma.language_list == ["zh", "bo"]
+    wang = await auth.create_user("wang", STAFF_PASSWORD)
+    assert wang.languages == "zh"
+    assert (await auth.set_languages("wang", "bo")).languages == "zh,bo"  # Chinese always stays
+    with pytest.raises(BadRequest):
+        await auth.set_languages("wang", "zh,xx")
+    with pytest.raises(BadRequest):
+        await auth.create_user("li", STAFF_PASSWORD, "agent", "en")
+
+
+async def test_a_tibetan_case_goes_to_tibetan_speakers_first(aiohttp_client: Any, tmp_path: Path,
+                                                              clean_backends: Backends) -> None:
+    from bot.staff.web import AUTH
+
+    client = await _staff_client(aiohttp_client, tmp_path, clean_backends)
+    auth = client.server.app[AUTH]
+    await auth.create_user("wang", STAFF_PASSWORD)  # Chinese only
+    await auth.create_user("dolma", STAFF_PASSWORD, "agent", "zh,bo")
+    await _chat(client, "han", "你好", "转人工")  # a Chinese case first (older)
+    replies = await _chat(client, "tashi", "བོད་ཡིག", "ལས་བྱེད་པ་འབོད།")
+    assert TIBETAN.search(replies[0]["text"]) and not untranslated(replies[0]["text"])
+
+    # the Tibetan speaker sees the Tibetan case first, marked in the console
+    dolma_client = await aiohttp_client(client.server)
+    dolma_token = await _login(dolma_client, "dolma")
+    listed = (await (await dolma_client.get("/api/staff/cases")).json())
+    assert [c["language"] for c in listed] == ["bo", "zh"]
+    page = await (await dolma_client.get("/staff")).text()
+    assert "lang-bo" in page and "藏文" in page and "语言" in page
+    case_page = await (await dolma_client.get(f"/staff/cases/{listed[0]['id']}")).text()
+    assert "语言：" in case_page and "藏文" in case_page
+
+    # a Chinese-only colleague sees it after the Chinese one and cannot take it yet
+    wang_token = await _login(client, "wang")
+    listed_for_wang = (await (await client.get("/api/staff/cases")).json())
+    assert [c["language"] for c in listed_for_wang] == ["zh", "bo"]
+    tibetan_case = listed[0]["id"]
+    refused = await _claim(client, wang_token, tibetan_case)
+    assert refused.status == 409 and "藏文" in (await refused.json())["message"]
+
+    taken = await _claim(dolma_client, dolma_token, tibetan_case)
+    assert taken.status == 200
+    # the greeting reaches the reader in Tibetan
+    from tests.webchat import web_id
+
+    pushed = await client.get("/api/chat/updates", params={"user_id": await web_id(client, "tashi")})
+    texts = [r["text"] for r in (await pushed.json())["replies"]]
+    assert texts and all(TIBETAN.search(t) and not untranslated(t) for t in texts), texts
+
+
+async def test_without_a_tibetan_speaker_or_after_the_wait_anyone_may_claim(
+        aiohttp_client: Any, tmp_path: Path, clean_backends: Backends) -> None:
+    from bot.staff.web import AUTH
+
+    client = await _staff_client(aiohttp_client, tmp_path, clean_backends, **{"staff.language_first_s": 0})
+    dolma = await client.server.app[AUTH].create_user("dolma", STAFF_PASSWORD, "agent", "zh,bo")
+    await client.server.app[AUTH].create_user("wang", STAFF_PASSWORD)
+    await _chat(client, "tashi", "བོད་ཡིག", "ལས་བྱེད་པ་འབོད།")
+    token = await _login(client, "wang")
+    [case] = (await (await client.get("/api/staff/cases")).json())
+    assert (await _claim(client, token, case["id"])).status == 200
+
+    other = await _staff_client(aiohttp_client, tmp_path / "2", clean_backends)  # the default wait
+    await other.server.app[AUTH].set_active(dolma.id, False)  # no active Tibetan speaker now
+    await other.server.app[AUTH].create_user("li", STAFF_PASSWORD)
+    await _chat(other, "norbu", "བོད་ཡིག", "ལས་བྱེད་པ་འབོད།")
+    token = await _login(other, "li")
+    waiting = [c for c in (await (await other.get("/api/staff/cases")).json()) if c["status"] == "waiting"]
+    assert (await _claim(other, token, waiting[0]["id"])).status == 200
+
+
+def test_staff_cli_marks_tibetan_speakers(tmp_path: Path, clean_backends: Backends, monkeypatch: Any,
+                                           capsys: Any) -> None:
+    import io
+    import sys
+
+    from bot.cli import main
+
+    for name, value in {"REDIS_URL": clean_backends.redis_url, "DATABASE_URL": clean_backends.database_url,
+                        "BOT_DATA_DIR": str(tmp_path / "var")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(STAFF_PASSWORD + "\n"))
+    assert main(["staff", "add", "dolma", "--languages", "zh,bo"]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(STAFF_PASSWORD + "\n"))
+    assert main(["staff", "add", "wang"]) == 0
+    assert main(["staff", "languages", "wang", "zh,bo"]) == 0
+    assert main(["staff", "languages", "wang", "klingon"]) == 1
+    assert main(["staff", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "dolma (agent, zh,bo)" in out and "wang chats in zh,bo" in out
+    assert "dolma\tagent\tactive\tzh,bo" in out

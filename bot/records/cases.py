@@ -199,6 +199,7 @@ class HandoffService:
             case = Case(
                 conversation_key=conversation.key, channel=conversation.channel,
                 user_id=conversation.user_id, reason=reason, status="waiting",
+                language=conversation.language,
                 pensioner_id=pensioner_id or conversation.memory.get("pensioner_id"),
                 transcript=list(conversation.transcript), evidence=evidence or {},
                 proxy=proxy or {},

@@ -1,0 +1,26 @@
+"""cases.language and staff_users.languages: Tibetan chats go to Tibetan speakers first (issue 19)
+
+Revision ID: 0021_languages
+Revises: 0020_reminders
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0021_languages'
+down_revision = '0020_reminders'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('language', sa.String(length=8), nullable=False, server_default='zh'))
+    with op.batch_alter_table('staff_users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('languages', sa.String(length=32), nullable=False, server_default='zh'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('staff_users', schema=None) as batch_op:
+        batch_op.drop_column('languages')
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_column('language')
