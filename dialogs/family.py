@@ -379,7 +379,8 @@ async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
     if link_id is not None:
         await set_reminder(ctx.services.db, int(link_id), opt_in)
     if opt_in and ctx.slots.get("pensioner_id"):  # the subscription the reminders are sent for
-        await subscribe(ctx.services.db, ctx.conversation.key, int(ctx.slots["pensioner_id"]), "family")
+        await subscribe(ctx.services.db, ctx.conversation.key, int(ctx.slots["pensioner_id"]), "family",
+                        ctx.conversation.language)
     ctx.event("family_reminder", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               proxy_key=ctx.conversation.key, link_id=link_id, opt_in=opt_in)
     days = ctx.services.settings.reminders.days_before

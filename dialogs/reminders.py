@@ -64,7 +64,7 @@ async def _answer(ctx: DialogContext, opt_in: bool) -> Step:
     pensioner_id = int(ctx.slots["pensioner_id"])
     role = str(ctx.slots.get("role") or "self")
     if opt_in:
-        await subscribe(ctx.services.db, ctx.conversation.key, pensioner_id, role)
+        await subscribe(ctx.services.db, ctx.conversation.key, pensioner_id, role, ctx.conversation.language)
     ctx.event("reminder_opt_in" if opt_in else "reminder_declined", target=f"pensioner:{pensioner_id}",
               role=role, channel=ctx.conversation.channel)
     text = (ON if opt_in else OFF).format(due=_due(ctx), days=_days(ctx.services))

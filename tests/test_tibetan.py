@@ -406,3 +406,37 @@ def test_staff_cli_marks_tibetan_speakers(tmp_path: Path, clean_backends: Backen
     out = capsys.readouterr().out
     assert "dolma (agent, zh,bo)" in out and "wang chats in zh,bo" in out
     assert "dolma\tagent\tactive\tzh,bo" in out
+
+
+# ---------------------------------------------------------------- reminders
+
+
+def test_a_reminder_is_said_in_the_language_of_the_chat_that_asked() -> None:
+    from datetime import date
+
+    from bot.records.reminders import FIRST, MISSED, Reminder
+
+    for kind in (FIRST, MISSED):
+        for role in ("self", "family"):
+            tibetan = Reminder(kind, role, "ཚེ་*", date(2027, 3, 15), date(2027, 2, 13), "bo")
+            text, options = tibetan.said()
+            assert untranslated(text) == [] and "༢༠༢༧" in text, text
+            assert all(untranslated(o) == [] for o in options), options
+            assert all(untranslated(v) == [] for v in tibetan.said_fields().values())
+            chinese = Reminder(kind, role, "张*兰", date(2027, 3, 15), date(2027, 2, 13))
+            assert "2027年3月15日" in chinese.said()[0]
+
+
+async def test_the_subscription_keeps_the_chat_language(services: Any) -> None:
+    from bot.core.storage.models import Pensioner, ReminderSubscription
+    from bot.records.reminders import subscribe
+
+    async with services.db.session() as session:
+        pensioner = Pensioner(id_number=ID_A, name="བཀྲ་ཤིས་སྒྲོལ་མ", region="果洛")
+        session.add(pensioner)
+        await session.flush()
+        pensioner_id = pensioner.id
+    await subscribe(services.db, "wechat:tashi", pensioner_id, "self", "bo")
+    async with services.db.session() as session:
+        row = (await session.scalars(select(ReminderSubscription))).one()
+    assert row.language == "bo"

@@ -490,8 +490,8 @@ class TelegramReminders:
                 bot = Bot(config.token, base_url=config.api_base, base_file_url=config.file_base)
                 await bot.initialize()
                 self._bot = bot
-            await self._bot.send_message(int(chat_id), reminder.text(),
-                                         reply_markup=keyboard(reminder.options()))
+            text, options = reminder.said()
+            await self._bot.send_message(int(chat_id), text, reply_markup=keyboard(options))
         except (TgForbidden, TgBadRequest, InvalidToken, ValueError) as exc:
             raise ReminderSendError(f"telegram: {exc.__class__.__name__}: {exc}", permanent=True) from exc
         except TelegramError as exc:

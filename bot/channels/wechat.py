@@ -47,7 +47,7 @@ from bot import keys
 from bot.channels.reading import AnswerIncomplete, AnswerTooLarge, read_limited
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
-from bot.core.i18n import tr
+from bot.core.i18n import render, tr
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import SEND_FAILED, DeliveryFailed
@@ -471,7 +471,7 @@ class WechatChannel:
         if msg_type == "text":
             text = _CONTROL.sub("", fields.get("Content", ""))
             if len(text) > self.settings.server.max_text_chars:
-                return reply.text(TOO_LONG_TEXT)
+                return reply.text(await self.in_language(openid, TOO_LONG_TEXT))
             return await self.answer(dataclasses.replace(base, text=text), reply)
         if msg_type == "image":
             if not await self.claim(message_id):  # before the download, not only in the pipeline
@@ -481,9 +481,9 @@ class WechatChannel:
         if msg_type == "voice":
             transcript = fields.get("Recognition", "").strip()
             if not transcript:
-                return reply.text(VOICE_NO_TEXT)
+                return reply.text(await self.in_language(openid, VOICE_NO_TEXT))
             return await self.answer(dataclasses.replace(base, voice_transcript=transcript), reply)
-        return reply.text(UNSUPPORTED_TEXT)
+        return reply.text(await self.in_language(openid, UNSUPPORTED_TEXT))
 
     @redis_guard
     async def claim(self, message_id: str) -> bool:
@@ -507,7 +507,7 @@ class WechatChannel:
             return reply.success()
         exc = task.exception()
         if exc is not None:
-            return reply.text(error_text(exc))
+            return reply.text(await self.in_language(inbound.user_id, error_text(exc)))
         turn: Turn = task.result()
         text = render_text(turn.replies)
         if not text or turn.outcome == "duplicate":
@@ -533,6 +533,10 @@ class WechatChannel:
         """The customer-service way from the start (photos)."""
         await self.deliver_later(self.spawn(self.turn(inbound, media_id)), inbound.user_id)
 
+    async def in_language(self, openid: str, text: str) -> str:
+        """A message said outside the pipeline (limits, errors) in the chat's language."""
+        return render(text, await self.services.outbox.language_of(f"{CHANNEL}:{openid}"))
+
     async def deliver_later(self, task: Awaitable[Turn], openid: str) -> None:
         """Wait for a slow turn and send its answer through the customer-service API."""
         key = f"{CHANNEL}:{openid}"
@@ -556,6 +560,8 @@ class WechatChannel:
 
         Returns False when some piece could not be delivered."""
         openid = conversation_key.split(":", 1)[1]
+        language = await self.services.outbox.language_of(conversation_key)
+        replies = [reply.localized(language) for reply in replies]  # errors said outside a turn too
         delivered = True
         for piece in split_text(render_text(replies)):
             delivered = await self._send_piece(conversation_key, openid, piece) and delivered
@@ -741,7 +747,7 @@ class WechatReminders:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         api = WechatApi(self.settings, self.redis, self._session)
-        values = reminder.fields()
+        values = reminder.said_fields()
         data = {name: values[key] for key, name in config.reminder_fields.items() if key in values}
         url = config.reminder_url or (f"{self.settings.server.public_base_url.rstrip('/')}/"
                                       if self.settings.server.public_base_url else None)

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.core.config import Settings
 from bot.core.errors import BotError, ExternalServiceError
 from bot.core.facts import format_date
-from bot.core.i18n import tr
+from bot.core.i18n import render, render_all, tr
 from bot.core.logs import mask, mask_name
 from bot.core.messages import Reply
 from bot.core.outbox import SEND_FAILED, WEB_QUEUE_TTL_S, Outbox
@@ -111,8 +111,11 @@ def _aware(moment: datetime | None) -> datetime | None:
 # ---------------------------------------------------------------- subscriptions
 
 
-async def subscribe(db: Database, conversation_key: str, pensioner_id: int, role: str) -> int:
-    """Turn reminders on for this chat and pensioner (idempotent); returns the id."""
+async def subscribe(db: Database, conversation_key: str, pensioner_id: int, role: str,
+                    language: str = "zh") -> int:
+    """Turn reminders on for this chat and pensioner (idempotent); returns the id.
+
+    ``language``: the chat's, kept for the reminders (the conversation will have expired)."""
     channel = conversation_key.split(":", 1)[0]
     now = datetime.now(UTC)
     for _ in range(2):
@@ -124,10 +127,11 @@ async def subscribe(db: Database, conversation_key: str, pensioner_id: int, role
                 if sub is None:
                     sub = ReminderSubscription(conversation_key=conversation_key, channel=channel,
                                                pensioner_id=pensioner_id, role=role, active=True,
-                                               created_at=now, updated_at=now)
+                                               language=language, created_at=now, updated_at=now)
                     session.add(sub)
                 else:
                     sub.active, sub.role, sub.updated_at, sub.cancelled_at = True, role, now, None
+                    sub.language = language
                 await session.flush()
                 return int(sub.id)
         except IntegrityError:  # the same chat subscribed twice at once: update the winner's row
@@ -206,6 +210,15 @@ class Reminder:
     name: str        # masked
     due: date
     today: date
+    language: str = "zh"  # the texts below are catalog texts; senders render them in this language
+
+    def said(self) -> tuple[str, list[str]]:
+        """The chat text and options in the reminder's language."""
+        return render(self.text(), self.language), render_all(self.options(), self.language)
+
+    def said_fields(self) -> dict[str, str]:
+        """The template fields in the reminder's language."""
+        return {key: render(value, self.language) for key, value in self.fields().items()}
 
     @property
     def days_left(self) -> int:
@@ -291,7 +304,8 @@ class Deliverer:
 
     async def _queued(self, conversation_key: str, reminder: Reminder) -> None:
         try:
-            delivered = await self.outbox.push(conversation_key, [Reply(reminder.text(), reminder.options())])
+            reply = Reply(reminder.text(), reminder.options()).localized(reminder.language)
+            delivered = await self.outbox.push(conversation_key, [reply])
             if conversation_key.split(":", 1)[0] in ("web", "cli"):
                 await self.redis.expire(f"outbox:{conversation_key}", max(WEB_KEEP_S, WEB_QUEUE_TTL_S))
         except BotError as exc:
@@ -328,6 +342,7 @@ class _Candidate:
     due: date
     kind: str
     row: ReminderDelivery | None
+    language: str = "zh"
 
 
 async def _candidates(settings: Settings, db: Database, local: datetime,
@@ -342,7 +357,8 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
     async with db.session() as session:
         rows = (await session.execute(
             select(ReminderSubscription.id, ReminderSubscription.conversation_key,
-                   ReminderSubscription.role, Pensioner.id, Pensioner.name, Pensioner.next_due)
+                   ReminderSubscription.role, Pensioner.id, Pensioner.name, Pensioner.next_due,
+                   ReminderSubscription.language)
             .join(Pensioner, Pensioner.id == ReminderSubscription.pensioner_id)
             .where(ReminderSubscription.active.is_(True), Pensioner.next_due.is_not(None),
                    Pensioner.next_due >= low, Pensioner.next_due <= high,
@@ -355,7 +371,7 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
                     ReminderDelivery.subscription_id.in_(sub_ids), ReminderDelivery.due_date >= low))):
                 existing[(delivery.subscription_id, delivery.due_date, delivery.kind)] = delivery
     found = []
-    for sub_id, key, role, pensioner_id, name, next_due in rows:
+    for sub_id, key, role, pensioner_id, name, next_due, language in rows:
         if next_due is None:
             continue
         kind = kind_due(settings, next_due, today)
@@ -369,7 +385,8 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
                 continue
             if row.status == SENDING and (_aware(row.updated_at) or now_utc) > datetime.now(UTC) - STALE_CLAIM:
                 continue  # another process is sending it right now
-        found.append(_Candidate(sub_id, key, role, pensioner_id, mask_name(name), next_due, kind, row))
+        found.append(_Candidate(sub_id, key, role, pensioner_id, mask_name(name), next_due, kind, row,
+                                language or "zh"))
     return found
 
 
@@ -429,7 +446,7 @@ async def run_pass(settings: Settings, db: Database, redis: aioredis.Redis, *,
 async def _deliver(settings: Settings, db: Database, deliverer: Deliverer, audit: Audit,
                    cand: _Candidate, row: ReminderDelivery, local: datetime, now_utc: datetime,
                    result: PassResult) -> None:
-    reminder = Reminder(cand.kind, cand.role, cand.name, cand.due, local.date())
+    reminder = Reminder(cand.kind, cand.role, cand.name, cand.due, local.date(), cand.language)
     attempts = row.attempts + 1
     error: ReminderSendError | None = None
     try:

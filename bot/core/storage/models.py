@@ -175,6 +175,7 @@ class ReminderSubscription(Base):
     channel: Mapped[str] = mapped_column(String(16))
     pensioner_id: Mapped[int] = mapped_column(ForeignKey("pensioners.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))  # self | family
+    language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")  # of the reminders
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
