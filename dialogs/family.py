@@ -59,7 +59,7 @@ from dialogs.menu import to_main_menu
 from nlu.rules import normalise
 
 NAME = "family"
-RELATIONSHIPS = ("子女", "配偶", "其他亲属", "其他")
+RELATIONSHIPS = (tr("子女"), tr("配偶"), tr("其他亲属"), tr("其他"))  # option labels
 MANAGE = tr("管理我代认证的老人")
 CONSENT = tr("本人已同意并在场")
 NOT_PRESENT = tr("老人现在不在身边")

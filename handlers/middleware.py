@@ -23,9 +23,11 @@ import logging
 import time
 import uuid
 
+import orjson
+
 from bot.core.conversation import Frame, Mode, chat_lock_key
 from bot.core.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
-from bot.core.i18n import tr
+from bot.core.i18n import LANGUAGES, ZH, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS
@@ -79,6 +81,18 @@ class Deduplicate(BatchedStep):
                   ex=turn.services.settings.conversation.dedup_ttl_s, xx=True)
 
 
+def prefetched_language(turn: Turn) -> str:
+    """The chat's language from the opening batch (for steps before ``ConversationState``)."""
+    raw = turn.prefetched.get("conv_raw")
+    if not raw:
+        return ZH
+    try:
+        language = orjson.loads(raw).get("language", ZH)
+    except (orjson.JSONDecodeError, AttributeError):
+        return ZH
+    return language if language in LANGUAGES else ZH
+
+
 class RateLimit(BatchedStep):
     """At most ``rate_limit.messages_per_minute`` messages per chat per minute.
 
@@ -95,8 +109,8 @@ class RateLimit(BatchedStep):
         count = int(turn.prefetched["rate_count"])
         if count > limit:
             turn.outcome = "rate_limited"
-            if count == limit + 1:
-                turn.say(RateLimited.user_message)
+            if count == limit + 1:  # said before the conversation step: in the language it read
+                turn.replies.append(Reply(RateLimited.user_message).localized(prefetched_language(turn)))
             return
         await next_step()
 

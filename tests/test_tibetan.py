@@ -171,6 +171,19 @@ async def test_a_tibetan_reader_completes_the_main_flows_in_tibetan(testbot: Tes
     assert await language(testbot) == ZH and not TIBETAN.search(testbot.text)
 
 
+async def test_the_rate_limit_message_is_in_the_chat_language(tmp_path: Path, clean_backends: Backends) -> None:
+    from bot.app import started
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, clean_backends, **{"rate_limit.messages_per_minute": 2})
+    async with started(settings) as services:
+        testbot = TestBot(services)
+        await testbot.say("བོད་ཡིག")
+        await testbot.say("༡")
+        await testbot.say("༢")
+        assert testbot.replies and untranslated(testbot.text) == [] and TIBETAN.search(testbot.text)
+
+
 async def test_dates_in_tibetan_order_and_digits(testbot: TestBot) -> None:
     from datetime import date
 
@@ -440,3 +453,28 @@ async def test_the_subscription_keeps_the_chat_language(services: Any) -> None:
     async with services.db.session() as session:
         row = (await session.scalars(select(ReminderSubscription))).one()
     assert row.language == "bo"
+
+
+async def test_every_answer_and_flow_start_is_in_tibetan(tmp_path: Path, clean_backends: Backends) -> None:
+    """A sweep: each knowledge answer and each guided flow's first question, in a Tibetan chat."""
+    from bot.app import started
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, clean_backends, **{"rate_limit.messages_per_minute": 10000})
+    async with started(settings) as services:
+        await _sweep(TestBot(services))
+
+
+async def _sweep(testbot: TestBot) -> None:
+    await testbot.say("བོད་ཡིག")
+    services = testbot.services
+    intents = sorted({e.intent for e in services.faq.entries if e.intent} | set(services.dialogs.by_intent))
+    assert len(intents) > 30
+    for intent in intents:
+        if intent in ("human_handoff", "pensioner_died"):
+            continue  # a case, or condolences: covered elsewhere
+        await testbot.say("འདེམས་ཐོ།")  # back to the menu between questions
+        await testbot.say(event=f"menu:{intent}")
+        for reply in testbot.replies:
+            assert untranslated(reply.text) == [], (intent, reply.text)
+            assert all(untranslated(o) == [] for o in reply.options), (intent, reply.options)
