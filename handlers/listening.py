@@ -15,7 +15,7 @@ import dataclasses
 import re
 from typing import Protocol
 
-from bot.core.i18n import tr
+from bot.core.i18n import BO, LANGUAGE_OPTIONS, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.common import masked
@@ -45,7 +45,8 @@ ID_CHECKSUM = (tr("这个身份证号码好像输错了一位（最后一位对�
 READING_TROUBLE = (tr("没关系，汉字看不太懂也能办好认证：\n"
                    "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
                    "2. 可以发语音给我，我用简单的话说；\n"
-                   "3. 也可以转人工，工作人员可以打电话跟您说。"))
+                   "3. 也可以转人工，工作人员可以打电话跟您说。\n"
+                   "བོད་ཡིག་དགོས་ན་“བོད་ཡིག”ཅེས་ལན་འདེབས། 需要藏文的，请回复“藏文”。"))
 MONEY = (tr("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
          "打 12333 或者到社保经办机构问清楚。"))
 WHOM = (tr("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
@@ -117,7 +118,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         await router.escalate(turn, "user_request")
         return True
     if reading.reading_trouble:
-        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
+        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else [tr("转人工"), tr("怎么认证"),
+                                                                        LANGUAGE_OPTIONS[BO]]))
         if in_flow:
             await resume(router, turn)
         return True

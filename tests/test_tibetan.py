@@ -62,6 +62,16 @@ async def test_asking_for_tibetan_switches_and_shows_the_tibetan_menu(testbot: T
     assert testbot.options[-1] == LANGUAGE_OPTIONS[ZH]  # the way back, in both scripts
 
 
+async def test_a_tibetan_who_cannot_read_chinese_is_offered_tibetan(testbot: TestBot) -> None:
+    await testbot.say("我是藏族，汉字看不太懂")
+    assert await language(testbot) == ZH  # not asked for yet: offered, in both scripts
+    assert "光线" not in testbot.text and "བོད་ཡིག" in testbot.text and "藏文" in testbot.text
+    assert LANGUAGE_OPTIONS[BO] in testbot.options
+    await testbot.say(str(testbot.options.index(LANGUAGE_OPTIONS[BO]) + 1))
+    assert await language(testbot) == BO
+    assert_tibetan(testbot)
+
+
 async def test_a_message_mostly_in_tibetan_switches_and_is_answered_in_tibetan(testbot: TestBot) -> None:
     await testbot.say("ཁྱེད་རང་བདེ་མོ།")  # hello
     assert await language(testbot) == BO
