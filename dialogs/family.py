@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.core.conversation import Conversation, Frame
-from bot.core.i18n import tr
+from bot.core.i18n import concat, join, tr
 from bot.core.logs import mask_name as mask_name  # re-exported
 from bot.core.messages import Reply
 from bot.core.storage.db import Database
@@ -334,13 +334,20 @@ async def _manage_enter(ctx: DialogContext) -> Step | None:
     if not links:
         return Finish([Reply(NO_LINKS, MENU_OPTIONS)])
     ctx.slots["links"] = [[pid, masked] for pid, masked, _ in links]
-    ctx.slots["link_labels"] = [f"{masked}（{relationship}）" for _, masked, relationship in links]
+    ctx.slots["link_labels"] = [[masked, relationship] for _, masked, relationship in links]
     return None
+
+
+def _link_label(label: Any) -> tuple[str, ...]:
+    """"张*兰（子女）": the masked name and the relationship (a catalog label, translated)."""
+    if isinstance(label, list | tuple) and len(label) == 2:
+        return str(label[0]), "（", str(label[1]), "）"
+    return (str(label),)  # kept by an older version of this dialog
 
 
 def _manage_prompt(ctx: DialogContext) -> Reply:
     labels = list(ctx.slots.get("link_labels") or [])
-    lines = "\n".join(f"{i}. {label}" for i, label in enumerate(labels, 1))
+    lines = join("\n", [concat(f"{i}. ", *_link_label(label)) for i, label in enumerate(labels, 1)])
     options = [tr("移除 {name}", name=pair[1]) for pair in ctx.slots.get("links") or []] + [tr("回主菜单")]
     return Reply(MANAGE_PROMPT.format(lines=lines), options)
 

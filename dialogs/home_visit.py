@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.core.errors import RateLimited, StorageUnavailable
-from bot.core.i18n import tr
+from bot.core.i18n import concat, join, tr
 from bot.core.messages import Reply
 from bot.core.storage.models import HomeVisitRequest
 from bot.records.pensioners import names_match
@@ -71,11 +71,12 @@ class HomeVisitForm(Form):
         replies = super().ask(ctx)
         if replies and not ctx.slots.get("_intro"):
             ctx.slots["_intro"] = True
-            known = [f"{SLOT_LABELS[slot]}：{masked(ctx.slots[slot]) if slot == 'id_number' else ctx.slots[slot]}"
+            known = [concat(SLOT_LABELS[slot], "：", masked(ctx.slots[slot]) if slot == "id_number"
+                            else str(ctx.slots[slot]))
                      for slot in ("name", "id_number") if ctx.slots.get(slot)]
             intro = tr("好的，我帮您登记上门认证，要问老人的姓名、身份证号、住址、电话和原因。")
             if known:
-                intro += tr("您刚才说过的就不再问了（") + "，".join(known) + "）。"
+                intro += tr("您刚才说过的就不再问了（{known}）。", known=join("，", known))
             else:
                 intro += tr("可以一条一条回答，也可以一次都发给我。")
             replies[0] = Reply(intro + "\n" + replies[0].text, replies[0].options)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.core.i18n import tr
+from bot.core.i18n import join, tr
 from face.detection import DetectedFace
 
 # The order in which problems are told: the first is the one to fix first.
@@ -76,7 +76,7 @@ def advice_for(issues: list[str]) -> str:
     known = [code for code in ORDER if code in issues]
     if not known:
         return tr("照片可以用。")
-    return "".join(ADVICE[code] for code in known[:2])
+    return join("", [ADVICE[code] for code in known[:2]])
 
 
 def ordered(issues: list[str]) -> list[str]:

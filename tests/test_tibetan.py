@@ -488,3 +488,14 @@ async def _sweep(testbot: TestBot) -> None:
         for reply in testbot.replies:
             assert untranslated(reply.text) == [], (intent, reply.text)
             assert all(untranslated(o) == [] for o in reply.options), (intent, reply.options)
+
+
+def test_selfie_quality_advice_is_in_tibetan() -> None:
+    from bot.core.i18n import render
+    from face.quality import ADVICE, advice_for
+
+    for code in ADVICE:
+        assert not untranslated(render(advice_for([code]), BO)), code
+    two = render(advice_for(["too_dark", "blurry"]), BO)
+    second = render(ADVICE["blurry"], BO)
+    assert not untranslated(two) and two.endswith(" " + second)  # two sentences, not run together

@@ -56,6 +56,7 @@ class Text(str):
     msgid: str
     params: dict[str, Any]
     catalogued: bool  # False: a join or template not itself in the catalog
+    sep: str | None = None  # set for joins (concat/join): the separator
 
     def __new__(cls, msgid: str, params: Mapping[str, Any] | None = None, *,
                 translate: bool = True) -> Text:
@@ -79,14 +80,18 @@ class Text(str):
         """``tr("共{n}步").format(n=3)`` stays translatable (named parameters only)."""
         if args:
             return super().format(*args, **params)
-        return Text(self.msgid, {**self.params, **params}, translate=self.catalogued)
+        text = Text(self.msgid, {**self.params, **params}, translate=self.catalogued)
+        text.sep = self.sep
+        return text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.msgid, self.params, self.catalogued))
+        return (_rebuild, (self.msgid, self.params, self.catalogued, self.sep))
 
 
-def _rebuild(msgid: str, params: dict[str, Any], translate: bool) -> Text:
-    return Text(msgid, params, translate=translate)
+def _rebuild(msgid: str, params: dict[str, Any], translate: bool, sep: str | None = None) -> Text:
+    text = Text(msgid, params, translate=translate)
+    text.sep = sep
+    return text
 
 
 class _Missing(dict[str, Any]):
@@ -112,7 +117,9 @@ def concat(*parts: str, sep: str = "") -> Text:
     """Join texts (translated ones and plain values) keeping each part translatable."""
     names = [f"p{i}" for i in range(len(parts))]
     template = sep.replace("{", "{{").replace("}", "}}").join("{" + name + "}" for name in names)
-    return Text(template, dict(zip(names, parts, strict=True)), translate=False)
+    text = Text(template, dict(zip(names, parts, strict=True)), translate=False)
+    text.sep = sep
+    return text
 
 
 def join(sep: str, parts: Iterable[str]) -> Text:
@@ -165,6 +172,9 @@ def translate(msgid: str, language: str) -> str:
 def render(value: Any, language: str) -> str:
     """A text in ``language``: a :class:`Text` translated with its parameters, a plain
     string translated when it is exactly a msgid, anything else as ``str``."""
+    if isinstance(value, Text) and value.sep is not None and language == BO:
+        return _join_tibetan([render(value.params[f"p{i}"], language) for i in range(len(value.params))],
+                             value.sep)
     if isinstance(value, Text):
         template = translate(value.msgid, language) if value.catalogued else value.msgid
         if not value.params:
@@ -188,6 +198,23 @@ _RUN_ON = re.compile(r"([\u0F0D\u0F0E])(?=[\u0F40-\u0FBC])")  # "།" directly f
 def tidy(text: str, language: str) -> str:
     """Pieces joined the Chinese way (no spaces) read run-on in Tibetan: a space after "།"."""
     return _RUN_ON.sub(r"\1 ", text) if language == BO else text
+
+
+_LETTER_END = re.compile(r"[\u0F40-\u0FBC]$")
+_LETTER_START = re.compile(r"^[\u0F40-\u0FBC]")
+
+
+def _join_tibetan(parts: list[str], sep: str) -> str:
+    """Chinese pieces join without spaces; Tibetan sentences need one where no shad ends them
+    (a sentence ending in ག takes none)."""
+    joined = ""
+    for part in parts:
+        if joined and not sep and _LETTER_END.search(joined) and _LETTER_START.search(part):
+            joined += " "
+        elif joined:
+            joined += sep
+        joined += part
+    return joined
 
 
 def render_all(values: Sequence[Any], language: str) -> list[str]:
