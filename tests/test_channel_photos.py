@@ -24,7 +24,8 @@ from bot import keys
 from bot.app import create_app
 from bot.channels.telegram import PHOTO_FAILED as TG_PHOTO_FAILED
 from bot.channels.telegram import TELEGRAM, TelegramChannel
-from bot.channels.wechat import PHOTO_FAILED_TEXT, WECHAT, WechatApi, WechatApiError, WechatChannel
+from bot.channels.wechat import PHOTO_FAILED_TEXT, WECHAT, WechatChannel
+from bot.channels.wechat_api import WechatApi, WechatApiError
 from bot.core.pipeline import NextStep, Turn
 from bot.core.storage.models import AuditLog, CertificationAttempt
 from bot.records.attempts import photo_store
