@@ -47,7 +47,7 @@ from dialogs.engine import (
     Stay,
     Step,
 )
-from dialogs.family import proxy_certified
+from dialogs.family_verdict import proxy_certified
 from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
 from dialogs.reminders import offer_after_success

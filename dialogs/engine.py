@@ -40,10 +40,15 @@ class Goto:
 
 
 @dataclass
-class Stay:
-    """Remain in this state; say ``replies`` and ask again."""
+class Saying:
+    """The base of the steps that carry nothing but ``replies`` to say."""
 
     replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
+class Stay(Saying):
+    """Remain in this state; say ``replies`` and ask again."""
 
 
 @dataclass
@@ -78,17 +83,13 @@ class Handoff:
 
 
 @dataclass
-class Defer:
+class Defer(Saying):
     """The answer comes later through the outbox (e.g. a face verdict)."""
-
-    replies: list[Reply] = field(default_factory=list)
 
 
 @dataclass
-class Back:
+class Back(Saying):
     """Go back to the previous question (like the global command 返回)."""
-
-    replies: list[Reply] = field(default_factory=list)
 
 
 @dataclass
@@ -609,17 +610,10 @@ class Form:
 class ChatServices(CoreServices, Protocol):
     """The services as dialogs and handlers see them: the foundation's plus records and FAQ."""
 
-    @property
-    def registry(self) -> PensionerRegistry: ...
-
-    @property
-    def handoff(self) -> HandoffService: ...
-
-    @property
-    def faq(self) -> KnowledgeBase: ...
-
-    @property
-    def dialogs(self) -> DialogRegistry: ...
+    registry: PensionerRegistry
+    handoff: HandoffService
+    faq: KnowledgeBase
+    dialogs: DialogRegistry
 
 
 def chat_services(turn: Turn) -> ChatServices:

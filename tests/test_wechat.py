@@ -54,13 +54,6 @@ from tests.services import free_port
 
 
 @pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
-    fake = FakeWechat()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
-@pytest.fixture
 async def wx(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake_wechat: FakeWechat) -> Any:
     client = await aiohttp_client(create_app(wechat_settings(tmp_path, clean_backends, fake_wechat)))
     channel(client).retry_delays = (0.01, 0.01)
