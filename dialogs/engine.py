@@ -522,7 +522,8 @@ class Invalid(Exception):
 class Form:
     """Collects ``slots`` one at a time; subclasses define ask/validate/submit.
 
-    - ``ask_<slot>(ctx) -> Reply | str`` the question for a slot;
+    - ``questions[slot]``, a fixed question for a slot, or ``ask_<slot>(ctx) -> Reply | str``
+      where the question depends on the chat;
     - ``async validate_<slot>(value, ctx) -> value`` normalises or raises :class:`Invalid`;
     - ``extract(ctx, text) -> dict`` may find several slots in one message
       (default: the requested slot takes the whole text);
@@ -530,6 +531,7 @@ class Form:
     """
 
     slots: tuple[str, ...] = ()
+    questions: dict[str, str] = {}
 
     def requested(self, ctx: DialogContext) -> str | None:
         return next((s for s in self.slots if ctx.slots.get(s) in (None, "")), None)
@@ -548,7 +550,8 @@ class Form:
         slot = self.requested(ctx)
         if slot is None:
             return []
-        question = getattr(self, f"ask_{slot}")(ctx)
+        asker = getattr(self, f"ask_{slot}", None)
+        question = self.questions[slot] if asker is None else asker(ctx)
         return [question if isinstance(question, Reply) else Reply(str(question))]
 
     async def fill(self, ctx: DialogContext, text: str) -> Step:

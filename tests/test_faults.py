@@ -16,8 +16,8 @@ import redis as sync_redis
 from bot.app import create_app
 from bot.core.storage.db import migrate
 from tests.conftest import Backends, make_settings
-from tests.services import RedisProcess, _pg_admin, free_port
-from tests.test_resilience import _serve, _wait_healthy
+from tests.services import RedisProcess, _pg_admin, free_port, wait_healthy
+from tests.test_resilience import _serve
 from tests.webchat import new_web_id, public_id, web_id
 
 
@@ -120,7 +120,7 @@ async def test_two_processes_keep_one_users_messages_in_order(tmp_path: Path,
     try:
         async with aiohttp.ClientSession() as session:
             for port in ports:
-                await _wait_healthy(session, port)
+                await wait_healthy(session, port)
             frank = await new_web_id(session, f"http://127.0.0.1:{ports[0]}/api/chat/session")
 
             async def send(i: int) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,8 @@ import pytest
 from bot.app import create_app
 from bot.core.messages import InboundMessage
 from bot.services import Services
-from tests.conftest import ROOT, Backends, make_settings
-from tests.services import RedisProcess, free_port
+from tests.conftest import Backends, make_settings
+from tests.services import RedisProcess, free_port, serve, wait_healthy
 from tests.webchat import new_web_id, web_id
 
 
@@ -54,23 +52,8 @@ async def test_idle_conversation_expires_and_user_is_welcomed_back(
 
 
 def _serve(port: int, backends: Backends, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, REDIS_URL=backends.redis_url, DATABASE_URL=backends.database_url,
-               BOT_DATA_DIR=str(data_dir), PORT=str(port))
-    return subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def _wait_healthy(session: aiohttp.ClientSession, port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"server on {port} did not become healthy")
+    return serve(port, {"REDIS_URL": backends.redis_url, "DATABASE_URL": backends.database_url,
+                        "BOT_DATA_DIR": str(data_dir)})
 
 
 @pytest.mark.slow
@@ -81,7 +64,7 @@ async def test_two_server_processes_continue_one_conversation(tmp_path: Path,
     try:
         async with aiohttp.ClientSession() as session:
             for port in ports:
-                await _wait_healthy(session, port)
+                await wait_healthy(session, port)
             dave = await new_web_id(session, f"http://127.0.0.1:{ports[1]}/api/chat/session")
 
             async def post(port: int, text: str) -> dict[str, Any]:

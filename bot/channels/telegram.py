@@ -39,6 +39,7 @@ from telegram.ext import (
 )
 
 from bot import keys
+from bot.channels.mount import mount
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, Forbidden
 from bot.core.logs import mask, quiet_http_clients
@@ -438,16 +439,10 @@ async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
         await channel.close()
 
 
-async def _webhook(request: web.Request) -> web.Response:
-    return await request.app[TELEGRAM].webhook(request)
-
-
 def setup(app: web.Application) -> None:
     """Mount ``/telegram`` when ``telegram.token`` is configured."""
-    if not app[keys.SETTINGS].telegram.token:
-        return
-    app.cleanup_ctx.append(telegram_ctx)
-    app.router.add_post("/telegram", _webhook)
+    if app[keys.SETTINGS].telegram.token:
+        mount(app, telegram_ctx, TELEGRAM, [("POST", "/telegram", TelegramChannel.webhook)])
 
 
 async def poll(services: Services, stop: asyncio.Event | None = None) -> None:

@@ -39,6 +39,7 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot import keys
+from bot.channels.mount import mount
 from bot.channels.wechat_api import TOO_LARGE_ERRCODE, WechatApi, WechatApiError
 from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
 from bot.core.logs import mask
@@ -471,18 +472,8 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         await session.close()
 
 
-async def _verify(request: web.Request) -> web.Response:
-    return await request.app[WECHAT].verify(request)
-
-
-async def _receive(request: web.Request) -> web.Response:
-    return await request.app[WECHAT].receive(request)
-
-
 def setup(app: web.Application) -> None:
     """Mount ``/wechat`` when ``wechat.token`` is configured."""
-    if not app[keys.SETTINGS].wechat.token:
-        return
-    app.cleanup_ctx.append(wechat_ctx)
-    app.router.add_get("/wechat", _verify)
-    app.router.add_post("/wechat", _receive)
+    if app[keys.SETTINGS].wechat.token:
+        mount(app, wechat_ctx, WECHAT, [("GET", "/wechat", WechatChannel.verify),
+                                        ("POST", "/wechat", WechatChannel.receive)])
