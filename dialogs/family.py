@@ -28,14 +28,7 @@ from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records import proxy_links
 from bot.records.reminders import subscribe
-from dialogs.common import (
-    MENU_OPTIONS,
-    NOT_ENROLLED,
-    already_certified,
-    heard,
-    masked,
-    take_heard_name,
-)
+from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, masked
 from dialogs.engine import (
     ChatServices,
     Dialog,
@@ -170,24 +163,12 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         ctx.slots["started"] = True
         ctx.event("family_started", proxy_key=ctx.conversation.key,
                   relationship=ctx.slots.get("relationship"))
-        given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+        given = IDENTITY.offered_id(ctx)
         if given:
             ctx.slots["id_number"] = given
             return Goto("ask_name", [Reply(f"收到老人的身份证号 {masked(str(given))}。")])
     return None
 
-
-
-async def _on_id(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)  # the ID number, or the ID and name in one message
-
-
-async def _on_name(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
-
-
-async def _check_identity(ctx: DialogContext, name: str) -> Step:
-    return await IDENTITY.take(ctx, name)
 
 
 async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
@@ -342,9 +323,10 @@ family = Dialog(
             options=[*(Option(rel, goto="ask_id", set={"relationship": rel}) for rel in RELATIONSHIPS),
                      Option(MANAGE, goto="manage", words=("管理", "移除", "解除")), _TO_MENU],
             may_go=("ask_id", "manage")),
-        "ask_id": State(prompt=ASK_ID, on_input=_on_id, on_enter=_ask_id_enter, options=[_TO_MENU],
+        "ask_id": State(prompt=ASK_ID, on_input=IDENTITY.take, on_enter=_ask_id_enter, options=[_TO_MENU],
                         may_go=("ask_name", "mismatch", "limit", "consent", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=take_heard_name(_check_identity), options=[_TO_MENU],
+        "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
+                          options=[_TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),

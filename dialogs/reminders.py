@@ -3,7 +3,7 @@
 After a pensioner's own selfie passes, :func:`offer_after_success` asks once, in plain
 words, whether to remind them before the next due date; no promise is made without a
 yes. "好的，到时候提醒我" (or the option, or a plain yes) subscribes; the subscription is a
-row in ``reminder_subscriptions`` (see ``bot/reminders.py`` for the schedule).
+row in ``reminder_subscriptions`` (see ``bot/records/reminders.py`` for the schedule).
 "不用提醒了" / "取消提醒" work in any state (a rule, ``nlu.rules.STOP_REMINDERS``): the
 router calls :func:`stop_reminders`.
 """
