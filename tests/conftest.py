@@ -31,7 +31,8 @@ from tests.services import (
     local_redis_url,
 )
 
-pytest_plugins = ("tests.channel_fakes",)  # the fake_wechat and fake_telegram fixtures
+# fixtures: fake_wechat and fake_telegram; face
+pytest_plugins = ("tests.channel_fakes", "tests.face_support")
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES_DIR = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
@@ -57,6 +58,11 @@ class Backends:
             self.database_url = f"sqlite+aiosqlite:///{self.sqlite_dir / 'test.sqlite3'}"
             self.db_kind = "SQLite (embedded)"
         migrate(self.database_url)
+
+    def env(self, data_dir: Path) -> dict[str, str]:
+        """Environment variables that point a ``python -m bot`` process at these backends."""
+        assert self.redis_url is not None
+        return {"REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url, "BOT_DATA_DIR": str(data_dir)}
 
     def close(self) -> None:
         if self.redis_process:

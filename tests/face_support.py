@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bot.core.images import decode
-from bot.face_service import FaceService
+from bot.face_service import FaceService, attach
 from bot.records.attempts import photo_store
 from bot.services import Services
 from face.engine import FaceEngine
@@ -22,6 +22,7 @@ from nlu.entities import with_check_digit
 from tests.conftest import FACES_DIR, TestBot, backends
 
 ID_OBAMA = with_check_digit("63010219610804001")  # enrolled with obama/obama1.jpg
+IDENTITY_ONLY = {"face.challenge": False}  # selfies checked by identity alone, no pose challenge
 
 needs_photos = pytest.mark.skipif(
     not (FACES_DIR / "pairs.csv").is_file(),
@@ -61,6 +62,12 @@ def astronaut() -> np.ndarray:
 
 def faces_path(name: str) -> Path:
     return FACES_DIR / name
+
+
+@pytest.fixture
+async def face(services: Services) -> FaceService:
+    """The face service attached to the test's services (a plugin of tests/conftest.py)."""
+    return attach(services)
 
 
 async def enrol_obama(services: Services) -> int:

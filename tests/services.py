@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO
 
@@ -66,6 +67,22 @@ async def wait_healthy(session: aiohttp.ClientSession, port: int, timeout: float
             pass
         await asyncio.sleep(0.2)
     raise AssertionError(f"server on {port} did not become healthy")
+
+
+@asynccontextmanager
+async def servers(count: int, env: dict[str, str]) -> AsyncIterator[tuple[list[int], aiohttp.ClientSession]]:
+    """``count`` server processes with ``env`` (shared storage), healthy; stopped afterwards.
+    Gives their ports and an HTTP session."""
+    ports = [free_port() for _ in range(count)]
+    processes = [serve(port, env) for port in ports]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for port in ports:
+                await wait_healthy(session, port)
+            yield ports, session
+    finally:
+        for process in processes:
+            stop(process)
 
 
 class RedisProcess:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot import keys
 from bot.core.messages import InboundMessage
 from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner
-from bot.face_service import FaceService, attach
+from bot.face_service import FaceService
 from bot.records.attempts import cleanup_expired, photo_store
 from bot.services import Services
 from face import variants
@@ -27,6 +27,7 @@ from nlu.entities import with_check_digit
 from tests.conftest import Backends, TestBot, make_settings
 from tests.face_support import (
     ID_OBAMA,
+    IDENTITY_ONLY,
     engine,
     enrol_obama,
     needs_model,
@@ -45,12 +46,7 @@ ID_UNENROLLED = with_check_digit("63210219480802003")
 @pytest.fixture
 def settings(tmp_path: Path, clean_backends: Backends) -> Any:
     """These tests check identity alone: no pose challenge (tests/test_liveness.py has it)."""
-    return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
-
-
-@pytest.fixture
-async def face(services: Services) -> FaceService:
-    return attach(services)
+    return make_settings(tmp_path, clean_backends, **IDENTITY_ONLY)
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ from tests.channel_fakes import (
 from tests.conftest import Backends, wait_for
 from tests.face_support import (
     ID_OBAMA,
+    IDENTITY_ONLY,
     enrol_obama,
     needs_model,
     needs_photos,
@@ -58,9 +59,8 @@ pytestmark = [needs_photos]
 KINDS = ["jpeg", "jpeg_3mb", "png", "heic"]
 SLOW = Trickle(chunk=8 * 1024, delay_s=0.001)  # a 3 MB photo arrives in about 400 pieces
 
-# These tests check that photos arrive whole and certify by identity; tests/test_liveness.py
-# has the pose challenge.
-IDENTITY_ONLY = {"face.challenge": False}
+# These tests check that photos arrive whole and certify by identity (IDENTITY_ONLY);
+# tests/test_liveness.py has the pose challenge.
 
 
 @functools.cache

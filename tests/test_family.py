@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner, ProxyLink
-from bot.face_service import FaceService, attach
+from bot.face_service import FaceService
 from bot.records.attempts import AttemptRecord, find_reused_photo, hamming, record_attempt, save_template
 from bot.services import Services
 from dialogs.family import (
@@ -32,6 +32,7 @@ from nlu.entities import with_check_digit
 from tests.conftest import Backends, TestBot, make_settings
 from tests.face_support import (
     ID_OBAMA,
+    IDENTITY_ONLY,
     embedding,
     joined,
     needs_model,
@@ -49,12 +50,7 @@ FAKE_EMBEDDING = [0.01] * 128  # enough for "enrolled" when no selfie is verifie
 @pytest.fixture
 def settings(tmp_path: Path, clean_backends: Backends) -> Any:
     """These tests check identity alone: no pose challenge (tests/test_liveness.py has it)."""
-    return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
-
-
-@pytest.fixture
-async def face(services: Services) -> FaceService:
-    return attach(services)
+    return make_settings(tmp_path, clean_backends, **IDENTITY_ONLY)
 
 
 async def register(services: Services, id_number: str, name: str,

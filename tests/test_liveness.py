@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.core.storage.models import AuditLog, Case, CertificationAttempt
-from bot.face_service import FaceService, attach
+from bot.face_service import FaceService
 from bot.services import Services
 from face import replay, variants
 from face.evaluate import Pair, score
@@ -60,11 +60,6 @@ def face_settings(**overrides: Any) -> Any:
 def settings(tmp_path: Path, clean_backends: Backends, request: pytest.FixtureRequest) -> Any:
     overrides = getattr(request.function, "face_settings", {})
     return liveness_settings(tmp_path, clean_backends, **overrides)
-
-
-@pytest.fixture
-async def face(services: Services) -> FaceService:
-    return attach(services)
 
 
 @pytest.fixture
