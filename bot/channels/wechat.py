@@ -39,12 +39,11 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot import keys
-from bot.channels.mount import mount
+from bot.channels.adapter import mount, record_send_failure
 from bot.channels.wechat_api import TOO_LARGE_ERRCODE, WechatApi, WechatApiError
 from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
-from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
-from bot.core.outbox import SEND_FAILED, DeliveryFailed
+from bot.core.outbox import DeliveryFailed
 from bot.core.pipeline import Turn
 from bot.core.storage.redis import redis_guard
 from bot.safety import ensure_utf8
@@ -385,13 +384,8 @@ class WechatChannel:
         assert error is not None
         log.error("wechat message could not be delivered: %s", error.detail,
                   extra={"conversation": conversation_key[:11] + "…"})
-        try:
-            await self.services.audit(f"channel:{CHANNEL}", SEND_FAILED, target=conversation_key,
-                                      errcode=error.errcode, error=error.detail[:200],
-                                      attempts=attempt + 1, text=mask(text)[:500])
-            await self.services.handoff.publish(SEND_FAILED, channel=CHANNEL)  # staff pages refresh
-        except Exception as exc:  # noqa: BLE001 - the log line above already says it
-            log.error("could not record the failed send: %s", exc.__class__.__name__)
+        await record_send_failure(self.services, CHANNEL, conversation_key, text, errcode=error.errcode,
+                                  error=error.detail[:200], attempts=attempt + 1)
         return False
 
     # -- tasks

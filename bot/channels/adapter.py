@@ -1,11 +1,19 @@
-"""Mounting a channel adapter on the app: its lifecycle and the routes that call it."""
+"""What every channel adapter shares: mounting it on the app (its lifecycle and the routes
+that call it), and recording a message it finally could not deliver."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
+
+from bot.core.logs import mask
+from bot.core.outbox import SEND_FAILED
+from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 Adapter = TypeVar("Adapter")
 AdapterHandler = Callable[[Adapter, web.Request], Awaitable[web.Response]]
@@ -30,3 +38,15 @@ def _calling(key: web.AppKey[Adapter], handler: AdapterHandler[Adapter]) -> Call
 
     route.__name__ = getattr(handler, "__name__", "route")
     return route
+
+
+async def record_send_failure(services: Services, channel: str, target: str, text: str, **details: Any) -> None:
+    """A message ``channel`` gave up on: the audit action ``send_failed`` (the staff console
+    lists it) and a refresh of the staff pages. Failing to record it is logged, not raised:
+    the caller has logged the failure itself."""
+    try:
+        await services.audit(f"channel:{channel}", SEND_FAILED, target=target, **details,
+                             text=mask(text)[:500])
+        await services.handoff.publish(SEND_FAILED, channel=channel)  # staff pages refresh
+    except Exception as exc:  # noqa: BLE001 - the caller's log line already says it
+        log.error("could not record the failed send: %s", exc.__class__.__name__)
