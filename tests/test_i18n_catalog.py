@@ -27,8 +27,10 @@ USER_FACING = sorted(
     + [ROOT / "handlers" / name for name in ("router.py", "listening.py", "middleware.py", "protect.py",
                                               "language.py")]
     + [ROOT / "bot" / "core" / name for name in ("errors.py", "facts.py", "messages.py", "outbox.py")]
-    + [ROOT / "bot" / "records" / name for name in ("cases.py", "reminders.py", "pensioners.py")]
-    + [ROOT / "bot" / "channels" / name for name in ("web.py", "telegram.py", "wechat.py")]
+    + [ROOT / "bot" / "records" / name for name in ("cases.py", "reminders.py", "pensioners.py",
+                                                    "proxy_links.py")]
+    + [ROOT / "bot" / "channels" / name for name in ("web.py", "telegram.py", "wechat.py", "wechat_api.py",
+                                                     "adapter.py")]
     + [ROOT / "bot" / name for name in ("safety.py", "app.py")]
     + [ROOT / "face" / name for name in ("quality.py", "liveness.py", "enrol.py")]
 )
