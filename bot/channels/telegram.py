@@ -365,6 +365,9 @@ class TelegramChannel:
         """Send replies in order; options become inline buttons under the last piece.
 
         False when some piece could not be delivered (recorded as ``send_failed``)."""
+        if any(reply.unrendered for reply in replies):  # said outside a turn (help, errors)
+            language = await self.services.outbox.language_of(f"{CHANNEL}:{chat_id}")
+            replies = [reply.localized(language) for reply in replies]
         delivered = True
         for reply in replies:
             if reply.image is not None:

@@ -366,8 +366,9 @@ class WechatChannel:
 
         Returns False when some piece could not be delivered."""
         openid = conversation_key.split(":", 1)[1]
-        language = await self.services.outbox.language_of(conversation_key)
-        replies = [reply.localized(language) for reply in replies]  # errors said outside a turn too
+        if any(reply.unrendered for reply in replies):  # errors said outside a turn
+            language = await self.services.outbox.language_of(conversation_key)
+            replies = [reply.localized(language) for reply in replies]
         delivered = True
         for piece in split_text(render_text(replies)):
             delivered = await self._send_piece(conversation_key, openid, piece) and delivered

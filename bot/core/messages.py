@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.i18n import LANGUAGE_OPTIONS, ZH, number_label, render, render_all, tidy, tr
+from bot.core.i18n import LANGUAGE_OPTIONS, ZH, Text, number_label, render, render_all, tidy, tr
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,12 @@ class Reply:
     def from_json(cls, data: dict[str, Any]) -> Reply:
         return cls(text=str(data.get("text", "")), options=[str(o) for o in data.get("options", [])],
                    language=str(data.get("language", ZH)))
+
+    @property
+    def unrendered(self) -> bool:
+        """Built outside a turn and not rendered yet (catalog texts still to translate)."""
+        return self.language == ZH and (isinstance(self.text, Text)
+                                         or any(isinstance(o, Text) for o in self.options))
 
     def localized(self, language: str) -> Reply:
         """This reply with its text and options rendered in ``language`` (bot.core.i18n)."""

@@ -53,8 +53,9 @@ class Outbox:
         False when the channel gave up (the sender has recorded the failure)."""
         if not replies:
             return True
-        language = await self.language_of(conversation_key)
-        replies = [reply.localized(language) for reply in replies]
+        if any(reply.unrendered for reply in replies):
+            language = await self.language_of(conversation_key)
+            replies = [reply.localized(language) for reply in replies]
         channel = conversation_key.split(":", 1)[0]
         sender = self.senders.get(channel)
         if sender is None:
