@@ -12,15 +12,17 @@ request or on its own, and a wrong check digit told as such.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from typing import Protocol
 
+from bot.core import facts
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.common import masked
 from dialogs.engine import DialogContext, DialogEngine, chat_services, match_option, option_number
 from faq.knowledge import FaqEntry
-from nlu.reading import SITUATION, Reading, read
+from nlu.reading import BEIJING, SITUATION, Reading, read
 from nlu.rules import normalise
 
 
@@ -63,6 +65,17 @@ _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
 _CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
              "method_face_app", "purpose"}
+LAST_OVERDUE = "您说上次认证是{said}，到现在已经超过12个月了。"
+LAST_DUE = ("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
+            "超过12个月没认证，养老金会暂停发放，尽快认证就行。")
+LAST_FINE = "您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。"
+LAST_UNSURE = ("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
+               "可以查一下认证状态，快到12个月了就再认证一次。")
+# Flows that ask for something else (identity, a form): when they last certified does not
+# change their course, it is kept as a fact.
+_FORMS = ("home_visit", "family", "certify", "status_query", "missed_deadline", "reminders")
+# Questions a recent certification answers by itself ("上个月刚认证过 还要认证吗").
+_NEED_TO_CERTIFY = {None, "out_of_scope", "purpose", "cert_cycle", "greet", "affirm", "deny"}
 
 
 def picks_option(turn: Turn) -> bool:
@@ -83,10 +96,10 @@ def remember(turn: Turn, reading: Reading) -> None:
     conv = turn.conversation
     assert conv is not None
     conv.memory["heard"] = dict(reading.slots)
-    facts = dict(conv.memory.get("facts") or {})
-    facts.update({k: v for k, v in reading.slots.items() if k in SITUATION})
-    if facts:
-        conv.memory["facts"] = facts
+    known = dict(conv.memory.get("facts") or {})
+    known.update({k: v for k, v in reading.slots.items() if k in SITUATION})
+    if known:
+        conv.memory["facts"] = known
 
 
 async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
@@ -128,6 +141,10 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if in_flow:
             await resume(router, turn)
         return True
+    last = reading.slots.get("last_certified")
+    if isinstance(last, dict) and not (in_flow and picks_option(turn)):
+        if await last_certified(router, turn, last, intent, in_flow):
+            return True
     if reading.money and in_flow:
         entry = router.retrieval_only(turn)  # a knowledge entry about fees, if one is clear
         if entry is not None:
@@ -180,6 +197,50 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
     if situation and intent in _CHOOSING:
         return await router.answer_intent(turn, "choose_method")
+    return False
+
+
+def _due_month(months: int) -> str:
+    """The month, in plain words, 12 months after a certification ``months`` ago."""
+    today = dt.datetime.now(BEIJING).date()
+    index = today.year * 12 + today.month - 1 - months + 12
+    return f"{index // 12}年{index % 12 + 1}月"
+
+
+async def last_certified(router: Router, turn: Turn, last: dict[str, object], intent: str | None,
+                         in_flow: bool) -> bool:
+    """When they last certified, said in passing: confirmed, and more than 12 months ago leads
+    to the missed-deadline flow (paused pension, certify now, back pay)."""
+    conv = turn.conversation
+    assert conv is not None
+    frame = conv.frame
+    dialog = frame.dialog if frame is not None and in_flow else None
+    if dialog in _FORMS:
+        return False  # kept as a fact; the form goes on
+    said, months, overdue = str(last.get("said", "")), int(str(last.get("months", 0))), last.get("overdue")
+    if overdue is True:
+        turn.say(LAST_OVERDUE.format(said=said))
+        if dialog is not None and dialog.startswith("app_"):
+            turn.say(facts.BACKPAY + "现在按步骤认证就行。")  # the walkthrough is the way to certify now
+            await resume(router, turn)
+            return True
+        if intent in ("status_query", "family_certification", "certify_now", "human_handoff",
+                      "method_home_visit") and dialog is None:
+            return False  # what they asked for, with the fact confirmed first
+        conv.stack.clear()
+        return await router.answer_intent(turn, "missed_deadline")
+    if dialog is not None:
+        return False
+    if overdue is None:
+        text = LAST_UNSURE.format(said=said)
+    elif months >= 12:
+        text = LAST_DUE.format(said=said)
+    else:
+        text = LAST_FINE.format(said=said, due=_due_month(months))
+    if intent in _NEED_TO_CERTIFY:
+        turn.say(text, ["查认证状态", "怎么认证"])
+        return True
+    turn.say(text)  # confirmed in passing; what they asked is answered next
     return False
 
 

@@ -30,6 +30,7 @@ from bot.core.pipeline import NextStep, Turn
 from bot.core.understanding import IntentScore, ParseResult
 from dialogs.engine import DialogEngine, chat_services
 from dialogs.menu import MENU_LABELS
+from nlu.entities import extract_last_certified
 from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,9 @@ async def answer_neighbours(turn: Turn, next_step: NextStep) -> None:
     at_menu = conv.frame is None or conv.frame.dialog == "main_menu"
     if intent not in INFO_INTENTS or not at_menu or conv.mode != "bot" or turn.msg.event:
         await next_step()
+        return
+    if intent == "cert_cycle" and extract_last_certified(turn.msg.content or "") is not None:
+        await next_step()  # "上个月刚认证过 还要认证吗": listening answers with their own date
         return
     replies = entry_replies(turn, intent)
     if not replies:

@@ -5,7 +5,8 @@ mapping applied at activation), so nobody is asked for what they just typed. The
 is rule based and shared by every NLU backend:
 
 - ``slots``: ID number, name, relationship, address, phone, the reason for a home visit,
-  phone type, app, abroad, can use a smartphone, family can help, can leave home;
+  phone type, app, abroad, can use a smartphone, family can help, can leave home, when
+  they last certified (``last_certified``: months ago, the words, overdue or not);
 - requests that change the course of a flow: a person (``wants_person``), stopping
   (``quits``), money or fees (``money``), trouble reading Chinese (``reading_trouble``),
   an appeal (``appeal``), a greeting in front of a question (``after_greeting``).
@@ -16,9 +17,11 @@ Negations and hedges are read before the plain word: 不会用 / 不太会 are "
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from nlu import entities
 
@@ -82,8 +85,11 @@ def _yes_no(text: str, no: re.Pattern[str], yes: re.Pattern[str]) -> bool | None
     return None
 
 
-def read(text: str) -> Reading:
-    """Read ``text`` (a chat message or a voice transcript)."""
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def read(text: str, today: dt.date | None = None) -> Reading:
+    """Read ``text`` (a chat message or a voice transcript); ``today`` in Beijing time."""
     reading = Reading()
     if not text:
         return reading
@@ -113,6 +119,9 @@ def read(text: str) -> Reading:
     reason = _REASON.search(text)
     if reason:
         slots["reason"] = reason.group(0).strip()
+    last = entities.extract_last_certified(text, today or dt.datetime.now(BEIJING).date())
+    if last is not None:
+        slots["last_certified"] = last.as_slot()
     for slot, no, yes in (("smartphone", _SMARTPHONE_NO, _SMARTPHONE_YES),
                           ("family_help", _FAMILY_NO, _FAMILY_YES),
                           ("leave_home", _LEAVE_NO, _LEAVE_YES),
@@ -143,4 +152,5 @@ def read(text: str) -> Reading:
 
 
 # Facts about the pensioner's situation kept for the whole conversation (not identity).
-SITUATION = ("smartphone", "family_help", "leave_home", "abroad", "phone_type", "relationship")
+SITUATION = ("smartphone", "family_help", "leave_home", "abroad", "phone_type", "relationship",
+             "last_certified")
