@@ -111,11 +111,11 @@ def heard(ctx: DialogContext) -> dict[str, Any]:
 
 def take_heard_name(on_name: Callable[[DialogContext, str], Awaitable[Step]]
                     ) -> Callable[[DialogContext], Awaitable[Step | None]]:
-    """An ``on_enter`` hook for a name question: the name the opening message gave is used
-    once, as if it had been typed here, instead of being asked for again."""
+    """An ``on_enter`` hook for a name question: the name this message or the opening message
+    gave is used once, as if it had been typed here, instead of being asked for again."""
 
     async def name_given(ctx: DialogContext) -> Step | None:
-        name = heard(ctx).get("name")
+        name = heard(ctx).get("name") or ctx.slots.get("_opening_name")
         if name and not ctx.slots.get("_name_heard"):
             ctx.slots["_name_heard"] = True
             return await on_name(ctx, str(name))

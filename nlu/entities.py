@@ -207,14 +207,18 @@ def extract(text: str, today: dt.date | None = None) -> list[Entity]:
 # What follows a name in a sentence ("她叫王秀英卧床三年了", "我爸叫马福海身份证…").
 _AFTER_NAME = re.compile(r"身份证|今年|卧床|瘫痪|岁|住|电话|手机|他|她|的|是|在|要|想|能|已经|行动|不|没|生病|"
                          r"得|年|和|跟|老人|现在|家|一直|腿|病|号码|认证|帮|给")
-_NAME_CUE = re.compile(r"(?:(?:我爸爸|我妈妈|我爸|我妈|我父亲|我母亲|我爷爷|我奶奶|我外公|我外婆|我老伴|老伴|我爱人|老人)"
-                       r"(?:的名字|名字|的姓名|姓名)?(?:叫做|叫|是)?|名字叫|名字是|姓名是|姓名|名字|名叫|叫做|叫)"
-                       r"[:：\s]*([\u4e00-\u9fff·•]{2,12})")
+_RELATION_CUE = (r"(?:我爸爸|我妈妈|我爸|我妈|我父亲|我母亲|我爷爷|我奶奶|我外公|我外婆|我老伴|老伴|我爱人|"
+                 r"我阿爸|我阿妈|老人)")
+# An explicit cue (叫, 名字, 姓名) is surer than a relationship word followed by a name
+# ("帮我奶奶查一下…名字张桂兰": 张桂兰, not 查一下).
+_NAME_CUE = re.compile(rf"(?:{_RELATION_CUE}(?:的名字|名字|的姓名|姓名)(?:叫做|叫|是)?|{_RELATION_CUE}(?:叫做|叫|是)|"
+                       r"名字叫|名字是|姓名是|姓名|名字|名叫|叫做|叫)[:：\s]*([\u4e00-\u9fff·•]{2,12})")
+_RELATION_NAME = re.compile(rf"{_RELATION_CUE}[:：\s]*([\u4e00-\u9fff·•]{{2,12}})")
 _NOT_A_NAME = re.compile(
     r"[了吗呢吧啊嘛呀哦哈嗯么咋啥谁哪呗]|不|没|床|瘫|病|残|痪|住院|提交|认证|人工|工作|身份|电话|手机|号码|"
     r"地址|县|市|村|路|乡|镇|街|区|小区|确认|修改|取消|退出|返回|主菜单|谢谢|你好|您好|我们|你们|他们|自己|"
     r"老人|家人|儿子|女儿|妈妈|爸爸|父亲|母亲|可以|知道|不行|怎么|什么|为什么|帮忙|麻烦|行动|方便|出门|"
-    r"上门|刷脸|照片|拍照|申请|登记|办理|查询|状态|失败|成功|下一步|好的|对的|是的|明白|看懂")
+    r"上门|刷脸|照片|拍照|申请|登记|办理|查询|状态|失败|成功|下一步|好的|对的|是的|明白|看懂|一下|查查|看看|问问")
 # Han surnames that start most names; names without one (Tibetan, Mongolian) are checked by
 # their first syllable.
 _SURNAMES = set(
@@ -244,8 +248,9 @@ def plausible_name(value: str) -> bool:
 
 
 def extract_name(text: str) -> str | None:
-    """A personal name given after 叫/姓名/名字 ("她叫王秀英，卧床三年了" -> 王秀英)."""
-    for match in _NAME_CUE.finditer(text):
+    """A personal name given after 叫/姓名/名字 ("她叫王秀英，卧床三年了" -> 王秀英), else right
+    after a relationship word ("我爸马福海认证过没有" -> 马福海)."""
+    for match in (*_NAME_CUE.finditer(text), *_RELATION_NAME.finditer(text)):
         candidate = match.group(1)
         cut = _AFTER_NAME.search(candidate, 2)
         if cut is not None:

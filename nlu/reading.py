@@ -111,6 +111,9 @@ def read(text: str, today: dt.date | None = None) -> Reading:
         rest = text.upper().replace(str(slots["id_number"]), " ")
         name = next((token for token in re.split(r"[\s，,。；;：:、]+", rest)
                      if 2 <= len(token) <= 4 and entities.plausible_name(token)), None)
+    if name and slots.get("relationship") and re.search(
+            rf"(?:我|俺)(?:叫|是|的名字叫|的名字是|名字叫){re.escape(name)}", text):
+        name = None  # "我叫李明 帮我妈查一下": the family member's own name, not the pensioner's
     if name:
         slots["name"] = name
     address = entities.extract_address(text)
