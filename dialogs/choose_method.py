@@ -8,10 +8,12 @@ dialogs for the methods that need no walkthrough: big-data comparison and commun
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from bot.core.facts import WHERE_OFFLINE
 from dialogs.common import certify_here, fact, finish_option, heard, no, yes
+from bot.core.messages import Reply
 from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
@@ -40,6 +42,40 @@ def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
     return on_enter
 
 
+def _remember(ctx: DialogContext, key: str, value: bool) -> None:
+    known = dict(ctx.memory.get("facts") or {})
+    known[key] = value
+    ctx.memory["facts"] = known
+
+
+def _answered(question: str, option: Option, value: bool) -> Option:
+    """A yes/no option that also keeps the answer as a fact, so a later change of mind
+    ("哦不对 其实我不太会用") re-runs the questions without asking this one again."""
+    key = _SKIPS[question][0]
+    target = option.goto
+
+    async def run(ctx: DialogContext) -> Step:
+        _remember(ctx, key, value)
+        ctx.slots[f"_asked_{question}"] = True  # 返回 to it still asks it
+        return Goto(str(target))
+
+    run.__name__ = f"{question}_{'yes' if value else 'no'}"
+    return dataclasses.replace(option, goto=None, run=run, may_go=(str(target),))
+
+
+async def _reconsider(ctx: DialogContext, text: str) -> Step:
+    """A changed answer at the recommendation: the questions again, with what they said now."""
+    given = heard(ctx)
+    said = {key: given[key] for key, _, _ in _SKIPS.values() if given.get(key) is not None}
+    if not said:
+        return NotUnderstood()
+    for key, value in said.items():
+        _remember(ctx, key, bool(value))
+    for question in _SKIPS:
+        ctx.slots.pop(f"_asked_{question}", None)
+    return Goto("q_abroad", [Reply("好的，按您刚才说的，重新帮您挑一下：")])
+
+
 def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Step]]:
     """Free words that answer the question ("有 我儿子会", "腿脚不好") lead on."""
     key, if_yes, if_no = _SKIPS[question]
@@ -47,7 +83,7 @@ def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Ste
     async def on_input(ctx: DialogContext, text: str) -> Step:
         value = heard(ctx).get(key)
         if value is None:
-            return NotUnderstood()
+            return await _reconsider(ctx, text)  # another question's answer changed, or nothing
         return Goto(if_yes if value else if_no)
 
     on_input.__name__ = f"answer_{question}"
@@ -116,23 +152,26 @@ choose_method = Dialog(
             on_enter=_skip("q_abroad"), on_input=_heard_answer("q_abroad"),
             explain="这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。",
             prompt="第1个问题：老人现在住在国外（或港澳台）吗？",
-            options=[yes("是，在国外", "rec_abroad", words=YES_ABROAD),
-                     no("不是，在国内", "q_phone", words=NO_ABROAD), BACK]),
+            options=[_answered("q_abroad", yes("是，在国外", "rec_abroad", words=YES_ABROAD), True),
+                     _answered("q_abroad", no("不是，在国内", "q_phone", words=NO_ABROAD), False), BACK]),
         "q_phone": State(
             on_enter=_skip("q_phone"), on_input=_heard_answer("q_phone"),
             explain="这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。",
             prompt="第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
-            options=[yes("会用", "rec_app"), no("不会用", "q_family"), BACK]),
+            options=[_answered("q_phone", yes("会用", "rec_app"), True),
+                     _answered("q_phone", no("不会用", "q_family"), False), BACK]),
         "q_family": State(
             on_enter=_skip("q_family"), on_input=_heard_answer("q_family"),
             explain="这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。",
             prompt="第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
-            options=[yes("有人能帮忙", "rec_family"), no("没有人帮忙", "q_leave_home"), BACK]),
+            options=[_answered("q_family", yes("有人能帮忙", "rec_family"), True),
+                     _answered("q_family", no("没有人帮忙", "q_leave_home"), False), BACK]),
         "q_leave_home": State(
             on_enter=_skip("q_leave_home"), on_input=_heard_answer("q_leave_home"),
             explain="这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。",
             prompt="第4个问题：老人能出门，去社保局或者银行吗？",
-            options=[yes("能出门", "rec_offline"), no("出不了门", "rec_home_visit"), BACK]),
+            options=[_answered("q_leave_home", yes("能出门", "rec_offline"), True),
+                     _answered("q_leave_home", no("出不了门", "rec_home_visit"), False), BACK]),
         "rec_abroad": State(
             final=True,
             prompt=("住在国外的老人，不用回国：用外交部的“中国领事”手机应用就能刷脸认证。"
@@ -140,6 +179,7 @@ choose_method = Dialog(
             options=[Option("带我一步一步做", start="app_consular", words=("一步一步", "带我做", "好的")),
                      certify_here(), BACK, finish_option()]),
         "rec_app": State(
+            on_input=_reconsider,
             prompt="推荐用手机刷脸认证，在家就能做，几分钟就好。您想用哪个？",
             options=[Option("青海人社通（推荐）", start="app_qinghai", words=("青海人社通", "人社通")),
                      Option("掌上12333", start="app_12333", words=("12333", "掌上")),

@@ -65,6 +65,11 @@ _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
 _CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
              "method_face_app", "purpose"}
+REMIND = ("可以提醒。在这里认证成功后（自己刷脸或帮家人认证都行），我会问您要不要到期前提醒，"
+          "回复“好的”就开通了，提醒发到这个对话里；不想要了随时回复“不用提醒了”。")
+# Options whose own words ask for a person ("转人工"): picking them is the answer.
+_PERSON_OPTION = re.compile(r"^(?:转人工|人工|找人工|工作人员)$")
+PHONE_NOTED = {"ios": "好的，苹果手机。", "android": "好的，安卓手机。"}
 LAST_OVERDUE = "您说上次认证是{said}，到现在已经超过12个月了。"
 LAST_DUE = ("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
             "超过12个月没认证，养老金会暂停发放，尽快认证就行。")
@@ -116,8 +121,15 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     remember(turn, reading)
     frame = conv.frame
     in_flow = frame is not None and frame.dialog != "main_menu"
+    if in_flow and reading.wants_person and not _PERSON_OPTION.search(text) and picks_option(turn):
+        # "还是不行 找个人帮帮忙吧": the option word is there, but a person is what they want.
+        await router.escalate(turn, "user_request")
+        return True
     if in_flow and picks_option(turn):
         return False
+    if in_flow and frame is not None and frame.dialog.startswith("app_") and aside_phone_type(turn, reading):
+        await resume(router, turn)
+        return True
     if in_flow and router.at_final_state(turn, frame):
         conv.stack.clear()  # the flow's work is done: a new question starts afresh
         in_flow = False
@@ -167,7 +179,14 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     if reading.id_invalid and "id_number" not in reading.slots:
         conv.stack.clear()
         turn.say(ID_CHECKSUM)
+        if intent in ID_INTENTS:  # "查下认证状态 6328…37": the request starts, the number is asked again
+            await router.answer_intent(turn, intent)
         return True
+    if reading.remind:
+        turn.say(REMIND, [] if intent not in _CHOOSING else ["在这里刷脸认证", "帮家人认证", "查认证状态"])
+        if intent in _CHOOSING or intent in ("cert_cycle", "missed_deadline"):
+            return True
+        return False  # "提醒我一下 帮我妈认证": the request goes on
     slots = reading.slots
     if _WHERE.search(text) and intent not in ("status_query", "method_home_visit"):
         return await router.answer_intent(turn, "method_offline")
@@ -198,6 +217,18 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     if situation and intent in _CHOOSING:
         return await router.answer_intent(turn, "choose_method")
     return False
+
+
+def aside_phone_type(turn: Turn, reading: Reading) -> bool:
+    """"苹果的" inside a walkthrough that did not ask: noted for its steps, not a new guide."""
+    conv = turn.conversation
+    assert conv is not None and conv.frame is not None
+    phone = reading.slots.get("phone_type")
+    if phone not in PHONE_NOTED or len(normalise(turn.msg.content)) > 8 or set(reading.slots) - {"phone_type"}:
+        return False
+    conv.frame.slots["phone_type"] = phone
+    turn.say(PHONE_NOTED[str(phone)])
+    return True
 
 
 def _due_month(months: int) -> str:
