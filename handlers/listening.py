@@ -20,7 +20,14 @@ from bot.core import facts
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.common import masked
-from dialogs.engine import DialogContext, DialogEngine, chat_services, match_option, option_number
+from dialogs.engine import (
+    DialogContext,
+    DialogEngine,
+    EngineResult,
+    chat_services,
+    match_option,
+    option_number,
+)
 from faq.knowledge import FaqEntry
 from nlu.reading import BEIJING, SITUATION, Reading, read
 from nlu.rules import normalise
@@ -32,6 +39,8 @@ class Router(Protocol):
     engine: DialogEngine
 
     async def show_menu(self, turn: Turn, text: str) -> None: ...
+
+    async def apply(self, turn: Turn, result: EngineResult) -> None: ...
 
     def at_final_state(self, turn: Turn, frame: object) -> bool: ...
 
@@ -63,6 +72,10 @@ _HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里
 _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
 # Intents a message carrying an ID number most likely means.
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
+# "教我用…", "…怎么弄": asking to be shown how (not "能不能", a yes/no question).
+_TEACH = re.compile(r"教|怎么|咋|阿么|如何|怎样|步骤|操作|带我|一步一步|咋个")
+_APP_ASKS = {None, "out_of_scope", "how_to_certify", "choose_method", "method_face_app", "process_online",
+             "app_download", "purpose", "precautions", "method_alipay", "method_abroad"}
 _CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
              "method_face_app", "purpose"}
 REMIND = ("可以提醒。在这里认证成功后（自己刷脸或帮家人认证都行），我会问您要不要到期前提醒，"
@@ -213,6 +226,12 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             turn.replies.extend(Reply(part) for part in entry.answer)
             turn.replies[-1].options = list(entry.options)
             return True
+    app = slots.get("app")
+    if app and _TEACH.search(text) and intent in _APP_ASKS \
+            and app in chat_services(turn).dialogs.dialogs:
+        conv.stack.clear()  # "教我用青海人社通": that app's walkthrough, not the list of apps
+        await router.apply(turn, await router.engine.begin(turn, str(app)))
+        return True
     situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
     if situation and intent in _CHOOSING:
         return await router.answer_intent(turn, "choose_method")

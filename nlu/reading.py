@@ -42,7 +42,12 @@ _LEAVE_NO = re.compile(r"出门[^，,。]{0,2}(?:难|不便|困难|不了|不方
 _LEAVE_YES = re.compile(r"能出门|可以出门|能走|走得动|能去")
 _ABROAD_YES = re.compile(r"国外|海外|境外|出国|美国|加拿大|澳大利亚|澳洲|日本|韩国|英国|德国|法国|新西兰|新加坡|"
                          r"香港|澳门|台湾|港澳台")
-_ABROAD_NO = re.compile(r"在国内|不在国外|没出国|在青海|在西宁")
+# Qinghai's counties and districts: "一直在湟中" says the pensioner lives at home, not abroad.
+_QINGHAI_PLACES = ("青海|西宁|海东|海北|海南州|黄南|果洛|玉树|海西|城东|城中|城西|城北|湟中|湟源|大通|互助|乐都|平安|"
+                   "民和|化隆|循化|门源|祁连|海晏|刚察|同仁|尖扎|泽库|河南县|共和|同德|贵德|兴海|贵南|玛沁|班玛|"
+                   "甘德|达日|久治|玛多|杂多|称多|治多|囊谦|曲麻莱|格尔木|德令哈|乌兰|都兰|天峻|茫崖|大柴旦")
+_ABROAD_NO = re.compile(rf"在国内|不在国外|没出国|没出过国|没出去过|没去过国外|没在国外|"
+                        rf"(?:在|住在|家在)(?:{_QINGHAI_PLACES})")
 _IOS = re.compile(r"苹果|iphone|ios|爱疯", re.I)
 _ANDROID = re.compile(r"安卓|华为|小米|oppo|vivo|荣耀|红米|三星|魅族|一加|android", re.I)
 _APPS = (("app_qinghai", re.compile(r"青海人[社设事]\s*[通同]|人[社设]\s*通|人社同|仁社通")),
@@ -142,6 +147,8 @@ def read(text: str, today: dt.date | None = None) -> Reading:
                           ("family_help", _FAMILY_NO, _FAMILY_YES),
                           ("leave_home", _LEAVE_NO, _LEAVE_YES),
                           ("abroad", _ABROAD_NO, _ABROAD_YES)):
+        if slot == "abroad" and no.search(text) and yes.search(text):
+            continue  # "我爸在国外 我在国内": whose country is unclear, so it is asked
         value = _yes_no(text, no, yes)
         if value is not None:
             slots[slot] = value
