@@ -250,6 +250,15 @@ def aside_phone_type(turn: Turn, reading: Reading) -> bool:
     return True
 
 
+def without_last_certified(text: str, said: str) -> str:
+    """The message without "三个月前在社区认证过" (the time up to its certification word)."""
+    for start in (said, said.removesuffix("前")):
+        if start and start in text:
+            pattern = re.escape(start) + r"[^，,。；;！!？?]*?(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的)*"
+            return re.sub(pattern, " ", text, count=1).strip(" ，,。；;")
+    return text
+
+
 def _due_month(months: int) -> str:
     """The month, in plain words, 12 months after a certification ``months`` ago."""
     today = dt.datetime.now(BEIJING).date()
@@ -281,6 +290,12 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
         return await router.answer_intent(turn, "missed_deadline")
     if dialog is not None:
         return False
+    rest = without_last_certified(turn.msg.content, said)
+    if rest != turn.msg.content:  # what else they asked, read on its own ("…认证过 还要认证吗")
+        turn.msg = dataclasses.replace(turn.msg, text=rest, voice_transcript=None)
+        turn.parse = await turn.services.understand(rest) if rest else None
+        threshold = turn.services.settings.nlu.intent_threshold
+        intent = turn.parse.intent(threshold) if turn.parse is not None else None
     if overdue is None:
         text = LAST_UNSURE.format(said=said)
     elif months >= 12:

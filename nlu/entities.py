@@ -332,6 +332,7 @@ class LastCertified:
 
 
 _NEGATED = re.compile(r"^[^，,。]{0,3}(?:没|未|不)")
+_DONE_AFTER_YEAR = re.compile(r"^[^，,。\s没未不还要用]{0,6}(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的|完)")
 
 
 def _near_certified_word(clause: str, start: int, end: int, after: int = 12) -> bool:
@@ -375,18 +376,12 @@ def _last_certified_in(clause: str, today: dt.date) -> LastCertified | None:
         months = _months_between(today, year, month)
         if months >= 0:
             return LastCertified(months, match.group(0), months > 12)
-    for date in extract_dates(clause, today):
+    dates = extract_dates(clause, today)
+    for date in dates:
         value = str(date.value)
-        if not _point_in_time(clause, date.start, date.end, 6 if len(value) == 4 else 12):
-            continue
+        if len(value) == 4 or not _point_in_time(clause, date.start, date.end):
+            continue  # bare years last: "三个月前认证过 今年还用吗" is three months
         said = str((date.extra or {}).get("text", value))
-        if len(value) == 4:  # a bare year: 2024年, 去年, 前年
-            year = int(value)
-            if year > today.year:
-                continue
-            gap = today.year - year
-            months = max(0, gap * 12 - 11) if gap else 0
-            return LastCertified(months, said, True if gap >= 2 else (False if gap == 0 else None))
         year, month = int(value[:4]), int(value[5:7])
         months = _months_between(today, year, month)
         if months < 0 and len(value) == 7 and "年" not in said:
@@ -418,6 +413,19 @@ def _last_certified_in(clause: str, today: dt.date) -> LastCertified | None:
         if months < 0:  # 年初: January of this year
             months = today.month - 1
         return LastCertified(months, match.group(0), False)
+    for date in dates:
+        value = str(date.value)
+        # A bare year (2024年, 去年, 前年) counts only with a finished certification right
+        # after it ("去年认证的", "前年刷过脸"), not "今年还用认证吗".
+        if len(value) != 4 or not _DONE_AFTER_YEAR.match(clause[date.end:]):
+            continue
+        year = int(value)
+        if year > today.year:
+            continue
+        gap = today.year - year
+        months = max(0, gap * 12 - 11) if gap else 0
+        said = str((date.extra or {}).get("text", value))
+        return LastCertified(months, said, True if gap >= 2 else (False if gap == 0 else None))
     long_ago = _LONG_AGO.search(clause)
     if long_ago is not None and re.search(r"没(?:有)?(?:再)?认证|没(?:有)?认过|未认证", clause):
         return LastCertified(24, long_ago.group(0), True)
