@@ -192,7 +192,9 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     if reading.id_invalid and "id_number" not in reading.slots:
         conv.stack.clear()
         turn.say(ID_CHECKSUM)
-        if intent in ID_INTENTS:  # "查下认证状态 6328…37": the request starts, the number is asked again
+        request = normalise(re.sub(r"[\dXx]", "", text))
+        if intent in ID_INTENTS and not _ID_ONLY.match(request):
+            # "查下认证状态 6328…37": the request starts, the number is asked again
             await router.answer_intent(turn, intent)
         return True
     if reading.remind:
