@@ -56,6 +56,10 @@ READING_TROUBLE = ("没关系，汉字看不太懂也能办好认证：\n"
                    "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
                    "2. 可以发语音给我，我用简单的话说；\n"
                    "3. 也可以转人工，工作人员可以打电话跟您说。")
+SMALL_PRINT = ("字太小、看不清的话：\n"
+               "1. 可以把手机的字调大：打开手机“设置”，找“显示”或“字体大小”，往大调；\n"
+               "2. 可以请家里人帮您看着手机，一步一步做；\n"
+               "3. 可以发语音给我，也可以转人工，工作人员打电话跟您说。")
 MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
          "打 12333 或者到社保经办机构问清楚。")
 WHOM = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
@@ -68,6 +72,11 @@ _ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?
 _CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
 _STATUS_WORDS = re.compile(r"过没有|了没|没有认证|查|状态|记录|认证过|有没有")
 _WHERE = re.compile(r"(?:去|到|在)(?:哪里|哪儿|哪个地方|哪|啥地方)(?:能|可以|去)?(?:办|认证)")
+# "…阿么认证呢", "咋办认证": asking how, which with their situation is choosing a method.
+_HOW_CERTIFY = re.compile(r"(?:怎么|咋|阿么|如何|怎样)(?:个|样)?(?:认证|办|弄|整|搞)")
+_NOT_A_CHOICE = {"status_query", "family_certification", "certify_now", "method_home_visit", "human_handoff",
+                 "cert_failed", "missed_deadline", "appeal", "scam_warning", "pensioner_died"}
+_HOME_VISIT = re.compile(r"申请上门|上门认证|派人(?:来|上门|到家)|来家里认证|到家里认证")
 _HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里认证|在你这")
 _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
 # Intents a message carrying an ID number most likely means.
@@ -158,6 +167,11 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if in_flow:
             await resume(router, turn)
         return True
+    if reading.small_print:
+        turn.replies.append(Reply(SMALL_PRINT, [] if in_flow else ["转人工", "怎么认证"]))
+        if in_flow:
+            await resume(router, turn)
+        return True
     if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
         await explain(router, turn)
         return True
@@ -205,6 +219,10 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     slots = reading.slots
     if _WHERE.search(text) and intent not in ("status_query", "method_home_visit"):
         return await router.answer_intent(turn, "method_offline")
+    form_data = {"id_number", "address", "phone", "reason"} & set(slots)
+    if _HOME_VISIT.search(text) and form_data and intent != "method_home_visit":
+        # "申请上门认证 我爸叫… 身份证… 住在… 电话…": the request named, with its details
+        return await router.answer_intent(turn, "method_home_visit")
     if "id_number" in slots and _HERE.search(text) and not slots.get("relationship"):
         return await router.answer_intent(turn, "certify_now")
     family = bool(slots.get("relationship")) and bool(_CERTIFY_WORDS.search(text)) \
@@ -235,7 +253,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         await router.apply(turn, await router.engine.begin(turn, str(app)))
         return True
     situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
-    if situation and intent in _CHOOSING:
+    asks_how = _HOW_CERTIFY.search(text) is not None and intent not in _NOT_A_CHOICE
+    if situation and (intent in _CHOOSING or asks_how):
         return await router.answer_intent(turn, "choose_method")
     return False
 

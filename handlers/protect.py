@@ -31,6 +31,7 @@ from bot.core.understanding import IntentScore, ParseResult
 from dialogs.engine import DialogEngine, chat_services
 from dialogs.menu import MENU_LABELS
 from nlu.entities import extract_last_certified
+from nlu.reading import read
 from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,10 @@ async def answer_neighbours(turn: Turn, next_step: NextStep) -> None:
     at_menu = conv.frame is None or conv.frame.dialog == "main_menu"
     if intent not in INFO_INTENTS or not at_menu or conv.mode != "bot" or turn.msg.event:
         await next_step()
+        return
+    situation = read(turn.msg.content or "").slots.keys() & {"smartphone", "family_help", "leave_home"}
+    if situation and intent != SCAM_INTENT:
+        await next_step()  # "娃娃在外地 俺一个人 阿么认证": their situation, so a method is chosen
         return
     if intent == "cert_cycle" and extract_last_certified(turn.msg.content or "") is not None:
         await next_step()  # "上个月刚认证过 还要认证吗": listening answers with their own date

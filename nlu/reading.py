@@ -33,7 +33,8 @@ _SMARTPHONE_YES = re.compile(r"会用(?:智能)?(?:手机|微信)|(?:手机|微�
                              r"能用(?:手机|微信)|会视频")
 _FAMILY_NO = re.compile(r"没(?:有)?人(?:能)?帮|没人管|一个人(?:住|过)?|独居|"
                         r"(?:子女|孩子|儿女|娃娃|娃|儿子|女儿)们?[^，,。]{0,4}(?:不在|都在外|没在|不管)|"
-                        r"没有(?:子女|孩子|儿女)|也没人")
+                        r"没有(?:子女|孩子|儿女)|也没人|(?:子女|孩子|儿女|娃娃|娃|儿子|女儿)们?[^，,。]{0,2}(?:在外地|在外面|在外头|"
+                        r"不在家|不在跟前|离得远)")
 _FAMILY_YES = re.compile(r"(?:儿子|女儿|孩子|子女|孙子|孙女|家人|家里人|娃娃|娃|儿媳|女婿|外孙)[^，,。不没]{0,4}"
                          r"(?:会|能帮|帮忙|帮我|帮俺|帮着|帮他|帮她|在身边)|有人(?:能)?帮")
 _LEAVE_NO = re.compile(r"出门[^，,。]{0,2}(?:难|不便|困难|不了|不方便)|出不了门|不能出门|没法出门|走不了|走不动|"
@@ -65,6 +66,8 @@ _QUIT = re.compile(r"^(?:算了|我|那|哎|唉)?(?:不想|不|先不|不要|懒
                    r"(?:退出|算了)?$|^(?:不弄了|不办了|不搞了|不整了)?(?:退出|退出吧|算了吧|不要了)$")
 _MONEY = re.compile(r"\d+\s*(?:块|元|百|千)|[一二两三四五六七八九十百千]+\s*(?:块|元)|交钱|收费|给钱|转账|红包|手续费|"
                     r"多少钱|花钱|付钱|要钱|交.{0,4}钱|收.{0,4}钱|保证金|押金")
+# Poor eyesight or small print: not trouble reading Chinese, and not poor light.
+_SMALL_PRINT = re.compile(r"字(?:太|很|有点|特别)?小|眼睛(?:不好|花|看不清)|眼神不好|老花|看不清(?:字|屏幕|手机)")
 _READING_TROUBLE = re.compile(r"(?:汉字|中文|汉语|字)[^，,。]{0,3}(?:看不懂|看不太懂|不认识|认不得|不会|不好|看不清|认不全)|"
                               r"不识字|不认字|不认得字|文盲|看不懂汉字|不会汉语|不会说汉语|普通话不好")
 # "不办了 让儿子带他去社区": stopping, then a remark (no question).
@@ -90,6 +93,7 @@ class Reading:
     reading_trouble: bool = False
     appeal: bool = False
     remind: bool = False
+    small_print: bool = False
     after_greeting: str | None = None
 
 
@@ -166,7 +170,8 @@ def read(text: str, today: dt.date | None = None) -> Reading:
         bool(_QUIT_LEAD.match(text.strip())) and not re.search(r"[?？吗呢]\s*$|怎么|咋|能不能|可不可以", text))
     reading.remind = bool(_REMIND.search(text)) and not re.search(r"不用|不要|别|取消|关闭|不想", text)
     reading.money = bool(_MONEY.search(text))
-    reading.reading_trouble = bool(_READING_TROUBLE.search(text))
+    reading.small_print = bool(_SMALL_PRINT.search(text))
+    reading.reading_trouble = bool(_READING_TROUBLE.search(text)) and not reading.small_print
     reading.appeal = bool(_APPEAL.search(text))
     greeting = _GREETING.match(text)
     if greeting and greeting.end() > 0:

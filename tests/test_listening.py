@@ -514,3 +514,36 @@ def test_qinghai_places_and_dialect_are_read() -> None:
     assert "abroad" not in read("我爸在国外 我在国内").slots
     assert read("俺不会弄手机").slots["smartphone"] is False
     assert read("都是孙子帮我弄").slots["family_help"] is True
+
+
+# ---------------------------------------------------------------- the tables again, other wordings
+
+
+async def test_small_print_is_neither_reading_trouble_nor_light(testbot: TestBot) -> None:
+    await testbot.say("屏幕上的字太小了 眼睛看不清")
+    assert "字调大" in testbot.text and "汉字看不太懂" not in testbot.text and "光线" not in testbot.text
+
+
+async def test_a_cause_word_that_is_ruled_out_is_not_the_cause(testbot: TestBot) -> None:
+    await testbot.say("认证失败了")
+    await testbot.say("网络挺好的 灯也开着 就是过不去")
+    assert "网络的问题" not in testbot.text
+    assert await frame_of(testbot) == ("cert_failed", "ask")
+
+
+async def test_success_told_at_the_cause_question_ends_well(testbot: TestBot) -> None:
+    await testbot.say("认证失败了")
+    await testbot.say("哦 刚才又试了一下 通过了")
+    assert "太好了" in testbot.text and (await frame_of(testbot))[0] is None
+
+
+async def test_home_visit_request_with_every_detail_is_not_a_status_query(testbot: TestBot,
+                                                                          demo: Any) -> None:
+    await testbot.say(f"给我爸申请上门认证 马福海 {MA} 家在乐都区碾伯镇 电话13997120000 偏瘫")
+    assert await frame_of(testbot) == ("home_visit", "confirm")
+    assert "姓名：马福海" in testbot.text and "原因：偏瘫" in testbot.text
+
+
+async def test_situation_and_how_is_choosing_a_method(testbot: TestBot) -> None:
+    await testbot.say("孩子们都在外地 家里就我一个 阿么认证呢")
+    assert (await frame_of(testbot))[0] == "choose_method" and "外省" not in testbot.text
