@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results, time.monotonic() - begun)
     REPORT.write_text(text, encoding="utf-8")
     ok = True
-    for title, path, outcomes in results:
+    for _, path, outcomes in results:
         passed, rate = summary(outcomes)
         ok = ok and bool(outcomes) and rate >= GOAL
         print(f"dialog-eval {path.name}: {passed}/{len(outcomes)} passed")

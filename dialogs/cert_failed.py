@@ -81,7 +81,7 @@ MISSED_WORDS = ("过期", "错过", "过了时间", "停发", "停了", "没发"
 
 
 # "光线挺好的", "网络没问题", "不暗": the word is there, but says that this is NOT the cause.
-_RULED_OUT_AFTER = re.compile(r"^[的也都还挺很蛮够]{0,3}(?:好|够|足|亮|正常|没问题|没毛病|不错|可以|行|快|稳)")
+_RULED_OUT_AFTER = re.compile(r"^[的也都还挺很蛮够]{0,3}(?:好|够|足|亮|正常|没问题|没毛病|不错|可以|行|快|稳|开着|开了|打开了)")
 SUCCESS = re.compile(r"(?<![没不未])(?:成功了|通过了|认证上了|刷过了|认证好了)")
 
 

@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 
 from bot.core.facts import WHERE_OFFLINE
-from dialogs.common import certify_here, fact, finish_option, heard, no, yes
 from bot.core.messages import Reply
+from dialogs.common import certify_here, fact, finish_option, heard, no, yes
 from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")

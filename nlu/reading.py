@@ -141,9 +141,9 @@ def read(text: str, today: dt.date | None = None) -> Reading:
         slots["address"] = address
     reason = _REASON.search(text)
     if reason:
-        value = reason.group(0)
-        end = _REASON_END.search(value, 2)
-        slots["reason"] = (value[: end.start()] if end else value).strip()
+        said = reason.group(0)
+        end = _REASON_END.search(said, 2)
+        slots["reason"] = (said[: end.start()] if end else said).strip()
     last = entities.extract_last_certified(text, today or dt.datetime.now(BEIJING).date())
     if last is not None:
         slots["last_certified"] = last.as_slot()
