@@ -27,6 +27,13 @@ _SKIPS = {"q_abroad": ("abroad", "rec_abroad", "q_phone"),
           "q_leave_home": ("leave_home", "rec_offline", "rec_home_visit")}
 
 
+# What they said in passing, confirmed when its question is skipped.
+_HEARD = {("abroad", True): "您说老人住在国外。", ("abroad", False): "您说老人在国内。",
+          ("smartphone", True): "您说老人会用手机。", ("smartphone", False): "您说老人不会用手机。",
+          ("family_help", True): "您说家里有人能帮忙。", ("family_help", False): "您说家里没人能帮忙。",
+          ("leave_home", True): "您说老人能出门。", ("leave_home", False): "您说老人出门不方便。"}
+
+
 def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
     """Skip a question the person already answered in passing ("不会用手机")."""
     key, if_yes, if_no = _SKIPS[question]
@@ -36,7 +43,7 @@ def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
         if value is None or ctx.slots.get(f"_asked_{question}"):
             return None
         ctx.slots[f"_asked_{question}"] = True  # 返回 here asks it after all
-        return Goto(if_yes if value else if_no)
+        return Goto(if_yes if value else if_no, [Reply(_HEARD[key, bool(value)])])
 
     on_enter.__name__ = f"skip_{question}"
     return on_enter

@@ -91,6 +91,8 @@ REMIND = ("可以提醒。在这里认证成功后（自己刷脸或帮家人认
           "回复“好的”就开通了，提醒发到这个对话里；不想要了随时回复“不用提醒了”。")
 # Options whose own words ask for a person ("转人工"): picking them is the answer.
 _PERSON_OPTION = re.compile(r"^(?:转人工|人工|找人工|工作人员)$")
+# "让工作人员上门": a home visit, not a chat with a person.
+_HOME_VISIT_WORDS = re.compile(r"上门|来家|到家")
 PHONE_NOTED = {"ios": "好的，苹果手机。", "android": "好的，安卓手机。"}
 LAST_OVERDUE = "您说上次认证是{said}，到现在已经超过12个月了。"
 LAST_DUE = ("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
@@ -143,7 +145,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     remember(turn, reading)
     frame = conv.frame
     in_flow = frame is not None and frame.dialog != "main_menu"
-    if in_flow and reading.wants_person and not _PERSON_OPTION.search(text) and picks_option(turn):
+    if in_flow and reading.wants_person and not _PERSON_OPTION.search(text) \
+            and not _HOME_VISIT_WORDS.search(text) and picks_option(turn):
         # "还是不行 找个人帮帮忙吧": the option word is there, but a person is what they want.
         await router.escalate(turn, "user_request")
         return True

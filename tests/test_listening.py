@@ -470,7 +470,7 @@ async def test_home_visit_reason_stops_before_the_request(testbot: TestBot) -> N
 async def test_stopping_with_a_remark_stops_the_form(testbot: TestBot) -> None:
     await testbot.say(event="menu:method_home_visit")
     await testbot.say("不申请了，过两天我带她去社保局")
-    assert (await frame_of(testbot))[0] is None and "不会提交" in testbot.text
+    assert (await frame_of(testbot))[0] in (None, "main_menu") and "不会提交" in testbot.text
 
 
 async def test_option_word_next_to_a_person_request_goes_to_a_person(testbot: TestBot) -> None:
