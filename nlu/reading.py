@@ -67,7 +67,7 @@ _QUIT = re.compile(r"^(?:算了|我|那|哎|唉)?(?:不想|不|先不|不要|懒
 _MONEY = re.compile(r"\d+\s*(?:块|元|百|千)|[一二两三四五六七八九十百千]+\s*(?:块|元)|交钱|收费|给钱|转账|红包|手续费|"
                     r"多少钱|花钱|付钱|要钱|交.{0,4}钱|收.{0,4}钱|保证金|押金")
 # Poor eyesight or small print: not trouble reading Chinese, and not poor light.
-_SMALL_PRINT = re.compile(r"字(?:太|很|有点|特别)?小|眼睛(?:不好|花|看不清)|眼神不好|老花|看不清(?:字|屏幕|手机)")
+_SMALL_PRINT = re.compile(r"字(?:太|很|有点|特别)?小|眼睛(?:不好|花了|看不清)|眼神不好|看不清(?:字|屏幕上的字|手机上的字)")
 _READING_TROUBLE = re.compile(r"(?:汉字|中文|汉语|字)[^，,。]{0,3}(?:看不懂|看不太懂|不认识|认不得|不会|不好|看不清|认不全)|"
                               r"不识字|不认字|不认得字|文盲|看不懂汉字|不会汉语|不会说汉语|普通话不好")
 # "不办了 让儿子带他去社区": stopping, then a remark (no question).
