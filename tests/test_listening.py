@@ -470,6 +470,10 @@ async def test_home_visit_reason_stops_before_the_request(testbot: TestBot) -> N
 async def test_stopping_with_a_remark_stops_the_form(testbot: TestBot) -> None:
     await testbot.say(event="menu:method_home_visit")
     await testbot.say("不申请了，过两天我带她去社保局")
+    assert (await frame_of(testbot))[0] in (None, "main_menu") and "没有提交" in testbot.text
+    await testbot.say(event="menu:method_home_visit")
+    await testbot.say("李德明")
+    await testbot.say("算了算了 过几天我自己去社保局")
     assert (await frame_of(testbot))[0] in (None, "main_menu") and "不会提交" in testbot.text
 
 
