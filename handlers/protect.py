@@ -22,7 +22,9 @@ question.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 
 from bot.core.conversation import Mode
 from bot.core.messages import Reply
@@ -77,10 +79,36 @@ async def scam_guard(turn: Turn, next_step: NextStep) -> None:
         conv.switch_mode(Mode.BOT)
         conv.case_id = None
         conv.memory.pop("survey_case", None)
+    frame = conv.frame
+    rest = other_question(text or "")
+    if rest and (frame is None or frame.dialog == "main_menu"):
+        # "认证要钱吗 在哪认证": the warning, then the other question answered as usual
+        turn.msg = dataclasses.replace(turn.msg, text=rest, voice_transcript=None)
+        turn.outcome = "scam_warning"
+        await next_step()
+        turn.replies[0:0] = warning
+        return
     turn.parse = ParseResult(text, [hit], backend="rules")
     turn.outcome = "scam_warning"
     turn.replies.extend(warning)
     await resume(turn)
+
+
+_CLAUSES = re.compile(r"[\s，,。；;！!？?]+")
+_ASKING = re.compile(r"怎么|咋|阿么|哪|什么|啥|如何|多久|几|吗|呢|要不要|能不能")
+_DOMAIN = re.compile(r"认证|刷脸|年审|材料|带什么|带啥|人社通|12333")
+
+
+def other_question(text: str) -> str | None:
+    """A second question next to a fee or scam remark, with no scam cue of its own."""
+    parts = [part for part in _CLAUSES.split(text) if part]
+    if len(parts) < 2:
+        return None
+    others = [part for part in parts if match_scam(part) is None]
+    if len(others) == len(parts):
+        return None  # the cue is spread over the clauses: no clause stands alone
+    asked = [part for part in others if len(part) >= 4 and _ASKING.search(part) and _DOMAIN.search(part)]
+    return "，".join(asked) if asked else None
 
 
 async def resume(turn: Turn) -> None:

@@ -426,3 +426,11 @@ async def test_login_code_trouble_in_a_walkthrough_gets_the_tip(testbot: TestBot
     await testbot.say("验证码老是收不到 进不去")
     assert "防骗" not in testbot.text and "验证码" in testbot.text
     assert (await testbot.conversation()).frame.dialog == "app_qinghai"
+
+
+async def test_a_fee_question_next_to_another_question_answers_both(testbot: TestBot) -> None:
+    await testbot.say("刷脸认证收费吗 要带啥材料")
+    assert "防骗" in testbot.text and "身份证" in testbot.text
+    other = TestBot(testbot.services)
+    await other.say("有人说交200块钱能帮我办 这是真的吗")
+    assert "防骗" in other.text and "没太明白" not in other.text
