@@ -6,7 +6,12 @@ facts about the pensioner's situation (``memory["facts"]``), and decides the com
 off-script cases: a request for a person next to a question, "不想弄了" inside a flow, a
 money remark or trouble reading Chinese inside a flow (answered, then the flow resumes,
 never read as yes or no), a greeting in front of a question, an ID number next to a
-request or on its own, and a wrong check digit told as such.
+request or on its own, and a wrong check digit told as such. Also (issue 16, held-out
+set): a person wanted next to an option word, a phone type said inside a walkthrough,
+small print, a reminder request, a named app with "教我/怎么" (its walkthrough), a
+home-visit request with its details, a situation plus "咋认证" (choosing a method), and
+when they last certified (over 12 months: the missed-deadline flow; else confirmed with
+the next due month, and the rest of the message read on its own).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ is rule based and shared by every NLU backend:
   they last certified (``last_certified``: months ago, the words, overdue or not);
 - requests that change the course of a flow: a person (``wants_person``), stopping
   (``quits``), money or fees (``money``), trouble reading Chinese (``reading_trouble``),
-  an appeal (``appeal``), a greeting in front of a question (``after_greeting``).
+  an appeal (``appeal``), a greeting in front of a question (``after_greeting``), a
+  reminder (``remind``), small print or poor eyesight (``small_print``, not reading
+  trouble). Stopping may come with a remark ("算了 我让儿子带他去"). Qinghai's places
+  mean "not abroad"; both a foreign and a home place leave ``abroad`` unknown.
 
 Negations and hedges are read before the plain word: 不会用 / 不太会 are "no", 会一点 is
 "yes" (a little).
