@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONVERSATIONS = ROOT / "nlu" / "data" / "conversations.yml"
 HOLDOUT = ROOT / "nlu" / "data" / "conversations_holdout.yml"
 SETS = (("Development set", CONVERSATIONS), ("Held-out set", HOLDOUT))
+HOLDOUT_FIRST_RUN = "35/53 = 66.0% (2026-12-04)"
 REPORT = ROOT / "docs" / "dialog-eval.md"
 GOAL = 0.95
 
@@ -147,7 +148,9 @@ def report(results: list[tuple[str, Path, list[Outcome]]], seconds: float) -> st
              f"{total} conversations in {len(results)} sets (never trained on), replayed "
              "through the real pipeline (embedded Redis, SQLite, the demo pensioners, the "
              f"embedded NLU) in {seconds:.0f} s. The held-out set was written by someone who "
-             "had not read the dialog code; it is the better estimate for unseen people.", "",
+             "had not read the dialog code. Its first run, before any fix, is the honest "
+             f"estimate for unseen people: {HOLDOUT_FIRST_RUN}; the fixes since were made "
+             "knowing its failures (BENCHMARKS.md).", "",
              "| set | conversations | passed | rate |", "|---|---|---|---|"]
     for title, path, outcomes in results:
         passed, rate = summary(outcomes)
