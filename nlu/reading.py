@@ -170,7 +170,7 @@ def read(text: str, today: dt.date | None = None) -> Reading:
     cleaned = re.sub(r"[\s，,。！!？?~～、]+", "", text)
     reading.wants_person = bool(_PERSON.search(text)) and "人工审核" not in text
     reading.quits = (len(cleaned) <= 12 and bool(_QUIT.match(cleaned))) or (
-        bool(_QUIT_LEAD.match(text.strip())) and not re.search(r"[?？吗呢]\s*$|怎么|咋|能不能|可不可以", text))
+        bool(_QUIT_LEAD.match(text.strip())) and not re.search(r"[?？吗呢]\s*$|怎么|咋|能不能|可不可以|什么|啥|哪|多少", text))
     reading.remind = bool(_REMIND.search(text)) and not re.search(r"不用|不要|别|取消|关闭|不想", text)
     reading.money = bool(_MONEY.search(text))
     reading.small_print = bool(_SMALL_PRINT.search(text))
