@@ -24,6 +24,7 @@ from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.core.services import CoreServices
 from bot.records.cases import HandoffService
+from bot.records.events import CertificationEvents
 from bot.records.pensioners import PensionerRegistry
 from faq.knowledge import KnowledgeBase
 from nlu.rules import normalise
@@ -614,6 +615,9 @@ class ChatServices(CoreServices, Protocol):
 
     @property
     def handoff(self) -> HandoffService: ...
+
+    @property
+    def events(self) -> CertificationEvents: ...
 
     @property
     def faq(self) -> KnowledgeBase: ...

@@ -33,11 +33,12 @@ from bot.core.storage.models import (
     StaffUser,
 )
 from bot.records.cases import CaseConflict
+from bot.records.events import Chat, Step
 from bot.services import Services
 from bot.staff.auth import StaffSession
 from bot.staff.review import approval_concerns
 from dialogs.menu import MENU_LABELS
-from handlers.middleware import SURVEY_OPTIONS
+from handlers.middleware import SURVEY_OPTIONS, SURVEY_QUESTION
 
 DECISIONS = ("approved", "rejected", "resolved")
 OPEN_STATUSES = ("waiting", "claimed", "signoff")
@@ -625,6 +626,9 @@ class StaffDesk:
                         status="claimed", decision=None, closed_at=None))
                 raise
             details["next_due"] = due.isoformat()
+            await self.services.events.record(
+                Step.APPROVED, Chat(case.conversation_key, case.channel, proxy=bool(case.proxy)),
+                pensioner_id=case.pensioner_id, case_id=case_id)
             replies.append(Reply(f"好消息：工作人员已经人工审核通过，今年的养老待遇资格认证完成了。"
                                  f"下次请在{due_text(due)}前再认证。"))
         elif decision == "rejected":
@@ -632,7 +636,7 @@ class StaffDesk:
                                  "您可以按上面说的重新办理，或带上身份证到社区、社保经办机构现场认证。"))
         else:
             replies.append(Reply("工作人员已经处理完您的问题。"))
-        replies.append(Reply("问题解决了吗？请回复数字：", list(SURVEY_OPTIONS)))
+        replies.append(Reply(SURVEY_QUESTION, list(SURVEY_OPTIONS)))
         async with self.db.session() as session:
             for reply in replies:
                 session.add(CaseMessage(case_id=case_id, author="bot", text=reply.as_plain_text()))

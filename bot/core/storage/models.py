@@ -7,11 +7,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -109,13 +111,14 @@ class Case(Base):
     proxy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     decision: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CaseMessage(Base):
     __tablename__ = "case_messages"
+    __table_args__ = (Index("ix_case_messages_case_author_at", "case_id", "author", "created_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     author: Mapped[str] = mapped_column(String(16))  # user | staff | bot | note
@@ -189,7 +192,7 @@ class ReminderDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -204,3 +207,32 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str | None] = mapped_column(String(160))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CertificationEvent(Base):
+    """One step of a certification in the chat, for the agency's dashboard (issue 22).
+
+    Written where a step leaves no other durable record (started, ID given, selfie sent)
+    and at each verdict, approval and satisfaction answer. Holds no ID number, name or
+    chat identity: ``subject`` is a pseudonym of the chat (to count people), ``prefecture``
+    the ID number's 4-digit region code (or ``other``), ``day`` the agency's local date.
+    """
+
+    __tablename__ = "certification_events"
+    __table_args__ = (
+        # Every dashboard figure filters on a day range and a step; the remaining columns
+        # make the queries index-only on PostgreSQL.
+        Index("ix_certification_events_day_kind", "day", "kind", "channel", "prefecture", "cause",
+              "subject"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    cause: Mapped[str | None] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    prefecture: Mapped[str | None] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(16))
+    proxy: Mapped[bool] = mapped_column(Boolean, default=False)
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float)
