@@ -1,0 +1,288 @@
+"""The agency dashboard (issue 22): events written by the real dialogs, figures, the API.
+
+Activity is seeded through the real pipeline (TestBot: certify and family dialogs, the
+staff desk, the satisfaction question); the face worker's decision is the one part given
+(``apply_verdict`` with a worker-shaped result), since the dashboard counts what the
+verdict path does with it, not the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from PIL import Image
+from sqlalchemy import func, select
+
+from bot.core.storage.models import CertificationEvent, FaceTemplate
+from bot.face_service import attach
+from bot.records.events import prefecture_of, subject_of
+from bot.records.stats import SUPPRESSED, DashboardStats, DateRange
+from bot.services import Services
+from bot.staff.auth import StaffAuth
+from bot.staff.desk import StaffDesk
+from bot.staff.web import AUTH
+from dialogs.certify import apply_verdict
+from nlu.entities import with_check_digit
+from tests.conftest import TestBot
+
+PASSWORD = "secret-pass-1"
+XINING = [with_check_digit(f"630102195{i}0315002") for i in range(7)]
+HAIXI = [with_check_digit(f"632802195{i}1120003") for i in range(3)]
+NAMES = ["张桂兰", "马福海", "李德明", "王秀英", "赵德胜", "陈玉梅", "刘长春", "杨海燕", "周建国", "吴淑珍"]
+
+
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 96), (180, 150, 120)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+async def enrolled(services: Services, id_number: str, name: str) -> int:
+    pensioner = await services.registry.register(id_number, name)
+    async with services.db.session() as session:
+        session.add(FaceTemplate(pensioner_id=pensioner.id, model="Dlib", embedding=[0.0] * 128))
+    return int(pensioner.id)
+
+
+async def selfie(bot: TestBot) -> str:
+    await bot.say(image=jpeg())
+    conv = await bot.conversation()
+    assert conv.frame is not None and conv.frame.state == "verifying", bot.text
+    return str(conv.frame.slots["request_id"])
+
+
+async def verdict(services: Services, bot: TestBot, request_id: str, pensioner_id: int,
+                  decision: str, **extra: Any) -> None:
+    await apply_verdict(services, {
+        "request_id": request_id, "conversation_key": bot.key, "channel": bot.channel,
+        "pensioner_id": pensioner_id, "proxy": False, "decision": decision,
+        "issues": ["too_dark"] if decision == "rejected" else [], "distance": 0.3, "threshold": 0.6,
+        **extra})
+    await bot.pushed()
+
+
+async def certify(services: Services, user: str, id_number: str, name: str,
+                  decisions: list[str]) -> TestBot:
+    """One person through certify: menu, ID number, name, then a selfie per decision."""
+    pensioner_id = await enrolled(services, id_number, name)
+    bot = TestBot(services, user_id=user)
+    await bot.say("我要刷脸认证")
+    assert "身份证" in bot.text, bot.text
+    await bot.say(id_number)
+    await bot.say(name)
+    assert "正脸照片" in bot.text, bot.text
+    for decision in decisions:
+        request_id = await selfie(bot)
+        await verdict(services, bot, request_id, pensioner_id, decision)
+    return bot
+
+
+@pytest.fixture
+def settings(tmp_path: Any, clean_backends: Any) -> Any:
+    from tests.conftest import make_settings
+
+    return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
+
+
+@pytest.fixture
+async def seeded(services: Services) -> Services:
+    """6 people in 西宁 fail once (mismatch) then pass; 2 in 海西 send a dark photo; 1 in 海西
+    stops after the ID number; 6 staff cases, resolved and rated 3,3,3,3,2,1."""
+    attach(services)
+    for i in range(6):
+        await certify(services, f"x{i}", XINING[i], NAMES[i], ["failed", "passed"])
+    for i in range(2):
+        await certify(services, f"h{i}", HAIXI[i], NAMES[6 + i], ["rejected"])
+    quitter = TestBot(services, user_id="q0")
+    await quitter.say("我要刷脸认证")
+    await quitter.say(HAIXI[2])
+    auth = StaffAuth(services.settings, services.db, services.redis)
+    agent = await auth.start_session(await auth.create_user("wang", PASSWORD, "agent"))
+    desk = StaffDesk(services)
+    for i, answer in enumerate(["1", "1", "1", "帮到了", "2", "3"]):
+        bot = TestBot(services, user_id=f"c{i}")
+        await bot.say("转人工")
+        case_id = (await bot.conversation()).case_id
+        await desk.claim(agent, case_id)
+        await desk.resolve(agent, case_id, "resolved", "已电话说明")
+        await bot.say(answer)
+        assert "谢谢" in bot.text or "抱歉" in bot.text
+    return services
+
+
+async def supervisor_client(aiohttp_client: Any, app: web.Application, role: str = "supervisor",
+                            username: str = "zhao") -> Any:
+    client = await aiohttp_client(app)
+    await app[AUTH].create_user(username, PASSWORD, role)
+    response = await client.post("/staff/login", data={"username": username, "password": PASSWORD},
+                                 allow_redirects=False)
+    assert response.status == 303
+    return client
+
+
+def today() -> str:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+
+
+# ---------------------------------------------------------------- records
+
+
+def test_prefecture_comes_from_the_region_code() -> None:
+    assert prefecture_of("630102195003150021") == "6301"
+    assert prefecture_of("632802195511200038") == "6328"
+    assert prefecture_of("632102194808020019") == "other"  # 6321 is not one of the eight
+    assert prefecture_of("110101195003150021") == "other"
+    assert prefecture_of(None) is None and prefecture_of("?") is None
+
+
+async def test_events_hold_no_identity(seeded: Services) -> None:
+    async with seeded.db.session() as session:
+        rows = list(await session.scalars(select(CertificationEvent)))
+    assert rows
+    keys_ = {subject_of(f"test:x{i}") for i in range(6)}
+    assert keys_ <= {r.subject for r in rows}
+    for row in rows:
+        values = " ".join(str(getattr(row, c.name)) for c in CertificationEvent.__table__.columns)
+        assert not any(n in values for n in NAMES) and not any(n in values for n in XINING + HAIXI)
+        assert "test:" not in values
+
+
+async def test_figures_from_seeded_activity(seeded: Services) -> None:
+    tz = ZoneInfo("Asia/Shanghai")
+    day = datetime.now(tz).date()
+    stats = await DashboardStats(seeded.db, "Asia/Shanghai").compute(DateRange(day, day))
+    funnel = {r["step"]: r["people"] for r in stats["funnel"]}
+    assert funnel == {"started": 9, "id_given": 9, "selfie_sent": 8, "passed": 6, "failed": 8,
+                      "review": SUPPRESSED, "approved": 6}
+    causes = {r["cause"]: (r["people"], r["attempts"]) for r in stats["failure_causes"]}
+    assert causes["mismatch"] == (6, 6)
+    assert causes["quality"] == (SUPPRESSED, SUPPRESSED)  # 2 people: suppressed, attempts too
+    prefectures = {r["prefecture"]: r for r in stats["by_prefecture"]}
+    assert prefectures["6301"]["approved"] == 6 and prefectures["6301"]["failed_mismatch"] == 6
+    assert prefectures["6328"]["id_given"] == SUPPRESSED and prefectures["6328"]["approved"] == SUPPRESSED
+    assert [r["channel"] for r in stats["by_channel"]] == ["test"]
+    assert stats["by_channel"][0]["started"] == 15 - 6  # the 6 handoff chats never started certifying
+    assert stats["by_day"] == [dict(stats["by_day"][0], day=day.isoformat())]
+    assert stats["by_day"][0]["approved"] == 6
+    handoff = stats["handoff"]
+    assert handoff["opened"] == 6 and handoff["answered"] == 6 and handoff["resolved"] == 6
+    assert isinstance(handoff["avg_first_reply_s"], float) and handoff["avg_first_reply_s"] >= 0
+    assert handoff["per_agent"][0]["agent"] == "wang" and handoff["per_agent"][0]["cases"] == 6
+    assert sum(b["cases"] for b in handoff["first_reply_buckets"] if b["cases"] != SUPPRESSED) == 6
+    satisfaction = stats["satisfaction"]
+    assert satisfaction["answers"] == 6 and satisfaction["average"] == 2.5
+    assert [r["people"] for r in satisfaction["rows"]] == [SUPPRESSED] * 3  # 4, 1, 1: all under 5
+    assert stats["reminders"]["sent"] == SUPPRESSED  # no reminder was sent
+
+
+async def test_satisfaction_is_stored_as_a_score(seeded: Services) -> None:
+    async with seeded.db.session() as session:
+        scores = sorted(v for v in await session.scalars(
+            select(CertificationEvent.value).where(CertificationEvent.kind == "satisfaction")))
+    assert scores == [1.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+
+
+async def test_other_days_are_empty(seeded: Services) -> None:
+    day = date(2020, 1, 1)
+    stats = await DashboardStats(seeded.db, "Asia/Shanghai").compute(DateRange(day, day + timedelta(days=2)))
+    assert all(r["people"] == SUPPRESSED for r in stats["funnel"])
+    assert len(stats["by_day"]) == 3 and stats["handoff"]["opened"] == SUPPRESSED
+
+
+# ---------------------------------------------------------------- API
+
+
+async def test_api_for_supervisors_only(aiohttp_client: Any, app: web.Application, seeded: Services) -> None:
+    agent = await supervisor_client(aiohttp_client, app, role="agent", username="li")
+    refused = await agent.get("/api/staff/stats")
+    assert refused.status == 403 and (await refused.json())["error"] == "forbidden"
+    page = await agent.get("/staff/dashboard")
+    assert page.status == 403 and "主管" in await page.text()
+    assert "数据看板" not in await (await agent.get("/staff")).text()
+    anonymous = await aiohttp_client(app)
+    assert (await anonymous.get("/api/staff/stats")).status == 401
+
+    boss = await supervisor_client(aiohttp_client, app)
+    response = await boss.get("/api/staff/stats", params={"from": today(), "to": today()})
+    assert response.status == 200
+    body = await response.json()
+    for key in ("funnel", "failure_causes", "by_prefecture", "by_channel", "by_day", "handoff",
+                "reminders", "satisfaction"):
+        assert key in body
+    funnel = {r["step"]: r["people"] for r in body["funnel"]}
+    assert funnel["approved"] == 6 and funnel["review"] == "<5"
+    text = await response.text()
+    assert not any(n in text for n in NAMES + XINING + HAIXI)
+    assert "数据看板" in await (await boss.get("/staff")).text()
+
+
+@pytest.mark.parametrize("query", [
+    {"from": "2026-13-01"}, {"from": "2026-02-30"}, {"to": "yesterday"}, {"from": "2026-1-5"},
+    {"from": "2026-12-05", "to": "2026-12-01"}, {"from": "2020-01-01", "to": "2026-01-01"},
+    {"format": "xml"}, {"format": "csv"}, {"format": "csv", "table": "users"},
+])
+async def test_bad_query_is_400_json(aiohttp_client: Any, app: web.Application, query: dict[str, str]) -> None:
+    boss = await supervisor_client(aiohttp_client, app)
+    response = await boss.get("/api/staff/stats", params=query)
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] in ("invalid_date", "invalid_range", "invalid_format", "invalid_table")
+    assert body["message"]
+    page = await boss.get("/staff/dashboard", params=query)
+    assert page.status == 400 if "format" not in query else page.status == 200
+
+
+async def test_csv_download(aiohttp_client: Any, app: web.Application, seeded: Services) -> None:
+    boss = await supervisor_client(aiohttp_client, app)
+    response = await boss.get("/api/staff/stats", params={"from": today(), "to": today(),
+                                                          "format": "csv", "table": "by_prefecture"})
+    assert response.status == 200 and response.content_type == "text/csv"
+    assert response.headers["Content-Disposition"] == \
+        f'attachment; filename="stats-by_prefecture-{today()}-{today()}.csv"'
+    rows = list(csv.DictReader(io.StringIO((await response.read()).decode("utf-8-sig"))))
+    by_code = {r["prefecture"]: r for r in rows}
+    assert by_code["6301"]["label"] == "西宁" and by_code["6301"]["approved"] == "6"
+    assert by_code["6328"]["id_given"] == "<5"
+    for key in ("funnel", "failure_causes", "by_channel", "by_day", "handoff", "reminders", "satisfaction"):
+        one = await boss.get("/api/staff/stats", params={"format": "csv", "table": key})
+        assert one.status == 200, key
+        lines = (await one.read()).decode("utf-8-sig").splitlines()
+        assert len(lines) >= 2, key
+    handoff = list(csv.DictReader(io.StringIO((await (await boss.get(
+        "/api/staff/stats", params={"format": "csv", "table": "handoff"})).read()).decode("utf-8-sig"))))
+    assert handoff[0]["agent"] == "全部" and handoff[0]["cases"] == "6" and handoff[1]["agent"] == "wang"
+
+
+async def test_page_has_charts_with_data(aiohttp_client: Any, app: web.Application, seeded: Services) -> None:
+    boss = await supervisor_client(aiohttp_client, app)
+    response = await boss.get("/staff/dashboard")
+    assert response.status == 200
+    html = await response.text()
+    for chart in ("funnel", "failure_causes", "by_prefecture", "by_channel", "by_day", "handoff",
+                  "reminders", "satisfaction"):
+        assert f'data-chart="{chart}"' in html, chart
+    assert 'data-value="6"' in html and "&lt;5" in html
+    assert "<script src" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert not any(n in html for n in NAMES + XINING + HAIXI)
+
+
+async def test_prometheus_counts_steps_by_prefecture_and_channel(client: Any) -> None:
+    from bot import keys
+    from tests.webchat import web_id
+
+    services = client.server.app[keys.SERVICES]
+    await enrolled(services, XINING[0], NAMES[0])
+    user = await web_id(client, "m1")
+    for text in ("我要刷脸认证", XINING[0]):
+        assert (await client.post("/api/chat", json={"user_id": user, "text": text})).status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert 'bot_certification_steps_total{channel="web",prefecture="unknown",step="started"} 1.0' in metrics
+    assert 'bot_certification_steps_total{channel="web",prefecture="6301",step="id_given"} 1.0' in metrics
+    async with services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(CertificationEvent)) == 2
