@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,13 @@ from aiohttp import web
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.core.storage.models import CertificationEvent, FaceTemplate
+from bot.core.storage.models import (
+    CertificationEvent,
+    FaceTemplate,
+    Pensioner,
+    ReminderDelivery,
+    ReminderSubscription,
+)
 from bot.face_service import attach
 from bot.records.events import prefecture_of, subject_of
 from bot.records.stats import SUPPRESSED, DashboardStats, DateRange
@@ -29,9 +35,10 @@ from bot.staff.desk import StaffDesk
 from bot.staff.web import AUTH
 from dialogs.certify import apply_verdict
 from nlu.entities import with_check_digit
-from tests.conftest import TestBot
+from tests.conftest import ROOT, TestBot
 
 PASSWORD = "secret-pass-1"
+ARTIFACTS = ROOT / "test-artifacts"
 XINING = [with_check_digit(f"630102195{i}0315002") for i in range(7)]
 HAIXI = [with_check_digit(f"632802195{i}1120003") for i in range(3)]
 NAMES = ["张桂兰", "马福海", "李德明", "王秀英", "赵德胜", "陈玉梅", "刘长春", "杨海燕", "周建国", "吴淑珍"]
@@ -93,7 +100,8 @@ def settings(tmp_path: Any, clean_backends: Any) -> Any:
 @pytest.fixture
 async def seeded(services: Services) -> Services:
     """6 people in 西宁 fail once (mismatch) then pass; 2 in 海西 send a dark photo; 1 in 海西
-    stops after the ID number; 6 staff cases, resolved and rated 3,3,3,3,2,1."""
+    stops after the ID number; 7 staff cases, resolved and rated 3,3,3,3,3,2,1; 6 reminders
+    delivered, 5 of whose pensioners certified within 30 days."""
     attach(services)
     for i in range(6):
         await certify(services, f"x{i}", XINING[i], NAMES[i], ["failed", "passed"])
@@ -105,7 +113,7 @@ async def seeded(services: Services) -> Services:
     auth = StaffAuth(services.settings, services.db, services.redis)
     agent = await auth.start_session(await auth.create_user("wang", PASSWORD, "agent"))
     desk = StaffDesk(services)
-    for i, answer in enumerate(["1", "1", "1", "帮到了", "2", "3"]):
+    for i, answer in enumerate(["1", "1", "1", "帮到了", "1", "2", "3"]):
         bot = TestBot(services, user_id=f"c{i}")
         await bot.say("转人工")
         case_id = (await bot.conversation()).case_id
@@ -113,7 +121,26 @@ async def seeded(services: Services) -> Services:
         await desk.resolve(agent, case_id, "resolved", "已电话说明")
         await bot.say(answer)
         assert "谢谢" in bot.text or "抱歉" in bot.text
+    await reminders_sent(services)
     return services
+
+
+async def reminders_sent(services: Services) -> None:
+    """Reminder rows as a reminder pass leaves them (the pass itself is tested in test_reminders)."""
+    now = datetime.now(UTC)
+    async with services.db.session() as session:
+        for i in range(6):
+            pensioner = Pensioner(id_number=with_check_digit(f"630103194{i}0101001"), name="测试",
+                                  certified_at=now if i < 5 else None)
+            session.add(pensioner)
+            await session.flush()
+            sub = ReminderSubscription(conversation_key=f"test:r{i}", channel="test",
+                                       pensioner_id=pensioner.id, role="self")
+            session.add(sub)
+            await session.flush()
+            session.add(ReminderDelivery(subscription_id=sub.id, due_date=now.date() + timedelta(days=30),
+                                         kind="first", status="sent", attempts=1,
+                                         sent_at=now - timedelta(days=2), created_at=now - timedelta(minutes=5)))
 
 
 async def supervisor_client(aiohttp_client: Any, app: web.Application, role: str = "supervisor",
@@ -171,21 +198,22 @@ async def test_figures_from_seeded_activity(seeded: Services) -> None:
     assert stats["by_day"] == [dict(stats["by_day"][0], day=day.isoformat())]
     assert stats["by_day"][0]["approved"] == 6
     handoff = stats["handoff"]
-    assert handoff["opened"] == 6 and handoff["answered"] == 6 and handoff["resolved"] == 6
+    assert handoff["opened"] == 7 and handoff["answered"] == 7 and handoff["resolved"] == 7
     assert isinstance(handoff["avg_first_reply_s"], float) and handoff["avg_first_reply_s"] >= 0
-    assert handoff["per_agent"][0]["agent"] == "wang" and handoff["per_agent"][0]["cases"] == 6
-    assert sum(b["cases"] for b in handoff["first_reply_buckets"] if b["cases"] != SUPPRESSED) == 6
+    assert handoff["per_agent"][0]["agent"] == "wang" and handoff["per_agent"][0]["cases"] == 7
+    assert handoff["first_reply_buckets"][0]["cases"] == 7  # the claim greeting is the first reply
     satisfaction = stats["satisfaction"]
-    assert satisfaction["answers"] == 6 and satisfaction["average"] == 2.5
-    assert [r["people"] for r in satisfaction["rows"]] == [SUPPRESSED] * 3  # 4, 1, 1: all under 5
-    assert stats["reminders"]["sent"] == SUPPRESSED  # no reminder was sent
+    assert satisfaction["answers"] == 7 and satisfaction["average"] == 2.57
+    assert [r["people"] for r in satisfaction["rows"]] == [5, SUPPRESSED, SUPPRESSED]
+    assert stats["reminders"] == {"sent": 6, "delivered": 6, "certified_within_30_days": 5,
+                                  "certified_rate": 0.833}
 
 
 async def test_satisfaction_is_stored_as_a_score(seeded: Services) -> None:
     async with seeded.db.session() as session:
         scores = sorted(v for v in await session.scalars(
             select(CertificationEvent.value).where(CertificationEvent.kind == "satisfaction")))
-    assert scores == [1.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+    assert scores == [1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0]
 
 
 async def test_other_days_are_empty(seeded: Services) -> None:
@@ -256,7 +284,7 @@ async def test_csv_download(aiohttp_client: Any, app: web.Application, seeded: S
         assert len(lines) >= 2, key
     handoff = list(csv.DictReader(io.StringIO((await (await boss.get(
         "/api/staff/stats", params={"format": "csv", "table": "handoff"})).read()).decode("utf-8-sig"))))
-    assert handoff[0]["agent"] == "全部" and handoff[0]["cases"] == "6" and handoff[1]["agent"] == "wang"
+    assert handoff[0]["agent"] == "全部" and handoff[0]["cases"] == "7" and handoff[1]["agent"] == "wang"
 
 
 async def test_page_has_charts_with_data(aiohttp_client: Any, app: web.Application, seeded: Services) -> None:
@@ -286,3 +314,59 @@ async def test_prometheus_counts_steps_by_prefecture_and_channel(client: Any) ->
     assert 'bot_certification_steps_total{channel="web",prefecture="6301",step="id_given"} 1.0' in metrics
     async with services.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(CertificationEvent)) == 2
+
+
+# ---------------------------------------------------------------- in Chromium
+
+
+@pytest.mark.slow
+async def test_dashboard_in_chromium(aiohttp_server: Any, app: web.Application, seeded: Services) -> None:
+    from tests.test_staff_browser import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
+
+    reason = ensure_chromium()
+    if reason:
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    await app[AUTH].create_user("zhao", PASSWORD, "supervisor")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+            page = await context.new_page()
+            page.set_default_timeout(20000)
+            await page.goto(f"{base}/staff/login")
+            await page.fill("#username", "zhao")
+            await page.fill("#password", PASSWORD)
+            await page.click("#login")
+            await page.wait_for_url(f"{base}/staff")
+            await page.click("header >> text=数据看板")
+            await page.wait_for_url(f"{base}/staff/dashboard")
+            bars = await page.eval_on_selector_all(
+                "svg.chart", """svgs => Object.fromEntries(svgs.map(s => [s.dataset.chart,
+                    [...s.querySelectorAll('rect.bar')].filter(r => r.getBBox().width > 0
+                        && r.getBBox().height > 0).length]))""")
+            for chart in ("funnel", "failure_causes", "by_prefecture", "by_prefecture_approved", "by_day",
+                          "by_channel", "handoff", "reminders", "satisfaction"):
+                assert bars.get(chart, 0) > 0, (chart, bars)
+            assert await page.inner_text("#avg") == "2.57"
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 1280, width  # readable at 1280 px: no sideways scrolling
+            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            text = await page.inner_text("main")
+            assert not any(n in text for n in NAMES + XINING + HAIXI)
+
+            # The range picker applies to the whole page: a day without activity empties it.
+            await page.fill("#from", "2024-03-01")
+            await page.fill("#to", "2024-03-07")
+            await page.click("#apply")
+            await page.wait_for_url("**/staff/dashboard?from=2024-03-01&to=2024-03-07")
+            bars = await page.eval_on_selector_all(
+                "svg.chart rect.bar", "rs => rs.filter(r => r.getBBox().width > 0 && r.getBBox().height > 0).length")
+            assert bars == 0
+            assert await page.locator("svg[data-chart=by_day] rect.bar").count() == 14  # 7 days x 2
+        finally:
+            await browser.close()
