@@ -370,3 +370,44 @@ async def test_dashboard_in_chromium(aiohttp_server: Any, app: web.Application, 
             assert await page.locator("svg[data-chart=by_day] rect.bar").count() == 14  # 7 days x 2
         finally:
             await browser.close()
+
+
+async def test_figures_on_sqlite(tmp_path: Any) -> None:
+    """The same events service and queries on SQLite (the ``make run`` database)."""
+    import asyncio
+
+    from bot.core.metrics import Metrics
+    from bot.core.storage.db import Database, migrate
+    from bot.core.storage.models import Case
+    from bot.records.events import CertificationEvents, Chat, FailureCause, Step
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dash.sqlite3'}"
+    await asyncio.to_thread(migrate, url)
+    db = Database(url)
+    try:
+        events = CertificationEvents(db, Metrics(), "Asia/Shanghai")
+        for i in range(6):
+            chat = Chat(f"web:s{i}", "web")
+            await events.record(Step.STARTED, chat)
+            await events.record(Step.ID_GIVEN, chat, id_number=XINING[i])
+            for _ in range(2):  # two failed attempts: one person, two attempts
+                await events.record(Step.FAILED, chat, cause=FailureCause.QUALITY, id_number=XINING[i])
+            await events.record(Step.SATISFACTION, chat, value=3.0)
+        now = datetime.now(UTC)
+        async with db.session() as session:
+            for i in range(5):
+                session.add(Case(conversation_key=f"web:s{i}", channel="web", user_id=f"s{i}",
+                                 reason="user_request", status="closed", created_at=now - timedelta(minutes=10),
+                                 first_reply_at=now - timedelta(minutes=8), closed_at=now))
+        day = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        stats = await DashboardStats(db, "Asia/Shanghai").compute(DateRange(day, day))
+    finally:
+        await db.dispose()
+    funnel = {r["step"]: r["people"] for r in stats["funnel"]}
+    assert funnel["started"] == 6 and funnel["failed"] == 6 and funnel["selfie_sent"] == SUPPRESSED
+    quality = next(r for r in stats["failure_causes"] if r["cause"] == "quality")
+    assert quality == {"cause": "quality", "label": "照片质量问题", "people": 6, "attempts": 12}
+    assert next(r for r in stats["by_prefecture"] if r["prefecture"] == "6301")["failed_quality"] == 6
+    assert stats["handoff"]["opened"] == 5 and stats["handoff"]["avg_first_reply_s"] == 120.0
+    assert stats["handoff"]["avg_resolve_s"] == 600.0
+    assert stats["satisfaction"]["average"] == 3.0

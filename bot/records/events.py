@@ -4,6 +4,11 @@ Dialogs, the verdict path and the staff desk call :class:`CertificationEvents` w
 values (:class:`Step`, :class:`FailureCause`); each call writes one ``certification_events``
 row and counts the same step in Prometheus (labels prefecture and channel).
 
+Each event also adds to the day's totals (``certification_daily``), which the dashboard
+reads: ``people`` there counts a person on the day they first reached a step in the
+calendar year (``certification_firsts`` remembers who did), so a sum over any range of days
+counts people, not attempts, and a year of figures stays a few thousand rows.
+
 Privacy: an event never holds an ID number, a name or the chat identity. ``subject`` is a
 truncated SHA-256 of the chat's conversation key (so figures can count people, not
 messages), ``prefecture`` only the ID number's 4-digit region code.
@@ -14,16 +19,24 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.core.errors import DatabaseUnavailable
 from bot.core.metrics import Metrics
 from bot.core.storage.db import Database
-from bot.core.storage.models import CertificationEvent, Pensioner
+from bot.core.storage.models import (
+    CertificationDaily,
+    CertificationEvent,
+    CertificationFirst,
+    Pensioner,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +119,24 @@ class CertificationEvents:
         """Store one step. A database outage loses the event (counted and logged), never
         the user's turn: the dashboard is not worth failing a certification for."""
         at = at or datetime.now(UTC)
+        day = at.astimezone(self.tz).date()
+        subject = subject_of(chat.conversation_key)
+        channel = chat.channel[:16]
         try:
             prefecture = await self.prefecture_for(id_number=id_number, pensioner_id=pensioner_id)
             async with self.db.session() as session:
                 session.add(CertificationEvent(
-                    at=at, day=at.astimezone(self.tz).date(), kind=step.value,
-                    cause=cause.value if cause else None, channel=chat.channel[:16],
-                    prefecture=prefecture, subject=subject_of(chat.conversation_key),
-                    proxy=chat.proxy, case_id=case_id, value=value))
+                    at=at, day=day, kind=step.value, cause=cause.value if cause else None,
+                    channel=channel, prefecture=prefecture, subject=subject, proxy=chat.proxy,
+                    case_id=case_id, value=value))
+                if step is Step.SATISFACTION:  # every answer counts; the score is the "cause"
+                    await self._add(session, day, step.value, str(int(value or 0)), channel,
+                                    prefecture, people=1)
+                else:
+                    for part in ("", *([cause.value] if cause else [])):
+                        first = await self._first(session, subject, step.value, part, day.year)
+                        await self._add(session, day, step.value, part, channel, prefecture,
+                                        people=1 if first else 0)
         except DatabaseUnavailable:
             self.metrics.events_lost.inc()
             log.error("dashboard event lost: database unavailable", extra={"step": step.value})
@@ -125,6 +148,31 @@ class CertificationEvents:
             self.metrics.certification_steps.labels(step=step.value, **labels).inc()
         if step is Step.FAILED and cause is not None:
             self.metrics.certification_failures.labels(cause=cause.value, **labels).inc()
+
+    def _insert(self, table: Any) -> Any:
+        """INSERT with ON CONFLICT, in the engine's dialect (PostgreSQL or SQLite)."""
+        if self.db.engine.dialect.name == "postgresql":
+            return pg_insert(table)
+        return sqlite_insert(table)
+
+    async def _first(self, session: Any, subject: str, kind: str, cause: str, year: int) -> bool:
+        """True the first time this person reaches this step (and cause) this year."""
+        result = await session.execute(
+            self._insert(CertificationFirst)
+            .values(subject=subject, kind=kind, cause=cause, year=year).on_conflict_do_nothing())
+        return bool(result.rowcount == 1)
+
+    async def _add(self, session: Any, day: date, kind: str, cause: str, channel: str,
+                   prefecture: str | None, people: int) -> None:
+        """Add one event (and ``people``) to the day's totals."""
+        table = CertificationDaily.__table__
+        statement = self._insert(CertificationDaily).values(
+            day=day, kind=kind, cause=cause, channel=channel, prefecture=prefecture or "",
+            people=people, events=1)
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=["day", "kind", "cause", "channel", "prefecture"],
+            set_={"people": table.c.people + statement.excluded.people,
+                  "events": table.c.events + 1}))
 
     def case_opened(self, channel: str, prefecture: str | None) -> None:
         """Count a staff case in Prometheus (the case row itself is the durable record)."""

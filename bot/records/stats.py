@@ -1,8 +1,10 @@
 """The agency dashboard's figures (issue 22): one SQL query per figure, aggregates only.
 
 Every figure reads durable records for a range of local dates (``staff.timezone``):
-``certification_events`` (funnel, failure causes, prefecture, channel, day, satisfaction),
-``cases`` and ``case_messages`` (handoff), ``reminder_deliveries`` with the pensioner's
+the daily totals of the certification events, ``certification_daily`` (funnel, failure
+causes, prefecture, channel, day, satisfaction; a person counts once per step and calendar
+year, on the day they first reached it, see :mod:`bot.records.events`), ``cases`` (handoff:
+``first_reply_at`` is the first staff message), ``reminder_deliveries`` with the pensioner's
 ``certified_at`` (reminders). The queries run on PostgreSQL and SQLite.
 
 Privacy: only counts and averages leave this module, and any cell that counts fewer than
@@ -13,20 +15,20 @@ chat identity is read.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.core.storage.db import Database
 from bot.core.storage.models import (
     Case,
-    CaseMessage,
-    CertificationEvent,
+    CertificationDaily,
     Pensioner,
     ReminderDelivery,
     ReminderSubscription,
@@ -40,6 +42,7 @@ MAX_RANGE_DAYS = 731
 
 FUNNEL_STEPS = (Step.STARTED, Step.ID_GIVEN, Step.SELFIE_SENT, Step.PASSED, Step.FAILED,
                 Step.REVIEW, Step.APPROVED)
+STEP_VALUES = [s.value for s in FUNNEL_STEPS]
 STEP_LABELS = {Step.STARTED: "开始认证", Step.ID_GIVEN: "提供身份证号", Step.SELFIE_SENT: "发送自拍",
                Step.PASSED: "核验通过", Step.FAILED: "核验未通过", Step.REVIEW: "转人工审核",
                Step.APPROVED: "认证完成"}
@@ -50,7 +53,6 @@ CHANNEL_LABELS = {"wechat": "微信", "telegram": "Telegram", "web": "网页", "
 SATISFACTION_LABELS = {3: "帮到了", 2: "帮到一部分", 1: "没帮到"}
 WAIT_BUCKETS = ((300, "5分钟内"), (1800, "5–30分钟"), (7200, "30分钟–2小时"), (None, "2小时以上"))
 REMINDER_WINDOW_S = 30 * 86400
-ANY_FAILED = "failed_any"
 TABLE_KEYS = ("funnel", "failure_causes", "by_prefecture", "by_channel", "by_day", "handoff",
               "reminders", "satisfaction")
 
@@ -105,45 +107,42 @@ class DashboardStats:
         return self.db.engine.dialect.name
 
     async def compute(self, period: DateRange) -> dict[str, Any]:
-        """Every figure, keyed as the API answers (``TABLE_KEYS``)."""
-        async with self.db.session() as session:
-            return {
-                "from": period.start.isoformat(), "to": period.end.isoformat(),
-                "min_cell": MIN_CELL,
-                "funnel": await self.funnel(session, period),
-                "failure_causes": await self.failure_causes(session, period),
-                "by_prefecture": await self.by_prefecture(session, period),
-                "by_channel": await self.by_channel(session, period),
-                "by_day": await self.by_day(session, period),
-                "handoff": await self.handoff(session, period),
-                "reminders": await self.reminders(session, period),
-                "satisfaction": await self.satisfaction(session, period),
-            }
+        """Every figure, keyed as the API answers (``TABLE_KEYS``).
 
-    # ------------------------------------------------------------ events
+        The figures are independent queries: they run concurrently, each on its own
+        connection, so the page waits for the slowest one rather than for their sum."""
+        async def one(name: str) -> Any:
+            async with self.db.session() as session:
+                return await getattr(self, name)(session, period)
+
+        results = await asyncio.gather(*(one(name) for name in TABLE_KEYS))
+        return {"from": period.start.isoformat(), "to": period.end.isoformat(), "min_cell": MIN_CELL,
+                **dict(zip(TABLE_KEYS, results, strict=True))}
+
+    # ------------------------------------------------------------ events (daily totals)
 
     @staticmethod
     def _in(period: DateRange) -> ColumnElement[bool]:
-        return CertificationEvent.day.between(period.start, period.end)
+        return CertificationDaily.day.between(period.start, period.end)
 
     async def funnel(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
         """People at each step: started → ID given → selfie sent → passed / failed / review → approved."""
-        e = CertificationEvent
+        d = CertificationDaily
         rows = await session.execute(
-            select(e.kind, func.count(distinct(e.subject)))
-            .where(self._in(period), e.kind.in_([s.value for s in FUNNEL_STEPS]))
-            .group_by(e.kind))
-        people = {kind: int(n) for kind, n in rows}
+            select(d.kind, func.sum(d.people))
+            .where(self._in(period), d.kind.in_(STEP_VALUES), d.cause == "")
+            .group_by(d.kind))
+        people = {kind: int(n or 0) for kind, n in rows}
         return [{"step": s.value, "label": STEP_LABELS[s], "people": cell(people.get(s.value, 0))}
                 for s in FUNNEL_STEPS]
 
     async def failure_causes(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
         """Failed verdicts by cause: people and attempts."""
-        e = CertificationEvent
+        d = CertificationDaily
         rows = await session.execute(
-            select(e.cause, func.count(distinct(e.subject)), func.count())
-            .where(self._in(period), e.kind == Step.FAILED.value).group_by(e.cause))
-        found = {cause: (int(p), int(n)) for cause, p, n in rows}
+            select(d.cause, func.sum(d.people), func.sum(d.events))
+            .where(self._in(period), d.kind == Step.FAILED.value, d.cause != "").group_by(d.cause))
+        found = {cause: (int(p or 0), int(n or 0)) for cause, p, n in rows}
         out = []
         for cause in FailureCause:
             people, attempts = found.get(cause.value, (0, 0))
@@ -154,27 +153,18 @@ class DashboardStats:
     async def by_prefecture(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
         """Per prefecture (from the ID number): people at each step after the ID number, and
         failed people by cause."""
-        e = CertificationEvent
-        by_step = (select(e.prefecture, e.kind, e.cause, func.count(distinct(e.subject)))
-                   .where(self._in(period), e.prefecture.is_not(None),
-                          e.kind.in_([s.value for s in FUNNEL_STEPS[1:]]))
-                   .group_by(e.prefecture, e.kind, e.cause))
-        # A person who failed for two causes is one failed person: failed people per
-        # prefecture, whatever the cause, in the same statement.
-        failed_any = (select(e.prefecture, literal(ANY_FAILED), literal(None),
-                             func.count(distinct(e.subject)))
-                      .where(self._in(period), e.prefecture.is_not(None), e.kind == Step.FAILED.value)
-                      .group_by(e.prefecture))
+        d = CertificationDaily
+        rows = await session.execute(
+            select(d.prefecture, d.kind, d.cause, func.sum(d.people))
+            .where(self._in(period), d.prefecture != "", d.kind.in_(STEP_VALUES[1:]))
+            .group_by(d.prefecture, d.kind, d.cause))
         steps: dict[tuple[str, str], int] = {}
         causes: dict[tuple[str, str], int] = {}
-        for code, kind, cause, people in await session.execute(by_step.union_all(failed_any)):
-            prefecture = str(code)
-            if kind == ANY_FAILED:
-                steps[(prefecture, Step.FAILED.value)] = int(people)
-            elif kind == Step.FAILED.value:
-                causes[(prefecture, cause or "")] = int(people)
+        for prefecture, kind, cause, people in rows:
+            if cause:
+                causes[(str(prefecture), str(cause))] = int(people or 0)
             else:
-                steps[(prefecture, kind)] = int(people)
+                steps[(str(prefecture), str(kind))] = int(people or 0)
         out = []
         for code in [*PREFECTURES, OTHER_PREFECTURE]:
             row: dict[str, Any] = {"prefecture": code, "label": PREFECTURE_LABELS[code]}
@@ -187,40 +177,40 @@ class DashboardStats:
 
     async def by_channel(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
         """Per channel: people at each step."""
-        e = CertificationEvent
+        d = CertificationDaily
         rows = await session.execute(
-            select(e.channel, e.kind, func.count(distinct(e.subject)))
-            .where(self._in(period), e.kind.in_([s.value for s in FUNNEL_STEPS]))
-            .group_by(e.channel, e.kind))
+            select(d.channel, d.kind, func.sum(d.people))
+            .where(self._in(period), d.kind.in_(STEP_VALUES), d.cause == "")
+            .group_by(d.channel, d.kind))
         found: dict[str, dict[str, int]] = {}
         for channel, kind, people in rows:
-            found.setdefault(channel, {})[kind] = int(people)
+            found.setdefault(channel, {})[kind] = int(people or 0)
         channels = [c for c in CHANNEL_LABELS if c in found] + sorted(set(found) - set(CHANNEL_LABELS))
         return [{"channel": c, "label": CHANNEL_LABELS.get(c, c),
                  **{s.value: cell(found[c].get(s.value, 0)) for s in FUNNEL_STEPS}} for c in channels]
 
     async def by_day(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
         """Per local day: people at each step (every day of the range, none left out)."""
-        e = CertificationEvent
+        d = CertificationDaily
         rows = await session.execute(
-            select(e.day, e.kind, func.count(distinct(e.subject)))
-            .where(self._in(period), e.kind.in_([s.value for s in FUNNEL_STEPS]))
-            .group_by(e.day, e.kind))
+            select(d.day, d.kind, func.sum(d.people))
+            .where(self._in(period), d.kind.in_(STEP_VALUES), d.cause == "")
+            .group_by(d.day, d.kind))
         found: dict[str, dict[str, int]] = {}
         for day, kind, people in rows:
             key = day.isoformat() if isinstance(day, date) else str(day)[:10]
-            found.setdefault(key, {})[kind] = int(people)
+            found.setdefault(key, {})[kind] = int(people or 0)
         return [{"day": d.isoformat(),
                  **{s.value: cell(found.get(d.isoformat(), {}).get(s.value, 0)) for s in FUNNEL_STEPS}}
                 for d in period.days()]
 
     async def satisfaction(self, session: AsyncSession, period: DateRange) -> dict[str, Any]:
         """Answers to "这次帮到您了吗？" (3 = helped, 1 = not): count, average, distribution."""
-        e = CertificationEvent
+        d = CertificationDaily
         rows = await session.execute(
-            select(e.value, func.count())
-            .where(self._in(period), e.kind == Step.SATISFACTION.value).group_by(e.value))
-        counts = {int(value): int(n) for value, n in rows if value is not None}
+            select(d.cause, func.sum(d.events))
+            .where(self._in(period), d.kind == Step.SATISFACTION.value).group_by(d.cause))
+        counts = {int(score): int(n or 0) for score, n in rows if str(score).isdigit()}
         total = sum(counts.values())
         average = sum(v * n for v, n in counts.items()) / total if total else None
         return {"answers": cell(total), "average": avg_cell(average, total, 2), "scale": "1-3",
@@ -230,34 +220,27 @@ class DashboardStats:
     # ------------------------------------------------------------ handoff
 
     async def handoff(self, session: AsyncSession, period: DateRange) -> dict[str, Any]:
-        """Cases opened, wait to the first staff reply, time to resolve, per agent."""
+        """Cases opened, wait to the first staff message, time to resolve, per agent."""
         low, high = period.utc_bounds(self.tz)
-        first_reply = (select(CaseMessage.case_id, func.min(CaseMessage.created_at).label("first_at"))
-                       .join(Case, Case.id == CaseMessage.case_id)
-                       .where(CaseMessage.author == "staff", Case.created_at >= low,
-                              Case.created_at < high)
-                       .group_by(CaseMessage.case_id).subquery())
-        wait = seconds_between(self.dialect, first_reply.c.first_at, Case.created_at)
+        wait = seconds_between(self.dialect, Case.first_reply_at, Case.created_at)
+        answered = Case.first_reply_at.is_not(None)
         resolved = and_(Case.status == "closed", Case.closed_at.is_not(None))
         resolve = seconds_between(self.dialect, Case.closed_at, Case.created_at)
-        answered = first_reply.c.first_at.is_not(None)
         columns = [
             Case.assigned_to,
-            func.count(Case.id), func.count(first_reply.c.first_at),
+            func.count(Case.id), func.count(Case.first_reply_at),
             func.avg(case((answered, cast(wait, Float)))),
             func.sum(case((resolved, 1), else_=0)),
             func.avg(case((resolved, cast(resolve, Float)))),
         ]
         lower = 0.0
         for limit, _ in WAIT_BUCKETS:
-            upper = case((and_(answered, wait >= lower, *([wait < limit] if limit else [])), 1),
-                         else_=0)
-            columns.append(func.sum(upper))
+            inside = case((and_(answered, wait >= lower, *([wait < limit] if limit else [])), 1),
+                          else_=0)
+            columns.append(func.sum(inside))
             lower = float(limit or 0)
         rows = list(await session.execute(
-            select(*columns).select_from(Case)
-            .outerjoin(first_reply, first_reply.c.case_id == Case.id)
-            .where(Case.created_at >= low, Case.created_at < high)
+            select(*columns).where(Case.created_at >= low, Case.created_at < high)
             .group_by(Case.assigned_to)))
         names = dict((await session.execute(select(StaffUser.id, StaffUser.username))).all())
         totals = [0, 0, 0.0, 0, 0.0] + [0] * len(WAIT_BUCKETS)

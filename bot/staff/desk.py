@@ -143,6 +143,12 @@ def due_text(due: date) -> str:
     return f"{due.year}年{due.month}月{due.day}日"
 
 
+async def note_first_reply(session: Any, case_id: int) -> None:
+    """Remember when staff first wrote to the user in this case (for the dashboard)."""
+    await session.execute(update(Case).where(Case.id == case_id, Case.first_reply_at.is_(None))
+                          .values(first_reply_at=datetime.now(timezone.utc)))
+
+
 class StaffDesk:
     """Case work for one application; stateless apart from the shared services."""
 
@@ -321,6 +327,7 @@ class StaffDesk:
         """The greeting a person sends on taking the chat, kept in the case like any message."""
         async with self.db.session() as session:
             session.add(CaseMessage(case_id=case_id, author="staff", staff_id=staff_id, text=GREETING))
+            await note_first_reply(session, case_id)
         await self.services.outbox.push(conversation_key, [Reply(GREETING)])
         await self.handoff.note_staff_spoke(conversation_key)
 
@@ -362,6 +369,7 @@ class StaffDesk:
         async with self.db.session() as session:
             message = CaseMessage(case_id=case_id, author="staff", staff_id=staff.staff_id, text=body)
             session.add(message)
+            await note_first_reply(session, case_id)
         delivered = await self.services.outbox.push(case.conversation_key, [Reply(STAFF_PREFIX + body)])
         await self.handoff.note_staff_spoke(case.conversation_key)
         details: dict[str, Any] = {"chars": len(body)} if delivered else {"chars": len(body), "delivered": False}
