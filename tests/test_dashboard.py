@@ -253,7 +253,8 @@ async def test_api_for_supervisors_only(aiohttp_client: Any, app: web.Applicatio
 @pytest.mark.parametrize("query", [
     {"from": "2026-13-01"}, {"from": "2026-02-30"}, {"to": "yesterday"}, {"from": "2026-1-5"},
     {"from": "2026-12-05", "to": "2026-12-01"}, {"from": "2020-01-01", "to": "2026-01-01"},
-    {"format": "xml"}, {"format": "csv"}, {"format": "csv", "table": "users"},
+    {"from": "９９９９-01-01"}, {"from": "9999-12-31", "to": "9999-12-31"}, {"to": "0001-01-01"},
+    {"from": "2026-01-01' OR 1=1"}, {"format": "xml"}, {"format": "csv"}, {"format": "csv", "table": "users"},
 ])
 async def test_bad_query_is_400_json(aiohttp_client: Any, app: web.Application, query: dict[str, str]) -> None:
     boss = await supervisor_client(aiohttp_client, app)

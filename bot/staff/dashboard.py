@@ -12,6 +12,7 @@ works offline. Only aggregates are shown; cells under 5 people read "<5".
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from datetime import date, datetime, timedelta
@@ -38,7 +39,8 @@ from bot.staff.auth import StaffSession
 from bot.staff.web import api, dumps, html_page, page
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "dashboard.html"
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
 DEFAULT_DAYS = 30
 COLORS = {"started": "#5b8def", "id_given": "#4aa3c7", "selfie_sent": "#46b08c", "passed": "#2e7d32",
           "failed": "#d9534f", "review": "#e69500", "approved": "#1f4e79"}
@@ -65,10 +67,14 @@ def parse_range(query: Any, tz: ZoneInfo, today: date | None = None) -> DateRang
             raise BadRequest(f"{name} must be YYYY-MM-DD", code="invalid_date",
                              user_message="日期格式不对，请用 年-月-日，例如 2026-12-01。")
         try:
-            return date.fromisoformat(raw)
+            value = date.fromisoformat(raw)
         except ValueError:
             raise BadRequest(f"{name} is not a date", code="invalid_date",
                              user_message="没有这个日期，请检查后再试。") from None
+        if not EARLIEST <= value <= LATEST:
+            raise BadRequest(f"{name} out of range", code="invalid_date",
+                             user_message="日期要在 2000 年到 2100 年之间。")
+        return value
 
     end = one("to") or today
     start = one("from") or end - timedelta(days=DEFAULT_DAYS - 1)
@@ -326,7 +332,12 @@ def render(stats: dict[str, Any], period: DateRange) -> str:
         "satisfaction_dl": _downloads("satisfaction", period),
         "json": f"/api/staff/stats?from={period.start.isoformat()}&amp;to={period.end.isoformat()}",
     }
-    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
+    return _template().substitute(values)
+
+
+@functools.cache
+def _template() -> Template:
+    return Template(TEMPLATE.read_text(encoding="utf-8"))
 
 
 def _quick_links(period: DateRange) -> str:
