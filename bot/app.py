@@ -24,7 +24,6 @@ from bot.core.storage.redis import EmbeddedRedis, make_client
 from bot.records.cases import HandoffService
 from bot.records.pensioners import PensionerRegistry, seed_demo
 from bot.services import Services, build_dialogs, build_nlu, build_pipeline
-from bot.staff import dashboard as staff_dashboard
 from bot.staff import web as staff_console
 from faq.knowledge import KnowledgeBase
 
@@ -136,7 +135,7 @@ async def healthz(request: web.Request) -> web.Response:
 def default_features() -> list[Feature]:
     """Route sets mounted on the app; each channel/console adds one."""
     return [web_channel.setup, face_service.setup, wechat_channel.setup, telegram_channel.setup,
-            staff_console.setup, staff_dashboard.setup, metrics_view.setup, family_reminders.setup]
+            staff_console.setup, metrics_view.setup, family_reminders.setup]
 
 
 def create_app(settings: Settings, features: list[Feature] | None = None) -> web.Application:

@@ -1,4 +1,5 @@
-"""The agency's dashboard (issue 22): ``/staff/dashboard`` and ``GET /api/staff/stats``.
+"""The agency's dashboard (issue 22): ``/staff/dashboard`` and ``GET /api/staff/stats``
+(routes in ``bot.staff.web.ROUTES``).
 
 Supervisors only (agents: 403). Both read :class:`bot.records.stats.DashboardStats` for a
 range of local dates, ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (default: the last 30 days;
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import re
 from datetime import date, datetime, timedelta
 from html import escape
@@ -36,7 +38,7 @@ from bot.records.stats import (
     table,
 )
 from bot.staff.auth import StaffSession
-from bot.staff.web import api, dumps, html_page, page
+from bot.staff.guards import api, html_page, page
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "dashboard.html"
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -122,7 +124,7 @@ async def api_stats(request: web.Request, staff: StaffSession) -> web.Response:
     if fmt == "csv":
         assert key is not None
         return csv_response(stats, key, period)
-    response = web.json_response(stats, dumps=dumps)
+    response = web.json_response(stats, dumps=functools.partial(json.dumps, ensure_ascii=False))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -131,7 +133,7 @@ async def api_stats(request: web.Request, staff: StaffSession) -> web.Response:
 async def dashboard_page(request: web.Request, staff: StaffSession) -> web.Response:
     """The supervisors' page: every figure as an SVG chart and a table."""
     period, stats = await _stats(request, staff)
-    return page(request, "数据看板", render(stats, period), staff)
+    return page("数据看板", render(stats, period), staff)
 
 
 # ---------------------------------------------------------------- SVG charts
@@ -346,9 +348,3 @@ def _quick_links(period: DateRange) -> str:
              ("近90天", end - timedelta(days=89), end), ("今年", date(end.year, 1, 1), end)]
     return " ".join(f'<a href="/staff/dashboard?from={a.isoformat()}&amp;to={b.isoformat()}">{label}</a>'
                     for label, a, b in links)
-
-
-def setup(app: web.Application) -> None:
-    """Mount the dashboard (after the staff console, whose session it uses)."""
-    app.router.add_get("/staff/dashboard", dashboard_page)
-    app.router.add_get("/api/staff/stats", api_stats)
