@@ -412,3 +412,21 @@ async def test_figures_on_sqlite(tmp_path: Any) -> None:
     assert stats["handoff"]["opened"] == 5 and stats["handoff"]["avg_first_reply_s"] == 120.0
     assert stats["handoff"]["avg_resolve_s"] == 600.0
     assert stats["satisfaction"]["average"] == 3.0
+
+
+async def test_prometheus_counts_reminders_by_prefecture(services: Services) -> None:
+    from bot.family_reminders import send_due_reminders
+    from bot.records.reminders import subscribe
+
+    pensioner_id = await enrolled(services, XINING[1], NAMES[1])
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    async with services.db.session() as session:
+        pensioner = await session.get(Pensioner, pensioner_id)
+        assert pensioner is not None
+        pensioner.next_due = today + timedelta(days=10)
+    bot = TestBot(services)
+    await subscribe(services.db, bot.key, pensioner_id, "self")
+    assert await send_due_reminders(services, today) == 1
+    value = services.metrics.registry.get_sample_value(
+        "bot_reminders_total", {"outcome": "sent", "prefecture": "6301", "channel": "test"})
+    assert value == 1.0

@@ -46,6 +46,9 @@ class Metrics:
         self.satisfaction = Counter("bot_satisfaction_answers_total",
                                     "Answers to 这次帮到您了吗 (score 1-3, 3 = helped)",
                                     ["score", "prefecture", "channel"], registry=self.registry)
+        self.reminders = Counter("bot_reminders_total",
+                                 "Reminder sends tried by the server's passes (outcome sent | not_sent)",
+                                 ["outcome", "prefecture", "channel"], registry=self.registry)
         self.events_lost = Counter("bot_certification_events_lost_total",
                                    "Dashboard events not stored (database unavailable)",
                                    registry=self.registry)
