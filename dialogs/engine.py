@@ -24,6 +24,7 @@ from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.core.services import CoreServices
 from bot.records.cases import HandoffService
+from bot.records.events import CertificationEvents
 from bot.records.pensioners import PensionerRegistry
 from faq.knowledge import KnowledgeBase
 from nlu.rules import normalise
@@ -620,6 +621,7 @@ class ChatServices(CoreServices, Protocol):
 
     registry: PensionerRegistry
     handoff: HandoffService
+    events: CertificationEvents
     faq: KnowledgeBase
     dialogs: DialogRegistry
 

@@ -27,6 +27,8 @@ from bot.core.logs import mask_name as mask_name  # re-exported
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records import proxy_links
+from bot.records.events import Chat, FailureCause
+from bot.records.events import Step as EventStep
 from bot.records.reminders import subscribe
 from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, masked
 from dialogs.engine import (
@@ -43,7 +45,7 @@ from dialogs.engine import (
     Step,
     option_number,
 )
-from dialogs.identity import IdentityForm
+from dialogs.identity import IdentityForm, note_id_given
 from dialogs.menu import to_main_menu
 from dialogs.reminders import due_text, yes_no
 from nlu.rules import normalise
@@ -164,9 +166,12 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         ctx.slots["started"] = True
         ctx.event("family_started", proxy_key=ctx.conversation.key,
                   relationship=ctx.slots.get("relationship"))
+        chat = Chat(ctx.conversation.key, ctx.turn.msg.channel, proxy=True)
+        await ctx.services.events.record(EventStep.STARTED, chat)
         given = IDENTITY.offered_id(ctx)
         if given:
             ctx.slots["id_number"] = given
+            await note_id_given(ctx, str(given))
             return Goto("ask_name", [Reply(f"收到老人的身份证号 {masked(str(given))}。")])
     return None
 
@@ -183,6 +188,8 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     notice = already_certified(ctx, pensioner)
     if not await services.registry.is_enrolled(pensioner_id):
         ctx.event("family_not_enrolled", target=target, proxy_key=key)
+        await services.events.record(EventStep.FAILED, Chat(key, ctx.turn.msg.channel, proxy=True),
+                                     cause=FailureCause.NO_MODEL, pensioner_id=pensioner_id)
         if notice is not None:  # the state of the pensioner first: nothing to do this year
             return Finish([Reply(notice, MENU_OPTIONS)])
         return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
@@ -302,7 +309,8 @@ def _remind_prompt(ctx: DialogContext) -> Reply:
 
 IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
                         mismatch_text=MISMATCH, menu_options=MENU_OPTIONS,
-                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。")
+                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。",
+                        record_steps=True)
 
 
 def _limit_prompt(ctx: DialogContext) -> Reply:
