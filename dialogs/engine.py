@@ -369,6 +369,11 @@ class DialogEngine:
         assert conversation is not None
         dialog = self.registry.get(name)
         frame = Frame(dialog=name, state=dialog.start, slots=dict(slots or {}))
+        heard = conversation.memory.get("heard")
+        if isinstance(heard, dict) and heard.get("name") and "_opening_name" not in frame.slots:
+            # The name the opening message gave, for a name question asked turns later
+            # ("俺叫马福海 查认证" -> the ID number -> the name is not asked again).
+            frame.slots["_opening_name"] = heard["name"]
         conversation.stack.append(frame)
         result = EngineResult()
         await self._enter(turn, dialog, frame, dialog.start, result)
