@@ -35,11 +35,12 @@ from bot.core.storage.models import (
     StaffUser,
 )
 from bot.records.cases import CaseConflict
+from bot.records.events import Chat, Step
 from bot.services import Services
 from bot.staff.auth import StaffSession
 from bot.staff.review import approval_concerns
 from dialogs.menu import MENU_LABELS
-from handlers.middleware import SURVEY_OPTIONS
+from handlers.middleware import SURVEY_OPTIONS, SURVEY_QUESTION
 
 DECISIONS = ("approved", "rejected", "resolved")
 OPEN_STATUSES = ("waiting", "claimed", "signoff")
@@ -116,8 +117,7 @@ class NeedsAcknowledgement(CaseConflict):
 
     def __init__(self, detail: str, cases: list[Case]) -> None:
         numbers = "、".join(f"#{c.id}" for c in cases)
-        super().__init__(detail, user_message=f"同一位退休人员还有其他案件（{numbers}），"
-                         "结论可能互相矛盾。请先看一下这些案件，确认后再提交。")
+        super().__init__(detail, user_message=f"同一位退休人员还有其他案件（{numbers}），结论可能互相矛盾。请先看一下这些案件，确认后再提交。")
         self.cases = cases
 
 
@@ -143,6 +143,12 @@ def photo_available(attempt: CertificationAttempt | FaceTemplate, now: datetime 
 def due_text(due: date) -> str:
     """The date as the user reads it (Tibetan order and digits in a Tibetan chat)."""
     return format_date(due)
+
+
+async def note_first_reply(session: Any, case_id: int) -> None:
+    """Remember when staff first wrote to the user in this case (for the dashboard)."""
+    await session.execute(update(Case).where(Case.id == case_id, Case.first_reply_at.is_(None))
+                          .values(first_reply_at=datetime.now(timezone.utc)))
 
 
 class StaffDesk:
@@ -337,8 +343,7 @@ class StaffDesk:
         case = await self.get_case(case_id)  # a case claimed by someone else is a 409, not a 403
         if case.status == "waiting" and await self.reserved_for_speakers(staff, case):
             raise CaseConflict(f"case {case_id} is kept for {case.language} speakers",
-                               user_message=f"这是{LANGUAGE_NAMES.get(case.language, case.language)}对话，"
-                               "先留给会这种语言的同事认领；稍后如果还没人认领，您就可以认领。")
+                               user_message=f"这是{LANGUAGE_NAMES.get(case.language, case.language)}对话，先留给会这种语言的同事认领；稍后如果还没人认领，您就可以认领。")
         await self._take(case, staff.staff_id)
         await self.db.audit(staff.actor, "claim_case", target=f"case:{case_id}")
         await self._greet(case_id, case.conversation_key, staff.staff_id)
@@ -349,6 +354,7 @@ class StaffDesk:
         """The greeting a person sends on taking the chat, kept in the case like any message."""
         async with self.db.session() as session:
             session.add(CaseMessage(case_id=case_id, author="staff", staff_id=staff_id, text=GREETING))
+            await note_first_reply(session, case_id)
         await self.services.outbox.push(conversation_key, [Reply(GREETING)])
         await self.handoff.note_staff_spoke(conversation_key)
 
@@ -390,6 +396,7 @@ class StaffDesk:
         async with self.db.session() as session:
             message = CaseMessage(case_id=case_id, author="staff", staff_id=staff.staff_id, text=body)
             session.add(message)
+            await note_first_reply(session, case_id)
         delivered = await self.services.outbox.push(case.conversation_key, [Reply(STAFF_PREFIX + body)])
         await self.handoff.note_staff_spoke(case.conversation_key)
         details: dict[str, Any] = {"chars": len(body)} if delivered else {"chars": len(body), "delivered": False}
@@ -654,15 +661,17 @@ class StaffDesk:
                         status="claimed", decision=None, closed_at=None))
                 raise
             details["next_due"] = due.isoformat()
-            replies.append(Reply(tr("好消息：工作人员已经人工审核通过，今年的养老待遇资格认证完成了。"
-                                    "下次请在{due}前再认证。", due=due_text(due))))
+            await self.services.events.record(
+                Step.APPROVED, Chat(case.conversation_key, case.channel, proxy=bool(case.proxy)),
+                pensioner_id=case.pensioner_id, case_id=case_id)
+            replies.append(Reply(tr("好消息：工作人员已经人工审核通过，今年的养老待遇资格认证完成了。下次请在{due}前再认证。", due=due_text(due))))
         elif decision == "rejected":
             replies.append(Reply(tr("工作人员审核后，这次认证没有通过。原因：{note}\n"
                                     "您可以按上面说的重新办理，或带上身份证到社区、社保经办机构现场认证。",
                                     note=note_text)))
         else:
             replies.append(Reply(tr("工作人员已经处理完您的问题。")))
-        replies.append(Reply(tr("问题解决了吗？请回复数字："), list(SURVEY_OPTIONS)))
+        replies.append(Reply(SURVEY_QUESTION, list(SURVEY_OPTIONS)))
         async with self.db.session() as session:
             for reply in replies:
                 session.add(CaseMessage(case_id=case_id, author="bot", text=reply.as_plain_text()))

@@ -1,14 +1,14 @@
 """cases.language and staff_users.languages (Tibetan chats go to Tibetan speakers first) and
 reminder_subscriptions.language (reminders in the language of the chat that asked) (issue 19)
 
-Revision ID: 0021_languages
-Revises: 0020_reminders
+Revision ID: 0023_languages
+Revises: 0022_certification_events
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0021_languages'
-down_revision = '0020_reminders'
+revision = '0023_languages'
+down_revision = '0022_certification_events'
 branch_labels = None
 depends_on = None
 
