@@ -9,6 +9,7 @@ intent with a known cause jumps straight to that cause's fix.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.core.facts import NO_MODEL
@@ -98,6 +99,17 @@ def _said_as_cause(cleaned: str, word: str) -> bool:
     return False
 
 
+def _not_ruled_out(cause: Cause) -> Callable[[str], bool]:
+    """For the cause's intent: false when the message names the cause only to rule it out."""
+
+    def accepts(text: str) -> bool:
+        cleaned = normalise(text)
+        named = [word for word in cause.words if word in cleaned]
+        return not named or any(_said_as_cause(cleaned, word) for word in named)
+
+    return accepts
+
+
 def classify(text: str) -> str | None:
     """The cause a free-text description points to (longest key word wins)."""
     cleaned = normalise(text)
@@ -126,6 +138,8 @@ async def _jump(ctx: DialogContext) -> Step | None:
     key = classify(text) if text else None
     if key is not None and key != "missed" and (cause is None or key != cause.key):
         return Goto(f"fix_{key}")  # the words name the cause ("汉字看不清" is not poor light)
+    if cause is not None and text and not _not_ruled_out(cause)(text):
+        return None  # "网络挺好的": the intent's cause is ruled out by the words; ask which one
     return Goto(f"fix_{cause.key}") if cause else None
 
 
@@ -181,7 +195,7 @@ def _fix_state(cause: Cause) -> State:
 
 def _ask_options() -> list[Option]:
     options = [Option(cause.label, goto=f"fix_{cause.key}", intents=(cause.intent,) if cause.intent else (),
-                      set={"cause": cause.key}) for cause in CAUSES]
+                      set={"cause": cause.key}, intent_if=_not_ruled_out(cause)) for cause in CAUSES]
     options.append(Option(tr("过了认证时间、养老金停了"), goto="missed", intents=("missed_deadline",),
                           words=MISSED_WORDS))
     options.append(Option(tr("别的情况"), goto="other", words=("别的", "其他", "都不是")))

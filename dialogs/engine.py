@@ -170,6 +170,8 @@ class Option:
     back: bool = False
     # Where a ``run`` action may lead (states, dialog names or "end"), for the diagram only.
     may_go: tuple[str, ...] = ()
+    # Picked by its NLU intent only when this accepts the message (e.g. not "网络挺好的").
+    intent_if: Callable[[str], bool] | None = None
 
     def visible(self, ctx: DialogContext) -> bool:
         return self.when is None or bool(self.when(ctx))
@@ -317,7 +319,7 @@ def match_option(options: Sequence[Option], text: str, intent: str | None) -> Op
             return holding[0]
     if intent:
         for option in options:
-            if intent in option.intents:
+            if intent in option.intents and (option.intent_if is None or option.intent_if(text)):
                 return option
     return None
 

@@ -286,9 +286,13 @@ def without_last_certified(text: str, said: str) -> str:
     """The message without "三个月前在社区认证过" (the time up to its certification word)."""
     for start in (said, said.removesuffix("前")):
         if start and start in text:
-            pattern = re.escape(start) + r"[^，,。；;！!？?]*?(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的)*"
+            pattern = re.escape(start) + _DID_CERTIFY_RE
             return re.sub(pattern, " ", text, count=1).strip(" ，,。；;")
     return text
+
+
+# What follows the time in "去年三月认证的": a certification verb (an input pattern).
+_DID_CERTIFY_RE = r"[^，,。；;！!？?]*?(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的)*"
 
 
 def _due_month(months: int) -> str:
