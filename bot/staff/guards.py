@@ -21,11 +21,13 @@ from bot.core.errors import BadRequest, BotError, Forbidden, Unauthorized
 from bot.staff import render
 from bot.staff.auth import StaffAuth, StaffSession
 from bot.staff.desk import StaffDesk
+from bot.staff.inbox import Inbox
 
 COOKIE = "staff_session"
 CSRF_HEADER = "X-CSRF-Token"
 AUTH = web.AppKey("staff_auth", StaffAuth)
 DESK = web.AppKey("staff_desk", StaffDesk)
+INBOX = web.AppKey("staff_inbox", Inbox)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 StaffHandler = Callable[[web.Request, StaffSession], Awaitable[web.StreamResponse]]
 

@@ -21,6 +21,7 @@ from bot.staff.guards import (
     AUTH,
     COOKIE,
     DESK,
+    INBOX,
     audit_query,
     case_id_of,
     current_staff,
@@ -33,6 +34,7 @@ from bot.staff.guards import (
     same_site,
     see_other,
 )
+from bot.staff.inbox import parse_filter
 
 # ---------------------------------------------------------------- login / logout
 
@@ -95,8 +97,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, str]:
-    cases = await request.app[DESK].list_cases(staff)
-    return render.queue_parts(staff, cases, await request.app[AUTH].users())
+    queues = await request.app[INBOX].queues(staff, request.app[keys.SERVICES].handoff.tz)
+    return render.queue_parts(staff, queues, await request.app[AUTH].users())
 
 
 async def _failures_html(request: web.Request, staff: StaffSession) -> str:
@@ -128,7 +130,8 @@ async def queue_page(request: web.Request, staff: StaffSession) -> web.Response:
     failures = await _failures_html(request, staff)
     parts["recent"] = await _recent_html(request, staff)
     body = render.queue_body(staff, parts, failures, request.query.get("msg", ""))
-    script = render.poll_script([("queue", "/staff/fragments/queue"), ("mine", "/staff/fragments/mine"),
+    script = render.poll_script([("reviews", "/staff/fragments/reviews"), ("queue", "/staff/fragments/queue"),
+                                 ("mine", "/staff/fragments/mine"),
                                  ("recent", "/staff/fragments/recent"), ("done", "/staff/fragments/done"),
                                  ("failures", "/staff/fragments/failures")], await _last_event_id(request))
     return page("队列", body, staff, script=script)
@@ -146,6 +149,20 @@ async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Respo
     return fragment((await _queue_parts(request, staff))[part])
 
 
+@html_page
+async def search_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Search and filters over the cases this staff member may see, 20 a page (also the archive)."""
+    f = parse_filter(request.query)
+    inbox = request.app[INBOX]
+    tz = request.app[keys.SERVICES].handoff.tz
+    result = await inbox.search(staff, f, tz)
+    if f.searching:
+        await inbox.audit_search(staff, f, result.total)
+    channels = sorted(set(render.CHANNEL_LABELS) | {c.channel for c in result.cases})
+    body = render.search_body(f, result, await request.app[AUTH].users(), channels)
+    return page("查找案件", body, staff)
+
+
 # ---------------------------------------------------------------- case page
 
 
@@ -156,6 +173,7 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     ctx = await desk.context(staff, case_id_of(request))
     case = ctx.case
     await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
+    await request.app[INBOX].mark_seen(staff, case, max((m.id for m in ctx.messages), default=0))
     body = render.case_body(staff, ctx, await desk.send_failures(staff, case.id), tz,
                             request.query.get("msg", ""))
     base = f"/staff/cases/{case.id}/fragments"
@@ -175,8 +193,9 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
     desk = request.app[DESK]
     case = await desk.visible_case(staff, case_id_of(request))
     names = {u.id: u.username for u in await request.app[AUTH].users()}
-    return fragment(render.messages(case.id, await desk.messages(case.id), names,
-                                    request.app[keys.SERVICES].handoff.tz))
+    items = await desk.messages(case.id)
+    await request.app[INBOX].mark_seen(staff, case, max((m.id for m in items), default=0))
+    return fragment(render.messages(case.id, items, names, request.app[keys.SERVICES].handoff.tz))
 
 
 @html_page

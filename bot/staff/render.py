@@ -26,6 +26,7 @@ from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAt
 from bot.records.cases import REASON_LABELS
 from bot.staff.auth import StaffSession
 from bot.staff.desk import QUICK_REPLIES, CaseContext, SendFailure, aware, photo_available
+from bot.staff.inbox import CASE_STATUSES, KINDS, CaseFilter, CasePage, Queues
 from bot.staff.review import bar_percent, detail_items, pensioner_state, quality_words, verdict
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -114,7 +115,8 @@ def layout(title: str, body: str, staff: StaffSession | None = None, script: str
     """The whole page around ``body`` (already-escaped HTML)."""
     nav = ""
     if staff is not None:
-        links = ['<a href="/staff">队列</a>']
+        links = ['<a href="/staff">队列</a>', '<a href="/staff/search">搜索</a>',
+                 '<a href="/staff/search?status=closed">归档</a>']
         if staff.is_supervisor:
             links.append('<a href="/staff/users">工作人员</a>')
             links.append('<a href="/staff/audit">审计记录</a>')
@@ -138,8 +140,15 @@ def error_body(title: str, message: str) -> str:
 # ---------------------------------------------------------------- queue page
 
 
+def since(moment: datetime | None, now: float | None = None) -> str:
+    """How long ago, in words (``—`` when unknown)."""
+    return waited(moment, now) + "前" if moment is not None else "—"
+
+
 def case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None,
-              inactive: set[int] | None = None, now: float | None = None) -> str:
+              inactive: set[int] | None = None, now: float | None = None,
+              page: CasePage | None = None) -> str:
+    """A table of cases; with ``page``, the time since the user's last message and unread marks."""
     if not cases:
         return f"<p>{escape(empty)}</p>"
     rows = []
@@ -147,30 +156,47 @@ def case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None
         who = escape((names or {}).get(case.assigned_to or -1, "—"))
         if inactive and case.assigned_to in inactive and case.status in ("claimed", "signoff"):
             who += (f' <a class="warn" href="/staff/cases/{case.id}">（已停用，请重新分配）</a>')
+        unread = page is not None and case.id in page.unread
+        mark = ' <span class="unread-mark" title="用户有新消息还没看">● 未读</span>' if unread else ""
+        last = escape(since(page.last_user_at.get(case.id), now)) if page is not None else "—"
+        css = ' class="unread"' if unread else ""
         rows.append(
-            f'<tr data-case="{case.id}"><td><a href="/staff/cases/{case.id}">#{case.id}</a></td>'
+            f'<tr data-case="{case.id}"{css}>'
+            f'<td><a href="/staff/cases/{case.id}">#{case.id}</a>{mark}</td>'
             f"<td>{label(REASON_LABELS, case.reason)}</td>"
             f"<td>{label(CHANNEL_LABELS, case.channel)}</td>"
             f'<td class="status-{escape(case.status)}">{label(STATUS_LABELS, case.status)}</td>'
             f"<td>{escape(waited(case.created_at, now)) if case.status == 'waiting' else '—'}</td>"
+            f"<td>{last}</td>"
             f"<td>{who}</td>"
             f'<td><a href="/staff/cases/{case.id}">查看</a></td></tr>')
-    return table(["案件", "原因", "渠道", "状态", "已等待", "处理人", ""], rows)
+    return table(["案件", "原因", "渠道", "状态", "已等待", "用户最后发言", "处理人", ""], rows)
 
 
-def queue_parts(staff: StaffSession, cases: list[Case], users: list[StaffUser]) -> dict[str, str]:
-    """The queue page's three case lists: waiting, in hand, recently done."""
+def more_link(page: CasePage, url: str) -> str:
+    """Under a list that shows only its first page: how many there are, and where the rest are."""
+    if page.total <= len(page.cases):
+        return ""
+    return (f'<p class="meta">共 {page.total} 个，这里只列出前 {len(page.cases)} 个。'
+            f'<a href="{escape(url)}">查看全部（分页）</a></p>')
+
+
+def queue_parts(staff: StaffSession, queues: Queues, users: list[StaffUser],
+                now: float | None = None) -> dict[str, str]:
+    """The queue page's lists: manual reviews and chat requests waiting, in hand, recently done."""
     names = {u.id: u.username for u in users}
     inactive = {u.id for u in users if not u.active}
-    waiting = [c for c in cases if c.status == "waiting"]
-    if staff.is_supervisor:
-        mine = [c for c in cases if c.status in ("claimed", "signoff")]
-    else:
-        mine = [c for c in cases if c.status in ("claimed", "signoff") and c.assigned_to == staff.staff_id]
-    done = [c for c in cases if c.status in ("closed", "cancelled")][:20]
-    return {"queue": case_rows(waiting, "现在没有排队的案件。"),
-            "mine": case_rows(mine, "没有正在处理的案件。", names, inactive),
-            "done": case_rows(done, "还没有结束的案件。", names)}
+    mine_filter = CaseFilter(status="claimed", agent=None if staff.is_supervisor else staff.username)
+    return {
+        "reviews": case_rows(queues.reviews.cases, "现在没有等待人工审核的案件。", now=now, page=queues.reviews)
+        + more_link(queues.reviews, CaseFilter(status="waiting", kind="review").url()),
+        "queue": case_rows(queues.chats.cases, "现在没有排队的案件。", now=now, page=queues.chats)
+        + more_link(queues.chats, CaseFilter(status="waiting", kind="chat").url()),
+        "mine": case_rows(queues.mine.cases, "没有正在处理的案件。", names, inactive, now=now, page=queues.mine)
+        + more_link(queues.mine, mine_filter.url()),
+        "done": case_rows(queues.done.cases, "还没有结束的案件。", names, now=now, page=queues.done)
+        + f'<p><a href="{escape(CaseFilter(status="closed").url())}">已结束案件的归档（可搜索、分页）</a></p>',
+    }
 
 
 def failures(items: list[SendFailure], tz: Any, empty: str = "没有发送失败的消息。",
@@ -218,6 +244,46 @@ def queue_body(staff: StaffSession, parts: dict[str, str], failures_html: str, m
         failures=failures_html, flash=flash(message),
         mine_title="所有处理中的案件" if staff.is_supervisor else "我正在处理的案件",
         done_title="最近结束的案件（全部）" if staff.is_supervisor else "我最近结束的案件", **parts)
+
+
+def _options(choices: Iterable[tuple[str, str]], selected: str | None, everything: str) -> str:
+    out = [f'<option value="">{escape(everything)}</option>']
+    for value, text in choices:
+        mark = " selected" if value == selected else ""
+        out.append(f'<option value="{escape(value)}"{mark}>{escape(text)}</option>')
+    return "".join(out)
+
+
+def pager(f: CaseFilter, page: CasePage) -> str:
+    """上一页 / 第 n 页，共 m 页 / 下一页, keeping the search."""
+    parts = []
+    if page.page > 1:
+        parts.append(f'<a href="{escape(f.url(page.page - 1))}" id="page-prev">上一页</a>')
+    parts.append(f"第 {page.page} 页，共 {page.pages} 页")
+    if page.page < page.pages:
+        parts.append(f'<a href="{escape(f.url(page.page + 1))}" id="page-next">下一页</a>')
+    return " ".join(parts)
+
+
+def search_body(f: CaseFilter, page: CasePage, users: list[StaffUser], channels: Iterable[str],
+                now: float | None = None) -> str:
+    """The search page: the form (kept filled in), one page of results, the page links."""
+    names = {u.id: u.username for u in users}
+    if f.searching:
+        summary = f"找到 {page.total} 个案件"
+    else:
+        summary = f"全部案件（{page.total} 个，最新的在前）"
+    kind_labels = {"review": "人工审核", "chat": "对话请求"}
+    return template("search.html").substitute(
+        q=escape(f.q), date_from=escape(f.date_from.isoformat() if f.date_from else ""),
+        date_to=escape(f.date_to.isoformat() if f.date_to else ""),
+        kinds=_options(((k, kind_labels[k]) for k in KINDS), f.kind, "全部"),
+        reasons=_options(REASON_LABELS.items(), f.reason, "全部原因"),
+        channels=_options(((c, CHANNEL_LABELS.get(c, c)) for c in channels), f.channel, "全部渠道"),
+        statuses=_options(((st, STATUS_LABELS[st]) for st in CASE_STATUSES), f.status, "全部状态"),
+        agents=_options(((u.username, u.username) for u in users), f.agent, "全部工作人员"),
+        summary=escape(summary), pages=pager(f, page),
+        results=case_rows(page.cases, "没有找到符合条件的案件。", names, now=now, page=page))
 
 
 # ---------------------------------------------------------------- case page

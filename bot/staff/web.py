@@ -38,9 +38,10 @@ from bot import keys
 from bot.staff import api, pages
 from bot.staff.auth import StaffAuth
 from bot.staff.desk import StaffDesk
-from bot.staff.guards import AUTH, COOKIE, CSRF_HEADER, DESK, Handler
+from bot.staff.guards import AUTH, COOKIE, CSRF_HEADER, DESK, INBOX, Handler
+from bot.staff.inbox import Inbox
 
-__all__ = ["AUTH", "COOKIE", "CSRF_HEADER", "DESK", "ROUTES", "setup", "staff_ctx"]
+__all__ = ["AUTH", "COOKIE", "CSRF_HEADER", "DESK", "INBOX", "ROUTES", "setup", "staff_ctx"]
 
 CASE = r"/staff/cases/{case_id:\d+}"
 API_CASE = r"/api/staff/cases/{case_id:\d+}"
@@ -51,7 +52,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/staff/logout", pages.logout),
     ("GET", "/staff", pages.queue_page),
     ("GET", "/staff/", pages.queue_page),
-    ("GET", "/staff/fragments/{part:queue|mine|done|recent|failures}", pages.queue_fragment),
+    ("GET", "/staff/fragments/{part:reviews|queue|mine|done|recent|failures}", pages.queue_fragment),
+    ("GET", "/staff/search", pages.search_page),
     ("GET", CASE, pages.case_page),
     ("GET", f"{CASE}/fragments/messages", pages.messages_fragment),
     ("GET", f"{CASE}/fragments/failures", pages.case_failures_fragment),
@@ -68,6 +70,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/staff/audit", api.api_audit),
     ("GET", "/api/staff/me", api.api_me),
     ("GET", "/api/staff/cases", api.api_cases),
+    ("GET", "/api/staff/counts", api.api_counts),
     ("GET", API_CASE, api.api_case),
     ("GET", f"{API_CASE}/messages", api.api_messages),
     ("POST", f"{API_CASE}/claim", api.api_claim),
@@ -90,6 +93,7 @@ async def staff_ctx(app: web.Application) -> Any:
     services = app[keys.SERVICES]
     app[AUTH] = StaffAuth(services.settings, services.db, services.redis)
     app[DESK] = StaffDesk(services)
+    app[INBOX] = Inbox(services)
     await services.handoff.sync_queue()
     yield
 
