@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.core.storage.models import AuditLog, Case, Pensioner
+from bot.staff.canned import DEFAULTS
+from bot.staff.web import CANNED
 from nlu.entities import with_check_digit
 from tests.test_staff_api import add_staff, chat, login, second_client
 
@@ -216,3 +218,123 @@ async def test_unread_marker_and_count_follow_what_the_assignee_saw(aiohttp_clie
     assert (await (await agent.get("/api/staff/counts")).json())["unread"] == 0
     assert "● 未读" not in await (await agent.get("/staff/fragments/mine")).text()
     assert (await (await aiohttp_client(client.server)).get("/api/staff/counts")).status == 401
+
+
+# ---------------------------------------------------------------- canned responses
+
+
+async def test_canned_responses_supervisors_edit_agents_read(aiohttp_client: Any, client: Any) -> None:
+    app = client.server.app
+    await add_staff(app, "boss", "supervisor")
+    await add_staff(app, "wang")
+    await login(client, "boss")
+    assert await app[CANNED].seed_defaults() == len(DEFAULTS)
+    assert await app[CANNED].seed_defaults() == 0
+    listed = await (await client.get("/api/staff/canned")).json()
+    assert {c["shortcut"] for c in listed} == {s for s, _ in DEFAULTS}
+
+    added = await client.post("/api/staff/canned", json={"shortcut": "/补材料", "text": "请补交<户口本>复印件。"})
+    body = await added.json()
+    assert added.status == 201 and body["shortcut"] == "补材料"
+    dup = await client.post("/api/staff/canned", json={"shortcut": "补材料", "text": "别的"})
+    assert dup.status == 409 and (await dup.json())["error"] == "duplicate_shortcut"
+    for bad in ({"shortcut": "", "text": "x"}, {"shortcut": "有 空格", "text": "x"}, {"shortcut": "a/b", "text": "x"},
+                {"shortcut": "x" * 17, "text": "x"}, {"shortcut": "ok", "text": "  "},
+                {"shortcut": "ok", "text": "字" * 501}, {"shortcut": 3, "text": "x"}, {"text": "x"}):
+        response = await client.post("/api/staff/canned", json=bad)
+        assert response.status == 400 and (await response.json())["message"], bad
+    assert (await client.post("/api/staff/canned", data=b"[1]")).status == 400
+
+    changed = await client.put(f"/api/staff/canned/{body['id']}", json={"shortcut": "补件", "text": "请补交材料。"})
+    assert changed.status == 200 and (await changed.json())["text"] == "请补交材料。"
+    assert (await client.put("/api/staff/canned/99999", json={"shortcut": "x", "text": "y"})).status == 404
+    evil = await client.delete(f"/api/staff/canned/{body['id']}", headers={"Origin": "https://evil.example"})
+    assert evil.status == 403  # CSRF: a cross-site DELETE is refused like a POST
+    wrong = await client.put(f"/api/staff/canned/{body['id']}", json={"shortcut": "x", "text": "y"},
+                             headers={"X-CSRF-Token": "forged"})
+    assert wrong.status == 403
+
+    agent = await second_client(aiohttp_client, client)
+    await login(agent, "wang")
+    assert len(await (await agent.get("/api/staff/canned")).json()) == len(DEFAULTS) + 1
+    for method, path in (("POST", "/api/staff/canned"), ("PUT", f"/api/staff/canned/{body['id']}"),
+                         ("DELETE", f"/api/staff/canned/{body['id']}")):
+        response = await agent.request(method, path, json={"shortcut": "x", "text": "y"})
+        assert response.status == 403, method
+    assert (await agent.get("/staff/canned")).status == 403
+    assert (await (await aiohttp_client(client.server)).get("/api/staff/canned")).status == 401
+
+    deleted = await client.delete(f"/api/staff/canned/{body['id']}")
+    assert deleted.status == 200 and (await client.delete(f"/api/staff/canned/{body['id']}")).status == 404
+    actions = [r.action for r in await audit_rows(app, "canned_add")] + \
+        [r.action for r in await audit_rows(app, "canned_update")] + [r.action for r in await audit_rows(app, "canned_delete")]
+    assert actions == ["canned_add", "canned_update", "canned_delete"]
+
+
+async def test_canned_page_and_reply_box(client: Any) -> None:
+    app = client.server.app
+    await add_staff(app, "boss", "supervisor")
+    await login(client, "boss")
+    token = (await (await client.get("/api/staff/me")).json())["csrf_token"]
+    page = await (await client.get("/staff/canned")).text()
+    assert "新增常用语" in page and "还没有常用语" in page
+    added = await client.post("/staff/canned", data={"csrf": token, "shortcut": "重拍", "text": "请重拍</script>一张"},
+                              allow_redirects=False)
+    assert added.status == 303
+    [row] = await (await client.get("/api/staff/canned")).json()
+    edit = await client.post(f"/staff/canned/{row['id']}/update",
+                             data={"csrf": token, "shortcut": "重拍", "text": "请在亮处重拍</script>一张"})
+    assert edit.status == 200 and "已保存" in await edit.text()
+    assert (await client.post(f"/staff/canned/{row['id']}/update", data={"shortcut": "x", "text": "y"})).status == 403
+    bad = await client.post("/staff/canned", data={"csrf": token, "shortcut": "", "text": "y"})
+    assert bad.status == 400 and "关键字" in await bad.text()
+
+    await chat(client, "alice", "转人工")
+    [case] = await (await client.get("/api/staff/cases")).json()
+    await client.post(f"/api/staff/cases/{case['id']}/claim")
+    html = await (await client.get(f"/staff/cases/{case['id']}")).text()
+    assert 'class="quick-reply" title="/重拍"' in html and 'id="canned-suggest"' in html
+    data = html.split('<script type="application/json" id="canned-data">')[1].split("</script>")[0]
+    assert json.loads(data) == [{"shortcut": "重拍", "text": "请在亮处重拍</script>一张"}]  # escaped, not closed
+    deleted = await client.post(f"/staff/canned/{row['id']}/delete", data={"csrf": token})
+    assert deleted.status == 200 and "已删除" in await deleted.text()
+
+
+def test_the_migration_seeds_the_former_quick_replies(tmp_path: Any) -> None:
+    import sqlite3
+
+    from bot.core.storage.db import migrate
+
+    path = tmp_path / "fresh.sqlite3"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    rows = sqlite3.connect(path).execute("SELECT shortcut, text FROM canned_responses ORDER BY id").fetchall()
+    assert rows == DEFAULTS
+
+
+# ---------------------------------------------------------------- inline errors
+
+
+async def test_case_forms_sent_by_the_script_get_json_errors_and_a_location(client: Any) -> None:
+    app = client.server.app
+    await add_staff(app, "wang")
+    await chat(client, "alice", "转人工")
+    await login(client, "wang")
+    [case] = await (await client.get("/api/staff/cases")).json()
+    token = (await (await client.get("/api/staff/me")).json())["csrf_token"]
+    inline = {"X-Requested-With": "fetch"}
+    base = f"/staff/cases/{case['id']}"
+    early = await client.post(f"{base}/reply", data={"csrf": token, "text": "您好"}, headers=inline)
+    assert early.status == 409 and (await early.json())["message"] == "这个案件现在不能这样操作（还没认领或已经结束）。"
+    claimed = await client.post(f"{base}/claim", data={"csrf": token}, headers=inline)
+    assert claimed.status == 200 and await claimed.json() == {"ok": True, "message": "已认领",
+                                                              "location": f"{base}?msg=%E5%B7%B2%E8%AE%A4%E9%A2%86"}
+    spaces = await client.post(f"{base}/reply", data={"csrf": token, "text": "   "}, headers=inline)
+    assert spaces.status == 400 and (await spaces.json()) == {"error": "invalid_text", "message": "内容不能为空。"}
+    reject = await client.post(f"{base}/resolve", data={"csrf": token, "decision": "rejected", "note": ""},
+                               headers=inline)
+    assert reject.status == 400 and "原因" in (await reject.json())["message"]
+    forged = await client.post(f"{base}/reply", data={"csrf": "forged", "text": "x"}, headers=inline)
+    assert forged.status == 403 and "页面已过期" in (await forged.json())["message"]
+    # without the script (no header) the same failure is still a full page
+    page = await client.post(f"{base}/reply", data={"csrf": token, "text": "   "})
+    assert page.status == 400 and "操作没有成功" in await page.text()

@@ -20,8 +20,9 @@ from bot.core.storage.models import Case, CaseMessage
 from bot.records.cases import EVENTS_KEY, REASON_LABELS
 from bot.records.reminders import staff_summary
 from bot.staff.auth import StaffSession
+from bot.staff.canned import canned_json
 from bot.staff.desk import DECISIONS, aware, photo_available
-from bot.staff.guards import DESK, INBOX, api, audit_query, case_id_of, json_body
+from bot.staff.guards import CANNED, DESK, INBOX, api, audit_query, case_id_of, json_body
 from bot.staff.inbox import CasePage, parse_filter
 from bot.staff.render import AUDIT_PAGE_SIZE, STATUS_LABELS
 from bot.staff.review import verdict
@@ -244,3 +245,31 @@ async def api_reminders(request: web.Request, staff: StaffSession) -> web.Respon
         raise BadRequest("pensioner_id must be a number", code="invalid_query", user_message="参数不对。")
     summary = await staff_summary(request.app[keys.SERVICES].db, int(raw) if raw is not None else None)
     return _json(summary)
+
+
+@api
+async def api_canned(request: web.Request, staff: StaffSession) -> web.Response:
+    """``GET /api/staff/canned``: the canned responses (常用语), for every staff member."""
+    return _json([canned_json(row) for row in await request.app[CANNED].all()])
+
+
+@api
+async def api_canned_add(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: ``{"shortcut", "text"}`` → 201; 409 ``duplicate_shortcut``."""
+    body = await json_body(request)
+    row = await request.app[CANNED].add(staff, body.get("shortcut"), body.get("text"))
+    return _json(canned_json(row), status=201)
+
+
+@api
+async def api_canned_update(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    row = await request.app[CANNED].update(staff, int(request.match_info["canned_id"]), body.get("shortcut"),
+                                           body.get("text"))
+    return _json(canned_json(row))
+
+
+@api
+async def api_canned_delete(request: web.Request, staff: StaffSession) -> web.Response:
+    await request.app[CANNED].delete(staff, int(request.match_info["canned_id"]))
+    return _json({"deleted": int(request.match_info["canned_id"])})

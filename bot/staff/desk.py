@@ -48,13 +48,6 @@ DECISION_ACTIONS = ("case_approved", "case_rejected", "case_resolved", "approval
 CONVERSATION_KEY_RE = re.compile(r"^[a-z]{2,16}:[A-Za-z0-9_.:@\-]{1,128}$")
 STAFF_PREFIX = "工作人员："
 GREETING = "您好，我是社保经办机构的工作人员，已经看到您的问题，接下来由我为您服务。"
-QUICK_REPLIES = [
-    "您好，请问有什么可以帮您？",
-    "请把身份证号码和姓名发给我核对一下。",
-    "请在光线明亮的地方，正对手机重新拍一张正脸照片发给我。",
-    "我们正在核实，请稍等几分钟。",
-    "您也可以带上身份证到社区或社保经办机构现场办理。",
-]
 
 
 @dataclass

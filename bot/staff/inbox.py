@@ -324,7 +324,7 @@ class Inbox:
         if not talked:
             return set()
         seen = await self.redis.mget([self._seen_key(c.assigned_to or 0, c.id) for c in talked])
-        return {c.id for c, mark in zip(talked, seen) if int(mark or 0) < int(newest[c.id])}
+        return {c.id for c, mark in zip(talked, seen, strict=True) if int(mark or 0) < int(newest[c.id])}
 
     @staticmethod
     def _seen_key(staff_id: int, case_id: int) -> str:

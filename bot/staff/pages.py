@@ -19,12 +19,14 @@ from bot.staff import render
 from bot.staff.auth import LockedOut, LoginFailed, StaffSession
 from bot.staff.guards import (
     AUTH,
+    CANNED,
     COOKIE,
     DESK,
     INBOX,
     audit_query,
     case_id_of,
     current_staff,
+    done,
     fragment,
     html_page,
     page,
@@ -175,7 +177,7 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
     await request.app[INBOX].mark_seen(staff, case, max((m.id for m in ctx.messages), default=0))
     body = render.case_body(staff, ctx, await desk.send_failures(staff, case.id), tz,
-                            request.query.get("msg", ""))
+                            request.query.get("msg", ""), await request.app[CANNED].all())
     base = f"/staff/cases/{case.id}/fragments"
     script = render.poll_script([("messages", f"{base}/messages"), ("failures", f"{base}/failures"),
                                  ("case-head", f"{base}/head")], await _last_event_id(request))
@@ -243,7 +245,7 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
         await desk.hand_back(staff, case_id)
     else:
         await desk.assign(staff, case_id, form.get("username"))
-    return see_other(f"/staff/cases/{case_id}?msg={flash}")
+    return done(request, f"/staff/cases/{case_id}", flash)
 
 
 @html_page
@@ -322,3 +324,30 @@ async def audit_page(request: web.Request, staff: StaffSession) -> web.Response:
     names = sorted(u.username for u in await request.app[AUTH].users())
     body = render.audit_body(rows, total, who, page_no, names, request.app[keys.SERVICES].handoff.tz)
     return page("审计记录", body, staff)
+
+
+@html_page
+async def canned_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: the canned responses (常用语), to add, edit and delete."""
+    require_supervisor(staff)
+    body = render.canned_body(staff, await request.app[CANNED].all(), request.query.get("msg", ""))
+    return page("常用语", body, staff)
+
+
+@html_page
+async def canned_add(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    form = await request.post()
+    await request.app[CANNED].add(staff, form.get("shortcut"), form.get("text"))
+    return done(request, "/staff/canned", "已新增")
+
+
+@html_page
+async def canned_change(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    canned = request.app[CANNED]
+    canned_id = int(request.match_info["canned_id"])
+    if request.match_info["action"] == "delete":
+        await canned.delete(staff, canned_id)
+        return done(request, "/staff/canned", "已删除")
+    form = await request.post()
+    await canned.update(staff, canned_id, form.get("shortcut"), form.get("text"))
+    return done(request, "/staff/canned", "已保存")

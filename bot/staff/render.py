@@ -22,10 +22,17 @@ from urllib.parse import quote
 
 from bot.core.conversation import Conversation
 from bot.core.logs import mask, mask_id_number
-from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAttempt, StaffUser
+from bot.core.storage.models import (
+    AuditLog,
+    CannedResponse,
+    Case,
+    CaseMessage,
+    CertificationAttempt,
+    StaffUser,
+)
 from bot.records.cases import REASON_LABELS
 from bot.staff.auth import StaffSession
-from bot.staff.desk import QUICK_REPLIES, CaseContext, SendFailure, aware, photo_available
+from bot.staff.desk import CaseContext, SendFailure, aware, photo_available
 from bot.staff.inbox import CASE_STATUSES, KINDS, CaseFilter, CasePage, Queues
 from bot.staff.review import bar_percent, detail_items, pensioner_state, quality_words, verdict
 
@@ -120,6 +127,7 @@ def layout(title: str, body: str, staff: StaffSession | None = None, script: str
         if staff.is_supervisor:
             links.append('<a href="/staff/users">工作人员</a>')
             links.append('<a href="/staff/audit">审计记录</a>')
+            links.append('<a href="/staff/canned">常用语</a>')
         nav = " ".join(links) + (
             f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
             f' <form method="post" action="/staff/logout"><input type="hidden" name="csrf" '
@@ -428,15 +436,26 @@ def case_actions(staff: StaffSession, ctx: CaseContext) -> str:
     return "<p>" + " ".join(buttons) + "</p>" if buttons else ""
 
 
-def reply_box(staff: StaffSession, ctx: CaseContext) -> str:
-    """The reply form (with quick replies) and the internal-note form, where allowed."""
+def script_json(value: Any) -> str:
+    """JSON safe inside a ``<script type="application/json">`` element."""
+    return (json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026"))
+
+
+def reply_box(staff: StaffSession, ctx: CaseContext, canned: Iterable[CannedResponse] = ()) -> str:
+    """The reply form (with the canned responses) and the internal-note form, where allowed."""
     case = ctx.case
     fields = {"case_id": case.id, "csrf_field": hidden_csrf(staff)}
     parts = []
     can_act = case.assigned_to == staff.staff_id or staff.is_supervisor
     if case.status == "claimed" and can_act:
-        quick = "".join(f'<button type="button" class="quick-reply">{escape(q)}</button>' for q in QUICK_REPLIES)
-        parts.append(template("reply_box.html").substitute(fields, quick=quick))
+        canned = list(canned)
+        quick = "".join(f'<button type="button" class="quick-reply" title="/{escape(c.shortcut)}" '
+                        f'data-text="{escape(c.text)}">{escape(c.text)}</button>' for c in canned)
+        if not canned:
+            quick = '<span class="meta">还没有常用语（主管可以在“常用语”页面添加）。</span>'
+        data = script_json([{"shortcut": c.shortcut, "text": c.text} for c in canned])
+        parts.append(template("reply_box.html").substitute(fields, quick=quick, canned_json=data))
     if case.status in ("claimed", "closed", "cancelled") or staff.is_supervisor:
         parts.append(template("note_box.html").substitute(fields))
     return "".join(parts)
@@ -491,13 +510,13 @@ def head(staff: StaffSession, ctx: CaseContext, tz: Any) -> str:
 
 
 def case_body(staff: StaffSession, ctx: CaseContext, failed: list[SendFailure], tz: Any,
-              message: str) -> str:
+              message: str, canned: Iterable[CannedResponse] = ()) -> str:
     """The whole case page body."""
     case = ctx.case
     return template("case.html").substitute(
         flash=flash(message), case_id=case.id, head=head(staff, ctx, tz), state_key=escape(state_key(case)),
         transcript=transcript(case.transcript or [], tz),
-        messages=messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=reply_box(staff, ctx),
+        messages=messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=reply_box(staff, ctx, canned),
         pensioner=pensioner(ctx, tz), evidence=evidence(ctx, tz),
         proxy=proxy(ctx, tz), decision_box=decision_box(staff, ctx),
         failures=failures(failed, tz, NO_CASE_FAILURES, resend=staff))
@@ -545,3 +564,21 @@ def audit_body(entries: list[AuditLog], total: int, who: str | None, page_no: in
     if page_no * AUDIT_PAGE_SIZE < total:
         pages += f'<a href="/staff/audit?page={page_no + 1}{escape(query)}">下一页</a>'
     return template("audit.html").substitute(total=total, options=options, table=entries_html, pages=pages)
+
+
+def canned_body(staff: StaffSession, rows: list[CannedResponse], message: str) -> str:
+    """Supervisors' page of canned responses: each editable in place, deletable, and a form to add one."""
+    lines = []
+    for row in rows:
+        base = f"/staff/canned/{row.id}"
+        lines.append(
+            f'<tr data-canned="{row.id}"><td><form method="post" action="{base}/update" class="canned-edit">'
+            f'{hidden_csrf(staff)}<input name="shortcut" value="{escape(row.shortcut)}" maxlength="16" required '
+            f'size="8"> <textarea name="text" rows="2" maxlength="500" required>{escape(row.text)}</textarea>'
+            f'<button type="submit">保存</button></form></td>'
+            f'<td>{escape(row.updated_by or "—")}</td>'
+            f'<td>{post_button(staff, base + "/delete", "删除")}</td></tr>')
+    table_html = (table(["关键字和内容", "最后修改", ""], lines) if lines
+                  else '<p class="meta">还没有常用语。</p>')
+    return template("canned.html").substitute(flash=flash(message), rows=table_html,
+                                              csrf_field=hidden_csrf(staff))

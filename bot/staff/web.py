@@ -37,11 +37,12 @@ from aiohttp import web
 from bot import keys
 from bot.staff import api, pages
 from bot.staff.auth import StaffAuth
+from bot.staff.canned import CannedResponses
 from bot.staff.desk import StaffDesk
-from bot.staff.guards import AUTH, COOKIE, CSRF_HEADER, DESK, INBOX, Handler
+from bot.staff.guards import AUTH, CANNED, COOKIE, CSRF_HEADER, DESK, INBOX, Handler
 from bot.staff.inbox import Inbox
 
-__all__ = ["AUTH", "COOKIE", "CSRF_HEADER", "DESK", "INBOX", "ROUTES", "setup", "staff_ctx"]
+__all__ = ["AUTH", "CANNED", "COOKIE", "CSRF_HEADER", "DESK", "INBOX", "ROUTES", "setup", "staff_ctx"]
 
 CASE = r"/staff/cases/{case_id:\d+}"
 API_CASE = r"/api/staff/cases/{case_id:\d+}"
@@ -67,6 +68,13 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/staff/users", pages.users_add),
     ("POST", r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", pages.users_change),
     ("GET", "/staff/audit", pages.audit_page),
+    ("GET", "/staff/canned", pages.canned_page),
+    ("POST", "/staff/canned", pages.canned_add),
+    ("POST", r"/staff/canned/{canned_id:\d+}/{action:update|delete}", pages.canned_change),
+    ("GET", "/api/staff/canned", api.api_canned),
+    ("POST", "/api/staff/canned", api.api_canned_add),
+    ("PUT", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_update),
+    ("DELETE", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_delete),
     ("GET", "/api/staff/audit", api.api_audit),
     ("GET", "/api/staff/me", api.api_me),
     ("GET", "/api/staff/cases", api.api_cases),
@@ -94,6 +102,7 @@ async def staff_ctx(app: web.Application) -> Any:
     app[AUTH] = StaffAuth(services.settings, services.db, services.redis)
     app[DESK] = StaffDesk(services)
     app[INBOX] = Inbox(services)
+    app[CANNED] = CannedResponses(services.db)
     await services.handoff.sync_queue()
     yield
 
