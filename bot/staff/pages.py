@@ -36,7 +36,7 @@ from bot.staff.guards import (
     same_site,
     see_other,
 )
-from bot.staff.inbox import parse_filter
+from bot.staff.inbox import MAX_QUERY, CaseFilter, CasePage, parse_filter
 
 # ---------------------------------------------------------------- login / logout
 
@@ -154,15 +154,19 @@ async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Respo
 @html_page
 async def search_page(request: web.Request, staff: StaffSession) -> web.Response:
     """Search and filters over the cases this staff member may see, 20 a page (also the archive)."""
-    f = parse_filter(request.query)
+    users = await request.app[AUTH].users()
+    try:
+        f = parse_filter(request.query)
+    except BadRequest as exc:  # the form again, with what was typed and the reason beside it
+        typed = CaseFilter(q=(request.query.get("q") or "")[:MAX_QUERY])
+        body = render.search_body(typed, CasePage([], 0), users, render.CHANNEL_LABELS, error=exc.user_message)
+        return page("查找案件", body, staff, status=exc.status)
     inbox = request.app[INBOX]
-    tz = request.app[keys.SERVICES].handoff.tz
-    result = await inbox.search(staff, f, tz)
+    result = await inbox.search(staff, f, request.app[keys.SERVICES].handoff.tz)
     if f.searching:
         await inbox.audit_search(staff, f, result.total)
     channels = sorted(set(render.CHANNEL_LABELS) | {c.channel for c in result.cases})
-    body = render.search_body(f, result, await request.app[AUTH].users(), channels)
-    return page("查找案件", body, staff)
+    return page("查找案件", render.search_body(f, result, users, channels), staff)
 
 
 # ---------------------------------------------------------------- case page

@@ -274,10 +274,12 @@ def pager(f: CaseFilter, page: CasePage) -> str:
 
 
 def search_body(f: CaseFilter, page: CasePage, users: list[StaffUser], channels: Iterable[str],
-                now: float | None = None) -> str:
+                now: float | None = None, error: str = "") -> str:
     """The search page: the form (kept filled in), one page of results, the page links."""
     names = {u.id: u.username for u in users}
-    if f.searching:
+    if error:
+        summary = "请改一下搜索条件"
+    elif f.searching:
         summary = f"找到 {page.total} 个案件"
     else:
         summary = f"全部案件（{page.total} 个，最新的在前）"
@@ -291,6 +293,7 @@ def search_body(f: CaseFilter, page: CasePage, users: list[StaffUser], channels:
         statuses=_options(((st, STATUS_LABELS[st]) for st in CASE_STATUSES), f.status, "全部状态"),
         agents=_options(((u.username, u.username) for u in users), f.agent, "全部工作人员"),
         summary=escape(summary), pages=pager(f, page),
+        error=f'<p class="error" id="search-error" role="alert">{escape(error)}</p>' if error else "",
         results=case_rows(page.cases, "没有找到符合条件的案件。", names, now=now, page=page))
 
 
