@@ -6,14 +6,14 @@ pages on a real Redis and database."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
 from bot import keys
-from bot.core.storage.models import AuditLog, Case, Pensioner
+from bot.core.storage.models import AuditLog, Case, Pensioner, ReminderDelivery, ReminderSubscription
 from bot.staff.canned import DEFAULTS
 from bot.staff.web import CANNED
 from nlu.entities import with_check_digit
@@ -338,3 +338,54 @@ async def test_case_forms_sent_by_the_script_get_json_errors_and_a_location(clie
     # without the script (no header) the same failure is still a full page
     page = await client.post(f"{base}/reply", data={"csrf": token, "text": "   "})
     assert page.status == 400 and "操作没有成功" in await page.text()
+
+
+# ---------------------------------------------------------------- reminders in the console (issue 20)
+
+
+async def reminder_rows(app: web.Application, pensioner_id: int) -> None:
+    """One subscription with a sent first reminder and a second one that failed for good."""
+    async with app[keys.SERVICES].db.session() as session:
+        sub = ReminderSubscription(conversation_key="wechat:oOpenid-13800138000", channel="wechat",
+                                   pensioner_id=pensioner_id, role="self")
+        session.add(sub)
+        await session.flush()
+        session.add_all([
+            ReminderDelivery(subscription_id=sub.id, due_date=date(2027, 6, 30), kind="first", status="sent",
+                             attempts=1, sent_at=NOW),
+            ReminderDelivery(subscription_id=sub.id, due_date=date(2027, 6, 30), kind="second",
+                             status="send_failed", attempts=4, last_error="errcode 43004 <unsubscribed>")])
+
+
+async def test_reminders_on_the_case_page_and_the_supervisors_list(aiohttp_client: Any, client: Any) -> None:
+    app = client.server.app
+    await add_staff(app, "boss", "supervisor")
+    await add_staff(app, "wang")
+    pid = await pensioner(app, ID_WANG, "王桂兰")
+    other = await pensioner(app, ID_LI, "李秀英")
+    await reminder_rows(app, pid)
+    case_id = await make_case(app, "u1", reason="face_failed", pensioner_id=pid)
+    bare = await make_case(app, "u2", pensioner_id=other)
+
+    agent = await second_client(aiohttp_client, client)
+    await login(agent, "wang")
+    html = await (await agent.get(f"/staff/cases/{case_id}")).text()
+    panel = html.split('<div id="reminders">')[1].split("</div>")[0]
+    assert "微信" in panel and "本人" in panel and "订阅中" in panel
+    assert "第一次提醒" in panel and "已送达" in panel and "2027-06-30" in panel
+    assert '<tr class="send-failed"' in panel and "发送失败" in panel and "errcode 43004 &lt;unsubscribed&gt;" in panel
+    assert "13800138000" not in panel  # the user key is masked
+    other_html = await (await agent.get(f"/staff/cases/{bare}")).text()
+    assert "没有人订阅提醒" in other_html.split('<div id="reminders">')[1]
+    assert (await agent.get("/staff/reminders")).status == 403
+
+    await login(client, "boss")
+    listing = await (await client.get("/staff/reminders")).text()
+    assert "共 2 条" in listing and "王*兰" in listing and "王桂兰" not in listing
+    failed = await (await client.get("/staff/reminders", params={"status": "send_failed"})).text()
+    assert "共 1 条" in failed and "send-failed" in failed and "第一次提醒" not in failed.split("最近的订阅")[0]
+    for bad in ({"status": "bogus"}, {"page": "0"}, {"page": "x"}):
+        assert (await client.get("/staff/reminders", params=bad)).status == 400
+    api = await (await client.get("/api/staff/reminders", params={"status": "send_failed"})).json()
+    assert [d["kind"] for d in api["deliveries"]] == ["second"] and api["deliveries_total"] == 1
+    assert (await client.get("/api/staff/reminders", params={"status": "nope"})).status == 400

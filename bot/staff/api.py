@@ -22,7 +22,7 @@ from bot.records.reminders import staff_summary
 from bot.staff.auth import StaffSession
 from bot.staff.canned import canned_json
 from bot.staff.desk import DECISIONS, aware, photo_available
-from bot.staff.guards import CANNED, DESK, INBOX, api, audit_query, case_id_of, json_body
+from bot.staff.guards import CANNED, DESK, INBOX, api, audit_query, case_id_of, json_body, reminder_query
 from bot.staff.inbox import CasePage, parse_filter
 from bot.staff.render import AUDIT_PAGE_SIZE, STATUS_LABELS
 from bot.staff.review import verdict
@@ -239,11 +239,14 @@ async def api_audit(request: web.Request, staff: StaffSession) -> web.Response:
 
 @api
 async def api_reminders(request: web.Request, staff: StaffSession) -> web.Response:
-    """``GET /api/staff/reminders[?pensioner_id=N]``: reminder subscriptions and deliveries."""
+    """``GET /api/staff/reminders[?pensioner_id=N][&status=send_failed][&page=N]``: reminder
+    subscriptions and deliveries (100 deliveries a page, ``deliveries_total`` in all)."""
     raw = request.query.get("pensioner_id")
     if raw is not None and not raw.isdigit():
         raise BadRequest("pensioner_id must be a number", code="invalid_query", user_message="参数不对。")
-    summary = await staff_summary(request.app[keys.SERVICES].db, int(raw) if raw is not None else None)
+    status, page_no = reminder_query(request)
+    summary = await staff_summary(request.app[keys.SERVICES].db, int(raw) if raw is not None else None,
+                                  status=status, offset=(page_no - 1) * 100)
     return _json(summary)
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot import keys
 from bot.core.errors import BadRequest, BotError, Forbidden, Unauthorized
+from bot.records.reminders import DELIVERY_STATUSES
 from bot.staff import render
 from bot.staff.auth import StaffAuth, StaffSession
 from bot.staff.canned import CannedResponses
@@ -204,3 +205,12 @@ def audit_query(request: web.Request) -> tuple[str | None, int]:
     if (who is not None and len(who) > 64) or not raw_page.isdigit():
         raise BadRequest("bad filter", code="invalid_query", user_message="参数不对。")
     return who, max(1, int(raw_page))
+
+
+def reminder_query(request: web.Request) -> tuple[str | None, int]:
+    """The reminders list's ``?status=`` (a delivery state) and ``?page=``, checked."""
+    status = request.query.get("status") or None
+    raw_page = request.query.get("page", "1")
+    if (status is not None and status not in DELIVERY_STATUSES) or not raw_page.isdigit() or raw_page == "0":
+        raise BadRequest("bad filter", code="invalid_query", user_message="参数不对。")
+    return status, int(raw_page)

@@ -350,3 +350,11 @@ class Inbox:
         return Counts(waiting=int(sum(by_reason.values())),
                       reviews=int(sum(n for r, n in by_reason.items() if r in REVIEW_REASONS)),
                       unread=len(await self.unread(held)))
+
+    async def pensioner_names(self, ids: set[int]) -> dict[int, str]:
+        """Masked names (王*兰) of these pensioners, for lists that only need to tell them apart."""
+        if not ids:
+            return {}
+        async with self.db.session() as session:
+            found = await session.execute(select(Pensioner.id, Pensioner.name).where(Pensioner.id.in_(ids)))
+            return {pid: f"{mask_name(name)}（编号{pid}）" for pid, name in found.all()}

@@ -15,6 +15,7 @@ from bot.core.conversation import Conversation
 from bot.core.errors import BadRequest, BotError, Forbidden
 from bot.core.outbox import DeliveryFailed
 from bot.records.cases import EVENTS_KEY
+from bot.records.reminders import staff_summary
 from bot.staff import render
 from bot.staff.auth import LockedOut, LoginFailed, StaffSession
 from bot.staff.guards import (
@@ -31,6 +32,7 @@ from bot.staff.guards import (
     html_page,
     page,
     private_file,
+    reminder_query,
     require_csrf_form,
     require_supervisor,
     same_site,
@@ -180,8 +182,11 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     case = ctx.case
     await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
     await request.app[INBOX].mark_seen(staff, case, max((m.id for m in ctx.messages), default=0))
+    reminders = None
+    if ctx.pensioner is not None:
+        reminders = await staff_summary(request.app[keys.SERVICES].db, ctx.pensioner.id, limit=20)
     body = render.case_body(staff, ctx, await desk.send_failures(staff, case.id), tz,
-                            request.query.get("msg", ""), await request.app[CANNED].all())
+                            request.query.get("msg", ""), await request.app[CANNED].all(), reminders)
     base = f"/staff/cases/{case.id}/fragments"
     script = render.poll_script([("messages", f"{base}/messages"), ("failures", f"{base}/failures"),
                                  ("case-head", f"{base}/head")], await _last_event_id(request))
@@ -355,3 +360,16 @@ async def canned_change(request: web.Request, staff: StaffSession) -> web.Stream
     form = await request.post()
     await canned.update(staff, canned_id, form.get("shortcut"), form.get("text"))
     return done(request, "/staff/canned", "已保存")
+
+
+@html_page
+async def reminders_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: reminder deliveries (``?status=send_failed`` for the failed ones) and subscriptions."""
+    require_supervisor(staff)
+    status, page_no = reminder_query(request)
+    summary = await staff_summary(request.app[keys.SERVICES].db, None, limit=render.REMINDER_PAGE_SIZE,
+                                  status=status, offset=(page_no - 1) * render.REMINDER_PAGE_SIZE)
+    ids = {row["pensioner_id"] for row in summary["deliveries"] + summary["subscriptions"]}
+    names = await request.app[INBOX].pensioner_names(ids)
+    body = render.reminders_body(summary, status, page_no, names, request.app[keys.SERVICES].handoff.tz)
+    return page("认证提醒", body, staff)

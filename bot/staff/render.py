@@ -128,6 +128,7 @@ def layout(title: str, body: str, staff: StaffSession | None = None, script: str
             links.append('<a href="/staff/users">工作人员</a>')
             links.append('<a href="/staff/audit">审计记录</a>')
             links.append('<a href="/staff/canned">常用语</a>')
+            links.append('<a href="/staff/reminders">认证提醒</a>')
         nav = " ".join(links) + (
             f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
             f' <form method="post" action="/staff/logout"><input type="hidden" name="csrf" '
@@ -513,7 +514,8 @@ def head(staff: StaffSession, ctx: CaseContext, tz: Any) -> str:
 
 
 def case_body(staff: StaffSession, ctx: CaseContext, failed: list[SendFailure], tz: Any,
-              message: str, canned: Iterable[CannedResponse] = ()) -> str:
+              message: str, canned: Iterable[CannedResponse] = (),
+              reminders: dict[str, Any] | None = None) -> str:
     """The whole case page body."""
     case = ctx.case
     return template("case.html").substitute(
@@ -521,6 +523,7 @@ def case_body(staff: StaffSession, ctx: CaseContext, failed: list[SendFailure], 
         transcript=transcript(case.transcript or [], tz),
         messages=messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=reply_box(staff, ctx, canned),
         pensioner=pensioner(ctx, tz), evidence=evidence(ctx, tz),
+        reminders=reminders_panel(reminders, tz) if reminders is not None else '<p class="meta">还不知道是哪位退休人员。</p>',
         proxy=proxy(ctx, tz), decision_box=decision_box(staff, ctx),
         failures=failures(failed, tz, NO_CASE_FAILURES, resend=staff))
 
@@ -585,3 +588,73 @@ def canned_body(staff: StaffSession, rows: list[CannedResponse], message: str) -
                   else '<p class="meta">还没有常用语。</p>')
     return template("canned.html").substitute(flash=flash(message), rows=table_html,
                                               csrf_field=hidden_csrf(staff))
+
+
+# ---------------------------------------------------------------- reminders (issue 20)
+
+REMINDER_STATUS_LABELS = {"sending": "发送中", "sent": "已送达", "retry": "等待重试", "send_failed": "发送失败",
+                          "cancelled": "已取消（已认证）"}
+REMINDER_KIND_LABELS = {"first": "第一次提醒", "second": "第二次提醒（到期前7天）", "missed": "逾期提醒"}
+REMINDER_PAGE_SIZE = 50
+
+
+def _reminder_time(value: str | None, tz: Any) -> str:
+    return fmt_time(datetime.fromisoformat(value), tz) if value else "—"
+
+
+def reminder_subscriptions(subs: list[dict[str, Any]], tz: Any, names: dict[int, str] | None = None) -> str:
+    """Who asked to be reminded (from ``staff_summary``; users already masked)."""
+    if not subs:
+        return '<p class="meta">没有人订阅提醒。</p>'
+    rows = []
+    for sub in subs:
+        who = "本人" if sub["role"] == "self" else "家属"
+        state = "订阅中" if sub["active"] else f"已取消（{_reminder_time(sub['cancelled_at'], tz)}）"
+        pensioner = f"<td>{escape((names or {}).get(sub['pensioner_id'], '—'))}</td>" if names is not None else ""
+        rows.append(f"<tr>{pensioner}<td>{label(CHANNEL_LABELS, sub['channel'])}</td><td>{who}</td>"
+                    f"<td>{escape(sub['user'][:40])}</td><td>{escape(state)}</td>"
+                    f"<td>{escape(_reminder_time(sub['created_at'], tz))}</td></tr>")
+    heads = (["退休人员"] if names is not None else []) + ["渠道", "谁", "用户", "状态", "订阅时间"]
+    return table(heads, rows)
+
+
+def reminder_deliveries(items: list[dict[str, Any]], tz: Any, names: dict[int, str] | None = None) -> str:
+    """Reminders sent or tried; ``send_failed`` rows in red with the channel's reason."""
+    if not items:
+        return '<p class="meta">没有发送记录。</p>'
+    rows = []
+    for d in items:
+        css = ' class="send-failed"' if d["status"] == "send_failed" else ""
+        pensioner = f"<td>{escape((names or {}).get(d['pensioner_id'], '—'))}</td>" if names is not None else ""
+        rows.append(f"<tr{css} data-delivery=\"{d['id']}\">{pensioner}<td>{escape(d['due_date'])}</td>"
+                    f"<td>{label(REMINDER_KIND_LABELS, d['kind'])}</td>"
+                    f"<td>{label(REMINDER_STATUS_LABELS, d['status'])}</td><td>{d['attempts']}</td>"
+                    f"<td>{escape((d['error'] or '—')[:120])}</td>"
+                    f"<td>{escape(_reminder_time(d['sent_at'] or d['updated_at'], tz))}</td></tr>")
+    heads = (["退休人员"] if names is not None else []) + ["到期日", "哪一次", "状态", "尝试次数", "原因", "时间"]
+    return table(heads, rows)
+
+
+def reminders_panel(summary: dict[str, Any], tz: Any) -> str:
+    """The case page's 认证提醒: this pensioner's subscriptions and deliveries."""
+    return (reminder_subscriptions(summary["subscriptions"], tz)
+            + "<h3>发送记录</h3>" + reminder_deliveries(summary["deliveries"], tz))
+
+
+def reminders_body(summary: dict[str, Any], status: str | None, page_no: int, names: dict[int, str],
+                   tz: Any) -> str:
+    """Supervisors' reminders page: every delivery (filtered by status, 50 a page), recent subscriptions."""
+    total = int(summary.get("deliveries_total", len(summary["deliveries"])))
+    options = '<option value="">全部</option>' + "".join(
+        f'<option value="{escape(k)}"{" selected" if k == status else ""}>{escape(v)}</option>'
+        for k, v in REMINDER_STATUS_LABELS.items())
+    query = f"&status={quote(status)}" if status else ""
+    pages = []
+    if page_no > 1:
+        pages.append(f'<a href="/staff/reminders?page={page_no - 1}{escape(query)}">上一页</a>')
+    if page_no * REMINDER_PAGE_SIZE < total:
+        pages.append(f'<a href="/staff/reminders?page={page_no + 1}{escape(query)}">下一页</a>')
+    return template("reminders.html").substitute(
+        total=total, options=options, pages=" ".join(pages),
+        deliveries=reminder_deliveries(summary["deliveries"], tz, names),
+        subscriptions=reminder_subscriptions(summary["subscriptions"], tz, names))

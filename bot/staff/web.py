@@ -68,6 +68,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/staff/users", pages.users_add),
     ("POST", r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", pages.users_change),
     ("GET", "/staff/audit", pages.audit_page),
+    ("GET", "/staff/reminders", pages.reminders_page),
     ("GET", "/staff/canned", pages.canned_page),
     ("POST", "/staff/canned", pages.canned_add),
     ("POST", r"/staff/canned/{canned_id:\d+}/{action:update|delete}", pages.canned_change),
