@@ -1,7 +1,8 @@
 """The staff console (``/staff``, server-rendered Chinese pages) and its JSON API.
 
-Pages: ``/staff/login``, ``/staff`` (queue, my cases, live chats), ``/staff/cases/{id}``,
-``/staff/users`` (supervisors). Live updates: a small script polls ``/api/staff/events``,
+Pages: ``/staff/login``, ``/staff`` (manual reviews, chat requests, my cases, live chats),
+``/staff/cases/{id}``, ``/staff/search`` (search, filters, pages; the archive),
+``/staff/users``, ``/staff/audit``, ``/staff/canned``, ``/staff/reminders`` (supervisors). Live updates: a small script polls ``/api/staff/events``,
 which reads the Redis stream ``handoff:events``, and re-fetches server-rendered fragments.
 
 API (stable): ``POST /staff/login`` (form ``username``, ``password``) sets the session
