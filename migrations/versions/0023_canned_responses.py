@@ -1,6 +1,6 @@
 """canned responses (常用语) supervisors edit, seeded with the console's former quick replies (issue 18)
 
-Revision ID: 0021_canned_responses
+Revision ID: 0023_canned_responses
 Revises: 0020_reminders
 Create Date: 2026-12-04 14:30:00
 """
@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0021_canned_responses'
+revision = '0023_canned_responses'
 down_revision = '0020_reminders'
 branch_labels = None
 depends_on = None
