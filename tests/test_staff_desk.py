@@ -38,7 +38,7 @@ async def make_case(app: web.Application, user: str, *, reason: str = "user_requ
     async with app[keys.SERVICES].db.session() as session:
         row = Case(conversation_key=f"{channel}:{user}", channel=channel, user_id=user, reason=reason,
                    status=status, pensioner_id=pensioner_id, assigned_to=assigned_to,
-                   created_at=created_at or NOW, transcript=[], evidence={}, proxy={},
+                   created_at=created_at or datetime.now(timezone.utc), transcript=[], evidence={}, proxy={},
                    claimed_at=NOW if status != "waiting" else None,
                    closed_at=NOW if status in ("closed", "cancelled") else None)
         session.add(row)
@@ -93,6 +93,7 @@ async def test_search_by_case_number_full_id_number_and_name_and_it_is_audited_m
     page = await client.get("/staff/search", params={"q": ID_WANG})
     html = await page.text()
     assert page.status == 200 and f"/staff/cases/{case_wang}" in html and f"/staff/cases/{case_li}\"" not in html
+    assert "<td>王桂兰</td>" in html  # the pensioner's name beside the case
     bad = await client.get("/staff/search", params={"q": ID_WANG[:12]})
     assert bad.status == 400 and "完整" in await bad.text()
 
@@ -172,7 +173,8 @@ async def test_filters_pagination_and_bad_input(client: Any) -> None:
 async def test_manual_reviews_have_their_own_queue_with_times(client: Any) -> None:
     app = client.server.app
     await add_staff(app, "wang")
-    review = await make_case(app, "u1", reason="face_failed", created_at=NOW - timedelta(minutes=30))
+    review = await make_case(app, "u1", reason="face_failed",
+                             created_at=datetime.now(timezone.utc) - timedelta(minutes=30, seconds=5))
     await chat(client, "alice", "转人工")
     await login(client, "wang")
     reviews = await (await client.get("/staff/fragments/reviews")).text()

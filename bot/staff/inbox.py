@@ -169,6 +169,7 @@ class CasePage:
     page_size: int = PAGE_SIZE
     last_user_at: dict[int, datetime] = field(default_factory=dict)
     unread: set[int] = field(default_factory=set)
+    pensioners: dict[int, str] = field(default_factory=dict)  # pensioner id -> name
 
     @property
     def pages(self) -> int:
@@ -288,6 +289,11 @@ class Inbox:
     async def _annotate(self, page: CasePage) -> CasePage:
         page.last_user_at = await self.last_user_messages(page.cases)
         page.unread = await self.unread(page.cases)
+        ids = {c.pensioner_id for c in page.cases if c.pensioner_id}
+        if ids:
+            async with self.db.session() as session:
+                found = await session.execute(select(Pensioner.id, Pensioner.name).where(Pensioner.id.in_(ids)))
+                page.pensioners = dict(found.all())
         return page
 
     async def last_user_messages(self, cases: list[Case]) -> dict[int, datetime]:

@@ -173,13 +173,21 @@ def case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None
             f'<tr data-case="{case.id}"{css}>'
             f'<td><a href="/staff/cases/{case.id}">#{case.id}</a>{mark}</td>'
             f"<td>{label(REASON_LABELS, case.reason)}</td>"
+            f"<td>{escape(who_for(case, page))}</td>"
             f"<td>{label(CHANNEL_LABELS, case.channel)}</td>"
             f'<td class="status-{escape(case.status)}">{label(STATUS_LABELS, case.status)}</td>'
             f"<td>{escape(waited(case.created_at, now)) if case.status == 'waiting' else '—'}</td>"
             f"<td>{last}</td>"
             f"<td>{who}</td>"
             f'<td><a href="/staff/cases/{case.id}">查看</a></td></tr>')
-    return table(["案件", "原因", "渠道", "状态", "已等待", "用户最后发言", "处理人", ""], rows)
+    return table(["案件", "原因", "退休人员", "渠道", "状态", "已等待", "用户最后发言", "处理人", ""], rows)
+
+
+def who_for(case: Case, page: CasePage | None) -> str:
+    """The pensioner's name when the case is linked to one (a list without ``page``: —)."""
+    if page is None or not case.pensioner_id:
+        return "—"
+    return page.pensioners.get(case.pensioner_id, "—")
 
 
 def more_link(page: CasePage, url: str) -> str:
