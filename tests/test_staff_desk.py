@@ -391,3 +391,32 @@ async def test_reminders_on_the_case_page_and_the_supervisors_list(aiohttp_clien
     api = await (await client.get("/api/staff/reminders", params={"status": "send_failed"})).json()
     assert [d["kind"] for d in api["deliveries"]] == ["second"] and api["deliveries_total"] == 1
     assert (await client.get("/api/staff/reminders", params={"status": "nope"})).status == 400
+
+
+async def test_a_long_queue_shows_its_first_20_and_pages_the_rest(client: Any) -> None:
+    app = client.server.app
+    await add_staff(app, "wang")
+    start = datetime.now(timezone.utc) - timedelta(hours=2)
+    ids = [await make_case(app, f"q{i}", created_at=start + timedelta(minutes=i)) for i in range(23)]
+    await login(client, "wang")
+    queue = await (await client.get("/staff/fragments/queue")).text()
+    shown = [i for i in ids if f'data-case="{i}"' in queue]
+    assert shown == ids[:20]  # the oldest first
+    assert "共 23 个，这里只列出前 20 个" in queue and "/staff/search?status=waiting&amp;kind=chat&amp;page=1" in queue
+    rest = await (await client.get("/staff/search", params={"status": "waiting", "kind": "chat", "page": "2"})).text()
+    assert [i for i in ids if f'data-case="{i}"' in rest] == ids[20:]
+    assert "第 2 页，共 2 页" in rest
+
+
+def test_case_rows_mark_unread_and_escape_the_name() -> None:
+    from bot.staff import render
+    from bot.staff.inbox import CasePage
+
+    held = Case(id=12, conversation_key="web:u", channel="web", user_id="u", reason="appeal", status="claimed",
+                assigned_to=7, pensioner_id=5, created_at=NOW, transcript=[], proxy={})
+    page = CasePage([held], 1, unread={12}, last_user_at={12: NOW}, pensioners={5: "王<桂>兰"})
+    html = render.case_rows(page.cases, "空", {7: "li"}, now=NOW.timestamp() + 300, page=page)
+    assert '<tr data-case="12" class="unread">' in html and "● 未读" in html
+    assert "<td>王&lt;桂&gt;兰</td>" in html and "<td>5分钟前</td>" in html and "<td>li</td>" in html
+    quiet = render.case_rows(page.cases, "空", now=NOW.timestamp(), page=CasePage([held], 1))
+    assert "未读" not in quiet and "<td>—</td>" in quiet
