@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -34,14 +31,9 @@ from bot.services import Services
 from face.jobs import WorkerDeps, build_worker, send_reminders
 from nlu.entities import with_check_digit
 from tests.conftest import ROOT, backends
+from tests.services import free_port, serve, stop, wait_healthy
 
 DUE = date(2027, 6, 30)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def add_pensioner(db: Database, id_number: str, due: date) -> int:
@@ -67,41 +59,30 @@ async def run_cli(env: dict[str, str], *args: str) -> dict[str, int]:
 async def test_reminders_send_runs_beside_serve_on_the_embedded_defaults(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(BOT_DATA_DIR=str(data_dir), PORT=str(port), HOST="127.0.0.1")
-    settings = load_settings(ROOT / "config.yml", env=env)
+    # No REDIS_URL, no DATABASE_URL: the embedded defaults (empty values count as unset).
+    env = {"REDIS_URL": "", "DATABASE_URL": "", "BOT_DATA_DIR": str(data_dir), "HOST": "127.0.0.1"}
+    settings = load_settings(ROOT / "config.yml", env={**os.environ, **env})
     assert settings.redis_embedded and settings.database_url.startswith("sqlite")
+    cli_env = {**os.environ, **env}
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log_file:
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", "--no-worker", cwd=ROOT, env=env,
-            stdout=log_file, stderr=subprocess.STDOUT)
+        server = serve(port, env, log=log_file)
         db = Database(settings.database_url)
         try:
             base = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as http:
-                deadline = time.monotonic() + 90
-                while True:
-                    assert server.returncode is None, log_path.read_text(errors="replace")[-3000:]
-                    try:
-                        async with http.get(f"{base}/healthz") as health:
-                            if health.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    assert time.monotonic() < deadline, "server did not become healthy"
-                    await asyncio.sleep(0.3)
+                await wait_healthy(http, port, timeout=90, still_running=lambda: server.poll() is None)
                 async with http.post(f"{base}/api/chat/session") as response:
                     user_id = (await response.json())["user_id"]
                 pensioner_id = await add_pensioner(db, with_check_digit("63010219500315002"), DUE)
                 await subscribe(db, "web:" + user_id.split(".")[0], pensioner_id, "self")
 
                 # The command, in its own process, while the server holds the embedded Redis.
-                first = await run_cli(env, "reminders", "send", "--now", "2027-06-10T10:00")
+                first = await run_cli(cli_env, "reminders", "send", "--now", "2027-06-10T10:00")
                 assert first == {"due": 1, "sent": 1, "failed": 0, "skipped": 0}
-                again = await run_cli(env, "reminders", "send", "--now", "2027-06-10T11:00")
+                again = await run_cli(cli_env, "reminders", "send", "--now", "2027-06-10T11:00")
                 assert again["sent"] == 0
-                night = await run_cli(env, "reminders", "send", "--now", "2027-06-24T02:00")
+                night = await run_cli(cli_env, "reminders", "send", "--now", "2027-06-24T02:00")
                 assert night["sent"] == 0  # the second reminder is due, but not at night
 
                 # The web reminder went through the shared Redis: the server shows it on the next visit.
@@ -110,11 +91,11 @@ async def test_reminders_send_runs_beside_serve_on_the_embedded_defaults(tmp_pat
                 assert any("2027年6月30日" in r["text"] for r in replies), replies
                 async with http.get(f"{base}/healthz") as health:
                     assert health.status == 200
-            assert server.returncode is None
+            assert server.poll() is None, log_path.read_text(errors="replace")[-3000:]
         finally:
             await db.dispose()
-            server.terminate()
-            assert await asyncio.wait_for(server.wait(), 30) == 0
+            stop(server)
+    assert server.returncode == 0
     assert "Traceback" not in log_path.read_text(errors="replace")
 
 
