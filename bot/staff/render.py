@@ -129,6 +129,7 @@ def layout(title: str, body: str, staff: StaffSession | None = None, script: str
             links.append('<a href="/staff/audit">审计记录</a>')
             links.append('<a href="/staff/canned">常用语</a>')
             links.append('<a href="/staff/reminders">认证提醒</a>')
+            links.append('<a href="/staff/dashboard">数据看板</a>')
         nav = " ".join(links) + (
             f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
             f' <form method="post" action="/staff/logout"><input type="hidden" name="csrf" '

@@ -2,7 +2,8 @@
 
 Pages: ``/staff/login``, ``/staff`` (manual reviews, chat requests, my cases, live chats),
 ``/staff/cases/{id}``, ``/staff/search`` (search, filters, pages; the archive),
-``/staff/users``, ``/staff/audit``, ``/staff/canned``, ``/staff/reminders`` (supervisors). Live updates: a small script polls ``/api/staff/events``,
+``/staff/users``, ``/staff/audit``, ``/staff/canned``, ``/staff/reminders`` and ``/staff/dashboard``
+(supervisors). Live updates: a small script polls ``/api/staff/events``,
 which reads the Redis stream ``handoff:events``, and re-fetches server-rendered fragments.
 
 API (stable): ``POST /staff/login`` (form ``username``, ``password``) sets the session
@@ -36,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import keys
-from bot.staff import api, pages
+from bot.staff import api, dashboard, pages
 from bot.staff.auth import StaffAuth
 from bot.staff.canned import CannedResponses
 from bot.staff.desk import StaffDesk
@@ -47,7 +48,8 @@ __all__ = ["AUTH", "CANNED", "COOKIE", "CSRF_HEADER", "DESK", "INBOX", "ROUTES",
 
 CASE = r"/staff/cases/{case_id:\d+}"
 API_CASE = r"/api/staff/cases/{case_id:\d+}"
-# (method, path, handler): the pages (``bot.staff.pages``), then the JSON API (``bot.staff.api``).
+# (method, path, handler): the pages (``bot.staff.pages``), then the JSON API (``bot.staff.api``);
+# the agency dashboard's page and API are in ``bot.staff.dashboard``.
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/staff/login", pages.login_page),
     ("POST", "/staff/login", pages.login),
@@ -77,6 +79,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/staff/canned", api.api_canned_add),
     ("PUT", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_update),
     ("DELETE", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_delete),
+    ("GET", "/staff/dashboard", dashboard.dashboard_page),
     ("GET", "/api/staff/audit", api.api_audit),
     ("GET", "/api/staff/me", api.api_me),
     ("GET", "/api/staff/cases", api.api_cases),
@@ -95,6 +98,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/staff/events", api.api_events),
     ("GET", "/api/staff/send-failures", api.api_send_failures),
     ("GET", "/api/staff/reminders", api.api_reminders),
+    ("GET", "/api/staff/stats", dashboard.api_stats),
 ]
 
 

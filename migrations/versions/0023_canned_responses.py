@@ -1,7 +1,7 @@
 """canned responses (常用语) supervisors edit, seeded with the console's former quick replies (issue 18)
 
 Revision ID: 0023_canned_responses
-Revises: 0020_reminders
+Revises: 0022_certification_events
 Create Date: 2026-12-04 14:30:00
 """
 from datetime import datetime, timezone
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0023_canned_responses'
-down_revision = '0020_reminders'
+down_revision = '0022_certification_events'
 branch_labels = None
 depends_on = None
 
