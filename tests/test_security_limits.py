@@ -290,3 +290,16 @@ async def test_the_pensioner_cap_across_chats_alerts_staff_once(services: Servic
     assert "已经在核查" in second.text and "转人工" in second.options
     assert (await second.conversation()).mode == "bot"
     assert await _case_count(services) == 1
+
+
+async def test_metrics_without_a_token_are_not_served_through_a_local_proxy(
+        aiohttp_client: Any, tmp_path: Path, clean_backends: Backends) -> None:
+    """nginx on the same host connects from loopback: its forwarded requests are not local."""
+    for trusted in ([], ["127.0.0.1/32", "::1/128"]):
+        settings = _settings(tmp_path, clean_backends, **{"web_chat.trusted_proxies": trusted})
+        client = await _client(aiohttp_client, settings)
+        assert (await client.get("/metrics")).status == 200
+        for header in ({"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"},
+                       {"X-Forwarded-For": "127.0.0.1"}):
+            response = await client.get("/metrics", headers=header)
+            assert response.status == 403, (trusted, header)
