@@ -303,3 +303,36 @@ async def test_metrics_without_a_token_are_not_served_through_a_local_proxy(
                        {"X-Forwarded-For": "127.0.0.1"}):
             response = await client.get("/metrics", headers=header)
             assert response.status == 403, (trusted, header)
+
+
+async def test_staff_lockout_uses_the_client_address_behind_a_trusted_proxy(
+        aiohttp_client: Any, tmp_path: Path, clean_backends: Backends) -> None:
+    """Behind nginx every login came from 127.0.0.1: anyone could lock any account again."""
+    from bot.staff.web import AUTH
+
+    settings = _settings(tmp_path, clean_backends, **{"web_chat.trusted_proxies": ["127.0.0.1/32", "::1/128"]})
+    client = await _client(aiohttp_client, settings)
+    await client.server.app[AUTH].create_user("agent2", "secret-pass-1", "agent")
+
+    async def login(password: str, address: str) -> Any:
+        return await client.post("/staff/login", data={"username": "agent2", "password": password},
+                                 headers={"X-Forwarded-For": address}, allow_redirects=False)
+
+    for _ in range(5):
+        assert (await login("wrong-password!", "198.51.100.7")).status != 303
+    assert (await login("secret-pass-1", "198.51.100.7")).status != 303  # that address is locked
+    assert (await login("secret-pass-1", "198.51.100.8")).status == 303  # the agent's own is not
+
+
+async def test_a_spoofed_forwarded_for_does_not_escape_a_staff_lockout(
+        aiohttp_client: Any, tmp_path: Path, clean_backends: Backends) -> None:
+    from bot.staff.web import AUTH
+
+    client = await _client(aiohttp_client, _settings(tmp_path, clean_backends))
+    await client.server.app[AUTH].create_user("agent2", "secret-pass-1", "agent")
+    for index in range(5):
+        await client.post("/staff/login", data={"username": "agent2", "password": "wrong-password!"},
+                          headers={"X-Forwarded-For": f"198.51.100.{index}"}, allow_redirects=False)
+    response = await client.post("/staff/login", data={"username": "agent2", "password": "secret-pass-1"},
+                                 headers={"X-Forwarded-For": "198.51.100.99"}, allow_redirects=False)
+    assert response.status != 303 and "锁定" in await response.text()
