@@ -93,3 +93,44 @@ async def test_staff_open_the_selfie_the_worker_stored(client: Any, aiohttp_clie
     with Image.open(io.BytesIO(await served.read())) as image:
         assert image.size[0] > 50 and image.size[1] > 50  # the selfie itself, decodable
     assert user_id not in str(detail)  # the credential is never shown to staff
+
+
+async def test_a_verdict_that_meets_the_pensioners_cap_alerts_staff(services: Any) -> None:
+    """Finding 11: the cap across chats is also met by a verdict (the real worker)."""
+    from sqlalchemy import select
+
+    from bot.core.storage.models import Case
+    from bot.face_service import attach
+    from bot.records.attempts import AttemptRecord, record_attempt
+    from tests.conftest import TestBot
+
+    face = attach(services)
+    services.outbox.senders["test"] = services.outbox.senders["web"]
+    result = await enrol(services.db, engine(), photo_store(services.settings), ID_OBAMA, "欧巴马",
+                         photo_bytes("obama/obama1.jpg"))
+    assert result.ok and result.pensioner_id is not None
+    services.settings.face.max_attempts_per_pensioner_per_day = 4
+    for _ in range(3):  # someone else, on another channel, failed three times today
+        await record_attempt(services.db, AttemptRecord(
+            pensioner_id=result.pensioner_id, channel="wechat", chat_user="o-stranger", proxy=False,
+            relationship=None, quality_codes=[], distance=0.3, threshold=0.08, decision="failed"))
+    bot = TestBot(services)
+    await bot.say(event="menu:certify_now")
+    await bot.say(ID_OBAMA)
+    await bot.say("欧巴马")
+    assert "正脸照片" in bot.text  # this chat has its own attempts
+    await bot.say(image=photo_bytes("biden/biden2.jpg"))
+    assert "正在核验" in bot.text
+    await _run_worker(services)
+    pushed: list[Any] = []
+    for _ in range(50):
+        if await face.process_pending(block_ms=100):
+            break
+    pushed = await bot.pushed()
+    text = "\n".join(r.text for r in pushed)
+    assert "对不上" in text and "多次没有通过" in text and "还可以试" not in text
+    conv = await bot.conversation()
+    assert conv.mode == "waiting"
+    async with services.db.session() as session:
+        [case] = list(await session.scalars(select(Case)))
+    assert case.reason == "attempts_alert" and case.evidence["alert"]["chats"] == 2

@@ -245,17 +245,6 @@ async def claim_cap_alert(redis: aioredis.Redis, pensioner_id: int, day: datetim
     return bool(await redis.set(key, "1", nx=True, ex=2 * 86400))
 
 
-async def failed_attempts_since(db: Database, pensioner_id: int, since: datetime) -> int:
-    """Attempts that did not pass (quality refusals included) since ``since``."""
-    async with db.session() as session:
-        count = await session.scalar(
-            select(func.count(CertificationAttempt.id)).where(
-                CertificationAttempt.pensioner_id == pensioner_id,
-                CertificationAttempt.decision.not_in(NOT_FAILED),
-                CertificationAttempt.created_at >= since))
-    return int(count or 0)
-
-
 async def evidence(db: Database, pensioner_id: int, since: datetime) -> dict[str, Any]:
     """The face evidence for a manual review: codes, distances, photos within retention."""
     now = datetime.now(UTC)
