@@ -12,9 +12,9 @@ The pipeline, the staff console and the logs only ever see the public id
 (``web:<public id>``), which cannot be turned back into the credential.
 
 Per client address (``rate_limit.per_address``; the address as ``bot.client_address``
-finds it behind ``web_chat.trusted_proxies``): new ids a minute and messages a minute are
-limited here (429); ID lookups and staff cases further in, through
-``InboundMessage.client_address``.
+finds it behind ``web_chat.trusted_proxies``): new ids a minute are limited here (429);
+messages, ID lookups and staff cases further in, through ``InboundMessage.client_address``
+(messages over the limit also answer 429).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import keys
-from bot.core.errors import BadRequest, Forbidden, RateLimited, StorageUnavailable
+from bot.core.errors import AddressLimited, BadRequest, Forbidden, StorageUnavailable
 from bot.core.limits import address_bucket, count_hit
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
@@ -115,12 +115,6 @@ class WebIdentity:
 IDENTITY = web.AppKey("web_identity", WebIdentity)
 
 
-class AddressLimited(RateLimited):
-    """Too many new chats or messages from one client address."""
-
-    user_message = "您所在的网络发来的消息太多了，请过一两分钟再试。"
-
-
 def _limited_address(request: web.Request) -> str | None:
     """The client address when per-address limits apply to it, else None."""
     addresses = request.app[keys.CLIENT_ADDRESSES]
@@ -128,12 +122,12 @@ def _limited_address(request: web.Request) -> str | None:
     return address if addresses.limited(address) else None
 
 
-async def _count_address(services: Services, address: str | None, what: str, limit: int) -> None:
-    """One more ``what`` from ``address`` this minute; 429 above ``limit``."""
-    if address is None:
-        return
-    if await count_hit(services.redis, f"rl:addr:{what}:{address_bucket(address)}", 60) > limit:
-        raise AddressLimited(f"too many {what} from one client address")
+async def _count_new_id(services: Services, address: str | None) -> None:
+    """One more new chat id from ``address`` this minute; 429 above the limit."""
+    limit = services.settings.rate_limit.per_address.sessions_per_minute
+    if address is not None and await count_hit(
+            services.redis, f"rl:addr:session:{address_bucket(address)}", 60) > limit:
+        raise AddressLimited("too many new chat ids from one client address")
 
 
 async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -237,11 +231,11 @@ async def chat(request: web.Request) -> web.Response:
         raise BadRequest("request body too large", code="body_too_large", status=413,
                          user_message="内容太大了，照片请小于10MB。") from exc
     user_id = await _public_id(request, user_field)
-    address = _limited_address(request)
-    await _count_address(services, address, "msg", settings.rate_limit.per_address.messages_per_minute)
     msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or uuid.uuid4().hex,
-                         text=text, image=image, event=event, client_address=address)
+                         text=text, image=image, event=event, client_address=_limited_address(request))
     turn = await services.handle(msg)
+    if turn.outcome == "address_limited":  # counted with the pipeline's first Redis round trip
+        raise AddressLimited("too many messages from one client address")
     if turn.outcome != "duplicate":
         shown = [] if event else [{"role": "user", "text": "[照片]" if image is not None else mask(text or ""),
                                    "options": []}]
@@ -281,8 +275,7 @@ async def session(request: web.Request) -> web.Response:
     if current and await issuer.verify(current):
         credential = current
     else:  # only new ids count: a page reloaded with its cookie costs nothing
-        await _count_address(services, _limited_address(request), "session",
-                             services.settings.rate_limit.per_address.sessions_per_minute)
+        await _count_new_id(services, _limited_address(request))
         credential = await issuer.issue()
     response = web.json_response({"user_id": credential})
     response.set_cookie(SESSION_COOKIE, credential, max_age=COOKIE_MAX_AGE_S, path="/api/chat",
