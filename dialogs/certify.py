@@ -28,15 +28,7 @@ from bot.core.services import FaceJobs
 from bot.core.storage.models import Pensioner
 from bot.records.attempts import FailedToday, claim_cap_alert, day_start, evidence, failed_attempts_by_chat
 from bot.records.cases import CaseLimited
-from dialogs.common import (
-    MENU_OPTIONS,
-    NOT_ENROLLED,
-    already_certified,
-    format_date,
-    heard,
-    masked,
-    take_heard_name,
-)
+from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, format_date, masked
 from dialogs.engine import (
     ChatServices,
     Dialog,
@@ -50,7 +42,7 @@ from dialogs.engine import (
     Stay,
     Step,
 )
-from dialogs.family import proxy_certified
+from dialogs.family_verdict import proxy_certified
 from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
 from dialogs.reminders import offer_after_success
@@ -174,21 +166,13 @@ async def _start(ctx: DialogContext) -> Step | None:
     """Skip the identity questions when a caller (family flow) already checked them."""
     if ctx.slots.get("pensioner_id"):
         return await _after_identity(ctx)
-    given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+    given = IDENTITY.offered_id(ctx)
     if given and not ctx.slots.get("_id_heard") and not ctx.slots.get("name_tries"):
         ctx.slots["_id_heard"] = True
         ctx.slots["id_number"] = given
         return Goto("ask_name", [Reply(f"第一步：身份证号 {masked(str(given))}，已经收到。")])
     return None
 
-
-
-async def _on_id(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
-
-
-async def _on_name(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
 
 
 async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
@@ -451,10 +435,10 @@ certify = Dialog(
     fallback="没听明白。请按提示回复，或者回复“转人工”。",
     states={
         "start": State(prompt=lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID),
-                       on_input=_on_id, on_enter=_start,
+                       on_input=IDENTITY.take, on_enter=_start,
                        options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                        may_go=("ask_name", "selfie", "appeal", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=take_heard_name(_on_name),
+        "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
                           options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[

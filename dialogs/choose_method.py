@@ -9,6 +9,7 @@ dialogs for the methods that need no walkthrough: big-data comparison and commun
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot.core.facts import WHERE_OFFLINE
 from dialogs.common import certify_here, fact, finish_option, heard, no, yes
@@ -52,6 +53,14 @@ def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Ste
 
     on_input.__name__ = f"answer_{question}"
     return on_input
+
+
+def _question(question: str, prompt: str, explain: str, if_yes: Option, if_no: Option) -> State:
+    """A yes/no question: skipped when already answered in passing, answered by free words
+    too; "yes" and "no" lead where ``_SKIPS`` says."""
+    _, yes_state, no_state = _SKIPS[question]
+    return State(on_enter=_skip(question), on_input=_heard_answer(question), explain=explain, prompt=prompt,
+                 options=[replace(if_yes, goto=yes_state), replace(if_no, goto=no_state), BACK])
 
 
 async def _intro(ctx: DialogContext) -> Step | None:
@@ -112,27 +121,22 @@ choose_method = Dialog(
                 finish_option(),
             ]),
         "bigdata": _bigdata_state(Option("帮我选方法", goto="q_abroad", words=("选方法", "帮我选"))),
-        "q_abroad": State(
-            on_enter=_skip("q_abroad"), on_input=_heard_answer("q_abroad"),
-            explain="这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。",
-            prompt="第1个问题：老人现在住在国外（或港澳台）吗？",
-            options=[yes("是，在国外", "rec_abroad", words=YES_ABROAD),
-                     no("不是，在国内", "q_phone", words=NO_ABROAD), BACK]),
-        "q_phone": State(
-            on_enter=_skip("q_phone"), on_input=_heard_answer("q_phone"),
-            explain="这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。",
-            prompt="第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
-            options=[yes("会用", "rec_app"), no("不会用", "q_family"), BACK]),
-        "q_family": State(
-            on_enter=_skip("q_family"), on_input=_heard_answer("q_family"),
-            explain="这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。",
-            prompt="第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
-            options=[yes("有人能帮忙", "rec_family"), no("没有人帮忙", "q_leave_home"), BACK]),
-        "q_leave_home": State(
-            on_enter=_skip("q_leave_home"), on_input=_heard_answer("q_leave_home"),
-            explain="这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。",
-            prompt="第4个问题：老人能出门，去社保局或者银行吗？",
-            options=[yes("能出门", "rec_offline"), no("出不了门", "rec_home_visit"), BACK]),
+        "q_abroad": _question(
+            "q_abroad", "第1个问题：老人现在住在国外（或港澳台）吗？",
+            "这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。",
+            yes("是，在国外", words=YES_ABROAD), no("不是，在国内", words=NO_ABROAD)),
+        "q_phone": _question(
+            "q_phone", "第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
+            "这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。",
+            yes("会用"), no("不会用")),
+        "q_family": _question(
+            "q_family", "第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
+            "这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。",
+            yes("有人能帮忙"), no("没有人帮忙")),
+        "q_leave_home": _question(
+            "q_leave_home", "第4个问题：老人能出门，去社保局或者银行吗？",
+            "这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。",
+            yes("能出门"), no("出不了门")),
         "rec_abroad": State(
             final=True,
             prompt=("住在国外的老人，不用回国：用外交部的“中国领事”手机应用就能刷脸认证。"

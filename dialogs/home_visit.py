@@ -91,21 +91,13 @@ class HomeVisitForm(Form):
                     continue
         return []
 
-    # -- questions
-    def ask_name(self, ctx: DialogContext) -> str:
-        return "先请告诉我老人的姓名。"
-
-    def ask_id_number(self, ctx: DialogContext) -> str:
-        return "请发一下老人的身份证号（18位，在身份证正面最下面一行）。"
-
-    def ask_address(self, ctx: DialogContext) -> str:
-        return "老人住在哪里？请写详细一点，比如：西宁市城东区某某路12号3单元201。"
-
-    def ask_phone(self, ctx: DialogContext) -> str:
-        return "留一个能联系上的电话吧（手机或座机都行），工作人员上门前会先打电话。"
-
-    def ask_reason(self, ctx: DialogContext) -> str:
-        return "最后一个问题：老人为什么出不了门？比如：卧床、行动不便、生病住院。"
+    questions = {
+        "name": "先请告诉我老人的姓名。",
+        "id_number": "请发一下老人的身份证号（18位，在身份证正面最下面一行）。",
+        "address": "老人住在哪里？请写详细一点，比如：西宁市城东区某某路12号3单元201。",
+        "phone": "留一个能联系上的电话吧（手机或座机都行），工作人员上门前会先打电话。",
+        "reason": "最后一个问题：老人为什么出不了门？比如：卧床、行动不便、生病住院。",
+    }
 
     # -- extraction: several slots from one message
     def extract(self, ctx: DialogContext, text: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ new ID number at the name question replaces the old one, and the opening message
 slots are used (``memory["heard"]``).
 
 Used by certify, family and the status query (their ``ask_id`` / ``ask_name`` states call
-:meth:`IdentityForm.take`), and by the home-visit form (its ``validate_id_number`` and
+:meth:`IdentityForm.take`, the name question enters with :meth:`IdentityForm.heard_name`), and by the home-visit form (its ``validate_id_number`` and
 ``validate_name`` are these).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
-from dialogs.common import ID_INVALID, check_identity, find_id, masked, name_in
+from dialogs.common import ID_INVALID, check_identity, find_id, heard, masked, name_in, take_heard_name
 from dialogs.engine import DialogContext, Form, Goto, Invalid, NotUnderstood, Stay, Step
 from nlu.entities import id_checksum_ok, normalise_digits, plausible_name
 
@@ -75,6 +75,17 @@ class IdentityForm(Form):
         return name
 
     # -- what a flow's states call
+    def offered_id(self, ctx: DialogContext) -> str | None:
+        """An ID number the chat already gave: in the opening message, or offered by the flow
+        that led here (``memory["id_offered"]``, used once)."""
+        given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+        return str(given) if given else None
+
+    def heard_name(self) -> Callable[[DialogContext], Awaitable[Step | None]]:
+        """The name question's ``on_enter``: a name the opening message gave is taken once,
+        as if typed there."""
+        return take_heard_name(self.take)
+
     async def refuse_id(self, ctx: DialogContext, text: str) -> Step:
         return NotUnderstood(self.id_hint)
 

@@ -162,14 +162,10 @@ class Router:
         if intent == "greet" or (conv.is_new and not turn.msg.content):
             await self.show_menu(turn, WELCOME_BACK if conv.returning and conv.is_new else GREETING)
             return
-        only = self.retrieval_only(turn)
-        if only is not None:
-            conv.misunderstood = 0
-            turn.replies.extend(faq_replies(only))
+        only = self.retrieval_only(turn)  # an FAQ answer that comes before any intent
+        if only is None and intent and await self.answer_intent(turn, intent):
             return
-        if intent and await self.answer_intent(turn, intent):
-            return
-        entry = self.retrieve(turn)
+        entry = only if only is not None else self.retrieve(turn)
         if entry is not None:
             conv.misunderstood = 0
             turn.replies.extend(faq_replies(entry))

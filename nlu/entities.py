@@ -108,49 +108,63 @@ def _number(token: str) -> int | None:
     return None
 
 
+class DateSpans:
+    """Date entities found in ``text``, each kept only when it overlaps none found before."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: list[Entity] = []
+        self.taken: list[tuple[int, int]] = []
+
+    def add(self, value: str, start: int, end: int) -> None:
+        if any(start < e and s < end for s, e in self.taken):
+            return
+        self.taken.append((start, end))
+        self.found.append(Entity("date", value, start, end, {"text": self.text[start:end]}))
+
+    def add_written_dates(self, today: dt.date) -> None:
+        """ISO dates, then "2024年3月5日"-style dates (a month alone is ``YYYY-MM``), then years."""
+        for match in _ISO_DATE.finditer(self.text):
+            try:
+                value = dt.date(int(match["year"]), int(match["month"]), int(match["day"])).isoformat()
+            except ValueError:
+                continue
+            self.add(value, match.start(), match.end())
+        for match in _ABSOLUTE_DATE.finditer(self.text):
+            year = _number(match["year"]) if match["year"] else today.year
+            month = _number(match["month"])
+            day = _number(match["day"]) if match["day"] else None
+            if year is None or month is None or not 1 <= month <= 12:
+                continue
+            if day is None:
+                self.add(f"{year:04d}-{month:02d}", match.start(), match.end())
+                continue
+            try:
+                self.add(dt.date(year, month, day).isoformat(), match.start(), match.end())
+            except ValueError:
+                continue
+        for match in _YEAR_ONLY.finditer(self.text):
+            self.add(match["year"], match.start(), match.end())
+
+    def in_order(self) -> list[Entity]:
+        return sorted(self.found, key=lambda entity: entity.start)
+
+
 def extract_dates(text: str, today: dt.date | None = None) -> list[Entity]:
     """Dates in ``text`` as ISO strings; relative words are resolved against ``today``."""
     if _MAYBE_DATE.search(text) is None:
         return []
     today = today or dt.date.today()
-    found: list[Entity] = []
-    taken: list[tuple[int, int]] = []
-
-    def add(value: str, start: int, end: int) -> None:
-        if any(start < e and s < end for s, e in taken):
-            return
-        taken.append((start, end))
-        found.append(Entity("date", value, start, end, {"text": text[start:end]}))
-
-    for match in _ISO_DATE.finditer(text):
-        try:
-            value = dt.date(int(match["year"]), int(match["month"]), int(match["day"])).isoformat()
-        except ValueError:
-            continue
-        add(value, match.start(), match.end())
-    for match in _ABSOLUTE_DATE.finditer(text):
-        year = _number(match["year"]) if match["year"] else today.year
-        month = _number(match["month"])
-        day = _number(match["day"]) if match["day"] else None
-        if year is None or month is None or not 1 <= month <= 12:
-            continue
-        if day is None:
-            add(f"{year:04d}-{month:02d}", match.start(), match.end())
-            continue
-        try:
-            add(dt.date(year, month, day).isoformat(), match.start(), match.end())
-        except ValueError:
-            continue
-    for match in _YEAR_ONLY.finditer(text):
-        add(match["year"], match.start(), match.end())
+    spans = DateSpans(text)
+    spans.add_written_dates(today)
     for match in _RELATIVE.finditer(text):
         word = match.group(0)
         if word in _RELATIVE_DAYS:
             value = (today + dt.timedelta(days=_RELATIVE_DAYS[word])).isoformat()
         else:
             value = str(today.year + _RELATIVE_YEARS[word])
-        add(value, match.start(), match.end())
-    return sorted(found, key=lambda entity: entity.start)
+        spans.add(value, match.start(), match.end())
+    return spans.in_order()
 
 
 @dataclass

@@ -52,20 +52,6 @@ RETRY_DELAYS = (0.05, 0.1, 0.2)
 
 
 @pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
-    fake = FakeWechat()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
-@pytest.fixture
-async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
-    fake = FakeTelegram()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
-@pytest.fixture
 async def app_client(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake_wechat: FakeWechat,
                      fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The server with WeChat and Telegram on, retries short enough for tests."""

@@ -22,7 +22,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError
 from sqlalchemy import select
 
 from bot.core.config import Settings
@@ -35,14 +34,14 @@ from bot.core.conversation import (
     chat_lock_key,
     mark_recent,
 )
-from bot.core.errors import BotError, RateLimited, StorageUnavailable
+from bot.core.errors import BotError, RateLimited
 from bot.core.facts import office_hours_text
 from bot.core.images import ImageRejected, decode
 from bot.core.limits import address_bucket, count_hit
 from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
-from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.core.storage.redis import held_lock, redis_guard
 
 log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"
@@ -142,23 +141,9 @@ class HandoffService:
     async def chat_lock(self, conversation_key: str) -> AsyncIterator[None]:
         """The pipeline's per-chat lock, so staff changes never interleave with a turn."""
         timeout = self.settings.conversation.user_lock_timeout_s
-        lock = self.redis.lock(chat_lock_key(conversation_key), timeout=timeout, blocking_timeout=timeout,
-                               sleep=0.01)
-        try:
-            acquired = await lock.acquire()
-        except REDIS_ERRORS as exc:
-            raise StorageUnavailable(f"redis: {exc}") from exc
-        if not acquired:
-            raise StorageUnavailable("timed out waiting for the chat lock")
-        try:
+        async with held_lock(self.redis, chat_lock_key(conversation_key), timeout=timeout, sleep=0.01,
+                             what="chat lock"):
             yield
-        finally:
-            try:
-                await lock.release()
-            except LockError:
-                log.warning("chat lock expired before release")
-            except REDIS_ERRORS:
-                log.warning("chat lock could not be released (redis)")
 
     @property
     def conversations(self) -> ConversationStore:
