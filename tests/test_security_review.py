@@ -19,10 +19,9 @@ from bot import keys
 from bot.core.messages import InboundMessage
 from bot.records.attempts import photo_store
 from face.enrol import enrol
-from face.jobs import build_worker
 from nlu.entities import with_check_digit
-from tests.conftest import Backends, backends, make_settings
-from tests.face_support import engine, needs_model, needs_photos, photo_bytes
+from tests.conftest import Backends, make_settings
+from tests.face_support import engine, needs_model, needs_photos, photo_bytes, run_worker
 from tests.test_staff_api import add_staff, login
 from tests.webchat import new_web_id, public_id
 
@@ -33,15 +32,6 @@ ID_OBAMA = with_check_digit("63010219610804001")
 @pytest.fixture
 def settings(tmp_path: Path, clean_backends: Backends) -> Any:
     return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
-
-
-async def _run_worker(services: Any) -> None:
-    worker = build_worker(services.settings, backends().redis_url, burst=True, engine=engine(),
-                          handle_signals=False)
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
 
 
 async def _updates(client: Any, user_id: str) -> list[dict[str, Any]]:
@@ -74,7 +64,7 @@ async def test_staff_open_the_selfie_the_worker_stored(client: Any, aiohttp_clie
     form.add_field("image", photo_bytes("biden/biden2.jpg"), filename="selfie.jpg", content_type="image/jpeg")
     response = await client.post("/api/chat", data=form)
     assert "正在核验" in (await response.json())["replies"][-1]["text"]
-    await _run_worker(services)
+    await run_worker(services)
     verdict = await _updates(client, user_id)
     assert verdict and "对不上" in verdict[0]["text"]
     response = await client.post("/api/chat", json={"user_id": user_id, "text": "转人工"})
@@ -121,7 +111,7 @@ async def test_a_verdict_that_meets_the_pensioners_cap_alerts_staff(services: An
     assert "正脸照片" in bot.text  # this chat has its own attempts
     await bot.say(image=photo_bytes("biden/biden2.jpg"))
     assert "正在核验" in bot.text
-    await _run_worker(services)
+    await run_worker(services)
     pushed: list[Any] = []
     for _ in range(50):
         if await face.process_pending(block_ms=100):
