@@ -2,7 +2,7 @@
 
 Scenarios: chat load through /api/chat and signed /wechat (1 and 2 processes, 200 users
 at ~1 message/s each), saturation against Rasa's REST channel side by side, NLU
-evaluation, and the face figures. Copy the printed figures into BENCHMARKS.md with the
+evaluation, the face figures, and the dashboard over 1 M attempts (``bench/dashboard.py``). Copy the printed figures into BENCHMARKS.md with the
 date and machine. ``python -m bench chat rasa_rest`` runs only the sections named.
 """
 
@@ -28,7 +28,7 @@ def optional(module: str) -> Any:
         return None
 
 
-SECTIONS = ("chat", "rasa_rest", "face")
+SECTIONS = ("chat", "rasa_rest", "face", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         results["chat_web_2proc"] = chat.main(load + ["--processes", "2"])
         results["chat_wechat_1proc"] = chat.main(load + ["--processes", "1", "--channel", "wechat"])
         results["chat_wechat_2proc"] = chat.main(load + ["--processes", "2", "--channel", "wechat"])
-    for name in ("rasa_rest", "face"):
+    for name in ("rasa_rest", "face", "dashboard"):
         module = optional(f"bench.{name}") if name in wanted else None
         if module is not None:
             results[name] = module.main([])

@@ -28,6 +28,8 @@ from bot.core.services import FaceJobs
 from bot.core.storage.models import Pensioner
 from bot.records.attempts import FailedToday, claim_cap_alert, day_start, evidence, failed_attempts_by_chat
 from bot.records.cases import CaseLimited
+from bot.records.events import Chat, FailureCause
+from bot.records.events import Step as EventStep
 from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, format_date, masked
 from dialogs.engine import (
     ChatServices,
@@ -43,7 +45,7 @@ from dialogs.engine import (
     Step,
 )
 from dialogs.family_verdict import proxy_certified
-from dialogs.identity import IdentityForm
+from dialogs.identity import IdentityForm, note_id_given
 from dialogs.menu import to_main_menu
 from dialogs.reminders import offer_after_success
 from face.liveness import ASK, HARD, WHY, choose
@@ -56,7 +58,8 @@ ASK_ID = ("好的，我们就在这里刷脸认证，一共三步，很简单。
           "第一步：请输入要认证的老人的18位身份证号码（给自己认证就输入自己的）。")
 ASK_ID_AGAIN = "请重新输入18位身份证号码。"
 ASK_NAME = "第二步：请输入这位老人的姓名（和身份证上一样）。"
-MISMATCH = "身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
+MISMATCH = ("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
+            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。")
 MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上身份证到社保经办机构核对；"
                   "也可以让工作人员帮您查一查。")
 SELFIE = ("第三步：请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
@@ -157,6 +160,30 @@ async def _cap_step(ctx: DialogContext, pensioner_id: int, failed: FailedToday) 
     return Finish([Reply(CAP_REACHED, ["转人工", "回主菜单"])])
 
 
+def chat_of(ctx: DialogContext) -> Chat:
+    """The chat as the dashboard's events see it (channel, proxy; no identity)."""
+    return Chat(ctx.conversation.key, ctx.turn.msg.channel, proxy=bool(ctx.slots.get("proxy")))
+
+
+def _result_chat(result: dict[str, Any]) -> Chat:
+    return Chat(str(result["conversation_key"]), str(result.get("channel") or "unknown"),
+                proxy=bool(result.get("proxy")))
+
+
+async def _failed(services: ChatServices, result: dict[str, Any], cause: FailureCause) -> None:
+    await services.events.record(EventStep.FAILED, _result_chat(result), cause=cause,
+                                 pensioner_id=_pensioner(result))
+
+
+async def _step(services: ChatServices, step: EventStep, result: dict[str, Any]) -> None:
+    await services.events.record(step, _result_chat(result), pensioner_id=_pensioner(result))
+
+
+def _pensioner(result: dict[str, Any]) -> int | None:
+    value = result.get("pensioner_id")
+    return int(value) if value else None
+
+
 
 
 # ---------------------------------------------------------------- steps
@@ -166,10 +193,14 @@ async def _start(ctx: DialogContext) -> Step | None:
     """Skip the identity questions when a caller (family flow) already checked them."""
     if ctx.slots.get("pensioner_id"):
         return await _after_identity(ctx)
+    if not ctx.slots.get("_started"):  # not again after a mismatch sends the chat back here
+        ctx.slots["_started"] = True
+        await ctx.services.events.record(EventStep.STARTED, chat_of(ctx))
     given = IDENTITY.offered_id(ctx)
     if given and not ctx.slots.get("_id_heard") and not ctx.slots.get("name_tries"):
         ctx.slots["_id_heard"] = True
         ctx.slots["id_number"] = given
+        await note_id_given(ctx, str(given))
         return Goto("ask_name", [Reply(f"第一步：身份证号 {masked(str(given))}，已经收到。")])
     return None
 
@@ -186,7 +217,7 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
 
 
 IDENTITY = IdentityForm("certify", identified=_identified, retry_state="start",
-                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
+                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS, record_steps=True)
 
 
 async def _after_identity(ctx: DialogContext) -> Step:
@@ -194,6 +225,8 @@ async def _after_identity(ctx: DialogContext) -> Step:
     pensioner_id = int(ctx.slots["pensioner_id"])
     if not await services.registry.is_enrolled(pensioner_id):
         ctx.event("certify_not_enrolled", target=f"pensioner:{pensioner_id}")
+        await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.NO_MODEL,
+                                     pensioner_id=pensioner_id)
         return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
     msg = ctx.turn.msg
     failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
@@ -222,11 +255,14 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
     """
     services = ctx.services
     face_config = services.settings.face
+    pensioner_id = int(ctx.slots["pensioner_id"])
+    await services.events.record(EventStep.SELFIE_SENT, chat_of(ctx), pensioner_id=pensioner_id)
     refused = precheck(image, max_bytes=face_config.max_image_bytes,
                        max_pixels=face_config.max_image_pixels)
     if refused:
+        await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.QUALITY,
+                                     pensioner_id=pensioner_id)
         return Stay([Reply(ADVICE[refused])])
-    pensioner_id = int(ctx.slots["pensioner_id"])
     msg = ctx.turn.msg
     failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
     if _capped(services, failed):
@@ -268,6 +304,7 @@ async def _appeal(ctx: DialogContext) -> Step:
     except CaseLimited as limited:
         ctx.event("handoff_limited", reason="face_failed")
         return Finish([Reply(limited.user_message, MENU_OPTIONS)])
+    await services.events.record(EventStep.REVIEW, chat_of(ctx), pensioner_id=pensioner_id)
     return Handoff("face_failed", [Reply("好的，已经把您今天的照片和核验记录交给工作人员审核。")])
 
 
@@ -384,6 +421,7 @@ async def _review_case(services: ChatServices, result: dict[str, Any], conv: Any
     case_id = int(await services.handoff.escalate(conv, reason, pensioner_id=pensioner_id,
                                                   evidence=proof, capped=False,
                                                   proxy=proxy_details(slots, conv.key)))
+    await _step(services, EventStep.REVIEW, result)
     await services.audit(f"chat:{conv.channel}", "face_review", target=f"case:{case_id}",
                          pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),
                          reason=reason, band=result.get("band"),
@@ -505,6 +543,8 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     if decision == "passed" and pensioner_id:
         by = f"face:{result.get('channel')}" + (":proxy" if proxy else "")
         due = await services.registry.mark_certified(int(pensioner_id), by=by)
+        await _step(services, EventStep.PASSED, result)
+        await _step(services, EventStep.APPROVED, result)
         if proxy:  # the family flow tells the due date and offers a reminder
             return await proxy_certified(services, conv, frame, result, due)
         if frame is not None:
@@ -520,6 +560,7 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     if decision == "review" and pensioner_id:
         return await _to_review(services, result, conv, frame)
     if decision == "challenge_failed" and pensioner_id:
+        await _failed(services, result, FailureCause.CHALLENGE)
         return await _challenge_failed(services, result, conv, frame)
     if decision == "error":  # the worker gave up: not an attempt, just send it again
         if frame is not None:
@@ -531,16 +572,21 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
         return [Reply("照片没有完整收到（可能是网络不好），这次不算次数。请再发一次；"
                       "如果还不行，请用手机相机重新拍一张发过来。", SELFIE_OPTIONS)]
     if decision == "not_enrolled":
+        await _failed(services, result, FailureCause.NO_MODEL)
         if frame is not None:
             conv.stack.remove(frame)
         return [Reply(NOT_ENROLLED, ["转人工", "回主菜单"])]
     if decision == "flagged" and pensioner_id:
+        await _failed(services, result, FailureCause.REUSE)
         return await _photo_reused(services, result, conv, frame)
     issues = list(result.get("issues") or [])
     if decision == "rejected":
         advice = advice_for(issues)
     else:
         advice = MISMATCH_FACE_PROXY if proxy else MISMATCH_FACE.format(who="您")
+    if pensioner_id:
+        await _failed(services, result,
+                      FailureCause.QUALITY if decision == "rejected" else FailureCause.MISMATCH)
     failed = await _failed_today(services, int(str(pensioner_id)), conv.channel, conv.user_id)
     if _capped(services, failed):
         return [Reply(f"这次没有通过：{advice}"),
@@ -574,6 +620,7 @@ async def _photo_reused(services: ChatServices, result: dict[str, Any], conv: An
         conv.stack.remove(frame)
     case_id = await services.handoff.escalate(conv, "photo_reused", pensioner_id=pensioner_id,
                                               evidence=proof, proxy=proxy, capped=False)
+    await _step(services, EventStep.REVIEW, result)
     await services.audit(f"chat:{conv.channel}", "photo_reused_review", target=f"case:{case_id}",
                          pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),
                          reused_attempt=result.get("reused_attempt"),

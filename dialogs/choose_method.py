@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.core.facts import WHERE_OFFLINE
+from bot.core.messages import Reply
 from dialogs.common import certify_here, fact, finish_option, heard, no, yes
 from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
 
@@ -26,6 +27,13 @@ _SKIPS = {"q_abroad": ("abroad", "rec_abroad", "q_phone"),
           "q_leave_home": ("leave_home", "rec_offline", "rec_home_visit")}
 
 
+# What they said in passing, confirmed when its question is skipped.
+_HEARD = {("abroad", True): "您说老人住在国外。", ("abroad", False): "您说老人在国内。",
+          ("smartphone", True): "您说老人会用手机。", ("smartphone", False): "您说老人不会用手机。",
+          ("family_help", True): "您说家里有人能帮忙。", ("family_help", False): "您说家里没人能帮忙。",
+          ("leave_home", True): "您说老人能出门。", ("leave_home", False): "您说老人出门不方便。"}
+
+
 def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
     """Skip a question the person already answered in passing ("不会用手机")."""
     key, if_yes, if_no = _SKIPS[question]
@@ -35,10 +43,44 @@ def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
         if value is None or ctx.slots.get(f"_asked_{question}"):
             return None
         ctx.slots[f"_asked_{question}"] = True  # 返回 here asks it after all
-        return Goto(if_yes if value else if_no)
+        return Goto(if_yes if value else if_no, [Reply(_HEARD[key, bool(value)])])
 
     on_enter.__name__ = f"skip_{question}"
     return on_enter
+
+
+def _remember(ctx: DialogContext, key: str, value: bool) -> None:
+    known = dict(ctx.memory.get("facts") or {})
+    known[key] = value
+    ctx.memory["facts"] = known
+
+
+def _answered(question: str, option: Option, value: bool) -> Option:
+    """A yes/no option that also keeps the answer as a fact, so a later change of mind
+    ("哦不对 其实我不太会用") re-runs the questions without asking this one again."""
+    key = _SKIPS[question][0]
+    target = option.goto
+
+    async def run(ctx: DialogContext) -> Step:
+        _remember(ctx, key, value)
+        ctx.slots[f"_asked_{question}"] = True  # 返回 to it still asks it
+        return Goto(str(target))
+
+    run.__name__ = f"{question}_{'yes' if value else 'no'}"
+    return replace(option, goto=None, run=run, may_go=(str(target),))
+
+
+async def _reconsider(ctx: DialogContext, text: str) -> Step:
+    """A changed answer at the recommendation: the questions again, with what they said now."""
+    given = heard(ctx)
+    said = {key: given[key] for key, _, _ in _SKIPS.values() if given.get(key) is not None}
+    if not said:
+        return NotUnderstood()
+    for key, value in said.items():
+        _remember(ctx, key, bool(value))
+    for question in _SKIPS:
+        ctx.slots.pop(f"_asked_{question}", None)
+    return Goto("q_abroad", [Reply("好的，按您刚才说的，重新帮您挑一下：")])
 
 
 def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Step]]:
@@ -48,7 +90,7 @@ def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Ste
     async def on_input(ctx: DialogContext, text: str) -> Step:
         value = heard(ctx).get(key)
         if value is None:
-            return NotUnderstood()
+            return await _reconsider(ctx, text)  # another question's answer changed, or nothing
         return Goto(if_yes if value else if_no)
 
     on_input.__name__ = f"answer_{question}"
@@ -60,7 +102,8 @@ def _question(question: str, prompt: str, explain: str, if_yes: Option, if_no: O
     too; "yes" and "no" lead where ``_SKIPS`` says."""
     _, yes_state, no_state = _SKIPS[question]
     return State(on_enter=_skip(question), on_input=_heard_answer(question), explain=explain, prompt=prompt,
-                 options=[replace(if_yes, goto=yes_state), replace(if_no, goto=no_state), BACK])
+                 options=[_answered(question, replace(if_yes, goto=yes_state), True),
+                          _answered(question, replace(if_no, goto=no_state), False), BACK])
 
 
 async def _intro(ctx: DialogContext) -> Step | None:
@@ -144,6 +187,7 @@ choose_method = Dialog(
             options=[Option("带我一步一步做", start="app_consular", words=("一步一步", "带我做", "好的")),
                      certify_here(), BACK, finish_option()]),
         "rec_app": State(
+            on_input=_reconsider,
             prompt="推荐用手机刷脸认证，在家就能做，几分钟就好。您想用哪个？",
             options=[Option("青海人社通（推荐）", start="app_qinghai", words=("青海人社通", "人社通")),
                      Option("掌上12333", start="app_12333", words=("12333", "掌上")),

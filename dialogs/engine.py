@@ -24,6 +24,7 @@ from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.core.services import CoreServices
 from bot.records.cases import HandoffService
+from bot.records.events import CertificationEvents
 from bot.records.pensioners import PensionerRegistry
 from faq.knowledge import KnowledgeBase
 from nlu.rules import normalise
@@ -368,6 +369,11 @@ class DialogEngine:
         assert conversation is not None
         dialog = self.registry.get(name)
         frame = Frame(dialog=name, state=dialog.start, slots=dict(slots or {}))
+        heard = conversation.memory.get("heard")
+        if isinstance(heard, dict) and heard.get("name") and "_opening_name" not in frame.slots:
+            # The name the opening message gave, for a name question asked turns later
+            # ("俺叫马福海 查认证" -> the ID number -> the name is not asked again).
+            frame.slots["_opening_name"] = heard["name"]
         conversation.stack.append(frame)
         result = EngineResult()
         await self._enter(turn, dialog, frame, dialog.start, result)
@@ -615,6 +621,7 @@ class ChatServices(CoreServices, Protocol):
 
     registry: PensionerRegistry
     handoff: HandoffService
+    events: CertificationEvents
     faq: KnowledgeBase
     dialogs: DialogRegistry
 

@@ -27,6 +27,8 @@ from bot.core.logs import mask_name as mask_name  # re-exported
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records import proxy_links
+from bot.records.events import Chat, FailureCause
+from bot.records.events import Step as EventStep
 from bot.records.reminders import subscribe
 from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, masked
 from dialogs.engine import (
@@ -43,7 +45,7 @@ from dialogs.engine import (
     Step,
     option_number,
 )
-from dialogs.identity import IdentityForm
+from dialogs.identity import IdentityForm, note_id_given
 from dialogs.menu import to_main_menu
 from dialogs.reminders import due_text, yes_no
 from nlu.rules import normalise
@@ -79,7 +81,8 @@ INTRO = ("好的，我来帮您替家里老人做养老待遇资格认证（代�
          "请先告诉我：您是老人的什么人？")
 ASK_ID = "请输入老人的18位身份证号码。"
 ASK_NAME = "请输入老人的姓名（和身份证上一样）。"
-MISMATCH = "身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
+MISMATCH = ("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
+            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。")
 MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上老人的身份证到社保经办机构核对；"
                   "也可以让工作人员帮您查一查。")
 PRESENCE = ("核对好了。刷脸之前请您看清楚：\n"
@@ -163,9 +166,12 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         ctx.slots["started"] = True
         ctx.event("family_started", proxy_key=ctx.conversation.key,
                   relationship=ctx.slots.get("relationship"))
+        chat = Chat(ctx.conversation.key, ctx.turn.msg.channel, proxy=True)
+        await ctx.services.events.record(EventStep.STARTED, chat)
         given = IDENTITY.offered_id(ctx)
         if given:
             ctx.slots["id_number"] = given
+            await note_id_given(ctx, str(given))
             return Goto("ask_name", [Reply(f"收到老人的身份证号 {masked(str(given))}。")])
     return None
 
@@ -182,6 +188,8 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     notice = already_certified(ctx, pensioner)
     if not await services.registry.is_enrolled(pensioner_id):
         ctx.event("family_not_enrolled", target=target, proxy_key=key)
+        await services.events.record(EventStep.FAILED, Chat(key, ctx.turn.msg.channel, proxy=True),
+                                     cause=FailureCause.NO_MODEL, pensioner_id=pensioner_id)
         if notice is not None:  # the state of the pensioner first: nothing to do this year
             return Finish([Reply(notice, MENU_OPTIONS)])
         return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
@@ -301,7 +309,8 @@ def _remind_prompt(ctx: DialogContext) -> Reply:
 
 IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
                         mismatch_text=MISMATCH, menu_options=MENU_OPTIONS,
-                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。")
+                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。",
+                        record_steps=True)
 
 
 def _limit_prompt(ctx: DialogContext) -> Reply:

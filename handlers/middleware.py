@@ -225,15 +225,19 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     conv.switch_mode(Mode.BOT)
     conv.case_id = None
     survey_case = conv.memory.pop("survey_case", None)
-    answer = survey_answer(turn.msg.content) if survey_case else None
-    if survey_case and answer is not None:
-        await handoff.record_feedback(int(survey_case), answer)
+    score = satisfaction_score(turn.msg.content) if survey_case else None
+    if survey_case and score is not None:
+        await handoff.record_feedback(int(survey_case), score, channel=turn.msg.channel,
+                                      conversation_key=conv.key)
         turn.events.append({"action": "handoff_feedback", "target": f"case:{survey_case}",
-                            "resolved": answer})
+                            "resolved": score == HELPED, "score": score})
         turn.outcome = "feedback"
         conv.stack = [Frame(dialog="main_menu", state="choose")]
-        if answer:
+        if score == HELPED:
             turn.say("太好了！谢谢您的反馈。还有什么可以帮您？请回复数字选择：", MENU_LABELS)
+        elif score == PARTLY:
+            turn.say("谢谢您的反馈。还有没办好的，可以回复“转人工”再找工作人员，或者回复数字选择：",
+                     MENU_LABELS)
         else:
             turn.say("抱歉没能帮您解决好。您可以回复“转人工”再找工作人员，或者回复数字选择：",
                      MENU_LABELS)
@@ -241,19 +245,32 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     await next_step()
 
 
-SURVEY_OPTIONS = ["解决了", "还没解决"]
-_SURVEY_YES = {"1", "解决了", "解决", "已解决", "好了", "是", "是的", "嗯", "好", "可以了"}
-_SURVEY_NO = {"2", "还没解决", "没解决", "没有解决", "没有", "不是", "否", "还没有"}
+# Asked when staff close a case (issue 22): the answer is a satisfaction score, 3 = helped.
+SURVEY_QUESTION = "这次帮到您了吗？请回复数字："
+SURVEY_OPTIONS = ["帮到了", "帮到一部分", "没帮到"]
+HELPED, PARTLY, NOT_HELPED = 3, 2, 1
+_SURVEY_WORDS = {
+    HELPED: {"1", "帮到了", "帮到", "帮到了的", "解决了", "解决", "已解决", "好了", "是", "是的", "嗯", "好",
+             "可以了", "满意", "谢谢"},
+    PARTLY: {"2", "帮到一部分", "一部分", "部分", "部分解决", "还行", "一般", "差不多"},
+    NOT_HELPED: {"3", "没帮到", "没有帮到", "还没解决", "没解决", "没有解决", "没有", "不是", "否", "还没有",
+                 "不满意"},
+}
+
+
+def satisfaction_score(text: str) -> int | None:
+    """"1"/帮到了 -> 3, "2"/帮到一部分 -> 2, "3"/没帮到 -> 1; anything else -> None."""
+    cleaned = text.strip().strip("。！!.，, ").replace("回复", "").strip()
+    for score, words in _SURVEY_WORDS.items():
+        if cleaned in words:
+            return score
+    return None
 
 
 def survey_answer(text: str) -> bool | None:
-    """"解决了"/1 -> True, "还没解决"/2 -> False, anything else -> None."""
-    cleaned = text.strip().strip("。！!.，, ").replace("回复", "").strip()
-    if cleaned in _SURVEY_YES:
-        return True
-    if cleaned in _SURVEY_NO:
-        return False
-    return None
+    """Whether the answer says the problem was solved (None: not an answer)."""
+    score = satisfaction_score(text)
+    return None if score is None else score == HELPED
 
 
 async def understand(turn: Turn, next_step: NextStep) -> None:

@@ -17,9 +17,10 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.core.messages import InboundMessage
-from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner
+from bot.core.storage.models import AuditLog, Case, CertificationAttempt, CertificationEvent, Pensioner
 from bot.face_service import FaceService
 from bot.records.attempts import cleanup_expired, photo_store
+from bot.records.events import subject_of
 from bot.services import Services
 from face import variants
 from face.enrol import enrol
@@ -97,6 +98,12 @@ async def test_happy_path_certifies_and_tells_next_due_date(testbot: TestBot, fa
     assert details["proxy"] is False and details["quality_codes"] == []
     assert details["id_number"] == ID_OBAMA[:6] + "********" + ID_OBAMA[-4:]
     assert ID_OBAMA not in str(details) and "photo" not in str(details)
+    # The dashboard's step records (issue 22): the region code, a pseudonym, no identity.
+    async with testbot.services.db.session() as session:
+        events = list(await session.scalars(select(CertificationEvent).order_by(CertificationEvent.id)))
+    assert [e.kind for e in events] == ["started", "id_given", "selfie_sent", "passed", "approved"]
+    assert [e.prefecture for e in events] == [None, "6301", "6301", "6301", "6301"]
+    assert {e.subject for e in events} == {subject_of(testbot.key)} and not any(e.proxy for e in events)
 
 
 async def test_invalid_id_number_is_called_invalid(testbot: TestBot, face: FaceService,

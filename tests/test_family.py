@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner, ProxyLink
+from bot.core.storage.models import (
+    AuditLog,
+    Case,
+    CertificationAttempt,
+    CertificationEvent,
+    Pensioner,
+    ProxyLink,
+)
 from bot.face_service import FaceService
 from bot.records.attempts import AttemptRecord, find_reused_photo, hamming, record_attempt, save_template
 from bot.services import Services
@@ -159,6 +166,11 @@ async def test_happy_proxy_certification_with_reminder_opt_in(testbot: TestBot, 
     # The proxy's own status is unaffected: their chat is not tied to the pensioner.
     conv = await testbot.conversation()
     assert "pensioner_id" not in conv.memory and conv.frame is None
+    # The dashboard's step records (issue 22): family steps are proxy steps; region 6301.
+    async with testbot.services.db.session() as session:
+        events = list(await session.scalars(select(CertificationEvent).order_by(CertificationEvent.id)))
+    assert [e.kind for e in events] == ["started", "id_given", "selfie_sent", "passed", "approved"]
+    assert all(e.proxy for e in events) and events[-1].prefecture == "6301"
 
 
 @needs_model

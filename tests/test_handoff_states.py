@@ -92,7 +92,7 @@ async def test_closing_asks_if_resolved_and_records_the_answer(testbot: TestBot,
     await testbot.pushed()
     await staffed.resolve("已电话说明")
     pushed = await testbot.pushed()
-    assert pushed[-1].text.startswith("问题解决了吗") and pushed[-1].options == ["解决了", "还没解决"]
+    assert pushed[-1].text.startswith("这次帮到您了吗") and pushed[-1].options == ["帮到了", "帮到一部分", "没帮到"]
     conv = await testbot.conversation()
     assert conv.mode == "closed" and conv.case_id is None
     await testbot.say("1")

@@ -42,6 +42,7 @@ from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
 from bot.core.storage.redis import held_lock, redis_guard
+from bot.records.events import CertificationEvents, Chat, Step
 
 log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"
@@ -61,6 +62,7 @@ REASON_LABELS = {
     "face_review": "刷脸结果需人工复核",
     "attempts_alert": "同一老人今天刷脸失败次数过多，需核查",
 }
+FEEDBACK_TEXT = {3: "解决了", 2: "部分解决", 1: "没解决"}  # the satisfaction answer, as staff read it
 ACK_PREFIX = "handoff:ack:"  # set while the user has recently been told a person has the chat
 CONFIRM_END = "confirm_end_case"  # conversation memory: 算了 asked "end the chat with staff?"
 END_OPTIONS = ["结束对话", "继续和工作人员说"]
@@ -108,6 +110,7 @@ class HandoffService:
         self.redis = redis
         self.office_days, self.opens, self.closes = parse_office_hours(settings.staff.office_hours)
         self.tz = ZoneInfo(settings.staff.timezone)
+        self.events: CertificationEvents | None = None  # set by the assembly (Prometheus counts)
 
     def in_office_hours(self, now: datetime | None = None) -> bool:
         local = (now or datetime.now(timezone.utc)).astimezone(self.tz)
@@ -221,6 +224,9 @@ class HandoffService:
         conversation.switch_mode(Mode.WAITING)
         conversation.case_id = case_id
         await self._enqueue(case_id, reason)
+        if self.events is not None:
+            prefecture = await self.events.prefecture_for(pensioner_id=case.pensioner_id)
+            self.events.case_opened(conversation.channel, prefecture)
         return case_id
 
     @redis_guard
@@ -321,12 +327,17 @@ class HandoffService:
             return None
         return path.read_bytes()
 
-    async def record_feedback(self, case_id: int, resolved: bool) -> None:
-        """The user's answer to "was this resolved?" after staff closed the case."""
+    async def record_feedback(self, case_id: int, score: int, *, channel: str,
+                              conversation_key: str) -> None:
+        """The user's answer to "这次帮到您了吗？" after staff closed the case (3 = helped,
+        2 = partly, 1 = not): a case message for staff and a satisfaction event."""
         async with self.db.session() as session:
-            session.add(CaseMessage(case_id=case_id, author="feedback",
-                                    text="解决了" if resolved else "没解决"))
-        await self.publish("feedback", case_id=case_id, resolved=resolved)
+            session.add(CaseMessage(case_id=case_id, author="feedback", text=FEEDBACK_TEXT[score]))
+            pensioner_id = await session.scalar(select(Case.pensioner_id).where(Case.id == case_id))
+        if self.events is not None:
+            await self.events.record(Step.SATISFACTION, Chat(conversation_key, channel),
+                                     pensioner_id=pensioner_id, case_id=case_id, value=float(score))
+        await self.publish("feedback", case_id=case_id, resolved=score == 3, score=score)
 
     async def waiting_cases(self) -> list[Case]:
         async with self.db.session() as session:
