@@ -16,8 +16,8 @@ one of those templates. Then, at the same time:
   the whole web flow: a session, "刷脸认证", the ID number, the name, the upload of a selfie
   (multipart, 0.3-1.5 MB: a photo of ``../shared/faces`` cropped, turned, mirrored, made
   lighter or darker and re-encoded in code, each one different; 15 % impostors, i.e. another
-  person's photo) and then polling ``GET /api/chat/updates`` (every ``--poll-s``) for the
-  verdict. The pose challenge is off (``FACE_CHALLENGE=off``): one selfie per certification.
+  person's photo) and then waiting for the verdict on ``GET /api/chat/updates?wait=20``
+  (long polling, as the web page does; ``--poll-s S`` polls every S seconds instead). The pose challenge is off (``FACE_CHALLENGE=off``): one selfie per certification.
 
 Verdict time is from the start of the upload to the poll that brings the verdict.
 The last line is one JSON object (see ``summary``). ``--find-max`` first measures the
@@ -86,11 +86,13 @@ class Selfie:
 
 
 @functools.cache
-def _grain() -> Any:
-    """Gaussian grain (sigma 3) big enough for any selfie, made once per pool process."""
+def _grain() -> tuple[Any, Any]:
+    """A sensor's grain (Gaussian, sigma 3) big enough for any selfie, as the two uint8 planes
+    to add and to subtract (saturating OpenCV arithmetic), made once per pool process."""
     import numpy as np
 
-    return np.random.default_rng(7).normal(0, 3.0, (2700, 2700, 3)).astype(np.int16)
+    noise = np.random.default_rng(7).normal(0, 3.0, (2700, 2700, 3))
+    return (np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8))
 
 
 @functools.cache
@@ -103,38 +105,45 @@ def _source(name: str) -> Any:
 
 def _variant(job: tuple[str, str, int]) -> tuple[str, str, bytes, str]:
     """One phone-sized JPEG made from a shared photo (runs in a pool process): mirrored or
-    not, cropped, scaled to 1600-2600 px, turned up to 5 degrees, lighter or darker, with a
-    sensor's grain, JPEG quality 88-95."""
+    not, cropped to 90-100 %, scaled to 1600-2600 px, turned up to 5 degrees (one affine
+    warp), lighter or darker, with a sensor's grain, JPEG quality 88-95; and its dHash as
+    the worker will compute it (on the <= 1024 px image)."""
     import cv2
     import numpy as np
 
-    from bot.core.images import decode
+    from bot.core.images import MAX_SIDE
     from face.engine import dhash
 
     person, name, seed = job
     rng = random.Random(seed)
     image = _source(name)
-    if rng.random() < 0.5:
-        image = image[:, ::-1]
     h, w = image.shape[:2]
     keep_w, keep_h = rng.uniform(0.9, 1.0), rng.uniform(0.9, 1.0)
-    left, top = round(rng.uniform(0, 1 - keep_w) * w), round(rng.uniform(0, 1 - keep_h) * h)
-    image = image[top:top + round(keep_h * h), left:left + round(keep_w * w)]
-    scale = rng.uniform(1600, 2600) / max(image.shape[:2])
-    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-    image = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_LINEAR)
-    turn = cv2.getRotationMatrix2D((size[0] / 2, size[1] / 2), rng.uniform(-5, 5), 1.0)
-    image = cv2.warpAffine(image, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    pixels = image.astype(np.int16)
-    grain = _grain()
-    y, x = rng.randrange(grain.shape[0] - size[1] + 1), rng.randrange(grain.shape[1] - size[0] + 1)
-    pixels = pixels * rng.uniform(0.92, 1.08) + grain[y:y + size[1], x:x + size[0]]
-    image = np.clip(pixels, 0, 255).astype(np.uint8)
+    left, top = rng.uniform(0, 1 - keep_w) * w, rng.uniform(0, 1 - keep_h) * h
+    crop_w, crop_h = keep_w * w, keep_h * h
+    scale = rng.uniform(1600, 2600) / max(crop_w, crop_h)
+    size = (round(crop_w * scale), round(crop_h * scale))
+    mirror = -1.0 if rng.random() < 0.5 else 1.0
+    # source -> output: move the crop's centre to the origin, mirror, scale, turn, re-centre
+    centre = np.array([left + crop_w / 2, top + crop_h / 2])
+    angle = np.deg2rad(rng.uniform(-5, 5))
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    linear = turn @ np.diag([mirror * scale, scale])
+    offset = np.array([size[0] / 2, size[1] / 2]) - linear @ centre
+    matrix = np.hstack([linear, offset[:, None]])
+    image = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    image = cv2.convertScaleAbs(image, alpha=rng.uniform(0.92, 1.08))
+    plus, minus = _grain()
+    y, x = rng.randrange(plus.shape[0] - size[1] + 1), rng.randrange(plus.shape[1] - size[0] + 1)
+    image = cv2.subtract(cv2.add(image, plus[y:y + size[1], x:x + size[0]]),
+                         minus[y:y + size[1], x:x + size[0]])
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_JPEG_QUALITY, rng.randint(88, 95)])
     assert ok
-    data = encoded.tobytes()
-    return person, name, data, dhash(decode(data))
+    small = max(size) / MAX_SIDE
+    digest = dhash(cv2.resize(image, (round(size[0] / small), round(size[1] / small)),
+                              interpolation=cv2.INTER_AREA))
+    return person, name, encoded.tobytes(), digest
 
 
 def make_selfies(count: int, impostor_share: float, seed: int) -> list[Selfie]:
@@ -381,9 +390,13 @@ async def certify_user(session: aiohttp.ClientSession, port: int, pensioner: Pen
         out.queue_notices += QUEUE_NOTICE in body
         deadline = started + verdict_timeout
         while time.perf_counter() < deadline:
-            await asyncio.sleep(poll_s)
+            params = {"user_id": user}
+            if poll_s:  # a page that polls
+                await asyncio.sleep(poll_s)
+            else:  # long polling, as the web page does
+                params["wait"] = str(round(max(0.0, min(20.0, deadline - time.perf_counter())), 1))
             async with session.get(f"http://127.0.0.1:{port}/api/chat/updates",
-                                   params={"user_id": user}) as response:
+                                   params=params) as response:
                 if response.status != 200:
                     out.errors["updates"] += 1
                     continue
@@ -580,7 +593,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="face worker processes (default: one per core, niced)")
     parser.add_argument("--worker-nice", type=int, default=None,
                         help="nice level of the workers (default: face.worker_nice of config.yml)")
-    parser.add_argument("--poll-s", type=float, default=0.5, help="how often a waiting user polls")
+    parser.add_argument("--poll-s", type=float, default=0.0,
+                        help="poll /api/chat/updates every S seconds (default 0: long polling, as the page)")
     parser.add_argument("--verdict-timeout", type=float, default=120.0)
     parser.add_argument("--impostors", type=float, default=0.15, help="share of impostor selfies")
     parser.add_argument("--redis-db", type=int, default=12)
