@@ -1,0 +1,217 @@
+"""The staff JSON API (``/api/staff/...``): the same desk as the pages, for scripts and tools.
+
+Every handler is wrapped in ``api`` (``bot.staff.guards``): no session is a 401 JSON error,
+POSTs pass the CSRF check, bad input is a 4xx JSON error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot import keys
+from bot.core.errors import BadRequest
+from bot.core.logs import mask_id_number
+from bot.core.storage.models import Case, CaseMessage
+from bot.records.cases import EVENTS_KEY, REASON_LABELS
+from bot.records.reminders import staff_summary
+from bot.staff.auth import StaffSession
+from bot.staff.desk import DECISIONS, aware, photo_available
+from bot.staff.guards import DESK, api, audit_query, case_id_of, json_body
+from bot.staff.render import AUDIT_PAGE_SIZE, STATUS_LABELS
+from bot.staff.review import verdict
+
+dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = aware(value)
+    return value.isoformat() if value else None
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id, "user_id": case.user_id, "reason": case.reason,
+        "reason_label": REASON_LABELS.get(case.reason, case.reason), "status": case.status,
+        "channel": case.channel, "created_at": _iso(case.created_at),
+        "assigned_to": case.assigned_to, "decision": case.decision,
+        "claimed_at": _iso(case.claimed_at), "closed_at": _iso(case.closed_at),
+    }
+
+
+def message_json(message: CaseMessage) -> dict[str, Any]:
+    return {"id": message.id, "author": message.author, "text": message.text,
+            "created_at": _iso(message.created_at)}
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+@api
+async def api_me(request: web.Request, staff: StaffSession) -> web.Response:
+    return web.json_response({"username": staff.username, "role": staff.role, "csrf_token": staff.csrf})
+
+
+@api
+async def api_cases(request: web.Request, staff: StaffSession) -> web.Response:
+    status = request.query.get("status")
+    if status is not None and status not in STATUS_LABELS:
+        raise BadRequest("unknown status", code="invalid_status", user_message="状态不对。")
+    cases = await request.app[DESK].list_cases(staff, status)
+    return _json([case_json(c) for c in cases])
+
+
+@api
+async def api_case(request: web.Request, staff: StaffSession) -> web.Response:
+    ctx = await request.app[DESK].context(staff, case_id_of(request))
+    await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{ctx.case.id}")
+    body = case_json(ctx.case)
+    body.update({
+        "transcript": ctx.case.transcript or [], "evidence": ctx.case.evidence or {},
+        "proxy": ctx.case.proxy or {}, "note": ctx.case.note, "assignee": ctx.assignee,
+        "messages": [message_json(m) for m in ctx.messages],
+        "pensioner": None if ctx.pensioner is None else {
+            "id": ctx.pensioner.id, "name": ctx.pensioner.name,
+            "id_number": mask_id_number(ctx.pensioner.id_number),
+            "next_due": ctx.pensioner.next_due.isoformat() if ctx.pensioner.next_due else None},
+        "attempts": [{"id": a.id, "decision": a.decision, "quality_codes": a.quality_codes,
+                      "distance": a.distance, "threshold": a.threshold, "verdict": verdict(a).words,
+                      "photo": f"/staff/cases/{ctx.case.id}/photos/{a.id}" if photo_available(a) else None}
+                     for a in ctx.attempts],
+        "reference_photo": f"/staff/cases/{ctx.case.id}/reference-photo" if ctx.reference_available else None,
+        "approval_concerns": ctx.concerns, "requested_by": ctx.requested_by,
+        "related_cases": [case_json(c) for c in ctx.related],
+    })
+    return _json(body)
+
+
+@api
+async def api_messages(request: web.Request, staff: StaffSession) -> web.Response:
+    desk = request.app[DESK]
+    case = await desk.visible_case(staff, case_id_of(request))
+    try:
+        after = int(request.query.get("after", "0"))
+    except ValueError as exc:
+        raise BadRequest("after must be a number", code="invalid_after") from exc
+    return _json([message_json(m) for m in await desk.messages(case.id, after)])
+
+
+@api
+async def api_claim(request: web.Request, staff: StaffSession) -> web.Response:
+    return _json(case_json(await request.app[DESK].claim(staff, case_id_of(request))))
+
+
+@api
+async def api_send(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    message = await request.app[DESK].reply(staff, case_id_of(request), body.get("text"))
+    return _json(message_json(message), status=201)
+
+
+@api
+async def api_note(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    message = await request.app[DESK].note(staff, case_id_of(request), body.get("text"))
+    return _json(message_json(message), status=201)
+
+
+@api
+async def api_resolve(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    if body.get("decision") not in DECISIONS:
+        raise BadRequest(f"decision must be one of {DECISIONS}", code="invalid_decision",
+                         user_message="处理结果不对。")
+    case = await request.app[DESK].resolve(staff, case_id_of(request), body.get("decision"), body.get("note"),
+                                           acknowledge_other_cases=body.get("acknowledge_other_cases") is True)
+    return _json(case_json(case), status=202 if case.status == "signoff" else 200)
+
+
+@api
+async def api_signoff(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisor: ``{"approve": true|false, "note"}`` on an approval waiting in ``signoff``."""
+    body = await json_body(request)
+    case = await request.app[DESK].signoff(staff, case_id_of(request), body.get("approve"), body.get("note"))
+    return _json(case_json(case))
+
+
+@api
+async def api_handback(request: web.Request, staff: StaffSession) -> web.Response:
+    return _json(case_json(await request.app[DESK].hand_back(staff, case_id_of(request))))
+
+
+@api
+async def api_assign(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    case = await request.app[DESK].assign(staff, case_id_of(request), body.get("username"))
+    return _json(case_json(case))
+
+
+@api
+async def api_pull(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    case = await request.app[DESK].pull(staff, body.get("conversation_key"))
+    return _json(case_json(case), status=201)
+
+
+@api
+async def api_recent(request: web.Request, staff: StaffSession) -> web.Response:
+    handoff = request.app[keys.SERVICES].handoff
+    out = []
+    for key, at in await handoff.recent(50):
+        conv = await handoff.conversations.load(key)
+        if not conv.is_new:
+            out.append({"conversation_key": key, "mode": conv.mode, "last_at": at, "case_id": conv.case_id})
+    return _json(out)
+
+
+@api
+async def api_send_failures(request: web.Request, staff: StaffSession) -> web.Response:
+    """Messages the channels gave up delivering: all for supervisors, ``?case_id=`` for one case."""
+    raw_case, raw_limit = request.query.get("case_id"), request.query.get("limit", "50")
+    if (raw_case is not None and not raw_case.isdigit()) or not raw_limit.isdigit():
+        raise BadRequest("case_id and limit must be numbers", code="invalid_query", user_message="参数不对。")
+    failures = await request.app[DESK].send_failures(
+        staff, int(raw_case) if raw_case is not None else None, limit=int(raw_limit))
+    return _json([f.to_json() for f in failures])
+
+
+@api
+async def api_events(request: web.Request, staff: StaffSession) -> web.Response:
+    """Events from the Redis stream after ``after`` (a stream id), at most 100."""
+    after = request.query.get("after", "0-0")
+    parts = after.split("-")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise BadRequest("after must be a stream id", code="invalid_after")
+    redis = request.app[keys.SERVICES].redis
+    rows = await redis.xrange(EVENTS_KEY, min=f"({after}", max="+", count=100)
+    events = []
+    for event_id, fields in rows:
+        data = json.loads(fields.get(b"data", b"{}"))
+        if not staff.is_supervisor and data.get("case_id") is not None:
+            data = {"case_id": data["case_id"]}
+        events.append({"id": event_id.decode(), "kind": fields.get(b"kind", b"").decode(), "data": data})
+    return _json({"events": events, "last": events[-1]["id"] if events else after})
+
+
+@api
+async def api_audit(request: web.Request, staff: StaffSession) -> web.Response:
+    who, page_no = audit_query(request)
+    rows, total = await request.app[DESK].audit_entries(staff, actor=who, offset=(page_no - 1) * AUDIT_PAGE_SIZE)
+    return _json({"total": total, "entries": [
+        {"id": r.id, "at": _iso(r.at), "actor": r.actor, "action": r.action, "target": r.target,
+         "details": r.details or {}} for r in rows]})
+
+
+@api
+async def api_reminders(request: web.Request, staff: StaffSession) -> web.Response:
+    """``GET /api/staff/reminders[?pensioner_id=N]``: reminder subscriptions and deliveries."""
+    raw = request.query.get("pensioner_id")
+    if raw is not None and not raw.isdigit():
+        raise BadRequest("pensioner_id must be a number", code="invalid_query", user_message="参数不对。")
+    summary = await staff_summary(request.app[keys.SERVICES].db, int(raw) if raw is not None else None)
+    return _json(summary)
