@@ -62,5 +62,5 @@ rasa-serve: rasa  ## serve the Rasa model on 127.0.0.1:5005 (NLU_BACKEND=rasa ma
 nlu-eval: $(STAMP) rasa  ## both backends on the held-out test set; report in docs/nlu-eval.md
 	$(PY) -m nlu.evaluate
 
-dialog-eval: $(STAMP)  ## replay nlu/data/conversations.yml through the pipeline; report in docs/dialog-eval.md
+dialog-eval: $(STAMP)  ## replay both conversation sets (nlu/data/conversations*.yml) through the pipeline; report in docs/dialog-eval.md
 	$(PY) -m bench.dialog_eval

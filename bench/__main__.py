@@ -2,8 +2,9 @@
 
 Scenarios: chat load through /api/chat and signed /wechat (1 and 2 processes, 200 users
 at ~1 message/s each), saturation against Rasa's REST channel side by side, NLU
-evaluation, the face figures, and the peak hour (selfies and chat together, ``bench.peak``:
-60 s at 3 selfies a second with 100 chat users; ``python -m bench peak --help`` for more). Copy the printed figures into BENCHMARKS.md with the
+evaluation, the face figures, the dashboard over 1 M attempts (``bench/dashboard.py``), and
+the peak hour (selfies and chat together, ``bench.peak``: 60 s at 3 selfies a second with 100
+chat users; ``python -m bench peak --help`` for more). Copy the printed figures into BENCHMARKS.md with the
 date and machine. ``python -m bench chat rasa_rest`` runs only the sections named.
 """
 
@@ -29,7 +30,7 @@ def optional(module: str) -> Any:
         return None
 
 
-SECTIONS = ("chat", "rasa_rest", "face", "peak")
+SECTIONS = ("chat", "rasa_rest", "face", "dashboard", "peak")
 
 
 # the peak section in `make bench`: 60 s at 3 selfies a second with 100 chat users
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         results["chat_web_2proc"] = chat.main(load + ["--processes", "2"])
         results["chat_wechat_1proc"] = chat.main(load + ["--processes", "1", "--channel", "wechat"])
         results["chat_wechat_2proc"] = chat.main(load + ["--processes", "2", "--channel", "wechat"])
-    for name in ("rasa_rest", "face", "peak"):
+    for name in ("rasa_rest", "face", "dashboard", "peak"):
         module = optional(f"bench.{name}") if name in wanted else None
         if module is not None:
             results[name] = module.main(PEAK_DEFAULT if name == "peak" else [])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -26,6 +25,9 @@ from typing import Any
 
 import aiohttp
 import psutil
+
+from tests.services import RedisProcess, create_postgres_database, free_port, serve
+from tests.services import wait_healthy as server_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_REPLIES = ["1", "2", "3", "主菜单", "返回", "4"]
@@ -47,14 +49,6 @@ def message_for(rng: random.Random, step: int, texts: list[str]) -> str:
     return rng.choice(texts)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def redis_url() -> tuple[str, Any]:
     """The local Redis (db 12) when it answers, else an embedded redis-server."""
     import redis
@@ -65,44 +59,23 @@ def redis_url() -> tuple[str, Any]:
         client.flushdb()
         return "redis://127.0.0.1:6379/12", None
     except (redis.exceptions.ConnectionError, OSError):
-        sys.path.insert(0, str(ROOT))
-        from tests.services import RedisProcess
-
         process = RedisProcess().start()
         return process.url, process
 
 
 def database_url() -> str | None:
     """A fresh database on the local PostgreSQL (as in production), else None for SQLite."""
-    sys.path.insert(0, str(ROOT))
-    from tests.services import create_postgres_database
-
     return create_postgres_database()
 
 
 def start_servers(count: int, env_extra: dict[str, str]) -> tuple[list[int], list[subprocess.Popen[bytes]]]:
     ports = [free_port() for _ in range(count)]
-    processes = []
-    for port in ports:
-        env = dict(os.environ, PORT=str(port), **env_extra)
-        processes.append(subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker"],
-                                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
-    return ports, processes
+    return ports, [serve(port, env_extra) for port in ports]
 
 
 async def wait_healthy(session: aiohttp.ClientSession, ports: list[int]) -> None:
     for port in ports:
-        for _ in range(600):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError(f"server on {port} did not start")
+        await server_healthy(session, port)
 
 
 async def run_load(ports: list[int], users: int, messages: int, think: float,
@@ -227,7 +200,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "WECHAT_API_BASE": "http://127.0.0.1:9/",
            # production logging: one JSON line per message (to /dev/null here)
            "LOG_LEVEL": "INFO"}
-    # rate limits are per user; the bench users stay below them
+    # Per-chat limits: the bench users stay below them. Per-address limits: all 200 users come
+    # from loopback, which a real deployment never sees at once, so loopback is exempt here
+    # (web_chat.address_limits_exempt; docs/security.md).
+    env["WEB_ADDRESS_LIMITS_EXEMPT"] = "127.0.0.0/8,::1/128"
     ports, processes = start_servers(args.processes, env)
     try:
         think = 0.0 if args.saturate else args.think

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.services import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FACES = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
 BEGIN, END = "<!-- face:begin -->", "<!-- face:end -->"
@@ -190,11 +192,7 @@ def worker_rss(faces: Path, jobs: int) -> dict[str, Any]:
             peak_kb = int(next(line.split()[1] for line in status.splitlines()
                                if line.startswith("VmHWM")))
         finally:
-            worker.terminate()
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            stop(worker)
     return {"jobs": jobs, "verdicts": done, "peak_rss_mb": round(peak_kb / 1024, 1),
             "queue_to_verdict_s_per_job": round(elapsed / max(1, done), 3)}
 

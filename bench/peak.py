@@ -51,6 +51,7 @@ import aiohttp
 import psutil
 
 from bench import chat
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
@@ -295,10 +296,12 @@ def start_stack(args: argparse.Namespace) -> Stack:
     env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url, BOT_DATA_DIR=str(data_dir),
                LOG_LEVEL="INFO", FACE_CHALLENGE="off", PHOTO_RETENTION_DAYS="30",
                WECHAT_TOKEN="benchtoken", WECHAT_APP_ID="wxbench", WECHAT_APP_SECRET="x",
-               WECHAT_API_BASE="http://127.0.0.1:9/")
+               WECHAT_API_BASE="http://127.0.0.1:9/",
+               # every simulated user comes from loopback: no per-address limits (as bench.chat)
+               WEB_ADDRESS_LIMITS_EXEMPT="127.0.0.0/8,::1/128")
     if args.worker_nice is not None:
         env["FACE_WORKER_NICE"] = str(args.worker_nice)
-    ports = [chat.free_port() for _ in range(args.servers)]
+    ports = [free_port() for _ in range(args.servers)]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
     servers = [subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker"],
                                 env=dict(env, PORT=str(port)), **quiet)  # type: ignore[call-overload]

@@ -29,7 +29,7 @@ async def send_due_reminders(services: Services, today: date | None = None) -> i
     deliverer = make_deliverer(services.settings, services.redis, services.outbox)
     try:
         result = await run_pass(services.settings, services.db, services.redis, now=now,
-                                deliverer=deliverer, audit=services.audit)
+                                deliverer=deliverer, audit=services.audit, metrics=services.metrics)
     finally:
         await deliverer.close()
     return result.sent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from bot.channels.telegram import TelegramReminders
-from bot.channels.wechat import WechatReminders
+from bot.channels.wechat_api import WechatReminders
 from bot.core.config import Settings
 from bot.core.outbox import Outbox
 from bot.records.reminders import Deliverer

@@ -21,6 +21,7 @@ from bot.core.services import FaceJobs
 from bot.core.storage.db import Database
 from bot.core.understanding import NluBackend, ParseResult
 from bot.records.cases import HandoffService
+from bot.records.events import CertificationEvents
 from bot.records.pensioners import PensionerRegistry
 from bot.safety import ensure_utf8
 from dialogs.catalog import all_dialogs
@@ -54,6 +55,11 @@ class Services:
     pipeline: Pipeline | None = None
     metrics: Metrics = field(default_factory=Metrics)
     face: FaceJobs | None = None  # set by bot.face_service while the app runs
+    events: CertificationEvents = field(init=False)  # the dashboard's step records (issue 22)
+
+    def __post_init__(self) -> None:
+        self.events = CertificationEvents(self.db, self.metrics, self.settings.staff.timezone)
+        self.handoff.events = self.events
 
     async def understand(self, text: str) -> ParseResult:
         """NLU parse; a failing backend is logged and the rules still apply.

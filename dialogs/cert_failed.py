@@ -80,13 +80,30 @@ APPEAL_ANSWER = ("可以申诉。认证一直不通过的，可以申请人工�
 MISSED_WORDS = ("过期", "错过", "过了时间", "停发", "停了", "没发", "暂停", "没到账", "过了认证时间")
 
 
+# "光线挺好的", "网络没问题", "不暗": the word is there, but says that this is NOT the cause.
+_RULED_OUT_AFTER = re.compile(r"^[的也都还挺很蛮够]{0,3}(?:好|够|足|亮|正常|没问题|没毛病|不错|可以|行|快|稳|开着|开了|打开了)")
+SUCCESS = re.compile(r"(?<![没不未])(?:成功了|通过了|认证上了|刷过了|认证好了)")
+
+
+def _said_as_cause(cleaned: str, word: str) -> bool:
+    """The key word names the cause, not its absence ("光线挺好的 就是不行")."""
+    start = cleaned.find(word)
+    while start != -1:
+        ruled_out = cleaned[max(0, start - 1):start] in ("不", "没") \
+            or _RULED_OUT_AFTER.match(cleaned[start + len(word):]) is not None
+        if not ruled_out:
+            return True
+        start = cleaned.find(word, start + 1)
+    return False
+
+
 def classify(text: str) -> str | None:
     """The cause a free-text description points to (longest key word wins)."""
     cleaned = normalise(text)
     best: tuple[int, str] | None = None
     for cause in CAUSES:
         for word in cause.words:
-            if word in cleaned and (best is None or len(word) > best[0]):
+            if word in cleaned and _said_as_cause(cleaned, word) and (best is None or len(word) > best[0]):
                 best = (len(word), cause.key)
     for word in MISSED_WORDS:
         if word in cleaned and (best is None or len(word) > best[0]):
@@ -115,6 +132,8 @@ async def _describe(ctx: DialogContext, text: str) -> Step:
     key = classify(text)
     if key == "missed":
         return Goto("missed")
+    if key is None and SUCCESS.search(text) and not STILL_FAILING.search(text):
+        return await _worked(ctx)  # "好了 成功了 谢谢": it worked after all
     if key is None and STILL_FAILING.search(text) and ctx.slots.get("tries"):
         return await _still_failing(ctx)  # after a fix: the next suggestion is help
     if key is None:

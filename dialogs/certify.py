@@ -3,8 +3,10 @@
 ID number (checksum) -> name (must match the registry; a mismatch reveals nothing) ->
 enrolled? (未建模: explain and how to enrol at an office) -> selfie with precautions ->
 "正在核验" while a face worker decides -> certified (next due date) or advice and retry;
-after ``face.max_attempts_per_day`` failed attempts the chat stops asking for selfies and
-offers a manual review (staff case with the face evidence).
+after ``face.max_attempts_per_day`` failed attempts (of this chat for this pensioner) the chat
+stops asking for selfies and offers a manual review (staff case with the face evidence). When
+all chats together reach ``face.max_attempts_per_pensioner_per_day`` for one pensioner, no chat
+may try again that day, and the first one to meet the cap is handed to staff as an alert.
 
 Re-use (the family proxy flow): start this dialog with the slots ``pensioner_id``,
 ``id_number``, ``proxy=True`` and ``relationship`` already filled (after the caller has
@@ -24,16 +26,11 @@ from bot.core.images import precheck
 from bot.core.messages import Reply
 from bot.core.services import FaceJobs
 from bot.core.storage.models import Pensioner
-from bot.records.attempts import day_start, evidence, failed_attempts_since
-from dialogs.common import (
-    MENU_OPTIONS,
-    NOT_ENROLLED,
-    already_certified,
-    format_date,
-    heard,
-    masked,
-    take_heard_name,
-)
+from bot.records.attempts import FailedToday, claim_cap_alert, day_start, evidence, failed_attempts_by_chat
+from bot.records.cases import CaseLimited
+from bot.records.events import Chat, FailureCause
+from bot.records.events import Step as EventStep
+from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, format_date, masked
 from dialogs.engine import (
     ChatServices,
     Dialog,
@@ -48,8 +45,8 @@ from dialogs.engine import (
     Step,
 )
 from dialogs.face_queue import note, too_long, verifying_text
-from dialogs.family import proxy_certified
-from dialogs.identity import IdentityForm
+from dialogs.family_verdict import proxy_certified
+from dialogs.identity import IdentityForm, note_id_given
 from dialogs.menu import to_main_menu
 from dialogs.reminders import offer_after_success
 from face.liveness import ASK, HARD, WHY, choose
@@ -62,7 +59,8 @@ ASK_ID = ("好的，我们就在这里刷脸认证，一共三步，很简单。
           "第一步：请输入要认证的老人的18位身份证号码（给自己认证就输入自己的）。")
 ASK_ID_AGAIN = "请重新输入18位身份证号码。"
 ASK_NAME = "第二步：请输入这位老人的姓名（和身份证上一样）。"
-MISMATCH = "身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
+MISMATCH = ("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
+            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。")
 MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上身份证到社保经办机构核对；"
                   "也可以让工作人员帮您查一查。")
 SELFIE = ("第三步：请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
@@ -80,6 +78,11 @@ OTHER_METHODS = ("其他认证方式：\n"
                  "2. 行动不便的老人可以申请工作人员上门认证；\n"
                  "3. 也可以用“掌上12333”、支付宝等官方渠道刷脸认证。")
 UNAVAILABLE = "刷脸核验暂时用不了，请稍后再试，或者到社区服务点办理。"
+CAP_ALERTED = ("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
+               "今天先不能再刷脸了。已经请工作人员核查，工作人员会在这里联系您。")
+CAP_REACHED = ("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
+               "今天先不能再刷脸了，工作人员已经在核查。您可以明天再试，或者回复“转人工”，"
+               "也可以到社区服务点当面认证。")
 SELFIE_OPTIONS = ["换其他方式认证", "转人工"]
 
 
@@ -101,6 +104,86 @@ def _tz(services: ChatServices) -> str:
     return services.settings.staff.timezone
 
 
+async def _failed_today(services: ChatServices, pensioner_id: int, channel: str,
+                        chat_user: str) -> FailedToday:
+    return await failed_attempts_by_chat(services.db, pensioner_id, day_start(_tz(services)),
+                                         channel, chat_user)
+
+
+def _left(services: ChatServices, failed: FailedToday) -> int:
+    """Failed attempts this chat may still make today (its own limit and the pensioner's cap)."""
+    face_config = services.settings.face
+    return min(face_config.max_attempts_per_day - failed.mine,
+               face_config.max_attempts_per_pensioner_per_day - failed.everyone)
+
+
+def _capped(services: ChatServices, failed: FailedToday) -> bool:
+    """The pensioner's cap across chats, not this chat's own attempts, stops it."""
+    face_config = services.settings.face
+    return (failed.everyone >= face_config.max_attempts_per_pensioner_per_day
+            and failed.mine < face_config.max_attempts_per_day)
+
+
+async def _alert_cap(services: ChatServices, conv: Conversation, pensioner_id: int,
+                     failed: FailedToday) -> int | None:
+    """The first chat of the day to meet the pensioner's cap opens an alert case for staff
+    (with today's attempts of every chat); later ones only get told. The case id or None."""
+    today = day_start(_tz(services))
+    if not await claim_cap_alert(services.redis, pensioner_id, today):
+        return None
+    proof = await evidence(services.db, pensioner_id, today)
+    proof["alert"] = {"failed_today": failed.everyone, "chats": failed.chats,
+                      "cap": services.settings.face.max_attempts_per_pensioner_per_day}
+    case_id = await services.handoff.escalate(conv, "attempts_alert", pensioner_id=pensioner_id,
+                                              evidence=proof, capped=False)
+    await services.audit(f"chat:{conv.channel}", "face_attempts_cap", target=f"case:{case_id}",
+                         pensioner=f"pensioner:{pensioner_id}", failed_today=failed.everyone,
+                         chats=failed.chats)
+    return case_id
+
+
+async def _cap_replies(services: ChatServices, conv: Conversation, frame: Any, pensioner_id: int,
+                       failed: FailedToday) -> list[Reply]:
+    """A verdict met the pensioner's cap: this flow ends; staff are alerted once a day."""
+    if frame is not None and frame in conv.stack:
+        conv.stack.remove(frame)
+    case_id = await _alert_cap(services, conv, pensioner_id, failed)
+    if case_id is None:
+        return [Reply(CAP_REACHED, ["转人工", "回主菜单"])]
+    position = await services.handoff.position(case_id) or 1
+    return [Reply(CAP_ALERTED), Reply(services.handoff.queue_text(position, first=True))]
+
+
+async def _cap_step(ctx: DialogContext, pensioner_id: int, failed: FailedToday) -> Step:
+    if await _alert_cap(ctx.services, ctx.conversation, pensioner_id, failed) is not None:
+        return Handoff("attempts_alert", [Reply(CAP_ALERTED)])
+    return Finish([Reply(CAP_REACHED, ["转人工", "回主菜单"])])
+
+
+def chat_of(ctx: DialogContext) -> Chat:
+    """The chat as the dashboard's events see it (channel, proxy; no identity)."""
+    return Chat(ctx.conversation.key, ctx.turn.msg.channel, proxy=bool(ctx.slots.get("proxy")))
+
+
+def _result_chat(result: dict[str, Any]) -> Chat:
+    return Chat(str(result["conversation_key"]), str(result.get("channel") or "unknown"),
+                proxy=bool(result.get("proxy")))
+
+
+async def _failed(services: ChatServices, result: dict[str, Any], cause: FailureCause) -> None:
+    await services.events.record(EventStep.FAILED, _result_chat(result), cause=cause,
+                                 pensioner_id=_pensioner(result))
+
+
+async def _step(services: ChatServices, step: EventStep, result: dict[str, Any]) -> None:
+    await services.events.record(step, _result_chat(result), pensioner_id=_pensioner(result))
+
+
+def _pensioner(result: dict[str, Any]) -> int | None:
+    value = result.get("pensioner_id")
+    return int(value) if value else None
+
+
 
 
 # ---------------------------------------------------------------- steps
@@ -110,21 +193,17 @@ async def _start(ctx: DialogContext) -> Step | None:
     """Skip the identity questions when a caller (family flow) already checked them."""
     if ctx.slots.get("pensioner_id"):
         return await _after_identity(ctx)
-    given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+    if not ctx.slots.get("_started"):  # not again after a mismatch sends the chat back here
+        ctx.slots["_started"] = True
+        await ctx.services.events.record(EventStep.STARTED, chat_of(ctx))
+    given = IDENTITY.offered_id(ctx)
     if given and not ctx.slots.get("_id_heard") and not ctx.slots.get("name_tries"):
         ctx.slots["_id_heard"] = True
         ctx.slots["id_number"] = given
+        await note_id_given(ctx, str(given))
         return Goto("ask_name", [Reply(f"第一步：身份证号 {masked(str(given))}，已经收到。")])
     return None
 
-
-
-async def _on_id(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
-
-
-async def _on_name(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
 
 
 async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
@@ -138,7 +217,7 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
 
 
 IDENTITY = IdentityForm("certify", identified=_identified, retry_state="start",
-                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS)
+                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS, record_steps=True)
 
 
 async def _after_identity(ctx: DialogContext) -> Step:
@@ -146,9 +225,14 @@ async def _after_identity(ctx: DialogContext) -> Step:
     pensioner_id = int(ctx.slots["pensioner_id"])
     if not await services.registry.is_enrolled(pensioner_id):
         ctx.event("certify_not_enrolled", target=f"pensioner:{pensioner_id}")
+        await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.NO_MODEL,
+                                     pensioner_id=pensioner_id)
         return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
-    failures = await failed_attempts_since(services.db, pensioner_id, day_start(_tz(services)))
-    if failures >= services.settings.face.max_attempts_per_day:
+    msg = ctx.turn.msg
+    failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
+    if _capped(services, failed):
+        return await _cap_step(ctx, pensioner_id, failed)
+    if _left(services, failed) <= 0:
         return Goto("appeal")
     return Goto("selfie")
 
@@ -171,13 +255,19 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
     """
     services = ctx.services
     face_config = services.settings.face
+    pensioner_id = int(ctx.slots["pensioner_id"])
+    await services.events.record(EventStep.SELFIE_SENT, chat_of(ctx), pensioner_id=pensioner_id)
     refused = precheck(image, max_bytes=face_config.max_image_bytes,
                        max_pixels=face_config.max_image_pixels)
     if refused:
+        await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.QUALITY,
+                                     pensioner_id=pensioner_id)
         return Stay([Reply(ADVICE[refused])])
-    pensioner_id = int(ctx.slots["pensioner_id"])
-    failures = await failed_attempts_since(services.db, pensioner_id, day_start(_tz(services)))
-    if failures >= face_config.max_attempts_per_day:
+    msg = ctx.turn.msg
+    failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
+    if _capped(services, failed):
+        return await _cap_step(ctx, pensioner_id, failed)
+    if _left(services, failed) <= 0:
         return Goto("appeal")
     face = _face(ctx)
     if face is None:
@@ -187,7 +277,6 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
     if refused:
         return Stay([Reply(refused)])
     request_id = uuid.uuid4().hex
-    msg = ctx.turn.msg
     await face.submit({
         "request_id": request_id, "conversation_key": ctx.conversation.key,
         "dialog": ctx.frame.dialog, "pensioner_id": pensioner_id,
@@ -213,8 +302,14 @@ async def _appeal(ctx: DialogContext) -> Step:
     pensioner_id = int(ctx.slots["pensioner_id"])
     proof = await evidence(services.db, pensioner_id, day_start(_tz(services)))
     proxy = proxy_details(ctx.slots, ctx.conversation.key)
-    await services.handoff.escalate(ctx.conversation, "face_failed", pensioner_id=pensioner_id,
-                                    evidence=proof, proxy=proxy)
+    try:
+        await services.handoff.escalate(ctx.conversation, "face_failed", pensioner_id=pensioner_id,
+                                        evidence=proof, proxy=proxy,
+                                        client_address=ctx.turn.msg.client_address)
+    except CaseLimited as limited:
+        ctx.event("handoff_limited", reason="face_failed")
+        return Finish([Reply(limited.user_message, MENU_OPTIONS)])
+    await services.events.record(EventStep.REVIEW, chat_of(ctx), pensioner_id=pensioner_id)
     return Handoff("face_failed", [Reply("好的，已经把您今天的照片和核验记录交给工作人员审核。")])
 
 
@@ -329,8 +424,9 @@ async def _review_case(services: ChatServices, result: dict[str, Any], conv: Any
     if frame is not None and frame in conv.stack:
         conv.stack.remove(frame)
     case_id = int(await services.handoff.escalate(conv, reason, pensioner_id=pensioner_id,
-                                                  evidence=proof,
+                                                  evidence=proof, capped=False,
                                                   proxy=proxy_details(slots, conv.key)))
+    await _step(services, EventStep.REVIEW, result)
     await services.audit(f"chat:{conv.channel}", "face_review", target=f"case:{case_id}",
                          pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),
                          reason=reason, band=result.get("band"),
@@ -350,14 +446,15 @@ async def _challenge_failed(services: ChatServices, result: dict[str, Any], conv
     """Explained, one attempt; at the limit a person reviews it (never a rejection)."""
     reason = str(result.get("challenge_result") or "pose")
     why = WHY.get(reason, WHY["pose"])
-    limit = services.settings.face.max_attempts_per_day
-    failures = await failed_attempts_since(services.db, int(result["pensioner_id"]),
-                                           day_start(_tz(services)))
-    if failures >= limit:
+    pensioner_id = int(result["pensioner_id"])
+    failed = await _failed_today(services, pensioner_id, conv.channel, conv.user_id)
+    if _capped(services, failed):
+        return [Reply(f"这次没有通过：{why}。"), *await _cap_replies(services, conv, frame, pensioner_id, failed)]
+    if _left(services, failed) <= 0:
         await _review_case(services, result, conv, frame, "face_failed")
         return [Reply(f"这次没有通过：{why}。"),
                 Reply(CHALLENGE_REVIEW.format(when=_review_when(services)))]
-    left = f"（今天还可以试 {limit - failures} 次）"
+    left = f"（今天还可以试 {_left(services, failed)} 次）"
     if frame is None:
         return [Reply(f"动作照片没有通过：{why}。要再试的话，请回复“刷脸认证”。", MENU_OPTIONS)]
     if reason == "expired" or not result.get("challenge"):
@@ -381,10 +478,10 @@ certify = Dialog(
     fallback="没听明白。请按提示回复，或者回复“转人工”。",
     states={
         "start": State(prompt=lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID),
-                       on_input=_on_id, on_enter=_start,
+                       on_input=IDENTITY.take, on_enter=_start,
                        options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                        may_go=("ask_name", "selfie", "appeal", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=take_heard_name(_on_name),
+        "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
                           options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
@@ -454,6 +551,8 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     if decision == "passed" and pensioner_id:
         by = f"face:{result.get('channel')}" + (":proxy" if proxy else "")
         due = await services.registry.mark_certified(int(pensioner_id), by=by)
+        await _step(services, EventStep.PASSED, result)
+        await _step(services, EventStep.APPROVED, result)
         if proxy:  # the family flow tells the due date and offers a reminder
             return await proxy_certified(services, conv, frame, result, due)
         if frame is not None:
@@ -469,6 +568,7 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     if decision == "review" and pensioner_id:
         return await _to_review(services, result, conv, frame)
     if decision == "challenge_failed" and pensioner_id:
+        await _failed(services, result, FailureCause.CHALLENGE)
         return await _challenge_failed(services, result, conv, frame)
     if decision == "error":  # the worker gave up: not an attempt, just send it again
         if frame is not None:
@@ -480,28 +580,34 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
         return [Reply("照片没有完整收到（可能是网络不好），这次不算次数。请再发一次；"
                       "如果还不行，请用手机相机重新拍一张发过来。", SELFIE_OPTIONS)]
     if decision == "not_enrolled":
+        await _failed(services, result, FailureCause.NO_MODEL)
         if frame is not None:
             conv.stack.remove(frame)
         return [Reply(NOT_ENROLLED, ["转人工", "回主菜单"])]
     if decision == "flagged" and pensioner_id:
+        await _failed(services, result, FailureCause.REUSE)
         return await _photo_reused(services, result, conv, frame)
     issues = list(result.get("issues") or [])
     if decision == "rejected":
         advice = advice_for(issues)
     else:
         advice = MISMATCH_FACE_PROXY if proxy else MISMATCH_FACE.format(who="您")
-    limit = services.settings.face.max_attempts_per_day
-    failures = await failed_attempts_since(services.db, int(str(pensioner_id)),
-                                           day_start(_tz(services)))
+    if pensioner_id:
+        await _failed(services, result,
+                      FailureCause.QUALITY if decision == "rejected" else FailureCause.MISMATCH)
+    failed = await _failed_today(services, int(str(pensioner_id)), conv.channel, conv.user_id)
+    if _capped(services, failed):
+        return [Reply(f"这次没有通过：{advice}"),
+                *await _cap_replies(services, conv, frame, int(str(pensioner_id)), failed)]
     if frame is None:
         return [Reply(f"刚才那张照片没有通过：{advice}\n要再试的话，请回复“刷脸认证”。", MENU_OPTIONS)]
-    if failures >= limit:
+    if _left(services, failed) <= 0:
         frame.state = "appeal"
         return [Reply(f"这次没有通过：{advice}"),
-                Reply(APPEAL.format(count=failures), ["申请人工审核", "换其他方式认证", "回主菜单"])]
+                Reply(APPEAL.format(count=failed.mine), ["申请人工审核", "换其他方式认证", "回主菜单"])]
     frame.state = "selfie"
     return [Reply(f"这次没有通过：{advice}"),
-            Reply(f"请再拍一张发给我（今天还可以试 {limit - failures} 次）。", SELFIE_OPTIONS)]
+            Reply(f"请再拍一张发给我（今天还可以试 {_left(services, failed)} 次）。", SELFIE_OPTIONS)]
 
 
 PHOTO_REUSED = ("这张照片以前已经用过了，不能再用来认证。认证要用现在当场新拍的照片。\n"
@@ -521,7 +627,8 @@ async def _photo_reused(services: ChatServices, result: dict[str, Any], conv: An
     if frame is not None:
         conv.stack.remove(frame)
     case_id = await services.handoff.escalate(conv, "photo_reused", pensioner_id=pensioner_id,
-                                              evidence=proof, proxy=proxy)
+                                              evidence=proof, proxy=proxy, capped=False)
+    await _step(services, EventStep.REVIEW, result)
     await services.audit(f"chat:{conv.channel}", "photo_reused_review", target=f"case:{case_id}",
                          pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),
                          reused_attempt=result.get("reused_attempt"),

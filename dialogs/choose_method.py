@@ -9,8 +9,10 @@ dialogs for the methods that need no walkthrough: big-data comparison and commun
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot.core.facts import WHERE_OFFLINE
+from bot.core.messages import Reply
 from dialogs.common import certify_here, fact, finish_option, heard, no, yes
 from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
 
@@ -25,6 +27,13 @@ _SKIPS = {"q_abroad": ("abroad", "rec_abroad", "q_phone"),
           "q_leave_home": ("leave_home", "rec_offline", "rec_home_visit")}
 
 
+# What they said in passing, confirmed when its question is skipped.
+_HEARD = {("abroad", True): "您说老人住在国外。", ("abroad", False): "您说老人在国内。",
+          ("smartphone", True): "您说老人会用手机。", ("smartphone", False): "您说老人不会用手机。",
+          ("family_help", True): "您说家里有人能帮忙。", ("family_help", False): "您说家里没人能帮忙。",
+          ("leave_home", True): "您说老人能出门。", ("leave_home", False): "您说老人出门不方便。"}
+
+
 def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
     """Skip a question the person already answered in passing ("不会用手机")."""
     key, if_yes, if_no = _SKIPS[question]
@@ -34,10 +43,44 @@ def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
         if value is None or ctx.slots.get(f"_asked_{question}"):
             return None
         ctx.slots[f"_asked_{question}"] = True  # 返回 here asks it after all
-        return Goto(if_yes if value else if_no)
+        return Goto(if_yes if value else if_no, [Reply(_HEARD[key, bool(value)])])
 
     on_enter.__name__ = f"skip_{question}"
     return on_enter
+
+
+def _remember(ctx: DialogContext, key: str, value: bool) -> None:
+    known = dict(ctx.memory.get("facts") or {})
+    known[key] = value
+    ctx.memory["facts"] = known
+
+
+def _answered(question: str, option: Option, value: bool) -> Option:
+    """A yes/no option that also keeps the answer as a fact, so a later change of mind
+    ("哦不对 其实我不太会用") re-runs the questions without asking this one again."""
+    key = _SKIPS[question][0]
+    target = option.goto
+
+    async def run(ctx: DialogContext) -> Step:
+        _remember(ctx, key, value)
+        ctx.slots[f"_asked_{question}"] = True  # 返回 to it still asks it
+        return Goto(str(target))
+
+    run.__name__ = f"{question}_{'yes' if value else 'no'}"
+    return replace(option, goto=None, run=run, may_go=(str(target),))
+
+
+async def _reconsider(ctx: DialogContext, text: str) -> Step:
+    """A changed answer at the recommendation: the questions again, with what they said now."""
+    given = heard(ctx)
+    said = {key: given[key] for key, _, _ in _SKIPS.values() if given.get(key) is not None}
+    if not said:
+        return NotUnderstood()
+    for key, value in said.items():
+        _remember(ctx, key, bool(value))
+    for question in _SKIPS:
+        ctx.slots.pop(f"_asked_{question}", None)
+    return Goto("q_abroad", [Reply("好的，按您刚才说的，重新帮您挑一下：")])
 
 
 def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Step]]:
@@ -47,11 +90,20 @@ def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Ste
     async def on_input(ctx: DialogContext, text: str) -> Step:
         value = heard(ctx).get(key)
         if value is None:
-            return NotUnderstood()
+            return await _reconsider(ctx, text)  # another question's answer changed, or nothing
         return Goto(if_yes if value else if_no)
 
     on_input.__name__ = f"answer_{question}"
     return on_input
+
+
+def _question(question: str, prompt: str, explain: str, if_yes: Option, if_no: Option) -> State:
+    """A yes/no question: skipped when already answered in passing, answered by free words
+    too; "yes" and "no" lead where ``_SKIPS`` says."""
+    _, yes_state, no_state = _SKIPS[question]
+    return State(on_enter=_skip(question), on_input=_heard_answer(question), explain=explain, prompt=prompt,
+                 options=[_answered(question, replace(if_yes, goto=yes_state), True),
+                          _answered(question, replace(if_no, goto=no_state), False), BACK])
 
 
 async def _intro(ctx: DialogContext) -> Step | None:
@@ -112,27 +164,22 @@ choose_method = Dialog(
                 finish_option(),
             ]),
         "bigdata": _bigdata_state(Option("帮我选方法", goto="q_abroad", words=("选方法", "帮我选"))),
-        "q_abroad": State(
-            on_enter=_skip("q_abroad"), on_input=_heard_answer("q_abroad"),
-            explain="这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。",
-            prompt="第1个问题：老人现在住在国外（或港澳台）吗？",
-            options=[yes("是，在国外", "rec_abroad", words=YES_ABROAD),
-                     no("不是，在国内", "q_phone", words=NO_ABROAD), BACK]),
-        "q_phone": State(
-            on_enter=_skip("q_phone"), on_input=_heard_answer("q_phone"),
-            explain="这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。",
-            prompt="第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
-            options=[yes("会用", "rec_app"), no("不会用", "q_family"), BACK]),
-        "q_family": State(
-            on_enter=_skip("q_family"), on_input=_heard_answer("q_family"),
-            explain="这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。",
-            prompt="第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
-            options=[yes("有人能帮忙", "rec_family"), no("没有人帮忙", "q_leave_home"), BACK]),
-        "q_leave_home": State(
-            on_enter=_skip("q_leave_home"), on_input=_heard_answer("q_leave_home"),
-            explain="这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。",
-            prompt="第4个问题：老人能出门，去社保局或者银行吗？",
-            options=[yes("能出门", "rec_offline"), no("出不了门", "rec_home_visit"), BACK]),
+        "q_abroad": _question(
+            "q_abroad", "第1个问题：老人现在住在国外（或港澳台）吗？",
+            "这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。",
+            yes("是，在国外", words=YES_ABROAD), no("不是，在国内", words=NO_ABROAD)),
+        "q_phone": _question(
+            "q_phone", "第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
+            "这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。",
+            yes("会用"), no("不会用")),
+        "q_family": _question(
+            "q_family", "第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
+            "这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。",
+            yes("有人能帮忙"), no("没有人帮忙")),
+        "q_leave_home": _question(
+            "q_leave_home", "第4个问题：老人能出门，去社保局或者银行吗？",
+            "这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。",
+            yes("能出门"), no("出不了门")),
         "rec_abroad": State(
             final=True,
             prompt=("住在国外的老人，不用回国：用外交部的“中国领事”手机应用就能刷脸认证。"
@@ -140,6 +187,7 @@ choose_method = Dialog(
             options=[Option("带我一步一步做", start="app_consular", words=("一步一步", "带我做", "好的")),
                      certify_here(), BACK, finish_option()]),
         "rec_app": State(
+            on_input=_reconsider,
             prompt="推荐用手机刷脸认证，在家就能做，几分钟就好。您想用哪个？",
             options=[Option("青海人社通（推荐）", start="app_qinghai", words=("青海人社通", "人社通")),
                      Option("掌上12333", start="app_12333", words=("12333", "掌上")),

@@ -111,11 +111,11 @@ def heard(ctx: DialogContext) -> dict[str, Any]:
 
 def take_heard_name(on_name: Callable[[DialogContext, str], Awaitable[Step]]
                     ) -> Callable[[DialogContext], Awaitable[Step | None]]:
-    """An ``on_enter`` hook for a name question: the name the opening message gave is used
-    once, as if it had been typed here, instead of being asked for again."""
+    """An ``on_enter`` hook for a name question: the name this message or the opening message
+    gave is used once, as if it had been typed here, instead of being asked for again."""
 
     async def name_given(ctx: DialogContext) -> Step | None:
-        name = heard(ctx).get("name")
+        name = heard(ctx).get("name") or ctx.slots.get("_opening_name")
         if name and not ctx.slots.get("_name_heard"):
             ctx.slots["_name_heard"] = True
             return await on_name(ctx, str(name))
@@ -171,7 +171,8 @@ async def check_identity(ctx: DialogContext, name: str, *, flow: str, retry_stat
     """
     services = ctx.services
     try:
-        pensioner = await services.registry.find(ctx.conversation.key, ctx.slots["id_number"])
+        pensioner = await services.registry.find(ctx.conversation.key, ctx.slots["id_number"],
+                                                  client_address=ctx.turn.msg.client_address)
     except RateLimited as limited:
         ctx.event(f"{flow}_lookup_limited", **details)
         return Finish([Reply(limited.user_message, menu_options)])
@@ -191,7 +192,8 @@ async def check_identity(ctx: DialogContext, name: str, *, flow: str, retry_stat
 
 NEXT_WORDS = ("下一步", "下载好了", "装好了", "然后呢", "然后", "好了", "好的", "做好了", "接着",
               "继续", "明白了", "懂了", "知道了", "找到了", "点了", "打开了", "完成了", "下一个",
-              "做完了", "弄好了", "可以了", "登录了", "注册好了")
+              "做完了", "弄好了", "可以了", "登录了", "注册好了", "装上了", "下上了", "装完了", "下完了",
+              "安装好了", "弄完了", "搞好了", "整好了", "妥了", "接下来", "往下")
 UNCLEAR_WORDS = ("没看懂", "看不懂", "不懂", "不明白", "没明白", "什么意思", "听不懂", "找不到",
                  "再说一遍", "说详细点")
 

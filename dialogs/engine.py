@@ -24,6 +24,7 @@ from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.core.services import CoreServices
 from bot.records.cases import HandoffService
+from bot.records.events import CertificationEvents
 from bot.records.pensioners import PensionerRegistry
 from faq.knowledge import KnowledgeBase
 from nlu.rules import normalise
@@ -40,10 +41,15 @@ class Goto:
 
 
 @dataclass
-class Stay:
-    """Remain in this state; say ``replies`` and ask again."""
+class Saying:
+    """The base of the steps that carry nothing but ``replies`` to say."""
 
     replies: list[Reply] = field(default_factory=list)
+
+
+@dataclass
+class Stay(Saying):
+    """Remain in this state; say ``replies`` and ask again."""
 
 
 @dataclass
@@ -78,17 +84,13 @@ class Handoff:
 
 
 @dataclass
-class Defer:
+class Defer(Saying):
     """The answer comes later through the outbox (e.g. a face verdict)."""
-
-    replies: list[Reply] = field(default_factory=list)
 
 
 @dataclass
-class Back:
+class Back(Saying):
     """Go back to the previous question (like the global command 返回)."""
-
-    replies: list[Reply] = field(default_factory=list)
 
 
 @dataclass
@@ -367,6 +369,11 @@ class DialogEngine:
         assert conversation is not None
         dialog = self.registry.get(name)
         frame = Frame(dialog=name, state=dialog.start, slots=dict(slots or {}))
+        heard = conversation.memory.get("heard")
+        if isinstance(heard, dict) and heard.get("name") and "_opening_name" not in frame.slots:
+            # The name the opening message gave, for a name question asked turns later
+            # ("俺叫马福海 查认证" -> the ID number -> the name is not asked again).
+            frame.slots["_opening_name"] = heard["name"]
         conversation.stack.append(frame)
         result = EngineResult()
         await self._enter(turn, dialog, frame, dialog.start, result)
@@ -521,7 +528,8 @@ class Invalid(Exception):
 class Form:
     """Collects ``slots`` one at a time; subclasses define ask/validate/submit.
 
-    - ``ask_<slot>(ctx) -> Reply | str`` the question for a slot;
+    - ``questions[slot]``, a fixed question for a slot, or ``ask_<slot>(ctx) -> Reply | str``
+      where the question depends on the chat;
     - ``async validate_<slot>(value, ctx) -> value`` normalises or raises :class:`Invalid`;
     - ``extract(ctx, text) -> dict`` may find several slots in one message
       (default: the requested slot takes the whole text);
@@ -529,6 +537,7 @@ class Form:
     """
 
     slots: tuple[str, ...] = ()
+    questions: dict[str, str] = {}
 
     def requested(self, ctx: DialogContext) -> str | None:
         return next((s for s in self.slots if ctx.slots.get(s) in (None, "")), None)
@@ -547,7 +556,8 @@ class Form:
         slot = self.requested(ctx)
         if slot is None:
             return []
-        question = getattr(self, f"ask_{slot}")(ctx)
+        asker = getattr(self, f"ask_{slot}", None)
+        question = self.questions[slot] if asker is None else asker(ctx)
         return [question if isinstance(question, Reply) else Reply(str(question))]
 
     async def fill(self, ctx: DialogContext, text: str) -> Step:
@@ -609,17 +619,11 @@ class Form:
 class ChatServices(CoreServices, Protocol):
     """The services as dialogs and handlers see them: the foundation's plus records and FAQ."""
 
-    @property
-    def registry(self) -> PensionerRegistry: ...
-
-    @property
-    def handoff(self) -> HandoffService: ...
-
-    @property
-    def faq(self) -> KnowledgeBase: ...
-
-    @property
-    def dialogs(self) -> DialogRegistry: ...
+    registry: PensionerRegistry
+    handoff: HandoffService
+    events: CertificationEvents
+    faq: KnowledgeBase
+    dialogs: DialogRegistry
 
 
 def chat_services(turn: Turn) -> ChatServices:

@@ -4,41 +4,33 @@ relationship -> the pensioner's ID number (checksum) -> name (must match the reg
 mismatch reveals nothing and retries are limited) -> enrolled? -> the per-identity yearly
 limit -> what "in person" means and explicit consent (recorded with time and channel in a
 :class:`ProxyLink` and the audit log) -> the ``certify`` dialog's selfie step as a proxy
-attempt. The verdict is pushed later: on success :func:`proxy_certified` tells the next
-due date and this dialog asks whether to remind the family member (``reminder``); failures
+attempt. The verdict is pushed later: on success ``dialogs/family_verdict.py`` tells the
+next due date and this dialog asks whether to remind the family member (``reminder``); failures
 get certify's advice ("请拍老人本人" for the wrong face) and its 3-attempt rule, then a
 manual review whose case carries the proxy details.
 
 A chat identity may act for at most ``family.max_pensioners_per_year`` pensioners a year
 and can list (masked names) and remove its linked pensioners (``manage``). Removing a
 pensioner it already sent a selfie for this year does not give the slot back, so removal
-cannot be used to act for more pensioners. The diagram is in ``dialogs/family.md``.
+cannot be used to act for more pensioners. The links are records (``bot/records/proxy_links.py``).
+The diagram is in ``dialogs/family.md``.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
-from bot.core.conversation import Conversation, Frame
 from bot.core.logs import mask_name as mask_name  # re-exported
 from bot.core.messages import Reply
-from bot.core.storage.db import Database
-from bot.core.storage.models import CertificationAttempt, Pensioner, ProxyLink
+from bot.core.storage.models import Pensioner
+from bot.records import proxy_links
+from bot.records.events import Chat, FailureCause
+from bot.records.events import Step as EventStep
 from bot.records.reminders import subscribe
-from dialogs.common import (
-    MENU_OPTIONS,
-    NOT_ENROLLED,
-    already_certified,
-    format_date,
-    heard,
-    masked,
-    take_heard_name,
-)
+from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, masked
 from dialogs.engine import (
     ChatServices,
     Dialog,
@@ -53,8 +45,9 @@ from dialogs.engine import (
     Step,
     option_number,
 )
-from dialogs.identity import IdentityForm
+from dialogs.identity import IdentityForm, note_id_given
 from dialogs.menu import to_main_menu
+from dialogs.reminders import due_text, yes_no
 from nlu.rules import normalise
 
 NAME = "family"
@@ -88,7 +81,8 @@ INTRO = ("好的，我来帮您替家里老人做养老待遇资格认证（代�
          "请先告诉我：您是老人的什么人？")
 ASK_ID = "请输入老人的18位身份证号码。"
 ASK_NAME = "请输入老人的姓名（和身份证上一样）。"
-MISMATCH = "身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
+MISMATCH = ("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
+            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。")
 MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上老人的身份证到社保经办机构核对；"
                   "也可以让工作人员帮您查一查。")
 PRESENCE = ("核对好了。刷脸之前请您看清楚：\n"
@@ -137,83 +131,9 @@ def _tz(services: ChatServices) -> ZoneInfo:
     return ZoneInfo(services.settings.staff.timezone)
 
 
-def current_year(services: ChatServices, now: datetime | None = None) -> int:
-    return (now or datetime.now(UTC)).astimezone(_tz(services)).year
-
-
-def _year_start(services: ChatServices, year: int) -> datetime:
-    return datetime(year, 1, 1, tzinfo=_tz(services)).astimezone(UTC)
-
-
-async def acting_for(services: ChatServices, proxy_key: str, year: int) -> set[int]:
-    """Pensioners this chat identity acts for this year: linked and not removed, or
-    removed after it already sent a selfie for them (removal does not free the slot)."""
-    channel, _, user_id = proxy_key.partition(":")
-    async with services.db.session() as session:
-        linked = set(await session.scalars(
-            select(ProxyLink.pensioner_id).where(ProxyLink.proxy_key == proxy_key,
-                                                 ProxyLink.year == year,
-                                                 ProxyLink.removed_at.is_(None))))
-        acted = set(await session.scalars(
-            select(CertificationAttempt.pensioner_id).where(
-                CertificationAttempt.proxy.is_(True), CertificationAttempt.channel == channel,
-                CertificationAttempt.chat_user == user_id,
-                CertificationAttempt.created_at >= _year_start(services, year))))
-    return {int(p) for p in linked | acted if p is not None}
-
-
-async def link_pensioner(services: ChatServices, proxy_key: str, pensioner_id: int, relationship: str,
-                         channel: str, now: datetime) -> int:
-    """Record (or refresh) this year's link with the consent time and channel."""
-    year = current_year(services, now)
-    async with services.db.session() as session:
-        link = await session.scalar(
-            select(ProxyLink).where(ProxyLink.proxy_key == proxy_key,
-                                    ProxyLink.pensioner_id == pensioner_id,
-                                    ProxyLink.year == year, ProxyLink.removed_at.is_(None)))
-        if link is None:
-            link = ProxyLink(proxy_key=proxy_key, pensioner_id=pensioner_id, year=year,
-                             relationship=relationship, reminder_opt_in=False)
-            session.add(link)
-        link.relationship = relationship
-        link.consent_at = now
-        link.consent_channel = channel
-        await session.flush()
-        return int(link.id)
-
-
-async def linked_pensioners(db: Database, proxy_key: str) -> list[tuple[int, str, str]]:
-    """(pensioner id, masked name, relationship) of the active links, oldest first."""
-    async with db.session() as session:
-        rows = (await session.execute(
-            select(ProxyLink.pensioner_id, Pensioner.name, ProxyLink.relationship)
-            .join(Pensioner, Pensioner.id == ProxyLink.pensioner_id)
-            .where(ProxyLink.proxy_key == proxy_key, ProxyLink.removed_at.is_(None))
-            .order_by(ProxyLink.created_at, ProxyLink.id))).all()
-    seen: dict[int, tuple[int, str, str]] = {}
-    for pensioner_id, name, relationship in rows:
-        seen.setdefault(int(pensioner_id), (int(pensioner_id), mask_name(name), relationship))
-    return list(seen.values())
-
-
-async def remove_link(db: Database, proxy_key: str, pensioner_id: int) -> int:
-    """Mark every active link of this identity with this pensioner removed; the count."""
-    now = datetime.now(UTC)
-    async with db.session() as session:
-        links = list(await session.scalars(
-            select(ProxyLink).where(ProxyLink.proxy_key == proxy_key,
-                                    ProxyLink.pensioner_id == pensioner_id,
-                                    ProxyLink.removed_at.is_(None))))
-        for link in links:
-            link.removed_at = now
-        return len(links)
-
-
-async def set_reminder(db: Database, link_id: int, opt_in: bool) -> None:
-    async with db.session() as session:
-        link = await session.get(ProxyLink, link_id)
-        if link is not None:
-            link.reminder_opt_in = opt_in
+async def _acting_for(services: ChatServices, key: str) -> set[int]:
+    tz = _tz(services)
+    return await proxy_links.acting_for(services.db, tz, key, proxy_links.local_year(tz))
 
 
 # ---------------------------------------------------------------- steps
@@ -246,24 +166,15 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         ctx.slots["started"] = True
         ctx.event("family_started", proxy_key=ctx.conversation.key,
                   relationship=ctx.slots.get("relationship"))
-        given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+        chat = Chat(ctx.conversation.key, ctx.turn.msg.channel, proxy=True)
+        await ctx.services.events.record(EventStep.STARTED, chat)
+        given = IDENTITY.offered_id(ctx)
         if given:
             ctx.slots["id_number"] = given
+            await note_id_given(ctx, str(given))
             return Goto("ask_name", [Reply(f"收到老人的身份证号 {masked(str(given))}。")])
     return None
 
-
-
-async def _on_id(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)  # the ID number, or the ID and name in one message
-
-
-async def _on_name(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
-
-
-async def _check_identity(ctx: DialogContext, name: str) -> Step:
-    return await IDENTITY.take(ctx, name)
 
 
 async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
@@ -277,11 +188,13 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     notice = already_certified(ctx, pensioner)
     if not await services.registry.is_enrolled(pensioner_id):
         ctx.event("family_not_enrolled", target=target, proxy_key=key)
+        await services.events.record(EventStep.FAILED, Chat(key, ctx.turn.msg.channel, proxy=True),
+                                     cause=FailureCause.NO_MODEL, pensioner_id=pensioner_id)
         if notice is not None:  # the state of the pensioner first: nothing to do this year
             return Finish([Reply(notice, MENU_OPTIONS)])
         return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
     limit = services.settings.family.max_pensioners_per_year
-    acting = await acting_for(services, key, current_year(services))
+    acting = await _acting_for(services, key)
     if pensioner_id not in acting and len(acting) >= limit:
         ctx.event("family_limit_reached", target=target, proxy_key=key, acting=len(acting),
                   limit=limit)
@@ -296,13 +209,14 @@ async def _consent(ctx: DialogContext) -> Step:
     key = ctx.conversation.key
     pensioner_id = int(ctx.slots["pensioner_id"])
     limit = services.settings.family.max_pensioners_per_year
-    acting = await acting_for(services, key, current_year(services))
+    acting = await _acting_for(services, key)
     if pensioner_id not in acting and len(acting) >= limit:  # another chat turn linked meanwhile
         return Goto("limit")
     now = datetime.now(UTC)
     channel = ctx.turn.msg.channel
     relationship = str(ctx.slots.get("relationship") or "其他")
-    link_id = await link_pensioner(services, key, pensioner_id, relationship, channel, now)
+    link_id = await proxy_links.link_pensioner(services.db, _tz(services), key, pensioner_id,
+                                               relationship, channel, now)
     ctx.event("family_consent", target=f"pensioner:{pensioner_id}", proxy_key=key,
               relationship=relationship, consent_at=now.isoformat(), consent_channel=channel,
               link_id=link_id)
@@ -329,7 +243,7 @@ async def _on_consent(ctx: DialogContext, text: str) -> Step:
 
 
 async def _manage_enter(ctx: DialogContext) -> Step | None:
-    links = await linked_pensioners(ctx.services.db, ctx.conversation.key)
+    links = await proxy_links.linked_pensioners(ctx.services.db, ctx.conversation.key)
     if not links:
         return Finish([Reply(NO_LINKS, MENU_OPTIONS)])
     ctx.slots["links"] = [[pid, masked] for pid, masked, _ in links]
@@ -363,43 +277,26 @@ async def _on_manage(ctx: DialogContext, text: str) -> Step:
 async def _remove(ctx: DialogContext) -> Step:
     pensioner_id, masked = ctx.slots["remove"]
     key = ctx.conversation.key
-    removed = await remove_link(ctx.services.db, key, int(pensioner_id))
+    removed = await proxy_links.remove_link(ctx.services.db, key, int(pensioner_id))
     ctx.event("family_unlink", target=f"pensioner:{pensioner_id}", proxy_key=key, links=removed)
     return Finish([Reply(REMOVED.format(name=masked), MENU_OPTIONS)])
-
-
-def _due(ctx: DialogContext) -> str:
-    raw = ctx.slots.get("due")
-    return format_date(date.fromisoformat(raw)) if raw else "下次到期"
 
 
 async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
     link_id = ctx.slots.get("link_id")
     if link_id is not None:
-        await set_reminder(ctx.services.db, int(link_id), opt_in)
+        await proxy_links.set_reminder(ctx.services.db, int(link_id), opt_in)
     if opt_in and ctx.slots.get("pensioner_id"):  # the subscription the reminders are sent for
         await subscribe(ctx.services.db, ctx.conversation.key, int(ctx.slots["pensioner_id"]), "family")
     ctx.event("family_reminder", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               proxy_key=ctx.conversation.key, link_id=link_id, opt_in=opt_in)
     days = ctx.services.settings.reminders.days_before
-    text = (REMIND_ON if opt_in else REMIND_OFF).format(due=_due(ctx), days=days)
+    text = (REMIND_ON if opt_in else REMIND_OFF).format(due=due_text(ctx), days=days)
     return Finish([Reply(text, MENU_OPTIONS)])
 
 
-async def _remind_yes(ctx: DialogContext) -> Step:
-    return await _remind(ctx, True)
-
-
-async def _remind_no(ctx: DialogContext) -> Step:
-    return await _remind(ctx, False)
-
-
-async def _on_reminder(ctx: DialogContext, text: str) -> Step:
-    if _NEGATION.search(text):
-        return await _remind(ctx, False)
-    if re.search(r"提醒|要|好|可以|行", text):
-        return await _remind(ctx, True)
-    return NotUnderstood("要提醒请回复 1，不用提醒请回复 2。")
+_remind_yes, _remind_no, _on_reminder = yes_no(_remind, "要提醒请回复 1，不用提醒请回复 2。",
+                                               no=_NEGATION, yes=re.compile(r"提醒|要|好|可以|行"))
 
 
 async def _info_mismatch(ctx: DialogContext) -> Step:
@@ -412,7 +309,8 @@ def _remind_prompt(ctx: DialogContext) -> Reply:
 
 IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
                         mismatch_text=MISMATCH, menu_options=MENU_OPTIONS,
-                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。")
+                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。",
+                        record_steps=True)
 
 
 def _limit_prompt(ctx: DialogContext) -> Reply:
@@ -434,9 +332,10 @@ family = Dialog(
             options=[*(Option(rel, goto="ask_id", set={"relationship": rel}) for rel in RELATIONSHIPS),
                      Option(MANAGE, goto="manage", words=("管理", "移除", "解除")), _TO_MENU],
             may_go=("ask_id", "manage")),
-        "ask_id": State(prompt=ASK_ID, on_input=_on_id, on_enter=_ask_id_enter, options=[_TO_MENU],
+        "ask_id": State(prompt=ASK_ID, on_input=IDENTITY.take, on_enter=_ask_id_enter, options=[_TO_MENU],
                         may_go=("ask_name", "mismatch", "limit", "consent", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=_on_name, on_enter=take_heard_name(_check_identity), options=[_TO_MENU],
+        "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
+                          options=[_TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
             Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
@@ -459,37 +358,3 @@ family = Dialog(
             Option(REMIND_NO, run=_remind_no, intents=("deny",))], may_go=("end",)),
     },
 )
-
-
-# ---------------------------------------------------------------- the verdict
-
-
-async def proxy_certified(services: ChatServices, conv: Conversation, frame: Frame | None,
-                          result: dict[str, Any], due: date) -> list[Reply]:
-    """Called by certify's verdict for a passed proxy attempt (pensioner already marked).
-
-    Tells the family member the next due date and leaves the chat in ``reminder``.
-    """
-    pensioner_id = int(result["pensioner_id"])
-    slots = frame.slots if frame is not None else {}
-    link_id = slots.get("link_id")
-    if link_id is None:
-        async with services.db.session() as session:
-            link_id = await session.scalar(
-                select(ProxyLink.id).where(ProxyLink.proxy_key == conv.key,
-                                           ProxyLink.pensioner_id == pensioner_id,
-                                           ProxyLink.removed_at.is_(None))
-                .order_by(ProxyLink.id.desc()))
-    await services.audit(f"face:{result.get('channel')}", "proxy_certified",
-                         target=f"pensioner:{pensioner_id}", proxy_key=conv.key,
-                         relationship=result.get("relationship"), link_id=link_id,
-                         attempt_id=result.get("attempt_id"), next_due=due.isoformat())
-    text = SUCCESS.format(due=format_date(due))
-    if frame is not None and frame in conv.stack:
-        conv.stack.remove(frame)
-    if link_id is None or conv.stack:
-        return [Reply(text, MENU_OPTIONS)]
-    conv.stack.append(Frame(dialog=NAME, state="reminder", slots={
-        "pensioner_id": pensioner_id, "link_id": int(link_id), "due": due.isoformat()}))
-    question = REMIND_QUESTION.format(days=services.settings.reminders.days_before)
-    return [Reply(f"{text}\n{question}", [REMIND_YES, REMIND_NO])]

@@ -45,8 +45,8 @@ _LABELLED = {
     "reason": re.compile(r"(?:原因|因为)[:：是\s]*([^；;\n。]{2,})"),
 }
 _ADDRESS_HINT = re.compile(r"[省市县区州镇乡村路街巷号栋楼室]|小区|单元|社区")
-_REASON_HINT = re.compile(r"行动不便|不方便|瘫痪|卧床|生病|病|残疾|住院|腿|走不了|走不动|下不了|高龄|年纪大|"
-                          r"岁|失能|出不了门|中风|偏瘫|不能出门")
+_REASON_HINT = re.compile(r"行动不便|不方便|瘫|卧床|生病|病|残疾|住院|腿|走不了|走不动|下不了|下不来|起不来|高龄|年纪大|"
+                          r"岁|失能|出不了门|中风|偏瘫|不能出门|痴呆|糊涂|骨折|手术|轮椅")
 _NAME = re.compile(r"^[\u4e00-\u9fa5·]{2,10}$")
 _LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
 _SEPARATORS = re.compile(r"[，,；;\n。\s]+")
@@ -91,21 +91,13 @@ class HomeVisitForm(Form):
                     continue
         return []
 
-    # -- questions
-    def ask_name(self, ctx: DialogContext) -> str:
-        return "先请告诉我老人的姓名。"
-
-    def ask_id_number(self, ctx: DialogContext) -> str:
-        return "请发一下老人的身份证号（18位，在身份证正面最下面一行）。"
-
-    def ask_address(self, ctx: DialogContext) -> str:
-        return "老人住在哪里？请写详细一点，比如：西宁市城东区某某路12号3单元201。"
-
-    def ask_phone(self, ctx: DialogContext) -> str:
-        return "留一个能联系上的电话吧（手机或座机都行），工作人员上门前会先打电话。"
-
-    def ask_reason(self, ctx: DialogContext) -> str:
-        return "最后一个问题：老人为什么出不了门？比如：卧床、行动不便、生病住院。"
+    questions = {
+        "name": "先请告诉我老人的姓名。",
+        "id_number": "请发一下老人的身份证号（18位，在身份证正面最下面一行）。",
+        "address": "老人住在哪里？请写详细一点，比如：西宁市城东区某某路12号3单元201。",
+        "phone": "留一个能联系上的电话吧（手机或座机都行），工作人员上门前会先打电话。",
+        "reason": "最后一个问题：老人为什么出不了门？比如：卧床、行动不便、生病住院。",
+    }
 
     # -- extraction: several slots from one message
     def extract(self, ctx: DialogContext, text: str) -> dict[str, Any]:
@@ -203,7 +195,8 @@ class HomeVisitForm(Form):
         """Before the summary: a name that does not match a registered ID is asked again."""
         try:
             pensioner = await ctx.services.registry.find(ctx.conversation.key,
-                                                         str(ctx.slots["id_number"]))
+                                                         str(ctx.slots["id_number"]),
+                                                         client_address=ctx.turn.msg.client_address)
         except RateLimited as limited:
             return Finish([Reply(limited.user_message)])
         except StorageUnavailable:
@@ -259,8 +252,37 @@ async def _cancel(ctx: DialogContext) -> Step:
     return Finish([Reply("好的，这次没有提交。需要的时候随时再找我。")])
 
 
+# Words around a correction ("电话错了 是138…", "名字写错了，应该是马福海"), dropped before reading it.
+_CORRECTION = re.compile(r"不对|写错了|输错了|弄错了|错了|改成|改为|换成|应该是|要改|改一下|是")
+
+
+async def _corrections(ctx: DialogContext) -> list[str]:
+    """New values this message gives for slots already filled; the labels of those changed."""
+    text = _CORRECTION.sub(" ", ctx.turn.msg.content or "")
+    changed = []
+    for slot, value in FORM.extract(ctx, text).items():
+        try:
+            value = await FORM._validate(slot, value, ctx)
+        except Invalid:
+            continue
+        if value != ctx.slots.get(slot):
+            ctx.slots[slot] = value
+            changed.append(SLOT_LABELS[slot])
+    return changed
+
+
+async def _correct_or_edit(ctx: DialogContext) -> Step:
+    """"电话错了 是13809712222" at the summary: changed at once (checked again), else asked which."""
+    changed = await _corrections(ctx)
+    if changed:
+        return Goto("form", [Reply("好的，" + "、".join(changed) + "改好了。")])
+    return Goto("edit")
+
+
 def _edit(slot: str) -> Option:
     async def run(ctx: DialogContext) -> Step:
+        if SLOT_LABELS[slot] in await _corrections(ctx):  # "电话 13809712222": the new value
+            return Goto("form", [Reply(f"好的，{SLOT_LABELS[slot]}改好了。")])
         ctx.slots[slot] = None
         if slot == "id_number":
             ctx.memory.pop("id_number", None)
@@ -289,7 +311,8 @@ home_visit = Dialog(
             options=[
                 Option("对，提交", run=_submit, words=("提交", "对的", "都对", "没问题", "确认", "是", "对", "是的"),
                        intents=("affirm",), may_go=("end", "retry")),
-                Option("要改一下", goto="edit", words=("改", "不对", "修改", "错了", "否"), intents=("deny",)),
+                Option("要改一下", run=_correct_or_edit, words=("改", "不对", "修改", "错了", "否"),
+                       intents=("deny",), may_go=("edit", "form")),
                 Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办")),
             ],
             on_back=_to_edit),

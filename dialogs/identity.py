@@ -10,7 +10,7 @@ new ID number at the name question replaces the old one, and the opening message
 slots are used (``memory["heard"]``).
 
 Used by certify, family and the status query (their ``ask_id`` / ``ask_name`` states call
-:meth:`IdentityForm.take`), and by the home-visit form (its ``validate_id_number`` and
+:meth:`IdentityForm.take`, the name question enters with :meth:`IdentityForm.heard_name`), and by the home-visit form (its ``validate_id_number`` and
 ``validate_name`` are these).
 """
 
@@ -21,12 +21,23 @@ from typing import Any
 
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
-from dialogs.common import ID_INVALID, check_identity, find_id, masked, name_in
+from bot.records.events import Chat
+from bot.records.events import Step as EventStep
+from dialogs.common import ID_INVALID, check_identity, find_id, heard, masked, name_in, take_heard_name
 from dialogs.engine import DialogContext, Form, Goto, Invalid, NotUnderstood, Stay, Step
 from nlu.entities import id_checksum_ok, normalise_digits, plausible_name
 
 NAME_INVALID = "请只发老人的姓名（和身份证上一样），比如：张桂兰。"
 Identified = Callable[[DialogContext, Pensioner], Awaitable[Step]]
+
+
+async def note_id_given(ctx: DialogContext, id_number: str) -> None:
+    """The dashboard's "ID given" step, once per flow run (only the region code is kept)."""
+    if ctx.slots.get("_id_given"):
+        return
+    ctx.slots["_id_given"] = True
+    chat = Chat(ctx.conversation.key, ctx.turn.msg.channel, proxy=ctx.frame.dialog == "family")
+    await ctx.services.events.record(EventStep.ID_GIVEN, chat, id_number=id_number)
 
 
 class IdentityForm(Form):
@@ -37,8 +48,9 @@ class IdentityForm(Form):
     def __init__(self, flow: str, *, identified: Identified | None = None, retry_state: str = "ask_id",
                  mismatch_text: str = "", menu_options: list[str] | None = None,
                  id_hint: str = "请输入18位身份证号码，比如 630102195003150021。",
-                 name_hint: str = "请输入老人的姓名，比如：张桂兰。") -> None:
+                 name_hint: str = "请输入老人的姓名，比如：张桂兰。", record_steps: bool = False) -> None:
         self.flow = flow
+        self.record_steps = record_steps  # certification flows count "ID given" for the dashboard
         self.identified = identified
         self.retry_state = retry_state
         self.mismatch_text = mismatch_text
@@ -75,6 +87,17 @@ class IdentityForm(Form):
         return name
 
     # -- what a flow's states call
+    def offered_id(self, ctx: DialogContext) -> str | None:
+        """An ID number the chat already gave: in the opening message, or offered by the flow
+        that led here (``memory["id_offered"]``, used once)."""
+        given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
+        return str(given) if given else None
+
+    def heard_name(self) -> Callable[[DialogContext], Awaitable[Step | None]]:
+        """The name question's ``on_enter``: a name the opening message gave is taken once,
+        as if typed there."""
+        return take_heard_name(self.take)
+
     async def refuse_id(self, ctx: DialogContext, text: str) -> Step:
         return NotUnderstood(self.id_hint)
 
@@ -94,6 +117,8 @@ class IdentityForm(Form):
             if asking_name and number != ctx.slots.get("id_number"):
                 replaced = number  # a new ID number at the name question replaces the old one
             ctx.slots["id_number"] = number
+            if self.record_steps:
+                await note_id_given(ctx, number)
         elif not asking_name:
             return await self.refuse_id(ctx, text)
         if "name" not in candidates:
@@ -124,4 +149,4 @@ class IdentityForm(Form):
         return await self.identified(ctx, found)
 
 
-__all__ = ["NAME_INVALID", "IdentityForm"]
+__all__ = ["NAME_INVALID", "IdentityForm", "note_id_given"]

@@ -3,7 +3,7 @@
 After a pensioner's own selfie passes, :func:`offer_after_success` asks once, in plain
 words, whether to remind them before the next due date; no promise is made without a
 yes. "好的，到时候提醒我" (or the option, or a plain yes) subscribes; the subscription is a
-row in ``reminder_subscriptions`` (see ``bot/reminders.py`` for the schedule).
+row in ``reminder_subscriptions`` (see ``bot/records/reminders.py`` for the schedule).
 "不用提醒了" / "取消提醒" work in any state (a rule, ``nlu.rules.STOP_REMINDERS``): the
 router calls :func:`stop_reminders`.
 """
@@ -11,6 +11,7 @@ router calls :func:`stop_reminders`.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import date
 
 from bot.core.conversation import Conversation, Frame
@@ -18,7 +19,18 @@ from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.records.reminders import is_subscribed, subscribe, unsubscribe_all
 from dialogs.common import MENU_OPTIONS, format_date
-from dialogs.engine import ChatServices, Dialog, DialogContext, Finish, NotUnderstood, Option, State, Step
+from dialogs.engine import (
+    ChatServices,
+    Dialog,
+    DialogContext,
+    Finish,
+    InputHandler,
+    NotUnderstood,
+    Option,
+    OptionAction,
+    State,
+    Step,
+)
 
 NAME = "reminders"
 OPT_IN = "好的，到时候提醒我"
@@ -40,9 +52,32 @@ def _days(services: ChatServices) -> int:
     return int(services.settings.reminders.days_before)
 
 
-def _due(ctx: DialogContext) -> str:
+def due_text(ctx: DialogContext) -> str:
+    """The due date kept in the slots, as the user reads it."""
     raw = ctx.slots.get("due")
     return format_date(date.fromisoformat(raw)) if raw else "下次到期"
+
+
+def yes_no(answer: Callable[[DialogContext, bool], Awaitable[Step]], retry: str, *,
+           no: re.Pattern[str] = _NEGATION, yes: re.Pattern[str] = _YES,
+           ) -> tuple[OptionAction, OptionAction, InputHandler]:
+    """The handlers of a reminder question: the yes option, the no option, and free text
+    (a negation is a no, then a yes word is a yes, else ``retry``)."""
+
+    async def on_yes(ctx: DialogContext) -> Step:
+        return await answer(ctx, True)
+
+    async def on_no(ctx: DialogContext) -> Step:
+        return await answer(ctx, False)
+
+    async def on_input(ctx: DialogContext, text: str) -> Step:
+        if no.search(text):
+            return await answer(ctx, False)
+        if yes.search(text):
+            return await answer(ctx, True)
+        return NotUnderstood(retry)
+
+    return on_yes, on_no, on_input
 
 
 async def offer_after_success(services: ChatServices, conv: Conversation, pensioner_id: int,
@@ -66,24 +101,11 @@ async def _answer(ctx: DialogContext, opt_in: bool) -> Step:
         await subscribe(ctx.services.db, ctx.conversation.key, pensioner_id, role)
     ctx.event("reminder_opt_in" if opt_in else "reminder_declined", target=f"pensioner:{pensioner_id}",
               role=role, channel=ctx.conversation.channel)
-    text = (ON if opt_in else OFF).format(due=_due(ctx), days=_days(ctx.services))
+    text = (ON if opt_in else OFF).format(due=due_text(ctx), days=_days(ctx.services))
     return Finish([Reply(text, MENU_OPTIONS)])
 
 
-async def _yes(ctx: DialogContext) -> Step:
-    return await _answer(ctx, True)
-
-
-async def _no(ctx: DialogContext) -> Step:
-    return await _answer(ctx, False)
-
-
-async def _on_input(ctx: DialogContext, text: str) -> Step:
-    if _NEGATION.search(text):
-        return await _answer(ctx, False)
-    if _YES.search(text):
-        return await _answer(ctx, True)
-    return NotUnderstood(f"要提醒请回复 1（{OPT_IN}），不用请回复 2。")
+_yes, _no, _on_input = yes_no(_answer, f"要提醒请回复 1（{OPT_IN}），不用请回复 2。")
 
 
 reminders = Dialog(

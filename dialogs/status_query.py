@@ -24,7 +24,6 @@ from dialogs.common import (
     heard,
     looks_like_question,
     masked,
-    take_heard_name,
 )
 from dialogs.engine import (
     Dialog,
@@ -87,7 +86,8 @@ class StatusIdentity(IdentityForm):
     async def lookup(self, ctx: DialogContext) -> Pensioner | Step:
         id_number = str(ctx.slots["id_number"])
         try:
-            pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number)
+            pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number,
+                                                         client_address=ctx.turn.msg.client_address)
         except RateLimited as limited:
             return Finish([Reply(limited.user_message)])
         except StorageUnavailable:
@@ -119,19 +119,11 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
 IDENTITY = StatusIdentity("status_query", identified=_identified)
 
 
-async def _got_id(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
-
-
 async def _other_id(ctx: DialogContext) -> Step:
     ctx.slots["id_number"] = None
     ctx.memory.pop("id_number", None)
     return Goto("ask_id")
 
-
-
-async def _got_name(ctx: DialogContext, text: str) -> Step:
-    return await IDENTITY.take(ctx, text)
 
 
 def _can_selfie(ctx: DialogContext) -> bool:
@@ -166,7 +158,7 @@ status_query = Dialog(
     start="ask_id",
     entry_intents=("status_query",),
     states={
-        "ask_id": State(prompt=ID_ASK, options=[finish_option("不查了")], on_input=_got_id,
+        "ask_id": State(prompt=ID_ASK, options=[finish_option("不查了")], on_input=IDENTITY.take,
                         explain="请把老人身份证正面最下面那一行的18个数字和字母打给我，比如 630102195003150021。",
                         on_enter=_reuse_id, may_go=("ask_name",)),
         "ask_name": State(
@@ -174,7 +166,7 @@ status_query = Dialog(
             options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
                             may_go=("ask_id",)),
                      finish_option("不查了")],
-            on_input=_got_name, on_enter=take_heard_name(_got_name), may_go=("result", "end")),
+            on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(), may_go=("result", "end")),
         "result": State(prompt=_result, final=True, options=[
             Option("怎么认证", start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
             Option("过期了怎么办", start="missed_deadline", intents=("missed_deadline",),

@@ -92,19 +92,25 @@ def border_sides(image: Image, box: tuple[int, int, int, int], length: float) ->
     found: set[str] = set()
     for x1, y1, x2, y2 in (lines[:, 0] if lines is not None else []):
         dx, dy = abs(int(x2) - int(x1)), abs(int(y2) - int(y1))
+        side = None
         if dy <= 0.05 * dx:  # horizontal
-            y = (y1 + y2) / 2
-            if inset_y < y < top:
-                found.add("top")
-            elif bottom < y < height - inset_y:
-                found.add("bottom")
+            side = _side((y1 + y2) / 2, (inset_y, top, bottom, height - inset_y), ("top", "bottom"))
         elif dx <= 0.05 * dy:  # vertical
-            x = (x1 + x2) / 2
-            if inset_x < x < left:
-                found.add("left")
-            elif right < x < width - inset_x:
-                found.add("right")
+            side = _side((x1 + x2) / 2, (inset_x, left, right, width - inset_x), ("left", "right"))
+        if side is not None:
+            found.add(side)
     return len(found)
+
+
+def _side(at: float, bounds: tuple[float, float, float, float], names: tuple[str, str]) -> str | None:
+    """Which side of the face a line at ``at`` lies on: ``bounds`` are the frame's inset, the
+    face's start and end, and the far inset along that axis."""
+    inset, face_start, face_end, far = bounds
+    if inset < at < face_start:
+        return names[0]
+    if face_end < at < far:
+        return names[1]
+    return None
 
 
 def colour_depth(image: Image, box: tuple[int, int, int, int]) -> tuple[int, float]:

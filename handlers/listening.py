@@ -6,21 +6,35 @@ facts about the pensioner's situation (``memory["facts"]``), and decides the com
 off-script cases: a request for a person next to a question, "不想弄了" inside a flow, a
 money remark or trouble reading Chinese inside a flow (answered, then the flow resumes,
 never read as yes or no), a greeting in front of a question, an ID number next to a
-request or on its own, and a wrong check digit told as such.
+request or on its own, and a wrong check digit told as such. Also (issue 16, held-out
+set): a person wanted next to an option word, a phone type said inside a walkthrough,
+small print, a reminder request, a named app with "教我/怎么" (its walkthrough), a
+home-visit request with its details, a situation plus "咋认证" (choosing a method), and
+when they last certified (over 12 months: the missed-deadline flow; else confirmed with
+the next due month, and the rest of the message read on its own).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from typing import Protocol
 
+from bot.core import facts
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.common import masked
-from dialogs.engine import DialogContext, DialogEngine, chat_services, match_option, option_number
+from dialogs.engine import (
+    DialogContext,
+    DialogEngine,
+    EngineResult,
+    chat_services,
+    match_option,
+    option_number,
+)
 from faq.knowledge import FaqEntry
-from nlu.reading import SITUATION, Reading, read
+from nlu.reading import BEIJING, SITUATION, Reading, read
 from nlu.rules import normalise
 
 
@@ -30,6 +44,8 @@ class Router(Protocol):
     engine: DialogEngine
 
     async def show_menu(self, turn: Turn, text: str) -> None: ...
+
+    async def apply(self, turn: Turn, result: EngineResult) -> None: ...
 
     def at_final_state(self, turn: Turn, frame: object) -> bool: ...
 
@@ -45,6 +61,10 @@ READING_TROUBLE = ("没关系，汉字看不太懂也能办好认证：\n"
                    "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
                    "2. 可以发语音给我，我用简单的话说；\n"
                    "3. 也可以转人工，工作人员可以打电话跟您说。")
+SMALL_PRINT = ("字太小、看不清的话：\n"
+               "1. 可以把手机的字调大：打开手机“设置”，找“显示”或“字体大小”，往大调；\n"
+               "2. 可以请家里人帮您看着手机，一步一步做；\n"
+               "3. 可以发语音给我，也可以转人工，工作人员打电话跟您说。")
 MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
          "打 12333 或者到社保经办机构问清楚。")
 WHOM = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
@@ -57,12 +77,39 @@ _ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?
 _CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
 _STATUS_WORDS = re.compile(r"过没有|了没|没有认证|查|状态|记录|认证过|有没有")
 _WHERE = re.compile(r"(?:去|到|在)(?:哪里|哪儿|哪个地方|哪|啥地方)(?:能|可以|去)?(?:办|认证)")
+# "…阿么认证呢", "咋办认证": asking how, which with their situation is choosing a method.
+_HOW_CERTIFY = re.compile(r"(?:怎么|咋|阿么|如何|怎样)(?:个|样)?(?:认证|办|弄|整|搞)")
+_NOT_A_CHOICE = {"status_query", "family_certification", "certify_now", "method_home_visit", "human_handoff",
+                 "cert_failed", "missed_deadline", "appeal", "scam_warning", "pensioner_died"}
+_HOME_VISIT = re.compile(r"申请上门|上门认证|派人(?:来|上门|到家)|来家里认证|到家里认证")
 _HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里认证|在你这")
 _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
 # Intents a message carrying an ID number most likely means.
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
+# "教我用…", "…怎么弄": asking to be shown how (not "能不能", a yes/no question).
+_TEACH = re.compile(r"教|怎么|咋|阿么|如何|怎样|步骤|操作|带我|一步一步|咋个")
+_APP_ASKS = {None, "out_of_scope", "how_to_certify", "choose_method", "method_face_app", "process_online",
+             "app_download", "purpose", "precautions", "method_alipay", "method_abroad"}
 _CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
              "method_face_app", "purpose"}
+REMIND = ("可以提醒。在这里认证成功后（自己刷脸或帮家人认证都行），我会问您要不要到期前提醒，"
+          "回复“好的”就开通了，提醒发到这个对话里；不想要了随时回复“不用提醒了”。")
+# Options whose own words ask for a person ("转人工"): picking them is the answer.
+_PERSON_OPTION = re.compile(r"^(?:转人工|人工|找人工|工作人员)$")
+# "让工作人员上门": a home visit, not a chat with a person.
+_HOME_VISIT_WORDS = re.compile(r"上门|来家|到家")
+PHONE_NOTED = {"ios": "好的，苹果手机。", "android": "好的，安卓手机。"}
+LAST_OVERDUE = "您说上次认证是{said}，到现在已经超过12个月了。"
+LAST_DUE = ("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
+            "超过12个月没认证，养老金会暂停发放，尽快认证就行。")
+LAST_FINE = "您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。"
+LAST_UNSURE = ("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
+               "可以查一下认证状态，快到12个月了就再认证一次。")
+# Flows that ask for something else (identity, a form): when they last certified does not
+# change their course, it is kept as a fact.
+_FORMS = ("home_visit", "family", "certify", "status_query", "missed_deadline", "reminders")
+# Questions a recent certification answers by itself ("上个月刚认证过 还要认证吗").
+_NEED_TO_CERTIFY = {None, "out_of_scope", "purpose", "cert_cycle", "greet", "affirm", "deny"}
 
 
 def picks_option(turn: Turn) -> bool:
@@ -83,10 +130,10 @@ def remember(turn: Turn, reading: Reading) -> None:
     conv = turn.conversation
     assert conv is not None
     conv.memory["heard"] = dict(reading.slots)
-    facts = dict(conv.memory.get("facts") or {})
-    facts.update({k: v for k, v in reading.slots.items() if k in SITUATION})
-    if facts:
-        conv.memory["facts"] = facts
+    known = dict(conv.memory.get("facts") or {})
+    known.update({k: v for k, v in reading.slots.items() if k in SITUATION})
+    if known:
+        conv.memory["facts"] = known
 
 
 async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
@@ -103,8 +150,16 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     remember(turn, reading)
     frame = conv.frame
     in_flow = frame is not None and frame.dialog != "main_menu"
+    if in_flow and reading.wants_person and not _PERSON_OPTION.search(text) \
+            and not _HOME_VISIT_WORDS.search(text) and picks_option(turn):
+        # "还是不行 找个人帮帮忙吧": the option word is there, but a person is what they want.
+        await router.escalate(turn, "user_request")
+        return True
     if in_flow and picks_option(turn):
         return False
+    if in_flow and frame is not None and frame.dialog.startswith("app_") and aside_phone_type(turn, reading):
+        await resume(router, turn)
+        return True
     if in_flow and router.at_final_state(turn, frame):
         conv.stack.clear()  # the flow's work is done: a new question starts afresh
         in_flow = False
@@ -120,6 +175,11 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if in_flow:
             await resume(router, turn)
         return True
+    if reading.small_print:
+        turn.replies.append(Reply(SMALL_PRINT, [] if in_flow else ["转人工", "怎么认证"]))
+        if in_flow:
+            await resume(router, turn)
+        return True
     if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
         await explain(router, turn)
         return True
@@ -128,6 +188,10 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if in_flow:
             await resume(router, turn)
         return True
+    last = reading.slots.get("last_certified")
+    if isinstance(last, dict) and not (in_flow and picks_option(turn)):
+        if await last_certified(router, turn, last, intent, in_flow):
+            return True
     if reading.money and in_flow:
         entry = router.retrieval_only(turn)  # a knowledge entry about fees, if one is clear
         if entry is not None:
@@ -150,10 +214,23 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     if reading.id_invalid and "id_number" not in reading.slots:
         conv.stack.clear()
         turn.say(ID_CHECKSUM)
+        request = normalise(re.sub(r"[\dXx]", "", text))
+        if intent in ID_INTENTS and not _ID_ONLY.match(request):
+            # "查下认证状态 6328…37": the request starts, the number is asked again
+            await router.answer_intent(turn, intent)
         return True
+    if reading.remind:
+        turn.say(REMIND, [] if intent not in _CHOOSING else ["在这里刷脸认证", "帮家人认证", "查认证状态"])
+        if intent in _CHOOSING or intent in ("cert_cycle", "missed_deadline"):
+            return True
+        return False  # "提醒我一下 帮我妈认证": the request goes on
     slots = reading.slots
     if _WHERE.search(text) and intent not in ("status_query", "method_home_visit"):
         return await router.answer_intent(turn, "method_offline")
+    form_data = {"id_number", "address", "phone", "reason"} & set(slots)
+    if _HOME_VISIT.search(text) and form_data and intent != "method_home_visit":
+        # "申请上门认证 我爸叫… 身份证… 住在… 电话…": the request named, with its details
+        return await router.answer_intent(turn, "method_home_visit")
     if "id_number" in slots and _HERE.search(text) and not slots.get("relationship"):
         return await router.answer_intent(turn, "certify_now")
     family = bool(slots.get("relationship")) and bool(_CERTIFY_WORDS.search(text)) \
@@ -177,9 +254,87 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             turn.replies.extend(Reply(part) for part in entry.answer)
             turn.replies[-1].options = list(entry.options)
             return True
+    app = slots.get("app")
+    if app and _TEACH.search(text) and intent in _APP_ASKS \
+            and app in chat_services(turn).dialogs.dialogs:
+        conv.stack.clear()  # "教我用青海人社通": that app's walkthrough, not the list of apps
+        await router.apply(turn, await router.engine.begin(turn, str(app)))
+        return True
     situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
-    if situation and intent in _CHOOSING:
+    asks_how = _HOW_CERTIFY.search(text) is not None and intent not in _NOT_A_CHOICE
+    if situation and (intent in _CHOOSING or asks_how):
         return await router.answer_intent(turn, "choose_method")
+    return False
+
+
+def aside_phone_type(turn: Turn, reading: Reading) -> bool:
+    """"苹果的" inside a walkthrough that did not ask: noted for its steps, not a new guide."""
+    conv = turn.conversation
+    assert conv is not None and conv.frame is not None
+    phone = reading.slots.get("phone_type")
+    if phone not in PHONE_NOTED or len(normalise(turn.msg.content)) > 8 or set(reading.slots) - {"phone_type"}:
+        return False
+    conv.frame.slots["phone_type"] = phone
+    turn.say(PHONE_NOTED[str(phone)])
+    return True
+
+
+def without_last_certified(text: str, said: str) -> str:
+    """The message without "三个月前在社区认证过" (the time up to its certification word)."""
+    for start in (said, said.removesuffix("前")):
+        if start and start in text:
+            pattern = re.escape(start) + r"[^，,。；;！!？?]*?(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的)*"
+            return re.sub(pattern, " ", text, count=1).strip(" ，,。；;")
+    return text
+
+
+def _due_month(months: int) -> str:
+    """The month, in plain words, 12 months after a certification ``months`` ago."""
+    today = dt.datetime.now(BEIJING).date()
+    index = today.year * 12 + today.month - 1 - months + 12
+    return f"{index // 12}年{index % 12 + 1}月"
+
+
+async def last_certified(router: Router, turn: Turn, last: dict[str, object], intent: str | None,
+                         in_flow: bool) -> bool:
+    """When they last certified, said in passing: confirmed, and more than 12 months ago leads
+    to the missed-deadline flow (paused pension, certify now, back pay)."""
+    conv = turn.conversation
+    assert conv is not None
+    frame = conv.frame
+    dialog = frame.dialog if frame is not None and in_flow else None
+    if dialog in _FORMS:
+        return False  # kept as a fact; the form goes on
+    said, months, overdue = str(last.get("said", "")), int(str(last.get("months", 0))), last.get("overdue")
+    if overdue is True:
+        turn.say(LAST_OVERDUE.format(said=said))
+        if dialog is not None and dialog.startswith("app_"):
+            turn.say(facts.BACKPAY + "现在按步骤认证就行。")  # the walkthrough is the way to certify now
+            await resume(router, turn)
+            return True
+        if intent in ("status_query", "family_certification", "certify_now", "human_handoff",
+                      "method_home_visit") and dialog is None:
+            return False  # what they asked for, with the fact confirmed first
+        conv.stack.clear()
+        return await router.answer_intent(turn, "missed_deadline")
+    if dialog is not None:
+        return False
+    rest = without_last_certified(turn.msg.content, said)
+    if rest != turn.msg.content:  # what else they asked, read on its own ("…认证过 还要认证吗")
+        turn.msg = dataclasses.replace(turn.msg, text=rest, voice_transcript=None)
+        turn.parse = await turn.services.understand(rest) if rest else None
+        threshold = turn.services.settings.nlu.intent_threshold
+        intent = turn.parse.intent(threshold) if turn.parse is not None else None
+    if overdue is None:
+        text = LAST_UNSURE.format(said=said)
+    elif months >= 12:
+        text = LAST_DUE.format(said=said)
+    else:
+        text = LAST_FINE.format(said=said, due=_due_month(months))
+    if intent in _NEED_TO_CERTIFY:
+        turn.say(text, ["查认证状态", "怎么认证"])
+        return True
+    turn.say(text)  # confirmed in passing; what they asked is answered next
     return False
 
 

@@ -22,7 +22,8 @@ import time
 import uuid
 
 from bot.core.conversation import Frame, Mode, chat_lock_key
-from bot.core.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
+from bot.core.errors import AddressLimited, DatabaseUnavailable, RateLimited, StorageUnavailable
+from bot.core.limits import address_bucket
 from bot.core.messages import Reply
 from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS
@@ -76,18 +77,31 @@ class Deduplicate(BatchedStep):
 
 
 class RateLimit(BatchedStep):
-    """At most ``rate_limit.messages_per_minute`` messages per chat per minute.
+    """At most ``rate_limit.messages_per_minute`` messages per chat per minute, and
+    ``rate_limit.per_address.messages_per_minute`` per client address where the channel
+    knows it (the web chat; outcome ``address_limited``, which the web channel answers 429).
 
     Counted in the opening batch (a platform's retry of one message counts too).
     """
 
     def prepare(self, turn: Turn, batch: RedisBatch) -> None:
-        key = f"rl:msg:{turn.msg.conversation_key}:{int(time.time() // 60)}"
+        minute = int(time.time() // 60)
+        key = f"rl:msg:{turn.msg.conversation_key}:{minute}"
         batch.add("rate_count", "incr", key)
         batch.add(None, "expire", key, 120)
+        if turn.msg.client_address is not None:
+            by_address = f"rl:addr:msg:{address_bucket(turn.msg.client_address)}:{minute}"
+            batch.add("address_count", "incr", by_address)
+            batch.add(None, "expire", by_address, 120)
 
     async def __call__(self, turn: Turn, next_step: NextStep) -> None:
-        limit = turn.services.settings.rate_limit.messages_per_minute
+        limits = turn.services.settings.rate_limit
+        by_address = turn.prefetched.get("address_count")
+        if by_address is not None and int(by_address) > limits.per_address.messages_per_minute:
+            turn.outcome = "address_limited"
+            turn.say(AddressLimited.user_message)
+            return
+        limit = limits.messages_per_minute
         count = int(turn.prefetched["rate_count"])
         if count > limit:
             turn.outcome = "rate_limited"
@@ -211,15 +225,19 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     conv.switch_mode(Mode.BOT)
     conv.case_id = None
     survey_case = conv.memory.pop("survey_case", None)
-    answer = survey_answer(turn.msg.content) if survey_case else None
-    if survey_case and answer is not None:
-        await handoff.record_feedback(int(survey_case), answer)
+    score = satisfaction_score(turn.msg.content) if survey_case else None
+    if survey_case and score is not None:
+        await handoff.record_feedback(int(survey_case), score, channel=turn.msg.channel,
+                                      conversation_key=conv.key)
         turn.events.append({"action": "handoff_feedback", "target": f"case:{survey_case}",
-                            "resolved": answer})
+                            "resolved": score == HELPED, "score": score})
         turn.outcome = "feedback"
         conv.stack = [Frame(dialog="main_menu", state="choose")]
-        if answer:
+        if score == HELPED:
             turn.say("太好了！谢谢您的反馈。还有什么可以帮您？请回复数字选择：", MENU_LABELS)
+        elif score == PARTLY:
+            turn.say("谢谢您的反馈。还有没办好的，可以回复“转人工”再找工作人员，或者回复数字选择：",
+                     MENU_LABELS)
         else:
             turn.say("抱歉没能帮您解决好。您可以回复“转人工”再找工作人员，或者回复数字选择：",
                      MENU_LABELS)
@@ -227,19 +245,32 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
     await next_step()
 
 
-SURVEY_OPTIONS = ["解决了", "还没解决"]
-_SURVEY_YES = {"1", "解决了", "解决", "已解决", "好了", "是", "是的", "嗯", "好", "可以了"}
-_SURVEY_NO = {"2", "还没解决", "没解决", "没有解决", "没有", "不是", "否", "还没有"}
+# Asked when staff close a case (issue 22): the answer is a satisfaction score, 3 = helped.
+SURVEY_QUESTION = "这次帮到您了吗？请回复数字："
+SURVEY_OPTIONS = ["帮到了", "帮到一部分", "没帮到"]
+HELPED, PARTLY, NOT_HELPED = 3, 2, 1
+_SURVEY_WORDS = {
+    HELPED: {"1", "帮到了", "帮到", "帮到了的", "解决了", "解决", "已解决", "好了", "是", "是的", "嗯", "好",
+             "可以了", "满意", "谢谢"},
+    PARTLY: {"2", "帮到一部分", "一部分", "部分", "部分解决", "还行", "一般", "差不多"},
+    NOT_HELPED: {"3", "没帮到", "没有帮到", "还没解决", "没解决", "没有解决", "没有", "不是", "否", "还没有",
+                 "不满意"},
+}
+
+
+def satisfaction_score(text: str) -> int | None:
+    """"1"/帮到了 -> 3, "2"/帮到一部分 -> 2, "3"/没帮到 -> 1; anything else -> None."""
+    cleaned = text.strip().strip("。！!.，, ").replace("回复", "").strip()
+    for score, words in _SURVEY_WORDS.items():
+        if cleaned in words:
+            return score
+    return None
 
 
 def survey_answer(text: str) -> bool | None:
-    """"解决了"/1 -> True, "还没解决"/2 -> False, anything else -> None."""
-    cleaned = text.strip().strip("。！!.，, ").replace("回复", "").strip()
-    if cleaned in _SURVEY_YES:
-        return True
-    if cleaned in _SURVEY_NO:
-        return False
-    return None
+    """Whether the answer says the problem was solved (None: not an answer)."""
+    score = satisfaction_score(text)
+    return None if score is None else score == HELPED
 
 
 async def understand(turn: Turn, next_step: NextStep) -> None:

@@ -22,7 +22,9 @@ question.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 
 from bot.core.conversation import Mode
 from bot.core.messages import Reply
@@ -30,6 +32,8 @@ from bot.core.pipeline import NextStep, Turn
 from bot.core.understanding import IntentScore, ParseResult
 from dialogs.engine import DialogEngine, chat_services
 from dialogs.menu import MENU_LABELS
+from nlu.entities import extract_last_certified
+from nlu.reading import read
 from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam
 
 log = logging.getLogger(__name__)
@@ -75,10 +79,36 @@ async def scam_guard(turn: Turn, next_step: NextStep) -> None:
         conv.switch_mode(Mode.BOT)
         conv.case_id = None
         conv.memory.pop("survey_case", None)
+    frame = conv.frame
+    rest = other_question(text or "")
+    if rest and (frame is None or frame.dialog == "main_menu"):
+        # "认证要钱吗 在哪认证": the warning, then the other question answered as usual
+        turn.msg = dataclasses.replace(turn.msg, text=rest, voice_transcript=None)
+        turn.outcome = "scam_warning"
+        await next_step()
+        turn.replies[0:0] = warning
+        return
     turn.parse = ParseResult(text, [hit], backend="rules")
     turn.outcome = "scam_warning"
     turn.replies.extend(warning)
     await resume(turn)
+
+
+_CLAUSES = re.compile(r"[\s，,。；;！!？?]+")
+_ASKING = re.compile(r"怎么|咋|阿么|哪|什么|啥|如何|多久|几|吗|呢|要不要|能不能")
+_DOMAIN = re.compile(r"认证|刷脸|年审|材料|带什么|带啥|人社通|12333")
+
+
+def other_question(text: str) -> str | None:
+    """A second question next to a fee or scam remark, with no scam cue of its own."""
+    parts = [part for part in _CLAUSES.split(text) if part]
+    if len(parts) < 2:
+        return None
+    others = [part for part in parts if match_scam(part) is None]
+    if len(others) == len(parts):
+        return None  # the cue is spread over the clauses: no clause stands alone
+    asked = [part for part in others if len(part) >= 4 and _ASKING.search(part) and _DOMAIN.search(part)]
+    return "，".join(asked) if asked else None
 
 
 async def resume(turn: Turn) -> None:
@@ -140,6 +170,13 @@ async def answer_neighbours(turn: Turn, next_step: NextStep) -> None:
     at_menu = conv.frame is None or conv.frame.dialog == "main_menu"
     if intent not in INFO_INTENTS or not at_menu or conv.mode != "bot" or turn.msg.event:
         await next_step()
+        return
+    situation = read(turn.msg.content or "").slots.keys() & {"smartphone", "family_help", "leave_home"}
+    if situation and intent != SCAM_INTENT:
+        await next_step()  # "娃娃在外地 俺一个人 阿么认证": their situation, so a method is chosen
+        return
+    if intent == "cert_cycle" and extract_last_certified(turn.msg.content or "") is not None:
+        await next_step()  # "上个月刚认证过 还要认证吗": listening answers with their own date
         return
     replies = entry_replies(turn, intent)
     if not replies:

@@ -20,6 +20,7 @@ import logging
 
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
+from bot.records.cases import CaseLimited
 from dialogs.common import looks_like_question
 from dialogs.engine import DialogEngine, EngineResult, chat_services, option_number
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
@@ -161,14 +162,10 @@ class Router:
         if intent == "greet" or (conv.is_new and not turn.msg.content):
             await self.show_menu(turn, WELCOME_BACK if conv.returning and conv.is_new else GREETING)
             return
-        only = self.retrieval_only(turn)
-        if only is not None:
-            conv.misunderstood = 0
-            turn.replies.extend(faq_replies(only))
+        only = self.retrieval_only(turn)  # an FAQ answer that comes before any intent
+        if only is None and intent and await self.answer_intent(turn, intent):
             return
-        if intent and await self.answer_intent(turn, intent):
-            return
-        entry = self.retrieve(turn)
+        entry = only if only is not None else self.retrieve(turn)
         if entry is not None:
             conv.misunderstood = 0
             turn.replies.extend(faq_replies(entry))
@@ -313,7 +310,13 @@ class Router:
         handoff = chat_services(turn).handoff
         conv.stack.clear()
         conv.misunderstood = 0
-        case_id = await handoff.escalate(conv, reason)
+        try:
+            case_id = await handoff.escalate(conv, reason, client_address=turn.msg.client_address)
+        except CaseLimited as limited:  # said plainly; the chat stays with the bot
+            turn.events.append({"action": "handoff_limited", "reason": reason})
+            turn.outcome = "case_limited"
+            turn.say(limited.user_message, MENU_LABELS)
+            return
         turn.events.append({"action": "handoff", "target": f"case:{case_id}", "reason": reason})
         turn.outcome = "handoff"
         turn.say(handoff.queue_text(await handoff.position(case_id) or 1, first=True))

@@ -10,6 +10,8 @@
   to the short prefecture name (海西蒙古族藏族自治州, 格尔木 -> 海西).
 - ``date``: absolute dates (2024年3月5日, 2024-03-05, 3月5号) and a few relative words
   (今天, 昨天, 去年 ...) as ISO ``YYYY-MM-DD`` (``YYYY`` for a bare year).
+- ``last_certified`` (:func:`extract_last_certified`): when the pensioner last certified
+  (去年3月认证的, 2025年5月, 半年前, 一年多没认证了, 上个月刚认证), as whole months ago.
 """
 
 from __future__ import annotations
@@ -108,49 +110,63 @@ def _number(token: str) -> int | None:
     return None
 
 
+class DateSpans:
+    """Date entities found in ``text``, each kept only when it overlaps none found before."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: list[Entity] = []
+        self.taken: list[tuple[int, int]] = []
+
+    def add(self, value: str, start: int, end: int) -> None:
+        if any(start < e and s < end for s, e in self.taken):
+            return
+        self.taken.append((start, end))
+        self.found.append(Entity("date", value, start, end, {"text": self.text[start:end]}))
+
+    def add_written_dates(self, today: dt.date) -> None:
+        """ISO dates, then "2024年3月5日"-style dates (a month alone is ``YYYY-MM``), then years."""
+        for match in _ISO_DATE.finditer(self.text):
+            try:
+                value = dt.date(int(match["year"]), int(match["month"]), int(match["day"])).isoformat()
+            except ValueError:
+                continue
+            self.add(value, match.start(), match.end())
+        for match in _ABSOLUTE_DATE.finditer(self.text):
+            year = _number(match["year"]) if match["year"] else today.year
+            month = _number(match["month"])
+            day = _number(match["day"]) if match["day"] else None
+            if year is None or month is None or not 1 <= month <= 12:
+                continue
+            if day is None:
+                self.add(f"{year:04d}-{month:02d}", match.start(), match.end())
+                continue
+            try:
+                self.add(dt.date(year, month, day).isoformat(), match.start(), match.end())
+            except ValueError:
+                continue
+        for match in _YEAR_ONLY.finditer(self.text):
+            self.add(match["year"], match.start(), match.end())
+
+    def in_order(self) -> list[Entity]:
+        return sorted(self.found, key=lambda entity: entity.start)
+
+
 def extract_dates(text: str, today: dt.date | None = None) -> list[Entity]:
     """Dates in ``text`` as ISO strings; relative words are resolved against ``today``."""
     if _MAYBE_DATE.search(text) is None:
         return []
     today = today or dt.date.today()
-    found: list[Entity] = []
-    taken: list[tuple[int, int]] = []
-
-    def add(value: str, start: int, end: int) -> None:
-        if any(start < e and s < end for s, e in taken):
-            return
-        taken.append((start, end))
-        found.append(Entity("date", value, start, end, {"text": text[start:end]}))
-
-    for match in _ISO_DATE.finditer(text):
-        try:
-            value = dt.date(int(match["year"]), int(match["month"]), int(match["day"])).isoformat()
-        except ValueError:
-            continue
-        add(value, match.start(), match.end())
-    for match in _ABSOLUTE_DATE.finditer(text):
-        year = _number(match["year"]) if match["year"] else today.year
-        month = _number(match["month"])
-        day = _number(match["day"]) if match["day"] else None
-        if year is None or month is None or not 1 <= month <= 12:
-            continue
-        if day is None:
-            add(f"{year:04d}-{month:02d}", match.start(), match.end())
-            continue
-        try:
-            add(dt.date(year, month, day).isoformat(), match.start(), match.end())
-        except ValueError:
-            continue
-    for match in _YEAR_ONLY.finditer(text):
-        add(match["year"], match.start(), match.end())
+    spans = DateSpans(text)
+    spans.add_written_dates(today)
     for match in _RELATIVE.finditer(text):
         word = match.group(0)
         if word in _RELATIVE_DAYS:
             value = (today + dt.timedelta(days=_RELATIVE_DAYS[word])).isoformat()
         else:
             value = str(today.year + _RELATIVE_YEARS[word])
-        add(value, match.start(), match.end())
-    return sorted(found, key=lambda entity: entity.start)
+        spans.add(value, match.start(), match.end())
+    return spans.in_order()
 
 
 @dataclass
@@ -205,14 +221,18 @@ def extract(text: str, today: dt.date | None = None) -> list[Entity]:
 # What follows a name in a sentence ("她叫王秀英卧床三年了", "我爸叫马福海身份证…").
 _AFTER_NAME = re.compile(r"身份证|今年|卧床|瘫痪|岁|住|电话|手机|他|她|的|是|在|要|想|能|已经|行动|不|没|生病|"
                          r"得|年|和|跟|老人|现在|家|一直|腿|病|号码|认证|帮|给")
-_NAME_CUE = re.compile(r"(?:(?:我爸爸|我妈妈|我爸|我妈|我父亲|我母亲|我爷爷|我奶奶|我外公|我外婆|我老伴|老伴|我爱人|老人)"
-                       r"(?:的名字|名字|的姓名|姓名)?(?:叫做|叫|是)?|名字叫|名字是|姓名是|姓名|名字|名叫|叫做|叫)"
-                       r"[:：\s]*([\u4e00-\u9fff·•]{2,12})")
+_RELATION_CUE = (r"(?:我爸爸|我妈妈|我爸|我妈|我父亲|我母亲|我爷爷|我奶奶|我外公|我外婆|我老伴|老伴|我爱人|"
+                 r"我阿爸|我阿妈|老人)")
+# An explicit cue (叫, 名字, 姓名) is surer than a relationship word followed by a name
+# ("帮我奶奶查一下…名字张桂兰": 张桂兰, not 查一下).
+_NAME_CUE = re.compile(rf"(?:{_RELATION_CUE}(?:的名字|名字|的姓名|姓名)(?:叫做|叫|是)?|{_RELATION_CUE}(?:叫做|叫|是)|"
+                       r"名字叫|名字是|姓名是|姓名|名字|名叫|叫做|叫)[:：\s]*([\u4e00-\u9fff·•]{2,12})")
+_RELATION_NAME = re.compile(rf"{_RELATION_CUE}[:：\s]*([\u4e00-\u9fff·•]{{2,12}})")
 _NOT_A_NAME = re.compile(
     r"[了吗呢吧啊嘛呀哦哈嗯么咋啥谁哪呗]|不|没|床|瘫|病|残|痪|住院|提交|认证|人工|工作|身份|电话|手机|号码|"
     r"地址|县|市|村|路|乡|镇|街|区|小区|确认|修改|取消|退出|返回|主菜单|谢谢|你好|您好|我们|你们|他们|自己|"
     r"老人|家人|儿子|女儿|妈妈|爸爸|父亲|母亲|可以|知道|不行|怎么|什么|为什么|帮忙|麻烦|行动|方便|出门|"
-    r"上门|刷脸|照片|拍照|申请|登记|办理|查询|状态|失败|成功|下一步|好的|对的|是的|明白|看懂")
+    r"上门|刷脸|照片|拍照|申请|登记|办理|查询|状态|失败|成功|下一步|好的|对的|是的|明白|看懂|一下|查查|看看|问问")
 # Han surnames that start most names; names without one (Tibetan, Mongolian) are checked by
 # their first syllable.
 _SURNAMES = set(
@@ -242,8 +262,9 @@ def plausible_name(value: str) -> bool:
 
 
 def extract_name(text: str) -> str | None:
-    """A personal name given after 叫/姓名/名字 ("她叫王秀英，卧床三年了" -> 王秀英)."""
-    for match in _NAME_CUE.finditer(text):
+    """A personal name given after 叫/姓名/名字 ("她叫王秀英，卧床三年了" -> 王秀英), else right
+    after a relationship word ("我爸马福海认证过没有" -> 马福海)."""
+    for match in (*_NAME_CUE.finditer(text), *_RELATION_NAME.finditer(text)):
         candidate = match.group(1)
         cut = _AFTER_NAME.search(candidate, 2)
         if cut is not None:
@@ -278,3 +299,148 @@ def extract_address(text: str) -> str | None:
         if units >= 2 and len(value) > len(best):
             best = value
     return best or None
+
+
+# ---------------------------------------------------------------- when they last certified
+
+# A certification word near the time: "去年3月认证的", "一年多没认证了", "半年前在社区认证过".
+_CERTIFIED_WORD = re.compile(r"认证|认过|刷脸|刷过脸|年审|核验|验证过|办过|办的认证")
+_CN_COUNT = r"(?:半|一|两|二|三|四|五|六|七|八|九|十|十一|十二|几|好几|\d{1,2})"
+# "半年前", "三个月前", "一年多没认证", "两年没认证了", "好几年没…"
+_AGO = re.compile(rf"(?P<count>{_CN_COUNT})\s*(?:个)?\s*(?P<more>多)?\s*(?P<unit>年|月)\s*(?P<more2>多)?"
+                  r"(?:个月)?\s*(?P<tail>以前|之前|前|了|没|都没|也没|还没|未|没有)")
+# "上个月刚认证", "这个月认证过", "上周", "前几天": recent.
+_RECENT = {"上个月": 1, "上月": 1, "这个月": 0, "这月": 0, "本月": 0, "上周": 0, "上星期": 0,
+           "上礼拜": 0, "前几天": 0, "前两天": 0, "前天": 0, "昨天": 0, "今天": 0, "刚刚": 0,
+           "刚才": 0, "前段时间": 1, "年初": -1}
+_RECENT_RE = re.compile("|".join(re.escape(word) for word in sorted(_RECENT, key=len, reverse=True)))
+# "去年3月", "前年十月", "今年5月": a relative year with a month.
+_YEAR_MONTH = re.compile(rf"(?P<rel>去年|前年|今年)\s*(?P<month>{_NUM})\s*(?:月|月份)")
+_LONG_AGO = re.compile(r"很久|好久|好多年|好几年|多年|几年")
+# A clause: the time and the certification word must be in the same one.
+_CLAUSE = re.compile(r"[，,。；;！!？?\n]")
+
+
+def _months_between(today: dt.date, year: int, month: int) -> int:
+    return (today.year - year) * 12 + today.month - month
+
+
+def _count(token: str) -> int | None:
+    if token == "半":
+        return 0
+    if token in ("几", "好几"):
+        return 2
+    return _number(token)
+
+
+@dataclass(frozen=True)
+class LastCertified:
+    """When the pensioner last certified: ``months`` ago (at least), as the person said it."""
+
+    months: int
+    said: str
+    overdue: bool | None  # more than 12 months; None when the words cannot tell (去年)
+
+    def as_slot(self) -> dict[str, object]:
+        return {"months": self.months, "said": self.said, "overdue": self.overdue}
+
+
+_NEGATED = re.compile(r"^[^，,。]{0,3}(?:没|未|不)")
+_DONE_AFTER_YEAR = re.compile(r"^[^，,。\s没未不还要用]{0,6}(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的|完)")
+
+
+def _near_certified_word(clause: str, start: int, end: int, after: int = 12) -> bool:
+    """The certification word within a few characters of the time, in the same clause."""
+    window = clause[max(0, start - 8): end + after]
+    return _CERTIFIED_WORD.search(window) is not None or "上次" in clause[max(0, start - 8): start]
+
+
+def _point_in_time(clause: str, start: int, end: int, after: int = 12) -> bool:
+    """A time when they certified: near the word and not negated ("今年还没认证")."""
+    return _near_certified_word(clause, start, end, after) and _NEGATED.match(clause[end:]) is None
+
+
+def extract_last_certified(text: str, today: dt.date | None = None) -> LastCertified | None:
+    """When the pensioner last certified, from "去年3月认证的" / "一年多没认证了" / "2025年5月".
+
+    Only past times next to a certification word count ("明年认证的时候" is not one). Months
+    are whole months before ``today`` (Beijing time): 半年前 is 6, 一年多 is 13 ("more than
+    a year"), 去年 alone is unknown (``overdue`` None).
+    """
+    if not text or _MAYBE_DATE.search(text) is None and "月" not in text and "周" not in text \
+            and "天" not in text and "久" not in text and "刚" not in text and "星期" not in text \
+            and "礼拜" not in text:
+        return None
+    today = today or dt.date.today()
+    for clause in _CLAUSE.split(normalise_digits(text)):
+        found = _last_certified_in(clause, today)
+        if found is not None:
+            return found
+    return None
+
+
+def _last_certified_in(clause: str, today: dt.date) -> LastCertified | None:
+    if _CERTIFIED_WORD.search(clause) is None:
+        return None
+    for match in _YEAR_MONTH.finditer(clause):
+        month = _number(match["month"])
+        if month is None or not 1 <= month <= 12 or not _point_in_time(clause, *match.span()):
+            continue
+        year = today.year - {"去年": 1, "前年": 2, "今年": 0}[match["rel"]]
+        months = _months_between(today, year, month)
+        if months >= 0:
+            return LastCertified(months, match.group(0), months > 12)
+    dates = extract_dates(clause, today)
+    for date in dates:
+        value = str(date.value)
+        if len(value) == 4 or not _point_in_time(clause, date.start, date.end):
+            continue  # bare years last: "三个月前认证过 今年还用吗" is three months
+        said = str((date.extra or {}).get("text", value))
+        year, month = int(value[:4]), int(value[5:7])
+        months = _months_between(today, year, month)
+        if months < 0 and len(value) == 7 and "年" not in said:
+            months += 12  # "5月认证的" said in March: last year's May
+        if months < 0:
+            continue
+        return LastCertified(months, said, months > 12)
+    for match in _AGO.finditer(clause):
+        if not _near_certified_word(clause, *match.span()):
+            continue
+        count = _count(match["count"])
+        if count is None:
+            continue
+        more = bool(match["more"] or match["more2"])
+        if match["unit"] == "年":
+            months = 6 if match["count"] == "半" else count * 12 + (1 if more else 0)
+        else:
+            months = count + (1 if more else 0)
+        if match["tail"] in ("没", "都没", "也没", "还没", "未", "没有") and months == 12 and not more:
+            months = 12  # "一年没认证了": a year, due now
+        said = match.group(0).rstrip("了没都也还未有")
+        said = said[:-2] + "前" if said.endswith(("以前", "之前")) else said
+        said = said if said.endswith("前") else said + "前"  # 一年多 -> 一年多前
+        return LastCertified(months, said, months > 12)
+    for match in _RECENT_RE.finditer(clause):
+        if not _point_in_time(clause, *match.span()):
+            continue
+        months = _RECENT[match.group(0)]
+        if months < 0:  # 年初: January of this year
+            months = today.month - 1
+        return LastCertified(months, match.group(0), False)
+    for date in dates:
+        value = str(date.value)
+        # A bare year (2024年, 去年, 前年) counts only with a finished certification right
+        # after it ("去年认证的", "前年刷过脸"), not "今年还用认证吗".
+        if len(value) != 4 or not _DONE_AFTER_YEAR.match(clause[date.end:]):
+            continue
+        year = int(value)
+        if year > today.year:
+            continue
+        gap = today.year - year
+        months = max(0, gap * 12 - 11) if gap else 0
+        said = str((date.extra or {}).get("text", value))
+        return LastCertified(months, said, True if gap >= 2 else (False if gap == 0 else None))
+    long_ago = _LONG_AGO.search(clause)
+    if long_ago is not None and re.search(r"没(?:有)?(?:再)?认证|没(?:有)?认过|未认证", clause):
+        return LastCertified(24, long_ago.group(0), True)
+    return None

@@ -43,6 +43,15 @@ _CREDENTIAL = re.compile(_words(
     "验证码", "校验码", "动态码", "短信码", "密码", "口令", "银行卡", "存折", "网银", "u盾",
     "安全码", "cvv", "(收到|短信|手机上)的?.{0,4}数字"))
 _CARD = re.compile("银行卡|存折")
+# Trouble with one's own code or password while logging in (not someone asking for it).
+_OWN_TROUBLE = re.compile(_words(
+    "收不到", "没收到", "没有收到", "接不到", "不来", "没来", "没反应", "发不过来", "输了好几", "输错",
+    "不对", "错误", "过期了", "忘了", "忘记", "记不得", "记不住", "登录不", "登不上", "登录不上", "进不去",
+    "重置", "找回"))
+_BANK = re.compile("银行|存折|网银|u盾|cvv|卡号")
+# Handing a code over to someone: always a warning.
+_HAND_OVER = re.compile(_words("告诉", "给他", "给她", "给对方", "发给", "报给", "念给", "说给", "问我要", "要我的",
+                               "让我", "叫我", "要我", "提供"))
 _LINK = re.compile(_words("链接", "网址", "网页地址", "短链", "http", "www", r"\.cn/", r"\.com",
                           "发了个网站", "发来的网站", "陌生网站", "这个网站", "登录.{0,4}网站"))
 _MAYBE_FEE = re.compile(_words(
@@ -106,6 +115,10 @@ def scam_score(text: str) -> float:
     if _LINK.search(cleaned):
         score = max(score, 0.9)
     credential = _CREDENTIAL.search(cleaned)
+    if credential and _OWN_TROUBLE.search(cleaned) and not _HAND_OVER.search(cleaned) \
+            and not _THIRD.search(cleaned) and not _BANK.search(cleaned) \
+            and not _REMOTE.search(cleaned.replace("短信验证码", "验证码")):
+        credential = None  # "验证码收不到", "密码忘了": trouble logging in, nobody asks for it
     if credential and not (payout and _CARD.fullmatch(credential.group(0)) and not _REMOTE.search(cleaned)):
         score = max(score, 0.9)
     remote = _REMOTE.search(cleaned) is not None

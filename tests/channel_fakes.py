@@ -1,6 +1,7 @@
 """Local HTTP servers speaking the WeChat and Telegram APIs, and protocol payload helpers.
 
-Shared by the channel tests and the cross-channel relay / fault tests. The fakes record
+Shared by the channel tests and the cross-channel relay / fault tests; the ``fake_wechat``
+and ``fake_telegram`` fixtures (a plugin of tests/conftest.py) start them. The fakes record
 every call (including failed attempts) and can be told to fail or be slow. ``fake.trickle``
 makes a fake send every answer slowly, in small chunks (so a client that reads only what has
 arrived so far gets a part), with or without Content-Length, and can cut photo downloads off
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from bot.channels.wechat import parse_xml
@@ -383,3 +385,22 @@ def buttons(params: dict[str, Any]) -> list[tuple[str, str]]:
     return [(b["text"], b["callback_data"]) for row in rows for b in row]
 
 
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
+    """A local WeChat API server (the channel's ``wechat.api_base`` in ``wechat_settings``)."""
+    fake = FakeWechat()
+    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
+    return fake
+
+
+@pytest.fixture
+async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
+    """A local Telegram Bot API server (see ``base_url``)."""
+    fake = FakeTelegram()
+    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
+    return fake

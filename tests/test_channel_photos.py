@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,11 @@ from bot import keys
 from bot.app import create_app
 from bot.channels.telegram import PHOTO_FAILED as TG_PHOTO_FAILED
 from bot.channels.telegram import TELEGRAM, TelegramChannel
-from bot.channels.wechat import PHOTO_FAILED_TEXT, WECHAT, WechatApi, WechatApiError, WechatChannel
+from bot.channels.wechat import PHOTO_FAILED_TEXT, WECHAT, WechatChannel
+from bot.channels.wechat_api import WechatApi, WechatApiError
 from bot.core.pipeline import NextStep, Turn
 from bot.core.storage.models import AuditLog, CertificationAttempt
-from bot.records.attempts import photo_store
 from bot.services import Services
-from face.enrol import enrol
-from face.jobs import build_worker
-from nlu.entities import with_check_digit
 from tests.channel_fakes import (
     OPENID,
     FakeTelegram,
@@ -47,18 +43,24 @@ from tests.channel_fakes import (
     text_xml,
     wechat_settings,
 )
-from tests.conftest import Backends, backends
-from tests.face_support import engine, needs_model, needs_photos, photo_bytes
+from tests.conftest import Backends, wait_for
+from tests.face_support import (
+    ID_OBAMA,
+    IDENTITY_ONLY,
+    enrol_obama,
+    needs_model,
+    needs_photos,
+    photo_bytes,
+    run_worker,
+)
 from tests.webchat import web_id
 
 pytestmark = [needs_photos]
-ID_OBAMA = with_check_digit("63010219610804001")
 KINDS = ["jpeg", "jpeg_3mb", "png", "heic"]
 SLOW = Trickle(chunk=8 * 1024, delay_s=0.001)  # a 3 MB photo arrives in about 400 pieces
 
-# These tests check that photos arrive whole and certify by identity; tests/test_liveness.py
-# has the pose challenge.
-IDENTITY_ONLY = {"face.challenge": False}
+# These tests check that photos arrive whole and certify by identity (IDENTITY_ONLY);
+# tests/test_liveness.py has the pose challenge.
 
 
 @functools.cache
@@ -102,32 +104,6 @@ def spy_images(services: Services) -> list[bytes | None]:
     return seen
 
 
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def run_worker(services: Services) -> None:
-    """Work off the face queue once with the session's model (a real arq worker, burst mode)."""
-    worker = build_worker(services.settings, backends().redis_url, burst=True, engine=engine(),
-                          handle_signals=False)
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-
-
-async def enrol_obama(services: Services) -> int:
-    result = await enrol(services.db, engine(), photo_store(services.settings), ID_OBAMA, "欧巴马",
-                         photo_bytes("obama/obama1.jpg"))
-    assert result.ok and result.pensioner_id is not None, result.issues
-    return result.pensioner_id
-
-
 async def attempts(services: Services) -> list[CertificationAttempt]:
     async with services.db.session() as session:
         return list(await session.scalars(select(CertificationAttempt)))
@@ -137,11 +113,10 @@ async def attempts(services: Services) -> list[CertificationAttempt]:
 
 
 @pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
-    fake = FakeWechat()
-    fake.trickle = Trickle(chunk=SLOW.chunk, delay_s=SLOW.delay_s)
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
+def fake_wechat(fake_wechat: FakeWechat) -> FakeWechat:
+    """The shared fake, answering slowly in small pieces."""
+    fake_wechat.trickle = Trickle(chunk=SLOW.chunk, delay_s=SLOW.delay_s)
+    return fake_wechat
 
 
 def wechat_channel(client: Any) -> WechatChannel:
@@ -246,7 +221,7 @@ async def test_full_size_photo_certifies_through_wechat(wx: Any, fake_wechat: Fa
     await wechat_channel(wx).drain()
     assert any("正在核验" in t for t in fake_wechat.texts())
     await run_worker(services)  # the app's own consumer pushes the verdict to WeChat
-    await wait_for(lambda: any("认证成功" in t for t in fake_wechat.texts()), 30, "the verdict")
+    await wait_for(lambda: any("认证成功" in t for t in fake_wechat.texts()), "the verdict", 30)
     assert [a.decision for a in await attempts(services)] == ["passed"]
     pensioner = await services.registry.get(pensioner_id)
     assert pensioner is not None and pensioner.certified_by == "face:wechat"
@@ -264,7 +239,7 @@ async def test_damaged_photo_from_the_platform_does_not_use_an_attempt(
     assert await wx_post(wx, image_xml("broken")) == "success"
     await wechat_channel(wx).drain()
     await run_worker(services)
-    await wait_for(lambda: any("不算次数" in t for t in fake_wechat.texts()), 30, "the request to resend")
+    await wait_for(lambda: any("不算次数" in t for t in fake_wechat.texts()), "the request to resend", 30)
     last = fake_wechat.texts()[-1]
     assert "没有完整" in last and "不是照片" not in last and "没有通过" not in last
     assert await attempts(services) == []
@@ -280,13 +255,13 @@ async def test_damaged_photo_from_the_platform_does_not_use_an_attempt(
         await wechat_channel(wx).drain()
         await run_worker(services)
         await wait_for(lambda: "次" in fake_wechat.texts()[-1] and "对不上" in "".join(fake_wechat.texts()[-2:]),
-                       30, "the mismatch")
+                       "the mismatch", 30)
     assert "今天还可以试 1 次" in fake_wechat.texts()[-1]
     fake_wechat.media["selfie"] = whole
     await wx_post(wx, image_xml("selfie"))
     await wechat_channel(wx).drain()
     await run_worker(services)
-    await wait_for(lambda: any("认证成功" in t for t in fake_wechat.texts()), 30, "the verdict")
+    await wait_for(lambda: any("认证成功" in t for t in fake_wechat.texts()), "the verdict", 30)
     assert sorted(a.decision for a in await attempts(services)) == ["failed", "failed", "passed"]
 
 
@@ -294,11 +269,10 @@ async def test_damaged_photo_from_the_platform_does_not_use_an_attempt(
 
 
 @pytest.fixture
-async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
-    fake = FakeTelegram()
-    fake.trickle = Trickle(chunk=SLOW.chunk, delay_s=SLOW.delay_s)
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
+def fake_telegram(fake_telegram: FakeTelegram) -> FakeTelegram:
+    """The shared fake, answering slowly in small pieces."""
+    fake_telegram.trickle = Trickle(chunk=SLOW.chunk, delay_s=SLOW.delay_s)
+    return fake_telegram
 
 
 @pytest.fixture
@@ -380,11 +354,10 @@ async def test_full_size_photo_certifies_through_telegram(tg: Any, fake_telegram
     assert await deliver(tg, photo_update(fake_telegram, phone_photo(kind))) == 200
     assert "正在核验" in (await _sent_texts(tg))[-1]
     await run_worker(services)
-    await wait_for(lambda: any("认证成功" in t for t in fake_telegram.texts()), 30, "the verdict")
+    await wait_for(lambda: any("认证成功" in t for t in fake_telegram.texts()), "the verdict", 30)
     assert [a.decision for a in await attempts(services)] == ["passed"]
     pensioner = await services.registry.get(pensioner_id)
     assert pensioner is not None and pensioner.certified_by == "face:telegram"
-
 
 
 # ---------------------------------------------------------------- the reading helper

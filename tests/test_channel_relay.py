@@ -52,20 +52,6 @@ RETRY_DELAYS = (0.05, 0.1, 0.2)
 
 
 @pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
-    fake = FakeWechat()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
-@pytest.fixture
-async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
-    fake = FakeTelegram()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
-@pytest.fixture
 async def app_client(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake_wechat: FakeWechat,
                      fake_telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The server with WeChat and Telegram on, retries short enough for tests."""
@@ -166,7 +152,7 @@ async def test_wechat_relay_both_ways(app_client: Any, aiohttp_client: Any, fake
     closed = await staff.post(f"/api/staff/cases/{case_id}/resolve", json={"decision": "resolved", "note": ""})
     assert closed.status == 200
     closing = fake_wechat.texts()[-1]
-    assert "问题解决了吗？" in closing and "回复 1 解决了" in closing
+    assert "这次帮到您了吗？" in closing and "回复 1 帮到了" in closing
     assert fake_wechat.sent[-1]["touser"] == OPENID
 
     status, body, _ = await post(app_client, text_xml("1"))  # back with the bot, passive again
@@ -197,8 +183,8 @@ async def test_telegram_relay_both_ways(app_client: Any, aiohttp_client: Any,
     assert (await staff.post(f"/api/staff/cases/{case_id}/resolve",
                              json={"decision": "resolved"})).status == 200
     question = fake_telegram.sent()[-1]
-    assert question["text"].startswith("问题解决了吗")
-    assert buttons(question) == [("1. 解决了", "解决了"), ("2. 还没解决", "还没解决")]
+    assert question["text"].startswith("这次帮到您了吗")
+    assert buttons(question) == [("1. 帮到了", "帮到了"), ("2. 帮到一部分", "帮到一部分"), ("3. 没帮到", "没帮到")]
     assert await deliver(app_client, callback_update("解决了")) == 200
     assert "谢谢" in fake_telegram.texts()[-1]
 

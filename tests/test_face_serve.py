@@ -18,7 +18,7 @@ import yaml
 from nlu.entities import with_check_digit
 from tests.conftest import FACES_DIR, ROOT
 from tests.face_support import needs_model, needs_photos, photo_bytes
-from tests.services import free_port
+from tests.services import free_port, wait_healthy
 from tests.webchat import new_web_id, public_id
 
 pytestmark = [needs_model, needs_photos, pytest.mark.slow]
@@ -57,20 +57,6 @@ def _children_running_worker(parent: int) -> list[int]:
     return found
 
 
-async def _wait_health(port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.3)
-    raise AssertionError("server did not come up")
-
-
 @pytest.mark.parametrize("no_worker", [False, True])
 async def test_serve_runs_a_worker_and_pushes_the_verdict(tmp_path: Path, no_worker: bool) -> None:
     port = free_port()
@@ -87,7 +73,8 @@ async def test_serve_runs_a_worker_and_pushes_the_verdict(tmp_path: Path, no_wor
     assert json.loads(enrolled.stdout.splitlines()[-1])["ok"] is True
     server = _start(bot + ["serve"] + (["--no-worker"] if no_worker else []))
     try:
-        await _wait_health(port)
+        async with aiohttp.ClientSession() as http:
+            await wait_healthy(http, port, 120)
         await asyncio.sleep(1)
         workers = _children_running_worker(server.pid)
         if no_worker:

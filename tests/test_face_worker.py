@@ -24,6 +24,7 @@ from face.jobs import DELAY_ENV
 from nlu.entities import with_check_digit
 from tests.conftest import ROOT, backends
 from tests.face_support import engine, needs_model, needs_photos, photo_bytes
+from tests.services import stop
 
 pytestmark = [needs_model, needs_photos, pytest.mark.slow]
 
@@ -79,11 +80,7 @@ async def test_killed_worker_job_runs_again(services: Services, tmp_path: Path) 
     try:
         await _wait_for(lambda: face.process_pending(block_ms=200), 90, "the verdict")
     finally:
-        second.terminate()
-        try:
-            second.wait(20)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        stop(second)
     pushed = await services.outbox.drain(key)
     assert pushed and "认证成功" in pushed[0].text
     async with services.db.session() as session:

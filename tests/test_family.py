@@ -15,8 +15,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.core.storage.models import AuditLog, Case, CertificationAttempt, Pensioner, ProxyLink
-from bot.face_service import FaceService, attach
+from bot.core.storage.models import (
+    AuditLog,
+    Case,
+    CertificationAttempt,
+    CertificationEvent,
+    Pensioner,
+    ProxyLink,
+)
+from bot.face_service import FaceService
 from bot.records.attempts import AttemptRecord, find_reused_photo, hamming, record_attempt, save_template
 from bot.services import Services
 from dialogs.family import (
@@ -28,49 +35,29 @@ from dialogs.family import (
     mask_name,
     relationship_of,
 )
-from face.jobs import build_worker
 from nlu.entities import with_check_digit
-from tests.conftest import Backends, TestBot, backends, make_settings
-from tests.face_support import embedding, engine, needs_model, needs_photos, photo_bytes
+from tests.conftest import Backends, TestBot, make_settings
+from tests.face_support import (
+    ID_OBAMA,
+    IDENTITY_ONLY,
+    embedding,
+    joined,
+    needs_model,
+    needs_photos,
+    photo_bytes,
+    verdict,
+)
 
-ID_OBAMA = with_check_digit("63010219610804001")
 ID_UNENROLLED = with_check_digit("63210219480802003")
 PEOPLE = [(with_check_digit(f"63010219500101{i}00"), name)
           for i, name in enumerate(["张桂兰", "马福海", "李德明", "王秀英", "赵玉珍"], 1)]
 FAKE_EMBEDDING = [0.01] * 128  # enough for "enrolled" when no selfie is verified
 
 
-async def run_worker(services: Services) -> None:
-    """Work off the queue once with the session's model (a real arq worker, burst mode)."""
-    worker = build_worker(services.settings, backends().redis_url, burst=True,
-                          engine=engine(), handle_signals=False)
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-
-
-async def verdict(bot: TestBot, face: FaceService) -> list[Any]:
-    await run_worker(bot.services)
-    for _ in range(50):
-        if await face.process_pending(block_ms=100):
-            break
-    return await bot.pushed()
-
-
-def joined(replies: list[Any]) -> str:
-    return "\n".join(r.text for r in replies)
-
-
 @pytest.fixture
 def settings(tmp_path: Path, clean_backends: Backends) -> Any:
     """These tests check identity alone: no pose challenge (tests/test_liveness.py has it)."""
-    return make_settings(tmp_path, clean_backends, **{"face.challenge": False})
-
-
-@pytest.fixture
-async def face(services: Services) -> FaceService:
-    return attach(services)
+    return make_settings(tmp_path, clean_backends, **IDENTITY_ONLY)
 
 
 async def register(services: Services, id_number: str, name: str,
@@ -179,6 +166,11 @@ async def test_happy_proxy_certification_with_reminder_opt_in(testbot: TestBot, 
     # The proxy's own status is unaffected: their chat is not tied to the pensioner.
     conv = await testbot.conversation()
     assert "pensioner_id" not in conv.memory and conv.frame is None
+    # The dashboard's step records (issue 22): family steps are proxy steps; region 6301.
+    async with testbot.services.db.session() as session:
+        events = list(await session.scalars(select(CertificationEvent).order_by(CertificationEvent.id)))
+    assert [e.kind for e in events] == ["started", "id_given", "selfie_sent", "passed", "approved"]
+    assert all(e.proxy for e in events) and events[-1].prefecture == "6301"
 
 
 @needs_model

@@ -9,15 +9,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import redis as sync_redis
 
 from bot.app import create_app
 from bot.core.storage.db import migrate
 from tests.conftest import Backends, make_settings
-from tests.services import RedisProcess, _pg_admin, free_port
-from tests.test_resilience import _serve, _wait_healthy
+from tests.services import RedisProcess, _pg_admin, servers
 from tests.webchat import new_web_id, public_id, web_id
 
 
@@ -115,21 +113,16 @@ async def test_redis_restart_under_load(aiohttp_client: Any, tmp_path: Path,
 @pytest.mark.slow
 async def test_two_processes_keep_one_users_messages_in_order(tmp_path: Path,
                                                               clean_backends: Backends) -> None:
-    ports = [free_port(), free_port()]
-    processes = [_serve(port, clean_backends, tmp_path / "var") for port in ports]
-    try:
-        async with aiohttp.ClientSession() as session:
-            for port in ports:
-                await _wait_healthy(session, port)
-            frank = await new_web_id(session, f"http://127.0.0.1:{ports[0]}/api/chat/session")
+    async with servers(2, clean_backends.env(tmp_path / "var")) as (ports, session):
+        frank = await new_web_id(session, f"http://127.0.0.1:{ports[0]}/api/chat/session")
 
-            async def send(i: int) -> None:
-                port = ports[i % 2]
-                async with session.post(f"http://127.0.0.1:{port}/api/chat",
-                                        json={"user_id": frank, "text": f"需要带什么材料{i}"}) as r:
-                    assert r.status == 200
+        async def send(i: int) -> None:
+            port = ports[i % 2]
+            async with session.post(f"http://127.0.0.1:{port}/api/chat",
+                                    json={"user_id": frank, "text": f"需要带什么材料{i}"}) as r:
+                assert r.status == 200
 
-            await asyncio.gather(*(send(i) for i in range(20)))
+        await asyncio.gather(*(send(i) for i in range(20)))
         raw = sync_redis.Redis.from_url(clean_backends.redis_url).get(f"conv:web:{public_id(frank)}")
         state = json.loads(raw)
         assert state["turns"] == 20, "no turn was lost to a concurrent write"
@@ -139,7 +132,3 @@ async def test_two_processes_keep_one_users_messages_in_order(tmp_path: Path,
         pairs = list(zip(roles[first_user:], roles[first_user + 1:], strict=False))
         assert ("user", "user") not in pairs, roles
         assert roles[-1] == "bot", roles
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)

@@ -13,18 +13,11 @@ from bot.core.config import Settings
 from bot.core.storage.models import AuditLog, Case, CaseMessage
 from bot.records.cases import QUEUE_KEY, HandoffService
 from bot.services import Services
-from bot.staff.auth import StaffAuth, StaffSession
 from bot.staff.desk import GREETING, StaffDesk
 from handlers.middleware import survey_answer
-from tests.conftest import TestBot, make_settings
+from tests.conftest import StaffedChat, TestBot, make_settings, staff_session
 
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
-
-
-async def staff_session(services: Services, username: str = "wang", role: str = "agent") -> StaffSession:
-    auth = StaffAuth(services.settings, services.db, services.redis)
-    user = await auth.create_user(username, "secret-pass-1", role)
-    return await auth.start_session(user)
 
 
 async def case_rows(services: Services) -> list[Case]:
@@ -79,35 +72,27 @@ async def test_three_misunderstandings_open_a_fallback_case(testbot: TestBot, se
     assert case.reason == "fallback"
 
 
-async def test_human_mode_relays_and_the_bot_stays_silent(testbot: TestBot, services: Services) -> None:
-    staff = await staff_session(services)
-    desk = StaffDesk(services)
-    await testbot.say("转人工")
-    case_id = (await testbot.conversation()).case_id
-    await desk.claim(staff, case_id)
+async def test_human_mode_relays_and_the_bot_stays_silent(testbot: TestBot, services: Services,
+                                                          staffed: StaffedChat) -> None:
     assert (await testbot.conversation()).mode == "human"
     pushed = await testbot.pushed()
     assert "工作人员" in pushed[0].text
     assert await testbot.say("怎么认证") == []
-    await desk.reply(staff, case_id, "请把身份证号发给我")
+    await staffed.reply("请把身份证号发给我")
     assert [r.text for r in await testbot.pushed()] == ["工作人员：请把身份证号发给我"]
     async with services.db.session() as session:
-        rows = list(await session.scalars(select(CaseMessage).where(CaseMessage.case_id == case_id)
+        rows = list(await session.scalars(select(CaseMessage).where(CaseMessage.case_id == staffed.case_id)
                                           .order_by(CaseMessage.id)))
     assert [(m.author, m.text) for m in rows] == [("staff", GREETING), ("user", "怎么认证"),
                                                   ("staff", "请把身份证号发给我")]  # the greeting is kept
 
 
-async def test_closing_asks_if_resolved_and_records_the_answer(testbot: TestBot, services: Services) -> None:
-    staff = await staff_session(services)
-    desk = StaffDesk(services)
-    await testbot.say("转人工")
-    case_id = (await testbot.conversation()).case_id
-    await desk.claim(staff, case_id)
+async def test_closing_asks_if_resolved_and_records_the_answer(testbot: TestBot, services: Services,
+                                                               staffed: StaffedChat) -> None:
     await testbot.pushed()
-    await desk.resolve(staff, case_id, "resolved", "已电话说明")
+    await staffed.resolve("已电话说明")
     pushed = await testbot.pushed()
-    assert pushed[-1].text.startswith("问题解决了吗") and pushed[-1].options == ["解决了", "还没解决"]
+    assert pushed[-1].text.startswith("这次帮到您了吗") and pushed[-1].options == ["帮到了", "帮到一部分", "没帮到"]
     conv = await testbot.conversation()
     assert conv.mode == "closed" and conv.case_id is None
     await testbot.say("1")
@@ -116,19 +101,15 @@ async def test_closing_asks_if_resolved_and_records_the_answer(testbot: TestBot,
     async with services.db.session() as session:
         feedback = await session.scalar(select(CaseMessage).where(CaseMessage.author == "feedback"))
         audit = await session.scalar(select(AuditLog).where(AuditLog.action == "handoff_feedback"))
-    assert feedback is not None and feedback.case_id == case_id and feedback.text == "解决了"
+    assert feedback is not None and feedback.case_id == staffed.case_id and feedback.text == "解决了"
     assert audit is not None and audit.details["resolved"] is True
     await testbot.say("3")  # the menu is live again: numbers work
     assert "身份证" in testbot.text
 
 
-async def test_not_resolved_answer_offers_a_person_again(testbot: TestBot, services: Services) -> None:
-    staff = await staff_session(services)
-    desk = StaffDesk(services)
-    await testbot.say("转人工")
-    case_id = (await testbot.conversation()).case_id
-    await desk.claim(staff, case_id)
-    await desk.resolve(staff, case_id, "resolved", None)
+async def test_not_resolved_answer_offers_a_person_again(testbot: TestBot, services: Services,
+                                                         staffed: StaffedChat) -> None:
+    await staffed.resolve()
     await testbot.say("还没解决")
     assert "转人工" in testbot.text and testbot.options == MENU
     async with services.db.session() as session:
@@ -136,26 +117,18 @@ async def test_not_resolved_answer_offers_a_person_again(testbot: TestBot, servi
     assert feedback == "没解决"
 
 
-async def test_after_closure_other_questions_go_to_the_bot(testbot: TestBot, services: Services) -> None:
-    staff = await staff_session(services)
-    desk = StaffDesk(services)
-    await testbot.say("转人工")
-    case_id = (await testbot.conversation()).case_id
-    await desk.claim(staff, case_id)
-    await desk.resolve(staff, case_id, "resolved", None)
+async def test_after_closure_other_questions_go_to_the_bot(testbot: TestBot, services: Services,
+                                                           staffed: StaffedChat) -> None:
+    await staffed.resolve()
     await testbot.say("需要带什么材料")
     assert "身份证" in testbot.text
     async with services.db.session() as session:
         assert await session.scalar(select(CaseMessage).where(CaseMessage.author == "feedback")) is None
 
 
-async def test_returning_user_after_closure_starts_with_the_bot(testbot: TestBot, services: Services) -> None:
-    staff = await staff_session(services)
-    desk = StaffDesk(services)
-    await testbot.say("转人工")
-    case_id = (await testbot.conversation()).case_id
-    await desk.claim(staff, case_id)
-    await desk.resolve(staff, case_id, "resolved", None)
+async def test_returning_user_after_closure_starts_with_the_bot(testbot: TestBot, services: Services,
+                                                                staffed: StaffedChat) -> None:
+    await staffed.resolve()
     ttl = await services.redis.ttl(f"conv:{testbot.key}")
     assert 0 < ttl <= services.settings.conversation.idle_timeout_s  # closed chats expire like bot chats
     await services.conversations.delete(testbot.key)  # the idle timeout passed
@@ -164,14 +137,10 @@ async def test_returning_user_after_closure_starts_with_the_bot(testbot: TestBot
     assert (await testbot.conversation()).mode == "bot"
 
 
-async def test_hand_back_returns_control_with_a_live_menu(testbot: TestBot, services: Services) -> None:
-    staff = await staff_session(services)
-    desk = StaffDesk(services)
-    await testbot.say("转人工")
-    case_id = (await testbot.conversation()).case_id
-    await desk.claim(staff, case_id)
+async def test_hand_back_returns_control_with_a_live_menu(testbot: TestBot, services: Services,
+                                                          staffed: StaffedChat) -> None:
     await testbot.pushed()
-    case = await desk.hand_back(staff, case_id)
+    case = await staffed.hand_back()
     assert case.status == "closed" and case.decision == "handed_back"
     pushed = await testbot.pushed()
     assert "交还给小助手" in pushed[0].text and pushed[0].options == MENU

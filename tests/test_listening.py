@@ -6,7 +6,7 @@ pensioners are seeded (张桂兰 certified, 马福海 overdue, 李德明 never c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -381,3 +381,173 @@ async def test_family_word_and_certify_here_is_family_not_status(testbot: TestBo
     other = TestBot(testbot.services)
     await other.say(f"我爸马福海认证过没有 身份证{MA}")
     assert "过期" in other.text
+
+
+# ---------------------------------------------------------------- when they last certified
+
+
+@pytest.mark.parametrize("text, months, overdue", [
+    ("我妈去年3月认证的 今年忘了", 21, True),
+    ("2025年5月认证的", 19, True),
+    ("上次认证是2025年11月", 13, True),
+    ("半年前在社区认证过", 6, False),
+    ("一年多没认证了", 13, True),
+    ("两年没认证了", 24, True),
+    ("上个月刚认证", 1, False),
+    ("三个月以前认证过", 3, False),
+    ("去年十月份认证的", 14, True),
+    ("去年认证的", 1, None),  # which month is unknown
+])
+def test_last_certified_is_read_as_months_ago(text: str, months: int, overdue: bool | None) -> None:
+    found = entities.extract_last_certified(text, today=date(2026, 12, 4))
+    assert found is not None, text
+    assert (found.months, found.overdue) == (months, overdue), text
+
+
+def test_last_certified_needs_a_past_certification() -> None:
+    today = date(2026, 12, 4)
+    for text in ("明年认证的时候提醒我", "今年还没认证", "俺今年七十八了 手机不会用 这个认证咋整嘛",
+                 "我妈卧床三年了", "认证失败了", "上个月没认证"):
+        assert entities.extract_last_certified(text, today=today) is None, text
+    assert read("一年多没认证了", today=today).slots["last_certified"]["overdue"] is True
+
+
+async def test_last_certified_over_a_year_ago_is_the_missed_deadline(testbot: TestBot) -> None:
+    await testbot.say("我爸2024年8月认证过一次 后来就没弄了 现在还能认证不")
+    assert "您说上次认证是2024年8月" in testbot.text and "超过12个月" in testbot.text
+    assert "补发" in testbot.text
+    assert (await frame_of(testbot))[0] == "missed_deadline"
+
+
+async def test_recent_certification_is_confirmed_not_asked(testbot: TestBot) -> None:
+    await testbot.say("三个月前刚在社区认证过 今年还用认证吗")
+    assert "您说上次认证是三个月前" in testbot.text and "12个月内有效" in testbot.text
+    assert (await frame_of(testbot))[0] is None
+    other = TestBot(testbot.services)
+    await other.say("去年认证过的 还要弄吗")
+    assert "记不清" in other.text and "查认证状态" in other.options
+
+
+async def test_last_certified_inside_the_questionnaire_leads_to_the_missed_deadline(
+        testbot: TestBot) -> None:
+    await testbot.say(event="menu:choose_method")
+    await testbot.say("帮我选方法")
+    await testbot.say("对了 俺都两年没认证了")
+    assert "超过12个月" in testbot.text and (await frame_of(testbot))[0] == "missed_deadline"
+
+
+# ---------------------------------------------------------------- held-out first-pass causes
+
+
+async def test_opening_name_is_used_after_the_id_number(testbot: TestBot, demo: Any) -> None:
+    await testbot.say("我叫张桂兰 帮我看看认证过了没")
+    assert (await frame_of(testbot))[0] == "status_query"
+    await testbot.say(ZHANG)
+    assert "完成了认证" in testbot.text and "请再发一下老人的姓名" not in testbot.text
+
+
+def test_a_family_members_own_name_is_not_the_pensioners() -> None:
+    assert "name" not in read("我叫李明 帮我妈查一下认证").slots
+    assert read("帮我奶奶查一下 名字张桂兰").slots["name"] == "张桂兰"
+
+
+async def test_correction_at_the_home_visit_summary_replaces_the_value(testbot: TestBot,
+                                                                      demo: Any) -> None:
+    await testbot.say(event="menu:method_home_visit")
+    await testbot.say(f"李德明 {LI} 住在大通县桥头镇向阳路5号 电话13809711111 腿脚不好")
+    assert "请核对一下" in testbot.text
+    await testbot.say("手机号写错了，应该是13909713333")
+    assert "电话：13909713333" in testbot.text and "13809711111" not in testbot.text
+    assert await frame_of(testbot) == ("home_visit", "confirm")
+
+
+async def test_home_visit_reason_stops_before_the_request(testbot: TestBot) -> None:
+    await testbot.say("我奶奶叫才让卓玛 起不来床 你们能不能派人上门给她认证")
+    assert await frame_of(testbot) == ("home_visit", "form")
+    assert read("她起不来床 能不能派人上门").slots["reason"] == "起不来床"
+
+
+async def test_stopping_with_a_remark_stops_the_form(testbot: TestBot) -> None:
+    await testbot.say(event="menu:method_home_visit")
+    await testbot.say("不申请了，过两天我带她去社保局")
+    assert (await frame_of(testbot))[0] in (None, "main_menu") and "没有提交" in testbot.text
+    await testbot.say(event="menu:method_home_visit")
+    await testbot.say("李德明")
+    await testbot.say("算了算了 过几天我自己去社保局")
+    assert (await frame_of(testbot))[0] in (None, "main_menu") and "不会提交" in testbot.text
+
+
+async def test_option_word_next_to_a_person_request_goes_to_a_person(testbot: TestBot) -> None:
+    await testbot.say(event="menu:cert_failed")
+    await testbot.say("1")
+    await testbot.say("还是不行 你们找个人给我打电话")
+    assert await mode_of(testbot) == "waiting"
+
+
+async def test_phone_type_inside_a_walkthrough_stays_in_it(testbot: TestBot) -> None:
+    await testbot.say("掌上12333怎么认证")
+    assert (await frame_of(testbot))[0] == "app_12333"
+    await testbot.say("我是华为")
+    assert (await frame_of(testbot))[0] == "app_12333" and "第1步" in testbot.text
+
+
+async def test_bad_check_digit_next_to_a_request_starts_it(testbot: TestBot) -> None:
+    await testbot.say("帮我查一下认证状态 632802195511200039")
+    assert "输错了一位" in testbot.text
+    assert (await frame_of(testbot))[0] == "status_query"
+
+
+async def test_asking_for_a_reminder_is_answered(testbot: TestBot) -> None:
+    await testbot.say("认证快到期的时候能不能提醒俺一下")
+    assert "提醒" in testbot.text and "我没太明白" not in testbot.text
+
+
+async def test_changed_answer_after_the_recommendation_re_runs_the_questions(
+        testbot: TestBot) -> None:
+    await testbot.say(event="menu:choose_method")
+    for answer in ("帮我选方法", "在国内", "会用"):
+        await testbot.say(answer)
+    assert "您想用哪个" in testbot.text
+    await testbot.say("说错了 他其实不大会用 也没人帮他")
+    assert "重新帮您挑" in testbot.text and "没听明白" not in testbot.text
+    assert await frame_of(testbot) == ("choose_method", "q_leave_home")
+
+
+def test_qinghai_places_and_dialect_are_read() -> None:
+    assert read("一直住在互助 没出去过").slots["abroad"] is False
+    assert "abroad" not in read("我爸在国外 我在国内").slots
+    assert read("俺不会弄手机").slots["smartphone"] is False
+    assert read("都是孙子帮我弄").slots["family_help"] is True
+
+
+# ---------------------------------------------------------------- the tables again, other wordings
+
+
+async def test_small_print_is_neither_reading_trouble_nor_light(testbot: TestBot) -> None:
+    await testbot.say("屏幕上的字太小了 眼睛看不清")
+    assert "字调大" in testbot.text and "汉字看不太懂" not in testbot.text and "光线" not in testbot.text
+
+
+async def test_a_cause_word_that_is_ruled_out_is_not_the_cause(testbot: TestBot) -> None:
+    await testbot.say("认证失败了")
+    await testbot.say("网络挺好的 灯也开着 就是过不去")
+    assert "网络的问题" not in testbot.text
+    assert await frame_of(testbot) == ("cert_failed", "ask")
+
+
+async def test_success_told_at_the_cause_question_ends_well(testbot: TestBot) -> None:
+    await testbot.say("认证失败了")
+    await testbot.say("哦 刚才又试了一下 通过了")
+    assert "太好了" in testbot.text and (await frame_of(testbot))[0] in (None, "main_menu")
+
+
+async def test_home_visit_request_with_every_detail_is_not_a_status_query(testbot: TestBot,
+                                                                          demo: Any) -> None:
+    await testbot.say(f"给我爸申请上门认证 马福海 {MA} 家在乐都区碾伯镇 电话13997120000 偏瘫")
+    assert await frame_of(testbot) == ("home_visit", "confirm")
+    assert "姓名：马福海" in testbot.text and "原因：偏瘫" in testbot.text
+
+
+async def test_situation_and_how_is_choosing_a_method(testbot: TestBot) -> None:
+    await testbot.say("孩子们都在外地 家里就我一个 阿么认证呢")
+    assert (await frame_of(testbot))[0] == "choose_method" and "外省" not in testbot.text

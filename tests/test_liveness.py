@@ -18,19 +18,24 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.core.storage.models import AuditLog, Case, CertificationAttempt
-from bot.face_service import FaceService, attach
-from bot.records.attempts import photo_store
+from bot.face_service import FaceService
 from bot.services import Services
 from face import replay, variants
-from face.enrol import enrol
 from face.evaluate import Pair, score
-from face.jobs import build_worker
-from nlu.entities import with_check_digit
-from tests.conftest import Backends, TestBot, backends, make_settings
-from tests.face_support import engine, needs_model, needs_photos, photo, photo_bytes
+from tests.conftest import Backends, TestBot, make_settings
+from tests.face_support import (
+    ID_OBAMA,
+    engine,
+    enrol_obama,
+    joined,
+    needs_model,
+    needs_photos,
+    photo,
+    photo_bytes,
+    verdict,
+)
 
 pytestmark = [needs_model, needs_photos]
-ID_OBAMA = with_check_digit("63010219610804001")
 GENUINE = ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "biden/biden1.jpg",
            "biden/biden2.jpg", "kit_harington/kit1.jpg", "kit_harington/kit2.jpg",
            "rose_leslie/rose1.jpg", "rose_leslie/rose2.jpg", "alex_lacamoire/alex1.jpg",
@@ -57,38 +62,9 @@ def settings(tmp_path: Path, clean_backends: Backends, request: pytest.FixtureRe
     return liveness_settings(tmp_path, clean_backends, **overrides)
 
 
-async def run_worker(services: Services) -> None:
-    worker = build_worker(services.settings, backends().redis_url, burst=True, engine=engine(),
-                          handle_signals=False)
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-
-
-async def verdict(bot: TestBot, face: FaceService) -> list[Any]:
-    await run_worker(bot.services)
-    for _ in range(50):
-        if await face.process_pending(block_ms=100):
-            break
-    return await bot.pushed()
-
-
-def joined(replies: list[Any]) -> str:
-    return "\n".join(r.text for r in replies)
-
-
-@pytest.fixture
-async def face(services: Services) -> FaceService:
-    return attach(services)
-
-
 @pytest.fixture
 async def enrolled(services: Services) -> int:
-    result = await enrol(services.db, engine(), photo_store(services.settings), ID_OBAMA, "欧巴马",
-                         photo_bytes("obama/obama1.jpg"))
-    assert result.ok and result.pensioner_id is not None
-    return result.pensioner_id
+    return await enrol_obama(services)
 
 
 async def to_selfie_step(bot: TestBot) -> None:

@@ -189,44 +189,16 @@ def reference_match_command(text: str) -> IntentScore | None:
 
 
 def reference_extract_dates(text: str, today: dt.date) -> list[Entity]:
-    """extract_dates as first written: every pattern, then one search per relative word."""
-    found: list[Entity] = []
-    taken: list[tuple[int, int]] = []
-
-    def add(value: str, start: int, end: int) -> None:
-        if any(start < e and s < end for s, e in taken):
-            return
-        taken.append((start, end))
-        found.append(Entity("date", value, start, end, {"text": text[start:end]}))
-
-    for match in entities._ISO_DATE.finditer(text):
-        try:
-            value = dt.date(int(match["year"]), int(match["month"]), int(match["day"])).isoformat()
-        except ValueError:
-            continue
-        add(value, match.start(), match.end())
-    for match in entities._ABSOLUTE_DATE.finditer(text):
-        year = entities._number(match["year"]) if match["year"] else today.year
-        month = entities._number(match["month"])
-        day = entities._number(match["day"]) if match["day"] else None
-        if year is None or month is None or not 1 <= month <= 12:
-            continue
-        if day is None:
-            add(f"{year:04d}-{month:02d}", match.start(), match.end())
-            continue
-        try:
-            add(dt.date(year, month, day).isoformat(), match.start(), match.end())
-        except ValueError:
-            continue
-    for match in entities._YEAR_ONLY.finditer(text):
-        add(match["year"], match.start(), match.end())
+    """extract_dates as first written: no quick pre-check, one search per relative word."""
+    spans = entities.DateSpans(text)
+    spans.add_written_dates(today)
     for word, offset in entities._RELATIVE_DAYS.items():
         for match in re.finditer(word, text):
-            add((today + dt.timedelta(days=offset)).isoformat(), match.start(), match.end())
+            spans.add((today + dt.timedelta(days=offset)).isoformat(), match.start(), match.end())
     for word, offset in entities._RELATIVE_YEARS.items():
         for match in re.finditer(word, text):
-            add(str(today.year + offset), match.start(), match.end())
-    return sorted(found, key=lambda entity: entity.start)
+            spans.add(str(today.year + offset), match.start(), match.end())
+    return spans.in_order()
 
 
 def as_tuples(found: list[Entity]) -> list[tuple[str, str, int, int, dict[str, Any]]]:

@@ -406,3 +406,31 @@ async def test_privacy_in_plain_words(testbot: TestBot) -> None:
     days = testbot.services.settings.face.photo_retention_days
     assert f"{days}天" in text and "删除" in text
     assert "工作人员" in text and "密码" in text and "银行卡" in text
+
+
+@pytest.mark.parametrize("text", ["登录的时候验证码一直收不到", "短信验证码没来 登不上去", "青海人社通的密码忘了咋办"])
+def test_trouble_with_ones_own_login_code_is_not_a_scam(text: str) -> None:
+    assert match_scam(text) is None, scam_score(text)
+
+
+@pytest.mark.parametrize("text", ["收不到验证码 有人说让我把别的号码告诉他", "对方要我的验证码 说我输错了",
+                                  "银行卡密码忘了 有个客服说帮我找回"])
+def test_a_code_asked_for_by_someone_is_still_a_scam(text: str) -> None:
+    assert match_scam(text) is not None
+
+
+async def test_login_code_trouble_in_a_walkthrough_gets_the_tip(testbot: TestBot) -> None:
+    await testbot.say("教我用青海人社通认证")
+    await testbot.say("安卓")
+    await testbot.say("下载好了")
+    await testbot.say("验证码老是收不到 进不去")
+    assert "防骗" not in testbot.text and "验证码" in testbot.text
+    assert (await testbot.conversation()).frame.dialog == "app_qinghai"
+
+
+async def test_a_fee_question_next_to_another_question_answers_both(testbot: TestBot) -> None:
+    await testbot.say("刷脸认证收费吗 要带啥材料")
+    assert "防骗" in testbot.text and "身份证" in testbot.text
+    other = TestBot(testbot.services)
+    await other.say("有人说交200块钱能帮我办 这是真的吗")
+    assert "防骗" in other.text and "没太明白" not in other.text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from bot.app import create_app
 from bot.channels.wechat import WECHAT
 from bot.core.config import Settings
 from bot.core.storage.models import AuditLog, Pensioner, ReminderDelivery, ReminderSubscription
-from bot.records.attempts import photo_store
 from bot.records.reminders import (
     FIRST,
     MISSED,
@@ -37,8 +35,6 @@ from bot.records.reminders import (
 )
 from bot.reminder_delivery import make_deliverer
 from bot.services import Services
-from face.enrol import enrol
-from face.jobs import build_worker
 from nlu.entities import with_check_digit
 from nlu.rules import match_command
 from tests.channel_fakes import (
@@ -59,35 +55,22 @@ from tests.channel_fakes import (
     text_xml,
     wechat_settings,
 )
-from tests.conftest import ROOT, Backends, TestBot, backends, make_settings
-from tests.face_support import engine, needs_model, needs_photos, photo_bytes
+from tests.conftest import ROOT, Backends, TestBot, backends, make_settings, wait_for
+from tests.face_support import (
+    ID_OBAMA,
+    enrol_obama,
+    needs_model,
+    needs_photos,
+    photo_bytes,
+    run_worker,
+)
 from tests.webchat import web_id
 
-ID_OBAMA = with_check_digit("63010219610804001")
 TEMPLATE_ID = "TPL_pension_due_0001"
 LINK = "https://bot.example.org/chat?from=reminder"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-async def run_worker(services: Services) -> None:
-    """Work off the selfie queue once (a real arq worker with the real model)."""
-    worker = build_worker(services.settings, backends().redis_url, burst=True, engine=engine(),
-                          handle_signals=False)
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-
-
-async def wait_for(predicate: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cli_config(tmp_path: Path, settings: Settings, **sections: dict[str, Any]) -> Path:
@@ -129,13 +112,6 @@ async def deliveries(services: Services) -> list[ReminderDelivery]:
         return list(await session.scalars(select(ReminderDelivery).order_by(ReminderDelivery.id)))
 
 
-async def enrol_obama(services: Services) -> int:
-    result = await enrol(services.db, engine(), photo_store(services.settings), ID_OBAMA, "欧巴马",
-                         photo_bytes("obama/obama1.jpg"))
-    assert result.ok and result.pensioner_id, result.issues
-    return result.pensioner_id
-
-
 async def next_due(services: Services, pensioner_id: int) -> date:
     pensioner = await services.registry.get(pensioner_id)
     assert pensioner is not None and pensioner.next_due is not None
@@ -143,13 +119,6 @@ async def next_due(services: Services, pensioner_id: int) -> date:
 
 
 # ---------------------------------------------------------------- WeChat, the pensioner
-
-
-@pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
-    fake = FakeWechat()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
 
 
 class Wechat:
@@ -246,13 +215,6 @@ async def test_wechat_pensioner_certifies_opts_in_and_gets_one_template_message(
 
 
 # ---------------------------------------------------------------- Telegram, a family member
-
-
-@pytest.fixture
-async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
-    fake = FakeTelegram()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
 
 
 @needs_model

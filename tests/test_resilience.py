@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.app import create_app
 from bot.core.messages import InboundMessage
 from bot.services import Services
-from tests.conftest import ROOT, Backends, make_settings
-from tests.services import RedisProcess, free_port
+from tests.conftest import Backends, make_settings
+from tests.services import RedisProcess, servers
 from tests.webchat import new_web_id, web_id
 
 
@@ -53,53 +49,24 @@ async def test_idle_conversation_expires_and_user_is_welcomed_back(
     assert "欢迎回来" in body["replies"][0]["text"]
 
 
-def _serve(port: int, backends: Backends, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, REDIS_URL=backends.redis_url, DATABASE_URL=backends.database_url,
-               BOT_DATA_DIR=str(data_dir), PORT=str(port))
-    return subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def _wait_healthy(session: aiohttp.ClientSession, port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"server on {port} did not become healthy")
-
-
 @pytest.mark.slow
 async def test_two_server_processes_continue_one_conversation(tmp_path: Path,
                                                              clean_backends: Backends) -> None:
-    ports = [free_port(), free_port()]
-    processes = [_serve(port, clean_backends, tmp_path / "var") for port in ports]
-    try:
-        async with aiohttp.ClientSession() as session:
-            for port in ports:
-                await _wait_healthy(session, port)
-            dave = await new_web_id(session, f"http://127.0.0.1:{ports[1]}/api/chat/session")
+    async with servers(2, clean_backends.env(tmp_path / "var")) as (ports, session):
+        dave = await new_web_id(session, f"http://127.0.0.1:{ports[1]}/api/chat/session")
 
-            async def post(port: int, text: str) -> dict[str, Any]:
-                async with session.post(f"http://127.0.0.1:{port}/api/chat",
-                                        json={"user_id": dave, "text": text}) as response:
-                    assert response.status == 200
-                    return await response.json()
+        async def post(port: int, text: str) -> dict[str, Any]:
+            async with session.post(f"http://127.0.0.1:{port}/api/chat",
+                                    json={"user_id": dave, "text": text}) as response:
+                assert response.status == 200
+                return await response.json()
 
-            body = await post(ports[0], "嗯啊啊啊")
-            assert "没太明白" in body["replies"][0]["text"]
-            body = await post(ports[1], "哦哦哦哦")
-            assert "转给工作人员" in body["replies"][0]["text"]
-            body = await post(ports[0], "1")  # 转人工, chosen on the other process
-            assert "转接人工" in body["replies"][0]["text"]
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
+        body = await post(ports[0], "嗯啊啊啊")
+        assert "没太明白" in body["replies"][0]["text"]
+        body = await post(ports[1], "哦哦哦哦")
+        assert "转给工作人员" in body["replies"][0]["text"]
+        body = await post(ports[0], "1")  # 转人工, chosen on the other process
+        assert "转接人工" in body["replies"][0]["text"]
 
 
 async def test_stopped_redis_is_503_and_the_bot_recovers(aiohttp_client: Any, tmp_path: Path,

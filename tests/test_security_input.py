@@ -51,20 +51,6 @@ from tests.webchat import web_id
 OTHER_OPENID = "oOther_zyxwvutsrqponmlk9876"
 
 
-@pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
-    fake = FakeWechat()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
-@pytest.fixture
-async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
-    fake = FakeTelegram()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
 async def wechat_client(aiohttp_client: Any, tmp_path: Path, backends: Backends, fake: FakeWechat,
                         **overrides: Any) -> Any:
     client = await aiohttp_client(create_app(wechat_settings(tmp_path, backends, fake, **overrides)))

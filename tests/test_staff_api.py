@@ -231,7 +231,7 @@ async def test_web_relay_both_ways_and_every_state_change(client: Any) -> None:
     body = await resolved.json()
     assert resolved.status == 200 and body["status"] == "closed" and body["decision"] == "resolved"
     closing = await updates(client, "alice")
-    assert closing[-1]["text"].startswith("问题解决了吗") and closing[-1]["options"] == ["解决了", "还没解决"]
+    assert closing[-1]["text"].startswith("这次帮到您了吗") and closing[-1]["options"] == ["帮到了", "帮到一部分", "没帮到"]
     again = await client.post(f"/api/staff/cases/{case_id}/messages", json={"text": "还在吗"})
     assert again.status == 409
 

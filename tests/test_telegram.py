@@ -36,13 +36,6 @@ from tests.services import free_port
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
 
 
-@pytest.fixture
-async def fake_telegram(aiohttp_server: Any) -> FakeTelegram:
-    fake = FakeTelegram()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
 async def ready(client: Any) -> TelegramChannel:
     channel = client.server.app[TELEGRAM]
     await asyncio.wait_for(channel.ready.wait(), 20)

@@ -54,13 +54,6 @@ from tests.services import free_port
 
 
 @pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> FakeWechat:
-    fake = FakeWechat()
-    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
-    return fake
-
-
-@pytest.fixture
 async def wx(aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake_wechat: FakeWechat) -> Any:
     client = await aiohttp_client(create_app(wechat_settings(tmp_path, clean_backends, fake_wechat)))
     channel(client).retry_delays = (0.01, 0.01)
@@ -392,10 +385,10 @@ async def test_safe_mode_refuses_a_wrong_msg_signature_or_ciphertext(wx_safe: An
 # ---------------------------------------------------------------- menu
 
 async def test_menu_is_published_from_config(wx: Any, fake_wechat: FakeWechat) -> None:
-    from bot.channels.wechat import publish_menu
+    from bot.channels.wechat_api import publish_menu
 
     services = wx.server.app[keys.SERVICES]
-    await publish_menu(services)
+    await publish_menu(services.settings, services.redis)
     assert fake_wechat.menus == [{"button": services.settings.wechat.menu}]
     names = [b["name"] for b in fake_wechat.menus[0]["button"]]
     assert len(names) == 3

@@ -39,11 +39,12 @@ from telegram.ext import (
 )
 
 from bot import keys
+from bot.channels.adapter import mount, record_send_failure
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, Forbidden
 from bot.core.logs import mask, quiet_http_clients
 from bot.core.messages import InboundMessage, Reply
-from bot.core.outbox import SEND_FAILED, DeliveryFailed
+from bot.core.outbox import DeliveryFailed
 from bot.records.reminders import Reminder, ReminderSendError
 from bot.safety import loads_json
 from bot.services import Services
@@ -411,13 +412,8 @@ class TelegramChannel:
 
     async def _record_failure(self, chat_id: int, what: str, error: str, text: str, attempts: int) -> None:
         log.error("telegram %s could not be delivered: %s", what, mask(error)[:200])
-        try:
-            await self.services.audit(f"channel:{CHANNEL}", SEND_FAILED, target=f"{CHANNEL}:{chat_id}",
-                                      method=what, error=mask(error)[:200], attempts=attempts,
-                                      text=mask(text)[:500])
-            await self.services.handoff.publish(SEND_FAILED, channel=CHANNEL)  # staff pages refresh
-        except Exception as exc:  # noqa: BLE001 - the log line above already says it
-            log.error("could not record the failed send: %s", exc.__class__.__name__)
+        await record_send_failure(self.services, CHANNEL, f"{CHANNEL}:{chat_id}", text, method=what,
+                                  error=mask(error)[:200], attempts=attempts)
 
 
 TELEGRAM = web.AppKey("telegram_channel", TelegramChannel)
@@ -438,16 +434,10 @@ async def telegram_ctx(app: web.Application) -> AsyncIterator[None]:
         await channel.close()
 
 
-async def _webhook(request: web.Request) -> web.Response:
-    return await request.app[TELEGRAM].webhook(request)
-
-
 def setup(app: web.Application) -> None:
     """Mount ``/telegram`` when ``telegram.token`` is configured."""
-    if not app[keys.SETTINGS].telegram.token:
-        return
-    app.cleanup_ctx.append(telegram_ctx)
-    app.router.add_post("/telegram", _webhook)
+    if app[keys.SETTINGS].telegram.token:
+        mount(app, telegram_ctx, TELEGRAM, [("POST", "/telegram", TelegramChannel.webhook)])
 
 
 async def poll(services: Services, stop: asyncio.Event | None = None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot import keys
 from bot.app import create_app
-from bot.channels.wechat import publish_menu, validate_menu
+from bot.channels.wechat_api import publish_menu, validate_menu
 from bot.core.config import Settings, load_settings
 from bot.core.errors import BotError, ConfigError
 from bot.services import Services
@@ -45,7 +45,7 @@ async def app_services(settings: Settings) -> AsyncIterator[Services]:
 
 async def _publish(settings: Settings) -> None:
     async with app_services(settings) as services:
-        await publish_menu(services)
+        await publish_menu(services.settings, services.redis)
 
 
 def run_menu(args: argparse.Namespace) -> int:

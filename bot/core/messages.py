@@ -13,6 +13,8 @@ class InboundMessage:
 
     ``event`` carries platform events in a neutral form, e.g. ``"subscribe"`` or
     ``"menu:FAILED"``. A pressed option button arrives as its label in ``text``.
+    ``client_address`` is the sender's network address where the channel sees one (the web
+    chat) and per-address limits apply to it; None otherwise (platform webhooks, exempt).
     """
 
     channel: str
@@ -22,6 +24,7 @@ class InboundMessage:
     image: bytes | None = None
     voice_transcript: str | None = None
     event: str | None = None
+    client_address: str | None = None
     received_at: float = field(default_factory=time.time)
 
     @property

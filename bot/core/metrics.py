@@ -32,3 +32,23 @@ class Metrics:
                                       buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200))
         self.send_failures = Counter("bot_send_failures_total", "Replies a platform API refused",
                                      ["channel"], registry=self.registry)
+        # The dashboard's counters (issue 22), for Grafana: the same steps as
+        # ``certification_events``, by prefecture (ID region code or "other"; "unknown"
+        # before the ID number is given) and channel.
+        self.certification_steps = Counter(
+            "bot_certification_steps_total", "Certification steps in the chat",
+            ["step", "prefecture", "channel"], registry=self.registry)
+        self.certification_failures = Counter(
+            "bot_certification_failures_total", "Failed selfie verdicts by cause",
+            ["cause", "prefecture", "channel"], registry=self.registry)
+        self.handoff_cases = Counter("bot_handoff_cases_total", "Cases opened for staff",
+                                     ["prefecture", "channel"], registry=self.registry)
+        self.satisfaction = Counter("bot_satisfaction_answers_total",
+                                    "Answers to 这次帮到您了吗 (score 1-3, 3 = helped)",
+                                    ["score", "prefecture", "channel"], registry=self.registry)
+        self.reminders = Counter("bot_reminders_total",
+                                 "Reminder sends tried by the server's passes (outcome sent | not_sent)",
+                                 ["outcome", "prefecture", "channel"], registry=self.registry)
+        self.events_lost = Counter("bot_certification_events_lost_total",
+                                   "Dashboard events not stored (database unavailable)",
+                                   registry=self.registry)

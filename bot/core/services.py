@@ -42,26 +42,13 @@ class FaceJobs(Protocol):
 class CoreServices(Protocol):
     """The long-lived parts every step of a turn may use."""
 
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def redis(self) -> aioredis.Redis: ...
-
-    @property
-    def db(self) -> Database: ...
-
-    @property
-    def conversations(self) -> ConversationStore: ...
-
-    @property
-    def outbox(self) -> Outbox: ...
-
-    @property
-    def metrics(self) -> Metrics: ...
-
-    @property
-    def face(self) -> FaceJobs | None: ...
+    settings: Settings
+    redis: aioredis.Redis
+    db: Database
+    conversations: ConversationStore
+    outbox: Outbox
+    metrics: Metrics
+    face: FaceJobs | None
 
     async def understand(self, text: str) -> ParseResult: ...
 

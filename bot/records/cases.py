@@ -22,7 +22,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError
 from sqlalchemy import select
 
 from bot.core.config import Settings
@@ -35,13 +34,15 @@ from bot.core.conversation import (
     chat_lock_key,
     mark_recent,
 )
-from bot.core.errors import BotError, StorageUnavailable
+from bot.core.errors import BotError, RateLimited
 from bot.core.facts import office_hours_text
 from bot.core.images import ImageRejected, decode
+from bot.core.limits import address_bucket, count_hit
 from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
-from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.core.storage.redis import held_lock, redis_guard
+from bot.records.events import CertificationEvents, Chat, Step
 
 log = logging.getLogger(__name__)
 QUEUE_KEY = "handoff:queue"
@@ -59,7 +60,9 @@ REASON_LABELS = {
     "family": "代人认证需审核",
     "photo_reused": "照片重复使用需复核",
     "face_review": "刷脸结果需人工复核",
+    "attempts_alert": "同一老人今天刷脸失败次数过多，需核查",
 }
+FEEDBACK_TEXT = {3: "解决了", 2: "部分解决", 1: "没解决"}  # the satisfaction answer, as staff read it
 ACK_PREFIX = "handoff:ack:"  # set while the user has recently been told a person has the chat
 CONFIRM_END = "confirm_end_case"  # conversation memory: 算了 asked "end the chat with staff?"
 END_OPTIONS = ["结束对话", "继续和工作人员说"]
@@ -76,6 +79,14 @@ class CaseConflict(BotError):
     status = 409
     code = "conflict"
     user_message = "这个案件的状态已经变了，请刷新后再看。"
+
+
+class CaseLimited(RateLimited):
+    """This chat, or its client address, opened too many staff cases this hour."""
+
+    code = "case_limited"
+    user_message = ("您这一个小时里已经多次申请人工服务了，工作人员会按顺序处理已经提交的问题。"
+                    "请过一段时间再申请；着急的话可以拨打人社服务热线12333。")
 
 
 def parse_office_hours(spec: str) -> tuple[set[int], tuple[int, int], tuple[int, int]]:
@@ -99,6 +110,7 @@ class HandoffService:
         self.redis = redis
         self.office_days, self.opens, self.closes = parse_office_hours(settings.staff.office_hours)
         self.tz = ZoneInfo(settings.staff.timezone)
+        self.events: CertificationEvents | None = None  # set by the assembly (Prometheus counts)
 
     def in_office_hours(self, now: datetime | None = None) -> bool:
         local = (now or datetime.now(timezone.utc)).astimezone(self.tz)
@@ -132,23 +144,9 @@ class HandoffService:
     async def chat_lock(self, conversation_key: str) -> AsyncIterator[None]:
         """The pipeline's per-chat lock, so staff changes never interleave with a turn."""
         timeout = self.settings.conversation.user_lock_timeout_s
-        lock = self.redis.lock(chat_lock_key(conversation_key), timeout=timeout, blocking_timeout=timeout,
-                               sleep=0.01)
-        try:
-            acquired = await lock.acquire()
-        except REDIS_ERRORS as exc:
-            raise StorageUnavailable(f"redis: {exc}") from exc
-        if not acquired:
-            raise StorageUnavailable("timed out waiting for the chat lock")
-        try:
+        async with held_lock(self.redis, chat_lock_key(conversation_key), timeout=timeout, sleep=0.01,
+                             what="chat lock"):
             yield
-        finally:
-            try:
-                await lock.release()
-            except LockError:
-                log.warning("chat lock expired before release")
-            except REDIS_ERRORS:
-                log.warning("chat lock could not be released (redis)")
 
     @property
     def conversations(self) -> ConversationStore:
@@ -181,16 +179,33 @@ class HandoffService:
     async def _zadd(self, members: dict[str, float]) -> None:
         await self.redis.zadd(QUEUE_KEY, members, nx=True)
 
+    async def check_case_allowed(self, conversation_key: str, client_address: str | None) -> None:
+        """Raise CaseLimited when the chat (``rate_limit.cases_per_chat_per_hour``) or its
+        client address (``rate_limit.per_address.cases_per_hour``) opened enough cases."""
+        limits = self.settings.rate_limit
+        if await count_hit(self.redis, f"rl:case:{conversation_key}", 3600) > limits.cases_per_chat_per_hour:
+            raise CaseLimited("too many cases from this chat")
+        if client_address is not None and await count_hit(
+                self.redis, f"rl:addr:case:{address_bucket(client_address)}", 3600,
+        ) > limits.per_address.cases_per_hour:
+            raise CaseLimited("too many cases from this client address")
+
     async def escalate(self, conversation: Conversation, reason: str, *,
                        pensioner_id: int | None = None, evidence: dict[str, Any] | None = None,
-                       proxy: dict[str, Any] | None = None) -> int:
+                       proxy: dict[str, Any] | None = None, client_address: str | None = None,
+                       capped: bool = True) -> int:
         """Open a case (or reuse the open one) and put the chat in the waiting queue.
 
+        A case the user asks for (``capped``) counts against the per-chat and per-address
+        limits (CaseLimited, nothing opened). Cases the system opens on a face verdict pass
+        ``capped=False``: the attempt limits bound them, and staff must see them.
         Dialogs that end in ``Handoff`` can leave what staff should see in the conversation
         memory: ``handoff_evidence`` (face attempts, quality codes, distances) and
         ``handoff_proxy`` (who acts for whom); both are moved into the case."""
         if conversation.case_id and conversation.mode in ("waiting", "human"):
             return conversation.case_id
+        if capped:
+            await self.check_case_allowed(conversation.key, client_address)
         if evidence is None:
             evidence = conversation.memory.pop("handoff_evidence", None)
         if proxy is None:
@@ -209,6 +224,9 @@ class HandoffService:
         conversation.switch_mode(Mode.WAITING)
         conversation.case_id = case_id
         await self._enqueue(case_id, reason)
+        if self.events is not None:
+            prefecture = await self.events.prefecture_for(pensioner_id=case.pensioner_id)
+            self.events.case_opened(conversation.channel, prefecture)
         return case_id
 
     @redis_guard
@@ -309,12 +327,17 @@ class HandoffService:
             return None
         return path.read_bytes()
 
-    async def record_feedback(self, case_id: int, resolved: bool) -> None:
-        """The user's answer to "was this resolved?" after staff closed the case."""
+    async def record_feedback(self, case_id: int, score: int, *, channel: str,
+                              conversation_key: str) -> None:
+        """The user's answer to "这次帮到您了吗？" after staff closed the case (3 = helped,
+        2 = partly, 1 = not): a case message for staff and a satisfaction event."""
         async with self.db.session() as session:
-            session.add(CaseMessage(case_id=case_id, author="feedback",
-                                    text="解决了" if resolved else "没解决"))
-        await self.publish("feedback", case_id=case_id, resolved=resolved)
+            session.add(CaseMessage(case_id=case_id, author="feedback", text=FEEDBACK_TEXT[score]))
+            pensioner_id = await session.scalar(select(Case.pensioner_id).where(Case.id == case_id))
+        if self.events is not None:
+            await self.events.record(Step.SATISFACTION, Chat(conversation_key, channel),
+                                     pensioner_id=pensioner_id, case_id=case_id, value=float(score))
+        await self.publish("feedback", case_id=case_id, resolved=score == 3, score=score)
 
     async def waiting_cases(self) -> list[Case]:
         async with self.db.session() as session:

@@ -38,9 +38,11 @@ from bot.core.errors import BotError, ExternalServiceError
 from bot.core.facts import format_date
 from bot.core.logs import mask, mask_name
 from bot.core.messages import Reply
+from bot.core.metrics import Metrics
 from bot.core.outbox import SEND_FAILED, WEB_QUEUE_TTL_S, Outbox
 from bot.core.storage.db import Database
 from bot.core.storage.models import Pensioner, ProxyLink, ReminderDelivery, ReminderSubscription
+from bot.records.events import prefecture_of
 
 log = logging.getLogger(__name__)
 FIRST, SECOND, MISSED = "first", "second", "missed"
@@ -334,6 +336,7 @@ class _Candidate:
     due: date
     kind: str
     row: ReminderDelivery | None
+    prefecture: str | None = None  # the ID number's region code, for the Prometheus labels
 
 
 async def _candidates(settings: Settings, db: Database, local: datetime,
@@ -348,7 +351,8 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
     async with db.session() as session:
         rows = (await session.execute(
             select(ReminderSubscription.id, ReminderSubscription.conversation_key,
-                   ReminderSubscription.role, Pensioner.id, Pensioner.name, Pensioner.next_due)
+                   ReminderSubscription.role, Pensioner.id, Pensioner.name, Pensioner.next_due,
+                   Pensioner.id_number)
             .join(Pensioner, Pensioner.id == ReminderSubscription.pensioner_id)
             .where(ReminderSubscription.active.is_(True), Pensioner.next_due.is_not(None),
                    Pensioner.next_due >= low, Pensioner.next_due <= high,
@@ -361,7 +365,7 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
                     ReminderDelivery.subscription_id.in_(sub_ids), ReminderDelivery.due_date >= low))):
                 existing[(delivery.subscription_id, delivery.due_date, delivery.kind)] = delivery
     found = []
-    for sub_id, key, role, pensioner_id, name, next_due in rows:
+    for sub_id, key, role, pensioner_id, name, next_due, id_number in rows:
         if next_due is None:
             continue
         kind = kind_due(settings, next_due, today)
@@ -375,7 +379,8 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
                 continue
             if row.status == SENDING and (_aware(row.updated_at) or now_utc) > datetime.now(UTC) - STALE_CLAIM:
                 continue  # another process is sending it right now
-        found.append(_Candidate(sub_id, key, role, pensioner_id, mask_name(name), next_due, kind, row))
+        found.append(_Candidate(sub_id, key, role, pensioner_id, mask_name(name), next_due, kind, row,
+                                prefecture_of(id_number)))
     return found
 
 
@@ -402,8 +407,10 @@ async def _claim(db: Database, cand: _Candidate) -> ReminderDelivery | None:
 
 async def run_pass(settings: Settings, db: Database, redis: aioredis.Redis, *,
                    now: datetime | None = None, dry_run: bool = False,
-                   deliverer: Deliverer | None = None, audit: Audit | None = None) -> PassResult:
-    """Send the reminders due at ``now`` (default: the current time)."""
+                   deliverer: Deliverer | None = None, audit: Audit | None = None,
+                   metrics: Metrics | None = None) -> PassResult:
+    """Send the reminders due at ``now`` (default: the current time); ``metrics`` counts
+    them for Prometheus (``bot_reminders_total``)."""
     local = local_time(settings, now)
     now_utc = local.astimezone(UTC)
     audit = audit or db.audit
@@ -419,6 +426,7 @@ async def run_pass(settings: Settings, db: Database, redis: aioredis.Redis, *,
         return result
     own = deliverer is None
     deliverer = deliverer or Deliverer(settings, redis)
+    sent_before = result.sent
     try:
         for cand in candidates:
             row = await _claim(db, cand)
@@ -426,6 +434,11 @@ async def run_pass(settings: Settings, db: Database, redis: aioredis.Redis, *,
                 result.skipped += 1
                 continue
             await _deliver(settings, db, deliverer, audit, cand, row, local, now_utc, result)
+            if metrics is not None:
+                metrics.reminders.labels(outcome="sent" if result.sent > sent_before else "not_sent",
+                                         prefecture=cand.prefecture or "unknown",
+                                         channel=cand.key.split(":", 1)[0]).inc()
+            sent_before = result.sent
     finally:
         if own:
             await deliverer.close()

@@ -2,5 +2,5 @@
 
 ``web`` (routes, ``setup``) · ``pages`` (HTML pages and fragments) · ``api`` (JSON API) ·
 ``guards`` (sessions, CSRF, same-site checks) · ``render`` (pure HTML, ``templates/``) ·
-``desk`` (case work) · ``auth`` (accounts, sessions) · ``review`` (face evidence in words).
+``dashboard`` (the agency's figures) · ``desk`` (case work) · ``auth`` (accounts, sessions) · ``review`` (face evidence in words).
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -108,16 +109,19 @@ async def api_claim(request: web.Request, staff: StaffSession) -> web.Response:
 
 @api
 async def api_send(request: web.Request, staff: StaffSession) -> web.Response:
-    body = await json_body(request)
-    message = await request.app[DESK].reply(staff, case_id_of(request), body.get("text"))
-    return _json(message_json(message), status=201)
+    return await _written(request, staff, request.app[DESK].reply)
 
 
 @api
 async def api_note(request: web.Request, staff: StaffSession) -> web.Response:
+    return await _written(request, staff, request.app[DESK].note)
+
+
+async def _written(request: web.Request, staff: StaffSession,
+                   write: Callable[[StaffSession, int, Any], Awaitable[CaseMessage]]) -> web.Response:
+    """A reply or note ``{"text"}`` the staff member wrote on the case: 201 with the message."""
     body = await json_body(request)
-    message = await request.app[DESK].note(staff, case_id_of(request), body.get("text"))
-    return _json(message_json(message), status=201)
+    return _json(message_json(await write(staff, case_id_of(request), body.get("text"))), status=201)
 
 
 @api

@@ -33,11 +33,12 @@ from bot.core.storage.models import (
     StaffUser,
 )
 from bot.records.cases import CaseConflict
+from bot.records.events import Chat, Step
 from bot.services import Services
 from bot.staff.auth import StaffSession
 from bot.staff.review import approval_concerns
 from dialogs.menu import MENU_LABELS
-from handlers.middleware import SURVEY_OPTIONS
+from handlers.middleware import SURVEY_OPTIONS, SURVEY_QUESTION
 
 DECISIONS = ("approved", "rejected", "resolved")
 OPEN_STATUSES = ("waiting", "claimed", "signoff")
@@ -140,6 +141,12 @@ def photo_available(attempt: CertificationAttempt | FaceTemplate, now: datetime 
 
 def due_text(due: date) -> str:
     return f"{due.year}年{due.month}月{due.day}日"
+
+
+async def note_first_reply(session: Any, case_id: int) -> None:
+    """Remember when staff first wrote to the user in this case (for the dashboard)."""
+    await session.execute(update(Case).where(Case.id == case_id, Case.first_reply_at.is_(None))
+                          .values(first_reply_at=datetime.now(timezone.utc)))
 
 
 class StaffDesk:
@@ -320,6 +327,7 @@ class StaffDesk:
         """The greeting a person sends on taking the chat, kept in the case like any message."""
         async with self.db.session() as session:
             session.add(CaseMessage(case_id=case_id, author="staff", staff_id=staff_id, text=GREETING))
+            await note_first_reply(session, case_id)
         await self.services.outbox.push(conversation_key, [Reply(GREETING)])
         await self.handoff.note_staff_spoke(conversation_key)
 
@@ -361,6 +369,7 @@ class StaffDesk:
         async with self.db.session() as session:
             message = CaseMessage(case_id=case_id, author="staff", staff_id=staff.staff_id, text=body)
             session.add(message)
+            await note_first_reply(session, case_id)
         delivered = await self.services.outbox.push(case.conversation_key, [Reply(STAFF_PREFIX + body)])
         await self.handoff.note_staff_spoke(case.conversation_key)
         details: dict[str, Any] = {"chars": len(body)} if delivered else {"chars": len(body), "delivered": False}
@@ -625,6 +634,9 @@ class StaffDesk:
                         status="claimed", decision=None, closed_at=None))
                 raise
             details["next_due"] = due.isoformat()
+            await self.services.events.record(
+                Step.APPROVED, Chat(case.conversation_key, case.channel, proxy=bool(case.proxy)),
+                pensioner_id=case.pensioner_id, case_id=case_id)
             replies.append(Reply(f"好消息：工作人员已经人工审核通过，今年的养老待遇资格认证完成了。"
                                  f"下次请在{due_text(due)}前再认证。"))
         elif decision == "rejected":
@@ -632,7 +644,7 @@ class StaffDesk:
                                  "您可以按上面说的重新办理，或带上身份证到社区、社保经办机构现场认证。"))
         else:
             replies.append(Reply("工作人员已经处理完您的问题。"))
-        replies.append(Reply("问题解决了吗？请回复数字：", list(SURVEY_OPTIONS)))
+        replies.append(Reply(SURVEY_QUESTION, list(SURVEY_OPTIONS)))
         async with self.db.session() as session:
             for reply in replies:
                 session.add(CaseMessage(case_id=case_id, author="bot", text=reply.as_plain_text()))

@@ -60,7 +60,8 @@ async def login(request: web.Request) -> web.StreamResponse:
                                      user_message="请填写用户名和密码。")
     else:
         try:
-            user = await request.app[AUTH].authenticate(username.strip(), password, request.remote)
+            user = await request.app[AUTH].authenticate(username.strip(), password,
+                                                        request.app[keys.CLIENT_ADDRESSES].of(request))
         except (LoginFailed, LockedOut) as exc:
             error = exc
         else:

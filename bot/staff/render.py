@@ -118,6 +118,7 @@ def layout(title: str, body: str, staff: StaffSession | None = None, script: str
         if staff.is_supervisor:
             links.append('<a href="/staff/users">工作人员</a>')
             links.append('<a href="/staff/audit">审计记录</a>')
+            links.append('<a href="/staff/dashboard">数据看板</a>')
         nav = " ".join(links) + (
             f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
             f' <form method="post" action="/staff/logout"><input type="hidden" name="csrf" '

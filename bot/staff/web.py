@@ -1,7 +1,7 @@
 """The staff console (``/staff``, server-rendered Chinese pages) and its JSON API.
 
 Pages: ``/staff/login``, ``/staff`` (queue, my cases, live chats), ``/staff/cases/{id}``,
-``/staff/users`` (supervisors). Live updates: a small script polls ``/api/staff/events``,
+``/staff/users``, ``/staff/audit`` and ``/staff/dashboard`` (supervisors). Live updates: a small script polls ``/api/staff/events``,
 which reads the Redis stream ``handoff:events``, and re-fetches server-rendered fragments.
 
 API (stable): ``POST /staff/login`` (form ``username``, ``password``) sets the session
@@ -35,7 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import keys
-from bot.staff import api, pages
+from bot.staff import api, dashboard, pages
 from bot.staff.auth import StaffAuth
 from bot.staff.desk import StaffDesk
 from bot.staff.guards import AUTH, COOKIE, CSRF_HEADER, DESK, Handler
@@ -44,7 +44,8 @@ __all__ = ["AUTH", "COOKIE", "CSRF_HEADER", "DESK", "ROUTES", "setup", "staff_ct
 
 CASE = r"/staff/cases/{case_id:\d+}"
 API_CASE = r"/api/staff/cases/{case_id:\d+}"
-# (method, path, handler): the pages (``bot.staff.pages``), then the JSON API (``bot.staff.api``).
+# (method, path, handler): the pages (``bot.staff.pages``), then the JSON API (``bot.staff.api``);
+# the agency dashboard's page and API are in ``bot.staff.dashboard``.
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/staff/login", pages.login_page),
     ("POST", "/staff/login", pages.login),
@@ -65,6 +66,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/staff/users", pages.users_add),
     ("POST", r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", pages.users_change),
     ("GET", "/staff/audit", pages.audit_page),
+    ("GET", "/staff/dashboard", dashboard.dashboard_page),
     ("GET", "/api/staff/audit", api.api_audit),
     ("GET", "/api/staff/me", api.api_me),
     ("GET", "/api/staff/cases", api.api_cases),
@@ -82,6 +84,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/staff/events", api.api_events),
     ("GET", "/api/staff/send-failures", api.api_send_failures),
     ("GET", "/api/staff/reminders", api.api_reminders),
+    ("GET", "/api/staff/stats", dashboard.api_stats),
 ]
 
 

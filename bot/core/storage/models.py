@@ -7,11 +7,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -96,6 +98,9 @@ class Case(Base):
     """A conversation escalated to a person (人工)."""
 
     __tablename__ = "cases"
+    # The dashboard's handoff figures read only these columns for a range of created_at.
+    __table_args__ = (Index("ix_cases_created_at", "created_at", "assigned_to", "status",
+                            "first_reply_at", "closed_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_key: Mapped[str] = mapped_column(String(160), index=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -112,10 +117,14 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a staff member first wrote to the user (the claim's greeting included): the
+    # dashboard's "wait to first reply" without reading every message.
+    first_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CaseMessage(Base):
     __tablename__ = "case_messages"
+    __table_args__ = (Index("ix_case_messages_case_author_at", "case_id", "author", "created_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     author: Mapped[str] = mapped_column(String(16))  # user | staff | bot | note
@@ -179,7 +188,10 @@ class ReminderDelivery(Base):
 
     __tablename__ = "reminder_deliveries"
     __table_args__ = (UniqueConstraint("subscription_id", "due_date", "kind",
-                                       name="uq_reminder_delivery"),)
+                                       name="uq_reminder_delivery"),
+                      # the dashboard's reminder figures, index-only for a range of created_at
+                      Index("ix_reminder_deliveries_created_at", "created_at", "status", "attempts",
+                            "sent_at", "subscription_id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscription_id: Mapped[int] = mapped_column(ForeignKey("reminder_subscriptions.id"), index=True)
     due_date: Mapped[date] = mapped_column(Date)
@@ -204,3 +216,58 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str | None] = mapped_column(String(160))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CertificationEvent(Base):
+    """One step of a certification in the chat, for the agency's dashboard (issue 22).
+
+    Written where a step leaves no other durable record (started, ID given, selfie sent)
+    and at each verdict, approval and satisfaction answer. Holds no ID number, name or
+    chat identity: ``subject`` is a pseudonym of the chat (to count people), ``prefecture``
+    the ID number's 4-digit region code (or ``other``), ``day`` the agency's local date.
+    The dashboard reads the daily totals (:class:`CertificationDaily`) kept with it.
+    """
+
+    __tablename__ = "certification_events"
+    __table_args__ = (Index("ix_certification_events_day_kind", "day", "kind"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    cause: Mapped[str | None] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    prefecture: Mapped[str | None] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(16))
+    proxy: Mapped[bool] = mapped_column(Boolean, default=False)
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float)
+
+
+class CertificationDaily(Base):
+    """Daily totals of the events, kept in the same transaction as each event.
+
+    ``events`` counts every event; ``people`` counts a person (``subject``) only on the day
+    they first reached this step (and cause) in the calendar year, so the sum over any range
+    of days counts people, not attempts. ``cause`` is ``""`` for the step as a whole (a
+    failed event adds to both its cause's row and the ``""`` row); ``prefecture`` ``""`` when
+    not known yet. For satisfaction answers ``cause`` is the score.
+    """
+
+    __tablename__ = "certification_daily"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cause: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    prefecture: Mapped[str] = mapped_column(String(8), primary_key=True)
+    people: Mapped[int] = mapped_column(Integer, default=0)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CertificationFirst(Base):
+    """That a person (pseudonym) reached a step (and cause) in a year: counted once."""
+
+    __tablename__ = "certification_firsts"
+    subject: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cause: Mapped[str] = mapped_column(String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)

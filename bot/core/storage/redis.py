@@ -12,15 +12,17 @@ import asyncio
 import logging
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.exceptions import LockError
 
-from bot.core.errors import StorageUnavailable
+from bot.core.errors import BotError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -48,6 +50,32 @@ def redis_guard(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             raise StorageUnavailable(f"redis: {exc}") from exc
 
     return wrapper
+
+
+@asynccontextmanager
+async def held_lock(redis: Any, key: str, *, timeout: float, sleep: float, what: str,
+                    on_timeout: BotError | None = None) -> AsyncIterator[None]:
+    """Hold the Redis lock ``key`` for the block (waiting at most ``timeout`` seconds).
+
+    Redis failing while acquiring is StorageUnavailable; waiting too long raises
+    ``on_timeout`` (StorageUnavailable by default). A lock that expired or could not be
+    released is logged, never raised: the block's work is done by then."""
+    lock = redis.lock(key, timeout=timeout, blocking_timeout=timeout, sleep=sleep)
+    try:
+        acquired = await lock.acquire()
+    except REDIS_ERRORS as exc:
+        raise StorageUnavailable(f"redis: {exc}") from exc
+    if not acquired:
+        raise on_timeout or StorageUnavailable(f"timed out waiting for the {what}")
+    try:
+        yield
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            log.warning("%s expired before release", what)
+        except REDIS_ERRORS:
+            log.warning("%s could not be released (redis)", what)
 
 
 class EmbeddedRedis:
