@@ -44,6 +44,7 @@ from dialogs.engine import (
     Stay,
     Step,
 )
+from dialogs.face_queue import note, too_long, verifying_text
 from dialogs.family_verdict import proxy_certified
 from dialogs.identity import IdentityForm, note_id_given
 from dialogs.menu import to_main_menu
@@ -68,7 +69,6 @@ SELFIE = ("第三步：请拍一张{who}的正脸照片发给我。拍的时候�
           "3. 光线要亮，不要背对窗户或灯；\n"
           "4. 画面里只能有一个人。\n"
           "拍好后直接发送照片就行。")
-VERIFYING = "收到照片，正在核验，请稍等几秒，结果出来我马上告诉您。"
 MISMATCH_FACE = "这张照片和登记的人脸模型对不上。请{who}本人正对镜头、在亮一点的地方再拍一张。"
 MISMATCH_FACE_PROXY = "这张照片和登记的人脸模型对不上。请拍老人本人，不要拍家属自己；让老人正对镜头、在亮处再拍一张。"
 APPEAL = ("今天已经试了{count}次都没有通过，先不要再拍了，免得耽误您的时间。您可以：\n"
@@ -272,6 +272,10 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
     face = _face(ctx)
     if face is None:
         return Stay([Reply(UNAVAILABLE)])
+    backlog = await face.backlog()  # a long queue: say so, or (very long) come back later
+    refused = too_long(backlog, face_config.max_queue_wait_s)
+    if refused:
+        return Stay([Reply(refused)])
     request_id = uuid.uuid4().hex
     await face.submit({
         "request_id": request_id, "conversation_key": ctx.conversation.key,
@@ -281,6 +285,7 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
         "chat_user": msg.user_id, "photo": image, **_liveness_request(ctx),
     })
     ctx.slots["request_id"] = request_id
+    note(ctx.slots, backlog, face_config.queue_notice_s)
     ctx.turn.deferred = True
     ctx.event("face_submitted", target=f"pensioner:{pensioner_id}", request_id=request_id)
     return Goto("verifying")
@@ -487,7 +492,10 @@ certify = Dialog(
                         options=[Option("换其他方式认证", run=_other_methods, words=("其他方式",)),
                                  Option("转人工", run=_to_person, words=("人工",))],
                         may_go=("verifying", "appeal")),
-        "verifying": State(prompt=VERIFYING, on_input=_on_verifying,
+        "verifying": State(prompt=lambda ctx: Reply(verifying_text(
+                               ctx.slots, ctx.services.settings.face.queue_notice_s,
+                               just_sent=ctx.turn.msg.image is not None)),
+                           on_input=_on_verifying,
                            options=[Option("转人工", run=_to_person, words=("人工",))],
                            may_go=("selfie", "challenge", "appeal", "end")),
         "challenge": State(prompt=lambda ctx: Reply(challenge_text(ctx.services, ctx.slots),

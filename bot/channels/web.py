@@ -3,7 +3,8 @@
 - ``GET /``: the chat page.
 - ``POST /api/chat/session``: a server-issued chat id, also set as an HttpOnly cookie.
 - ``POST /api/chat``: JSON ``{"user_id", "text"}`` or multipart ``user_id`` + ``image``.
-- ``GET /api/chat/updates?user_id=``: replies produced since the last call.
+- ``GET /api/chat/updates?user_id=[&wait=S]``: replies produced since the last call; with
+  ``wait`` (0-25 s) the request is held until one arrives (long polling).
 - ``GET /api/chat/history``: the conversation as shown, for the page after a reload.
 
 The id is a credential: ``<public id>.<signature>``, an HMAC of the public id with a
@@ -53,6 +54,8 @@ _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 SESSION_COOKIE = "chat_id"
 SECRET_KEY = "webchat:secret"  # the signing secret when web_chat.session_secret is not set
 COOKIE_MAX_AGE_S = 365 * 86400
+MAX_WAIT_S = 25.0     # longest hold of a long-polling /api/chat/updates
+WAIT_STEP_S = 0.25    # how often a held request looks for replies
 
 
 class UnknownUser(Forbidden):
@@ -246,11 +249,33 @@ async def chat(request: web.Request) -> web.Response:
     return web.json_response(render(turn.replies), dumps=dumps)
 
 
+def _wait_s(value: str | None) -> float:
+    if value is None:
+        return 0.0
+    try:
+        wait = float(value)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise BadRequest(f"wait must be 0-{MAX_WAIT_S:g} seconds", code="invalid_wait")
+    return wait
+
+
 async def updates(request: web.Request) -> web.Response:
-    """Replies pushed for this user since the last call (face verdicts, staff messages)."""
+    """Replies pushed for this user since the last call (face verdicts, staff messages).
+
+    ``?wait=S`` (up to 25 s) holds the request until something arrives or S seconds pass
+    (long polling): a verdict reaches the page within a quarter of a second of its push."""
     services = request.app[keys.SERVICES]
     user_id = await _public_id(request, request.query.get("user_id"))
-    replies = await services.outbox.drain(f"web:{user_id}")
+    wait = _wait_s(request.query.get("wait"))
+    key = f"web:{user_id}"
+    replies = await services.outbox.drain(key)
+    deadline = asyncio.get_running_loop().time() + wait
+    while not replies and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(WAIT_STEP_S)
+        if await services.outbox.waiting(key):
+            replies = await services.outbox.drain(key)
     await remember(services, user_id, _bot_items(replies))
     return web.json_response(render(replies), dumps=dumps)
 

@@ -123,6 +123,9 @@ class FaceConfig(_Section):
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     job_timeout_s: float = Field(60, gt=0)
     workers: int = Field(1, ge=0)
+    worker_nice: int = Field(10, ge=0, le=19)  # chat turns first: workers yield the CPU to serve
+    queue_notice_s: float = Field(20, ge=0)      # tell the place and wait when longer than this
+    max_queue_wait_s: float = Field(1800, ge=0)  # longer: not queued, come back later (0 = never)
 
 
 class WechatConfig(_Section):
