@@ -2,7 +2,9 @@
 
 Scenarios: chat load through /api/chat and signed /wechat (1 and 2 processes, 200 users
 at ~1 message/s each), saturation against Rasa's REST channel side by side, NLU
-evaluation, the face figures, and the dashboard over 1 M attempts (``bench/dashboard.py``). Copy the printed figures into BENCHMARKS.md with the
+evaluation, the face figures, the dashboard over 1 M attempts (``bench/dashboard.py``), and
+the peak hour (selfies and chat together, ``bench.peak``: 60 s at 3 selfies a second with 100
+chat users; ``python -m bench peak --help`` for more). Copy the printed figures into BENCHMARKS.md with the
 date and machine. ``python -m bench chat rasa_rest`` runs only the sections named.
 """
 
@@ -28,12 +30,23 @@ def optional(module: str) -> Any:
         return None
 
 
-SECTIONS = ("chat", "rasa_rest", "face", "dashboard")
+SECTIONS = ("chat", "rasa_rest", "face", "dashboard", "peak")
+
+
+# the peak section in `make bench`: 60 s at 3 selfies a second with 100 chat users
+PEAK_DEFAULT = ["--seconds", "60", "--selfies-per-s", "3", "--users", "100"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the sections named on the command line (default: all of them)."""
+    """Run the sections named on the command line (default: all of them).
+
+    ``python -m bench peak --seconds 20 ...`` runs only the peak benchmark with those options."""
     wanted = (sys.argv[1:] if argv is None else argv) or list(SECTIONS)
+    if wanted[0] == "peak" and any(arg.startswith("-") for arg in wanted[1:]):
+        from bench import peak
+
+        peak.main(wanted[1:])
+        return
     unknown = set(wanted) - set(SECTIONS)
     if unknown:
         raise SystemExit(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
@@ -46,10 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         results["chat_web_2proc"] = chat.main(load + ["--processes", "2"])
         results["chat_wechat_1proc"] = chat.main(load + ["--processes", "1", "--channel", "wechat"])
         results["chat_wechat_2proc"] = chat.main(load + ["--processes", "2", "--channel", "wechat"])
-    for name in ("rasa_rest", "face", "dashboard"):
+    for name in ("rasa_rest", "face", "dashboard", "peak"):
         module = optional(f"bench.{name}") if name in wanted else None
         if module is not None:
-            results[name] = module.main([])
+            results[name] = module.main(PEAK_DEFAULT if name == "peak" else [])
     OUT.mkdir(parents=True, exist_ok=True)
     name = "results.json" if set(wanted) == set(SECTIONS) else f"results-{'-'.join(wanted)}.json"
     (OUT / name).write_text(json.dumps(results, ensure_ascii=False, indent=2))

@@ -111,12 +111,9 @@ def gate(engine: Any, faces: Path) -> dict[str, Any]:
             "group_photos_refused": f"{multi}/{len(groups)}"}
 
 
-def latency_and_throughput(engine: Any, faces: Path, runs: int, baseline_runs: int
-                           ) -> dict[str, Any]:
-    from deepface import DeepFace
-
-    reference_path = faces / "obama" / "obama1.jpg"
-    reference = engine.analyse(reference_path.read_bytes()).embedding
+def our_times(engine: Any, faces: Path, runs: int) -> tuple[list[float], list[bytes]]:
+    """Seconds per 1280 px selfie -> verdict on our path (the reference embedded once)."""
+    reference = engine.analyse((faces / "obama" / "obama1.jpg").read_bytes()).embedding
     selfies = [selfie_1280(faces / name) for name in
                ("obama/obama2.jpg", "obama/obama3.jpg", "edge/rgba-32bit.png")]
     engine.verify(reference, selfies[0])  # warm-up
@@ -126,6 +123,15 @@ def latency_and_throughput(engine: Any, faces: Path, runs: int, baseline_runs: i
         verdict = engine.verify(reference, selfies[index % len(selfies)])
         times.append(time.perf_counter() - started)
         assert verdict.verified, verdict
+    return times, selfies
+
+
+def latency_and_throughput(engine: Any, faces: Path, runs: int, baseline_runs: int
+                           ) -> dict[str, Any]:
+    from deepface import DeepFace
+
+    reference_path = faces / "obama" / "obama1.jpg"
+    times, selfies = our_times(engine, faces, runs)
     ours = len(times) / sum(times)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -270,11 +276,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--baseline-runs", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=10)
     parser.add_argument("--write", action="store_true", help="update the Face section of BENCHMARKS.md")
+    parser.add_argument("--rate-only", action="store_true",
+                        help="only the one-core selfie rate (used by `python -m bench peak --find-max`)")
     args = parser.parse_args(argv)
     if not (args.faces / "pairs.csv").is_file():
         print(f"bench.face: no photos in {args.faces}; skipped", file=sys.stderr)
         return {"skipped": f"no photos in {args.faces}"}
     from face.engine import FaceEngine
+
+    if args.rate_only:
+        pinning = pin_one_core()
+        load = round(os.getloadavg()[0], 2)
+        times, _ = our_times(FaceEngine(), args.faces, args.runs)
+        rate = {"ours_per_s": round(len(times) / sum(times), 2),
+                "median_s": round(statistics.median(times), 3), "runs": len(times),
+                "pinning": pinning, "load_avg_1m_before": load}
+        print(json.dumps(rate), flush=True)
+        return rate
 
     cores = os.cpu_count()
     rss = worker_rss(args.faces, args.jobs)  # before pinning: a separate process

@@ -14,6 +14,7 @@ from bot import face_service, family_reminders, keys, metrics_view
 from bot.channels import telegram as telegram_channel
 from bot.channels import web as web_channel
 from bot.channels import wechat as wechat_channel
+from bot.client_address import ClientAddresses
 from bot.core.config import Settings
 from bot.core.conversation import ConversationStore
 from bot.core.errors import BadRequest, BotError
@@ -144,6 +145,7 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> web
     app = web.Application(middlewares=[error_middleware],
                           client_max_size=settings.server.max_body_bytes)
     app[keys.SETTINGS] = settings
+    app[keys.CLIENT_ADDRESSES] = ClientAddresses(settings.web_chat)
     app.cleanup_ctx.append(storage_ctx)
     app.router.add_get("/healthz", healthz)
     for feature in features if features is not None else default_features():

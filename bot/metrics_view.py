@@ -1,7 +1,9 @@
 """``GET /metrics``: Prometheus exposition of :class:`bot.core.metrics.Metrics`.
 
 It needs ``Authorization: Bearer <metrics.token>``; without a configured token it only
-answers requests from the loopback interface, so it is never public.
+answers requests from the loopback interface that no proxy forwarded (a reverse proxy on the
+same host connects from loopback too: its ``X-Forwarded-For``/``Forwarded`` gives it away), so
+it is never public.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def _loopback(remote: str | None) -> bool:
         return False
 
 
+def _proxied(request: web.Request) -> bool:
+    """A request a proxy forwarded (from wherever), not one made on this host."""
+    return any(name in request.headers for name in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
+
+
 async def metrics_view(request: web.Request) -> web.Response:
     """Prometheus exposition, behind a bearer token (or loopback only without one)."""
     services = request.app[keys.SERVICES]
@@ -33,7 +40,7 @@ async def metrics_view(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("metrics token missing or wrong")
-    elif not _loopback(request.remote):
+    elif not _loopback(request.remote) or _proxied(request):
         raise Forbidden("metrics are only served on loopback without a token")
     services.metrics.queue_length.set(await services.redis.zcard(QUEUE_KEY))
     body = generate_latest(services.metrics.registry)

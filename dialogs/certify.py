@@ -3,8 +3,10 @@
 ID number (checksum) -> name (must match the registry; a mismatch reveals nothing) ->
 enrolled? (未建模: explain and how to enrol at an office) -> selfie with precautions ->
 "正在核验" while a face worker decides -> certified (next due date) or advice and retry;
-after ``face.max_attempts_per_day`` failed attempts the chat stops asking for selfies and
-offers a manual review (staff case with the face evidence).
+after ``face.max_attempts_per_day`` failed attempts (of this chat for this pensioner) the chat
+stops asking for selfies and offers a manual review (staff case with the face evidence). When
+all chats together reach ``face.max_attempts_per_pensioner_per_day`` for one pensioner, no chat
+may try again that day, and the first one to meet the cap is handed to staff as an alert.
 
 Re-use (the family proxy flow): start this dialog with the slots ``pensioner_id``,
 ``id_number``, ``proxy=True`` and ``relationship`` already filled (after the caller has
@@ -25,7 +27,8 @@ from bot.core.images import precheck
 from bot.core.messages import Reply
 from bot.core.services import FaceJobs
 from bot.core.storage.models import Pensioner
-from bot.records.attempts import day_start, evidence, failed_attempts_since
+from bot.records.attempts import FailedToday, claim_cap_alert, day_start, evidence, failed_attempts_by_chat
+from bot.records.cases import CaseLimited
 from bot.records.events import Chat, FailureCause
 from bot.records.events import Step as EventStep
 from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, format_date, masked
@@ -42,6 +45,7 @@ from dialogs.engine import (
     Stay,
     Step,
 )
+from dialogs.face_queue import note, too_long, verifying_text
 from dialogs.family_verdict import proxy_certified
 from dialogs.identity import IdentityForm, note_id_given
 from dialogs.menu import to_main_menu
@@ -66,7 +70,6 @@ SELFIE = (tr("{step}请拍一张{who}的正脸照片发给我。拍的时候请�
           "3. 光线要亮，不要背对窗户或灯；\n"
           "4. 画面里只能有一个人。\n"
           "拍好后直接发送照片就行。", step=tr("第三步：")))
-VERIFYING = tr("收到照片，正在核验，请稍等几秒，结果出来我马上告诉您。")
 MISMATCH_FACE = tr("这张照片和登记的人脸模型对不上。请{who}本人正对镜头、在亮一点的地方再拍一张。")
 MISMATCH_FACE_PROXY = tr("这张照片和登记的人脸模型对不上。请拍老人本人，不要拍家属自己；让老人正对镜头、在亮处再拍一张。")
 APPEAL = (tr("今天已经试了{count}次都没有通过，先不要再拍了，免得耽误您的时间。您可以：\n"
@@ -76,6 +79,11 @@ OTHER_METHODS = (tr("其他认证方式：\n"
                  "2. 行动不便的老人可以申请工作人员上门认证；\n"
                  "3. 也可以用“掌上12333”、支付宝等官方渠道刷脸认证。"))
 UNAVAILABLE = tr("刷脸核验暂时用不了，请稍后再试，或者到社区服务点办理。")
+CAP_ALERTED = (tr("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
+               "今天先不能再刷脸了。已经请工作人员核查，工作人员会在这里联系您。"))
+CAP_REACHED = (tr("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
+               "今天先不能再刷脸了，工作人员已经在核查。您可以明天再试，或者回复“转人工”，"
+               "也可以到社区服务点当面认证。"))
 SELFIE_OPTIONS = [tr("换其他方式认证"), tr("转人工")]
 
 
@@ -94,6 +102,62 @@ def _face(ctx: DialogContext) -> FaceJobs | None:
 
 def _tz(services: ChatServices) -> str:
     return services.settings.staff.timezone
+
+
+async def _failed_today(services: ChatServices, pensioner_id: int, channel: str,
+                        chat_user: str) -> FailedToday:
+    return await failed_attempts_by_chat(services.db, pensioner_id, day_start(_tz(services)),
+                                         channel, chat_user)
+
+
+def _left(services: ChatServices, failed: FailedToday) -> int:
+    """Failed attempts this chat may still make today (its own limit and the pensioner's cap)."""
+    face_config = services.settings.face
+    return min(face_config.max_attempts_per_day - failed.mine,
+               face_config.max_attempts_per_pensioner_per_day - failed.everyone)
+
+
+def _capped(services: ChatServices, failed: FailedToday) -> bool:
+    """The pensioner's cap across chats, not this chat's own attempts, stops it."""
+    face_config = services.settings.face
+    return (failed.everyone >= face_config.max_attempts_per_pensioner_per_day
+            and failed.mine < face_config.max_attempts_per_day)
+
+
+async def _alert_cap(services: ChatServices, conv: Conversation, pensioner_id: int,
+                     failed: FailedToday) -> int | None:
+    """The first chat of the day to meet the pensioner's cap opens an alert case for staff
+    (with today's attempts of every chat); later ones only get told. The case id or None."""
+    today = day_start(_tz(services))
+    if not await claim_cap_alert(services.redis, pensioner_id, today):
+        return None
+    proof = await evidence(services.db, pensioner_id, today)
+    proof["alert"] = {"failed_today": failed.everyone, "chats": failed.chats,
+                      "cap": services.settings.face.max_attempts_per_pensioner_per_day}
+    case_id = await services.handoff.escalate(conv, "attempts_alert", pensioner_id=pensioner_id,
+                                              evidence=proof, capped=False)
+    await services.audit(f"chat:{conv.channel}", "face_attempts_cap", target=f"case:{case_id}",
+                         pensioner=f"pensioner:{pensioner_id}", failed_today=failed.everyone,
+                         chats=failed.chats)
+    return case_id
+
+
+async def _cap_replies(services: ChatServices, conv: Conversation, frame: Any, pensioner_id: int,
+                       failed: FailedToday) -> list[Reply]:
+    """A verdict met the pensioner's cap: this flow ends; staff are alerted once a day."""
+    if frame is not None and frame in conv.stack:
+        conv.stack.remove(frame)
+    case_id = await _alert_cap(services, conv, pensioner_id, failed)
+    if case_id is None:
+        return [Reply(CAP_REACHED, [tr("转人工"), tr("回主菜单")])]
+    position = await services.handoff.position(case_id) or 1
+    return [Reply(CAP_ALERTED), Reply(services.handoff.queue_text(position, first=True))]
+
+
+async def _cap_step(ctx: DialogContext, pensioner_id: int, failed: FailedToday) -> Step:
+    if await _alert_cap(ctx.services, ctx.conversation, pensioner_id, failed) is not None:
+        return Handoff("attempts_alert", [Reply(CAP_ALERTED)])
+    return Finish([Reply(CAP_REACHED, [tr("转人工"), tr("回主菜单")])])
 
 
 def chat_of(ctx: DialogContext) -> Chat:
@@ -164,8 +228,11 @@ async def _after_identity(ctx: DialogContext) -> Step:
         await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.NO_MODEL,
                                      pensioner_id=pensioner_id)
         return Finish([Reply(NOT_ENROLLED, [tr("转人工"), tr("回主菜单")])])
-    failures = await failed_attempts_since(services.db, pensioner_id, day_start(_tz(services)))
-    if failures >= services.settings.face.max_attempts_per_day:
+    msg = ctx.turn.msg
+    failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
+    if _capped(services, failed):
+        return await _cap_step(ctx, pensioner_id, failed)
+    if _left(services, failed) <= 0:
         return Goto("appeal")
     return Goto("selfie")
 
@@ -196,14 +263,20 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
         await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.QUALITY,
                                      pensioner_id=pensioner_id)
         return Stay([Reply(ADVICE[refused])])
-    failures = await failed_attempts_since(services.db, pensioner_id, day_start(_tz(services)))
-    if failures >= face_config.max_attempts_per_day:
+    msg = ctx.turn.msg
+    failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
+    if _capped(services, failed):
+        return await _cap_step(ctx, pensioner_id, failed)
+    if _left(services, failed) <= 0:
         return Goto("appeal")
     face = _face(ctx)
     if face is None:
         return Stay([Reply(UNAVAILABLE)])
+    backlog = await face.backlog()  # a long queue: say so, or (very long) come back later
+    refused = too_long(backlog, face_config.max_queue_wait_s)
+    if refused:
+        return Stay([Reply(refused)])
     request_id = uuid.uuid4().hex
-    msg = ctx.turn.msg
     await face.submit({
         "request_id": request_id, "conversation_key": ctx.conversation.key,
         "dialog": ctx.frame.dialog, "pensioner_id": pensioner_id,
@@ -212,6 +285,7 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
         "chat_user": msg.user_id, "photo": image, **_liveness_request(ctx),
     })
     ctx.slots["request_id"] = request_id
+    note(ctx.slots, backlog, face_config.queue_notice_s)
     ctx.turn.deferred = True
     ctx.event("face_submitted", target=f"pensioner:{pensioner_id}", request_id=request_id)
     return Goto("verifying")
@@ -228,8 +302,13 @@ async def _appeal(ctx: DialogContext) -> Step:
     pensioner_id = int(ctx.slots["pensioner_id"])
     proof = await evidence(services.db, pensioner_id, day_start(_tz(services)))
     proxy = proxy_details(ctx.slots, ctx.conversation.key)
-    await services.handoff.escalate(ctx.conversation, "face_failed", pensioner_id=pensioner_id,
-                                    evidence=proof, proxy=proxy)
+    try:
+        await services.handoff.escalate(ctx.conversation, "face_failed", pensioner_id=pensioner_id,
+                                        evidence=proof, proxy=proxy,
+                                        client_address=ctx.turn.msg.client_address)
+    except CaseLimited as limited:
+        ctx.event("handoff_limited", reason="face_failed")
+        return Finish([Reply(limited.user_message, MENU_OPTIONS)])
     await services.events.record(EventStep.REVIEW, chat_of(ctx), pensioner_id=pensioner_id)
     return Handoff("face_failed", [Reply(tr("好的，已经把您今天的照片和核验记录交给工作人员审核。"))])
 
@@ -346,7 +425,7 @@ async def _review_case(services: ChatServices, result: dict[str, Any], conv: Any
     if frame is not None and frame in conv.stack:
         conv.stack.remove(frame)
     case_id = int(await services.handoff.escalate(conv, reason, pensioner_id=pensioner_id,
-                                                  evidence=proof,
+                                                  evidence=proof, capped=False,
                                                   proxy=proxy_details(slots, conv.key)))
     await _step(services, EventStep.REVIEW, result)
     await services.audit(f"chat:{conv.channel}", "face_review", target=f"case:{case_id}",
@@ -368,14 +447,15 @@ async def _challenge_failed(services: ChatServices, result: dict[str, Any], conv
     """Explained, one attempt; at the limit a person reviews it (never a rejection)."""
     reason = str(result.get("challenge_result") or "pose")
     why = WHY.get(reason, WHY["pose"])
-    limit = services.settings.face.max_attempts_per_day
-    failures = await failed_attempts_since(services.db, int(result["pensioner_id"]),
-                                           day_start(_tz(services)))
-    if failures >= limit:
+    pensioner_id = int(result["pensioner_id"])
+    failed = await _failed_today(services, pensioner_id, conv.channel, conv.user_id)
+    if _capped(services, failed):
+        return [Reply(tr("这次没有通过：{why}。", why=why)), *await _cap_replies(services, conv, frame, pensioner_id, failed)]
+    if _left(services, failed) <= 0:
         await _review_case(services, result, conv, frame, "face_failed")
         return [Reply(tr("这次没有通过：{why}。", why=why)),
                 Reply(CHALLENGE_REVIEW.format(when=_review_when(services)))]
-    left = tr("（今天还可以试 {left} 次）", left=limit - failures)
+    left = tr("（今天还可以试 {left} 次）", left=_left(services, failed))
     if frame is None:
         return [Reply(tr("动作照片没有通过：{why}。要再试的话，请回复“刷脸认证”。", why=why), MENU_OPTIONS)]
     if reason == "expired" or not result.get("challenge"):
@@ -413,7 +493,10 @@ certify = Dialog(
                         options=[Option(tr("换其他方式认证"), run=_other_methods, words=("其他方式",)),
                                  Option(tr("转人工"), run=_to_person, words=("人工",))],
                         may_go=("verifying", "appeal")),
-        "verifying": State(prompt=VERIFYING, on_input=_on_verifying,
+        "verifying": State(prompt=lambda ctx: Reply(verifying_text(
+                               ctx.slots, ctx.services.settings.face.queue_notice_s,
+                               just_sent=ctx.turn.msg.image is not None)),
+                           on_input=_on_verifying,
                            options=[Option(tr("转人工"), run=_to_person, words=("人工",))],
                            may_go=("selfie", "challenge", "appeal", "end")),
         "challenge": State(prompt=lambda ctx: Reply(challenge_text(ctx.services, ctx.slots),
@@ -512,18 +595,19 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     if pensioner_id:
         await _failed(services, result,
                       FailureCause.QUALITY if decision == "rejected" else FailureCause.MISMATCH)
-    limit = services.settings.face.max_attempts_per_day
-    failures = await failed_attempts_since(services.db, int(str(pensioner_id)),
-                                           day_start(_tz(services)))
+    failed = await _failed_today(services, int(str(pensioner_id)), conv.channel, conv.user_id)
+    if _capped(services, failed):
+        return [Reply(tr("这次没有通过：{advice}", advice=advice)),
+                *await _cap_replies(services, conv, frame, int(str(pensioner_id)), failed)]
     if frame is None:
         return [Reply(tr("刚才那张照片没有通过：{advice}\n要再试的话，请回复“刷脸认证”。", advice=advice), MENU_OPTIONS)]
-    if failures >= limit:
+    if _left(services, failed) <= 0:
         frame.state = "appeal"
         return [Reply(tr("这次没有通过：{advice}", advice=advice)),
-                Reply(APPEAL.format(count=failures), [tr("申请人工审核"), tr("换其他方式认证"), tr("回主菜单")])]
+                Reply(APPEAL.format(count=failed.mine), [tr("申请人工审核"), tr("换其他方式认证"), tr("回主菜单")])]
     frame.state = "selfie"
     return [Reply(tr("这次没有通过：{advice}", advice=advice)),
-            Reply(tr("请再拍一张发给我（今天还可以试 {left} 次）。", left=limit - failures), SELFIE_OPTIONS)]
+            Reply(tr("请再拍一张发给我（今天还可以试 {left} 次）。", left=_left(services, failed)), SELFIE_OPTIONS)]
 
 
 PHOTO_REUSED = (tr("这张照片以前已经用过了，不能再用来认证。认证要用现在当场新拍的照片。\n"
@@ -543,7 +627,7 @@ async def _photo_reused(services: ChatServices, result: dict[str, Any], conv: An
     if frame is not None:
         conv.stack.remove(frame)
     case_id = await services.handoff.escalate(conv, "photo_reused", pensioner_id=pensioner_id,
-                                              evidence=proof, proxy=proxy)
+                                              evidence=proof, proxy=proxy, capped=False)
     await _step(services, EventStep.REVIEW, result)
     await services.audit(f"chat:{conv.channel}", "photo_reused_review", target=f"case:{case_id}",
                          pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),

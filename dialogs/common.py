@@ -171,7 +171,8 @@ async def check_identity(ctx: DialogContext, name: str, *, flow: str, retry_stat
     """
     services = ctx.services
     try:
-        pensioner = await services.registry.find(ctx.conversation.key, ctx.slots["id_number"])
+        pensioner = await services.registry.find(ctx.conversation.key, ctx.slots["id_number"],
+                                                  client_address=ctx.turn.msg.client_address)
     except RateLimited as limited:
         ctx.event(f"{flow}_lookup_limited", **details)
         return Finish([Reply(limited.user_message, menu_options)])

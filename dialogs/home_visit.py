@@ -197,7 +197,8 @@ class HomeVisitForm(Form):
         """Before the summary: a name that does not match a registered ID is asked again."""
         try:
             pensioner = await ctx.services.registry.find(ctx.conversation.key,
-                                                         str(ctx.slots["id_number"]))
+                                                         str(ctx.slots["id_number"]),
+                                                         client_address=ctx.turn.msg.client_address)
         except RateLimited as limited:
             return Finish([Reply(limited.user_message)])
         except StorageUnavailable:

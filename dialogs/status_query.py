@@ -88,7 +88,8 @@ class StatusIdentity(IdentityForm):
     async def lookup(self, ctx: DialogContext) -> Pensioner | Step:
         id_number = str(ctx.slots["id_number"])
         try:
-            pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number)
+            pensioner = await ctx.services.registry.find(ctx.conversation.key, id_number,
+                                                         client_address=ctx.turn.msg.client_address)
         except RateLimited as limited:
             return Finish([Reply(limited.user_message)])
         except StorageUnavailable:

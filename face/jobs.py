@@ -366,5 +366,5 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
                         timeout=timeout)],
         queue_name=QUEUE, redis_settings=RedisSettings.from_dsn(redis_url), burst=burst,
         on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=1, job_timeout=timeout,
-        keep_result=0, poll_delay=0.2, handle_signals=handle_signals,
+        keep_result=0, poll_delay=0.1, handle_signals=handle_signals,
         health_check_interval=60)

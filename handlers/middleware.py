@@ -26,8 +26,9 @@ import uuid
 import orjson
 
 from bot.core.conversation import Frame, Mode, chat_lock_key
-from bot.core.errors import DatabaseUnavailable, RateLimited, StorageUnavailable
+from bot.core.errors import AddressLimited, DatabaseUnavailable, RateLimited, StorageUnavailable
 from bot.core.i18n import LANGUAGES, ZH, tr
+from bot.core.limits import address_bucket
 from bot.core.messages import Reply
 from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS
@@ -94,18 +95,31 @@ def prefetched_language(turn: Turn) -> str:
 
 
 class RateLimit(BatchedStep):
-    """At most ``rate_limit.messages_per_minute`` messages per chat per minute.
+    """At most ``rate_limit.messages_per_minute`` messages per chat per minute, and
+    ``rate_limit.per_address.messages_per_minute`` per client address where the channel
+    knows it (the web chat; outcome ``address_limited``, which the web channel answers 429).
 
     Counted in the opening batch (a platform's retry of one message counts too).
     """
 
     def prepare(self, turn: Turn, batch: RedisBatch) -> None:
-        key = f"rl:msg:{turn.msg.conversation_key}:{int(time.time() // 60)}"
+        minute = int(time.time() // 60)
+        key = f"rl:msg:{turn.msg.conversation_key}:{minute}"
         batch.add("rate_count", "incr", key)
         batch.add(None, "expire", key, 120)
+        if turn.msg.client_address is not None:
+            by_address = f"rl:addr:msg:{address_bucket(turn.msg.client_address)}:{minute}"
+            batch.add("address_count", "incr", by_address)
+            batch.add(None, "expire", by_address, 120)
 
     async def __call__(self, turn: Turn, next_step: NextStep) -> None:
-        limit = turn.services.settings.rate_limit.messages_per_minute
+        limits = turn.services.settings.rate_limit
+        by_address = turn.prefetched.get("address_count")
+        if by_address is not None and int(by_address) > limits.per_address.messages_per_minute:
+            turn.outcome = "address_limited"
+            turn.say(AddressLimited.user_message)
+            return
+        limit = limits.messages_per_minute
         count = int(turn.prefetched["rate_count"])
         if count > limit:
             turn.outcome = "rate_limited"

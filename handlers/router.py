@@ -21,6 +21,7 @@ import logging
 from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
+from bot.records.cases import CaseLimited
 from dialogs.common import looks_like_question
 from dialogs.engine import DialogEngine, EngineResult, chat_services, option_number
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
@@ -334,7 +335,13 @@ class Router:
         handoff = chat_services(turn).handoff
         conv.stack.clear()
         conv.misunderstood = 0
-        case_id = await handoff.escalate(conv, reason)
+        try:
+            case_id = await handoff.escalate(conv, reason, client_address=turn.msg.client_address)
+        except CaseLimited as limited:  # said plainly; the chat stays with the bot
+            turn.events.append({"action": "handoff_limited", "reason": reason})
+            turn.outcome = "case_limited"
+            turn.say(limited.user_message, MENU_LABELS)
+            return
         turn.events.append({"action": "handoff", "target": f"case:{case_id}", "reason": reason})
         turn.outcome = "handoff"
         turn.say(handoff.queue_text(await handoff.position(case_id) or 1, first=True))

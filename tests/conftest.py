@@ -144,10 +144,12 @@ class TestBot:
 
     __test__ = False
 
-    def __init__(self, services: Services, channel: str = "test", user_id: str | None = None) -> None:
+    def __init__(self, services: Services, channel: str = "test", user_id: str | None = None,
+                 client_address: str | None = None) -> None:
         self.services = services
         self.channel = channel
         self.user_id = user_id or f"u-{uuid.uuid4().hex[:8]}"
+        self.client_address = client_address  # as the web channel would set it
         self.replies: list[Reply] = []
 
     @property
@@ -157,7 +159,7 @@ class TestBot:
     async def say(self, text: str | None = None, *, image: bytes | None = None,
                   event: str | None = None) -> list[Reply]:
         msg = InboundMessage(self.channel, self.user_id, uuid.uuid4().hex, text=text, image=image,
-                             event=event)
+                             event=event, client_address=self.client_address)
         turn = await self.services.handle(msg)
         self.replies = turn.replies
         return turn.replies

@@ -1,5 +1,7 @@
 """The web chat contract: /api/chat/session, /api/chat, /api/chat/updates, /healthz, bad input."""
 
+import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -64,6 +66,34 @@ async def test_updates_returns_pushed_replies_once(client: Any) -> None:
     assert first == {"replies": [{"text": "核验通过", "options": ["好的"]}]}
     second = await (await client.get("/api/chat/updates", params={"user_id": bob})).json()
     assert second == {"replies": []}
+
+
+async def test_updates_with_wait_hold_the_request_until_a_reply_is_pushed(client: Any) -> None:
+    services = client.server.app[keys.SERVICES]
+    carol = await web_id(client, "carol")
+
+    async def push_later() -> None:
+        await asyncio.sleep(0.6)
+        await services.push("web:carol", [Reply("认证成功")])
+
+    started = time.monotonic()
+    pushing = asyncio.create_task(push_later())
+    response = await client.get("/api/chat/updates", params={"user_id": carol, "wait": "10"})
+    held = time.monotonic() - started
+    await pushing
+    assert (await response.json())["replies"] == [{"text": "认证成功", "options": []}]
+    assert 0.5 <= held < 5  # answered when the reply came, not at the end of the wait
+    started = time.monotonic()
+    empty = await client.get("/api/chat/updates", params={"user_id": carol, "wait": "0.5"})
+    assert (await empty.json()) == {"replies": []} and time.monotonic() - started >= 0.5
+
+
+async def test_updates_wait_out_of_range_is_a_json_400(client: Any) -> None:
+    alice = await web_id(client, "alice")
+    for wait in ("-1", "26", "soon", "nan"):
+        response = await client.get("/api/chat/updates", params={"user_id": alice, "wait": wait})
+        assert response.status == 400, wait
+        assert (await response.json())["error"] == "invalid_wait"
 
 
 async def test_bad_input_is_a_json_4xx(client: Any) -> None:

@@ -3,13 +3,19 @@
 - ``GET /``: the chat page.
 - ``POST /api/chat/session``: a server-issued chat id, also set as an HttpOnly cookie.
 - ``POST /api/chat``: JSON ``{"user_id", "text"}`` or multipart ``user_id`` + ``image``.
-- ``GET /api/chat/updates?user_id=``: replies produced since the last call.
+- ``GET /api/chat/updates?user_id=[&wait=S]``: replies produced since the last call; with
+  ``wait`` (0-25 s) the request is held until one arrives (long polling).
 - ``GET /api/chat/history``: the conversation as shown, for the page after a reload.
 
 The id is a credential: ``<public id>.<signature>``, an HMAC of the public id with a
 server secret. Only ids the server signed are accepted (403 ``unknown_user`` otherwise).
 The pipeline, the staff console and the logs only ever see the public id
 (``web:<public id>``), which cannot be turned back into the credential.
+
+Per client address (``rate_limit.per_address``; the address as ``bot.client_address``
+finds it behind ``web_chat.trusted_proxies``): new ids a minute are limited here (429);
+messages, ID lookups and staff cases further in, through ``InboundMessage.client_address``
+(messages over the limit also answer 429).
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from typing import Any
 from aiohttp import web
 
 from bot import keys
-from bot.core.errors import BadRequest, Forbidden, StorageUnavailable
+from bot.core.errors import AddressLimited, BadRequest, Forbidden, StorageUnavailable
 from bot.core.i18n import tr
+from bot.core.limits import address_bucket, count_hit
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
@@ -48,6 +55,8 @@ _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 SESSION_COOKIE = "chat_id"
 SECRET_KEY = "webchat:secret"  # the signing secret when web_chat.session_secret is not set
 COOKIE_MAX_AGE_S = 365 * 86400
+MAX_WAIT_S = 25.0     # longest hold of a long-polling /api/chat/updates
+WAIT_STEP_S = 0.25    # how often a held request looks for replies
 
 
 class UnknownUser(Forbidden):
@@ -108,6 +117,21 @@ class WebIdentity:
 
 
 IDENTITY = web.AppKey("web_identity", WebIdentity)
+
+
+def _limited_address(request: web.Request) -> str | None:
+    """The client address when per-address limits apply to it, else None."""
+    addresses = request.app[keys.CLIENT_ADDRESSES]
+    address = addresses.of(request)
+    return address if addresses.limited(address) else None
+
+
+async def _count_new_id(services: Services, address: str | None) -> None:
+    """One more new chat id from ``address`` this minute; 429 above the limit."""
+    limit = services.settings.rate_limit.per_address.sessions_per_minute
+    if address is not None and await count_hit(
+            services.redis, f"rl:addr:session:{address_bucket(address)}", 60) > limit:
+        raise AddressLimited("too many new chat ids from one client address")
 
 
 async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -212,8 +236,10 @@ async def chat(request: web.Request) -> web.Response:
                          user_message=tr("内容太大了，照片请小于10MB。")) from exc
     user_id = await _public_id(request, user_field)
     msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or uuid.uuid4().hex,
-                         text=text, image=image, event=event)
+                         text=text, image=image, event=event, client_address=_limited_address(request))
     turn = await services.handle(msg)
+    if turn.outcome == "address_limited":  # counted with the pipeline's first Redis round trip
+        raise AddressLimited("too many messages from one client address")
     if turn.outcome != "duplicate":
         shown = [] if event else [{"role": "user", "text": tr("[照片]") if image is not None else mask(text or ""),
                                    "options": []}]
@@ -224,11 +250,33 @@ async def chat(request: web.Request) -> web.Response:
     return web.json_response(render(turn.replies), dumps=dumps)
 
 
+def _wait_s(value: str | None) -> float:
+    if value is None:
+        return 0.0
+    try:
+        wait = float(value)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise BadRequest(f"wait must be 0-{MAX_WAIT_S:g} seconds", code="invalid_wait")
+    return wait
+
+
 async def updates(request: web.Request) -> web.Response:
-    """Replies pushed for this user since the last call (face verdicts, staff messages)."""
+    """Replies pushed for this user since the last call (face verdicts, staff messages).
+
+    ``?wait=S`` (up to 25 s) holds the request until something arrives or S seconds pass
+    (long polling): a verdict reaches the page within a quarter of a second of its push."""
     services = request.app[keys.SERVICES]
     user_id = await _public_id(request, request.query.get("user_id"))
-    replies = await services.outbox.drain(f"web:{user_id}")
+    wait = _wait_s(request.query.get("wait"))
+    key = f"web:{user_id}"
+    replies = await services.outbox.drain(key)
+    deadline = asyncio.get_running_loop().time() + wait
+    while not replies and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(WAIT_STEP_S)
+        if await services.outbox.waiting(key):
+            replies = await services.outbox.drain(key)
     await remember(services, user_id, _bot_items(replies))
     return web.json_response(render(replies), dumps=dumps)
 
@@ -248,12 +296,16 @@ async def history(request: web.Request) -> web.Response:
 async def session(request: web.Request) -> web.Response:
     """Issue a chat id (or confirm the one in the cookie) and set it as an HttpOnly cookie."""
     issuer = request.app[IDENTITY]
+    services = request.app[keys.SERVICES]
     current = request.cookies.get(SESSION_COOKIE)
-    credential = current if current and await issuer.verify(current) else await issuer.issue()
+    if current and await issuer.verify(current):
+        credential = current
+    else:  # only new ids count: a page reloaded with its cookie costs nothing
+        await _count_new_id(services, _limited_address(request))
+        credential = await issuer.issue()
     response = web.json_response({"user_id": credential})
     response.set_cookie(SESSION_COOKIE, credential, max_age=COOKIE_MAX_AGE_S, path="/api/chat",
-                        httponly=True, samesite="Strict",
-                        secure=request.app[keys.SERVICES].settings.web_chat.secure_cookie)
+                        httponly=True, samesite="Strict", secure=services.settings.web_chat.secure_cookie)
     return response
 
 

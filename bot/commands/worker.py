@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -70,9 +71,19 @@ async def _main(settings: Settings, burst: bool) -> None:
             await asyncio.to_thread(embedded.stop)
 
 
+def lower_priority(nice: int) -> None:
+    """Run at ``nice`` (face.worker_nice): on a shared box, chat turns get the CPU first."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except (AttributeError, OSError) as exc:  # not on this platform: say so, run anyway
+        log.warning("face worker priority unchanged: %s", exc)
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging()
     settings = worker_settings(args)
+    lower_priority(settings.face.worker_nice)
     try:
         asyncio.run(_main(settings, args.burst))
     except FaceModelMissing as exc:

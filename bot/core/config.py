@@ -7,6 +7,7 @@ optional keys. A bad value raises :class:`bot.core.errors.ConfigError` naming th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -53,11 +54,25 @@ class ConversationConfig(_Section):
     turn_timeout_s: float = Field(20.0, gt=0)
 
 
+class AddressLimits(_Section):
+    """Limits per client address (web chat; see ``web_chat.trusted_proxies``). An IPv6
+    client counts as its /64 network. Generous, so that users behind one NAT are not hurt."""
+
+    sessions_per_minute: int = Field(30, ge=1)     # new web chat ids
+    messages_per_minute: int = Field(180, ge=1)    # messages from all chats of the address
+    id_lookups_per_hour: int = Field(60, ge=1)     # ID number lookups from all its chats
+    cases_per_hour: int = Field(10, ge=1)          # staff cases its chats open
+
+
 class RateLimitConfig(_Section):
     messages_per_minute: int = Field(30, ge=1)
     id_lookups_per_hour: int = Field(10, ge=1)
     id_lookups_global_per_minute: int = Field(120, ge=1)  # no longer used: one client could exhaust it
     name_failures_per_id_per_hour: int = Field(10, ge=1)  # wrong names for one ID number, all chats
+    cases_per_chat_per_hour: int = Field(3, ge=1)  # staff cases one chat may open (user requests)
+    per_address: AddressLimits = AddressLimits()
+
+
 
 
 class NluConfig(_Section):
@@ -93,12 +108,24 @@ class FaceConfig(_Section):
         if value < info.data.get("accept_below", 0):
             raise ValueError("reject_above must not be below accept_below")
         return value
-    max_attempts_per_day: int = Field(3, ge=1)
+    max_attempts_per_day: int = Field(3, ge=1)  # failed selfies per chat and pensioner per day
+    # failed selfies per pensioner per day from all chats together; reaching it alerts staff
+    max_attempts_per_pensioner_per_day: int = Field(8, ge=1)
+
+    @field_validator("max_attempts_per_pensioner_per_day")
+    @classmethod
+    def _cap_not_below_chat_limit(cls, value: int, info: Any) -> int:
+        if value < info.data.get("max_attempts_per_day", 1):
+            raise ValueError("must not be below max_attempts_per_day")
+        return value
     photo_retention_days: int = Field(30, ge=0)
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     job_timeout_s: float = Field(60, gt=0)
     workers: int = Field(1, ge=0)
+    worker_nice: int = Field(10, ge=0, le=19)  # chat turns first: workers yield the CPU to serve
+    queue_notice_s: float = Field(20, ge=0)      # tell the place and wait when longer than this
+    max_queue_wait_s: float = Field(1800, ge=0)  # longer: not queued, come back later (0 = never)
 
 
 class WechatConfig(_Section):
@@ -176,6 +203,30 @@ class WebChatConfig(_Section):
     secure_cookie: bool = False
     history_messages: int = Field(100, ge=0)
     history_ttl_s: int = Field(7 * 86400, ge=60)
+    # Reverse proxies whose X-Forwarded-For is believed (CIDRs). Empty: the TCP peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Client addresses without per-address limits (CIDRs), e.g. loopback for `make bench`.
+    address_limits_exempt: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", "address_limits_exempt", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> Any:
+        """A YAML list or a comma-separated string (from the environment); None: empty."""
+        if value is None or value == "":
+            return []
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies", "address_limits_exempt")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
+        return value
 
 
 class Settings(_Section):

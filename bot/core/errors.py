@@ -69,6 +69,12 @@ class RateLimited(BotError):
     user_message = tr("您发得太快了，请稍等一分钟再发。")
 
 
+class AddressLimited(RateLimited):
+    """Too many new chats or messages from one client address (``rate_limit.per_address``)."""
+
+    user_message = tr("您所在的网络发来的消息太多了，请过一两分钟再试。")
+
+
 class StorageUnavailable(BotError):
     """Redis or the database cannot be reached. Never swallowed: 503 plus a log line."""
 

@@ -15,6 +15,8 @@ class InboundMessage:
 
     ``event`` carries platform events in a neutral form, e.g. ``"subscribe"`` or
     ``"menu:FAILED"``. A pressed option button arrives as its label in ``text``.
+    ``client_address`` is the sender's network address where the channel sees one (the web
+    chat) and per-address limits apply to it; None otherwise (platform webhooks, exempt).
     """
 
     channel: str
@@ -24,6 +26,7 @@ class InboundMessage:
     image: bytes | None = None
     voice_transcript: str | None = None
     event: str | None = None
+    client_address: str | None = None
     received_at: float = field(default_factory=time.time)
 
     @property

@@ -92,6 +92,11 @@ class Outbox:
             await pipe.execute()
 
     @redis_guard
+    async def waiting(self, conversation_key: str) -> int:
+        """How many replies are queued for a polling client (one cheap command)."""
+        return int(await self.redis.llen(f"outbox:{conversation_key}"))  # type: ignore[misc]
+
+    @redis_guard
     async def drain(self, conversation_key: str) -> list[Reply]:
         """Take every queued reply for a polling client (atomically)."""
         queue = f"outbox:{conversation_key}"

@@ -8,6 +8,7 @@ from its own layer or below, so no module has to import the assembly to be typed
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -21,10 +22,21 @@ from bot.core.storage.db import Database
 from bot.core.understanding import ParseResult
 
 
+@dataclass(frozen=True)
+class FaceBacklog:
+    """How long the face queue is: selfies waiting or being checked, and the expected wait
+    (seconds) for one more, from how fast verdicts have been coming (None: unknown)."""
+
+    waiting: int
+    wait_s: float | None
+
+
 class FaceJobs(Protocol):
     """Queues a selfie for verification by a face worker; returns the job id."""
 
     def submit(self, request: dict[str, Any]) -> Awaitable[str]: ...
+
+    def backlog(self) -> Awaitable[FaceBacklog]: ...
 
 
 class CoreServices(Protocol):

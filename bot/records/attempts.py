@@ -18,12 +18,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import redis.asyncio as aioredis
 from numpy.typing import NDArray
 from sqlalchemy import func, or_, select
 
 from bot.core.logs import mask_id_number
 from bot.core.storage.db import Database
 from bot.core.storage.models import CertificationAttempt, FaceTemplate, Pensioner
+from bot.core.storage.redis import redis_guard
 
 log = logging.getLogger(__name__)
 
@@ -209,15 +211,38 @@ def day_start(tz_name: str, now: datetime | None = None) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-async def failed_attempts_since(db: Database, pensioner_id: int, since: datetime) -> int:
-    """Attempts that did not pass (quality refusals included) since ``since``."""
+@dataclass
+class FailedToday:
+    """Failed attempts for one pensioner since a time: of one chat, and of all chats."""
+
+    mine: int      # from this chat (channel and chat user)
+    everyone: int  # from every chat and channel together
+    chats: int     # how many different chats failed
+
+
+async def failed_attempts_by_chat(db: Database, pensioner_id: int, since: datetime, channel: str,
+                                  chat_user: str) -> FailedToday:
+    """Failed attempts since ``since``: the daily limit is per (chat, pensioner), so that
+    someone who knows an ID number and name cannot use up the pensioner's own attempts;
+    the count of all chats feeds a higher cap per pensioner."""
     async with db.session() as session:
-        count = await session.scalar(
-            select(func.count(CertificationAttempt.id)).where(
-                CertificationAttempt.pensioner_id == pensioner_id,
-                CertificationAttempt.decision.not_in(NOT_FAILED),
-                CertificationAttempt.created_at >= since))
-    return int(count or 0)
+        rows = (await session.execute(
+            select(CertificationAttempt.channel, CertificationAttempt.chat_user,
+                   func.count(CertificationAttempt.id))
+            .where(CertificationAttempt.pensioner_id == pensioner_id,
+                   CertificationAttempt.decision.not_in(NOT_FAILED),
+                   CertificationAttempt.created_at >= since)
+            .group_by(CertificationAttempt.channel, CertificationAttempt.chat_user))).all()
+    mine = sum(int(n) for ch, user, n in rows if ch == channel and user == chat_user)
+    return FailedToday(mine=mine, everyone=sum(int(n) for _, _, n in rows), chats=len(rows))
+
+
+@redis_guard
+async def claim_cap_alert(redis: aioredis.Redis, pensioner_id: int, day: datetime) -> bool:
+    """True for the first caller of the day that found the pensioner's cap reached (that one
+    alerts staff); False for every later one."""
+    key = f"face:cap_alert:{pensioner_id}:{int(day.timestamp())}"
+    return bool(await redis.set(key, "1", nx=True, ex=2 * 86400))
 
 
 async def evidence(db: Database, pensioner_id: int, since: datetime) -> dict[str, Any]:

@@ -34,10 +34,11 @@ from bot.core.conversation import (
     chat_lock_key,
     mark_recent,
 )
-from bot.core.errors import BotError
+from bot.core.errors import BotError, RateLimited
 from bot.core.facts import office_hours_text
 from bot.core.i18n import tr
 from bot.core.images import ImageRejected, decode
+from bot.core.limits import address_bucket, count_hit
 from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
@@ -60,6 +61,7 @@ REASON_LABELS = {
     "family": tr("代人认证需审核"),
     "photo_reused": tr("照片重复使用需复核"),
     "face_review": tr("刷脸结果需人工复核"),
+    "attempts_alert": tr("同一老人今天刷脸失败次数过多，需核查"),
 }
 FEEDBACK_TEXT = {3: "解决了", 2: "部分解决", 1: "没解决"}  # the satisfaction answer, as staff read it
 ACK_PREFIX = "handoff:ack:"  # set while the user has recently been told a person has the chat
@@ -78,6 +80,14 @@ class CaseConflict(BotError):
     status = 409
     code = "conflict"
     user_message = tr("这个案件的状态已经变了，请刷新后再看。")
+
+
+class CaseLimited(RateLimited):
+    """This chat, or its client address, opened too many staff cases this hour."""
+
+    code = "case_limited"
+    user_message = (tr("您这一个小时里已经多次申请人工服务了，工作人员会按顺序处理已经提交的问题。"
+                    "请过一段时间再申请；着急的话可以拨打人社服务热线12333。"))
 
 
 def parse_office_hours(spec: str) -> tuple[set[int], tuple[int, int], tuple[int, int]]:
@@ -169,16 +179,33 @@ class HandoffService:
     async def _zadd(self, members: dict[str, float]) -> None:
         await self.redis.zadd(QUEUE_KEY, members, nx=True)
 
+    async def check_case_allowed(self, conversation_key: str, client_address: str | None) -> None:
+        """Raise CaseLimited when the chat (``rate_limit.cases_per_chat_per_hour``) or its
+        client address (``rate_limit.per_address.cases_per_hour``) opened enough cases."""
+        limits = self.settings.rate_limit
+        if await count_hit(self.redis, f"rl:case:{conversation_key}", 3600) > limits.cases_per_chat_per_hour:
+            raise CaseLimited("too many cases from this chat")
+        if client_address is not None and await count_hit(
+                self.redis, f"rl:addr:case:{address_bucket(client_address)}", 3600,
+        ) > limits.per_address.cases_per_hour:
+            raise CaseLimited("too many cases from this client address")
+
     async def escalate(self, conversation: Conversation, reason: str, *,
                        pensioner_id: int | None = None, evidence: dict[str, Any] | None = None,
-                       proxy: dict[str, Any] | None = None) -> int:
+                       proxy: dict[str, Any] | None = None, client_address: str | None = None,
+                       capped: bool = True) -> int:
         """Open a case (or reuse the open one) and put the chat in the waiting queue.
 
+        A case the user asks for (``capped``) counts against the per-chat and per-address
+        limits (CaseLimited, nothing opened). Cases the system opens on a face verdict pass
+        ``capped=False``: the attempt limits bound them, and staff must see them.
         Dialogs that end in ``Handoff`` can leave what staff should see in the conversation
         memory: ``handoff_evidence`` (face attempts, quality codes, distances) and
         ``handoff_proxy`` (who acts for whom); both are moved into the case."""
         if conversation.case_id and conversation.mode in ("waiting", "human"):
             return conversation.case_id
+        if capped:
+            await self.check_case_allowed(conversation.key, client_address)
         if evidence is None:
             evidence = conversation.memory.pop("handoff_evidence", None)
         if proxy is None:

@@ -1,7 +1,8 @@
 """The pensioner registry: lookups guarded against enumeration, certification records.
 
-Every lookup by ID number is rate limited per chat identity, wrong names are counted per ID
-number (Redis), and a caller learns nothing about an ID unless it also gives the matching name.
+Every lookup by ID number is rate limited per chat identity and per client address (where the
+channel knows it), wrong names are counted per ID number (Redis), and a caller learns nothing
+about an ID unless it also gives the matching name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bot.core.config import Settings
 from bot.core.errors import RateLimited
 from bot.core.i18n import tr
 from bot.core.idnumber import with_check_digit
+from bot.core.limits import address_bucket, count_hit
 from bot.core.storage.db import Database
 from bot.core.storage.models import FaceTemplate, Pensioner
 from bot.core.storage.redis import redis_guard
@@ -46,17 +48,16 @@ class PensionerRegistry:
         self.db = db
         self.redis = redis
 
-    @redis_guard
-    async def check_lookup_allowed(self, conversation_key: str) -> None:
-        """Raise LookupLimited when this chat or everyone looked up too many IDs."""
+    async def check_lookup_allowed(self, conversation_key: str, client_address: str | None = None) -> None:
+        """Raise LookupLimited when this chat, or the client address it comes from, looked up
+        too many ID numbers this hour (never one bucket that everybody shares)."""
         limits = self.settings.rate_limit
-        hour = int(time.time() // 3600)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(f"rl:lookup:{conversation_key}:{hour}")
-            pipe.expire(f"rl:lookup:{conversation_key}:{hour}", 3700)
-            mine, _ = await pipe.execute()
-        if int(mine) > limits.id_lookups_per_hour:
+        if await count_hit(self.redis, f"rl:lookup:{conversation_key}", 3600) > limits.id_lookups_per_hour:
             raise LookupLimited("id lookup rate limit")
+        if client_address is not None and await count_hit(
+                self.redis, f"rl:addr:lookup:{address_bucket(client_address)}", 3600,
+        ) > limits.per_address.id_lookups_per_hour:
+            raise LookupLimited("id lookup rate limit of the client address")
 
     @staticmethod
     def _failures_key(id_number: str) -> str:
@@ -80,11 +81,12 @@ class PensionerRegistry:
         if failures and int(failures) >= self.settings.rate_limit.name_failures_per_id_per_hour:
             raise LookupLimited("too many wrong names for this id number")
 
-    async def find(self, conversation_key: str, id_number: str) -> Pensioner | None:
-        """The pensioner with this ID number (rate limited per chat and per ID number).
-        Callers must confirm the name before revealing anything and report a wrong one
-        with ``record_name_mismatch``."""
-        await self.check_lookup_allowed(conversation_key)
+    async def find(self, conversation_key: str, id_number: str, *,
+                   client_address: str | None = None) -> Pensioner | None:
+        """The pensioner with this ID number (rate limited per chat, per client address and
+        per ID number). Callers must confirm the name before revealing anything and report a
+        wrong one with ``record_name_mismatch``."""
+        await self.check_lookup_allowed(conversation_key, client_address)
         await self.check_id_not_guessed(id_number)
         async with self.db.session() as session:
             return await session.scalar(select(Pensioner).where(Pensioner.id_number == id_number))

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.config import Settings
@@ -48,6 +48,7 @@ from bot.records.events import prefecture_of
 log = logging.getLogger(__name__)
 FIRST, SECOND, MISSED = "first", "second", "missed"
 SENDING, SENT, RETRY, FAILED, CANCELLED = "sending", "sent", "retry", "send_failed", "cancelled"
+DELIVERY_STATUSES = (SENDING, SENT, RETRY, FAILED, CANCELLED)
 STALE_CLAIM = timedelta(minutes=30)   # a "sending" row this old was left by a crashed process
 SEND_TIMEOUT_S = 30.0
 WEB_KEEP_S = 60 * 86400               # web: kept until the next visit (longer than the outbox's)
@@ -502,8 +503,12 @@ async def _finish(db: Database, delivery_id: int, **values: Any) -> None:
 # ---------------------------------------------------------------- staff view
 
 
-async def staff_summary(db: Database, pensioner_id: int | None = None, limit: int = 100) -> dict[str, Any]:
-    """Subscriptions and recent deliveries for the staff console (read-only)."""
+async def staff_summary(db: Database, pensioner_id: int | None = None, limit: int = 100, *,
+                        status: str | None = None, offset: int = 0) -> dict[str, Any]:
+    """Subscriptions and recent deliveries for the staff console (read-only).
+
+    ``status`` keeps the deliveries in that state (e.g. ``send_failed``); ``offset`` pages
+    through them; ``deliveries_total`` counts them all."""
     async with db.session() as session:
         subs_query = select(ReminderSubscription).order_by(ReminderSubscription.id.desc()).limit(limit)
         if pensioner_id is not None:
@@ -515,7 +520,11 @@ async def staff_summary(db: Database, pensioner_id: int | None = None, limit: in
                             .order_by(ReminderDelivery.id.desc()).limit(limit))
         if pensioner_id is not None:
             deliveries_query = deliveries_query.where(ReminderSubscription.pensioner_id == pensioner_id)
-        deliveries = (await session.execute(deliveries_query)).all()
+        if status is not None:
+            deliveries_query = deliveries_query.where(ReminderDelivery.status == status)
+        total = int(await session.scalar(select(func.count()).select_from(
+            deliveries_query.limit(None).order_by(None).subquery())) or 0)
+        deliveries = (await session.execute(deliveries_query.offset(max(0, offset)))).all()
     return {
         "subscriptions": [{
             "id": s.id, "pensioner_id": s.pensioner_id, "channel": s.channel, "role": s.role,
@@ -526,6 +535,7 @@ async def staff_summary(db: Database, pensioner_id: int | None = None, limit: in
             "due_date": d.due_date.isoformat(), "kind": d.kind, "status": d.status,
             "attempts": d.attempts, "error": d.last_error, "sent_at": _iso(d.sent_at),
             "updated_at": _iso(d.updated_at)} for d, pid in deliveries],
+        "deliveries_total": total,
     }
 
 

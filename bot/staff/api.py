@@ -21,12 +21,15 @@ from bot.core.storage.models import Case, CaseMessage
 from bot.records.cases import EVENTS_KEY, REASON_LABELS
 from bot.records.reminders import staff_summary
 from bot.staff.auth import StaffSession
+from bot.staff.canned import canned_json
 from bot.staff.desk import DECISIONS, aware, photo_available
-from bot.staff.guards import DESK, api, audit_query, case_id_of, json_body
+from bot.staff.guards import CANNED, DESK, INBOX, api, audit_query, case_id_of, json_body, reminder_query
+from bot.staff.inbox import CasePage, parse_filter
 from bot.staff.render import AUDIT_PAGE_SIZE, STATUS_LABELS
 from bot.staff.review import verdict
 
 dumps = functools.partial(json.dumps, ensure_ascii=False)
+SEARCH_PARAMS = {"q", "reason", "channel", "agent", "kind", "from", "to", "page"}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -34,8 +37,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def case_json(case: Case) -> dict[str, Any]:
-    return {
+def case_json(case: Case, page: CasePage | None = None) -> dict[str, Any]:
+    """A case as the API gives it; with ``page`` (a search), also the unread mark and last user message."""
+    extra: dict[str, Any] = {}
+    if page is not None:
+        extra = {"unread": case.id in page.unread, "last_user_message_at": _iso(page.last_user_at.get(case.id))}
+    return extra | {
         "id": case.id, "user_id": case.user_id, "reason": case.reason,
         "reason_label": REASON_LABELS.get(case.reason, case.reason), "status": case.status,
         "channel": case.channel, "language": case.language or "zh", "created_at": _iso(case.created_at),
@@ -60,11 +67,34 @@ async def api_me(request: web.Request, staff: StaffSession) -> web.Response:
 
 @api
 async def api_cases(request: web.Request, staff: StaffSession) -> web.Response:
-    status = request.query.get("status")
-    if status is not None and status not in STATUS_LABELS:
-        raise BadRequest("unknown status", code="invalid_status", user_message="状态不对。")
-    cases = await request.app[DESK].list_cases(staff, status)
-    return _json([case_json(c) for c in cases])
+    """The cases this staff member may see, a JSON list.
+
+    Without parameters (or with ``status`` only) as ever: waiting cases oldest first, then the
+    others newest first. With ``q``, ``reason``, ``channel``, ``agent``, ``kind``, ``from``,
+    ``to`` or ``page``: one page of a search (20 a page), the total in ``X-Total-Count``."""
+    if not SEARCH_PARAMS & set(request.query):
+        status = request.query.get("status")
+        if status is not None and status not in STATUS_LABELS:
+            raise BadRequest("unknown status", code="invalid_status", user_message="状态不对。")
+        cases = await request.app[DESK].list_cases(staff, status)
+        return _json([case_json(c) for c in cases])
+    f = parse_filter(request.query)
+    inbox = request.app[INBOX]
+    result = await inbox.search(staff, f, request.app[keys.SERVICES].handoff.tz)
+    if f.searching:
+        await inbox.audit_search(staff, f, result.total)
+    response = _json([case_json(c, result) for c in result.cases])
+    response.headers.update({"X-Total-Count": str(result.total), "X-Page": str(result.page),
+                             "X-Page-Size": str(result.page_size), "X-Pages": str(result.pages)})
+    return response
+
+
+@api
+async def api_counts(request: web.Request, staff: StaffSession) -> web.Response:
+    """``{"waiting", "reviews", "unread", "attention"}``: what the tab title counts."""
+    counts = await request.app[INBOX].counts(staff)
+    return _json({"waiting": counts.waiting, "reviews": counts.reviews, "unread": counts.unread,
+                  "attention": counts.attention})
 
 
 @api
@@ -213,9 +243,40 @@ async def api_audit(request: web.Request, staff: StaffSession) -> web.Response:
 
 @api
 async def api_reminders(request: web.Request, staff: StaffSession) -> web.Response:
-    """``GET /api/staff/reminders[?pensioner_id=N]``: reminder subscriptions and deliveries."""
+    """``GET /api/staff/reminders[?pensioner_id=N][&status=send_failed][&page=N]``: reminder
+    subscriptions and deliveries (100 deliveries a page, ``deliveries_total`` in all)."""
     raw = request.query.get("pensioner_id")
     if raw is not None and not raw.isdigit():
         raise BadRequest("pensioner_id must be a number", code="invalid_query", user_message="参数不对。")
-    summary = await staff_summary(request.app[keys.SERVICES].db, int(raw) if raw is not None else None)
+    status, page_no = reminder_query(request)
+    summary = await staff_summary(request.app[keys.SERVICES].db, int(raw) if raw is not None else None,
+                                  status=status, offset=(page_no - 1) * 100)
     return _json(summary)
+
+
+@api
+async def api_canned(request: web.Request, staff: StaffSession) -> web.Response:
+    """``GET /api/staff/canned``: the canned responses (常用语), for every staff member."""
+    return _json([canned_json(row) for row in await request.app[CANNED].all()])
+
+
+@api
+async def api_canned_add(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: ``{"shortcut", "text"}`` → 201; 409 ``duplicate_shortcut``."""
+    body = await json_body(request)
+    row = await request.app[CANNED].add(staff, body.get("shortcut"), body.get("text"))
+    return _json(canned_json(row), status=201)
+
+
+@api
+async def api_canned_update(request: web.Request, staff: StaffSession) -> web.Response:
+    body = await json_body(request)
+    row = await request.app[CANNED].update(staff, int(request.match_info["canned_id"]), body.get("shortcut"),
+                                           body.get("text"))
+    return _json(canned_json(row))
+
+
+@api
+async def api_canned_delete(request: web.Request, staff: StaffSession) -> web.Response:
+    await request.app[CANNED].delete(staff, int(request.match_info["canned_id"]))
+    return _json({"deleted": int(request.match_info["canned_id"])})

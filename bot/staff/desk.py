@@ -51,13 +51,6 @@ DECISION_ACTIONS = ("case_approved", "case_rejected", "case_resolved", "approval
 CONVERSATION_KEY_RE = re.compile(r"^[a-z]{2,16}:[A-Za-z0-9_.:@\-]{1,128}$")
 STAFF_PREFIX = tr("工作人员：")  # what reaches the user goes through the catalog
 GREETING = tr("您好，我是社保经办机构的工作人员，已经看到您的问题，接下来由我为您服务。")
-QUICK_REPLIES = [
-    tr("您好，请问有什么可以帮您？"),
-    tr("请把身份证号码和姓名发给我核对一下。"),
-    tr("请在光线明亮的地方，正对手机重新拍一张正脸照片发给我。"),
-    tr("我们正在核实，请稍等几分钟。"),
-    tr("您也可以带上身份证到社区或社保经办机构现场办理。"),
-]
 
 
 @dataclass
@@ -457,39 +450,6 @@ class StaffDesk:
                             delivered=delivered)
         await self.handoff.publish("staff_message", case_id=case_id, by=staff.username)
         return delivered
-
-    async def search_cases(self, staff: StaffSession, *, q: str = "", status: str | None = None,
-                           reason: str | None = None, channel: str | None = None, agent: str | None = None,
-                           offset: int = 0, limit: int = 30) -> tuple[list[Case], int]:
-        """Cases matching a search (case number, ID number, name) and filters; newest first.
-
-        Returns one page and the total count. Agents see only waiting cases and their own."""
-        query = select(Case)
-        if not staff.is_supervisor:
-            query = query.where(or_(Case.status == "waiting", Case.assigned_to == staff.staff_id))
-        q = q.strip()
-        if q:
-            number = q.lstrip("#")
-            found: list[ColumnElement[bool]] = []
-            if number.isdigit() and len(number) <= 9:
-                found.append(Case.id == int(number))
-            ids = select(Pensioner.id).where(or_(Pensioner.id_number == q.upper(),
-                                                 Pensioner.name.contains(q[:32])))
-            found.append(Case.pensioner_id.in_(ids))
-            query = query.where(or_(*found))
-        if status:
-            query = query.where(Case.status == status)
-        if reason:
-            query = query.where(Case.reason == reason)
-        if channel:
-            query = query.where(Case.channel == channel)
-        if agent:
-            query = query.where(Case.assigned_to.in_(select(StaffUser.id).where(StaffUser.username == agent)))
-        async with self.db.session() as session:
-            total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-            rows = list(await session.scalars(query.order_by(Case.id.desc())
-                                              .offset(max(0, offset)).limit(max(1, min(limit, 100)))))
-        return rows, total
 
     async def audit_entries(self, staff: StaffSession, *, actor: str | None = None, decisions_only: bool = True,
                             offset: int = 0, limit: int = 50) -> tuple[list[AuditLog], int]:

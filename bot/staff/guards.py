@@ -18,14 +18,19 @@ from aiohttp import web
 
 from bot import keys
 from bot.core.errors import BadRequest, BotError, Forbidden, Unauthorized
+from bot.records.reminders import DELIVERY_STATUSES
 from bot.staff import render
 from bot.staff.auth import StaffAuth, StaffSession
+from bot.staff.canned import CannedResponses
 from bot.staff.desk import StaffDesk
+from bot.staff.inbox import Inbox
 
 COOKIE = "staff_session"
 CSRF_HEADER = "X-CSRF-Token"
 AUTH = web.AppKey("staff_auth", StaffAuth)
 DESK = web.AppKey("staff_desk", StaffDesk)
+INBOX = web.AppKey("staff_inbox", Inbox)
+CANNED = web.AppKey("staff_canned", CannedResponses)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 StaffHandler = Callable[[web.Request, StaffSession], Awaitable[web.StreamResponse]]
 
@@ -60,6 +65,25 @@ def private_file(data: bytes, content_type: str) -> web.Response:
     """A photo or file of a case: never cached, never sniffed."""
     return web.Response(body=data, content_type=content_type,
                         headers={"Cache-Control": "no-store, private", "X-Content-Type-Options": "nosniff"})
+
+
+def wants_inline(request: web.Request) -> bool:
+    """The page's script submitted a form with fetch: answer JSON, show errors beside the form."""
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+def done(request: web.Request, path: str, message: str) -> web.Response:
+    """After a form action: back to ``path`` with a flash line (JSON ``location`` for the script)."""
+    location = f"{path}?msg={message}"
+    if wants_inline(request):
+        return web.json_response({"ok": True, "message": message, "location": quote(location, safe="/?=&")},
+                                 dumps=functools.partial(json.dumps, ensure_ascii=False))
+    return see_other(location)
+
+
+def inline_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status,
+                             dumps=functools.partial(json.dumps, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------- checks
@@ -113,14 +137,14 @@ def require_supervisor(staff: StaffSession) -> None:
 
 
 def api(handler: StaffHandler) -> Handler:
-    """A JSON endpoint that needs a session (401 JSON) and, for POSTs, passes the CSRF check."""
+    """A JSON endpoint that needs a session (401 JSON); POST, PUT and DELETE pass the CSRF check."""
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         staff = await current_staff(request)
         if staff is None:
             raise Unauthorized("no staff session", user_message="请先登录。")
-        if request.method == "POST":
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
             require_csrf_api(request, staff)
         return await handler(request, staff)
 
@@ -130,7 +154,8 @@ def api(handler: StaffHandler) -> Handler:
 def html_page(handler: StaffHandler) -> Handler:
     """A page that needs a session (redirect to login); form POSTs need the CSRF token.
 
-    Deliberate errors become a Chinese error page instead of JSON."""
+    Deliberate errors become a Chinese error page instead of JSON; for a form the page's
+    script sent with fetch (``wants_inline``) they are JSON, shown beside the form."""
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
@@ -138,6 +163,8 @@ def html_page(handler: StaffHandler) -> Handler:
         if staff is None:
             if request.method == "GET":
                 raise web.HTTPSeeOther("/staff/login")
+            if wants_inline(request):
+                return inline_error(401, "unauthorized", "登录已过期，请重新登录。")
             return page("请先登录", render.error_body("请先登录", "登录已过期，请重新登录。"), status=401)
         try:
             if request.method == "POST":
@@ -146,6 +173,8 @@ def html_page(handler: StaffHandler) -> Handler:
         except BotError as exc:
             if exc.status >= 500:
                 raise
+            if wants_inline(request) and request.method == "POST":
+                return inline_error(exc.status, exc.code, exc.user_message)
             return page("操作没有成功", render.error_body("操作没有成功", exc.user_message), staff,
                         status=exc.status)
 
@@ -176,3 +205,12 @@ def audit_query(request: web.Request) -> tuple[str | None, int]:
     if (who is not None and len(who) > 64) or not raw_page.isdigit():
         raise BadRequest("bad filter", code="invalid_query", user_message="参数不对。")
     return who, max(1, int(raw_page))
+
+
+def reminder_query(request: web.Request) -> tuple[str | None, int]:
+    """The reminders list's ``?status=`` (a delivery state) and ``?page=``, checked."""
+    status = request.query.get("status") or None
+    raw_page = request.query.get("page", "1")
+    if (status is not None and status not in DELIVERY_STATUSES) or not raw_page.isdigit() or raw_page == "0":
+        raise BadRequest("bad filter", code="invalid_query", user_message="参数不对。")
+    return status, int(raw_page)

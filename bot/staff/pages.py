@@ -15,24 +15,30 @@ from bot.core.conversation import Conversation
 from bot.core.errors import BadRequest, BotError, Forbidden
 from bot.core.outbox import DeliveryFailed
 from bot.records.cases import EVENTS_KEY
+from bot.records.reminders import staff_summary
 from bot.staff import render
 from bot.staff.auth import LockedOut, LoginFailed, StaffSession
 from bot.staff.guards import (
     AUTH,
+    CANNED,
     COOKIE,
     DESK,
+    INBOX,
     audit_query,
     case_id_of,
     current_staff,
+    done,
     fragment,
     html_page,
     page,
     private_file,
+    reminder_query,
     require_csrf_form,
     require_supervisor,
     same_site,
     see_other,
 )
+from bot.staff.inbox import MAX_QUERY, CaseFilter, CasePage, parse_filter
 
 # ---------------------------------------------------------------- login / logout
 
@@ -60,7 +66,8 @@ async def login(request: web.Request) -> web.StreamResponse:
                                      user_message="请填写用户名和密码。")
     else:
         try:
-            user = await request.app[AUTH].authenticate(username.strip(), password, request.remote)
+            user = await request.app[AUTH].authenticate(username.strip(), password,
+                                                        request.app[keys.CLIENT_ADDRESSES].of(request))
         except (LoginFailed, LockedOut) as exc:
             error = exc
         else:
@@ -95,8 +102,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def _queue_parts(request: web.Request, staff: StaffSession) -> dict[str, str]:
-    cases = await request.app[DESK].list_cases(staff)
-    return render.queue_parts(staff, cases, await request.app[AUTH].users())
+    queues = await request.app[INBOX].queues(staff, request.app[keys.SERVICES].handoff.tz)
+    return render.queue_parts(staff, queues, await request.app[AUTH].users())
 
 
 async def _failures_html(request: web.Request, staff: StaffSession) -> str:
@@ -128,7 +135,8 @@ async def queue_page(request: web.Request, staff: StaffSession) -> web.Response:
     failures = await _failures_html(request, staff)
     parts["recent"] = await _recent_html(request, staff)
     body = render.queue_body(staff, parts, failures, request.query.get("msg", ""))
-    script = render.poll_script([("queue", "/staff/fragments/queue"), ("mine", "/staff/fragments/mine"),
+    script = render.poll_script([("reviews", "/staff/fragments/reviews"), ("queue", "/staff/fragments/queue"),
+                                 ("mine", "/staff/fragments/mine"),
                                  ("recent", "/staff/fragments/recent"), ("done", "/staff/fragments/done"),
                                  ("failures", "/staff/fragments/failures")], await _last_event_id(request))
     return page("队列", body, staff, script=script)
@@ -146,6 +154,24 @@ async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Respo
     return fragment((await _queue_parts(request, staff))[part])
 
 
+@html_page
+async def search_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Search and filters over the cases this staff member may see, 20 a page (also the archive)."""
+    users = await request.app[AUTH].users()
+    try:
+        f = parse_filter(request.query)
+    except BadRequest as exc:  # the form again, with what was typed and the reason beside it
+        typed = CaseFilter(q=(request.query.get("q") or "")[:MAX_QUERY])
+        body = render.search_body(typed, CasePage([], 0), users, render.CHANNEL_LABELS, error=exc.user_message)
+        return page("查找案件", body, staff, status=exc.status)
+    inbox = request.app[INBOX]
+    result = await inbox.search(staff, f, request.app[keys.SERVICES].handoff.tz)
+    if f.searching:
+        await inbox.audit_search(staff, f, result.total)
+    channels = sorted(set(render.CHANNEL_LABELS) | {c.channel for c in result.cases})
+    return page("查找案件", render.search_body(f, result, users, channels), staff)
+
+
 # ---------------------------------------------------------------- case page
 
 
@@ -156,8 +182,12 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     ctx = await desk.context(staff, case_id_of(request))
     case = ctx.case
     await request.app[keys.SERVICES].db.audit(staff.actor, "view_case", target=f"case:{case.id}")
+    await request.app[INBOX].mark_seen(staff, case, max((m.id for m in ctx.messages), default=0))
+    reminders = None
+    if ctx.pensioner is not None:
+        reminders = await staff_summary(request.app[keys.SERVICES].db, ctx.pensioner.id, limit=20)
     body = render.case_body(staff, ctx, await desk.send_failures(staff, case.id), tz,
-                            request.query.get("msg", ""))
+                            request.query.get("msg", ""), await request.app[CANNED].all(), reminders)
     base = f"/staff/cases/{case.id}/fragments"
     script = render.poll_script([("messages", f"{base}/messages"), ("failures", f"{base}/failures"),
                                  ("case-head", f"{base}/head")], await _last_event_id(request))
@@ -175,8 +205,9 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
     desk = request.app[DESK]
     case = await desk.visible_case(staff, case_id_of(request))
     names = {u.id: u.username for u in await request.app[AUTH].users()}
-    return fragment(render.messages(case.id, await desk.messages(case.id), names,
-                                    request.app[keys.SERVICES].handoff.tz))
+    items = await desk.messages(case.id)
+    await request.app[INBOX].mark_seen(staff, case, max((m.id for m in items), default=0))
+    return fragment(render.messages(case.id, items, names, request.app[keys.SERVICES].handoff.tz))
 
 
 @html_page
@@ -224,7 +255,7 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
         await desk.hand_back(staff, case_id)
     else:
         await desk.assign(staff, case_id, form.get("username"))
-    return see_other(f"/staff/cases/{case_id}?msg={flash}")
+    return done(request, f"/staff/cases/{case_id}", flash)
 
 
 @html_page
@@ -304,3 +335,43 @@ async def audit_page(request: web.Request, staff: StaffSession) -> web.Response:
     names = sorted(u.username for u in await request.app[AUTH].users())
     body = render.audit_body(rows, total, who, page_no, names, request.app[keys.SERVICES].handoff.tz)
     return page("审计记录", body, staff)
+
+
+@html_page
+async def canned_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: the canned responses (常用语), to add, edit and delete."""
+    require_supervisor(staff)
+    body = render.canned_body(staff, await request.app[CANNED].all(), request.query.get("msg", ""))
+    return page("常用语", body, staff)
+
+
+@html_page
+async def canned_add(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    form = await request.post()
+    await request.app[CANNED].add(staff, form.get("shortcut"), form.get("text"))
+    return done(request, "/staff/canned", "已新增")
+
+
+@html_page
+async def canned_change(request: web.Request, staff: StaffSession) -> web.StreamResponse:
+    canned = request.app[CANNED]
+    canned_id = int(request.match_info["canned_id"])
+    if request.match_info["action"] == "delete":
+        await canned.delete(staff, canned_id)
+        return done(request, "/staff/canned", "已删除")
+    form = await request.post()
+    await canned.update(staff, canned_id, form.get("shortcut"), form.get("text"))
+    return done(request, "/staff/canned", "已保存")
+
+
+@html_page
+async def reminders_page(request: web.Request, staff: StaffSession) -> web.Response:
+    """Supervisors: reminder deliveries (``?status=send_failed`` for the failed ones) and subscriptions."""
+    require_supervisor(staff)
+    status, page_no = reminder_query(request)
+    summary = await staff_summary(request.app[keys.SERVICES].db, None, limit=render.REMINDER_PAGE_SIZE,
+                                  status=status, offset=(page_no - 1) * render.REMINDER_PAGE_SIZE)
+    ids = {row["pensioner_id"] for row in summary["deliveries"] + summary["subscriptions"]}
+    names = await request.app[INBOX].pensioner_names(ids)
+    body = render.reminders_body(summary, status, page_no, names, request.app[keys.SERVICES].handoff.tz)
+    return page("认证提醒", body, staff)

@@ -23,10 +23,18 @@ from urllib.parse import quote
 from bot.core.conversation import Conversation
 from bot.core.i18n import LANGUAGE_NAMES, ZH
 from bot.core.logs import mask, mask_id_number
-from bot.core.storage.models import AuditLog, Case, CaseMessage, CertificationAttempt, StaffUser
+from bot.core.storage.models import (
+    AuditLog,
+    CannedResponse,
+    Case,
+    CaseMessage,
+    CertificationAttempt,
+    StaffUser,
+)
 from bot.records.cases import REASON_LABELS
 from bot.staff.auth import StaffSession
-from bot.staff.desk import QUICK_REPLIES, CaseContext, SendFailure, aware, photo_available
+from bot.staff.desk import CaseContext, SendFailure, aware, photo_available
+from bot.staff.inbox import CASE_STATUSES, KINDS, CaseFilter, CasePage, Queues
 from bot.staff.review import bar_percent, detail_items, pensioner_state, quality_words, verdict
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -115,10 +123,13 @@ def layout(title: str, body: str, staff: StaffSession | None = None, script: str
     """The whole page around ``body`` (already-escaped HTML)."""
     nav = ""
     if staff is not None:
-        links = ['<a href="/staff">队列</a>']
+        links = ['<a href="/staff">队列</a>', '<a href="/staff/search">搜索</a>',
+                 '<a href="/staff/search?status=closed">归档</a>']
         if staff.is_supervisor:
             links.append('<a href="/staff/users">工作人员</a>')
             links.append('<a href="/staff/audit">审计记录</a>')
+            links.append('<a href="/staff/canned">常用语</a>')
+            links.append('<a href="/staff/reminders">认证提醒</a>')
             links.append('<a href="/staff/dashboard">数据看板</a>')
         nav = " ".join(links) + (
             f'<span class="who">{escape(staff.username)}（{"主管" if staff.is_supervisor else "办事员"}）'
@@ -147,8 +158,15 @@ def language_badge(language: str | None) -> str:
     return name if code == ZH else f'<span class="lang lang-{escape(code)}" title="{escape(code)}">{name}</span>'
 
 
+def since(moment: datetime | None, now: float | None = None) -> str:
+    """How long ago, in words (``—`` when unknown)."""
+    return waited(moment, now) + "前" if moment is not None else "—"
+
+
 def case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None,
-              inactive: set[int] | None = None, now: float | None = None) -> str:
+              inactive: set[int] | None = None, now: float | None = None,
+              page: CasePage | None = None) -> str:
+    """A table of cases; with ``page``, the time since the user's last message and unread marks."""
     if not cases:
         return f"<p>{escape(empty)}</p>"
     rows = []
@@ -156,31 +174,56 @@ def case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None
         who = escape((names or {}).get(case.assigned_to or -1, "—"))
         if inactive and case.assigned_to in inactive and case.status in ("claimed", "signoff"):
             who += (f' <a class="warn" href="/staff/cases/{case.id}">（已停用，请重新分配）</a>')
+        unread = page is not None and case.id in page.unread
+        mark = ' <span class="unread-mark" title="用户有新消息还没看">● 未读</span>' if unread else ""
+        last = escape(since(page.last_user_at.get(case.id), now)) if page is not None else "—"
+        css = ' class="unread"' if unread else ""
         rows.append(
-            f'<tr data-case="{case.id}"><td><a href="/staff/cases/{case.id}">#{case.id}</a></td>'
+            f'<tr data-case="{case.id}"{css}>'
+            f'<td><a href="/staff/cases/{case.id}">#{case.id}</a>{mark}</td>'
             f"<td>{label(REASON_LABELS, case.reason)}</td>"
+            f"<td>{escape(who_for(case, page))}</td>"
             f"<td>{label(CHANNEL_LABELS, case.channel)}</td>"
             f"<td>{language_badge(case.language)}</td>"
             f'<td class="status-{escape(case.status)}">{label(STATUS_LABELS, case.status)}</td>'
             f"<td>{escape(waited(case.created_at, now)) if case.status == 'waiting' else '—'}</td>"
+            f"<td>{last}</td>"
             f"<td>{who}</td>"
             f'<td><a href="/staff/cases/{case.id}">查看</a></td></tr>')
-    return table(["案件", "原因", "渠道", "语言", "状态", "已等待", "处理人", ""], rows)
+    return table(["案件", "原因", "退休人员", "渠道", "语言", "状态", "已等待", "用户最后发言", "处理人", ""], rows)
 
 
-def queue_parts(staff: StaffSession, cases: list[Case], users: list[StaffUser]) -> dict[str, str]:
-    """The queue page's three case lists: waiting, in hand, recently done."""
+def who_for(case: Case, page: CasePage | None) -> str:
+    """The pensioner's name when the case is linked to one (a list without ``page``: —)."""
+    if page is None or not case.pensioner_id:
+        return "—"
+    return page.pensioners.get(case.pensioner_id, "—")
+
+
+def more_link(page: CasePage, url: str) -> str:
+    """Under a list that shows only its first page: how many there are, and where the rest are."""
+    if page.total <= len(page.cases):
+        return ""
+    return (f'<p class="meta">共 {page.total} 个，这里只列出前 {len(page.cases)} 个。'
+            f'<a href="{escape(url)}">查看全部（分页）</a></p>')
+
+
+def queue_parts(staff: StaffSession, queues: Queues, users: list[StaffUser],
+                now: float | None = None) -> dict[str, str]:
+    """The queue page's lists: manual reviews and chat requests waiting, in hand, recently done."""
     names = {u.id: u.username for u in users}
     inactive = {u.id for u in users if not u.active}
-    waiting = [c for c in cases if c.status == "waiting"]
-    if staff.is_supervisor:
-        mine = [c for c in cases if c.status in ("claimed", "signoff")]
-    else:
-        mine = [c for c in cases if c.status in ("claimed", "signoff") and c.assigned_to == staff.staff_id]
-    done = [c for c in cases if c.status in ("closed", "cancelled")][:20]
-    return {"queue": case_rows(waiting, "现在没有排队的案件。"),
-            "mine": case_rows(mine, "没有正在处理的案件。", names, inactive),
-            "done": case_rows(done, "还没有结束的案件。", names)}
+    mine_filter = CaseFilter(status="claimed", agent=None if staff.is_supervisor else staff.username)
+    return {
+        "reviews": case_rows(queues.reviews.cases, "现在没有等待人工审核的案件。", now=now, page=queues.reviews)
+        + more_link(queues.reviews, CaseFilter(status="waiting", kind="review").url()),
+        "queue": case_rows(queues.chats.cases, "现在没有排队的案件。", now=now, page=queues.chats)
+        + more_link(queues.chats, CaseFilter(status="waiting", kind="chat").url()),
+        "mine": case_rows(queues.mine.cases, "没有正在处理的案件。", names, inactive, now=now, page=queues.mine)
+        + more_link(queues.mine, mine_filter.url()),
+        "done": case_rows(queues.done.cases, "还没有结束的案件。", names, now=now, page=queues.done)
+        + f'<p><a href="{escape(CaseFilter(status="closed").url())}">已结束案件的归档（可搜索、分页）</a></p>',
+    }
 
 
 def failures(items: list[SendFailure], tz: Any, empty: str = "没有发送失败的消息。",
@@ -229,6 +272,49 @@ def queue_body(staff: StaffSession, parts: dict[str, str], failures_html: str, m
         failures=failures_html, flash=flash(message),
         mine_title="所有处理中的案件" if staff.is_supervisor else "我正在处理的案件",
         done_title="最近结束的案件（全部）" if staff.is_supervisor else "我最近结束的案件", **parts)
+
+
+def _options(choices: Iterable[tuple[str, str]], selected: str | None, everything: str) -> str:
+    out = [f'<option value="">{escape(everything)}</option>']
+    for value, text in choices:
+        mark = " selected" if value == selected else ""
+        out.append(f'<option value="{escape(value)}"{mark}>{escape(text)}</option>')
+    return "".join(out)
+
+
+def pager(f: CaseFilter, page: CasePage) -> str:
+    """上一页 / 第 n 页，共 m 页 / 下一页, keeping the search."""
+    parts = []
+    if page.page > 1:
+        parts.append(f'<a href="{escape(f.url(page.page - 1))}" id="page-prev">上一页</a>')
+    parts.append(f"第 {page.page} 页，共 {page.pages} 页")
+    if page.page < page.pages:
+        parts.append(f'<a href="{escape(f.url(page.page + 1))}" id="page-next">下一页</a>')
+    return " ".join(parts)
+
+
+def search_body(f: CaseFilter, page: CasePage, users: list[StaffUser], channels: Iterable[str],
+                now: float | None = None, error: str = "") -> str:
+    """The search page: the form (kept filled in), one page of results, the page links."""
+    names = {u.id: u.username for u in users}
+    if error:
+        summary = "请改一下搜索条件"
+    elif f.searching:
+        summary = f"找到 {page.total} 个案件"
+    else:
+        summary = f"全部案件（{page.total} 个，最新的在前）"
+    kind_labels = {"review": "人工审核", "chat": "对话请求"}
+    return template("search.html").substitute(
+        q=escape(f.q), date_from=escape(f.date_from.isoformat() if f.date_from else ""),
+        date_to=escape(f.date_to.isoformat() if f.date_to else ""),
+        kinds=_options(((k, kind_labels[k]) for k in KINDS), f.kind, "全部"),
+        reasons=_options(REASON_LABELS.items(), f.reason, "全部原因"),
+        channels=_options(((c, CHANNEL_LABELS.get(c, c)) for c in channels), f.channel, "全部渠道"),
+        statuses=_options(((st, STATUS_LABELS[st]) for st in CASE_STATUSES), f.status, "全部状态"),
+        agents=_options(((u.username, u.username) for u in users), f.agent, "全部工作人员"),
+        summary=escape(summary), pages=pager(f, page),
+        error=f'<p class="error" id="search-error" role="alert">{escape(error)}</p>' if error else "",
+        results=case_rows(page.cases, "没有找到符合条件的案件。", names, now=now, page=page))
 
 
 # ---------------------------------------------------------------- case page
@@ -373,15 +459,26 @@ def case_actions(staff: StaffSession, ctx: CaseContext) -> str:
     return "<p>" + " ".join(buttons) + "</p>" if buttons else ""
 
 
-def reply_box(staff: StaffSession, ctx: CaseContext) -> str:
-    """The reply form (with quick replies) and the internal-note form, where allowed."""
+def script_json(value: Any) -> str:
+    """JSON safe inside a ``<script type="application/json">`` element."""
+    return (json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026"))
+
+
+def reply_box(staff: StaffSession, ctx: CaseContext, canned: Iterable[CannedResponse] = ()) -> str:
+    """The reply form (with the canned responses) and the internal-note form, where allowed."""
     case = ctx.case
     fields = {"case_id": case.id, "csrf_field": hidden_csrf(staff)}
     parts = []
     can_act = case.assigned_to == staff.staff_id or staff.is_supervisor
     if case.status == "claimed" and can_act:
-        quick = "".join(f'<button type="button" class="quick-reply">{escape(q)}</button>' for q in QUICK_REPLIES)
-        parts.append(template("reply_box.html").substitute(fields, quick=quick))
+        canned = list(canned)
+        quick = "".join(f'<button type="button" class="quick-reply" title="/{escape(c.shortcut)}" '
+                        f'data-text="{escape(c.text)}">{escape(c.text)}</button>' for c in canned)
+        if not canned:
+            quick = '<span class="meta">还没有常用语（主管可以在“常用语”页面添加）。</span>'
+        data = script_json([{"shortcut": c.shortcut, "text": c.text} for c in canned])
+        parts.append(template("reply_box.html").substitute(fields, quick=quick, canned_json=data))
     if case.status in ("claimed", "closed", "cancelled") or staff.is_supervisor:
         parts.append(template("note_box.html").substitute(fields))
     return "".join(parts)
@@ -437,14 +534,16 @@ def head(staff: StaffSession, ctx: CaseContext, tz: Any) -> str:
 
 
 def case_body(staff: StaffSession, ctx: CaseContext, failed: list[SendFailure], tz: Any,
-              message: str) -> str:
+              message: str, canned: Iterable[CannedResponse] = (),
+              reminders: dict[str, Any] | None = None) -> str:
     """The whole case page body."""
     case = ctx.case
     return template("case.html").substitute(
         flash=flash(message), case_id=case.id, head=head(staff, ctx, tz), state_key=escape(state_key(case)),
         transcript=transcript(case.transcript or [], tz),
-        messages=messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=reply_box(staff, ctx),
+        messages=messages(case.id, ctx.messages, ctx.staff_names, tz), reply_box=reply_box(staff, ctx, canned),
         pensioner=pensioner(ctx, tz), evidence=evidence(ctx, tz),
+        reminders=reminders_panel(reminders, tz) if reminders is not None else '<p class="meta">还不知道是哪位退休人员。</p>',
         proxy=proxy(ctx, tz), decision_box=decision_box(staff, ctx),
         failures=failures(failed, tz, NO_CASE_FAILURES, resend=staff))
 
@@ -493,3 +592,91 @@ def audit_body(entries: list[AuditLog], total: int, who: str | None, page_no: in
     if page_no * AUDIT_PAGE_SIZE < total:
         pages += f'<a href="/staff/audit?page={page_no + 1}{escape(query)}">下一页</a>'
     return template("audit.html").substitute(total=total, options=options, table=entries_html, pages=pages)
+
+
+def canned_body(staff: StaffSession, rows: list[CannedResponse], message: str) -> str:
+    """Supervisors' page of canned responses: each editable in place, deletable, and a form to add one."""
+    lines = []
+    for row in rows:
+        base = f"/staff/canned/{row.id}"
+        lines.append(
+            f'<tr data-canned="{row.id}"><td><form method="post" action="{base}/update" class="canned-edit">'
+            f'{hidden_csrf(staff)}<input name="shortcut" value="{escape(row.shortcut)}" maxlength="16" required '
+            f'size="8"> <textarea name="text" rows="2" maxlength="500" required>{escape(row.text)}</textarea>'
+            f'<button type="submit">保存</button></form></td>'
+            f'<td>{escape(row.updated_by or "—")}</td>'
+            f'<td>{post_button(staff, base + "/delete", "删除")}</td></tr>')
+    table_html = (table(["关键字和内容", "最后修改", ""], lines) if lines
+                  else '<p class="meta">还没有常用语。</p>')
+    return template("canned.html").substitute(flash=flash(message), rows=table_html,
+                                              csrf_field=hidden_csrf(staff))
+
+
+# ---------------------------------------------------------------- reminders (issue 20)
+
+REMINDER_STATUS_LABELS = {"sending": "发送中", "sent": "已送达", "retry": "等待重试", "send_failed": "发送失败",
+                          "cancelled": "已取消（已认证）"}
+REMINDER_KIND_LABELS = {"first": "第一次提醒", "second": "第二次提醒（到期前7天）", "missed": "逾期提醒"}
+REMINDER_PAGE_SIZE = 50
+
+
+def _reminder_time(value: str | None, tz: Any) -> str:
+    return fmt_time(datetime.fromisoformat(value), tz) if value else "—"
+
+
+def reminder_subscriptions(subs: list[dict[str, Any]], tz: Any, names: dict[int, str] | None = None) -> str:
+    """Who asked to be reminded (from ``staff_summary``; users already masked)."""
+    if not subs:
+        return '<p class="meta">没有人订阅提醒。</p>'
+    rows = []
+    for sub in subs:
+        who = "本人" if sub["role"] == "self" else "家属"
+        state = "订阅中" if sub["active"] else f"已取消（{_reminder_time(sub['cancelled_at'], tz)}）"
+        pensioner = f"<td>{escape((names or {}).get(sub['pensioner_id'], '—'))}</td>" if names is not None else ""
+        rows.append(f"<tr>{pensioner}<td>{label(CHANNEL_LABELS, sub['channel'])}</td><td>{who}</td>"
+                    f"<td>{escape(sub['user'][:40])}</td><td>{escape(state)}</td>"
+                    f"<td>{escape(_reminder_time(sub['created_at'], tz))}</td></tr>")
+    heads = (["退休人员"] if names is not None else []) + ["渠道", "谁", "用户", "状态", "订阅时间"]
+    return table(heads, rows)
+
+
+def reminder_deliveries(items: list[dict[str, Any]], tz: Any, names: dict[int, str] | None = None) -> str:
+    """Reminders sent or tried; ``send_failed`` rows in red with the channel's reason."""
+    if not items:
+        return '<p class="meta">没有发送记录。</p>'
+    rows = []
+    for d in items:
+        css = ' class="send-failed"' if d["status"] == "send_failed" else ""
+        pensioner = f"<td>{escape((names or {}).get(d['pensioner_id'], '—'))}</td>" if names is not None else ""
+        rows.append(f"<tr{css} data-delivery=\"{d['id']}\">{pensioner}<td>{escape(d['due_date'])}</td>"
+                    f"<td>{label(REMINDER_KIND_LABELS, d['kind'])}</td>"
+                    f"<td>{label(REMINDER_STATUS_LABELS, d['status'])}</td><td>{d['attempts']}</td>"
+                    f"<td>{escape((d['error'] or '—')[:120])}</td>"
+                    f"<td>{escape(_reminder_time(d['sent_at'] or d['updated_at'], tz))}</td></tr>")
+    heads = (["退休人员"] if names is not None else []) + ["到期日", "哪一次", "状态", "尝试次数", "原因", "时间"]
+    return table(heads, rows)
+
+
+def reminders_panel(summary: dict[str, Any], tz: Any) -> str:
+    """The case page's 认证提醒: this pensioner's subscriptions and deliveries."""
+    return (reminder_subscriptions(summary["subscriptions"], tz)
+            + "<h3>发送记录</h3>" + reminder_deliveries(summary["deliveries"], tz))
+
+
+def reminders_body(summary: dict[str, Any], status: str | None, page_no: int, names: dict[int, str],
+                   tz: Any) -> str:
+    """Supervisors' reminders page: every delivery (filtered by status, 50 a page), recent subscriptions."""
+    total = int(summary.get("deliveries_total", len(summary["deliveries"])))
+    options = '<option value="">全部</option>' + "".join(
+        f'<option value="{escape(k)}"{" selected" if k == status else ""}>{escape(v)}</option>'
+        for k, v in REMINDER_STATUS_LABELS.items())
+    query = f"&status={quote(status)}" if status else ""
+    pages = []
+    if page_no > 1:
+        pages.append(f'<a href="/staff/reminders?page={page_no - 1}{escape(query)}">上一页</a>')
+    if page_no * REMINDER_PAGE_SIZE < total:
+        pages.append(f'<a href="/staff/reminders?page={page_no + 1}{escape(query)}">下一页</a>')
+    return template("reminders.html").substitute(
+        total=total, options=options, pages=" ".join(pages),
+        deliveries=reminder_deliveries(summary["deliveries"], tz, names),
+        subscriptions=reminder_subscriptions(summary["subscriptions"], tz, names))

@@ -1,7 +1,9 @@
 """The staff console (``/staff``, server-rendered Chinese pages) and its JSON API.
 
-Pages: ``/staff/login``, ``/staff`` (queue, my cases, live chats), ``/staff/cases/{id}``,
-``/staff/users``, ``/staff/audit`` and ``/staff/dashboard`` (supervisors). Live updates: a small script polls ``/api/staff/events``,
+Pages: ``/staff/login``, ``/staff`` (manual reviews, chat requests, my cases, live chats),
+``/staff/cases/{id}``, ``/staff/search`` (search, filters, pages; the archive),
+``/staff/users``, ``/staff/audit``, ``/staff/canned``, ``/staff/reminders`` and ``/staff/dashboard``
+(supervisors). Live updates: a small script polls ``/api/staff/events``,
 which reads the Redis stream ``handoff:events``, and re-fetches server-rendered fragments.
 
 API (stable): ``POST /staff/login`` (form ``username``, ``password``) sets the session
@@ -37,10 +39,12 @@ from aiohttp import web
 from bot import keys
 from bot.staff import api, dashboard, pages
 from bot.staff.auth import StaffAuth
+from bot.staff.canned import CannedResponses
 from bot.staff.desk import StaffDesk
-from bot.staff.guards import AUTH, COOKIE, CSRF_HEADER, DESK, Handler
+from bot.staff.guards import AUTH, CANNED, COOKIE, CSRF_HEADER, DESK, INBOX, Handler
+from bot.staff.inbox import Inbox
 
-__all__ = ["AUTH", "COOKIE", "CSRF_HEADER", "DESK", "ROUTES", "setup", "staff_ctx"]
+__all__ = ["AUTH", "CANNED", "COOKIE", "CSRF_HEADER", "DESK", "INBOX", "ROUTES", "setup", "staff_ctx"]
 
 CASE = r"/staff/cases/{case_id:\d+}"
 API_CASE = r"/api/staff/cases/{case_id:\d+}"
@@ -52,7 +56,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/staff/logout", pages.logout),
     ("GET", "/staff", pages.queue_page),
     ("GET", "/staff/", pages.queue_page),
-    ("GET", "/staff/fragments/{part:queue|mine|done|recent|failures}", pages.queue_fragment),
+    ("GET", "/staff/fragments/{part:reviews|queue|mine|done|recent|failures}", pages.queue_fragment),
+    ("GET", "/staff/search", pages.search_page),
     ("GET", CASE, pages.case_page),
     ("GET", f"{CASE}/fragments/messages", pages.messages_fragment),
     ("GET", f"{CASE}/fragments/failures", pages.case_failures_fragment),
@@ -66,10 +71,19 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/staff/users", pages.users_add),
     ("POST", r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", pages.users_change),
     ("GET", "/staff/audit", pages.audit_page),
+    ("GET", "/staff/reminders", pages.reminders_page),
+    ("GET", "/staff/canned", pages.canned_page),
+    ("POST", "/staff/canned", pages.canned_add),
+    ("POST", r"/staff/canned/{canned_id:\d+}/{action:update|delete}", pages.canned_change),
+    ("GET", "/api/staff/canned", api.api_canned),
+    ("POST", "/api/staff/canned", api.api_canned_add),
+    ("PUT", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_update),
+    ("DELETE", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_delete),
     ("GET", "/staff/dashboard", dashboard.dashboard_page),
     ("GET", "/api/staff/audit", api.api_audit),
     ("GET", "/api/staff/me", api.api_me),
     ("GET", "/api/staff/cases", api.api_cases),
+    ("GET", "/api/staff/counts", api.api_counts),
     ("GET", API_CASE, api.api_case),
     ("GET", f"{API_CASE}/messages", api.api_messages),
     ("POST", f"{API_CASE}/claim", api.api_claim),
@@ -93,6 +107,8 @@ async def staff_ctx(app: web.Application) -> Any:
     services = app[keys.SERVICES]
     app[AUTH] = StaffAuth(services.settings, services.db, services.redis)
     app[DESK] = StaffDesk(services)
+    app[INBOX] = Inbox(services)
+    app[CANNED] = CannedResponses(services.db)
     await services.handoff.sync_queue()
     yield
 

@@ -65,7 +65,10 @@ class Database:
 
 
 def migrate(url: str) -> None:
-    """Run Alembic migrations to head (synchronous; call before the loop or in a thread)."""
+    """Run Alembic migrations to every head (synchronous; call before the loop or in a thread).
+
+    "heads", not "head": migrations written on parallel branches (each chained after the
+    same revision) all apply, instead of failing with "multiple heads"."""
     from alembic import command
     from alembic.config import Config
 
@@ -73,4 +76,4 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")

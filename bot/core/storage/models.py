@@ -279,3 +279,17 @@ class CertificationFirst(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     cause: Mapped[str] = mapped_column(String(16), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class CannedResponse(Base):
+    """A canned response (常用语) staff insert into replies; supervisors edit them.
+
+    ``shortcut`` is what follows "/" in the reply box (``/重拍``)."""
+
+    __tablename__ = "canned_responses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(32), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

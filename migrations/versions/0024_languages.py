@@ -1,14 +1,14 @@
 """cases.language and staff_users.languages (Tibetan chats go to Tibetan speakers first) and
 reminder_subscriptions.language (reminders in the language of the chat that asked) (issue 19)
 
-Revision ID: 0023_languages
-Revises: 0022_certification_events
+Revision ID: 0024_languages
+Revises: 0023_canned_responses
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0023_languages'
-down_revision = '0022_certification_events'
+revision = '0024_languages'
+down_revision = '0023_canned_responses'
 branch_labels = None
 depends_on = None
 
