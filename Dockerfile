@@ -21,7 +21,8 @@ COPY --from=build /app/.venv /app/.venv
 COPY --chown=bot:bot . .
 ENV PATH=/app/.venv/bin:$PATH BOT_DATA_DIR=/app/var HOST=0.0.0.0 PORT=8080 \
     DEEPFACE_HOME=/app/.venv/deepface PYTHONUNBUFFERED=1
-RUN mkdir -p /app/var && chown bot:bot /app/var
+RUN mkdir -p /app/var && chown bot:bot /app/var \
+    && /app/.venv/bin/python -m babel.messages.frontend compile --directory=/app/locale
 USER bot
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

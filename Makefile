@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install run test lint typecheck bench clean rasa rasa-venv rasa-serve nlu-eval dialog-eval
+.PHONY: install run test lint typecheck bench clean rasa rasa-venv rasa-serve nlu-eval dialog-eval \
+	i18n-extract i18n-update i18n-compile i18n-check
 
 # The Rasa backend needs its own venv: Rasa 3.6.21 pins Python 3.10 and old libraries.
 RASA_PYTHON ?= PYENV_VERSION=3.10.13 python3.10
@@ -25,7 +26,7 @@ install: $(STAMP)  ## create .venv with pinned dependencies
 run: $(STAMP)  ## serve on 127.0.0.1:$(PORT) with embedded Redis and SQLite
 	PORT=$(PORT) $(PY) -m bot serve --demo
 
-test: $(STAMP) rasa  ## the whole suite (real Redis/PostgreSQL when they answer, else embedded)
+test: $(STAMP) rasa i18n-check  ## the whole suite (real Redis/PostgreSQL when they answer, else embedded)
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot handlers dialogs nlu faq face
 	$(VENV)/bin/lint-imports --no-cache
@@ -64,3 +65,25 @@ nlu-eval: $(STAMP) rasa  ## both backends on the held-out test set; report in do
 
 dialog-eval: $(STAMP)  ## replay both conversation sets (nlu/data/conversations*.yml) through the pipeline; report in docs/dialog-eval.md
 	$(PY) -m bench.dialog_eval
+
+# Message catalogs (README "Languages and message catalogs"). Chinese is the source
+# language; locale/<lang>/LC_MESSAGES/messages.po holds each translation.
+BABEL := $(PY) -m babel.messages.frontend
+LOCALES := bo
+
+i18n-extract: $(STAMP)  ## every tr("...") text and FAQ answer into locale/messages.pot
+	$(BABEL) extract --mapping-file=babel.cfg --keywords=tr --no-default-keywords \
+	  --add-comments=i18n: --sort-by-file --no-wrap --project=pension-assistant \
+	  --msgid-bugs-address=none --copyright-holder=none -o locale/messages.pot .
+	$(PY) -m bot.i18n_check --annotate
+
+i18n-update: $(STAMP)  ## merge the template into each language's .po (new entries empty)
+	for lang in $(LOCALES); do \
+	  $(BABEL) update --input-file=locale/messages.pot --output-dir=locale --locale=$$lang \
+	    --no-wrap --ignore-obsolete --no-fuzzy-matching; done
+
+i18n-compile: $(STAMP)  ## compile the .po files into .mo (the app also reads a .po directly)
+	$(BABEL) compile --directory=locale --statistics
+
+i18n-check: $(STAMP)  ## list missing / fuzzy / to-review entries; fail on a missing one
+	$(PY) -m bot.i18n_check

@@ -19,6 +19,7 @@ from bot.core.config import Settings
 from bot.core.conversation import ConversationStore
 from bot.core.errors import BadRequest, BotError
 from bot.core.facts import facts_for
+from bot.core.i18n import tr
 from bot.core.outbox import Outbox
 from bot.core.storage.db import Database, migrate
 from bot.core.storage.redis import EmbeddedRedis, make_client
@@ -57,7 +58,7 @@ async def error_middleware(request: web.Request,
         raise
     except Exception:
         log.exception("unhandled error", extra={"path": request.path})
-        return web.json_response({"error": "internal_error", "message": "系统出了点问题，请稍后再试。"},
+        return web.json_response({"error": "internal_error", "message": tr("系统出了点问题，请稍后再试。")},
                                  status=500)
 
 
@@ -153,7 +154,7 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> web
 
 
 def json_body_error(detail: str) -> BadRequest:
-    return BadRequest(detail, code="invalid_json", user_message="请求格式不对。")
+    return BadRequest(detail, code="invalid_json", user_message=tr("请求格式不对。"))
 
 
 @asynccontextmanager

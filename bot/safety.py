@@ -12,13 +12,14 @@ import json
 from typing import Any
 
 from bot.core.errors import BadRequest
+from bot.core.i18n import tr
 
 MAX_JSON_DEPTH = 32
 
 
 def not_utf8(field: str) -> BadRequest:
     return BadRequest(f"{field} is not valid UTF-8 text", code="invalid_text",
-                      user_message="消息里有无法识别的字符，请重新输入。")
+                      user_message=tr("消息里有无法识别的字符，请重新输入。"))
 
 
 def is_utf8(text: str) -> bool:
@@ -75,11 +76,11 @@ def loads_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``json.loads`` for request bodies: broken, too deep or non-UTF-8 JSON is a 400."""
     if not _depth_ok(raw, max_depth):
         raise BadRequest(f"JSON nested deeper than {max_depth}", code="invalid_json",
-                         user_message="请求格式不对。")
+                         user_message=tr("请求格式不对。"))
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BadRequest(f"invalid JSON: {exc.__class__.__name__}", code="invalid_json",
-                         user_message="请求格式不对。") from exc
+                         user_message=tr("请求格式不对。")) from exc
     ensure_utf8(value)
     return value

@@ -9,9 +9,11 @@ intent with a known cause jumps straight to that cause's fix.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.core.facts import NO_MODEL
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from dialogs.common import certify_here, finish_option
 from dialogs.engine import (
@@ -40,43 +42,43 @@ class Cause:
 
 
 CAUSES = (
-    Cause("poor_light", "光线太暗、看不清", ("光线", "太暗", "太黑", "看不清", "模糊", "逆光", "晚上", "灯"),
+    Cause("poor_light", tr("光线太暗、看不清"), ("光线", "太暗", "太黑", "看不清", "模糊", "逆光", "晚上", "灯"),
           "fail_poor_light",
-          "多半是光线的问题。请这样试：白天到窗户边，或者把灯打开，让光照在脸上；"
-          "不要背对窗户（逆光）；把手机摄像头擦干净。再刷一次。"),
-    Cause("not_frontal", "脸没对正、被挡住", ("正面", "对正", "侧脸", "遮挡", "挡住", "眼镜", "帽子", "口罩",
+          tr("多半是光线的问题。请这样试：白天到窗户边，或者把灯打开，让光照在脸上；"
+          "不要背对窗户（逆光）；把手机摄像头擦干净。再刷一次。")),
+    Cause("not_frontal", tr("脸没对正、被挡住"), ("正面", "对正", "侧脸", "遮挡", "挡住", "眼镜", "帽子", "口罩",
                                        "低头", "抬头", "动作", "眨眼", "张嘴", "没对准", "对不准", "对不上脸", "歪",
                                        "框里", "圆圈"),
           None,
-          "刷脸时脸要正对手机，不要仰头或低头；摘掉帽子、口罩和眼镜，头发别挡住眉眼；"
-          "脸放在屏幕的圆圈里，按提示慢慢眨眼或张嘴。再刷一次。"),
-    Cause("info_mismatch", "提示信息不一致、身份证号不对",
+          tr("刷脸时脸要正对手机，不要仰头或低头；摘掉帽子、口罩和眼镜，头发别挡住眉眼；"
+          "脸放在屏幕的圆圈里，按提示慢慢眨眼或张嘴。再刷一次。")),
+    Cause("info_mismatch", tr("提示信息不一致、身份证号不对"),
           ("信息不一致", "不一致", "不匹配", "信息有误", "查无此人", "身份证号不对", "姓名不对", "信息不符",
            "号码不对", "信息错误"),
           "fail_info_mismatch",
-          "先检查输入的姓名、身份证号有没有打错（X要大写）。都没错还是提示不一致，"
-          "说明社保系统里登记的信息和身份证不一样，要带身份证到当地社保经办机构改一下信息，改好后就能认证。"),
-    Cause("no_model", "提示“未建模”或没有照片", ("未建模", "建模", "没有模板", "没有照片", "首次认证", "采集", "比对照片"),
+          tr("先检查输入的姓名、身份证号有没有打错（X要大写）。都没错还是提示不一致，"
+          "说明社保系统里登记的信息和身份证不一样，要带身份证到当地社保经办机构改一下信息，改好后就能认证。")),
+    Cause("no_model", tr("提示“未建模”或没有照片"), ("未建模", "建模", "没有模板", "没有照片", "首次认证", "采集", "比对照片"),
           "fail_no_model",
           NO_MODEL),
-    Cause("network", "网络不好、一直转圈", ("网络", "转圈", "加载", "信号", "断网", "网速", "超时", "连不上", "卡住"),
+    Cause("network", tr("网络不好、一直转圈"), ("网络", "转圈", "加载", "信号", "断网", "网速", "超时", "连不上", "卡住"),
           "fail_network",
-          "像是网络的问题。请连上家里的WiFi，或者换到信号好的地方；关掉软件重新打开，再试一次。"),
-    Cause("maintenance", "提示系统维护、系统繁忙", ("维护", "繁忙", "系统错误", "升级", "稍后再试", "系统异常", "服务器"),
+          tr("像是网络的问题。请连上家里的WiFi，或者换到信号好的地方；关掉软件重新打开，再试一次。")),
+    Cause("maintenance", tr("提示系统维护、系统繁忙"), ("维护", "繁忙", "系统错误", "升级", "稍后再试", "系统异常", "服务器"),
           "fail_maintenance",
-          "这是系统那边在维护，不是您操作的问题。过几个小时或者第二天再试就行，避开早上刚上班的高峰更顺利。"),
-    Cause("app_wont_open", "软件打不开、闪退", ("打不开", "闪退", "进不去", "登录不了", "登不上", "白屏", "黑屏",
+          tr("这是系统那边在维护，不是您操作的问题。过几个小时或者第二天再试就行，避开早上刚上班的高峰更顺利。")),
+    Cause("app_wont_open", tr("软件打不开、闪退"), ("打不开", "闪退", "进不去", "登录不了", "登不上", "白屏", "黑屏",
                                        "下载不了", "安装不了", "点不动"),
           "fail_app_wont_open",
-          "软件打不开的话：先检查网络；再把软件关掉重开；还不行就把它删掉，从应用商店重新下载最新版本。"
-          "手机系统太旧也可能装不上，可以用家人的手机帮老人认证。"),
+          tr("软件打不开的话：先检查网络；再把软件关掉重开；还不行就把它删掉，从应用商店重新下载最新版本。"
+          "手机系统太旧也可能装不上，可以用家人的手机帮老人认证。")),
 )
 BY_KEY = {cause.key: cause for cause in CAUSES}
 BY_INTENT = {cause.intent: cause for cause in CAUSES if cause.intent}
 STILL_FAILING = re.compile(r"还是不行|还不行|不行|没用|还是失败|还是不过|还是没通过")
 APPEAL_WORDS = re.compile(r"申诉|复核|人工审核|重新审核")
-APPEAL_ANSWER = ("可以申诉。认证一直不通过的，可以申请人工审核：工作人员会看您的情况和核验记录，"
-                 "帮您核实。想先自己再试试，也可以回复“换一种情况”看看失败的原因。")
+APPEAL_ANSWER = (tr("可以申诉。认证一直不通过的，可以申请人工审核：工作人员会看您的情况和核验记录，"
+                 "帮您核实。想先自己再试试，也可以回复“换一种情况”看看失败的原因。"))
 MISSED_WORDS = ("过期", "错过", "过了时间", "停发", "停了", "没发", "暂停", "没到账", "过了认证时间")
 
 
@@ -95,6 +97,17 @@ def _said_as_cause(cleaned: str, word: str) -> bool:
             return True
         start = cleaned.find(word, start + 1)
     return False
+
+
+def _not_ruled_out(cause: Cause) -> Callable[[str], bool]:
+    """For the cause's intent: false when the message names the cause only to rule it out."""
+
+    def accepts(text: str) -> bool:
+        cleaned = normalise(text)
+        named = [word for word in cause.words if word in cleaned]
+        return not named or any(_said_as_cause(cleaned, word) for word in named)
+
+    return accepts
 
 
 def classify(text: str) -> str | None:
@@ -125,6 +138,8 @@ async def _jump(ctx: DialogContext) -> Step | None:
     key = classify(text) if text else None
     if key is not None and key != "missed" and (cause is None or key != cause.key):
         return Goto(f"fix_{key}")  # the words name the cause ("汉字看不清" is not poor light)
+    if cause is not None and text and not _not_ruled_out(cause)(text):
+        return None  # "网络挺好的": the intent's cause is ruled out by the words; ask which one
     return Goto(f"fix_{cause.key}") if cause else None
 
 
@@ -137,13 +152,13 @@ async def _describe(ctx: DialogContext, text: str) -> Step:
     if key is None and STILL_FAILING.search(text) and ctx.slots.get("tries"):
         return await _still_failing(ctx)  # after a fix: the next suggestion is help
     if key is None:
-        return NotUnderstood(hint="我没对上是哪种情况。请回复下面的数字选一个最像的；都不像就选“别的情况”。")
+        return NotUnderstood(hint=tr("我没对上是哪种情况。请回复下面的数字选一个最像的；都不像就选“别的情况”。"))
     ctx.slots["cause"] = key
     return Goto(f"fix_{key}")
 
 
 async def _worked(ctx: DialogContext) -> Step:
-    return Finish([Reply("太好了，认证成功就放心了！明年这个时候记得再认证一次。")])
+    return Finish([Reply(tr("太好了，认证成功就放心了！明年这个时候记得再认证一次。"))])
 
 
 async def _still_failing(ctx: DialogContext) -> Step:
@@ -156,7 +171,7 @@ async def _still_failing(ctx: DialogContext) -> Step:
 
 async def _appeal(ctx: DialogContext) -> Step:
     ctx.event("appeal_requested")
-    return Handoff("appeal", [Reply("好的，我帮您申请人工审核（申诉），由工作人员来核实。")])
+    return Handoff("appeal", [Reply(tr("好的，我帮您申请人工审核（申诉），由工作人员来核实。"))])
 
 
 async def _person(ctx: DialogContext) -> Step:
@@ -164,26 +179,26 @@ async def _person(ctx: DialogContext) -> Step:
 
 
 def _ask_prompt(ctx: DialogContext) -> Reply:
-    opening = "那我们再看看，会不会是别的原因。" if ctx.slots.get("tries") else "别着急，我们一起看看。"
-    return Reply(opening + "认证时手机上提示了什么，或者发生了什么？回复数字，或者直接打字告诉我：")
+    opening = tr("那我们再看看，会不会是别的原因。") if ctx.slots.get("tries") else tr("别着急，我们一起看看。")
+    return Reply(opening + tr("认证时手机上提示了什么，或者发生了什么？回复数字，或者直接打字告诉我："))
 
 
 def _fix_state(cause: Cause) -> State:
-    return State(prompt=cause.fix + "\n试好了告诉我结果：", options=[
-        Option("好了，成功了", run=_worked, words=("成功了", "好了", "通过了", "可以了", "成功")),
-        Option("还是不行", run=_still_failing, words=("还是不行", "不行", "失败", "没通过", "还不行"),
+    return State(prompt=cause.fix + tr("\n试好了告诉我结果："), options=[
+        Option(tr("好了，成功了"), run=_worked, words=("成功了", "好了", "通过了", "可以了", "成功")),
+        Option(tr("还是不行"), run=_still_failing, words=("还是不行", "不行", "失败", "没通过", "还不行"),
                may_go=("ask", "offer_help")),
-        Option("换一种情况", goto="ask", words=("换一种", "不是这个", "别的情况")),
-        Option("转人工", run=_person, words=("人工",)),
+        Option(tr("换一种情况"), goto="ask", words=("换一种", "不是这个", "别的情况")),
+        Option(tr("转人工"), run=_person, words=("人工",)),
     ])
 
 
 def _ask_options() -> list[Option]:
     options = [Option(cause.label, goto=f"fix_{cause.key}", intents=(cause.intent,) if cause.intent else (),
-                      set={"cause": cause.key}) for cause in CAUSES]
-    options.append(Option("过了认证时间、养老金停了", goto="missed", intents=("missed_deadline",),
+                      set={"cause": cause.key}, intent_if=_not_ruled_out(cause)) for cause in CAUSES]
+    options.append(Option(tr("过了认证时间、养老金停了"), goto="missed", intents=("missed_deadline",),
                           words=MISSED_WORDS))
-    options.append(Option("别的情况", goto="other", words=("别的", "其他", "都不是")))
+    options.append(Option(tr("别的情况"), goto="other", words=("别的", "其他", "都不是")))
     return options
 
 
@@ -193,21 +208,21 @@ states: dict[str, State] = {
         options=_ask_options(), on_input=_describe, on_enter=_jump,
         may_go=(*(f"fix_{cause.key}" for cause in CAUSES), "offer_help")),
     "missed": State(
-        prompt="过了认证时间也不要紧，补认证就行。我来告诉您怎么办。",
-        options=[Option("好的，怎么补", start="missed_deadline", words=("好的", "怎么补", "补认证")),
-                 Option("换一种情况", goto="ask", words=("换一种", "不是这个"))]),
+        prompt=tr("过了认证时间也不要紧，补认证就行。我来告诉您怎么办。"),
+        options=[Option(tr("好的，怎么补"), start="missed_deadline", words=("好的", "怎么补", "补认证")),
+                 Option(tr("换一种情况"), goto="ask", words=("换一种", "不是这个"))]),
     "other": State(
-        prompt=("别的情况也可以这样试：换个光线好的地方、连好网络再试一次；"
-                "或者换一种方法，比如去社保局、邮储银行当面认证。还不行就让工作人员帮您看看。"),
-        options=[Option("换个认证方法", start="choose_method", words=("换个方法", "别的方法")),
-                 Option("转人工", run=_person, words=("人工",)),
+        prompt=(tr("别的情况也可以这样试：换个光线好的地方、连好网络再试一次；"
+                "或者换一种方法，比如去社保局、邮储银行当面认证。还不行就让工作人员帮您看看。")),
+        options=[Option(tr("换个认证方法"), start="choose_method", words=("换个方法", "别的方法")),
+                 Option(tr("转人工"), run=_person, words=("人工",)),
                  finish_option()]),
     "offer_help": State(
-        prompt=("试了几次还是不行，别着急，不是您的错。可以这样："),
-        options=[Option("申请人工审核（申诉）", run=_appeal, intents=("appeal",),
+        prompt=(tr("试了几次还是不行，别着急，不是您的错。可以这样：")),
+        options=[Option(tr("申请人工审核（申诉）"), run=_appeal, intents=("appeal",),
                         words=("申诉", "人工审核", "审核")),
-                 Option("找工作人员聊聊", run=_person, words=("工作人员", "找人")),
-                 Option("换个认证方法", start="choose_method", words=("换个方法", "别的方法")),
+                 Option(tr("找工作人员聊聊"), run=_person, words=("工作人员", "找人")),
+                 Option(tr("换个认证方法"), start="choose_method", words=("换个方法", "别的方法")),
                  certify_here(),
                  finish_option()]),
 }

@@ -22,6 +22,7 @@ import uuid
 from typing import Any
 
 from bot.core.conversation import Conversation, chat_lock_key
+from bot.core.i18n import tr
 from bot.core.images import precheck
 from bot.core.messages import Reply
 from bot.core.services import FaceJobs
@@ -55,45 +56,44 @@ from face.quality import ADVICE, advice_for
 log = logging.getLogger(__name__)
 NAME = "certify"
 
-ASK_ID = ("好的，我们就在这里刷脸认证，一共三步，很简单。\n"
-          "第一步：请输入要认证的老人的18位身份证号码（给自己认证就输入自己的）。")
-ASK_ID_AGAIN = "请重新输入18位身份证号码。"
-ASK_NAME = "第二步：请输入这位老人的姓名（和身份证上一样）。"
-MISMATCH = ("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
-            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。")
-MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上身份证到社保经办机构核对；"
-                  "也可以让工作人员帮您查一查。")
-SELFIE = ("第三步：请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
+ASK_ID = (tr("好的，我们就在这里刷脸认证，一共三步，很简单。\n"
+          "第一步：请输入要认证的老人的18位身份证号码（给自己认证就输入自己的）。"))
+ASK_ID_AGAIN = tr("请重新输入18位身份证号码。")
+ASK_NAME = tr("第二步：请输入这位老人的姓名（和身份证上一样）。")
+MISMATCH = (tr("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
+            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。"))
+MISMATCH_FINAL = (tr("还是对不上。可能是登记的信息需要更正，请带上身份证到社保经办机构核对；"
+                  "也可以让工作人员帮您查一查。"))
+SELFIE = (tr("{step}请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
           "1. 正对手机，脸放在画面中间，从头顶到下巴都要拍进去；\n"
           "2. 不戴帽子、口罩、墨镜，头发不要挡住眼睛和眉毛；\n"
           "3. 光线要亮，不要背对窗户或灯；\n"
           "4. 画面里只能有一个人。\n"
-          "拍好后直接发送照片就行。")
-MISMATCH_FACE = "这张照片和登记的人脸模型对不上。请{who}本人正对镜头、在亮一点的地方再拍一张。"
-MISMATCH_FACE_PROXY = "这张照片和登记的人脸模型对不上。请拍老人本人，不要拍家属自己；让老人正对镜头、在亮处再拍一张。"
-APPEAL = ("今天已经试了{count}次都没有通过，先不要再拍了，免得耽误您的时间。您可以：\n"
-          "申请人工审核（工作人员会看您发的照片和核验记录），或者换其他方式认证。")
-OTHER_METHODS = ("其他认证方式：\n"
+          "拍好后直接发送照片就行。", step=tr("第三步：")))
+MISMATCH_FACE = tr("这张照片和登记的人脸模型对不上。请{who}本人正对镜头、在亮一点的地方再拍一张。")
+MISMATCH_FACE_PROXY = tr("这张照片和登记的人脸模型对不上。请拍老人本人，不要拍家属自己；让老人正对镜头、在亮处再拍一张。")
+APPEAL = (tr("今天已经试了{count}次都没有通过，先不要再拍了，免得耽误您的时间。您可以：\n"
+          "申请人工审核（工作人员会看您发的照片和核验记录），或者换其他方式认证。"))
+OTHER_METHODS = (tr("其他认证方式：\n"
                  "1. 到社区（村）服务点或社保经办机构窗口当面认证；\n"
                  "2. 行动不便的老人可以申请工作人员上门认证；\n"
-                 "3. 也可以用“掌上12333”、支付宝等官方渠道刷脸认证。")
-UNAVAILABLE = "刷脸核验暂时用不了，请稍后再试，或者到社区服务点办理。"
-CAP_ALERTED = ("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
-               "今天先不能再刷脸了。已经请工作人员核查，工作人员会在这里联系您。")
-CAP_REACHED = ("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
+                 "3. 也可以用“掌上12333”、支付宝等官方渠道刷脸认证。"))
+UNAVAILABLE = tr("刷脸核验暂时用不了，请稍后再试，或者到社区服务点办理。")
+CAP_ALERTED = (tr("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
+               "今天先不能再刷脸了。已经请工作人员核查，工作人员会在这里联系您。"))
+CAP_REACHED = (tr("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
                "今天先不能再刷脸了，工作人员已经在核查。您可以明天再试，或者回复“转人工”，"
-               "也可以到社区服务点当面认证。")
-SELFIE_OPTIONS = ["换其他方式认证", "转人工"]
+               "也可以到社区服务点当面认证。"))
+SELFIE_OPTIONS = [tr("换其他方式认证"), tr("转人工")]
 
 
 def _who(slots: dict[str, Any]) -> str:
-    return "老人" if slots.get("proxy") else "您本人"
+    return tr("老人") if slots.get("proxy") else tr("您本人")
 
 
 def _selfie_text(slots: dict[str, Any]) -> str:
-    text = SELFIE.format(who=_who(slots))
     # The family flow asked its own questions: there was no first and second step here.
-    return text.replace("第三步：", "现在", 1) if slots.get("proxy") else text
+    return SELFIE.format(who=_who(slots), step=tr("现在") if slots.get("proxy") else tr("第三步："))
 
 
 def _face(ctx: DialogContext) -> FaceJobs | None:
@@ -149,7 +149,7 @@ async def _cap_replies(services: ChatServices, conv: Conversation, frame: Any, p
         conv.stack.remove(frame)
     case_id = await _alert_cap(services, conv, pensioner_id, failed)
     if case_id is None:
-        return [Reply(CAP_REACHED, ["转人工", "回主菜单"])]
+        return [Reply(CAP_REACHED, [tr("转人工"), tr("回主菜单")])]
     position = await services.handoff.position(case_id) or 1
     return [Reply(CAP_ALERTED), Reply(services.handoff.queue_text(position, first=True))]
 
@@ -157,7 +157,7 @@ async def _cap_replies(services: ChatServices, conv: Conversation, frame: Any, p
 async def _cap_step(ctx: DialogContext, pensioner_id: int, failed: FailedToday) -> Step:
     if await _alert_cap(ctx.services, ctx.conversation, pensioner_id, failed) is not None:
         return Handoff("attempts_alert", [Reply(CAP_ALERTED)])
-    return Finish([Reply(CAP_REACHED, ["转人工", "回主菜单"])])
+    return Finish([Reply(CAP_REACHED, [tr("转人工"), tr("回主菜单")])])
 
 
 def chat_of(ctx: DialogContext) -> Chat:
@@ -201,7 +201,7 @@ async def _start(ctx: DialogContext) -> Step | None:
         ctx.slots["_id_heard"] = True
         ctx.slots["id_number"] = given
         await note_id_given(ctx, str(given))
-        return Goto("ask_name", [Reply(f"第一步：身份证号 {masked(str(given))}，已经收到。")])
+        return Goto("ask_name", [Reply(tr("第一步：身份证号 {masked}，已经收到。", masked=masked(str(given))))])
     return None
 
 
@@ -212,7 +212,7 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     notice = already_certified(ctx, pensioner)
     if notice is not None:  # the state of the pensioner first, before any new attempt
         ctx.event("certify_already_certified", target=f"pensioner:{pensioner.id}")
-        return Finish([Reply(notice, ["查询认证状态", "回主菜单"])])
+        return Finish([Reply(notice, [tr("查询认证状态"), tr("回主菜单")])])
     return await _after_identity(ctx)
 
 
@@ -227,7 +227,7 @@ async def _after_identity(ctx: DialogContext) -> Step:
         ctx.event("certify_not_enrolled", target=f"pensioner:{pensioner_id}")
         await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.NO_MODEL,
                                      pensioner_id=pensioner_id)
-        return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
+        return Finish([Reply(NOT_ENROLLED, [tr("转人工"), tr("回主菜单")])])
     msg = ctx.turn.msg
     failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
     if _capped(services, failed):
@@ -241,9 +241,9 @@ async def _on_selfie(ctx: DialogContext, text: str) -> Step:
     image = ctx.turn.msg.image
     if image is None and "建模" in text:
         # We checked: this pensioner has a face model, whatever another app said.
-        return Stay([Reply("我这边查过了，系统里已经有这位老人的人脸模型，可以直接在这里拍照认证。")])
+        return Stay([Reply(tr("我这边查过了，系统里已经有这位老人的人脸模型，可以直接在这里拍照认证。"))])
     if image is None:
-        return NotUnderstood("请直接发送一张照片（点输入框旁边的图片或相机按钮）。")
+        return NotUnderstood(tr("请直接发送一张照片（点输入框旁边的图片或相机按钮）。"))
     return await submit_selfie(ctx, image)
 
 
@@ -310,7 +310,7 @@ async def _appeal(ctx: DialogContext) -> Step:
         ctx.event("handoff_limited", reason="face_failed")
         return Finish([Reply(limited.user_message, MENU_OPTIONS)])
     await services.events.record(EventStep.REVIEW, chat_of(ctx), pensioner_id=pensioner_id)
-    return Handoff("face_failed", [Reply("好的，已经把您今天的照片和核验记录交给工作人员审核。")])
+    return Handoff("face_failed", [Reply(tr("好的，已经把您今天的照片和核验记录交给工作人员审核。"))])
 
 
 def proxy_details(slots: dict[str, Any], conversation_key: str) -> dict[str, Any] | None:
@@ -337,16 +337,16 @@ async def _info_mismatch(ctx: DialogContext) -> Step:
 
 # ---------------------------------------------------------------- the pose challenge (issue 21)
 
-SWITCH_POSE = "换一个动作"
-CHALLENGE_OPTIONS = [SWITCH_POSE, "转人工"]
-CHALLENGE_INTRO = ("第一张照片核对上了，还差最后一步：为了确认是{who}本人现在当场拍的（不是翻拍的旧照片），"
-                   "请按下面的要求再拍一张。\n")
-CHALLENGE_PROXY = "请让老人这样做："
-CHALLENGE_DEADLINE = "\n请在{minutes}分钟内发过来。"
-REVIEW_TEXT = ("照片收到了，系统不能完全确定，要请工作人员再看一下——这不是认证失败，也不用再拍照。\n"
-               "{when}，审核结果会在这里告诉您。")
-CHALLENGE_REVIEW = ("动作照片试了几次都没有通过。为了不耽误您，已经把照片和核验记录交给工作人员人工审核——"
-                    "这不是认证失败，也不用再拍了。\n{when}，审核结果会在这里告诉您。")
+SWITCH_POSE = tr("换一个动作")
+CHALLENGE_OPTIONS = [SWITCH_POSE, tr("转人工")]
+CHALLENGE_INTRO = (tr("第一张照片核对上了，还差最后一步：为了确认是{who}本人现在当场拍的（不是翻拍的旧照片），"
+                   "请按下面的要求再拍一张。\n"))
+CHALLENGE_PROXY = tr("请让老人这样做：")
+CHALLENGE_DEADLINE = tr("\n请在{minutes}分钟内发过来。")
+REVIEW_TEXT = (tr("照片收到了，系统不能完全确定，要请工作人员再看一下——这不是认证失败，也不用再拍照。\n"
+               "{when}，审核结果会在这里告诉您。"))
+CHALLENGE_REVIEW = (tr("动作照片试了几次都没有通过。为了不耽误您，已经把照片和核验记录交给工作人员人工审核——"
+                    "这不是认证失败，也不用再拍了。\n{when}，审核结果会在这里告诉您。"))
 
 
 def _liveness_request(ctx: DialogContext) -> dict[str, Any]:
@@ -364,9 +364,10 @@ def challenge_text(services: ChatServices, slots: dict[str, Any]) -> str:
     """The request for the pose photo, in plain words, with what to do if it is hard."""
     ask = ASK.get(str(slots.get("challenge")), ASK["left"])
     if slots.get("proxy"):
-        ask = CHALLENGE_PROXY + ask.replace("您自己", "老人自己")
+        ask = CHALLENGE_PROXY + (ask.format(whose=tr("老人自己")) if "{whose}" in getattr(ask, "msgid", "")
+                                 else ask)
     minutes = max(1, services.settings.face.challenge_ttl_s // 60)
-    return (CHALLENGE_INTRO.format(who="老人" if slots.get("proxy") else "您") + ask
+    return (CHALLENGE_INTRO.format(who=tr("老人") if slots.get("proxy") else tr("您")) + ask
             + CHALLENGE_DEADLINE.format(minutes=minutes) + "\n" + HARD)
 
 
@@ -378,7 +379,7 @@ def _end_challenge(slots: dict[str, Any]) -> None:
 async def _on_challenge(ctx: DialogContext, text: str) -> Step:
     image = ctx.turn.msg.image
     if image is None:
-        return NotUnderstood("请按上面的要求做好动作，拍一张照片直接发过来；做不到可以回复“换一个动作”。")
+        return NotUnderstood(tr("请按上面的要求做好动作，拍一张照片直接发过来；做不到可以回复“换一个动作”。"))
     return await submit_selfie(ctx, image)
 
 
@@ -388,7 +389,7 @@ async def _switch_pose(ctx: DialogContext) -> Step:
                                     avoid=ctx.slots.get("challenge"))
     ctx.event("face_challenge_switched", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               challenge=ctx.slots["challenge"])
-    return Stay([Reply("好的，换一个动作。\n" + challenge_text(ctx.services, ctx.slots),
+    return Stay([Reply(tr("好的，换一个动作。\n") + challenge_text(ctx.services, ctx.slots),
                        CHALLENGE_OPTIONS)])
 
 
@@ -397,7 +398,7 @@ def _ask_challenge(services: ChatServices, result: dict[str, Any], frame: Any) -
     import time
 
     if frame is None:
-        return [Reply("刚才那张照片核对上了，但还差一张动作照片。请回复“刷脸认证”重新开始。", MENU_OPTIONS)]
+        return [Reply(tr("刚才那张照片核对上了，但还差一张动作照片。请回复“刷脸认证”重新开始。"), MENU_OPTIONS)]
     frame.state = "challenge"
     frame.slots.update(challenge=result.get("challenge"), first_request=result.get("request_id"),
                        challenge_expires_at=time.time() + services.settings.face.challenge_ttl_s)
@@ -408,8 +409,8 @@ def _review_when(services: ChatServices) -> str:
     """When a person will look at it, in words."""
     handoff = services.handoff
     if handoff.in_office_hours():
-        return "工作人员会在今天上班时间内尽快审核（" + handoff.office_hours_text() + "）"
-    return f"现在不是上班时间，{handoff.back_text()}，上班后会先审核"
+        return tr("工作人员会在今天上班时间内尽快审核（") + handoff.office_hours_text() + "）"
+    return tr("现在不是上班时间，{back_text}，上班后会先审核", back_text=handoff.back_text())
 
 
 async def _review_case(services: ChatServices, result: dict[str, Any], conv: Any, frame: Any,
@@ -449,22 +450,22 @@ async def _challenge_failed(services: ChatServices, result: dict[str, Any], conv
     pensioner_id = int(result["pensioner_id"])
     failed = await _failed_today(services, pensioner_id, conv.channel, conv.user_id)
     if _capped(services, failed):
-        return [Reply(f"这次没有通过：{why}。"), *await _cap_replies(services, conv, frame, pensioner_id, failed)]
+        return [Reply(tr("这次没有通过：{why}。", why=why)), *await _cap_replies(services, conv, frame, pensioner_id, failed)]
     if _left(services, failed) <= 0:
         await _review_case(services, result, conv, frame, "face_failed")
-        return [Reply(f"这次没有通过：{why}。"),
+        return [Reply(tr("这次没有通过：{why}。", why=why)),
                 Reply(CHALLENGE_REVIEW.format(when=_review_when(services)))]
-    left = f"（今天还可以试 {_left(services, failed)} 次）"
+    left = tr("（今天还可以试 {left} 次）", left=_left(services, failed))
     if frame is None:
-        return [Reply(f"动作照片没有通过：{why}。要再试的话，请回复“刷脸认证”。", MENU_OPTIONS)]
+        return [Reply(tr("动作照片没有通过：{why}。要再试的话，请回复“刷脸认证”。", why=why), MENU_OPTIONS)]
     if reason == "expired" or not result.get("challenge"):
         frame.state = "selfie"
-        return [Reply(f"这次没有通过：{why}。"),
-                Reply(f"请从头再来，先拍一张正脸照片发给我{left}。", SELFIE_OPTIONS)]
+        return [Reply(tr("这次没有通过：{why}。", why=why)),
+                Reply(tr("请从头再来，先拍一张正脸照片发给我{left}。", left=left), SELFIE_OPTIONS)]
     frame.state = "challenge"
     frame.slots["first_request"] = result.get("first_request") or frame.slots.get("first_request")
-    return [Reply(f"这次没有通过：{why}。"),
-            Reply(f"请再按要求拍一张{left}：\n" + challenge_text(services, frame.slots),
+    return [Reply(tr("这次没有通过：{why}。", why=why)),
+            Reply(tr("请再按要求拍一张{left}：\n", left=left) + challenge_text(services, frame.slots),
                   CHALLENGE_OPTIONS)]
 
 
@@ -475,42 +476,42 @@ certify = Dialog(
     start="start",
     entry_intents=("certify_now",),
     timeout_s=1800,
-    fallback="没听明白。请按提示回复，或者回复“转人工”。",
+    fallback=tr("没听明白。请按提示回复，或者回复“转人工”。"),
     states={
         "start": State(prompt=lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID),
                        on_input=IDENTITY.take, on_enter=_start,
-                       options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
+                       options=[Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))],
                        may_go=("ask_name", "selfie", "appeal", "end")),
         "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
-                          options=[Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))],
+                          options=[Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))],
                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
-            Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
-            Option("回主菜单", run=to_main_menu, words=("菜单", "不用"))]),
+            Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
+            Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),
         "selfie": State(prompt=lambda ctx: Reply(_selfie_text(ctx.slots), SELFIE_OPTIONS),
                         on_input=_on_selfie,
-                        options=[Option("换其他方式认证", run=_other_methods, words=("其他方式",)),
-                                 Option("转人工", run=_to_person, words=("人工",))],
+                        options=[Option(tr("换其他方式认证"), run=_other_methods, words=("其他方式",)),
+                                 Option(tr("转人工"), run=_to_person, words=("人工",))],
                         may_go=("verifying", "appeal")),
         "verifying": State(prompt=lambda ctx: Reply(verifying_text(
                                ctx.slots, ctx.services.settings.face.queue_notice_s,
                                just_sent=ctx.turn.msg.image is not None)),
                            on_input=_on_verifying,
-                           options=[Option("转人工", run=_to_person, words=("人工",))],
+                           options=[Option(tr("转人工"), run=_to_person, words=("人工",))],
                            may_go=("selfie", "challenge", "appeal", "end")),
         "challenge": State(prompt=lambda ctx: Reply(challenge_text(ctx.services, ctx.slots),
                                                     CHALLENGE_OPTIONS),
                            on_input=_on_challenge,
                            options=[Option(SWITCH_POSE, run=_switch_pose,
                                            words=("换个动作", "做不了", "做不到")),
-                                    Option("转人工", run=_to_person, words=("人工",))],
+                                    Option(tr("转人工"), run=_to_person, words=("人工",))],
                            may_go=("verifying", "selfie", "appeal")),
         "appeal": State(
             prompt=lambda ctx: Reply(APPEAL.format(
                 count=ctx.services.settings.face.max_attempts_per_day)),
-            options=[Option("申请人工审核", run=_appeal, words=("审核", "申诉", "人工")),
-                     Option("换其他方式认证", run=_other_methods, words=("其他方式",)),
-                     Option("回主菜单", run=to_main_menu, words=("菜单",))]),
+            options=[Option(tr("申请人工审核"), run=_appeal, words=("审核", "申诉", "人工")),
+                     Option(tr("换其他方式认证"), run=_other_methods, words=("其他方式",)),
+                     Option(tr("回主菜单"), run=to_main_menu, words=("菜单",))]),
     },
 )
 
@@ -545,7 +546,7 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     decision = result.get("decision")
     pensioner_id = result.get("pensioner_id")
     proxy = bool(result.get("proxy"))
-    who = "老人" if proxy else "您"
+    who = tr("老人") if proxy else tr("您")
     if frame is not None:
         frame.updated_at = time.time()
     if decision == "passed" and pensioner_id:
@@ -559,8 +560,7 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
             conv.stack.remove(frame)
         return await offer_after_success(
             services, conv, int(pensioner_id), due,
-            f"认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
-            f"下次请在 {format_date(due)} 前后再认证。")
+            tr("认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n下次请在 {due} 前后再认证。", who=who, due=format_date(due)))
     if frame is not None and decision not in ("matched", "error", "challenge_failed"):
         _end_challenge(frame.slots)
     if decision == "matched" and pensioner_id:
@@ -573,17 +573,17 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     if decision == "error":  # the worker gave up: not an attempt, just send it again
         if frame is not None:
             frame.state = "challenge" if frame.slots.get("first_request") else "selfie"
-        return [Reply("核验的时候系统出了点问题，这次不算次数。请重新发送一张照片。", SELFIE_OPTIONS)]
+        return [Reply(tr("核验的时候系统出了点问题，这次不算次数。请重新发送一张照片。"), SELFIE_OPTIONS)]
     if decision == "incomplete":  # cut off or damaged on the way, not the user's fault: not an attempt
         if frame is not None:
             frame.state = "selfie"
-        return [Reply("照片没有完整收到（可能是网络不好），这次不算次数。请再发一次；"
-                      "如果还不行，请用手机相机重新拍一张发过来。", SELFIE_OPTIONS)]
+        return [Reply(tr("照片没有完整收到（可能是网络不好），这次不算次数。请再发一次；"
+                      "如果还不行，请用手机相机重新拍一张发过来。"), SELFIE_OPTIONS)]
     if decision == "not_enrolled":
         await _failed(services, result, FailureCause.NO_MODEL)
         if frame is not None:
             conv.stack.remove(frame)
-        return [Reply(NOT_ENROLLED, ["转人工", "回主菜单"])]
+        return [Reply(NOT_ENROLLED, [tr("转人工"), tr("回主菜单")])]
     if decision == "flagged" and pensioner_id:
         await _failed(services, result, FailureCause.REUSE)
         return await _photo_reused(services, result, conv, frame)
@@ -591,27 +591,27 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     if decision == "rejected":
         advice = advice_for(issues)
     else:
-        advice = MISMATCH_FACE_PROXY if proxy else MISMATCH_FACE.format(who="您")
+        advice = MISMATCH_FACE_PROXY if proxy else MISMATCH_FACE.format(who=tr("您"))
     if pensioner_id:
         await _failed(services, result,
                       FailureCause.QUALITY if decision == "rejected" else FailureCause.MISMATCH)
     failed = await _failed_today(services, int(str(pensioner_id)), conv.channel, conv.user_id)
     if _capped(services, failed):
-        return [Reply(f"这次没有通过：{advice}"),
+        return [Reply(tr("这次没有通过：{advice}", advice=advice)),
                 *await _cap_replies(services, conv, frame, int(str(pensioner_id)), failed)]
     if frame is None:
-        return [Reply(f"刚才那张照片没有通过：{advice}\n要再试的话，请回复“刷脸认证”。", MENU_OPTIONS)]
+        return [Reply(tr("刚才那张照片没有通过：{advice}\n要再试的话，请回复“刷脸认证”。", advice=advice), MENU_OPTIONS)]
     if _left(services, failed) <= 0:
         frame.state = "appeal"
-        return [Reply(f"这次没有通过：{advice}"),
-                Reply(APPEAL.format(count=failed.mine), ["申请人工审核", "换其他方式认证", "回主菜单"])]
+        return [Reply(tr("这次没有通过：{advice}", advice=advice)),
+                Reply(APPEAL.format(count=failed.mine), [tr("申请人工审核"), tr("换其他方式认证"), tr("回主菜单")])]
     frame.state = "selfie"
-    return [Reply(f"这次没有通过：{advice}"),
-            Reply(f"请再拍一张发给我（今天还可以试 {_left(services, failed)} 次）。", SELFIE_OPTIONS)]
+    return [Reply(tr("这次没有通过：{advice}", advice=advice)),
+            Reply(tr("请再拍一张发给我（今天还可以试 {left} 次）。", left=_left(services, failed)), SELFIE_OPTIONS)]
 
 
-PHOTO_REUSED = ("这张照片以前已经用过了，不能再用来认证。认证要用现在当场新拍的照片。\n"
-                "为了安全，这次认证已经交给工作人员复核，请留意工作人员的回复。")
+PHOTO_REUSED = (tr("这张照片以前已经用过了，不能再用来认证。认证要用现在当场新拍的照片。\n"
+                "为了安全，这次认证已经交给工作人员复核，请留意工作人员的回复。"))
 
 
 async def _photo_reused(services: ChatServices, result: dict[str, Any], conv: Any,

@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.core.facts import WHERE_OFFLINE
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from dialogs.common import certify_here, fact, finish_option, heard, no, yes
 from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
 NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在国外", "在青海")
-BACK = Option("上一个问题", back=True, words=("上一个问题",))
+BACK = Option(tr("上一个问题"), back=True, words=("上一个问题",))
 
 # question -> (fact, where "yes" leads, where "no" leads)
 _SKIPS = {"q_abroad": ("abroad", "rec_abroad", "q_phone"),
@@ -28,10 +29,10 @@ _SKIPS = {"q_abroad": ("abroad", "rec_abroad", "q_phone"),
 
 
 # What they said in passing, confirmed when its question is skipped.
-_HEARD = {("abroad", True): "您说老人住在国外。", ("abroad", False): "您说老人在国内。",
-          ("smartphone", True): "您说老人会用手机。", ("smartphone", False): "您说老人不会用手机。",
-          ("family_help", True): "您说家里有人能帮忙。", ("family_help", False): "您说家里没人能帮忙。",
-          ("leave_home", True): "您说老人能出门。", ("leave_home", False): "您说老人出门不方便。"}
+_HEARD = {("abroad", True): tr("您说老人住在国外。"), ("abroad", False): tr("您说老人在国内。"),
+          ("smartphone", True): tr("您说老人会用手机。"), ("smartphone", False): tr("您说老人不会用手机。"),
+          ("family_help", True): tr("您说家里有人能帮忙。"), ("family_help", False): tr("您说家里没人能帮忙。"),
+          ("leave_home", True): tr("您说老人能出门。"), ("leave_home", False): tr("您说老人出门不方便。")}
 
 
 def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
@@ -80,7 +81,7 @@ async def _reconsider(ctx: DialogContext, text: str) -> Step:
         _remember(ctx, key, bool(value))
     for question in _SKIPS:
         ctx.slots.pop(f"_asked_{question}", None)
-    return Goto("q_abroad", [Reply("好的，按您刚才说的，重新帮您挑一下：")])
+    return Goto("q_abroad", [Reply(tr("好的，按您刚才说的，重新帮您挑一下："))])
 
 
 def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Step]]:
@@ -116,20 +117,20 @@ async def _intro(ctx: DialogContext) -> Step | None:
 
 
 BIGDATA_TEXT = (
-    "“大数据比对”就是社保局自动核对老人最近的生活记录（比如看病、坐车、领补贴），"
+    tr("“大数据比对”就是社保局自动核对老人最近的生活记录（比如看病、坐车、领补贴），"
     "能确认老人健在，就算认证过了，您什么都不用做。\n"
     "想知道是不是已经自动认证了，可以：在这里查一下认证状态；或者在“青海人社通”“掌上12333”里查认证记录；"
-    "或者打 12333 电话问。快到期了还没有记录的话，就自己认证一次。")
+    "或者打 12333 电话问。快到期了还没有记录的话，就自己认证一次。"))
 
 COMMUNITY_TEXT = (
-    "“社会化服务认证”就是社区、村委会组织体检、文体活动时，工作人员顺便帮老人完成认证。"
+    tr("“社会化服务认证”就是社区、村委会组织体检、文体活动时，工作人员顺便帮老人完成认证。"
     "可以问问所在社区或村委会最近有没有安排。\n"
-    "高龄或行动不便的老人，还可以申请工作人员上门认证。")
+    "高龄或行动不便的老人，还可以申请工作人员上门认证。"))
 
 
 def _bigdata_state(choose: Option) -> State:
     return State(prompt=BIGDATA_TEXT, final=True, options=[
-        Option("查我的认证状态", start="status_query", intents=("status_query",),
+        Option(tr("查我的认证状态"), start="status_query", intents=("status_query",),
                words=("查询", "查一下", "认证状态", "查状态")),
         choose,
         finish_option(),
@@ -138,8 +139,8 @@ def _bigdata_state(choose: Option) -> State:
 
 def _community_state(*extra: Option) -> State:
     return State(prompt=COMMUNITY_TEXT, final=True, options=[
-        Option("申请上门认证", start="home_visit", intents=("method_home_visit",), words=("上门",)),
-        Option("去社保局或银行办", start="offline", intents=("method_offline",),
+        Option(tr("申请上门认证"), start="home_visit", intents=("method_home_visit",), words=("上门",)),
+        Option(tr("去社保局或银行办"), start="offline", intents=("method_offline",),
                words=("社保局", "银行", "线下")),
         *extra,
         finish_option(),
@@ -154,67 +155,67 @@ choose_method = Dialog(
     states={
         "intro": State(
             on_enter=_intro,
-            prompt=("我来帮您挑一个最合适的认证方法，只要回答几个简单的问题。\n"
-                    "先说个好消息：很多老人不用自己动手，社保局会用“大数据比对”自动帮您认证。"),
+            prompt=(tr("我来帮您挑一个最合适的认证方法，只要回答几个简单的问题。\n"
+                    "先说个好消息：很多老人不用自己动手，社保局会用“大数据比对”自动帮您认证。")),
             options=[
-                Option("帮我选方法", goto="q_abroad", words=("选方法", "开始", "帮我选", "好的", "好")),
-                Option("我是不是已经自动认证了？", goto="bigdata", intents=("method_bigdata",),
+                Option(tr("帮我选方法"), goto="q_abroad", words=("选方法", "开始", "帮我选", "好的", "好")),
+                Option(tr("我是不是已经自动认证了？"), goto="bigdata", intents=("method_bigdata",),
                        words=("大数据", "自动认证", "已经认证", "不用做")),
                 certify_here(),
                 finish_option(),
             ]),
-        "bigdata": _bigdata_state(Option("帮我选方法", goto="q_abroad", words=("选方法", "帮我选"))),
+        "bigdata": _bigdata_state(Option(tr("帮我选方法"), goto="q_abroad", words=("选方法", "帮我选"))),
         "q_abroad": _question(
-            "q_abroad", "第1个问题：老人现在住在国外（或港澳台）吗？",
-            "这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。",
-            yes("是，在国外", words=YES_ABROAD), no("不是，在国内", words=NO_ABROAD)),
+            "q_abroad", tr("第1个问题：老人现在住在国外（或港澳台）吗？"),
+            tr("这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。"),
+            yes(tr("是，在国外"), words=YES_ABROAD), no(tr("不是，在国内"), words=NO_ABROAD)),
         "q_phone": _question(
-            "q_phone", "第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）",
-            "这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。",
-            yes("会用"), no("不会用")),
+            "q_phone", tr("第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）"),
+            tr("这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。"),
+            yes(tr("会用")), no(tr("不会用"))),
         "q_family": _question(
-            "q_family", "第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？",
-            "这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。",
-            yes("有人能帮忙"), no("没有人帮忙")),
+            "q_family", tr("第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？"),
+            tr("这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。"),
+            yes(tr("有人能帮忙")), no(tr("没有人帮忙"))),
         "q_leave_home": _question(
-            "q_leave_home", "第4个问题：老人能出门，去社保局或者银行吗？",
-            "这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。",
-            yes("能出门"), no("出不了门")),
+            "q_leave_home", tr("第4个问题：老人能出门，去社保局或者银行吗？"),
+            tr("这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。"),
+            yes(tr("能出门")), no(tr("出不了门"))),
         "rec_abroad": State(
             final=True,
-            prompt=("住在国外的老人，不用回国：用外交部的“中国领事”手机应用就能刷脸认证。"
-                    "我可以一步一步带您做。"),
-            options=[Option("带我一步一步做", start="app_consular", words=("一步一步", "带我做", "好的")),
+            prompt=(tr("住在国外的老人，不用回国：用外交部的“中国领事”手机应用就能刷脸认证。"
+                    "我可以一步一步带您做。")),
+            options=[Option(tr("带我一步一步做"), start="app_consular", words=("一步一步", "带我做", "好的")),
                      certify_here(), BACK, finish_option()]),
         "rec_app": State(
             on_input=_reconsider,
-            prompt="推荐用手机刷脸认证，在家就能做，几分钟就好。您想用哪个？",
-            options=[Option("青海人社通（推荐）", start="app_qinghai", words=("青海人社通", "人社通")),
-                     Option("掌上12333", start="app_12333", words=("12333", "掌上")),
-                     Option("支付宝", start="app_alipay", intents=("method_alipay",), words=("支付宝",)),
+            prompt=tr("推荐用手机刷脸认证，在家就能做，几分钟就好。您想用哪个？"),
+            options=[Option(tr("青海人社通（推荐）"), start="app_qinghai", words=("青海人社通", "人社通")),
+                     Option(tr("掌上12333"), start="app_12333", words=("12333", "掌上")),
+                     Option(tr("支付宝"), start="app_alipay", intents=("method_alipay",), words=("支付宝",)),
                      certify_here(), BACK]),
         "rec_family": State(
             final=True,
-            prompt=("可以请家人帮忙：家人用自己的手机下载“青海人社通”，帮老人刷脸认证。"
-                    "刷脸时要老人本人对着镜头。"),
-            options=[Option("带我一步一步做", start="app_qinghai", words=("一步一步", "带我做", "好的")),
+            prompt=(tr("可以请家人帮忙：家人用自己的手机下载“青海人社通”，帮老人刷脸认证。"
+                    "刷脸时要老人本人对着镜头。")),
+            options=[Option(tr("带我一步一步做"), start="app_qinghai", words=("一步一步", "带我做", "好的")),
                      certify_here(),
-                     Option("还有别的办法吗", goto="rec_offline", words=("别的办法", "其他办法")),
+                     Option(tr("还有别的办法吗"), goto="rec_offline", words=("别的办法", "其他办法")),
                      BACK]),
         "rec_offline": State(
             final=True,
-            prompt=f"建议就近去{WHERE_OFFLINE}，工作人员会当面帮您认证。",
-            options=[Option("要带什么、怎么办", start="offline", words=("带什么", "怎么办", "材料")),
-                     Option("社区能办吗", goto="rec_community", intents=("method_community",),
+            prompt=tr("建议就近去{where}，工作人员会当面帮您认证。", where=WHERE_OFFLINE),
+            options=[Option(tr("要带什么、怎么办"), start="offline", words=("带什么", "怎么办", "材料")),
+                     Option(tr("社区能办吗"), goto="rec_community", intents=("method_community",),
                             words=("社区", "村委会")),
                      BACK, finish_option()]),
         "rec_community": _community_state(BACK),
         "rec_home_visit": State(
             final=True,
-            prompt=("老人出不了门、家里也没人帮忙，可以申请工作人员上门认证（免费）。"
-                    "我现在就可以帮您登记。"),
-            options=[Option("现在申请上门认证", start="home_visit", words=("申请", "上门", "登记", "好的")),
-                     Option("先问问社区", goto="rec_community", words=("社区",)),
+            prompt=(tr("老人出不了门、家里也没人帮忙，可以申请工作人员上门认证（免费）。"
+                    "我现在就可以帮您登记。")),
+            options=[Option(tr("现在申请上门认证"), start="home_visit", words=("申请", "上门", "登记", "好的")),
+                     Option(tr("先问问社区"), goto="rec_community", words=("社区",)),
                      BACK, finish_option()]),
     },
 )
@@ -224,7 +225,7 @@ bigdata = Dialog(
     title="大数据比对认证",
     start="bigdata",
     entry_intents=("method_bigdata",),
-    states={"bigdata": _bigdata_state(Option("帮我选方法", start="choose_method",
+    states={"bigdata": _bigdata_state(Option(tr("帮我选方法"), start="choose_method",
                                              words=("选方法", "帮我选")))},
 )
 

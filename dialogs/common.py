@@ -11,6 +11,7 @@ from typing import Any
 from bot.core.errors import RateLimited
 from bot.core.facts import NO_MODEL
 from bot.core.facts import format_date as format_date  # re-exported for the dialogs
+from bot.core.i18n import tr
 from bot.core.logs import mask_id_number
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
@@ -26,7 +27,7 @@ NO_WORDS = ("否", "不", "不是", "不对", "没有", "不会", "不能", "不
             "没", "没人", "不会用", "不太会", "没有人", "出不了", "不能出门", "没法出门")
 
 CERTIFY_DIALOG = "certify"
-CERTIFY_LABEL = "在这里刷脸认证"
+CERTIFY_LABEL = tr("在这里刷脸认证")
 
 
 def has_dialog(name: str) -> Callable[[DialogContext], bool]:
@@ -45,12 +46,12 @@ def certify_here() -> Option:
                   intents=("certify_now",), words=("刷脸认证", "在这里认证", "这里刷脸"))
 
 
-def yes(label: str = "是", goto: str | None = None, words: tuple[str, ...] = YES_WORDS) -> Option:
+def yes(label: str = tr("是"), goto: str | None = None, words: tuple[str, ...] = YES_WORDS) -> Option:
     """A "yes" option matched by 是/对/会/能 and the affirm intent."""
     return Option(label, goto=goto, words=words, intents=("affirm",))
 
 
-def no(label: str = "不是", goto: str | None = None, words: tuple[str, ...] = NO_WORDS) -> Option:
+def no(label: str = tr("不是"), goto: str | None = None, words: tuple[str, ...] = NO_WORDS) -> Option:
     """A "no" option matched by 不是/不会/没有 and the deny intent."""
     return Option(label, goto=goto, words=words, intents=("deny",))
 
@@ -60,7 +61,7 @@ async def done(ctx: DialogContext) -> Step:
     return Finish()
 
 
-def finish_option(label: str = "回主菜单") -> Option:
+def finish_option(label: str = tr("回主菜单")) -> Option:
     return Option(label, run=done, words=("主菜单", "没有了", "没事了", "不用了", "结束"))
 
 
@@ -98,9 +99,9 @@ def find_phone(ctx: DialogContext, text: str) -> str | None:
     return next((e.value for e in found if e.type == "phone"), None)
 
 
-ID_INVALID = ("这个身份证号码好像不对，可能输错了一位：应该是18位，最后一位是数字或X。"
-              "请对着身份证再看一遍，重新发一次。")
-ID_ASK = "请发一下老人的身份证号（18位，就在身份证正面最下面一行）。"
+ID_INVALID = (tr("这个身份证号码好像不对，可能输错了一位：应该是18位，最后一位是数字或X。"
+              "请对着身份证再看一遍，重新发一次。"))
+ID_ASK = tr("请发一下老人的身份证号（18位，就在身份证正面最下面一行）。")
 
 
 def heard(ctx: DialogContext) -> dict[str, Any]:
@@ -149,8 +150,7 @@ def already_certified(ctx: DialogContext, pensioner: Pensioner) -> str | None:
     today = datetime.now(UTC).astimezone(ZoneInfo(ctx.services.settings.staff.timezone)).date()
     if due <= today:
         return None
-    return (f"这位老人今年已经认证成功，下次在 {due.year}年{due.month}月{due.day}日 前后再认证就行，"
-            "现在不用再认证了。")
+    return (tr("这位老人今年已经认证成功，下次在 {date} 前后再认证就行，现在不用再认证了。", date=format_date(due)))
 
 
 def masked(id_number: str) -> str:
@@ -201,16 +201,16 @@ UNCLEAR_WORDS = ("没看懂", "看不懂", "不懂", "不明白", "没明白", "
 # Trouble people meet inside a walkthrough, answered without leaving it.
 GUIDE_TIPS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"验证码|短信"),
-     "收不到验证码的话：先看看手机号有没有填对；短信有时要等一两分钟；看看短信是不是被手机当成"
-     "骚扰短信拦截了；过一分钟再点“重新获取”。还是收不到，可以换家人的手机号注册。"),
+     tr("收不到验证码的话：先看看手机号有没有填对；短信有时要等一两分钟；看看短信是不是被手机当成"
+     "骚扰短信拦截了；过一分钟再点“重新获取”。还是收不到，可以换家人的手机号注册。")),
     (re.compile(r"登录不上|登不上|登录不了|密码|忘了密码|忘记密码"),
-     "登录不上的话：点登录页上的“忘记密码”，用手机号收验证码重新设一个密码；"
-     "注意手机号和密码都要输对，密码分大小写。"),
+     tr("登录不上的话：点登录页上的“忘记密码”，用手机号收验证码重新设一个密码；"
+     "注意手机号和密码都要输对，密码分大小写。")),
     (re.compile(r"找不到|没找到|在哪"),
-     "找不到的话：在软件最上面的搜索框里打“认证”两个字，出来的“养老待遇资格认证”就是。"),
+     tr("找不到的话：在软件最上面的搜索框里打“认证”两个字，出来的“养老待遇资格认证”就是。")),
     (re.compile(r"下载不了|装不上|安装不了|空间不足|内存不够"),
-     "装不上的话：先连上WiFi；手机空间不够时删掉几个不用的软件或视频再装；手机太旧装不上，"
-     "可以用家人的手机帮老人认证。"),
+     tr("装不上的话：先连上WiFi；手机空间不够时删掉几个不用的软件或视频再装；手机太旧装不上，"
+     "可以用家人的手机帮老人认证。")),
 )
 
 
@@ -238,17 +238,17 @@ def _text(value: str | Callable[[DialogContext], str], ctx: DialogContext) -> st
 def _step_prompt(step: GuideStep, number: int, total: int) -> Callable[[DialogContext], Reply]:
     def prompt(ctx: DialogContext) -> Reply:
         if ctx.slots.get("explain") == step.name:
-            body = "换个说法：" + _text(step.again, ctx)
+            body = tr("换个说法：") + _text(step.again, ctx)
         else:
             body = _text(step.text, ctx)
-        return Reply(f"第{number}步（共{total}步）：{body}")
+        return Reply(tr("第{number}步（共{total}步）：{body}", number=number, total=total, body=body))
 
     return prompt
 
 
 def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents: tuple[str, ...] = (),
                 intro: State | None = None, last_options: list[Option] | None = None,
-                done_text: str = "太好了！认证做完后，可以在这里回复“查询认证状态”看看结果。"
+                done_text: str = tr("太好了！认证做完后，可以在这里回复“查询认证状态”看看结果。")
                 ) -> Dialog:
     """A dialog that shows one step per message with 下一步 / 上一步 / 没看懂.
 
@@ -263,7 +263,7 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
         tip = guide_tip(text)
         if tip is None:
             return NotUnderstood()
-        return Stay([Reply(tip + "\n弄好了回复“下一步”。")])
+        return Stay([Reply(tip + tr("\n弄好了回复“下一步”。"))])
 
     states: dict[str, State] = {}
     if intro is not None:
@@ -282,14 +282,14 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
     for index, step in enumerate(steps):
         is_last = index == total - 1
         if is_last:
-            forward = [Option("做完了", run=finished, words=("做完了", "成功了", "认证成功", "完成了", "好了")),
+            forward = [Option(tr("做完了"), run=finished, words=("做完了", "成功了", "认证成功", "完成了", "好了")),
                        *(last_options or [])]
         else:
-            forward = [Option("下一步", goto=steps[index + 1].name, set={"explain": None},
+            forward = [Option(tr("下一步"), goto=steps[index + 1].name, set={"explain": None},
                               words=NEXT_WORDS)]
         options = [*forward,
-                   Option("上一步", back=True, set={"explain": None}, words=("上一步", "返回", "回上一步")),
-                   Option("没看懂", goto=step.name, set={"explain": step.name}, words=UNCLEAR_WORDS)]
+                   Option(tr("上一步"), back=True, set={"explain": None}, words=("上一步", "返回", "回上一步")),
+                   Option(tr("没看懂"), goto=step.name, set={"explain": step.name}, words=UNCLEAR_WORDS)]
         states[step.name] = State(prompt=_step_prompt(step, index + 1, total), options=options,
                                   on_input=trouble)
     start = "intro" if intro is not None else steps[0].name
@@ -306,7 +306,7 @@ __all__ = [
 # Shared by certify, family and the reminders.
 MENU_OPTIONS = MENU_LABELS
 
-NOT_ENROLLED = ("系统里还没有这位老人的人脸模型，所以暂时不能在这里刷脸认证。\n" + NO_MODEL
-                + "建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。")
+NOT_ENROLLED = (tr("系统里还没有这位老人的人脸模型，所以暂时不能在这里刷脸认证。\n") + NO_MODEL
+                + tr("建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。"))
 
 

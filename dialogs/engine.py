@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from bot.core.conversation import Conversation, Frame
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.core.services import CoreServices
@@ -169,6 +170,8 @@ class Option:
     back: bool = False
     # Where a ``run`` action may lead (states, dialog names or "end"), for the diagram only.
     may_go: tuple[str, ...] = ()
+    # Picked by its NLU intent only when this accepts the message (e.g. not "网络挺好的").
+    intent_if: Callable[[str], bool] | None = None
 
     def visible(self, ctx: DialogContext) -> bool:
         return self.when is None or bool(self.when(ctx))
@@ -214,7 +217,7 @@ class Dialog:
     states: dict[str, State]
     entry_intents: tuple[str, ...] = ()
     timeout_s: int | None = 1800
-    fallback: str = "没听明白，请回复选项前面的数字，或者说“转人工”。"
+    fallback: str = tr("没听明白，请回复选项前面的数字，或者说“转人工”。")
     max_misunderstood: int = 2
 
     def __post_init__(self) -> None:
@@ -273,18 +276,20 @@ class DialogRegistry:
 # ---------------------------------------------------------------- matching
 
 _CHINESE_NUMBERS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_NUMBER = re.compile(r"^(?:第|选|回复|选择)?([0-9０-９]{1,2}|[一二两三四五六七八九])(?:个|项|号)?$")
+_NUMBER = re.compile(r"^(?:第|选|回复|选择)?([0-9０-９༠-༩]{1,2}|[一二两三四五六七八九])(?:个|项|号)?$")
+_DIGITS = str.maketrans("０１２３４５６７８９༠༡༢༣༤༥༦༧༨༩", "01234567890123456789")  # full-width, Tibetan
 
 
 def option_number(text: str) -> int | None:
-    """"1", "１", "第一个", "选2" -> the 1-based number, else None."""
+    """"1", "１", "༡", "第一个", "选2" -> the 1-based number, else None."""
     match = _NUMBER.match(normalise(text))
     if not match:
         return None
     token = match.group(1)
     if token in _CHINESE_NUMBERS:
         return _CHINESE_NUMBERS[token]
-    return int(token.translate(str.maketrans("０１２３４５６７８９", "0123456789")))
+    return int(token.translate(_DIGITS))
+
 
 
 def match_option(options: Sequence[Option], text: str, intent: str | None) -> Option | None:
@@ -314,7 +319,7 @@ def match_option(options: Sequence[Option], text: str, intent: str | None) -> Op
             return holding[0]
     if intent:
         for option in options:
-            if intent in option.intents:
+            if intent in option.intents and (option.intent_if is None or option.intent_if(text)):
                 return option
     return None
 
@@ -437,7 +442,7 @@ class DialogEngine:
                 await self._apply(turn, dialog, frame, step, result, depth + 1)
                 return
         if not frame.history:
-            result.replies.append(Reply("已经是第一步了。"))
+            result.replies.append(Reply(tr("已经是第一步了。")))
             result.replies.extend(await render_state(dialog, frame.state, ctx))
             return
         frame.state = frame.history.pop()

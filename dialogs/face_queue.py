@@ -13,25 +13,26 @@ import math
 import time
 from typing import Any
 
+from bot.core.i18n import tr
 from bot.core.services import FaceBacklog
 
-VERIFYING = "收到照片，正在核验，请稍等几秒，结果出来我马上告诉您。"
-BUSY = ("收到照片了。现在来认证的人比较多，正在排队核验：您前面大约还有{ahead}位，"
-        "估计要等{wait}。结果出来我会马上在这里告诉您，不用重新发照片，可以先去忙别的。")
-STILL_BUSY = "还在排队核验，您前面大约还有{ahead}位，估计还要等{wait}。结果出来我马上告诉您，不用重新发照片。"
-FULL = ("现在来认证的人太多了，排队核验估计要等{wait}。这张照片先不核验，也不算次数。"
-        "请过一会儿再发一张照片过来（比如晚饭后或明天上午，人会少很多）。")
+VERIFYING = tr("收到照片，正在核验，请稍等几秒，结果出来我马上告诉您。")
+BUSY = (tr("收到照片了。现在来认证的人比较多，正在排队核验：您前面大约还有{ahead}位，"
+        "估计要等{wait}。结果出来我会马上在这里告诉您，不用重新发照片，可以先去忙别的。"))
+STILL_BUSY = tr("还在排队核验，您前面大约还有{ahead}位，估计还要等{wait}。结果出来我马上告诉您，不用重新发照片。")
+FULL = (tr("现在来认证的人太多了，排队核验估计要等{wait}。这张照片先不核验，也不算次数。"
+        "请过一会儿再发一张照片过来（比如晚饭后或明天上午，人会少很多）。"))
 ETA, AHEAD, WAIT = "face_eta", "face_ahead", "face_wait"
 
 
 def wait_words(seconds: float) -> str:
     """A wait as people say it: 大约30秒, 大约3分钟, 1个多小时."""
     if seconds < 60:
-        return f"大约{max(10, math.ceil(seconds / 10) * 10)}秒"
+        return tr("大约{seconds}秒", seconds=max(10, math.ceil(seconds / 10) * 10))
     minutes = math.ceil(seconds / 60)
     if minutes < 60:
-        return f"大约{minutes}分钟"
-    return f"{minutes // 60}个多小时"
+        return tr("大约{minutes}分钟", minutes=minutes)
+    return tr("{hours}个多小时", hours=minutes // 60)
 
 
 def too_long(backlog: FaceBacklog, max_wait_s: float) -> str | None:

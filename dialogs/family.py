@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.core.i18n import concat, join, tr
 from bot.core.logs import mask_name as mask_name  # re-exported
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
@@ -51,10 +52,10 @@ from dialogs.reminders import due_text, yes_no
 from nlu.rules import normalise
 
 NAME = "family"
-RELATIONSHIPS = ("子女", "配偶", "其他亲属", "其他")
-MANAGE = "管理我代认证的老人"
-CONSENT = "本人已同意并在场"
-NOT_PRESENT = "老人现在不在身边"
+RELATIONSHIPS = (tr("子女"), tr("配偶"), tr("其他亲属"), tr("其他"))  # option labels  # option labels
+MANAGE = tr("管理我代认证的老人")
+CONSENT = tr("本人已同意并在场")
+NOT_PRESENT = tr("老人现在不在身边")
 REMIND_YES = "提醒我"
 REMIND_NO = "不用提醒"
 _NEGATION = re.compile(r"不|没|别|未")
@@ -77,35 +78,35 @@ _WORD_TO_RELATIONSHIP = {w: rel for rel, words in _RELATIONSHIP_WORDS.items() fo
 _RELATIONSHIP_PATTERN = re.compile("|".join(
     re.escape(w) for w in sorted(_WORD_TO_RELATIONSHIP, key=len, reverse=True)))
 
-INTRO = ("好的，我来帮您替家里老人做养老待遇资格认证（代他人认证）。\n"
-         "请先告诉我：您是老人的什么人？")
-ASK_ID = "请输入老人的18位身份证号码。"
-ASK_NAME = "请输入老人的姓名（和身份证上一样）。"
-MISMATCH = ("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
-            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。")
-MISMATCH_FINAL = ("还是对不上。可能是登记的信息需要更正，请带上老人的身份证到社保经办机构核对；"
-                  "也可以让工作人员帮您查一查。")
-PRESENCE = ("核对好了。刷脸之前请您看清楚：\n"
+INTRO = (tr("好的，我来帮您替家里老人做养老待遇资格认证（代他人认证）。\n"
+         "请先告诉我：您是老人的什么人？"))
+ASK_ID = tr("请输入老人的18位身份证号码。")
+ASK_NAME = tr("请输入老人的姓名（和身份证上一样）。")
+MISMATCH = (tr("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
+            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。"))
+MISMATCH_FINAL = (tr("还是对不上。可能是登记的信息需要更正，请带上老人的身份证到社保经办机构核对；"
+                  "也可以让工作人员帮您查一查。"))
+PRESENCE = (tr("核对好了。刷脸之前请您看清楚：\n"
             "1. 老人本人必须在场，而且同意由您帮忙认证；\n"
             "2. 要拍的是老人的脸，而且是现在当场拍，不能用以前的照片，也不能拍您自己；\n"
             "3. 您拿着手机，让老人正对镜头，脸上不要有遮挡，在光线亮的地方拍。\n"
-            "老人同意并且就在身边吗？")
-NOT_PRESENT_TEXT = ("没关系，等老人在身边的时候再来办，回复“帮家人认证”就可以重新开始。\n"
-                    "老人行动不便的，也可以申请工作人员上门认证。")
-CONSENT_RECORDED = "好的，已经记下老人本人同意并在场（北京时间{at}）。"
-LIMIT = ("为了防止冒领养老金，一个账号一年最多替 {limit} 位老人办认证，您今年已经替 {limit} 位老人办过了。\n"
+            "老人同意并且就在身边吗？"))
+NOT_PRESENT_TEXT = (tr("没关系，等老人在身边的时候再来办，回复“帮家人认证”就可以重新开始。\n"
+                    "老人行动不便的，也可以申请工作人员上门认证。"))
+CONSENT_RECORDED = tr("好的，已经记下老人本人同意并在场（北京时间{at}）。")
+LIMIT = (tr("为了防止冒领养老金，一个账号一年最多替 {limit} 位老人办认证，您今年已经替 {limit} 位老人办过了。\n"
          "如果有老人不再需要您代办，可以在“管理我代认证的老人”里移除（今年已经替他刷过脸的仍然算在内）；"
-         "也可以让老人到社区服务点办理。")
-NO_LINKS = "您现在没有代认证的老人。要帮老人认证，请回复“帮家人认证”。"
-MANAGE_PROMPT = ("您代认证的老人：\n{lines}\n要移除哪一位，请回复前面的数字。"
-                 "移除以后不再提醒您，也不能再替这位老人认证，除非重新办理。")
-CONFIRM_REMOVE = "确定以后不再替 {name} 认证吗？"
-REMOVED = "已经移除 {name}。还有什么可以帮您？"
-SUCCESS = ("认证成功！老人今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
-           "下次认证时间：{due}前后。")
-REMIND_QUESTION = "要不要我在到期前 {days} 天左右提醒您，帮老人按时认证？"
-REMIND_ON = "好的，我会在 {due} 前 {days} 天左右提醒您。还有什么可以帮您？"
-REMIND_OFF = "好的，不提醒您。记得在 {due} 前后帮老人再认证一次。还有什么可以帮您？"
+         "也可以让老人到社区服务点办理。"))
+NO_LINKS = tr("您现在没有代认证的老人。要帮老人认证，请回复“帮家人认证”。")
+MANAGE_PROMPT = (tr("您代认证的老人：\n{lines}\n要移除哪一位，请回复前面的数字。"
+                 "移除以后不再提醒您，也不能再替这位老人认证，除非重新办理。"))
+CONFIRM_REMOVE = tr("确定以后不再替 {name} 认证吗？")
+REMOVED = tr("已经移除 {name}。还有什么可以帮您？")
+SUCCESS = (tr("认证成功！老人今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
+           "下次认证时间：{due}前后。"))
+REMIND_QUESTION = tr("要不要我在到期前 {days} 天左右提醒您，帮老人按时认证？")
+REMIND_ON = tr("好的，我会在 {due} 前 {days} 天左右提醒您。还有什么可以帮您？")
+REMIND_OFF = tr("好的，不提醒您。记得在 {due} 前后帮老人再认证一次。还有什么可以帮您？")
 
 
 # ---------------------------------------------------------------- helpers
@@ -148,7 +149,7 @@ async def _on_enter(ctx: DialogContext) -> Step | None:
     relationship = relationship_of(text, found)
     if relationship and ctx.frame.state == "relationship" and "relationship" not in ctx.slots:
         ctx.slots["relationship"] = relationship
-        return Goto("ask_id", [Reply(f"好的，您是老人的{relationship}。")])
+        return Goto("ask_id", [Reply(tr("好的，您是老人的{relationship}。", relationship=relationship))])
     return None
 
 
@@ -156,7 +157,7 @@ async def _on_relationship(ctx: DialogContext, text: str) -> Step:
     found = ctx.turn.parse.entities if ctx.turn.parse else []
     relationship = relationship_of(text, found)
     if relationship is None:
-        return NotUnderstood("请回复数字选择您和老人的关系，比如回复 1 表示您是老人的子女。")
+        return NotUnderstood(tr("请回复数字选择您和老人的关系，比如回复 1 表示您是老人的子女。"))
     ctx.slots["relationship"] = relationship
     return Goto("ask_id")
 
@@ -172,7 +173,7 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         if given:
             ctx.slots["id_number"] = given
             await note_id_given(ctx, str(given))
-            return Goto("ask_name", [Reply(f"收到老人的身份证号 {masked(str(given))}。")])
+            return Goto("ask_name", [Reply(tr("收到老人的身份证号 {masked}。", masked=masked(str(given))))])
     return None
 
 
@@ -192,7 +193,7 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
                                      cause=FailureCause.NO_MODEL, pensioner_id=pensioner_id)
         if notice is not None:  # the state of the pensioner first: nothing to do this year
             return Finish([Reply(notice, MENU_OPTIONS)])
-        return Finish([Reply(NOT_ENROLLED, ["转人工", "回主菜单"])])
+        return Finish([Reply(NOT_ENROLLED, [tr("转人工"), tr("回主菜单")])])
     limit = services.settings.family.max_pensioners_per_year
     acting = await _acting_for(services, key)
     if pensioner_id not in acting and len(acting) >= limit:
@@ -200,7 +201,7 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
                   limit=limit)
         return Goto("limit")
     if notice is not None:  # the state of the pensioner first
-        return Goto("consent", [Reply(notice + "如果还是要再拍一次，也可以接着做。")])
+        return Goto("consent", [Reply(notice + tr("如果还是要再拍一次，也可以接着做。"))])
     return Goto("consent")
 
 
@@ -214,14 +215,14 @@ async def _consent(ctx: DialogContext) -> Step:
         return Goto("limit")
     now = datetime.now(UTC)
     channel = ctx.turn.msg.channel
-    relationship = str(ctx.slots.get("relationship") or "其他")
+    relationship = str(ctx.slots.get("relationship") or tr("其他"))
     link_id = await proxy_links.link_pensioner(services.db, _tz(services), key, pensioner_id,
                                                relationship, channel, now)
     ctx.event("family_consent", target=f"pensioner:{pensioner_id}", proxy_key=key,
               relationship=relationship, consent_at=now.isoformat(), consent_channel=channel,
               link_id=link_id)
     local = now.astimezone(_tz(services))
-    said = CONSENT_RECORDED.format(at=f"{local.month}月{local.day}日 {local:%H:%M}")
+    said = CONSENT_RECORDED.format(at=tr("{month}月{day}日 {local}", month=local.month, day=local.day, local=f"{local:%H:%M}"))
     return StartDialog("certify", [Reply(said)], slots={
         "pensioner_id": pensioner_id, "id_number": ctx.slots.get("id_number"), "proxy": True,
         "relationship": relationship, "consent_at": now.isoformat(), "consent_channel": channel,
@@ -239,7 +240,7 @@ async def _on_consent(ctx: DialogContext, text: str) -> Step:
         return await _not_present(ctx)
     if re.search(r"同意|在场|在身边|在旁边", text):
         return await _consent(ctx)
-    return NotUnderstood("请回复 1 表示老人本人同意并且就在身边。")
+    return NotUnderstood(tr("请回复 1 表示老人本人同意并且就在身边。"))
 
 
 async def _manage_enter(ctx: DialogContext) -> Step | None:
@@ -247,14 +248,21 @@ async def _manage_enter(ctx: DialogContext) -> Step | None:
     if not links:
         return Finish([Reply(NO_LINKS, MENU_OPTIONS)])
     ctx.slots["links"] = [[pid, masked] for pid, masked, _ in links]
-    ctx.slots["link_labels"] = [f"{masked}（{relationship}）" for _, masked, relationship in links]
+    ctx.slots["link_labels"] = [[masked, relationship] for _, masked, relationship in links]
     return None
+
+
+def _link_label(label: Any) -> tuple[str, ...]:
+    """"张*兰（子女）": the masked name and the relationship (a catalog label, translated)."""
+    if isinstance(label, list | tuple) and len(label) == 2:
+        return str(label[0]), "（", str(label[1]), "）"
+    return (str(label),)  # kept by an older version of this dialog
 
 
 def _manage_prompt(ctx: DialogContext) -> Reply:
     labels = list(ctx.slots.get("link_labels") or [])
-    lines = "\n".join(f"{i}. {label}" for i, label in enumerate(labels, 1))
-    options = [f"移除 {pair[1]}" for pair in ctx.slots.get("links") or []] + ["回主菜单"]
+    lines = join("\n", [concat(f"{i}. ", *_link_label(label)) for i, label in enumerate(labels, 1)])
+    options = [tr("移除 {name}", name=pair[1]) for pair in ctx.slots.get("links") or []] + [tr("回主菜单")]
     return Reply(MANAGE_PROMPT.format(lines=lines), options)
 
 
@@ -264,12 +272,12 @@ async def _on_manage(ctx: DialogContext, text: str) -> Step:
     cleaned = normalise(text)
     if number is None:
         for index, (_, masked) in enumerate(links, 1):
-            if cleaned in (normalise(f"移除 {masked}"), normalise(masked)):
+            if cleaned in (normalise(tr("移除 {masked}", masked=masked)), normalise(masked)):
                 number = index
     if number == len(links) + 1 or (number is None and re.search(r"菜单|返回|不用|算了", text)):
         return await to_main_menu(ctx)
     if number is None or not 1 <= number <= len(links):
-        return NotUnderstood("请回复要移除的老人前面的数字。")
+        return NotUnderstood(tr("请回复要移除的老人前面的数字。"))
     ctx.slots["remove"] = links[number - 1]
     return Goto("confirm_remove")
 
@@ -287,7 +295,8 @@ async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
     if link_id is not None:
         await proxy_links.set_reminder(ctx.services.db, int(link_id), opt_in)
     if opt_in and ctx.slots.get("pensioner_id"):  # the subscription the reminders are sent for
-        await subscribe(ctx.services.db, ctx.conversation.key, int(ctx.slots["pensioner_id"]), "family")
+        await subscribe(ctx.services.db, ctx.conversation.key, int(ctx.slots["pensioner_id"]), "family",
+                        ctx.conversation.language)
     ctx.event("family_reminder", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               proxy_key=ctx.conversation.key, link_id=link_id, opt_in=opt_in)
     days = ctx.services.settings.reminders.days_before
@@ -295,7 +304,7 @@ async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
     return Finish([Reply(text, MENU_OPTIONS)])
 
 
-_remind_yes, _remind_no, _on_reminder = yes_no(_remind, "要提醒请回复 1，不用提醒请回复 2。",
+_remind_yes, _remind_no, _on_reminder = yes_no(_remind, tr("要提醒请回复 1，不用提醒请回复 2。"),
                                                no=_NEGATION, yes=re.compile(r"提醒|要|好|可以|行"))
 
 
@@ -309,7 +318,7 @@ def _remind_prompt(ctx: DialogContext) -> Reply:
 
 IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
                         mismatch_text=MISMATCH, menu_options=MENU_OPTIONS,
-                        id_hint="请输入老人的18位身份证号码，比如 630102195003150021。",
+                        id_hint=tr("请输入老人的18位身份证号码，比如 630102195003150021。"),
                         record_steps=True)
 
 
@@ -317,7 +326,7 @@ def _limit_prompt(ctx: DialogContext) -> Reply:
     return Reply(LIMIT.format(limit=ctx.services.settings.family.max_pensioners_per_year))
 
 
-_TO_MENU = Option("回主菜单", run=to_main_menu, words=("不办了", "返回"))
+_TO_MENU = Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))
 
 family = Dialog(
     name=NAME,
@@ -325,7 +334,7 @@ family = Dialog(
     start="relationship",
     entry_intents=("family_certification",),
     timeout_s=1800,
-    fallback="没听明白。请按提示回复数字，或者回复“转人工”。",
+    fallback=tr("没听明白。请按提示回复数字，或者回复“转人工”。"),
     states={
         "relationship": State(
             prompt=INTRO, on_enter=_on_enter, on_input=_on_relationship,
@@ -338,11 +347,11 @@ family = Dialog(
                           options=[_TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=MISMATCH_FINAL, options=[
-            Option("请工作人员核对", run=_info_mismatch, words=("核对", "人工")),
-            Option("回主菜单", run=to_main_menu, words=("菜单", "不用"))]),
+            Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
+            Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),
         "limit": State(prompt=_limit_prompt, options=[
             Option(MANAGE, goto="manage", words=("管理", "移除")),
-            Option("回主菜单", run=to_main_menu, words=("菜单", "不用"))]),
+            Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),
         "consent": State(prompt=PRESENCE, on_input=_on_consent, options=[
             Option(CONSENT, run=_consent, words=("已同意并在场", "同意并在场")),
             Option(NOT_PRESENT, run=_not_present, words=("不在身边", "不在")),
@@ -351,8 +360,8 @@ family = Dialog(
                         may_go=("confirm_remove", "end")),
         "confirm_remove": State(
             prompt=lambda ctx: Reply(CONFIRM_REMOVE.format(name=(ctx.slots.get("remove") or ["", ""])[1])),
-            options=[Option("确定移除", run=_remove, words=("确定", "移除")),
-                     Option("不移除", goto="manage", words=("不移除", "不要", "算了"))]),
+            options=[Option(tr("确定移除"), run=_remove, words=("确定", "移除")),
+                     Option(tr("不移除"), goto="manage", words=("不移除", "不要", "算了"))]),
         "reminder": State(prompt=_remind_prompt, on_input=_on_reminder, options=[
             Option(REMIND_YES, run=_remind_yes, intents=("affirm",), words=("到时候提醒我",)),
             Option(REMIND_NO, run=_remind_no, intents=("deny",))], may_go=("end",)),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.core.errors import RateLimited, StorageUnavailable
+from bot.core.i18n import concat, join, tr
 from bot.core.messages import Reply
 from bot.core.storage.models import HomeVisitRequest
 from bot.records.pensioners import names_match
@@ -37,8 +38,8 @@ from nlu.entities import extract_address, normalise_digits, plausible_name
 from nlu.entities import extract_name as entities_name
 
 IDENTITY = IdentityForm("home_visit")  # its validators; the registry check is in submit
-SLOT_LABELS = {"name": "姓名", "id_number": "身份证号", "address": "住址", "phone": "电话",
-               "reason": "原因"}
+SLOT_LABELS = {"name": tr("姓名"), "id_number": tr("身份证号"), "address": tr("住址"), "phone": tr("电话"),
+               "reason": tr("原因")}
 _LABELLED = {
     "name": re.compile(r"(?:姓名|名字|老人叫|我叫|叫)[:：是\s]*([\u4e00-\u9fa5·]{2,10})"),
     "address": re.compile(r"(?:住址|地址|家住|住在)[:：是\s]*([^，,；;\n。\s]{4,})"),
@@ -70,13 +71,14 @@ class HomeVisitForm(Form):
         replies = super().ask(ctx)
         if replies and not ctx.slots.get("_intro"):
             ctx.slots["_intro"] = True
-            known = [f"{SLOT_LABELS[slot]}：{masked(ctx.slots[slot]) if slot == 'id_number' else ctx.slots[slot]}"
+            known = [concat(SLOT_LABELS[slot], "：", masked(ctx.slots[slot]) if slot == "id_number"
+                            else str(ctx.slots[slot]))
                      for slot in ("name", "id_number") if ctx.slots.get(slot)]
-            intro = "好的，我帮您登记上门认证，要问老人的姓名、身份证号、住址、电话和原因。"
+            intro = tr("好的，我帮您登记上门认证，要问老人的姓名、身份证号、住址、电话和原因。")
             if known:
-                intro += "您刚才说过的就不再问了（" + "，".join(known) + "）。"
+                intro += tr("您刚才说过的就不再问了（{known}）。", known=join("，", known))
             else:
-                intro += "可以一条一条回答，也可以一次都发给我。"
+                intro += tr("可以一条一条回答，也可以一次都发给我。")
             replies[0] = Reply(intro + "\n" + replies[0].text, replies[0].options)
         return replies
 
@@ -92,11 +94,11 @@ class HomeVisitForm(Form):
         return []
 
     questions = {
-        "name": "先请告诉我老人的姓名。",
-        "id_number": "请发一下老人的身份证号（18位，在身份证正面最下面一行）。",
-        "address": "老人住在哪里？请写详细一点，比如：西宁市城东区某某路12号3单元201。",
-        "phone": "留一个能联系上的电话吧（手机或座机都行），工作人员上门前会先打电话。",
-        "reason": "最后一个问题：老人为什么出不了门？比如：卧床、行动不便、生病住院。",
+        "name": tr("先请告诉我老人的姓名。"),
+        "id_number": tr("请发一下老人的身份证号（18位，在身份证正面最下面一行）。"),
+        "address": tr("老人住在哪里？请写详细一点，比如：西宁市城东区某某路12号3单元201。"),
+        "phone": tr("留一个能联系上的电话吧（手机或座机都行），工作人员上门前会先打电话。"),
+        "reason": tr("最后一个问题：老人为什么出不了门？比如：卧床、行动不便、生病住院。"),
     }
 
     # -- extraction: several slots from one message
@@ -166,7 +168,7 @@ class HomeVisitForm(Form):
     async def validate_address(self, value: Any, ctx: DialogContext) -> str:
         address = str(value).strip()
         if len(address) < 4 or looks_like_question(address):
-            raise Invalid("地址请写详细一点，比如：西宁市城东区某某路12号3单元201。")
+            raise Invalid(tr("地址请写详细一点，比如：西宁市城东区某某路12号3单元201。"))
         return address[:200]
 
     async def validate_phone(self, value: Any, ctx: DialogContext) -> str:
@@ -174,12 +176,12 @@ class HomeVisitForm(Form):
         digits = normalise_digits(phone)
         if re.fullmatch(r"1[3-9]\d{9}", digits) or _LANDLINE.match(digits):
             return phone[:20]
-        raise Invalid("这个电话号码好像不对。手机号是11位数字，座机请带区号，比如 0971-1234567。")
+        raise Invalid(tr("这个电话号码好像不对。手机号是11位数字，座机请带区号，比如 0971-1234567。"))
 
     async def validate_reason(self, value: Any, ctx: DialogContext) -> str:
         reason = str(value).strip()
         if len(reason) < 2:
-            raise Invalid("请简单说一下原因，比如：卧床、行动不便。")
+            raise Invalid(tr("请简单说一下原因，比如：卧床、行动不便。"))
         return reason[:200]
 
     async def fill(self, ctx: DialogContext, text: str) -> Step:
@@ -188,7 +190,7 @@ class HomeVisitForm(Form):
         changed = any(ctx.slots.get(slot) != before[slot] for slot in self.slots)
         if not changed and looks_like_question(text):
             # A question, not an answer: let the router answer it and come back here.
-            return NotUnderstood(hint=f"我们正在登记上门认证。{self.ask(ctx)[0].text}")
+            return NotUnderstood(hint=tr("我们正在登记上门认证。{text}", text=self.ask(ctx)[0].text))
         return step
 
     async def submit(self, ctx: DialogContext) -> Step:
@@ -204,7 +206,7 @@ class HomeVisitForm(Form):
         if pensioner is not None and not names_match(str(ctx.slots["name"]), pensioner.name):
             ctx.slots["name"] = None
             ctx.event("home_visit_name_mismatch", target=f"id:{masked(str(ctx.slots['id_number']))}")
-            return Stay([Reply("姓名和身份证号对不上。请再核对一下老人的姓名，和身份证上写的一模一样。")])
+            return Stay([Reply(tr("姓名和身份证号对不上。请再核对一下老人的姓名，和身份证上写的一模一样。"))])
         return Goto("confirm")
 
 
@@ -213,13 +215,7 @@ FORM = HomeVisitForm()
 
 def _summary(ctx: DialogContext) -> Reply:
     s = ctx.slots
-    return Reply("请核对一下：\n"
-                 f"姓名：{s.get('name')}\n"
-                 f"身份证号：{masked(str(s.get('id_number') or ''))}\n"
-                 f"住址：{s.get('address')}\n"
-                 f"电话：{s.get('phone')}\n"
-                 f"原因：{s.get('reason')}\n"
-                 "都对的话回复 1 提交。")
+    return Reply(tr("请核对一下：\n姓名：{name}\n身份证号：{masked}\n住址：{address}\n电话：{phone}\n原因：{reason}\n都对的话回复 1 提交。", name=s.get('name'), masked=masked(str(s.get('id_number') or '')), address=s.get('address'), phone=s.get('phone'), reason=s.get('reason')))
 
 
 def _reference() -> str:
@@ -242,14 +238,11 @@ async def _submit(ctx: DialogContext) -> Step:
     ctx.event("home_visit_requested", target=f"home_visit:{reference}",
               id_number=masked(s["id_number"]))
     return Finish([Reply(
-        f"已经登记好了！您的登记编号是 {reference}，请记下来。\n"
-        "接下来：社保工作人员会打您留的电话，和您约上门的时间。"
-        "上门时请准备好老人的身份证和社保卡，老人本人要在家。\n"
-        "如果想问进度，回复“转人工”并报上登记编号就行。")])
+        tr("已经登记好了！您的登记编号是 {reference}，请记下来。\n接下来：社保工作人员会打您留的电话，和您约上门的时间。上门时请准备好老人的身份证和社保卡，老人本人要在家。\n如果想问进度，回复“转人工”并报上登记编号就行。", reference=reference))])
 
 
 async def _cancel(ctx: DialogContext) -> Step:
-    return Finish([Reply("好的，这次没有提交。需要的时候随时再找我。")])
+    return Finish([Reply(tr("好的，这次没有提交。需要的时候随时再找我。"))])
 
 
 # Words around a correction ("电话错了 是138…", "名字写错了，应该是马福海"), dropped before reading it.
@@ -275,14 +268,14 @@ async def _correct_or_edit(ctx: DialogContext) -> Step:
     """"电话错了 是13809712222" at the summary: changed at once (checked again), else asked which."""
     changed = await _corrections(ctx)
     if changed:
-        return Goto("form", [Reply("好的，" + "、".join(changed) + "改好了。")])
+        return Goto("form", [Reply(tr("好的，{fields}改好了。", fields=join("、", changed)))])
     return Goto("edit")
 
 
 def _edit(slot: str) -> Option:
     async def run(ctx: DialogContext) -> Step:
         if SLOT_LABELS[slot] in await _corrections(ctx):  # "电话 13809712222": the new value
-            return Goto("form", [Reply(f"好的，{SLOT_LABELS[slot]}改好了。")])
+            return Goto("form", [Reply(tr("好的，{field}改好了。", field=SLOT_LABELS[slot]))])
         ctx.slots[slot] = None
         if slot == "id_number":
             ctx.memory.pop("id_number", None)
@@ -303,30 +296,30 @@ home_visit = Dialog(
     entry_intents=("method_home_visit",),
     states={
         "form": FORM.state(
-            options=[Option("上一项", back=True, words=("上一项",)),
-                     Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办"))],
+            options=[Option(tr("上一项"), back=True, words=("上一项",)),
+                     Option(tr("不申请了"), run=_cancel, words=("不申请", "不要了", "不办"))],
             may_go=("confirm",)),
         "confirm": State(
             prompt=_summary,
             options=[
-                Option("对，提交", run=_submit, words=("提交", "对的", "都对", "没问题", "确认", "是", "对", "是的"),
+                Option(tr("对，提交"), run=_submit, words=("提交", "对的", "都对", "没问题", "确认", "是", "对", "是的"),
                        intents=("affirm",), may_go=("end", "retry")),
-                Option("要改一下", run=_correct_or_edit, words=("改", "不对", "修改", "错了", "否"),
+                Option(tr("要改一下"), run=_correct_or_edit, words=("改", "不对", "修改", "错了", "否"),
                        intents=("deny",), may_go=("edit", "form")),
-                Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办")),
+                Option(tr("不申请了"), run=_cancel, words=("不申请", "不要了", "不办")),
             ],
             on_back=_to_edit),
         "edit": State(
-            prompt="要改哪一项？",
+            prompt=tr("要改哪一项？"),
             options=[*(_edit(slot) for slot in FORM.slots),
-                     Option("都对，不用改", goto="confirm", words=("不用改", "都对", "没错"))]),
+                     Option(tr("都对，不用改"), goto="confirm", words=("不用改", "都对", "没错"))]),
         "retry": State(
-            prompt=("不好意思，系统现在有点忙，暂时存不进去，请稍后再试。"
-                    "您填的信息我都记着，不会丢，过一会儿回复“1”再提交就行。"),
+            prompt=(tr("不好意思，系统现在有点忙，暂时存不进去，请稍后再试。"
+                    "您填的信息我都记着，不会丢，过一会儿回复“1”再提交就行。")),
             options=[
-                Option("再提交一次", run=_submit, words=("再提交", "再试", "提交", "好了"),
+                Option(tr("再提交一次"), run=_submit, words=("再提交", "再试", "提交", "好了"),
                        may_go=("end", "retry")),
-                Option("不申请了", run=_cancel, words=("不申请", "不要了", "不办")),
+                Option(tr("不申请了"), run=_cancel, words=("不申请", "不要了", "不办")),
             ]),
     },
 )

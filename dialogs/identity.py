@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records.events import Chat
@@ -27,7 +28,7 @@ from dialogs.common import ID_INVALID, check_identity, find_id, heard, masked, n
 from dialogs.engine import DialogContext, Form, Goto, Invalid, NotUnderstood, Stay, Step
 from nlu.entities import id_checksum_ok, normalise_digits, plausible_name
 
-NAME_INVALID = "请只发老人的姓名（和身份证上一样），比如：张桂兰。"
+NAME_INVALID = tr("请只发老人的姓名（和身份证上一样），比如：张桂兰。")
 Identified = Callable[[DialogContext, Pensioner], Awaitable[Step]]
 
 
@@ -47,8 +48,8 @@ class IdentityForm(Form):
 
     def __init__(self, flow: str, *, identified: Identified | None = None, retry_state: str = "ask_id",
                  mismatch_text: str = "", menu_options: list[str] | None = None,
-                 id_hint: str = "请输入18位身份证号码，比如 630102195003150021。",
-                 name_hint: str = "请输入老人的姓名，比如：张桂兰。", record_steps: bool = False) -> None:
+                 id_hint: str = tr("请输入18位身份证号码，比如 630102195003150021。"),
+                 name_hint: str = tr("请输入老人的姓名，比如：张桂兰。"), record_steps: bool = False) -> None:
         self.flow = flow
         self.record_steps = record_steps  # certification flows count "ID given" for the dashboard
         self.identified = identified
@@ -123,7 +124,7 @@ class IdentityForm(Form):
             return await self.refuse_id(ctx, text)
         if "name" not in candidates:
             if replaced:
-                return Stay([Reply(f"好的，换成身份证号 {masked(replaced)}。")])
+                return Stay([Reply(tr("好的，换成身份证号 {masked}。", masked=masked(replaced)))])
             if "id_number" in candidates:
                 return Goto("ask_name")
             return await self.refuse_name(ctx, text)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 
 from bot.core.conversation import Conversation, Frame
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.records.reminders import is_subscribed, subscribe, unsubscribe_all
@@ -33,17 +34,17 @@ from dialogs.engine import (
 )
 
 NAME = "reminders"
-OPT_IN = "好的，到时候提醒我"
-NO_THANKS = "不用提醒"
+OPT_IN = tr("好的，到时候提醒我")
+NO_THANKS = tr("不用提醒")
 
-OFFER = ("要不要我到时候提醒您？到期前 {days} 天左右提醒一次，快到期还没认证再提醒一次。"
-         "提醒会发到这个对话里。")
-ON = ("好的，到时候我会提醒您：{due} 前 {days} 天左右提醒一次。"
-      "不想要了，随时回复“不用提醒了”。还有什么可以帮您？")
-OFF = "好的，不提醒您。记得在 {due} 前后再认证一次。还有什么可以帮您？"
-ALREADY = "到时候我会提醒您（不想要了，随时回复“不用提醒了”）。"
-STOPPED = "好的，以后不再给您发认证提醒了。下次认证成功后，想要提醒还可以再开。"
-NOTHING = "您现在没有开启认证提醒，不会收到提醒消息。"
+OFFER = (tr("要不要我到时候提醒您？到期前 {days} 天左右提醒一次，快到期还没认证再提醒一次。"
+         "提醒会发到这个对话里。"))
+ON = (tr("好的，到时候我会提醒您：{due} 前 {days} 天左右提醒一次。"
+      "不想要了，随时回复“不用提醒了”。还有什么可以帮您？"))
+OFF = tr("好的，不提醒您。记得在 {due} 前后再认证一次。还有什么可以帮您？")
+ALREADY = tr("到时候我会提醒您（不想要了，随时回复“不用提醒了”）。")
+STOPPED = tr("好的，以后不再给您发认证提醒了。下次认证成功后，想要提醒还可以再开。")
+NOTHING = tr("您现在没有开启认证提醒，不会收到提醒消息。")
 _NEGATION = re.compile(r"不|没|别|甭|无需")
 _YES = re.compile(r"提醒|好|要|可以|行|嗯|对|是|需要|麻烦")
 
@@ -55,7 +56,7 @@ def _days(services: ChatServices) -> int:
 def due_text(ctx: DialogContext) -> str:
     """The due date kept in the slots, as the user reads it."""
     raw = ctx.slots.get("due")
-    return format_date(date.fromisoformat(raw)) if raw else "下次到期"
+    return format_date(date.fromisoformat(raw)) if raw else tr("下次到期")
 
 
 def yes_no(answer: Callable[[DialogContext, bool], Awaitable[Step]], retry: str, *,
@@ -98,14 +99,14 @@ async def _answer(ctx: DialogContext, opt_in: bool) -> Step:
     pensioner_id = int(ctx.slots["pensioner_id"])
     role = str(ctx.slots.get("role") or "self")
     if opt_in:
-        await subscribe(ctx.services.db, ctx.conversation.key, pensioner_id, role)
+        await subscribe(ctx.services.db, ctx.conversation.key, pensioner_id, role, ctx.conversation.language)
     ctx.event("reminder_opt_in" if opt_in else "reminder_declined", target=f"pensioner:{pensioner_id}",
               role=role, channel=ctx.conversation.channel)
     text = (ON if opt_in else OFF).format(due=due_text(ctx), days=_days(ctx.services))
     return Finish([Reply(text, MENU_OPTIONS)])
 
 
-_yes, _no, _on_input = yes_no(_answer, f"要提醒请回复 1（{OPT_IN}），不用请回复 2。")
+_yes, _no, _on_input = yes_no(_answer, tr("要提醒请回复 1（{label}），不用请回复 2。", label=OPT_IN))
 
 
 reminders = Dialog(
@@ -113,7 +114,7 @@ reminders = Dialog(
     title="认证提醒",
     start="offer",
     timeout_s=1800,
-    fallback="要提醒请回复 1，不用请回复 2。",
+    fallback=tr("要提醒请回复 1，不用请回复 2。"),
     states={
         "offer": State(prompt=lambda ctx: Reply(OFFER.format(days=_days(ctx.services)), [OPT_IN, NO_THANKS]),
                        on_input=_on_input, options=[

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.core.errors import RateLimited, StorageUnavailable
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records.pensioners import names_match
@@ -21,6 +22,7 @@ from dialogs.common import (
     CERTIFY_LABEL,
     ID_ASK,
     finish_option,
+    format_date,
     heard,
     looks_like_question,
     masked,
@@ -39,14 +41,14 @@ from dialogs.engine import (
 from dialogs.identity import NAME_INVALID, IdentityForm
 
 MAX_NAME_TRIES = 3
-NO_MATCH = ("没有查到和这个身份证号、姓名都对得上的认证记录。请看看：\n"
+NO_MATCH = (tr("没有查到和这个身份证号、姓名都对得上的认证记录。请看看：\n"
             "1）身份证号有没有输错；\n"
             "2）姓名是不是和身份证上一模一样。\n"
-            "都没错的话，可能是社保登记的信息有出入，请带身份证到当地社保局核对，或者打 12333 问。")
+            "都没错的话，可能是社保登记的信息有出入，请带身份证到当地社保局核对，或者打 12333 问。"))
 
 
 def _day(value: date) -> str:
-    return f"{value.year}年{value.month}月{value.day}日"
+    return format_date(value)
 
 
 async def _reuse_id(ctx: DialogContext) -> Step | None:
@@ -55,12 +57,12 @@ async def _reuse_id(ctx: DialogContext) -> Step | None:
         ctx.slots["_id_reused"] = True
         ctx.slots["id_number"] = given
         ctx.memory["id_number"] = given
-        return Goto("ask_name", [Reply(f"收到身份证号 {masked(given)}。")])
+        return Goto("ask_name", [Reply(tr("收到身份证号 {masked}。", masked=masked(given)))])
     known = ctx.memory.get("id_number")
     if known and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
         ctx.slots["_id_reused"] = True
         ctx.slots["id_number"] = known
-        return Goto("ask_name", [Reply(f"用您刚才给的身份证号 {masked(known)} 来查。")])
+        return Goto("ask_name", [Reply(tr("用您刚才给的身份证号 {masked} 来查。", masked=masked(known)))])
     return None
 
 
@@ -75,12 +77,12 @@ class StatusIdentity(IdentityForm):
 
     async def refuse_id(self, ctx: DialogContext, text: str) -> Step:
         if looks_like_question(text):
-            return NotUnderstood(hint="我们正在查询认证状态。" + ID_ASK)
-        return Stay([Reply("需要18位的身份证号才能查。")])
+            return NotUnderstood(hint=tr("我们正在查询认证状态。") + ID_ASK)
+        return Stay([Reply(tr("需要18位的身份证号才能查。"))])
 
     async def refuse_name(self, ctx: DialogContext, text: str) -> Step:
         if looks_like_question(text):
-            return NotUnderstood(hint="我们正在查询认证状态。请发一下老人的姓名。")
+            return NotUnderstood(hint=tr("我们正在查询认证状态。请发一下老人的姓名。"))
         return Stay([Reply(NAME_INVALID)])
 
     async def lookup(self, ctx: DialogContext) -> Pensioner | Step:
@@ -91,19 +93,19 @@ class StatusIdentity(IdentityForm):
         except RateLimited as limited:
             return Finish([Reply(limited.user_message)])
         except StorageUnavailable:
-            return Stay([Reply("系统暂时查不了，请稍后再试。")])
+            return Stay([Reply(tr("系统暂时查不了，请稍后再试。"))])
         ctx.event("status_query", target=f"id:{masked(id_number)}")
         if pensioner is None or not names_match(str(ctx.slots["name"]), pensioner.name):
             try:
                 await ctx.services.registry.record_name_mismatch(id_number)
             except StorageUnavailable:
-                return Stay([Reply("系统暂时查不了，请稍后再试。")])
+                return Stay([Reply(tr("系统暂时查不了，请稍后再试。"))])
             tries = int(ctx.slots.get("name_tries", 0)) + 1
             ctx.slots["name_tries"] = tries
             if tries >= MAX_NAME_TRIES:
                 return Finish([Reply(NO_MATCH), Reply(
-                    "为了保护老人的信息，这次先不查了。需要帮忙的话回复“转人工”。")])
-            return Stay([Reply(NO_MATCH), Reply("可以重新发姓名，或者选“换个身份证号”。")])
+                    tr("为了保护老人的信息，这次先不查了。需要帮忙的话回复“转人工”。"))])
+            return Stay([Reply(NO_MATCH), Reply(tr("可以重新发姓名，或者选“换个身份证号”。"))])
         return pensioner
 
 
@@ -137,18 +139,18 @@ def _result(ctx: DialogContext) -> Reply:
     beijing = ZoneInfo(ctx.services.settings.staff.timezone)
     today = datetime.now(UTC).astimezone(beijing).date()
     if not certified:
-        return Reply("系统里还没有这位老人的认证记录。请尽快认证一次，我可以帮您。")
+        return Reply(tr("系统里还没有这位老人的认证记录。请尽快认证一次，我可以帮您。"))
     moment = datetime.fromisoformat(certified)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     done = moment.astimezone(beijing).date()
-    text = f"查到了：这位老人在 {_day(done)} 完成了认证。"
+    text = tr("查到了：这位老人在 {day} 完成了认证。", day=_day(done))
     if due:
         next_due = date.fromisoformat(due)
         if next_due < today or ctx.slots.get("suspended"):
-            text += f"下次应在 {_day(next_due)} 前认证，已经过期了，养老金可能会暂停，请尽快补认证。"
+            text += tr("下次应在 {day} 前认证，已经过期了，养老金可能会暂停，请尽快补认证。", day=_day(next_due))
         else:
-            text += f"下次请在 {_day(next_due)} 前再认证。"
+            text += tr("下次请在 {day} 前再认证。", day=_day(next_due))
     return Reply(text)
 
 
@@ -158,18 +160,18 @@ status_query = Dialog(
     start="ask_id",
     entry_intents=("status_query",),
     states={
-        "ask_id": State(prompt=ID_ASK, options=[finish_option("不查了")], on_input=IDENTITY.take,
-                        explain="请把老人身份证正面最下面那一行的18个数字和字母打给我，比如 630102195003150021。",
+        "ask_id": State(prompt=ID_ASK, options=[finish_option(tr("不查了"))], on_input=IDENTITY.take,
+                        explain=tr("请把老人身份证正面最下面那一行的18个数字和字母打给我，比如 630102195003150021。"),
                         on_enter=_reuse_id, may_go=("ask_name",)),
         "ask_name": State(
-            prompt="为了保护老人的信息，请再发一下老人的姓名，用来核对。",
-            options=[Option("换个身份证号", run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
+            prompt=tr("为了保护老人的信息，请再发一下老人的姓名，用来核对。"),
+            options=[Option(tr("换个身份证号"), run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
                             may_go=("ask_id",)),
-                     finish_option("不查了")],
+                     finish_option(tr("不查了"))],
             on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(), may_go=("result", "end")),
         "result": State(prompt=_result, final=True, options=[
-            Option("怎么认证", start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
-            Option("过期了怎么办", start="missed_deadline", intents=("missed_deadline",),
+            Option(tr("怎么认证"), start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
+            Option(tr("过期了怎么办"), start="missed_deadline", intents=("missed_deadline",),
                    words=("过期", "停发")),
             Option(CERTIFY_LABEL, start=CERTIFY_DIALOG, when=_can_selfie, intents=("certify_now",),
                    words=("刷脸认证", "在这里认证", "这里刷脸")),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from bot.core.i18n import tr
 from bot.core.logs import mask_id_number
 from bot.core.storage.db import Database
 from bot.core.storage.models import Pensioner
@@ -45,7 +46,7 @@ async def enrol(db: Database, engine: FaceEngine, photos: PhotoStore, id_number:
             await session.flush()
         elif not names_match(name, pensioner.name):
             return EnrolResult(False, issues=["name_mismatch"],
-                               advice="姓名和登记的信息不一致，没有建模。")
+                               advice=tr("姓名和登记的信息不一致，没有建模。"))
         pensioner_id = pensioner.id
     photo_path, expires = photos.save("enrolment", analysis.image)
     _, replaced_photo = await save_template(db, pensioner_id, analysis.embedding, MODEL_NAME,

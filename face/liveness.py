@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.core.i18n import tr
 from bot.records.attempts import hamming
 
 POSES = ("left", "right", "up", "mouth")
@@ -38,21 +39,22 @@ SAME_HASH_BITS = 6  # as bot.records.attempts.REUSE_MAX_BITS
 
 # What the pensioner is asked, in plain words, and what to do if it is hard.
 ASK = {
-    "left": ("请把头慢慢向您自己的左边转一点（像看左边肩膀那样，转到一半就够了），"
-             "保持这个姿势，让别人帮您拍一张，或者自己拍一张发过来。"),
-    "right": ("请把头慢慢向您自己的右边转一点（像看右边肩膀那样，转到一半就够了），"
-              "保持这个姿势，让别人帮您拍一张，或者自己拍一张发过来。"),
-    "up": "请把下巴稍微抬起来，眼睛往上看（像看天花板那样），保持这个姿势拍一张发过来。",
-    "mouth": "请把嘴巴张开（像说“啊”那样），保持张嘴拍一张发过来。",
+    # {whose}: "您自己", or "老人自己" when a family member is told what the pensioner does.
+    "left": (tr("请把头慢慢向{whose}的左边转一点（像看左边肩膀那样，转到一半就够了），"
+             "保持这个姿势，让别人帮您拍一张，或者自己拍一张发过来。", whose=tr("您自己"))),
+    "right": (tr("请把头慢慢向{whose}的右边转一点（像看右边肩膀那样，转到一半就够了），"
+              "保持这个姿势，让别人帮您拍一张，或者自己拍一张发过来。", whose=tr("您自己"))),
+    "up": tr("请把下巴稍微抬起来，眼睛往上看（像看天花板那样），保持这个姿势拍一张发过来。"),
+    "mouth": tr("请把嘴巴张开（像说“啊”那样），保持张嘴拍一张发过来。"),
 }
-HARD = ("脸还要在画面里，光线要亮。做不到这个动作的话，回复“换一个动作”；"
-        "实在不方便，可以回复“转人工”，请工作人员帮您。")
+HARD = (tr("脸还要在画面里，光线要亮。做不到这个动作的话，回复“换一个动作”；"
+        "实在不方便，可以回复“转人工”，请工作人员帮您。"))
 WHY = {
-    "pose": "照片里看不出您按要求做了动作",
-    "same_photo": "这张和刚才那张是同一张照片，要按要求做动作后重新拍一张",
-    "mismatch": "这张照片里的人和刚才的不像",
-    "expired": "动作照片超过了时间",
-    "no_face": "照片里没有找到清楚的脸",
+    "pose": tr("照片里看不出您按要求做了动作"),
+    "same_photo": tr("这张和刚才那张是同一张照片，要按要求做动作后重新拍一张"),
+    "mismatch": tr("这张照片里的人和刚才的不像"),
+    "expired": tr("动作照片超过了时间"),
+    "no_face": tr("照片里没有找到清楚的脸"),
 }
 
 

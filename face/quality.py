@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.core.i18n import join, tr
 from face.detection import DetectedFace
 
 # The order in which problems are told: the first is the one to fix first.
@@ -36,17 +37,17 @@ ORDER = ("not_an_image", "too_large", "no_face", "multiple_faces", "face_too_sma
          "not_frontal", "too_dark", "backlit", "too_bright", "blurry")
 
 ADVICE = {
-    "not_an_image": "收到的不是照片，请直接用手机拍一张照片发过来。",
-    "too_large": "照片文件太大了，请用手机直接拍一张普通照片发过来。",
-    "no_face": "照片里没有找到人脸，请把脸放在画面中间，正对手机再拍一张。",
-    "multiple_faces": "照片里不止一个人，请只拍本人一个人，其他人请离开画面。",
-    "face_too_small": "脸离得太远、太小了，请把手机拿近一点，让脸占满画面的一半左右。",
-    "face_cut_off": "脸没有拍全，请把整张脸（从头顶到下巴）都放进画面里。",
-    "not_frontal": "请正对手机镜头，不要侧脸、歪头、抬头或低头。",
-    "too_dark": "光线太暗，请开灯或到窗边亮一点的地方再拍一张。",
-    "backlit": "背后太亮、脸太暗了，请不要背对窗户或灯，转过身让光照在脸上。",
-    "too_bright": "光线太强，脸上发白，请避开直射的阳光或强灯光再拍。",
-    "blurry": "照片有点模糊，请拿稳手机，对好焦再拍一张。",
+    "not_an_image": tr("收到的不是照片，请直接用手机拍一张照片发过来。"),
+    "too_large": tr("照片文件太大了，请用手机直接拍一张普通照片发过来。"),
+    "no_face": tr("照片里没有找到人脸，请把脸放在画面中间，正对手机再拍一张。"),
+    "multiple_faces": tr("照片里不止一个人，请只拍本人一个人，其他人请离开画面。"),
+    "face_too_small": tr("脸离得太远、太小了，请把手机拿近一点，让脸占满画面的一半左右。"),
+    "face_cut_off": tr("脸没有拍全，请把整张脸（从头顶到下巴）都放进画面里。"),
+    "not_frontal": tr("请正对手机镜头，不要侧脸、歪头、抬头或低头。"),
+    "too_dark": tr("光线太暗，请开灯或到窗边亮一点的地方再拍一张。"),
+    "backlit": tr("背后太亮、脸太暗了，请不要背对窗户或灯，转过身让光照在脸上。"),
+    "too_bright": tr("光线太强，脸上发白，请避开直射的阳光或强灯光再拍。"),
+    "blurry": tr("照片有点模糊，请拿稳手机，对好焦再拍一张。"),
 }
 
 
@@ -74,8 +75,8 @@ def advice_for(issues: list[str]) -> str:
     """One short message: the most important problem first, at most two."""
     known = [code for code in ORDER if code in issues]
     if not known:
-        return "照片可以用。"
-    return "".join(ADVICE[code] for code in known[:2])
+        return tr("照片可以用。")
+    return join("", [ADVICE[code] for code in known[:2]])
 
 
 def ordered(issues: list[str]) -> list[str]:

@@ -17,7 +17,8 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bot.core.facts import DEFAULT_FACTS, fill
+from bot.core.facts import DEFAULT_FACTS, fill_text
+from bot.core.i18n import tr
 from nlu.fastvec import CompiledTfidf, dense_columns
 from nlu.rules import normalise
 
@@ -55,10 +56,10 @@ class KnowledgeBase:
             answer = raw["answer"]
             self.entries.append(FaqEntry(
                 id=raw["id"],
-                answer=[fill(part, facts) for part in ([answer] if isinstance(answer, str) else answer)],
+                answer=[fill_text(part, facts) for part in ([answer] if isinstance(answer, str) else answer)],
                 questions=list(raw.get("questions", [])),
                 intent=raw.get("intent"),
-                options=list(raw.get("options", [])),
+                options=[tr(label) for label in raw.get("options", [])],
                 source=raw.get("source", ""),
             ))
         self.by_id = {entry.id: entry for entry in self.entries}

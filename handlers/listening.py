@@ -22,6 +22,7 @@ import re
 from typing import Protocol
 
 from bot.core import facts
+from bot.core.i18n import BO, LANGUAGE_OPTIONS, Digits, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from dialogs.common import masked
@@ -55,24 +56,25 @@ class Router(Protocol):
 
     async def escalate(self, turn: Turn, reason: str) -> None: ...
 
-ID_CHECKSUM = ("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
-               "重新发一次（18位，最后一位是数字或X）。")
-READING_TROUBLE = ("没关系，汉字看不太懂也能办好认证：\n"
+ID_CHECKSUM = (tr("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
+               "重新发一次（18位，最后一位是数字或X）。"))
+READING_TROUBLE = (tr("没关系，汉字看不太懂也能办好认证：\n"
                    "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
                    "2. 可以发语音给我，我用简单的话说；\n"
-                   "3. 也可以转人工，工作人员可以打电话跟您说。")
-SMALL_PRINT = ("字太小、看不清的话：\n"
+                   "3. 也可以转人工，工作人员可以打电话跟您说。\n"
+                   "བོད་ཡིག་དགོས་ན་“བོད་ཡིག”ཅེས་ལན་འདེབས། 需要藏文的，请回复“藏文”。"))
+SMALL_PRINT = (tr("字太小、看不清的话：\n"
                "1. 可以把手机的字调大：打开手机“设置”，找“显示”或“字体大小”，往大调；\n"
                "2. 可以请家里人帮您看着手机，一步一步做；\n"
-               "3. 可以发语音给我，也可以转人工，工作人员打电话跟您说。")
-MONEY = ("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
-         "打 12333 或者到社保经办机构问清楚。")
-WHOM = ("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
-        "也可以回复“转人工”，让这里的工作人员帮您。")
+               "3. 可以发语音给我，也可以转人工，工作人员打电话跟您说。"))
+MONEY = (tr("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
+         "打 12333 或者到社保经办机构问清楚。"))
+WHOM = (tr("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
+        "也可以回复“转人工”，让这里的工作人员帮您。"))
 _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
-ID_WHAT = "收到身份证号 {masked}。您想办哪件事？回复数字就行："
-ID_OPTIONS = ["查询认证状态", "在这里刷脸认证", "帮家人认证"]
+ID_WHAT = tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：")
+ID_OPTIONS = [tr("查询认证状态"), tr("在这里刷脸认证"), tr("帮家人认证")]
 _ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?(?:身份证号?码?|号码)?(?:是|为|：|:)?$")
 _CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
 _STATUS_WORDS = re.compile(r"过没有|了没|没有认证|查|状态|记录|认证过|有没有")
@@ -92,19 +94,19 @@ _APP_ASKS = {None, "out_of_scope", "how_to_certify", "choose_method", "method_fa
              "app_download", "purpose", "precautions", "method_alipay", "method_abroad"}
 _CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
              "method_face_app", "purpose"}
-REMIND = ("可以提醒。在这里认证成功后（自己刷脸或帮家人认证都行），我会问您要不要到期前提醒，"
-          "回复“好的”就开通了，提醒发到这个对话里；不想要了随时回复“不用提醒了”。")
+REMIND = (tr("可以提醒。在这里认证成功后（自己刷脸或帮家人认证都行），我会问您要不要到期前提醒，"
+          "回复“好的”就开通了，提醒发到这个对话里；不想要了随时回复“不用提醒了”。"))
 # Options whose own words ask for a person ("转人工"): picking them is the answer.
 _PERSON_OPTION = re.compile(r"^(?:转人工|人工|找人工|工作人员)$")
 # "让工作人员上门": a home visit, not a chat with a person.
 _HOME_VISIT_WORDS = re.compile(r"上门|来家|到家")
-PHONE_NOTED = {"ios": "好的，苹果手机。", "android": "好的，安卓手机。"}
-LAST_OVERDUE = "您说上次认证是{said}，到现在已经超过12个月了。"
-LAST_DUE = ("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
-            "超过12个月没认证，养老金会暂停发放，尽快认证就行。")
-LAST_FINE = "您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。"
-LAST_UNSURE = ("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
-               "可以查一下认证状态，快到12个月了就再认证一次。")
+PHONE_NOTED = {"ios": tr("好的，苹果手机。"), "android": tr("好的，安卓手机。")}
+LAST_OVERDUE = tr("您说上次认证是{said}，到现在已经超过12个月了。")
+LAST_DUE = (tr("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
+            "超过12个月没认证，养老金会暂停发放，尽快认证就行。"))
+LAST_FINE = tr("您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。")
+LAST_UNSURE = (tr("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
+               "可以查一下认证状态，快到12个月了就再认证一次。"))
 # Flows that ask for something else (identity, a form): when they last certified does not
 # change their course, it is kept as a fact.
 _FORMS = ("home_visit", "family", "certify", "status_query", "missed_deadline", "reminders")
@@ -165,18 +167,19 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         in_flow = False
     if reading.quits and in_flow:
         conv.stack.clear()
-        await router.show_menu(turn, "好的，已经停下了，您说的信息不会提交。还需要帮什么忙吗？")
+        await router.show_menu(turn, tr("好的，已经停下了，您说的信息不会提交。还需要帮什么忙吗？"))
         return True
     if reading.wants_person:
         await router.escalate(turn, "user_request")
         return True
     if reading.reading_trouble:
-        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else ["转人工", "怎么认证"]))
+        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else [tr("转人工"), tr("怎么认证"),
+                                                                        LANGUAGE_OPTIONS[BO]]))
         if in_flow:
             await resume(router, turn)
         return True
     if reading.small_print:
-        turn.replies.append(Reply(SMALL_PRINT, [] if in_flow else ["转人工", "怎么认证"]))
+        turn.replies.append(Reply(SMALL_PRINT, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
         if in_flow:
             await resume(router, turn)
         return True
@@ -184,7 +187,7 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         await explain(router, turn)
         return True
     if _WHOM.match(normalise(text)) and not (in_flow and picks_option(turn)):
-        turn.replies.append(Reply(WHOM, [] if in_flow else ["转人工", "怎么认证"]))
+        turn.replies.append(Reply(WHOM, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
         if in_flow:
             await resume(router, turn)
         return True
@@ -220,7 +223,7 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             await router.answer_intent(turn, intent)
         return True
     if reading.remind:
-        turn.say(REMIND, [] if intent not in _CHOOSING else ["在这里刷脸认证", "帮家人认证", "查认证状态"])
+        turn.say(REMIND, [] if intent not in _CHOOSING else [tr("在这里刷脸认证"), tr("帮家人认证"), tr("查认证状态")])
         if intent in _CHOOSING or intent in ("cert_cycle", "missed_deadline"):
             return True
         return False  # "提醒我一下 帮我妈认证": the request goes on
@@ -283,16 +286,20 @@ def without_last_certified(text: str, said: str) -> str:
     """The message without "三个月前在社区认证过" (the time up to its certification word)."""
     for start in (said, said.removesuffix("前")):
         if start and start in text:
-            pattern = re.escape(start) + r"[^，,。；;！!？?]*?(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的)*"
+            pattern = re.escape(start) + _DID_CERTIFY_RE
             return re.sub(pattern, " ", text, count=1).strip(" ，,。；;")
     return text
+
+
+# What follows the time in "去年三月认证的": a certification verb (an input pattern).
+_DID_CERTIFY_RE = r"[^，,。；;！!？?]*?(?:认证|刷脸|刷过脸|年审|核验|认过)(?:过|了|的)*"
 
 
 def _due_month(months: int) -> str:
     """The month, in plain words, 12 months after a certification ``months`` ago."""
     today = dt.datetime.now(BEIJING).date()
     index = today.year * 12 + today.month - 1 - months + 12
-    return f"{index // 12}年{index % 12 + 1}月"
+    return tr("{year}年{month}月", year=Digits(index // 12), month=Digits(index % 12 + 1))
 
 
 async def last_certified(router: Router, turn: Turn, last: dict[str, object], intent: str | None,
@@ -309,7 +316,7 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
     if overdue is True:
         turn.say(LAST_OVERDUE.format(said=said))
         if dialog is not None and dialog.startswith("app_"):
-            turn.say(facts.BACKPAY + "现在按步骤认证就行。")  # the walkthrough is the way to certify now
+            turn.say(facts.BACKPAY + tr("现在按步骤认证就行。"))  # the walkthrough is the way to certify now
             await resume(router, turn)
             return True
         if intent in ("status_query", "family_certification", "certify_now", "human_handoff",
@@ -332,7 +339,7 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
     else:
         text = LAST_FINE.format(said=said, due=_due_month(months))
     if intent in _NEED_TO_CERTIFY:
-        turn.say(text, ["查认证状态", "怎么认证"])
+        turn.say(text, [tr("查认证状态"), tr("怎么认证")])
         return True
     turn.say(text)  # confirmed in passing; what they asked is answered next
     return False
@@ -345,16 +352,16 @@ async def explain(router: Router, turn: Turn) -> None:
     dialog = chat_services(turn).dialogs.dialogs[conv.frame.dialog]
     state = dialog.states[conv.frame.state]
     options = state.visible_options(DialogContext(turn, conv.frame))
-    text = state.explain or "别着急，我换个简单的说法："
+    text = state.explain or tr("别着急，我换个简单的说法：")
     if options:
-        text += "\n下面每一行是一个回答，您觉得哪个对，就回复它前面的数字，比如回复 1；也可以直接打那几个字。"
+        text += tr("\n下面每一行是一个回答，您觉得哪个对，就回复它前面的数字，比如回复 1；也可以直接打那几个字。")
     else:
-        text += "\n您直接打字回答这个问题就行。"
-    turn.say(text + "还是不清楚，回复“转人工”，让工作人员帮您。")
+        text += tr("\n您直接打字回答这个问题就行。")
+    turn.say(text + tr("还是不清楚，回复“转人工”，让工作人员帮您。"))
     turn.replies.extend(await router.engine.reprompt(turn))
 
 
 async def resume(router: Router, turn: Turn) -> None:
     """After an off-script answer: ask the flow's question again."""
-    turn.replies.append(Reply("我们接着刚才的步骤："))
+    turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
     turn.replies.extend(await router.engine.reprompt(turn))

@@ -5,10 +5,12 @@
 3. ``serialize_user`` - one turn at a time per chat, across processes (Redis lock);
 4. ``conversation`` - load the state from Redis, save it after the turn;
 5. ``scam_guard``   - a scam or fee warning first, in every state (handlers/protect.py);
-6. ``human_gate``   - while a person is involved the bot stays out of the way;
-7. ``understand``   - NLU parse into ranked intents and entities;
-8. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died;
-9. ``answer_neighbours`` - at the menu, questions next to the seed get their knowledge entry.
+6. ``read_language`` - switch to Tibetan or Chinese when asked; Tibetan digits and labels
+   read as the Chinese ones (handlers/language.py), also for the queue's and survey's options;
+7. ``human_gate``   - while a person is involved the bot stays out of the way;
+8. ``understand``   - NLU parse into ranked intents and entities;
+9. ``bereavement_guard`` - condolences, never a certification prompt, when the pensioner died;
+10. ``answer_neighbours`` - at the menu, questions next to the seed get their knowledge entry.
 
 Signature checks happen in the channel adapters, before a message exists.
 """
@@ -21,14 +23,18 @@ import logging
 import time
 import uuid
 
+import orjson
+
 from bot.core.conversation import Frame, Mode, chat_lock_key
 from bot.core.errors import AddressLimited, DatabaseUnavailable, RateLimited, StorageUnavailable
+from bot.core.i18n import LANGUAGES, ZH, tr
 from bot.core.limits import address_bucket
 from bot.core.messages import Reply
 from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS
 from dialogs.engine import chat_services
 from dialogs.menu import MENU_LABELS
+from handlers.language import read_language
 from handlers.protect import answer_neighbours, bereavement_guard, scam_guard
 from nlu.rules import match_command
 
@@ -76,6 +82,18 @@ class Deduplicate(BatchedStep):
                   ex=turn.services.settings.conversation.dedup_ttl_s, xx=True)
 
 
+def prefetched_language(turn: Turn) -> str:
+    """The chat's language from the opening batch (for steps before ``ConversationState``)."""
+    raw = turn.prefetched.get("conv_raw")
+    if not raw:
+        return ZH
+    try:
+        language = orjson.loads(raw).get("language", ZH)
+    except (orjson.JSONDecodeError, AttributeError):
+        return ZH
+    return language if language in LANGUAGES else ZH
+
+
 class RateLimit(BatchedStep):
     """At most ``rate_limit.messages_per_minute`` messages per chat per minute, and
     ``rate_limit.per_address.messages_per_minute`` per client address where the channel
@@ -105,8 +123,8 @@ class RateLimit(BatchedStep):
         count = int(turn.prefetched["rate_count"])
         if count > limit:
             turn.outcome = "rate_limited"
-            if count == limit + 1:
-                turn.say(RateLimited.user_message)
+            if count == limit + 1:  # said before the conversation step: in the language it read
+                turn.replies.append(Reply(RateLimited.user_message).localized(prefetched_language(turn)))
             return
         await next_step()
 
@@ -182,7 +200,7 @@ class ConversationState(BatchedStep):
             turn.conversation = services.conversations.from_results(
                 key, turn.prefetched["conv_raw"], turn.prefetched["conv_seen"])
         limit = services.settings.conversation.history_turns
-        shown = turn.msg.content or ("[照片]" if turn.msg.image is not None else f"[{turn.msg.event}]")
+        shown = turn.msg.content or (tr("[照片]") if turn.msg.image is not None else f"[{turn.msg.event}]")
         turn.conversation.log("user", shown, limit)
         try:
             await next_step()
@@ -191,6 +209,8 @@ class ConversationState(BatchedStep):
             log.error("database unavailable during turn", extra={"request_id": turn.request_id})
             turn.say(exc.user_message)
             turn.outcome = "db_unavailable"
+        # Every reply in the chat's language (bot.core.i18n), as the user and the staff see it.
+        turn.replies = [reply.localized(turn.conversation.language) for reply in turn.replies]
         turn.conversation.turns += 1
         for reply in turn.replies:
             turn.conversation.log("bot", reply.as_plain_text(), limit)
@@ -234,20 +254,20 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
         turn.outcome = "feedback"
         conv.stack = [Frame(dialog="main_menu", state="choose")]
         if score == HELPED:
-            turn.say("太好了！谢谢您的反馈。还有什么可以帮您？请回复数字选择：", MENU_LABELS)
+            turn.say(tr("太好了！谢谢您的反馈。还有什么可以帮您？请回复数字选择："), MENU_LABELS)
         elif score == PARTLY:
-            turn.say("谢谢您的反馈。还有没办好的，可以回复“转人工”再找工作人员，或者回复数字选择：",
+            turn.say(tr("谢谢您的反馈。还有没办好的，可以回复“转人工”再找工作人员，或者回复数字选择："),
                      MENU_LABELS)
         else:
-            turn.say("抱歉没能帮您解决好。您可以回复“转人工”再找工作人员，或者回复数字选择：",
+            turn.say(tr("抱歉没能帮您解决好。您可以回复“转人工”再找工作人员，或者回复数字选择："),
                      MENU_LABELS)
         return
     await next_step()
 
 
 # Asked when staff close a case (issue 22): the answer is a satisfaction score, 3 = helped.
-SURVEY_QUESTION = "这次帮到您了吗？请回复数字："
-SURVEY_OPTIONS = ["帮到了", "帮到一部分", "没帮到"]
+SURVEY_QUESTION = tr("这次帮到您了吗？请回复数字：")
+SURVEY_OPTIONS = [tr("帮到了"), tr("帮到一部分"), tr("没帮到")]
 HELPED, PARTLY, NOT_HELPED = 3, 2, 1
 _SURVEY_WORDS = {
     HELPED: {"1", "帮到了", "帮到", "帮到了的", "解决了", "解决", "已解决", "好了", "是", "是的", "嗯", "好",
@@ -284,6 +304,7 @@ async def understand(turn: Turn, next_step: NextStep) -> None:
 # scam_guard sees every message (also while waiting for or talking to a person);
 # bereavement_guard and answer_neighbours need the NLU parse. See handlers/protect.py.
 DEFAULT_CHAIN: list[Middleware] = [
-    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, human_gate, understand,
+    Deduplicate(), RateLimit(), SerializeUser(), ConversationState(), scam_guard, read_language, human_gate,
+    understand,
     bereavement_guard, answer_neighbours,
 ]

@@ -27,6 +27,7 @@ import logging
 import re
 
 from bot.core.conversation import Mode
+from bot.core.i18n import tr
 from bot.core.messages import Reply
 from bot.core.pipeline import NextStep, Turn
 from bot.core.understanding import IntentScore, ParseResult
@@ -37,7 +38,7 @@ from nlu.reading import read
 from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam
 
 log = logging.getLogger(__name__)
-RESUME_TEXT = "我们接着刚才的步骤："
+RESUME_TEXT = tr("我们接着刚才的步骤：")
 # The model's pensioner_died inside a dialog must be surer than this (the rule always wins).
 BEREAVEMENT_IN_DIALOG = 0.6
 # Questions next to the seed (issue 17), answered by their knowledge entry.
@@ -124,7 +125,7 @@ async def resume(turn: Turn) -> None:
     conv.stack.clear()
     result = await engine.begin(turn, "main_menu")
     options = result.replies[-1].options if result.replies else MENU_LABELS
-    turn.replies.append(Reply("还有什么要问的，请回复数字：", list(options)))
+    turn.replies.append(Reply(tr("还有什么要问的，请回复数字："), list(options)))
 
 
 def _bereavement(turn: Turn) -> IntentScore | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.records.cases import CaseLimited
@@ -26,6 +27,7 @@ from dialogs.engine import DialogEngine, EngineResult, chat_services, option_num
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
 from dialogs.reminders import stop_reminders
 from faq.knowledge import FaqEntry
+from handlers.language import only_asks_language
 from handlers.listening import listen
 from nlu.rules import normalise
 
@@ -69,6 +71,8 @@ class Router:
             label = str(offered[number - 1])
         elif offered and conv.frame is None and turn.msg.content:
             label = part_of_one(offered, turn.msg.content)
+        if label in LANGUAGE_OPTIONS.values():  # the option shows the other language
+            conv.language = turn.language_switch = ZH if conv.language == BO else BO
         if label is not None:
             turn.msg = dataclasses.replace(turn.msg, text=label, voice_transcript=None)
             turn.parse = await turn.services.understand(label)
@@ -87,17 +91,20 @@ class Router:
         if turn.msg.event:
             await self.on_event(turn)
             return
+        if turn.language_switch and only_asks_language(turn.msg.content):
+            await self.language_switched(turn)
+            return
         if conv.is_new and conv.returning and not turn.msg.content and turn.msg.image is None:
             await self.show_menu(turn, WELCOME_BACK)
             return
 
         if intent == "cmd_restart":
             conv.stack.clear()
-            await self.show_menu(turn, "好的，我们从头开始。请回复数字选择：")
+            await self.show_menu(turn, tr("好的，我们从头开始。请回复数字选择："))
             return
         if intent == "cmd_cancel":
             conv.stack.clear()
-            await self.show_menu(turn, "好的，已经取消。还需要帮什么忙吗？")
+            await self.show_menu(turn, tr("好的，已经取消。还需要帮什么忙吗？"))
             return
         if intent == "cmd_stop_reminders":  # opting out of reminders works in any state
             if await stop_reminders(turn):  # False: this is the answer to the reminder question
@@ -121,7 +128,7 @@ class Router:
         if frame is not None and self.engine.expired(frame):
             conv.stack.clear()
             frame = None
-            turn.say("刚才的步骤时间太久，已经结束了。")
+            turn.say(tr("刚才的步骤时间太久，已经结束了。"))
         if await listen(self, turn, intent):
             return
         frame = conv.frame  # listening may have ended a finished flow
@@ -172,7 +179,7 @@ class Router:
             return
         if turn.msg.image is not None:
             conv.memory["photo_waiting"] = True
-            turn.say("收到您的照片。要刷脸认证的话，请先告诉我您要办认证，我会一步一步带您。",
+            turn.say(tr("收到您的照片。要刷脸认证的话，请先告诉我您要办认证，我会一步一步带您。"),
                      MENU_LABELS)
             return
         await self.misunderstood(turn, None)
@@ -188,6 +195,17 @@ class Router:
         else:
             turn.outcome = "ignored_event"
 
+    async def language_switched(self, turn: Turn) -> None:
+        """The chat now speaks another language: the current question again, or the menu."""
+        conv = turn.conversation
+        assert conv is not None
+        said = SWITCHED_TO_TIBETAN if conv.language == BO else SWITCHED_TO_CHINESE
+        if conv.frame is not None and conv.frame.dialog != "main_menu" and not self.engine.expired(conv.frame):
+            turn.say(said)
+            turn.replies.extend(await self.engine.reprompt(turn))
+            return
+        await self.show_menu(turn, concat_menu_prompt(said))
+
     async def show_menu(self, turn: Turn, text: str) -> None:
         conv = turn.conversation
         assert conv is not None
@@ -199,7 +217,7 @@ class Router:
     async def answer_and_resume(self, turn: Turn, entry: FaqEntry) -> None:
         """Answer a question asked in the middle of a dialog, then ask its question again."""
         turn.replies.extend(faq_replies(entry))
-        turn.replies.append(Reply("我们接着刚才的步骤："))
+        turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
         turn.replies.extend(await self.engine.reprompt(turn))
 
     def at_final_state(self, turn: Turn, frame: object) -> bool:
@@ -241,6 +259,13 @@ class Router:
         if intent in ("greet",):
             await self.show_menu(turn, GREETING)
             return True
+        if intent in LANGUAGE_INTENTS:  # the menu option or the WeChat menu entry
+            conv = turn.conversation
+            assert conv is not None
+            conv.language = LANGUAGE_INTENTS[intent]
+            conv.stack.clear()
+            await self.language_switched(turn)
+            return True
         dialog = services.dialogs.for_intent(intent)
         if dialog is not None and resume and turn.msg.content and (
                 looks_like_question(turn.msg.content)):
@@ -248,7 +273,7 @@ class Router:
             entry = services.faq.for_intent(intent)
             if entry is not None:
                 turn.replies.extend(faq_replies(entry))
-                turn.replies.append(Reply("我们接着刚才的步骤："))
+                turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
                 turn.replies.extend(await self.engine.reprompt(turn))
                 return True
         if dialog is not None:
@@ -262,7 +287,7 @@ class Router:
             return False
         turn.replies.extend(faq_replies(entry))
         if resume:
-            turn.replies.append(Reply("我们接着刚才的步骤："))
+            turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
             turn.replies.extend(await self.engine.reprompt(turn))
         return True
 
@@ -280,7 +305,7 @@ class Router:
                 await self.show_menu(turn, GREETING)
             return
         if result.finished and conv.frame is None and not any(r.options for r in turn.replies):
-            await self.show_menu(turn, "还有什么可以帮您？")
+            await self.show_menu(turn, tr("还有什么可以帮您？"))
 
     async def misunderstood(self, turn: Turn, result: EngineResult | None) -> None:
         """Clarify once, then offer a person, then open a case."""
@@ -294,11 +319,11 @@ class Router:
         if result is not None:
             turn.replies.extend(result.replies)
             if conv.misunderstood == 2:
-                turn.say("如果说不清楚，也可以回复“转人工”，让工作人员帮您。")
+                turn.say(tr("如果说不清楚，也可以回复“转人工”，让工作人员帮您。"))
             return
         count = conv.misunderstood
         if count == 1:
-            await self.show_menu(turn, "抱歉，我没太明白。您是想问下面哪一件事？回复数字就行：")
+            await self.show_menu(turn, tr("抱歉，我没太明白。您是想问下面哪一件事？回复数字就行："))
         else:
             conv.stack.clear()
             await self.apply(turn, await self.engine.begin(turn, "offer_person"))
@@ -322,4 +347,11 @@ class Router:
         turn.say(handoff.queue_text(await handoff.position(case_id) or 1, first=True))
 
 
-MENU_PROMPT_TEXT = "请问您要办什么？回复数字就行："
+MENU_PROMPT_TEXT = tr("请问您要办什么？回复数字就行：")
+LANGUAGE_INTENTS = {"lang_bo": BO, "lang_zh": ZH}
+SWITCHED_TO_TIBETAN = tr("好的，下面用藏文跟您说。想换回汉语，请回复“中文”。")
+SWITCHED_TO_CHINESE = tr("好的，下面用汉语跟您说。想用藏文，请回复“藏文”。")
+
+
+def concat_menu_prompt(said: str) -> str:
+    return tr("{said}请回复数字选择：", said=said)

@@ -248,11 +248,18 @@ _SURNAMES = set(
 _NAME_SHAPE = re.compile(r"^[\u4e00-\u9fff]{2,6}$|^[\u4e00-\u9fff]{1,6}[·•][\u4e00-\u9fff]{1,8}$")
 
 
+# Words of a sentence, never of a name (ར་སྤྲོད certify, བྱེད do, འདོད want, དགོས need...).
+_TIBETAN_NOT_A_NAME = re.compile(r"ར་སྤྲོད|བྱེད|འདོད|དགོས|ཡིན|ཡོད|རོགས|ཐུབ|འགྲོ|ཁ་པར|ལག་ཁྱེར|(?:^|་)(?:མི|མ|ཅི|ག་རེ)་")
+_TIBETAN_NAME = re.compile(r"^[\u0F40-\u0FBC]+(?:[\u0F0B ][\u0F40-\u0FBC]+){0,4}[\u0F0B\u0F0D]?$")
+
+
 def plausible_name(value: str) -> bool:
-    """A plausible Chinese personal name: 张桂兰, 马福海, 才让卓玛, 扎西, 阿依古丽·买买提.
+    """A plausible personal name: 张桂兰, 马福海, 才让卓玛, 扎西, 阿依古丽·买买提, བཀྲ་ཤིས་སྒྲོལ་མ.
 
     Never an option label, a command, a reason (卧床) or a sentence.
     """
+    if _TIBETAN_NAME.match(value.strip()):  # བཀྲ་ཤིས་སྒྲོལ་མ: 1-5 syllables in Tibetan script
+        return not _TIBETAN_NOT_A_NAME.search(value)
     name = "".join(value.split())
     if not _NAME_SHAPE.match(name) or _NOT_A_NAME.search(name):
         return False

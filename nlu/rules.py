@@ -11,17 +11,25 @@ import re
 
 from bot.core.understanding import IntentScore
 
+_STRIP = re.compile(r"[\s，。！？、,.!?~～…\u0F0D-\u0F14]+|\u0F0B(?=[\s\u0F0D-\u0F14]|$)")  # + Tibetan shad, final tsheg
+
+
+def normalise(text: str) -> str:
+    """Lower-case and drop spaces and punctuation (Chinese, Tibetan), for matching."""
+    return _STRIP.sub("", text).lower()
+
+
 # intent -> the whole messages (after stripping punctuation and spaces) that are this command
 COMMAND_WORDS: dict[str, tuple[str, ...]] = {
-    "cmd_back": ("返回", "上一步", "回去", "退回", "返回上一步", "back"),
+    "cmd_back": ("返回", "上一步", "回去", "退回", "返回上一步", "back", "ཕྱིར་ལོག", "སྔ་མར་ལོག", "ཕྱིར་ལོག་རོགས"),
     "cmd_restart": ("重新开始", "主菜单", "菜单", "回到主菜单", "从头开始", "重来", "restart", "menu",
-                    "/start"),
-    "cmd_cancel": ("算了", "取消", "不办了", "不用了", "退出", "cancel", "/cancel"),
+                    "/start", "འདེམས་ཐོ", "འདེམས་ཐོ་གཙོ་བོ", "ཡང་བསྐྱར་འགོ་འཛུགས"),
+    "cmd_cancel": ("算了", "取消", "不办了", "不用了", "退出", "cancel", "/cancel", "དོར", "དོར་རོགས", "མཚམས་འཇོག"),
     "human_handoff": ("转人工", "人工", "人工服务", "人工客服", "找人工", "我要人工", "转接人工", "找客服",
-                      "真人", "找真人"),
+                      "真人", "找真人", "ལས་བྱེད་པ་འབོད", "ལས་བྱེད་པ", "མི་དངོས"),
 }
 COMMAND_PATTERNS: dict[str, re.Pattern[str]] = {
-    intent: re.compile("^(" + "|".join(re.escape(word) for word in words) + ")$", re.I)
+    intent: re.compile("^(" + "|".join(re.escape(normalise(word)) for word in words) + ")$", re.I)
     for intent, words in COMMAND_WORDS.items()
 }
 # All commands in one pass; the first intent (in the order above) that matches wins.
@@ -30,12 +38,6 @@ _ANY_COMMAND = re.compile(
 )
 # re.I compares character by character, so a match is exactly as long as its word.
 _LONGEST_COMMAND = max(len(word) for words in COMMAND_WORDS.values() for word in words)
-_STRIP = re.compile(r"[\s，。！？、,.!?~～…]+")
-
-
-def normalise(text: str) -> str:
-    """Lower-case and drop spaces and punctuation, for matching."""
-    return _STRIP.sub("", text).lower()
 
 
 # Opting out of certification reminders (issue 20), in any state: "不用提醒了", "取消提醒",

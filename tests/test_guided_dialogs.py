@@ -18,7 +18,7 @@ from bot.records.pensioners import next_due_after
 from nlu.entities import with_check_digit
 from tests.conftest import TestBot
 
-MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工", "བོད་ཡིག 藏文"]  # + the language option
 # Test pensioners (own data, not the demo set).
 ID_A = with_check_digit("63010219520101003")
 ID_B = with_check_digit("63022319470612004")

@@ -17,7 +17,7 @@ from bot.staff.desk import GREETING, StaffDesk
 from handlers.middleware import survey_answer
 from tests.conftest import StaffedChat, TestBot, make_settings, staff_session
 
-MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工", "བོད་ཡིག 藏文"]  # + the language option
 
 
 async def case_rows(services: Services) -> list[Case]:

@@ -28,7 +28,7 @@ from tests.conftest import ROOT, make_settings
 from tests.webchat import web_id
 
 PASSWORD = "secret-pass-1"
-MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工", "བོད་ཡིག 藏文"]  # + the language option
 
 
 async def add_staff(app: web.Application, username: str, role: str = "agent") -> int:

@@ -33,7 +33,7 @@ from tests.channel_fakes import (
 from tests.conftest import Backends
 from tests.services import free_port
 
-MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工", "བོད་ཡིག 藏文"]  # + the language option
 
 
 async def ready(client: Any) -> TelegramChannel:

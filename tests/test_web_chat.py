@@ -10,7 +10,7 @@ from bot import keys
 from bot.core.messages import Reply
 from tests.webchat import new_web_id, public_id, web_id
 
-MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工"]
+MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工", "བོད་ཡིག 藏文"]  # + the language option
 
 
 async def chat(client: Any, text: str, user: str = "alice") -> dict[str, Any]:

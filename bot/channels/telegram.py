@@ -42,6 +42,7 @@ from bot import keys
 from bot.channels.adapter import mount, record_send_failure
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, Forbidden
+from bot.core.i18n import tr
 from bot.core.logs import mask, quiet_http_clients
 from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import DeliveryFailed
@@ -57,16 +58,16 @@ CALLBACK_DATA_LIMIT = 64         # bytes
 MAX_UPDATE_BYTES = 1024 * 1024
 ALLOWED_UPDATES = ["message", "callback_query"]
 
-VOICE_TEXT = "语音消息我暂时还听不懂。请您打字告诉我，也可以发照片给我。"
-UNSUPPORTED_TEXT = "我现在能看懂文字和照片。请您打字或者发照片给我。"
-PHOTO_TOO_LARGE = "这张照片太大了，请发一张小一点的照片（10MB 以内）。"
-PHOTO_FAILED = "照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。"
-HELP_TEXT = ("我是青海养老金资格认证小助手。您可以：\n"
+VOICE_TEXT = tr("语音消息我暂时还听不懂。请您打字告诉我，也可以发照片给我。")
+UNSUPPORTED_TEXT = tr("我现在能看懂文字和照片。请您打字或者发照片给我。")
+PHOTO_TOO_LARGE = tr("这张照片太大了，请发一张小一点的照片（10MB 以内）。")
+PHOTO_FAILED = tr("照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。")
+HELP_TEXT = (tr("我是青海养老金资格认证小助手。您可以：\n"
              "1. 直接打字提问，比如“怎么认证”“认证失败了”；\n"
              "2. 点下面的按钮选择；\n"
              "3. 按提示发一张自己的正面照片做刷脸认证。\n"
-             "想找工作人员，发“转人工”就行。")
-ERROR_TEXT = "系统出了点问题，请稍后再试。"
+             "想找工作人员，发“转人工”就行。"))
+ERROR_TEXT = tr("系统出了点问题，请稍后再试。")
 
 PRIVATE_MESSAGES = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
@@ -76,7 +77,7 @@ class NotReady(BotError):
 
     status = 503
     code = "telegram_not_ready"
-    user_message = "服务正在启动，请稍后再试。"
+    user_message = tr("服务正在启动，请稍后再试。")
 
 
 def callback_data(index: int, label: str) -> str:
@@ -229,7 +230,7 @@ class TelegramChannel:
         assert message is not None and message.text is not None
         limit = self.services.settings.server.max_text_chars
         if len(message.text) > limit:
-            self.queue_replies(message.chat_id, [Reply(f"消息太长了，请不要超过{limit}个字。")])
+            self.queue_replies(message.chat_id, [Reply(tr("消息太长了，请不要超过{limit}个字。", limit=limit))])
             return
         await self.run(update, text=message.text)
 
@@ -364,13 +365,16 @@ class TelegramChannel:
         """Send replies in order; options become inline buttons under the last piece.
 
         False when some piece could not be delivered (recorded as ``send_failed``)."""
+        if any(reply.unrendered for reply in replies):  # said outside a turn (help, errors)
+            language = await self.services.outbox.language_of(f"{CHANNEL}:{chat_id}")
+            replies = [reply.localized(language) for reply in replies]
         delivered = True
         for reply in replies:
             if reply.image is not None:
                 delivered = await self._with_retries(
                     chat_id, "sendPhoto", lambda r=reply: self.application.bot.send_photo(chat_id, photo=r.image),
-                    "[照片]") and delivered
-            pieces = split_text(reply.text) or (["请选择："] if reply.options else [])
+                    tr("[照片]")) and delivered
+            pieces = split_text(reply.text) or ([tr("请选择：")] if reply.options else [])
             for index, piece in enumerate(pieces):
                 markup = keyboard(reply.options) if index == len(pieces) - 1 else None
                 delivered = await self._with_retries(
@@ -479,8 +483,8 @@ class TelegramReminders:
                 bot = Bot(config.token, base_url=config.api_base, base_file_url=config.file_base)
                 await bot.initialize()
                 self._bot = bot
-            await self._bot.send_message(int(chat_id), reminder.text(),
-                                         reply_markup=keyboard(reminder.options()))
+            text, options = reminder.said()
+            await self._bot.send_message(int(chat_id), text, reply_markup=keyboard(options))
         except (TgForbidden, TgBadRequest, InvalidToken, ValueError) as exc:
             raise ReminderSendError(f"telegram: {exc.__class__.__name__}: {exc}", permanent=True) from exc
         except TelegramError as exc:

@@ -38,6 +38,7 @@ from aiohttp import web
 
 from bot import keys
 from bot.core.errors import AddressLimited, BadRequest, Forbidden, StorageUnavailable
+from bot.core.i18n import tr
 from bot.core.limits import address_bucket, count_hit
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
@@ -62,7 +63,7 @@ class UnknownUser(Forbidden):
     """A chat id the server did not issue (or a forged or outdated one)."""
 
     code = "unknown_user"
-    user_message = "聊天身份已失效，请刷新页面重新开始。"
+    user_message = tr("聊天身份已失效，请刷新页面重新开始。")
 
 
 class WebIdentity:
@@ -142,7 +143,7 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
 def _user_id(value: Any) -> str:
     if not isinstance(value, str) or not _USER_ID.match(value):
         raise BadRequest("user_id must be 1-64 letters, digits or _.:@-", code="invalid_user_id",
-                         user_message="用户标识不正确。")
+                         user_message=tr("用户标识不正确。"))
     return value
 
 
@@ -157,12 +158,12 @@ async def _public_id(request: web.Request, field: Any) -> str:
 
 def _text(value: Any, limit: int) -> str:
     if not isinstance(value, str):
-        raise BadRequest("text must be a string", code="invalid_text", user_message="消息内容不正确。")
+        raise BadRequest("text must be a string", code="invalid_text", user_message=tr("消息内容不正确。"))
     if not is_utf8(value):
         raise not_utf8("text")
     if len(value) > limit:
         raise BadRequest(f"text longer than {limit} characters", code="text_too_long",
-                         user_message=f"消息太长了，请不要超过{limit}个字。")
+                         user_message=tr("消息太长了，请不要超过{limit}个字。", limit=limit))
     return _CONTROL.sub("", value)
 
 
@@ -208,16 +209,16 @@ async def chat(request: web.Request) -> web.Response:
             upload = form.get("image")
             if upload is None or not hasattr(upload, "file"):
                 raise BadRequest("multipart needs an image file field", code="missing_image",
-                                 user_message="没有收到照片，请重新上传。")
+                                 user_message=tr("没有收到照片，请重新上传。"))
             # aiohttp has read the part to the end; a big one is a file on disk: read it off the loop.
             image = await asyncio.to_thread(upload.file.read)  # type: ignore[union-attr]
             if not image:
-                raise BadRequest("empty image", code="empty_image", user_message="照片是空的，请重新上传。")
+                raise BadRequest("empty image", code="empty_image", user_message=tr("照片是空的，请重新上传。"))
         else:
             body = loads_json(await request.read())
             if not isinstance(body, dict):
                 raise BadRequest("body must be a JSON object", code="invalid_json",
-                                 user_message="请求格式不对。")
+                                 user_message=tr("请求格式不对。"))
             user_field = body.get("user_id")
             if user_field is not None:
                 _user_id(user_field)
@@ -232,7 +233,7 @@ async def chat(request: web.Request) -> web.Response:
                 message_id = mid
     except web.HTTPRequestEntityTooLarge as exc:
         raise BadRequest("request body too large", code="body_too_large", status=413,
-                         user_message="内容太大了，照片请小于10MB。") from exc
+                         user_message=tr("内容太大了，照片请小于10MB。")) from exc
     user_id = await _public_id(request, user_field)
     msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or uuid.uuid4().hex,
                          text=text, image=image, event=event, client_address=_limited_address(request))
@@ -240,7 +241,7 @@ async def chat(request: web.Request) -> web.Response:
     if turn.outcome == "address_limited":  # counted with the pipeline's first Redis round trip
         raise AddressLimited("too many messages from one client address")
     if turn.outcome != "duplicate":
-        shown = [] if event else [{"role": "user", "text": "[照片]" if image is not None else mask(text or ""),
+        shown = [] if event else [{"role": "user", "text": tr("[照片]") if image is not None else mask(text or ""),
                                    "options": []}]
         try:
             await remember(services, user_id, shown + _bot_items(turn.replies))

@@ -42,6 +42,7 @@ from bot import keys
 from bot.channels.adapter import mount, record_send_failure
 from bot.channels.wechat_api import TOO_LARGE_ERRCODE, WechatApi, WechatApiError
 from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
+from bot.core.i18n import render, tr
 from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import DeliveryFailed
 from bot.core.pipeline import Turn
@@ -58,13 +59,13 @@ _OPENID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _QUERY_PART = re.compile(r"\A[A-Za-z0-9_\-]{1,128}\Z")  # timestamp, nonce, signature
 
-UNSUPPORTED_TEXT = "我现在能看懂文字、语音和照片。请您打字、发语音或者发照片给我。"
-VOICE_NO_TEXT = ("这条语音我没能听清楚（没有收到语音转成的文字）。"
-                 "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。")
-TOO_LONG_TEXT = "您的消息太长了，请分成几条短一点的消息发给我。"
-ERROR_TEXT = "系统出了点问题，请稍后再试。"
-PHOTO_FAILED_TEXT = "照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。"
-PHOTO_TOO_LARGE_TEXT = "这张照片太大了，请直接用手机拍一张普通照片发过来（10MB 以内）。这次不算次数。"
+UNSUPPORTED_TEXT = tr("我现在能看懂文字、语音和照片。请您打字、发语音或者发照片给我。")
+VOICE_NO_TEXT = (tr("这条语音我没能听清楚（没有收到语音转成的文字）。"
+                 "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。"))
+TOO_LONG_TEXT = tr("您的消息太长了，请分成几条短一点的消息发给我。")
+ERROR_TEXT = tr("系统出了点问题，请稍后再试。")
+PHOTO_FAILED_TEXT = tr("照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。")
+PHOTO_TOO_LARGE_TEXT = tr("这张照片太大了，请直接用手机拍一张普通照片发过来（10MB 以内）。这次不算次数。")
 
 
 # ---------------------------------------------------------------- rendering
@@ -109,9 +110,9 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
         root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (DefusedXmlException, StdET.ParseError, ValueError) as exc:
         raise BadRequest(f"unacceptable XML: {exc.__class__.__name__}", code="invalid_xml",
-                         user_message="消息格式不对。") from exc
+                         user_message=tr("消息格式不对。")) from exc
     if root.tag != "xml":
-        raise BadRequest("root element must be <xml>", code="invalid_xml", user_message="消息格式不对。")
+        raise BadRequest("root element must be <xml>", code="invalid_xml", user_message=tr("消息格式不对。"))
     return {child.tag: child.text or "" for child in root}
 
 
@@ -186,7 +187,7 @@ class WechatChannel:
     async def read_body(self, request: web.Request) -> bytes:
         """The request body, refusing anything above MAX_BODY_BYTES (413)."""
         too_large = BadRequest("wechat body too large", code="body_too_large", status=413,
-                               user_message="内容太大了。")
+                               user_message=tr("内容太大了。"))
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise too_large
         chunks: list[bytes] = []
@@ -276,7 +277,7 @@ class WechatChannel:
         if msg_type == "text":
             text = _CONTROL.sub("", fields.get("Content", ""))
             if len(text) > self.settings.server.max_text_chars:
-                return reply.text(TOO_LONG_TEXT)
+                return reply.text(await self.in_language(openid, TOO_LONG_TEXT))
             return await self.answer(dataclasses.replace(base, text=text), reply)
         if msg_type == "image":
             if not await self.claim(message_id):  # before the download, not only in the pipeline
@@ -286,9 +287,9 @@ class WechatChannel:
         if msg_type == "voice":
             transcript = fields.get("Recognition", "").strip()
             if not transcript:
-                return reply.text(VOICE_NO_TEXT)
+                return reply.text(await self.in_language(openid, VOICE_NO_TEXT))
             return await self.answer(dataclasses.replace(base, voice_transcript=transcript), reply)
-        return reply.text(UNSUPPORTED_TEXT)
+        return reply.text(await self.in_language(openid, UNSUPPORTED_TEXT))
 
     @redis_guard
     async def claim(self, message_id: str) -> bool:
@@ -312,7 +313,7 @@ class WechatChannel:
             return reply.success()
         exc = task.exception()
         if exc is not None:
-            return reply.text(error_text(exc))
+            return reply.text(await self.in_language(inbound.user_id, error_text(exc)))
         turn: Turn = task.result()
         text = render_text(turn.replies)
         if not text or turn.outcome == "duplicate":
@@ -338,6 +339,10 @@ class WechatChannel:
         """The customer-service way from the start (photos)."""
         await self.deliver_later(self.spawn(self.turn(inbound, media_id)), inbound.user_id)
 
+    async def in_language(self, openid: str, text: str) -> str:
+        """A message said outside the pipeline (limits, errors) in the chat's language."""
+        return render(text, await self.services.outbox.language_of(f"{CHANNEL}:{openid}"))
+
     async def deliver_later(self, task: Awaitable[Turn], openid: str) -> None:
         """Wait for a slow turn and send its answer through the customer-service API."""
         key = f"{CHANNEL}:{openid}"
@@ -361,6 +366,9 @@ class WechatChannel:
 
         Returns False when some piece could not be delivered."""
         openid = conversation_key.split(":", 1)[1]
+        if any(reply.unrendered for reply in replies):  # errors said outside a turn
+            language = await self.services.outbox.language_of(conversation_key)
+            replies = [reply.localized(language) for reply in replies]
         delivered = True
         for piece in split_text(render_text(replies)):
             delivered = await self._send_piece(conversation_key, openid, piece) and delivered

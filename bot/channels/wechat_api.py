@@ -267,7 +267,7 @@ class WechatReminders:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         api = WechatApi(self.settings, self.redis, self._session)
-        values = reminder.fields()
+        values = reminder.said_fields()
         data = {name: values[key] for key, name in config.reminder_fields.items() if key in values}
         url = config.reminder_url or (f"{self.settings.server.public_base_url.rstrip('/')}/"
                                       if self.settings.server.public_base_url else None)

@@ -20,7 +20,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add = staff_sub.add_parser("add", help="add a staff member (password read from stdin)")
     add.add_argument("username")
     add.add_argument("--role", choices=["agent", "supervisor"], default="agent")
+    add.add_argument("--languages", default="zh",
+                     help="languages they chat in, e.g. zh,bo for a Tibetan speaker (default zh)")
     add.set_defaults(func=run_add)
+    langs = staff_sub.add_parser("languages", help="set the languages a staff member chats in")
+    langs.add_argument("username")
+    langs.add_argument("languages", help="e.g. zh,bo (Tibetan chats go to them first) or zh")
+    langs.set_defaults(func=run_languages)
     passwd = staff_sub.add_parser("passwd", help="set a new password (read from stdin)")
     passwd.add_argument("username")
     passwd.set_defaults(func=run_passwd)
@@ -57,9 +63,14 @@ async def _with_auth(args: argparse.Namespace, action: str, password: str | None
     try:
         if action == "add":
             assert password is not None
-            user = await auth.create_user(args.username, password, args.role)
-            await db.audit("cli", "staff_add", target=f"staff:{user.username}", role=user.role)
-            print(f"added {user.username} ({user.role})")
+            user = await auth.create_user(args.username, password, args.role, args.languages)
+            await db.audit("cli", "staff_add", target=f"staff:{user.username}", role=user.role,
+                           languages=user.languages)
+            print(f"added {user.username} ({user.role}, {user.languages})")
+        elif action == "languages":
+            user = await auth.set_languages(args.username, args.languages)
+            await db.audit("cli", "staff_languages", target=f"staff:{user.username}", languages=user.languages)
+            print(f"{user.username} chats in {user.languages}")
         elif action == "passwd":
             assert password is not None
             await auth.set_password(args.username, password)
@@ -71,7 +82,7 @@ async def _with_auth(args: argparse.Namespace, action: str, password: str | None
             print(f"unlocked {args.username}")
         else:
             for user in await auth.users():
-                print(f"{user.username}\t{user.role}\t{'active' if user.active else 'inactive'}")
+                print(f"{user.username}\t{user.role}\t{'active' if user.active else 'inactive'}\t{user.languages}")
     except BotError as exc:
         print(f"error: {exc.user_message} ({exc.detail})", file=sys.stderr)
         return 1
@@ -98,3 +109,7 @@ def run_unlock(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     return asyncio.run(_with_auth(args, "list", None))
+
+
+def run_languages(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_auth(args, "languages", None))

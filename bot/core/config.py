@@ -171,6 +171,9 @@ class StaffConfig(_Section):
     lockout_s: int = Field(900, ge=1)
     secure_cookies: bool = False
     ack_interval_s: int = Field(180, ge=1)  # "a person has your message" at most this often
+    # A chat in another language than Chinese (Tibetan) waits this long for a colleague who
+    # speaks it before anyone may claim it (when such a colleague is active at all).
+    language_first_s: int = Field(300, ge=0)
 
 
 class FamilyConfig(_Section):

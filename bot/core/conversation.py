@@ -74,6 +74,7 @@ class Conversation:
     case_id: int | None = None
     started_at: float = field(default_factory=time.time)
     turns: int = 0
+    language: str = "zh"  # the language replies are rendered in (bot.core.i18n.LANGUAGES)
     # Not persisted: how this turn found the conversation.
     is_new: bool = field(default=False, compare=False)
     returning: bool = field(default=False, compare=False)

@@ -6,13 +6,15 @@ turns these into HTTP answers; the chat pipeline turns them into a Chinese messa
 
 from __future__ import annotations
 
+from bot.core.i18n import tr
+
 
 class BotError(Exception):
     """Root of all deliberate errors. ``status`` is the HTTP status it maps to."""
 
     status = 500
     code = "internal_error"
-    user_message = "系统出了点问题，请稍后再试。"
+    user_message = tr("系统出了点问题，请稍后再试。")
 
     def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
         super().__init__(detail or self.code)
@@ -32,7 +34,7 @@ class BadRequest(BotError):
 
     status = 400
     code = "bad_request"
-    user_message = "没有看懂这条消息，请重新发送。"
+    user_message = tr("没有看懂这条消息，请重新发送。")
 
     def __init__(self, detail: str, *, code: str | None = None, status: int | None = None,
                  user_message: str | None = None) -> None:
@@ -46,31 +48,31 @@ class BadRequest(BotError):
 class Unauthorized(BotError):
     status = 401
     code = "unauthorized"
-    user_message = "请先登录。"
+    user_message = tr("请先登录。")
 
 
 class Forbidden(BotError):
     status = 403
     code = "forbidden"
-    user_message = "没有权限。"
+    user_message = tr("没有权限。")
 
 
 class NotFound(BotError):
     status = 404
     code = "not_found"
-    user_message = "没有找到。"
+    user_message = tr("没有找到。")
 
 
 class RateLimited(BotError):
     status = 429
     code = "rate_limited"
-    user_message = "您发得太快了，请稍等一分钟再发。"
+    user_message = tr("您发得太快了，请稍等一分钟再发。")
 
 
 class AddressLimited(RateLimited):
     """Too many new chats or messages from one client address (``rate_limit.per_address``)."""
 
-    user_message = "您所在的网络发来的消息太多了，请过一两分钟再试。"
+    user_message = tr("您所在的网络发来的消息太多了，请过一两分钟再试。")
 
 
 class StorageUnavailable(BotError):
@@ -78,12 +80,12 @@ class StorageUnavailable(BotError):
 
     status = 503
     code = "storage_unavailable"
-    user_message = "系统正在维护，暂时无法处理，请稍后再试。"
+    user_message = tr("系统正在维护，暂时无法处理，请稍后再试。")
 
 
 class DatabaseUnavailable(StorageUnavailable):
     code = "database_unavailable"
-    user_message = "这项服务暂时用不了，请稍后再试。您的其他问题可以继续问我。"
+    user_message = tr("这项服务暂时用不了，请稍后再试。您的其他问题可以继续问我。")
 
 
 class ExternalServiceError(BotError):

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.i18n import LANGUAGE_OPTIONS, ZH, Text, number_label, render, render_all, tidy, tr
+
 
 @dataclass(frozen=True)
 class InboundMessage:
@@ -44,17 +46,42 @@ class Reply:
     text: str
     options: list[str] = field(default_factory=list)
     image: bytes | None = None
+    # The language ``text`` and ``options`` are in (set by ``localized``).
+    language: str = ZH
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "options": list(self.options)}
+        data: dict[str, Any] = {"text": self.text, "options": list(self.options)}
+        if self.language != ZH:
+            data["language"] = self.language
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reply:
-        return cls(text=str(data.get("text", "")), options=[str(o) for o in data.get("options", [])])
+        return cls(text=str(data.get("text", "")), options=[str(o) for o in data.get("options", [])],
+                   language=str(data.get("language", ZH)))
+
+    @property
+    def unrendered(self) -> bool:
+        """Built outside a turn and not rendered yet (catalog texts still to translate)."""
+        return self.language == ZH and (isinstance(self.text, Text)
+                                         or any(isinstance(o, Text) for o in self.options))
+
+    def localized(self, language: str) -> Reply:
+        """This reply with its text and options rendered in ``language`` (bot.core.i18n)."""
+        if self.language != ZH:
+            return self  # already rendered
+        # An option offering the language the chat is already in becomes the one back.
+        options = [LANGUAGE_OPTIONS[ZH] if option == LANGUAGE_OPTIONS[language] and language != ZH
+                   else option for option in self.options]
+        return Reply(tidy(render(self.text, language), language), render_all(options, language), self.image,
+                     language)
 
     def as_plain_text(self) -> str:
         """Render for text-only channels: options become "回复 1 ..." lines."""
         if not self.options:
             return self.text
-        lines = [self.text, ""] + [f"回复 {i} {label}" for i, label in enumerate(self.options, 1)]
+        lines = [self.text, ""] + [
+            render(tr("回复 {number} {label}", number=number_label(i, self.language), label=label),
+                   self.language)
+            for i, label in enumerate(self.options, 1)]
         return "\n".join(lines)

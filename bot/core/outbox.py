@@ -13,11 +13,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+import orjson
 import redis.asyncio as aioredis
 
 from bot.core.errors import ExternalServiceError
+from bot.core.i18n import LANGUAGES, ZH, tr
 from bot.core.messages import Reply
-from bot.core.storage.redis import redis_guard
+from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 
 log = logging.getLogger(__name__)
 # A sender gets the conversation key ("channel:user") and the replies.
@@ -31,8 +33,8 @@ class DeliveryFailed(ExternalServiceError):
     """A channel gave up delivering a message (already retried, logged and recorded)."""
 
     code = "delivery_failed"
-    user_message = ("消息已保存，但没能送到用户那里（对方渠道发送失败），已记在“发送失败”里。"
-                    "请稍后再发一次，或者打电话联系用户。")
+    user_message = (tr("消息已保存，但没能送到用户那里（对方渠道发送失败），已记在“发送失败”里。"
+                    "请稍后再发一次，或者打电话联系用户。"))
 
 
 class Outbox:
@@ -51,6 +53,9 @@ class Outbox:
         False when the channel gave up (the sender has recorded the failure)."""
         if not replies:
             return True
+        if any(reply.unrendered for reply in replies):
+            language = await self.language_of(conversation_key)
+            replies = [reply.localized(language) for reply in replies]
         channel = conversation_key.split(":", 1)[0]
         sender = self.senders.get(channel)
         if sender is None:
@@ -61,6 +66,21 @@ class Outbox:
         except DeliveryFailed:
             return False
         return True
+
+    async def language_of(self, conversation_key: str) -> str:
+        """The language of the chat (kept in its conversation state; Chinese when unknown)."""
+        try:
+            raw = await self.redis.get(f"conv:{conversation_key}")
+        except REDIS_ERRORS as exc:  # the sender will meet the same trouble and report it
+            log.warning("no language for %s: %s", conversation_key.split(":", 1)[0], exc.__class__.__name__)
+            return ZH
+        if not raw:
+            return ZH
+        try:
+            language = orjson.loads(raw).get("language", ZH)
+        except (orjson.JSONDecodeError, AttributeError):
+            return ZH
+        return language if language in LANGUAGES else ZH
 
     @redis_guard
     async def _queue_for_web(self, conversation_key: str, replies: Sequence[Reply]) -> None:

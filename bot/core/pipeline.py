@@ -52,6 +52,9 @@ class Turn:
     # Set by a step that had to wait after the opening batch (for the chat lock): what the
     # batch read may have changed since, so steps read it again.
     prefetch_stale: bool = False
+    # Set when this message asked for another language ("藏文", "中文"): the router answers
+    # a message that only asked that with the menu in the new language.
+    language_switch: str | None = None
 
     def say(self, text: str, options: Sequence[str] = ()) -> None:
         self.replies.append(Reply(text=text, options=list(options)))

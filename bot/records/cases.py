@@ -36,6 +36,7 @@ from bot.core.conversation import (
 )
 from bot.core.errors import BotError, RateLimited
 from bot.core.facts import office_hours_text
+from bot.core.i18n import tr
 from bot.core.images import ImageRejected, decode
 from bot.core.limits import address_bucket, count_hit
 from bot.core.messages import Reply
@@ -51,26 +52,26 @@ CASE_PHOTO_RE = re.compile(r"^[0-9a-f]{32}\.img$")
 MAX_CASE_PHOTOS = 5      # photos a user may send to staff in one case
 CASE_PHOTO_SIDE = 2048   # longest side kept (documents stay readable)
 REASON_LABELS = {
-    "user_request": "用户要求转人工",
-    "face_failed": "刷脸多次失败",
-    "appeal": "申诉/人工审核",
-    "info_mismatch": "信息不一致需更正",
-    "fallback": "多次没听懂",
-    "staff_pull": "工作人员接入",
-    "family": "代人认证需审核",
-    "photo_reused": "照片重复使用需复核",
-    "face_review": "刷脸结果需人工复核",
-    "attempts_alert": "同一老人今天刷脸失败次数过多，需核查",
+    "user_request": tr("用户要求转人工"),
+    "face_failed": tr("刷脸多次失败"),
+    "appeal": tr("申诉/人工审核"),
+    "info_mismatch": tr("信息不一致需更正"),
+    "fallback": tr("多次没听懂"),
+    "staff_pull": tr("工作人员接入"),
+    "family": tr("代人认证需审核"),
+    "photo_reused": tr("照片重复使用需复核"),
+    "face_review": tr("刷脸结果需人工复核"),
+    "attempts_alert": tr("同一老人今天刷脸失败次数过多，需核查"),
 }
 FEEDBACK_TEXT = {3: "解决了", 2: "部分解决", 1: "没解决"}  # the satisfaction answer, as staff read it
 ACK_PREFIX = "handoff:ack:"  # set while the user has recently been told a person has the chat
 CONFIRM_END = "confirm_end_case"  # conversation memory: 算了 asked "end the chat with staff?"
-END_OPTIONS = ["结束对话", "继续和工作人员说"]
+END_OPTIONS = [tr("结束对话"), tr("继续和工作人员说")]
 _END_YES = {"1", "结束对话", "结束", "结束吧", "是", "是的", "对", "好", "好的", "嗯", "确定", "不聊了",
             "算了", "取消", "不用了", "退出"}
 _END_NO = {"2", "继续和工作人员说", "继续", "不", "不结束", "不用", "否", "不是", "再等等", "等等"}
 _DAYS = {"Mon": 0, "Tue": 1, "Wed": 2, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
-WEEKDAY_NAMES = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
+WEEKDAY_NAMES = [tr("周一"), tr("周二"), tr("周三"), tr("周四"), tr("周五"), tr("周六"), tr("周日")]
 
 
 class CaseConflict(BotError):
@@ -78,15 +79,15 @@ class CaseConflict(BotError):
 
     status = 409
     code = "conflict"
-    user_message = "这个案件的状态已经变了，请刷新后再看。"
+    user_message = tr("这个案件的状态已经变了，请刷新后再看。")
 
 
 class CaseLimited(RateLimited):
     """This chat, or its client address, opened too many staff cases this hour."""
 
     code = "case_limited"
-    user_message = ("您这一个小时里已经多次申请人工服务了，工作人员会按顺序处理已经提交的问题。"
-                    "请过一段时间再申请；着急的话可以拨打人社服务热线12333。")
+    user_message = (tr("您这一个小时里已经多次申请人工服务了，工作人员会按顺序处理已经提交的问题。"
+                    "请过一段时间再申请；着急的话可以拨打人社服务热线12333。"))
 
 
 def parse_office_hours(spec: str) -> tuple[set[int], tuple[int, int], tuple[int, int]]:
@@ -120,7 +121,7 @@ class HandoffService:
 
     def office_hours_text(self) -> str:
         staff = self.settings.staff
-        return f"人工服务时间：{office_hours_text(staff.office_hours, staff.timezone)}"
+        return tr("人工服务时间：{office_hours_text}", office_hours_text=office_hours_text(staff.office_hours, staff.timezone))
 
     def next_opening(self, now: datetime | None = None) -> datetime:
         """When staff are next at work (local time); ``now`` itself during office hours."""
@@ -137,8 +138,7 @@ class HandoffService:
     def back_text(self, now: datetime | None = None) -> str:
         """"工作人员 11月30日（周一）09:00 上班" for out-of-hours messages."""
         opening = self.next_opening(now)
-        return (f"工作人员{opening.month}月{opening.day}日（{WEEKDAY_NAMES[opening.weekday()]}）"
-                f"{opening:%H:%M}上班")
+        return (tr("工作人员{month}月{day}日（{weekday}）{opening}上班", month=opening.month, day=opening.day, weekday=WEEKDAY_NAMES[opening.weekday()], opening=f"{opening:%H:%M}"))
 
     @asynccontextmanager
     async def chat_lock(self, conversation_key: str) -> AsyncIterator[None]:
@@ -214,6 +214,7 @@ class HandoffService:
             case = Case(
                 conversation_key=conversation.key, channel=conversation.channel,
                 user_id=conversation.user_id, reason=reason, status="waiting",
+                language=conversation.language,
                 pensioner_id=pensioner_id or conversation.memory.get("pensioner_id"),
                 transcript=list(conversation.transcript), evidence=evidence or {},
                 proxy=proxy or {},
@@ -277,9 +278,9 @@ class HandoffService:
         parts = [text] if text else []
         if image is not None and self.settings.face.photo_retention_days > 0:
             name = await asyncio.to_thread(self._save_case_photo, conversation.case_id, image)
-            parts.append(f"[照片 {name}]" if name else "[照片无法使用，未保存]")
+            parts.append(tr("[照片 {name}]", name=name) if name else tr("[照片无法使用，未保存]"))
         elif image is not None:
-            parts.append("[照片，按规定不保存]")
+            parts.append(tr("[照片，按规定不保存]"))
         if not parts:
             return  # a platform event (subscribe, menu click): nothing for staff to read
         async with self.db.session() as session:
@@ -351,18 +352,17 @@ class HandoffService:
     def queue_text(self, position: int | None, *, first: bool = False, now: datetime | None = None) -> str:
         """Where the user stands in the queue; a minute estimate only while staff are at work."""
         open_now = self.in_office_hours(now)
-        text = "好的，已经为您转接人工服务" if first else "您已在排队等人工服务"
+        text = tr("好的，已经为您转接人工服务") if first else tr("您已在排队等人工服务")
         if position:
-            text += f"，您前面还有 {position - 1} 位" if first else f"，前面还有 {position - 1} 位"
+            text += tr("，您前面还有 {ahead} 位", ahead=position - 1) if first else tr("，前面还有 {ahead} 位", ahead=position - 1)
             if open_now:
-                text += f"，大约等 {self.expected_wait_minutes(position)} 分钟"
+                text += tr("，大约等 {minutes} 分钟", minutes=self.expected_wait_minutes(position))
         text += "。"
         if not open_now:
-            text += (f"现在不是工作时间（{self.office_hours_text()}），{self.back_text(now)}后"
-                     "会第一时间回复您，您的问题会一直保留。")
+            text += (tr("现在不是工作时间（{office_hours_text}），{back_text}后会第一时间回复您，您的问题会一直保留。", office_hours_text=self.office_hours_text(), back_text=self.back_text(now)))
         if first:
-            return text + "等待时您可以继续留言；不想等了请回复“算了”。"
-        return text + "不想等了请回复“算了”。"
+            return text + tr("等待时您可以继续留言；不想等了请回复“算了”。")
+        return text + tr("不想等了请回复“算了”。")
 
     @redis_guard
     async def note_staff_spoke(self, conversation_key: str) -> None:
@@ -387,45 +387,44 @@ class HandoffService:
         if conversation.mode == "waiting":
             if command == "cmd_cancel":
                 await self.cancel(conversation)
-                return [Reply("好的，已经取消排队。还有什么可以帮您？", menu)], "handoff_cancelled"
+                return [Reply(tr("好的，已经取消排队。还有什么可以帮您？"), menu)], "handoff_cancelled"
             if text or image is not None:
                 await self.record_user_message(conversation, text, image=image)
             position = await self.position(conversation.case_id) if conversation.case_id else None
             if command == "human_handoff":
-                return [Reply("您已经在排队等人工服务了，不用再发“转人工”。" + self.queue_text(position))], "waiting"
+                return [Reply(tr("您已经在排队等人工服务了，不用再发“转人工”。") + self.queue_text(position))], "waiting"
             if command in ("cmd_restart", "cmd_back"):
-                return [Reply("您正在排队等人工服务。要回到小助手的菜单，请先回复“算了”取消排队。")], "waiting"
+                return [Reply(tr("您正在排队等人工服务。要回到小助手的菜单，请先回复“算了”取消排队。"))], "waiting"
             if not (text or image is not None):
                 return [], "waiting"
             if await self._ack_due(conversation.key):
                 return [Reply(self.queue_text(position))], "waiting"
-            return [Reply("收到，已经记下了，工作人员接手后会看到。")], "waiting"
+            return [Reply(tr("收到，已经记下了，工作人员接手后会看到。"))], "waiting"
         # human: a person handles the chat
         await self.record_user_message(conversation, text, image=image)
         if conversation.memory.get(CONFIRM_END) == conversation.case_id:
             answer = text.strip().strip("。！!.，, ") if text else ""
             if answer in _END_YES:
-                await self.cancel(conversation, note="用户结束了和工作人员的对话。")
+                await self.cancel(conversation, note=tr("用户结束了和工作人员的对话。"))
                 conversation.switch_mode(Mode.BOT)
-                return [Reply("好的，已经结束和工作人员的对话。还有什么可以帮您？请回复数字选择：", menu)], \
+                return [Reply(tr("好的，已经结束和工作人员的对话。还有什么可以帮您？请回复数字选择："), menu)], \
                     "handoff_ended_by_user"
             conversation.memory.pop(CONFIRM_END, None)
             if answer in _END_NO:
-                return [Reply("好的，请继续说，工作人员会看到您的消息。")], "relayed"
+                return [Reply(tr("好的，请继续说，工作人员会看到您的消息。"))], "relayed"
         if command == "cmd_cancel":
             conversation.memory[CONFIRM_END] = conversation.case_id
-            return [Reply("您现在正在和工作人员对话。要结束这次人工对话吗？请回复数字：", END_OPTIONS)], \
+            return [Reply(tr("您现在正在和工作人员对话。要结束这次人工对话吗？请回复数字："), END_OPTIONS)], \
                 "confirm_end"
         if command == "human_handoff":
-            return [Reply("您现在就是在和工作人员对话，直接把问题发过来就行，工作人员会尽快回复您。")], "relayed"
+            return [Reply(tr("您现在就是在和工作人员对话，直接把问题发过来就行，工作人员会尽快回复您。"))], "relayed"
         if command in ("cmd_restart", "cmd_back"):
-            return [Reply("您现在正在和工作人员对话。要回到小助手的菜单，请先回复“算了”结束人工对话。")], "relayed"
+            return [Reply(tr("您现在正在和工作人员对话。要回到小助手的菜单，请先回复“算了”结束人工对话。"))], "relayed"
         if not (text or image is not None) or not await self._ack_due(conversation.key):
             return [], "relayed"
-        ack = "已经转给工作人员了，请稍等回复。"
+        ack = tr("已经转给工作人员了，请稍等回复。")
         if not self.in_office_hours():
-            ack = (f"已经转给工作人员了。现在不是工作时间（{self.office_hours_text()}），"
-                   f"{self.back_text()}后会回复您。")
+            ack = (tr("已经转给工作人员了。现在不是工作时间（{office_hours_text}），{back_text}后会回复您。", office_hours_text=self.office_hours_text(), back_text=self.back_text()))
         return [Reply(ack)], "relayed"
 
 

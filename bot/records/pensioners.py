@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot.core.config import Settings
 from bot.core.errors import RateLimited
+from bot.core.i18n import tr
 from bot.core.idnumber import with_check_digit
 from bot.core.limits import address_bucket, count_hit
 from bot.core.storage.db import Database
@@ -36,7 +37,7 @@ def names_match(given: str, registered: str) -> bool:
 
 
 class LookupLimited(RateLimited):
-    user_message = "查询次数太多了，为了保护老人的信息安全，请一小时后再试，或回复“转人工”。"
+    user_message = tr("查询次数太多了，为了保护老人的信息安全，请一小时后再试，或回复“转人工”。")
 
 
 class PensionerRegistry:

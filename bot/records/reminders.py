@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.core.config import Settings
 from bot.core.errors import BotError, ExternalServiceError
 from bot.core.facts import format_date
+from bot.core.i18n import render, render_all, tr
 from bot.core.logs import mask, mask_name
 from bot.core.messages import Reply
 from bot.core.metrics import Metrics
@@ -113,8 +114,11 @@ def _aware(moment: datetime | None) -> datetime | None:
 # ---------------------------------------------------------------- subscriptions
 
 
-async def subscribe(db: Database, conversation_key: str, pensioner_id: int, role: str) -> int:
-    """Turn reminders on for this chat and pensioner (idempotent); returns the id."""
+async def subscribe(db: Database, conversation_key: str, pensioner_id: int, role: str,
+                    language: str = "zh") -> int:
+    """Turn reminders on for this chat and pensioner (idempotent); returns the id.
+
+    ``language``: the chat's, kept for the reminders (the conversation will have expired)."""
     channel = conversation_key.split(":", 1)[0]
     now = datetime.now(UTC)
     for _ in range(2):
@@ -126,10 +130,11 @@ async def subscribe(db: Database, conversation_key: str, pensioner_id: int, role
                 if sub is None:
                     sub = ReminderSubscription(conversation_key=conversation_key, channel=channel,
                                                pensioner_id=pensioner_id, role=role, active=True,
-                                               created_at=now, updated_at=now)
+                                               language=language, created_at=now, updated_at=now)
                     session.add(sub)
                 else:
                     sub.active, sub.role, sub.updated_at, sub.cancelled_at = True, role, now, None
+                    sub.language = language
                 await session.flush()
                 return int(sub.id)
         except IntegrityError:  # the same chat subscribed twice at once: update the winner's row
@@ -208,6 +213,15 @@ class Reminder:
     name: str        # masked
     due: date
     today: date
+    language: str = "zh"  # the texts below are catalog texts; senders render them in this language
+
+    def said(self) -> tuple[str, list[str]]:
+        """The chat text and options in the reminder's language."""
+        return render(self.text(), self.language), render_all(self.options(), self.language)
+
+    def said_fields(self) -> dict[str, str]:
+        """The template fields in the reminder's language."""
+        return {key: render(value, self.language) for key, value in self.fields().items()}
 
     @property
     def days_left(self) -> int:
@@ -215,38 +229,31 @@ class Reminder:
 
     def title(self) -> str:
         if self.kind == MISSED:
-            return "养老待遇资格认证已过期，请尽快补认证"
-        return "养老待遇资格认证快到期了"
+            return tr("养老待遇资格认证已过期，请尽快补认证")
+        return tr("养老待遇资格认证快到期了")
 
     def note(self) -> str:
         if self.kind == MISSED:
-            return (f"养老金会先暂停发放，补上认证就恢复，停发的钱一般会补发。"
-                    f"回到对话回复“{self.action()}”就能办。")
-        return f"回到对话回复“{self.action()}”就能办。不想再收到提醒，回复“不用提醒了”。"
+            return (tr("养老金会先暂停发放，补上认证就恢复，停发的钱一般会补发。回到对话回复“{action}”就能办。", action=self.action()))
+        return tr("回到对话回复“{action}”就能办。不想再收到提醒，回复“不用提醒了”。", action=self.action())
 
     def action(self) -> str:
         """What to reply to certify here."""
-        return "刷脸认证" if self.role == "self" else "帮家人认证"
+        return tr("刷脸认证") if self.role == "self" else tr("帮家人认证")
 
     def options(self) -> list[str]:
-        return [self.action(), "错过认证时间" if self.kind == MISSED else "怎么认证", "不用提醒了", "转人工"]
+        return [self.action(), tr("错过认证时间") if self.kind == MISSED else tr("怎么认证"), tr("不用提醒了"), tr("转人工")]
 
     def text(self) -> str:
         due = format_date(self.due)
-        subject = "您的" if self.role == "self" else f"您帮 {self.name} 办的"
-        stop = "不想再收到提醒，回复“不用提醒了”。"
+        subject = tr("您的") if self.role == "self" else tr("您帮 {name} 办的", name=self.name)
+        stop = tr("不想再收到提醒，回复“不用提醒了”。")
         if self.kind == MISSED:
-            return (f"提醒：{subject}养老待遇资格认证在 {due} 已经到期，现在还没有认证。\n"
-                    "别着急：养老金会先“暂停发放”，不是取消；补上认证就会恢复发放，"
-                    "停发那几个月的钱一般也会补发。\n"
-                    f"现在就可以在这里补认证（回复“{self.action()}”），也可以带身份证、社保卡"
-                    "去社保局或邮储银行网点办；想知道怎么补办，回复“错过认证时间”。\n" + stop)
-        lead = "再提醒一次" if self.kind == SECOND else "温馨提醒"
+            return (tr("提醒：{subject}养老待遇资格认证在 {due} 已经到期，现在还没有认证。\n别着急：养老金会先“暂停发放”，不是取消；补上认证就会恢复发放，停发那几个月的钱一般也会补发。\n现在就可以在这里补认证（回复“{action}”），也可以带身份证、社保卡去社保局或邮储银行网点办；想知道怎么补办，回复“错过认证时间”。\n", subject=subject, due=due, action=self.action()) + stop)
+        lead = tr("再提醒一次") if self.kind == SECOND else tr("温馨提醒")
         if self.role == "self":
-            return (f"{lead}：您的养老待遇资格认证要在 {due} 前完成，还有 {self.days_left} 天。\n"
-                    "回复“刷脸认证”就能在这里认证，我会一步一步带您。" + stop)
-        return (f"{lead}：{subject}养老待遇资格认证，要在 {due} 前再认证一次，还有 {self.days_left} 天。\n"
-                "到时候请和老人在一起，回复“帮家人认证”就能在这里办。" + stop)
+            return (tr("{lead}：您的养老待遇资格认证要在 {due} 前完成，还有 {days_left} 天。\n回复“刷脸认证”就能在这里认证，我会一步一步带您。", lead=lead, due=due, days_left=self.days_left) + stop)
+        return (tr("{lead}：{subject}养老待遇资格认证，要在 {due} 前再认证一次，还有 {days_left} 天。\n到时候请和老人在一起，回复“帮家人认证”就能在这里办。", lead=lead, subject=subject, due=due, days_left=self.days_left) + stop)
 
     def fields(self) -> dict[str, str]:
         return {"title": self.title(), "pensioner": self.name, "due_date": format_date(self.due),
@@ -300,7 +307,8 @@ class Deliverer:
 
     async def _queued(self, conversation_key: str, reminder: Reminder) -> None:
         try:
-            delivered = await self.outbox.push(conversation_key, [Reply(reminder.text(), reminder.options())])
+            reply = Reply(reminder.text(), reminder.options()).localized(reminder.language)
+            delivered = await self.outbox.push(conversation_key, [reply])
             if conversation_key.split(":", 1)[0] in ("web", "cli"):
                 await self.redis.expire(f"outbox:{conversation_key}", max(WEB_KEEP_S, WEB_QUEUE_TTL_S))
         except BotError as exc:
@@ -338,6 +346,7 @@ class _Candidate:
     kind: str
     row: ReminderDelivery | None
     prefecture: str | None = None  # the ID number's region code, for the Prometheus labels
+    language: str = "zh"  # the chat's when it subscribed
 
 
 async def _candidates(settings: Settings, db: Database, local: datetime,
@@ -353,7 +362,7 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
         rows = (await session.execute(
             select(ReminderSubscription.id, ReminderSubscription.conversation_key,
                    ReminderSubscription.role, Pensioner.id, Pensioner.name, Pensioner.next_due,
-                   Pensioner.id_number)
+                   Pensioner.id_number, ReminderSubscription.language)
             .join(Pensioner, Pensioner.id == ReminderSubscription.pensioner_id)
             .where(ReminderSubscription.active.is_(True), Pensioner.next_due.is_not(None),
                    Pensioner.next_due >= low, Pensioner.next_due <= high,
@@ -366,7 +375,7 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
                     ReminderDelivery.subscription_id.in_(sub_ids), ReminderDelivery.due_date >= low))):
                 existing[(delivery.subscription_id, delivery.due_date, delivery.kind)] = delivery
     found = []
-    for sub_id, key, role, pensioner_id, name, next_due, id_number in rows:
+    for sub_id, key, role, pensioner_id, name, next_due, id_number, language in rows:
         if next_due is None:
             continue
         kind = kind_due(settings, next_due, today)
@@ -381,7 +390,7 @@ async def _candidates(settings: Settings, db: Database, local: datetime,
             if row.status == SENDING and (_aware(row.updated_at) or now_utc) > datetime.now(UTC) - STALE_CLAIM:
                 continue  # another process is sending it right now
         found.append(_Candidate(sub_id, key, role, pensioner_id, mask_name(name), next_due, kind, row,
-                                prefecture_of(id_number)))
+                                prefecture_of(id_number), language or "zh"))
     return found
 
 
@@ -449,7 +458,7 @@ async def run_pass(settings: Settings, db: Database, redis: aioredis.Redis, *,
 async def _deliver(settings: Settings, db: Database, deliverer: Deliverer, audit: Audit,
                    cand: _Candidate, row: ReminderDelivery, local: datetime, now_utc: datetime,
                    result: PassResult) -> None:
-    reminder = Reminder(cand.kind, cand.role, cand.name, cand.due, local.date())
+    reminder = Reminder(cand.kind, cand.role, cand.name, cand.due, local.date(), cand.language)
     attempts = row.attempts + 1
     error: ReminderSendError | None = None
     try:

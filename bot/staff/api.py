@@ -45,7 +45,7 @@ def case_json(case: Case, page: CasePage | None = None) -> dict[str, Any]:
     return extra | {
         "id": case.id, "user_id": case.user_id, "reason": case.reason,
         "reason_label": REASON_LABELS.get(case.reason, case.reason), "status": case.status,
-        "channel": case.channel, "created_at": _iso(case.created_at),
+        "channel": case.channel, "language": case.language or "zh", "created_at": _iso(case.created_at),
         "assigned_to": case.assigned_to, "decision": case.decision,
         "claimed_at": _iso(case.claimed_at), "closed_at": _iso(case.closed_at),
     }

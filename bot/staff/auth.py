@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, Unauthorized
+from bot.core.i18n import LANGUAGES, ZH
 from bot.core.storage.db import Database
 from bot.core.storage.models import StaffUser
 from bot.core.storage.redis import redis_guard
@@ -134,6 +135,16 @@ def password_problem(username: str, password: str) -> str | None:
     return None
 
 
+def parse_languages(value: str | None) -> str:
+    """"zh,bo" / "bo" / "" -> the stored list (Chinese always included); BadRequest otherwise."""
+    codes = [code.strip().lower() for code in (value or "").replace("，", ",").split(",") if code.strip()]
+    unknown = [code for code in codes if code not in LANGUAGES]
+    if unknown:
+        raise BadRequest(f"unknown language {unknown[0]!r}; known: {', '.join(LANGUAGES)}",
+                         code="invalid_languages", user_message="语言只能是 zh（中文）或 bo（藏文）。")
+    return ",".join(code for code in LANGUAGES if code in {ZH, *codes})
+
+
 def validate_new_user(username: str, password: str, role: str) -> None:
     """Raise BadRequest for a bad username, weak password or unknown role."""
     if not USERNAME_RE.match(username):
@@ -156,16 +167,20 @@ class StaffAuth:
         self.hasher = PasswordHasher()
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
 
-    async def create_user(self, username: str, password: str, role: str = "agent") -> StaffUser:
-        """Add a staff member; BadRequest if the name is taken or the input is bad."""
+    async def create_user(self, username: str, password: str, role: str = "agent",
+                          languages: str = ZH) -> StaffUser:
+        """Add a staff member; BadRequest if the name is taken or the input is bad.
+
+        ``languages``: what they chat in, e.g. "zh,bo" for a Tibetan speaker."""
         validate_new_user(username, password, role)
+        languages = parse_languages(languages)
         async with self.db.session() as session:
             taken = await session.scalar(select(StaffUser.id).where(StaffUser.username == username))
             if taken is not None:
                 raise BadRequest("username taken", code="username_taken", status=409,
                                  user_message="这个用户名已经有了。")
             user = StaffUser(username=username, password_hash=await asyncio.to_thread(self.hasher.hash, password),
-                             role=role,
+                             role=role, languages=languages,
                              active=True, failed_logins=0)
             session.add(user)
             await session.flush()
@@ -308,6 +323,16 @@ class StaffAuth:
     async def users(self) -> list[StaffUser]:
         async with self.db.session() as session:
             return list(await session.scalars(select(StaffUser).order_by(StaffUser.username)))
+
+    async def set_languages(self, username: str, languages: str) -> StaffUser:
+        """Mark what a staff member chats in ("zh,bo": Tibetan chats come to them first)."""
+        value = parse_languages(languages)
+        async with self.db.session() as session:
+            user = await session.scalar(select(StaffUser).where(StaffUser.username == username))
+            if user is None:
+                raise BadRequest("no such user", code="unknown_user", status=404, user_message="没有这个用户。")
+            user.languages = value
+            return user
 
     async def set_active(self, user_id: int, active: bool) -> StaffUser:
         async with self.db.session() as session:

@@ -20,6 +20,8 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from bot.core.conversation import Frame, Mode
 from bot.core.errors import BadRequest, Forbidden, NotFound
+from bot.core.facts import format_date
+from bot.core.i18n import LANGUAGE_NAMES, ZH, tr
 from bot.core.messages import Reply
 from bot.core.outbox import SEND_FAILED, DeliveryFailed
 from bot.core.storage.models import (
@@ -47,8 +49,8 @@ RECENT_CASE_DAYS = 90  # decided cases of the same pensioner this recent are "re
 DECISION_ACTIONS = ("case_approved", "case_rejected", "case_resolved", "approval_requested",
                     "approval_declined", "hand_back", "assign_case", "claim_case", "pull_chat")
 CONVERSATION_KEY_RE = re.compile(r"^[a-z]{2,16}:[A-Za-z0-9_.:@\-]{1,128}$")
-STAFF_PREFIX = "工作人员："
-GREETING = "您好，我是社保经办机构的工作人员，已经看到您的问题，接下来由我为您服务。"
+STAFF_PREFIX = tr("工作人员：")  # what reaches the user goes through the catalog
+GREETING = tr("您好，我是社保经办机构的工作人员，已经看到您的问题，接下来由我为您服务。")
 
 
 @dataclass
@@ -108,8 +110,7 @@ class NeedsAcknowledgement(CaseConflict):
 
     def __init__(self, detail: str, cases: list[Case]) -> None:
         numbers = "、".join(f"#{c.id}" for c in cases)
-        super().__init__(detail, user_message=f"同一位退休人员还有其他案件（{numbers}），"
-                         "结论可能互相矛盾。请先看一下这些案件，确认后再提交。")
+        super().__init__(detail, user_message=f"同一位退休人员还有其他案件（{numbers}），结论可能互相矛盾。请先看一下这些案件，确认后再提交。")
         self.cases = cases
 
 
@@ -133,7 +134,8 @@ def photo_available(attempt: CertificationAttempt | FaceTemplate, now: datetime 
 
 
 def due_text(due: date) -> str:
-    return f"{due.year}年{due.month}月{due.day}日"
+    """The date as the user reads it (Tibetan order and digits in a Tibetan chat)."""
+    return format_date(due)
 
 
 async def note_first_reply(session: Any, case_id: int) -> None:
@@ -171,8 +173,28 @@ class StaffDesk:
                             user_message="这个案件由其他工作人员处理。")
         return case
 
+    async def languages_of(self, staff_id: int) -> list[str]:
+        """The languages a staff member chats in (Chinese at least)."""
+        async with self.db.session() as session:
+            user = await session.get(StaffUser, staff_id)
+        return user.language_list if user is not None else [ZH]
+
+    async def reserved_for_speakers(self, staff: StaffSession, case: Case) -> bool:
+        """A chat in a language this person does not speak (Tibetan) is kept for the colleagues
+        who do for ``staff.language_first_s`` after it started waiting, when one is active."""
+        window = self.services.settings.staff.language_first_s
+        if case.language == ZH or window <= 0 or case.language in await self.languages_of(staff.staff_id):
+            return False
+        created = aware(case.created_at)
+        if created is None or (datetime.now(timezone.utc) - created).total_seconds() >= window:
+            return False
+        async with self.db.session() as session:
+            speakers = await session.scalars(select(StaffUser).where(StaffUser.active.is_(True)))
+            return any(case.language in user.language_list for user in speakers)
+
     async def list_cases(self, staff: StaffSession, status: str | None = None) -> list[Case]:
-        """Waiting cases oldest first, then the others newest first."""
+        """Waiting cases oldest first (those in a language this person speaks besides Chinese,
+        e.g. Tibetan, before the others), then the others newest first."""
         query = select(Case)
         if not staff.is_supervisor:
             query = query.where(or_(Case.status == "waiting", Case.assigned_to == staff.staff_id))
@@ -180,7 +202,9 @@ class StaffDesk:
             query = query.where(Case.status == status)
         async with self.db.session() as session:
             rows = list(await session.scalars(query.order_by(Case.created_at.desc()).limit(500)))
-        waiting = sorted((c for c in rows if c.status == "waiting"), key=lambda c: (c.created_at, c.id))
+        spoken = set(await self.languages_of(staff.staff_id)) - {ZH}
+        waiting = sorted((c for c in rows if c.status == "waiting"),
+                         key=lambda c: (c.language not in spoken, c.created_at, c.id))
         others = [c for c in rows if c.status != "waiting"]
         return waiting + others
 
@@ -310,6 +334,9 @@ class StaffDesk:
     async def claim(self, staff: StaffSession, case_id: int) -> Case:
         """Take a waiting case; exactly one of several racing staff wins (409 for the rest)."""
         case = await self.get_case(case_id)  # a case claimed by someone else is a 409, not a 403
+        if case.status == "waiting" and await self.reserved_for_speakers(staff, case):
+            raise CaseConflict(f"case {case_id} is kept for {case.language} speakers",
+                               user_message=f"这是{LANGUAGE_NAMES.get(case.language, case.language)}对话，先留给会这种语言的同事认领；稍后如果还没人认领，您就可以认领。")
         await self._take(case, staff.staff_id)
         await self.db.audit(staff.actor, "claim_case", target=f"case:{case_id}")
         await self._greet(case_id, case.conversation_key, staff.staff_id)
@@ -533,7 +560,7 @@ class StaffDesk:
             session.add(CaseMessage(case_id=case.id, author="note", staff_id=staff.staff_id,
                                     text="申请审核通过，等待主管复核。理由：" + note_text
                                     + "\n与证据不符之处：" + "".join(concerns)))
-        text = "工作人员正在复核您的材料，复核完会马上告诉您结果，请耐心等待。"
+        text = tr("工作人员正在复核您的材料，复核完会马上告诉您结果，请耐心等待。")
         async with self.db.session() as session:
             session.add(CaseMessage(case_id=case.id, author="bot", text=text))
         await self.services.outbox.push(case.conversation_key, [Reply(text)])
@@ -597,13 +624,13 @@ class StaffDesk:
             await self.services.events.record(
                 Step.APPROVED, Chat(case.conversation_key, case.channel, proxy=bool(case.proxy)),
                 pensioner_id=case.pensioner_id, case_id=case_id)
-            replies.append(Reply(f"好消息：工作人员已经人工审核通过，今年的养老待遇资格认证完成了。"
-                                 f"下次请在{due_text(due)}前再认证。"))
+            replies.append(Reply(tr("好消息：工作人员已经人工审核通过，今年的养老待遇资格认证完成了。下次请在{due}前再认证。", due=due_text(due))))
         elif decision == "rejected":
-            replies.append(Reply(f"工作人员审核后，这次认证没有通过。原因：{note_text}\n"
-                                 "您可以按上面说的重新办理，或带上身份证到社区、社保经办机构现场认证。"))
+            replies.append(Reply(tr("工作人员审核后，这次认证没有通过。原因：{note}\n"
+                                    "您可以按上面说的重新办理，或带上身份证到社区、社保经办机构现场认证。",
+                                    note=note_text)))
         else:
-            replies.append(Reply("工作人员已经处理完您的问题。"))
+            replies.append(Reply(tr("工作人员已经处理完您的问题。")))
         replies.append(Reply(SURVEY_QUESTION, list(SURVEY_OPTIONS)))
         async with self.db.session() as session:
             for reply in replies:
@@ -623,7 +650,7 @@ class StaffDesk:
             self._require_handler(staff, case)
             status_from = "claimed"
         await self._close(case, status_from, "handed_back", None, "bot")
-        text = "工作人员已经把对话交还给小助手。还有什么可以帮您？请回复数字选择："
+        text = tr("工作人员已经把对话交还给小助手。还有什么可以帮您？请回复数字选择：")
         async with self.db.session() as session:
             session.add(CaseMessage(case_id=case_id, author="bot", text=text))
         await self.services.outbox.push(case.conversation_key, [Reply(text, list(MENU_LABELS))])

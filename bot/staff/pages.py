@@ -299,7 +299,8 @@ async def users_add(request: web.Request, staff: StaffSession) -> web.StreamResp
     username, password, role = form.get("username"), form.get("password"), form.get("role") or "agent"
     if not all(isinstance(v, str) for v in (username, password, role)):
         raise BadRequest("bad form", code="invalid_form", user_message="请填写完整。")
-    user = await request.app[AUTH].create_user(str(username).strip(), str(password), str(role))
+    languages = form.get("languages") or "zh"
+    user = await request.app[AUTH].create_user(str(username).strip(), str(password), str(role), str(languages))
     await request.app[keys.SERVICES].db.audit(staff.actor, "staff_add", target=f"staff:{user.username}",
                                               role=user.role)
     return see_other("/staff/users?msg=已新增")

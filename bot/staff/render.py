@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.core.conversation import Conversation
+from bot.core.i18n import LANGUAGE_NAMES, ZH
 from bot.core.logs import mask, mask_id_number
 from bot.core.storage.models import (
     AuditLog,
@@ -150,6 +151,13 @@ def error_body(title: str, message: str) -> str:
 # ---------------------------------------------------------------- queue page
 
 
+def language_badge(language: str | None) -> str:
+    """The chat's language for staff: 中文, or 藏文 highlighted (goes to Tibetan speakers first)."""
+    code = language or ZH
+    name = escape(LANGUAGE_NAMES.get(code, code))
+    return name if code == ZH else f'<span class="lang lang-{escape(code)}" title="{escape(code)}">{name}</span>'
+
+
 def since(moment: datetime | None, now: float | None = None) -> str:
     """How long ago, in words (``—`` when unknown)."""
     return waited(moment, now) + "前" if moment is not None else "—"
@@ -176,12 +184,13 @@ def case_rows(cases: list[Case], empty: str, names: dict[int, str] | None = None
             f"<td>{label(REASON_LABELS, case.reason)}</td>"
             f"<td>{escape(who_for(case, page))}</td>"
             f"<td>{label(CHANNEL_LABELS, case.channel)}</td>"
+            f"<td>{language_badge(case.language)}</td>"
             f'<td class="status-{escape(case.status)}">{label(STATUS_LABELS, case.status)}</td>'
             f"<td>{escape(waited(case.created_at, now)) if case.status == 'waiting' else '—'}</td>"
             f"<td>{last}</td>"
             f"<td>{who}</td>"
             f'<td><a href="/staff/cases/{case.id}">查看</a></td></tr>')
-    return table(["案件", "原因", "退休人员", "渠道", "状态", "已等待", "用户最后发言", "处理人", ""], rows)
+    return table(["案件", "原因", "退休人员", "渠道", "语言", "状态", "已等待", "用户最后发言", "处理人", ""], rows)
 
 
 def who_for(case: Case, page: CasePage | None) -> str:
@@ -246,12 +255,13 @@ def recent(staff: StaffSession, chats: list[tuple[str, Conversation, float]], tz
         if conv.mode != "human":
             action = post_button(staff, "/staff/pull", "接入",
                                  f'<input type="hidden" name="conversation_key" value="{escape(key)}">')
-        rows.append(f"<tr><td>{label(CHANNEL_LABELS, conv.channel)}</td><td>{escape(conv.user_id[:24])}</td>"
+        rows.append(f"<tr><td>{label(CHANNEL_LABELS, conv.channel)}</td><td>{language_badge(conv.language)}</td>"
+                    f"<td>{escape(conv.user_id[:24])}</td>"
                     f"<td>{escape(mask(last)[:60])}</td><td>{label(MODE_LABELS, conv.mode)}</td>"
                     f"<td>{escape(fmt_time(at, tz))}</td><td>{action}</td></tr>")
     if not rows:
         return "<p>最近没有对话。</p>"
-    return table(["渠道", "用户", "最后一句", "状态", "时间", ""], rows)
+    return table(["渠道", "语言", "用户", "最后一句", "状态", "时间", ""], rows)
 
 
 def queue_body(staff: StaffSession, parts: dict[str, str], failures_html: str, message: str) -> str:
@@ -516,7 +526,8 @@ def head(staff: StaffSession, ctx: CaseContext, tz: Any) -> str:
     return template("case_head.html").substitute(
         case_id=case.id, reason=label(REASON_LABELS, case.reason), status=escape(case.status),
         state_key=escape(state_key(case)), status_label=label(STATUS_LABELS, case.status),
-        channel=label(CHANNEL_LABELS, case.channel), user=escape(case.user_id),
+        channel=label(CHANNEL_LABELS, case.channel) + " · 语言：" + language_badge(case.language),
+        user=escape(case.user_id),
         assignee=escape(ctx.assignee or "—"), created=escape(fmt_time(case.created_at, tz)),
         claimed=escape(fmt_time(case.claimed_at, tz)), closed=escape(fmt_time(case.closed_at, tz)),
         decision=decision, actions=case_actions(staff, ctx))
@@ -550,10 +561,12 @@ def users_body(staff: StaffSession, users: list[StaffUser], message: str, now: d
         toggle = post_button(staff, f"/staff/users/{user.id}/{'deactivate' if user.active else 'activate'}",
                              "停用" if user.active else "启用")
         unlock = post_button(staff, f"/staff/users/{user.id}/unlock", "解锁")
+        speaks = "、".join(LANGUAGE_NAMES.get(code, code) for code in user.language_list)
         rows.append(f"<tr><td>{escape(user.username)}</td><td>{'主管' if user.role == 'supervisor' else '办事员'}</td>"
+                    f"<td>{escape(speaks)}</td>"
                     f"<td>{escape(state)}</td><td>{user.failed_logins}</td><td>{toggle} {unlock}</td></tr>")
     return template("users.html").substitute(
-        flash=flash(message), users=table(["用户名", "角色", "状态", "连续失败", ""], rows),
+        flash=flash(message), users=table(["用户名", "角色", "语言", "状态", "连续失败", ""], rows),
         csrf=escape(staff.csrf))
 
 

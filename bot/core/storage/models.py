@@ -92,6 +92,12 @@ class StaffUser(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The languages this person can chat in ("zh" or "zh,bo"); cases in them come to them first.
+    languages: Mapped[str] = mapped_column(String(32), default="zh", server_default="zh")
+
+    @property
+    def language_list(self) -> list[str]:
+        return [code for code in (self.languages or "zh").split(",") if code]
 
 
 class Case(Base):
@@ -106,6 +112,7 @@ class Case(Base):
     channel: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")  # the chat's
     status: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
     assigned_to: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     pensioner_id: Mapped[int | None] = mapped_column(ForeignKey("pensioners.id"))
@@ -177,6 +184,7 @@ class ReminderSubscription(Base):
     channel: Mapped[str] = mapped_column(String(16))
     pensioner_id: Mapped[int] = mapped_column(ForeignKey("pensioners.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))  # self | family
+    language: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")  # of the reminders
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
