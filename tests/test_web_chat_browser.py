@@ -80,7 +80,9 @@ async def test_elderly_user_on_a_phone(aiohttp_server: Any, app: web.Application
             # The greeting comes from the server and is not shown as the user's own message.
             await page.wait_for_selector(".msg.bot >> text=青海养老金资格认证小助手")
             assert await page.locator(".msg.me").count() == 0, "no phantom message"
-            assert await page.locator(".msg.bot .options button").count() == 5
+            # Five choices plus the language switch (issue 19), shown in both scripts.
+            assert await page.locator(".msg.bot .options button").count() == 6
+            assert await page.locator(".msg.bot .options button >> text=藏文").count() == 1
 
             # Larger text, remembered.
             before = await page.evaluate("getComputedStyle(document.querySelector('.msg')).fontSize")
