@@ -23,11 +23,9 @@ import logging
 import time
 import uuid
 
-import orjson
-
 from bot.core.conversation import Frame, Mode, chat_lock_key
 from bot.core.errors import AddressLimited, DatabaseUnavailable, RateLimited, StorageUnavailable
-from bot.core.i18n import LANGUAGES, ZH, tr
+from bot.core.i18n import language_of_state, tr
 from bot.core.limits import address_bucket
 from bot.core.messages import Reply
 from bot.core.pipeline import BatchedStep, Middleware, NextStep, RedisBatch, Turn
@@ -84,14 +82,7 @@ class Deduplicate(BatchedStep):
 
 def prefetched_language(turn: Turn) -> str:
     """The chat's language from the opening batch (for steps before ``ConversationState``)."""
-    raw = turn.prefetched.get("conv_raw")
-    if not raw:
-        return ZH
-    try:
-        language = orjson.loads(raw).get("language", ZH)
-    except (orjson.JSONDecodeError, AttributeError):
-        return ZH
-    return language if language in LANGUAGES else ZH
+    return language_of_state(turn.prefetched.get("conv_raw"))
 
 
 class RateLimit(BatchedStep):

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 ZH = "zh"  # the source language (Simplified Chinese): msgids are written in it
@@ -44,6 +46,17 @@ _TO_ARABIC = str.maketrans(TIBETAN_DIGITS, "0123456789")
 _TO_TIBETAN = str.maketrans("0123456789", TIBETAN_DIGITS)
 _TIBETAN_LETTER = re.compile(r"[\u0F40-\u0FBC]")  # consonants, vowel signs, subjoined letters
 _OTHER_LETTER = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+
+
+def language_of_state(raw: bytes | str | None) -> str:
+    """The language saved in a conversation's raw Redis state; Chinese when absent or unreadable."""
+    if not raw:
+        return ZH
+    try:
+        language = orjson.loads(raw).get("language", ZH)
+    except (orjson.JSONDecodeError, AttributeError):
+        return ZH
+    return language if language in LANGUAGES else ZH
 
 
 class Text(str):

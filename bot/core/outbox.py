@@ -13,11 +13,10 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import orjson
 import redis.asyncio as aioredis
 
 from bot.core.errors import ExternalServiceError
-from bot.core.i18n import LANGUAGES, ZH, tr
+from bot.core.i18n import ZH, language_of_state, tr
 from bot.core.messages import Reply
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 
@@ -74,13 +73,7 @@ class Outbox:
         except REDIS_ERRORS as exc:  # the sender will meet the same trouble and report it
             log.warning("no language for %s: %s", conversation_key.split(":", 1)[0], exc.__class__.__name__)
             return ZH
-        if not raw:
-            return ZH
-        try:
-            language = orjson.loads(raw).get("language", ZH)
-        except (orjson.JSONDecodeError, AttributeError):
-            return ZH
-        return language if language in LANGUAGES else ZH
+        return language_of_state(raw)
 
     @redis_guard
     async def _queue_for_web(self, conversation_key: str, replies: Sequence[Reply]) -> None:
