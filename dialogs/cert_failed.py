@@ -16,17 +16,7 @@ from bot.core.facts import NO_MODEL
 from bot.core.i18n import tr
 from bot.core.messages import Reply
 from dialogs.common import certify_here, finish_option
-from dialogs.engine import (
-    Dialog,
-    DialogContext,
-    Finish,
-    Goto,
-    Handoff,
-    NotUnderstood,
-    Option,
-    State,
-    Step,
-)
+from dialogs.engine import Dialog, DialogContext, Finish, Goto, Handoff, NotUnderstood, Option, State, Step
 from nlu.rules import normalise
 
 MAX_TRIES = 2  # after this many "still failing" answers, offer appeal and a person
