@@ -63,7 +63,6 @@ UNSUPPORTED_TEXT = tr("我现在能看懂文字、语音和照片。请您打字
 VOICE_NO_TEXT = (tr("这条语音我没能听清楚（没有收到语音转成的文字）。"
                  "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。"))
 TOO_LONG_TEXT = tr("您的消息太长了，请分成几条短一点的消息发给我。")
-ERROR_TEXT = tr("系统出了点问题，请稍后再试。")
 PHOTO_FAILED_TEXT = tr("照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。")
 PHOTO_TOO_LARGE_TEXT = tr("这张照片太大了，请直接用手机拍一张普通照片发过来（10MB 以内）。这次不算次数。")
 
@@ -445,8 +444,8 @@ class _Replier:
 
 
 def error_text(exc: BaseException) -> str:
-    """What the user reads when a turn failed."""
-    return exc.user_message if isinstance(exc, BotError) else ERROR_TEXT
+    """What the user reads when a turn failed (BotError's own message when it is not one)."""
+    return exc.user_message if isinstance(exc, BotError) else BotError.user_message
 
 
 # ---------------------------------------------------------------- app wiring
