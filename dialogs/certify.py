@@ -31,7 +31,7 @@ from bot.records.attempts import FailedToday, claim_cap_alert, day_start, eviden
 from bot.records.cases import CaseLimited
 from bot.records.events import Chat, FailureCause
 from bot.records.events import Step as EventStep
-from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, format_date, masked
+from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, TO_MENU, already_certified, format_date
 from dialogs.engine import (
     ChatServices,
     Dialog,
@@ -47,7 +47,7 @@ from dialogs.engine import (
 )
 from dialogs.face_queue import note, too_long, verifying_text
 from dialogs.family_verdict import proxy_certified
-from dialogs.identity import IdentityForm, note_id_given
+from dialogs.identity import IdentityForm
 from dialogs.menu import to_main_menu
 from dialogs.reminders import offer_after_success
 from face.liveness import ASK, HARD, WHY, choose
@@ -60,10 +60,6 @@ ASK_ID = (tr("好的，我们就在这里刷脸认证，一共三步，很简单
           "第一步：请输入要认证的老人的18位身份证号码（给自己认证就输入自己的）。"))
 ASK_ID_AGAIN = tr("请重新输入18位身份证号码。")
 ASK_NAME = tr("第二步：请输入这位老人的姓名（和身份证上一样）。")
-MISMATCH = (tr("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入身份证号码。"
-            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。"))
-MISMATCH_FINAL = (tr("还是对不上。可能是登记的信息需要更正，请带上身份证到社保经办机构核对；"
-                  "也可以让工作人员帮您查一查。"))
 SELFIE = (tr("{step}请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
           "1. 正对手机，脸放在画面中间，从头顶到下巴都要拍进去；\n"
           "2. 不戴帽子、口罩、墨镜，头发不要挡住眼睛和眉毛；\n"
@@ -160,6 +156,18 @@ async def _cap_step(ctx: DialogContext, pensioner_id: int, failed: FailedToday) 
     return Finish([Reply(CAP_REACHED, [tr("转人工"), tr("回主菜单")])])
 
 
+async def _no_attempt_left(ctx: DialogContext, pensioner_id: int) -> Step | None:
+    """Before a selfie: the pensioner's cap (staff alerted) or this chat's own limit (the
+    appeal) stops it; None when an attempt is still allowed."""
+    msg = ctx.turn.msg
+    failed = await _failed_today(ctx.services, pensioner_id, msg.channel, msg.user_id)
+    if _capped(ctx.services, failed):
+        return await _cap_step(ctx, pensioner_id, failed)
+    if _left(ctx.services, failed) <= 0:
+        return Goto("appeal")
+    return None
+
+
 def chat_of(ctx: DialogContext) -> Chat:
     """The chat as the dashboard's events see it (channel, proxy; no identity)."""
     return Chat(ctx.conversation.key, ctx.turn.msg.channel, proxy=bool(ctx.slots.get("proxy")))
@@ -199,9 +207,7 @@ async def _start(ctx: DialogContext) -> Step | None:
     given = IDENTITY.offered_id(ctx)
     if given and not ctx.slots.get("_id_heard") and not ctx.slots.get("name_tries"):
         ctx.slots["_id_heard"] = True
-        ctx.slots["id_number"] = given
-        await note_id_given(ctx, str(given))
-        return Goto("ask_name", [Reply(tr("第一步：身份证号 {masked}，已经收到。", masked=masked(str(given))))])
+        return await IDENTITY.use_offered_id(ctx, given, tr("第一步：身份证号 {masked}，已经收到。"))
     return None
 
 
@@ -216,8 +222,8 @@ async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     return await _after_identity(ctx)
 
 
-IDENTITY = IdentityForm("certify", identified=_identified, retry_state="start",
-                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS, record_steps=True)
+IDENTITY = IdentityForm("certify", identified=_identified, retry_state="start", menu_options=MENU_OPTIONS,
+                        record_steps=True)
 
 
 async def _after_identity(ctx: DialogContext) -> Step:
@@ -228,13 +234,8 @@ async def _after_identity(ctx: DialogContext) -> Step:
         await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.NO_MODEL,
                                      pensioner_id=pensioner_id)
         return Finish([Reply(NOT_ENROLLED, [tr("转人工"), tr("回主菜单")])])
-    msg = ctx.turn.msg
-    failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
-    if _capped(services, failed):
-        return await _cap_step(ctx, pensioner_id, failed)
-    if _left(services, failed) <= 0:
-        return Goto("appeal")
-    return Goto("selfie")
+    stopped = await _no_attempt_left(ctx, pensioner_id)
+    return stopped if stopped is not None else Goto("selfie")
 
 
 async def _on_selfie(ctx: DialogContext, text: str) -> Step:
@@ -263,12 +264,10 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
         await services.events.record(EventStep.FAILED, chat_of(ctx), cause=FailureCause.QUALITY,
                                      pensioner_id=pensioner_id)
         return Stay([Reply(ADVICE[refused])])
+    stopped = await _no_attempt_left(ctx, pensioner_id)
+    if stopped is not None:
+        return stopped
     msg = ctx.turn.msg
-    failed = await _failed_today(services, pensioner_id, msg.channel, msg.user_id)
-    if _capped(services, failed):
-        return await _cap_step(ctx, pensioner_id, failed)
-    if _left(services, failed) <= 0:
-        return Goto("appeal")
     face = _face(ctx)
     if face is None:
         return Stay([Reply(UNAVAILABLE)])
@@ -331,9 +330,6 @@ async def _other_methods(ctx: DialogContext) -> Step:
 async def _to_person(ctx: DialogContext) -> Step:
     return Handoff("user_request")
 
-
-async def _info_mismatch(ctx: DialogContext) -> Step:
-    return Handoff("info_mismatch")
 
 # ---------------------------------------------------------------- the pose challenge (issue 21)
 
@@ -480,14 +476,10 @@ certify = Dialog(
     states={
         "start": State(prompt=lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID),
                        on_input=IDENTITY.take, on_enter=_start,
-                       options=[Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))],
-                       may_go=("ask_name", "selfie", "appeal", "end")),
+                       options=[TO_MENU], may_go=("ask_name", "selfie", "appeal", "end")),
         "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
-                          options=[Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))],
-                          may_go=("start", "mismatch", "selfie", "appeal", "end")),
-        "mismatch": State(prompt=MISMATCH_FINAL, options=[
-            Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
-            Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),
+                          options=[TO_MENU], may_go=("start", "mismatch", "selfie", "appeal", "end")),
+        "mismatch": IDENTITY.mismatch_state(),
         "selfie": State(prompt=lambda ctx: Reply(_selfie_text(ctx.slots), SELFIE_OPTIONS),
                         on_input=_on_selfie,
                         options=[Option(tr("换其他方式认证"), run=_other_methods, words=("其他方式",)),

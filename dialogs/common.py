@@ -17,7 +17,7 @@ from bot.core.messages import Reply
 from bot.core.storage.models import Pensioner
 from bot.records.pensioners import names_match
 from dialogs.engine import Dialog, DialogContext, Finish, Goto, NotUnderstood, Option, State, Stay, Step
-from dialogs.menu import MENU_LABELS
+from dialogs.menu import MENU_LABELS, to_main_menu
 from nlu import entities
 
 YES_WORDS = ("是", "对", "是的", "对的", "嗯", "好", "好的", "有", "会", "能", "可以", "行",
@@ -305,6 +305,8 @@ __all__ = [
 
 # Shared by certify, family and the reminders.
 MENU_OPTIONS = MENU_LABELS
+# The way out at the questions of certify and family.
+TO_MENU = Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))
 
 NOT_ENROLLED = (tr("系统里还没有这位老人的人脸模型，所以暂时不能在这里刷脸认证。\n") + NO_MODEL
                 + tr("建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。"))

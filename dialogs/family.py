@@ -31,14 +31,13 @@ from bot.records import proxy_links
 from bot.records.events import Chat, FailureCause
 from bot.records.events import Step as EventStep
 from bot.records.reminders import subscribe
-from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, already_certified, masked
+from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, TO_MENU, already_certified
 from dialogs.engine import (
     ChatServices,
     Dialog,
     DialogContext,
     Finish,
     Goto,
-    Handoff,
     NotUnderstood,
     Option,
     StartDialog,
@@ -46,7 +45,7 @@ from dialogs.engine import (
     Step,
     option_number,
 )
-from dialogs.identity import IdentityForm, note_id_given
+from dialogs.identity import PENSIONERS, IdentityForm
 from dialogs.menu import to_main_menu
 from dialogs.reminders import due_text, yes_no
 from nlu.rules import normalise
@@ -82,10 +81,6 @@ INTRO = (tr("好的，我来帮您替家里老人做养老待遇资格认证（�
          "请先告诉我：您是老人的什么人？"))
 ASK_ID = tr("请输入老人的18位身份证号码。")
 ASK_NAME = tr("请输入老人的姓名（和身份证上一样）。")
-MISMATCH = (tr("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入老人的身份证号码。"
-            "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。"))
-MISMATCH_FINAL = (tr("还是对不上。可能是登记的信息需要更正，请带上老人的身份证到社保经办机构核对；"
-                  "也可以让工作人员帮您查一查。"))
 PRESENCE = (tr("核对好了。刷脸之前请您看清楚：\n"
             "1. 老人本人必须在场，而且同意由您帮忙认证；\n"
             "2. 要拍的是老人的脸，而且是现在当场拍，不能用以前的照片，也不能拍您自己；\n"
@@ -171,9 +166,7 @@ async def _ask_id_enter(ctx: DialogContext) -> Step | None:
         await ctx.services.events.record(EventStep.STARTED, chat)
         given = IDENTITY.offered_id(ctx)
         if given:
-            ctx.slots["id_number"] = given
-            await note_id_given(ctx, str(given))
-            return Goto("ask_name", [Reply(tr("收到老人的身份证号 {masked}。", masked=masked(str(given))))])
+            return await IDENTITY.use_offered_id(ctx, given, tr("收到老人的身份证号 {masked}。"))
     return None
 
 
@@ -308,16 +301,12 @@ _remind_yes, _remind_no, _on_reminder = yes_no(_remind, tr("要提醒请回复 1
                                                no=_NEGATION, yes=re.compile(r"提醒|要|好|可以|行"))
 
 
-async def _info_mismatch(ctx: DialogContext) -> Step:
-    return Handoff("info_mismatch")
-
-
 def _remind_prompt(ctx: DialogContext) -> Reply:
     return Reply(REMIND_QUESTION.format(days=ctx.services.settings.reminders.days_before))
 
 
 IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
-                        mismatch_text=MISMATCH, menu_options=MENU_OPTIONS,
+                        whose=PENSIONERS, menu_options=MENU_OPTIONS,
                         id_hint=tr("请输入老人的18位身份证号码，比如 630102195003150021。"),
                         record_steps=True)
 
@@ -325,8 +314,6 @@ IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
 def _limit_prompt(ctx: DialogContext) -> Reply:
     return Reply(LIMIT.format(limit=ctx.services.settings.family.max_pensioners_per_year))
 
-
-_TO_MENU = Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))
 
 family = Dialog(
     name=NAME,
@@ -339,23 +326,21 @@ family = Dialog(
         "relationship": State(
             prompt=INTRO, on_enter=_on_enter, on_input=_on_relationship,
             options=[*(Option(rel, goto="ask_id", set={"relationship": rel}) for rel in RELATIONSHIPS),
-                     Option(MANAGE, goto="manage", words=("管理", "移除", "解除")), _TO_MENU],
+                     Option(MANAGE, goto="manage", words=("管理", "移除", "解除")), TO_MENU],
             may_go=("ask_id", "manage")),
-        "ask_id": State(prompt=ASK_ID, on_input=IDENTITY.take, on_enter=_ask_id_enter, options=[_TO_MENU],
+        "ask_id": State(prompt=ASK_ID, on_input=IDENTITY.take, on_enter=_ask_id_enter, options=[TO_MENU],
                         may_go=("ask_name", "mismatch", "limit", "consent", "end")),
         "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
-                          options=[_TO_MENU],
+                          options=[TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
-        "mismatch": State(prompt=MISMATCH_FINAL, options=[
-            Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
-            Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),
+        "mismatch": IDENTITY.mismatch_state(),
         "limit": State(prompt=_limit_prompt, options=[
             Option(MANAGE, goto="manage", words=("管理", "移除")),
             Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),
         "consent": State(prompt=PRESENCE, on_input=_on_consent, options=[
             Option(CONSENT, run=_consent, words=("已同意并在场", "同意并在场")),
             Option(NOT_PRESENT, run=_not_present, words=("不在身边", "不在")),
-            _TO_MENU], may_go=("certify", "limit")),
+            TO_MENU], may_go=("certify", "limit")),
         "manage": State(prompt=_manage_prompt, on_enter=_manage_enter, on_input=_on_manage,
                         may_go=("confirm_remove", "end")),
         "confirm_remove": State(

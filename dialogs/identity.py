@@ -11,7 +11,9 @@ slots are used (``memory["heard"]``).
 
 Used by certify, family and the status query (their ``ask_id`` / ``ask_name`` states call
 :meth:`IdentityForm.take`, the name question enters with :meth:`IdentityForm.heard_name`), and by the home-visit form (its ``validate_id_number`` and
-``validate_name`` are these).
+``validate_name`` are these). Certify and family also share the form's mismatch texts (the
+family flow says whose ID number: the pensioner's) and its ``mismatch`` state
+(:meth:`IdentityForm.mismatch_state`).
 """
 
 from __future__ import annotations
@@ -25,11 +27,35 @@ from bot.core.storage.models import Pensioner
 from bot.records.events import Chat
 from bot.records.events import Step as EventStep
 from dialogs.common import ID_INVALID, check_identity, find_id, heard, masked, name_in, take_heard_name
-from dialogs.engine import DialogContext, Form, Goto, Invalid, NotUnderstood, Stay, Step
+from dialogs.engine import (
+    DialogContext,
+    Form,
+    Goto,
+    Handoff,
+    Invalid,
+    NotUnderstood,
+    Option,
+    State,
+    Stay,
+    Step,
+)
+from dialogs.menu import to_main_menu
 from nlu.entities import id_checksum_ok, normalise_digits, plausible_name
 
 NAME_INVALID = tr("请只发老人的姓名（和身份证上一样），比如：张桂兰。")
+# A wrong name (the ID is asked again), then too many wrong names (the ``mismatch`` state).
+# {whose}: empty where the chat may certify itself, PENSIONERS in the family flow.
+MISMATCH = tr("身份证号码和姓名对不上，或者系统里没有这位老人的参保信息。请核对后重新输入{whose}身份证号码。"
+              "都没错的话，可以打12333或到当地社保经办机构核对，也可以回复“转人工”。")
+MISMATCH_FINAL = tr("还是对不上。可能是登记的信息需要更正，请带上{whose}身份证到社保经办机构核对；"
+                    "也可以让工作人员帮您查一查。")
+# i18n: "the pensioner's", put before 身份证 ("ID card") in the two texts above
+PENSIONERS = tr("老人的")
 Identified = Callable[[DialogContext, Pensioner], Awaitable[Step]]
+
+
+async def _info_mismatch(ctx: DialogContext) -> Step:
+    return Handoff("info_mismatch")
 
 
 async def note_id_given(ctx: DialogContext, id_number: str) -> None:
@@ -47,14 +73,15 @@ class IdentityForm(Form):
     slots = ("id_number", "name")
 
     def __init__(self, flow: str, *, identified: Identified | None = None, retry_state: str = "ask_id",
-                 mismatch_text: str = "", menu_options: list[str] | None = None,
+                 whose: str = "", menu_options: list[str] | None = None,
                  id_hint: str = tr("请输入18位身份证号码，比如 630102195003150021。"),
                  name_hint: str = tr("请输入老人的姓名，比如：张桂兰。"), record_steps: bool = False) -> None:
         self.flow = flow
         self.record_steps = record_steps  # certification flows count "ID given" for the dashboard
         self.identified = identified
         self.retry_state = retry_state
-        self.mismatch_text = mismatch_text
+        self.whose = whose  # in the mismatch texts: whose ID number to check
+        self.mismatch_text = MISMATCH.format(whose=whose)
         self.menu_options = list(menu_options or [])
         self.id_hint = id_hint
         self.name_hint = name_hint
@@ -88,11 +115,25 @@ class IdentityForm(Form):
         return name
 
     # -- what a flow's states call
+    def mismatch_state(self) -> State:
+        """The flow's ``mismatch`` state (:func:`check_identity` goes there after too many wrong
+        names): staff can check the registered details, or back to the menu."""
+        return State(prompt=MISMATCH_FINAL.format(whose=self.whose), options=[
+            Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
+            Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))])
+
     def offered_id(self, ctx: DialogContext) -> str | None:
         """An ID number the chat already gave: in the opening message, or offered by the flow
         that led here (``memory["id_offered"]``, used once)."""
         given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
         return str(given) if given else None
+
+    async def use_offered_id(self, ctx: DialogContext, id_number: str, said: str) -> Step:
+        """Take the :meth:`offered_id` and go on to the name question, saying ``said``
+        (its ``{masked}``: the masked ID number)."""
+        ctx.slots["id_number"] = id_number
+        await note_id_given(ctx, id_number)
+        return Goto("ask_name", [Reply(said.format(masked=masked(id_number)))])
 
     def heard_name(self) -> Callable[[DialogContext], Awaitable[Step | None]]:
         """The name question's ``on_enter``: a name the opening message gave is taken once,
@@ -150,4 +191,4 @@ class IdentityForm(Form):
         return await self.identified(ctx, found)
 
 
-__all__ = ["NAME_INVALID", "IdentityForm", "note_id_given"]
+__all__ = ["MISMATCH", "MISMATCH_FINAL", "NAME_INVALID", "PENSIONERS", "IdentityForm", "note_id_given"]
