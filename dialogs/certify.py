@@ -479,7 +479,7 @@ certify = Dialog(
                        options=[TO_MENU], may_go=("ask_name", "selfie", "appeal", "end")),
         "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
                           options=[TO_MENU], may_go=("start", "mismatch", "selfie", "appeal", "end")),
-        "mismatch": IDENTITY.mismatch_state(),
+        "mismatch": State(prompt=IDENTITY.mismatch_final, options=IDENTITY.mismatch_options()),
         "selfie": State(prompt=lambda ctx: Reply(_selfie_text(ctx.slots), SELFIE_OPTIONS),
                         on_input=_on_selfie,
                         options=[Option(tr("换其他方式认证"), run=_other_methods, words=("其他方式",)),

@@ -333,7 +333,7 @@ family = Dialog(
         "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
                           options=[TO_MENU],
                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
-        "mismatch": IDENTITY.mismatch_state(),
+        "mismatch": State(prompt=IDENTITY.mismatch_final, options=IDENTITY.mismatch_options()),
         "limit": State(prompt=_limit_prompt, options=[
             Option(MANAGE, goto="manage", words=("管理", "移除")),
             Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),

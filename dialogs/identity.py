@@ -12,8 +12,8 @@ slots are used (``memory["heard"]``).
 Used by certify, family and the status query (their ``ask_id`` / ``ask_name`` states call
 :meth:`IdentityForm.take`, the name question enters with :meth:`IdentityForm.heard_name`), and by the home-visit form (its ``validate_id_number`` and
 ``validate_name`` are these). Certify and family also share the form's mismatch texts (the
-family flow says whose ID number: the pensioner's) and its ``mismatch`` state
-(:meth:`IdentityForm.mismatch_state`).
+family flow says whose ID number: the pensioner's) and the options of their ``mismatch``
+state (:meth:`IdentityForm.mismatch_options`).
 """
 
 from __future__ import annotations
@@ -27,18 +27,7 @@ from bot.core.storage.models import Pensioner
 from bot.records.events import Chat
 from bot.records.events import Step as EventStep
 from dialogs.common import ID_INVALID, check_identity, find_id, heard, masked, name_in, take_heard_name
-from dialogs.engine import (
-    DialogContext,
-    Form,
-    Goto,
-    Handoff,
-    Invalid,
-    NotUnderstood,
-    Option,
-    State,
-    Stay,
-    Step,
-)
+from dialogs.engine import DialogContext, Form, Goto, Handoff, Invalid, NotUnderstood, Option, Stay, Step
 from dialogs.menu import to_main_menu
 from nlu.entities import id_checksum_ok, normalise_digits, plausible_name
 
@@ -80,8 +69,8 @@ class IdentityForm(Form):
         self.record_steps = record_steps  # certification flows count "ID given" for the dashboard
         self.identified = identified
         self.retry_state = retry_state
-        self.whose = whose  # in the mismatch texts: whose ID number to check
-        self.mismatch_text = MISMATCH.format(whose=whose)
+        self.mismatch_text = MISMATCH.format(whose=whose)  # whose: whose ID number to check
+        self.mismatch_final = MISMATCH_FINAL.format(whose=whose)
         self.menu_options = list(menu_options or [])
         self.id_hint = id_hint
         self.name_hint = name_hint
@@ -115,12 +104,12 @@ class IdentityForm(Form):
         return name
 
     # -- what a flow's states call
-    def mismatch_state(self) -> State:
-        """The flow's ``mismatch`` state (:func:`check_identity` goes there after too many wrong
-        names): staff can check the registered details, or back to the menu."""
-        return State(prompt=MISMATCH_FINAL.format(whose=self.whose), options=[
-            Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
-            Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))])
+    def mismatch_options(self) -> list[Option]:
+        """The options of the flow's ``mismatch`` state (:func:`check_identity` goes there after
+        too many wrong names; its prompt is ``mismatch_final``): staff can check the registered
+        details, or back to the menu."""
+        return [Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
+                Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]
 
     def offered_id(self, ctx: DialogContext) -> str | None:
         """An ID number the chat already gave: in the opening message, or offered by the flow
