@@ -1,5 +1,6 @@
 """What every channel adapter shares: mounting it on the app (its lifecycle and the routes
-that call it), and recording a message it finally could not deliver."""
+that call it), recording a message it finally could not deliver, and what a chat is told
+when a photo it sent could not be fetched."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot.core.i18n import tr
 from bot.core.logs import mask
 from bot.core.outbox import SEND_FAILED
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+
+PHOTO_FAILED = tr("照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。")
 
 Adapter = TypeVar("Adapter")
 AdapterHandler = Callable[[Adapter, web.Request], Awaitable[web.Response]]

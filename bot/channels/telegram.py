@@ -39,7 +39,7 @@ from telegram.ext import (
 )
 
 from bot import keys
-from bot.channels.adapter import mount, record_send_failure
+from bot.channels.adapter import PHOTO_FAILED, mount, record_send_failure
 from bot.core.config import Settings
 from bot.core.errors import BadRequest, BotError, Forbidden
 from bot.core.i18n import tr
@@ -61,7 +61,6 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 VOICE_TEXT = tr("语音消息我暂时还听不懂。请您打字告诉我，也可以发照片给我。")
 UNSUPPORTED_TEXT = tr("我现在能看懂文字和照片。请您打字或者发照片给我。")
 PHOTO_TOO_LARGE = tr("这张照片太大了，请发一张小一点的照片（10MB 以内）。")
-PHOTO_FAILED = tr("照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。")
 HELP_TEXT = (tr("我是青海养老金资格认证小助手。您可以：\n"
              "1. 直接打字提问，比如“怎么认证”“认证失败了”；\n"
              "2. 点下面的按钮选择；\n"

@@ -39,6 +39,7 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
 from bot import keys
+from bot.channels.adapter import PHOTO_FAILED as PHOTO_FAILED_TEXT
 from bot.channels.adapter import mount, record_send_failure
 from bot.channels.wechat_api import TOO_LARGE_ERRCODE, WechatApi, WechatApiError
 from bot.core.errors import BadRequest, BotError, ConfigError, ExternalServiceError, Forbidden
@@ -63,7 +64,6 @@ UNSUPPORTED_TEXT = tr("我现在能看懂文字、语音和照片。请您打字
 VOICE_NO_TEXT = (tr("这条语音我没能听清楚（没有收到语音转成的文字）。"
                  "请您打字告诉我，或者把手机屏幕上的内容拍张照片发给我。"))
 TOO_LONG_TEXT = tr("您的消息太长了，请分成几条短一点的消息发给我。")
-PHOTO_FAILED_TEXT = tr("照片没能完整收到（可能是网络不好），这次不算次数。请您稍后再发一次。")
 PHOTO_TOO_LARGE_TEXT = tr("这张照片太大了，请直接用手机拍一张普通照片发过来（10MB 以内）。这次不算次数。")
 
 
