@@ -162,7 +162,6 @@ app_consular = walkthrough(
 app_guide = Dialog(
     name="app_guide",
     title="用手机刷脸认证",
-    start="which",
     entry_intents=("method_face_app", "process_online"),
     states={
         "which": State(

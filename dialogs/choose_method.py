@@ -150,7 +150,6 @@ def _community_state(*extra: Option) -> State:
 choose_method = Dialog(
     name="choose_method",
     title="选择认证方法",
-    start="intro",
     entry_intents=("choose_method", "how_to_certify"),
     states={
         "intro": State(
@@ -223,7 +222,6 @@ choose_method = Dialog(
 bigdata = Dialog(
     name="bigdata",
     title="大数据比对认证",
-    start="bigdata",
     entry_intents=("method_bigdata",),
     states={"bigdata": _bigdata_state(Option(tr("帮我选方法"), start="choose_method",
                                              words=("选方法", "帮我选")))},
@@ -232,7 +230,6 @@ bigdata = Dialog(
 community = Dialog(
     name="community",
     title="社区（社会化服务）认证",
-    start="community",
     entry_intents=("method_community",),
     states={"community": _community_state()},
 )

@@ -292,8 +292,7 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
                    Option(tr("没看懂"), goto=step.name, set={"explain": step.name}, words=UNCLEAR_WORDS)]
         states[step.name] = State(prompt=_step_prompt(step, index + 1, total), options=options,
                                   on_input=trouble)
-    start = "intro" if intro is not None else steps[0].name
-    return Dialog(name=name, title=title, start=start, states=states, entry_intents=entry_intents)
+    return Dialog(name=name, title=title, states=states, entry_intents=entry_intents)
 
 
 __all__ = [

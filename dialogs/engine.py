@@ -209,18 +209,21 @@ class State:
 
 @dataclass
 class Dialog:
-    """A declarative dialog: entry intents, states, fallbacks and a timeout."""
+    """A declarative dialog: entry intents, states, fallbacks and a timeout.
+
+    A run begins at ``start``, by default the first state of ``states``."""
 
     name: str
     title: str
-    start: str
     states: dict[str, State]
+    start: str = ""
     entry_intents: tuple[str, ...] = ()
     timeout_s: int | None = 1800
     fallback: str = tr("没听明白，请回复选项前面的数字，或者说“转人工”。")
     max_misunderstood: int = 2
 
     def __post_init__(self) -> None:
+        self.start = self.start or next(iter(self.states), "")
         for name, state in self.states.items():
             for option in state.options:
                 if option.goto and option.goto not in self.states:

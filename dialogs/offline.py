@@ -56,7 +56,6 @@ STAFF_OPTION = Option(tr("工作人员会做什么"), goto="staff", words=("工�
 offline = Dialog(
     name="offline",
     title="去社保局或银行认证",
-    start="where",
     entry_intents=("method_offline", "process_offline"),
     states={
         "where": State(prompt=WHERE_TEXT, options=_more(CHECKLIST_OPTION, FORM_OPTION, STAFF_OPTION,

@@ -157,7 +157,6 @@ def _result(ctx: DialogContext) -> Reply:
 status_query = Dialog(
     name="status_query",
     title="查询认证状态",
-    start="ask_id",
     entry_intents=("status_query",),
     states={
         "ask_id": State(prompt=ID_ASK, options=[finish_option(tr("不查了"))], on_input=IDENTITY.take,
