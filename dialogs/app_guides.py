@@ -30,8 +30,6 @@ async def _app_known(ctx: DialogContext) -> Step | None:
         return StartDialog(str(app))
     return None
 
-STILL_FAILING = Option(tr("还是不行"), start="cert_failed", intents=("cert_failed",),
-                       words=("还是不行", "失败了", "不成功", "没通过", "不行"))
 
 
 def _download_text(ctx: DialogContext) -> str:
@@ -88,7 +86,6 @@ app_qinghai = walkthrough(
     ],
     entry_intents=("app_download",),
     intro=PHONE_TYPE,
-    last_options=[STILL_FAILING],
 )
 
 app_12333 = walkthrough(
@@ -109,7 +106,6 @@ app_12333 = walkthrough(
                   tr("点“开始认证”，让老人正对手机刷脸，按提示眨眼或张嘴，看到“认证成功”就好了。"),
                   tr("刷脸时找个亮堂的地方，老人摘下帽子眼镜，脸正对手机屏幕，跟着提示做动作，几秒钟就完成。")),
     ],
-    last_options=[STILL_FAILING],
 )
 
 app_alipay = walkthrough(
@@ -134,7 +130,6 @@ app_alipay = walkthrough(
                   "在电子社保卡页面里找“待遇资格认证”，点进去刷脸就完成了。")),
     ],
     entry_intents=("method_alipay",),
-    last_options=[STILL_FAILING],
 )
 
 app_consular = walkthrough(
@@ -156,7 +151,6 @@ app_consular = walkthrough(
                   tr("页面会问您在国内哪里领养老金，选青海省和您的市县；再对着手机刷一下脸，看到提交成功就行。")),
     ],
     entry_intents=("method_abroad",),
-    last_options=[STILL_FAILING],
 )
 
 app_guide = Dialog(
