@@ -50,6 +50,10 @@ def _download_again(ctx: DialogContext) -> str:
             "实在找不到，可以请家里年轻人帮忙装一下。"))
 
 
+# The two apps the method chooser offers too.
+APP_QINGHAI = Option(tr("青海人社通（推荐）"), start="app_qinghai", words=("青海人社通", "人社通"))
+APP_ALIPAY = Option(tr("支付宝"), start="app_alipay", intents=("method_alipay",), words=("支付宝",))
+
 PHONE_TYPE = State(
     on_enter=_phone_known,
     prompt=tr("先看看您的手机是哪种？（手机背面有个苹果标志的就是苹果手机）"),
@@ -162,10 +166,10 @@ app_guide = Dialog(
             on_enter=_app_known,
             prompt=tr("用手机刷脸认证有这几个官方办法，哪个都行。您想用哪个？"),
             options=[
-                Option(tr("青海人社通（推荐）"), start="app_qinghai", words=("青海人社通", "人社通")),
+                APP_QINGHAI,
                 Option(tr("掌上12333 或国家社保平台网站"), start="app_12333",
                        words=("12333", "掌上", "网站", "国家社保", "公共服务平台")),
-                Option(tr("支付宝"), start="app_alipay", intents=("method_alipay",), words=("支付宝",)),
+                APP_ALIPAY,
                 Option(tr("中国领事（住在国外）"), start="app_consular", intents=("method_abroad",),
                        words=("中国领事", "国外", "领事")),
                 certify_here(),

@@ -14,7 +14,8 @@ from dataclasses import replace
 from bot.core.facts import WHERE_OFFLINE
 from bot.core.i18n import tr
 from bot.core.messages import Reply
-from dialogs.common import certify_here, fact, finish_option, heard, no, yes
+from dialogs.app_guides import APP_ALIPAY, APP_QINGHAI
+from dialogs.common import APPLY_HOME_VISIT, certify_here, fact, finish_option, heard, no, yes
 from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
@@ -139,7 +140,7 @@ def _bigdata_state(choose: Option) -> State:
 
 def _community_state(*extra: Option) -> State:
     return State(prompt=COMMUNITY_TEXT, final=True, options=[
-        Option(tr("申请上门认证"), start="home_visit", intents=("method_home_visit",), words=("上门",)),
+        APPLY_HOME_VISIT,
         Option(tr("去社保局或银行办"), start="offline", intents=("method_offline",),
                words=("社保局", "银行", "线下")),
         *extra,
@@ -189,9 +190,9 @@ choose_method = Dialog(
         "rec_app": State(
             on_input=_reconsider,
             prompt=tr("推荐用手机刷脸认证，在家就能做，几分钟就好。您想用哪个？"),
-            options=[Option(tr("青海人社通（推荐）"), start="app_qinghai", words=("青海人社通", "人社通")),
+            options=[APP_QINGHAI,
                      Option(tr("掌上12333"), start="app_12333", words=("12333", "掌上")),
-                     Option(tr("支付宝"), start="app_alipay", intents=("method_alipay",), words=("支付宝",)),
+                     APP_ALIPAY,
                      certify_here(), BACK]),
         "rec_family": State(
             final=True,

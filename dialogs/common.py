@@ -315,3 +315,6 @@ NOT_ENROLLED = (tr("系统里还没有这位老人的人脸模型，所以暂时
 # The last step of every app walkthrough: leads into the failure diagnosis.
 STILL_FAILING = Option(tr("还是不行"), start="cert_failed", intents=("cert_failed",),
                        words=("还是不行", "失败了", "不成功", "没通过", "不行"))
+
+# Options several guided dialogs offer with the same words.
+APPLY_HOME_VISIT = Option(tr("申请上门认证"), start="home_visit", intents=("method_home_visit",), words=("上门",))
