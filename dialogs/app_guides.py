@@ -9,26 +9,24 @@ from __future__ import annotations
 
 from bot.core.i18n import tr
 from dialogs.common import GuideStep, certify_here, fact, finish_option, heard, walkthrough
-from dialogs.engine import Dialog, DialogContext, Goto, Option, StartDialog, State, Step
+from dialogs.engine import Dialog, DialogContext, Goto, Option, StartDialog, State, Step, once
 
 
+@once("_phone_asked")
 async def _phone_known(ctx: DialogContext) -> Step | None:
     """"苹果手机怎么下载…" already says which phone."""
     phone = heard(ctx).get("phone_type") or fact(ctx, "phone_type")
-    if phone and not ctx.slots.get("_phone_asked"):
-        ctx.slots["_phone_asked"] = True
-        ctx.slots["phone_type"] = phone
-        return Goto("download")
-    return None
+    if not phone:
+        return None
+    ctx.slots["phone_type"] = phone
+    return Goto("download")
 
 
+@once("_app_asked")
 async def _app_known(ctx: DialogContext) -> Step | None:
     """"教我用青海人社通认证" already names the app."""
     app = heard(ctx).get("app")
-    if app and not ctx.slots.get("_app_asked"):
-        ctx.slots["_app_asked"] = True
-        return StartDialog(str(app))
-    return None
+    return StartDialog(str(app)) if app else None
 
 
 

@@ -16,7 +16,7 @@ from bot.core.i18n import tr
 from bot.core.messages import Reply
 from dialogs.app_guides import APP_ALIPAY, APP_QINGHAI
 from dialogs.common import APPLY_HOME_VISIT, certify_here, fact, finish_option, heard, no, yes
-from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
+from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step, once
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
 NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在国外", "在青海")
@@ -42,13 +42,12 @@ def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
 
     async def on_enter(ctx: DialogContext) -> Step | None:
         value = fact(ctx, key)
-        if value is None or ctx.slots.get(f"_asked_{question}"):
+        if value is None:
             return None
-        ctx.slots[f"_asked_{question}"] = True  # 返回 here asks it after all
         return Goto(if_yes if value else if_no, [Reply(_HEARD[key, bool(value)])])
 
     on_enter.__name__ = f"skip_{question}"
-    return on_enter
+    return once(f"_asked_{question}")(on_enter)  # 返回 here asks it after all
 
 
 def _remember(ctx: DialogContext, key: str, value: bool) -> None:
@@ -108,13 +107,11 @@ def _question(question: str, prompt: str, explain: str, if_yes: Option, if_no: O
                           _answered(question, replace(if_no, goto=no_state), False), BACK])
 
 
+@once("_intro_skipped")
 async def _intro(ctx: DialogContext) -> Step | None:
     """Said something about the situation already: straight to the questions."""
     known = [key for key, _, _ in _SKIPS.values() if fact(ctx, key) is not None]
-    if known and not ctx.slots.get("_intro_skipped"):
-        ctx.slots["_intro_skipped"] = True
-        return Goto("q_abroad")
-    return None
+    return Goto("q_abroad") if known else None
 
 
 BIGDATA_TEXT = (

@@ -638,3 +638,28 @@ def chat_services(turn: Turn) -> ChatServices:
     """The turn's services with the members dialogs and handlers use (the assembly's
     ``Services`` provides them; ``bot.services.as_chat_services`` checks that with mypy)."""
     return cast(ChatServices, turn.services)
+
+
+# ---------------------------------------------------------------- hooks
+
+EnterHook = Callable[[DialogContext], Awaitable[Step | None]]
+
+
+def once(flag: str) -> Callable[[EnterHook], EnterHook]:
+    """Decorates an ``on_enter`` shortcut (e.g. "the opening message already answered this")
+    so that it is taken at most once per run of the dialog: ``slots[flag]`` marks it taken,
+    and 返回 to the state asks its question after all."""
+
+    def decorate(hook: EnterHook) -> EnterHook:
+        async def on_enter(ctx: DialogContext) -> Step | None:
+            if ctx.slots.get(flag):
+                return None
+            step = await hook(ctx)
+            if step is not None:
+                ctx.slots[flag] = True
+            return step
+
+        on_enter.__name__ = getattr(hook, "__name__", "on_enter")
+        return on_enter
+
+    return decorate
