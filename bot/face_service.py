@@ -26,7 +26,7 @@ from bot.core.services import FaceBacklog
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 from bot.services import Services
 from dialogs.certify import apply_verdict
-from face.jobs import JOB_NAME, QUEUE, RESULTS_STREAM
+from face.jobs import JOB_NAME, QUEUE, RESULTS_STREAM, SelfieRequest
 
 log = logging.getLogger(__name__)
 GROUP = "bot"
@@ -60,8 +60,8 @@ class FaceService:
     @redis_guard
     async def submit(self, request: dict[str, Any]) -> str:
         """Queue a selfie; returns the job id. Raises StorageUnavailable if Redis is down."""
-        job = await self.queue.enqueue_job(JOB_NAME, request, _job_id=f"face:{request['request_id']}",
-                                           _queue_name=QUEUE)
+        job = await self.queue.enqueue_job(JOB_NAME, SelfieRequest(request),
+                                           _job_id=f"face:{request['request_id']}", _queue_name=QUEUE)
         if job is None:  # the same request id is already queued
             return f"face:{request['request_id']}"
         return job.job_id

@@ -9,29 +9,25 @@ from __future__ import annotations
 
 from bot.core.i18n import tr
 from dialogs.common import GuideStep, certify_here, fact, finish_option, heard, walkthrough
-from dialogs.engine import Dialog, DialogContext, Goto, Option, StartDialog, State, Step
+from dialogs.engine import Dialog, DialogContext, Goto, Option, StartDialog, State, Step, once
 
 
+@once("_phone_asked")
 async def _phone_known(ctx: DialogContext) -> Step | None:
     """"苹果手机怎么下载…" already says which phone."""
     phone = heard(ctx).get("phone_type") or fact(ctx, "phone_type")
-    if phone and not ctx.slots.get("_phone_asked"):
-        ctx.slots["_phone_asked"] = True
-        ctx.slots["phone_type"] = phone
-        return Goto("download")
-    return None
+    if not phone:
+        return None
+    ctx.slots["phone_type"] = phone
+    return Goto("download")
 
 
+@once("_app_asked")
 async def _app_known(ctx: DialogContext) -> Step | None:
     """"教我用青海人社通认证" already names the app."""
     app = heard(ctx).get("app")
-    if app and not ctx.slots.get("_app_asked"):
-        ctx.slots["_app_asked"] = True
-        return StartDialog(str(app))
-    return None
+    return StartDialog(str(app)) if app else None
 
-STILL_FAILING = Option(tr("还是不行"), start="cert_failed", intents=("cert_failed",),
-                       words=("还是不行", "失败了", "不成功", "没通过", "不行"))
 
 
 def _download_text(ctx: DialogContext) -> str:
@@ -51,6 +47,10 @@ def _download_again(ctx: DialogContext) -> str:
             "四个字，出来的第一个就是，点旁边的“安装”或“获取”。"
             "实在找不到，可以请家里年轻人帮忙装一下。"))
 
+
+# The two apps the method chooser offers too.
+APP_QINGHAI = Option(tr("青海人社通（推荐）"), start="app_qinghai", words=("青海人社通", "人社通"))
+APP_ALIPAY = Option(tr("支付宝"), start="app_alipay", intents=("method_alipay",), words=("支付宝",))
 
 PHONE_TYPE = State(
     on_enter=_phone_known,
@@ -88,7 +88,6 @@ app_qinghai = walkthrough(
     ],
     entry_intents=("app_download",),
     intro=PHONE_TYPE,
-    last_options=[STILL_FAILING],
 )
 
 app_12333 = walkthrough(
@@ -109,7 +108,6 @@ app_12333 = walkthrough(
                   tr("点“开始认证”，让老人正对手机刷脸，按提示眨眼或张嘴，看到“认证成功”就好了。"),
                   tr("刷脸时找个亮堂的地方，老人摘下帽子眼镜，脸正对手机屏幕，跟着提示做动作，几秒钟就完成。")),
     ],
-    last_options=[STILL_FAILING],
 )
 
 app_alipay = walkthrough(
@@ -134,7 +132,6 @@ app_alipay = walkthrough(
                   "在电子社保卡页面里找“待遇资格认证”，点进去刷脸就完成了。")),
     ],
     entry_intents=("method_alipay",),
-    last_options=[STILL_FAILING],
 )
 
 app_consular = walkthrough(
@@ -156,23 +153,21 @@ app_consular = walkthrough(
                   tr("页面会问您在国内哪里领养老金，选青海省和您的市县；再对着手机刷一下脸，看到提交成功就行。")),
     ],
     entry_intents=("method_abroad",),
-    last_options=[STILL_FAILING],
 )
 
 app_guide = Dialog(
     name="app_guide",
     title="用手机刷脸认证",
-    start="which",
     entry_intents=("method_face_app", "process_online"),
     states={
         "which": State(
             on_enter=_app_known,
             prompt=tr("用手机刷脸认证有这几个官方办法，哪个都行。您想用哪个？"),
             options=[
-                Option(tr("青海人社通（推荐）"), start="app_qinghai", words=("青海人社通", "人社通")),
+                APP_QINGHAI,
                 Option(tr("掌上12333 或国家社保平台网站"), start="app_12333",
                        words=("12333", "掌上", "网站", "国家社保", "公共服务平台")),
-                Option(tr("支付宝"), start="app_alipay", intents=("method_alipay",), words=("支付宝",)),
+                APP_ALIPAY,
                 Option(tr("中国领事（住在国外）"), start="app_consular", intents=("method_abroad",),
                        words=("中国领事", "国外", "领事")),
                 certify_here(),

@@ -14,8 +14,9 @@ from dataclasses import replace
 from bot.core.facts import WHERE_OFFLINE
 from bot.core.i18n import tr
 from bot.core.messages import Reply
-from dialogs.common import certify_here, fact, finish_option, heard, no, yes
-from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step
+from dialogs.app_guides import APP_ALIPAY, APP_QINGHAI
+from dialogs.common import APPLY_HOME_VISIT, certify_here, fact, finish_option, heard, no, yes
+from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step, once
 
 YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
 NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在国外", "在青海")
@@ -41,13 +42,12 @@ def _skip(question: str) -> Callable[[DialogContext], Awaitable[Step | None]]:
 
     async def on_enter(ctx: DialogContext) -> Step | None:
         value = fact(ctx, key)
-        if value is None or ctx.slots.get(f"_asked_{question}"):
+        if value is None:
             return None
-        ctx.slots[f"_asked_{question}"] = True  # 返回 here asks it after all
         return Goto(if_yes if value else if_no, [Reply(_HEARD[key, bool(value)])])
 
     on_enter.__name__ = f"skip_{question}"
-    return on_enter
+    return once(f"_asked_{question}")(on_enter)  # 返回 here asks it after all
 
 
 def _remember(ctx: DialogContext, key: str, value: bool) -> None:
@@ -107,13 +107,11 @@ def _question(question: str, prompt: str, explain: str, if_yes: Option, if_no: O
                           _answered(question, replace(if_no, goto=no_state), False), BACK])
 
 
+@once("_intro_skipped")
 async def _intro(ctx: DialogContext) -> Step | None:
     """Said something about the situation already: straight to the questions."""
     known = [key for key, _, _ in _SKIPS.values() if fact(ctx, key) is not None]
-    if known and not ctx.slots.get("_intro_skipped"):
-        ctx.slots["_intro_skipped"] = True
-        return Goto("q_abroad")
-    return None
+    return Goto("q_abroad") if known else None
 
 
 BIGDATA_TEXT = (
@@ -139,7 +137,7 @@ def _bigdata_state(choose: Option) -> State:
 
 def _community_state(*extra: Option) -> State:
     return State(prompt=COMMUNITY_TEXT, final=True, options=[
-        Option(tr("申请上门认证"), start="home_visit", intents=("method_home_visit",), words=("上门",)),
+        APPLY_HOME_VISIT,
         Option(tr("去社保局或银行办"), start="offline", intents=("method_offline",),
                words=("社保局", "银行", "线下")),
         *extra,
@@ -150,7 +148,6 @@ def _community_state(*extra: Option) -> State:
 choose_method = Dialog(
     name="choose_method",
     title="选择认证方法",
-    start="intro",
     entry_intents=("choose_method", "how_to_certify"),
     states={
         "intro": State(
@@ -190,9 +187,9 @@ choose_method = Dialog(
         "rec_app": State(
             on_input=_reconsider,
             prompt=tr("推荐用手机刷脸认证，在家就能做，几分钟就好。您想用哪个？"),
-            options=[Option(tr("青海人社通（推荐）"), start="app_qinghai", words=("青海人社通", "人社通")),
+            options=[APP_QINGHAI,
                      Option(tr("掌上12333"), start="app_12333", words=("12333", "掌上")),
-                     Option(tr("支付宝"), start="app_alipay", intents=("method_alipay",), words=("支付宝",)),
+                     APP_ALIPAY,
                      certify_here(), BACK]),
         "rec_family": State(
             final=True,
@@ -223,7 +220,6 @@ choose_method = Dialog(
 bigdata = Dialog(
     name="bigdata",
     title="大数据比对认证",
-    start="bigdata",
     entry_intents=("method_bigdata",),
     states={"bigdata": _bigdata_state(Option(tr("帮我选方法"), start="choose_method",
                                              words=("选方法", "帮我选")))},
@@ -232,7 +228,6 @@ bigdata = Dialog(
 community = Dialog(
     name="community",
     title="社区（社会化服务）认证",
-    start="community",
     entry_intents=("method_community",),
     states={"community": _community_state()},
 )

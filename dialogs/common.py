@@ -247,13 +247,14 @@ def _step_prompt(step: GuideStep, number: int, total: int) -> Callable[[DialogCo
 
 
 def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents: tuple[str, ...] = (),
-                intro: State | None = None, last_options: list[Option] | None = None,
+                intro: State | None = None,
                 done_text: str = tr("太好了！认证做完后，可以在这里回复“查询认证状态”看看结果。")
                 ) -> Dialog:
     """A dialog that shows one step per message with 下一步 / 上一步 / 没看懂.
 
     ``intro`` (optional) is a first question, e.g. which kind of phone, whose options
-    must go to ``steps[0].name``. The last step offers 做完了 / 还是不行 instead of 下一步.
+    must go to ``steps[0].name``. The last step offers 做完了 / 还是不行 (``STILL_FAILING``,
+    into the failure diagnosis) instead of 下一步.
     """
 
     async def finished(ctx: DialogContext) -> Step:
@@ -283,7 +284,7 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
         is_last = index == total - 1
         if is_last:
             forward = [Option(tr("做完了"), run=finished, words=("做完了", "成功了", "认证成功", "完成了", "好了")),
-                       *(last_options or [])]
+                       STILL_FAILING]
         else:
             forward = [Option(tr("下一步"), goto=steps[index + 1].name, set={"explain": None},
                               words=NEXT_WORDS)]
@@ -292,8 +293,7 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
                    Option(tr("没看懂"), goto=step.name, set={"explain": step.name}, words=UNCLEAR_WORDS)]
         states[step.name] = State(prompt=_step_prompt(step, index + 1, total), options=options,
                                   on_input=trouble)
-    start = "intro" if intro is not None else steps[0].name
-    return Dialog(name=name, title=title, start=start, states=states, entry_intents=entry_intents)
+    return Dialog(name=name, title=title, states=states, entry_intents=entry_intents)
 
 
 __all__ = [
@@ -312,3 +312,11 @@ NOT_ENROLLED = (tr("系统里还没有这位老人的人脸模型，所以暂时
                 + tr("建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。"))
 
 
+# ---------------------------------------------------------------- shared options
+
+# The last step of every app walkthrough: leads into the failure diagnosis.
+STILL_FAILING = Option(tr("还是不行"), start="cert_failed", intents=("cert_failed",),
+                       words=("还是不行", "失败了", "不成功", "没通过", "不行"))
+
+# Options several guided dialogs offer with the same words.
+APPLY_HOME_VISIT = Option(tr("申请上门认证"), start="home_visit", intents=("method_home_visit",), words=("上门",))

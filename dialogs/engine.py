@@ -209,18 +209,21 @@ class State:
 
 @dataclass
 class Dialog:
-    """A declarative dialog: entry intents, states, fallbacks and a timeout."""
+    """A declarative dialog: entry intents, states, fallbacks and a timeout.
+
+    A run begins at ``start``, by default the first state of ``states``."""
 
     name: str
     title: str
-    start: str
     states: dict[str, State]
+    start: str = ""
     entry_intents: tuple[str, ...] = ()
     timeout_s: int | None = 1800
     fallback: str = tr("没听明白，请回复选项前面的数字，或者说“转人工”。")
     max_misunderstood: int = 2
 
     def __post_init__(self) -> None:
+        self.start = self.start or next(iter(self.states), "")
         for name, state in self.states.items():
             for option in state.options:
                 if option.goto and option.goto not in self.states:
@@ -635,3 +638,28 @@ def chat_services(turn: Turn) -> ChatServices:
     """The turn's services with the members dialogs and handlers use (the assembly's
     ``Services`` provides them; ``bot.services.as_chat_services`` checks that with mypy)."""
     return cast(ChatServices, turn.services)
+
+
+# ---------------------------------------------------------------- hooks
+
+EnterHook = Callable[[DialogContext], Awaitable[Step | None]]
+
+
+def once(flag: str) -> Callable[[EnterHook], EnterHook]:
+    """Decorates an ``on_enter`` shortcut (e.g. "the opening message already answered this")
+    so that it is taken at most once per run of the dialog: ``slots[flag]`` marks it taken,
+    and 返回 to the state asks its question after all."""
+
+    def decorate(hook: EnterHook) -> EnterHook:
+        async def on_enter(ctx: DialogContext) -> Step | None:
+            if ctx.slots.get(flag):
+                return None
+            step = await hook(ctx)
+            if step is not None:
+                ctx.slots[flag] = True
+            return step
+
+        on_enter.__name__ = getattr(hook, "__name__", "on_enter")
+        return on_enter
+
+    return decorate

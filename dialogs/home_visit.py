@@ -292,7 +292,6 @@ async def _to_edit(ctx: DialogContext) -> Step:
 home_visit = Dialog(
     name="home_visit",
     title="申请上门认证",
-    start="form",
     entry_intents=("method_home_visit",),
     states={
         "form": FORM.state(

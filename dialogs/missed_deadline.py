@@ -33,7 +33,6 @@ CONTACT = Option(tr("该找谁"), goto="contact", words=("找谁", "联系", "�
 missed_deadline = Dialog(
     name="missed_deadline",
     title="错过认证时间、养老金停发",
-    start="what",
     entry_intents=("missed_deadline",),
     states={
         "what": State(prompt=WHAT_TEXT, options=[HOW, BACKPAY, CONTACT, finish_option()]),

@@ -7,7 +7,7 @@ the common question whether to bring the household register (户口本), answere
 from __future__ import annotations
 
 from bot.core.i18n import tr
-from dialogs.common import finish_option
+from dialogs.common import APPLY_HOME_VISIT, finish_option
 from dialogs.engine import Dialog, Option, State
 
 WHERE_TEXT = (tr("线下认证可以去这两个地方：\n"
@@ -52,11 +52,17 @@ CHECKLIST_OPTION = Option(tr("要带什么材料"), goto="checklist", intents=("
                           words=("带什么", "材料", "证件", "要带"))
 FORM_OPTION = Option(tr("要填什么表"), goto="form", words=("填什么", "什么表", "申请表", "填表"))
 STAFF_OPTION = Option(tr("工作人员会做什么"), goto="staff", words=("工作人员", "怎么办理", "流程"))
+OTHER_CASE = Option(tr("换一种情况"), goto="checklist", words=("换一种", "别的情况"))
+
+
+def _checklist(case: str, *first: Option) -> State:
+    """What to bring in one situation, then the form, 户口本 or another situation."""
+    return State(prompt=CHECKLISTS[case], options=_more(*first, FORM_OPTION, _hukou(), OTHER_CASE))
+
 
 offline = Dialog(
     name="offline",
     title="去社保局或银行认证",
-    start="where",
     entry_intents=("method_offline", "process_offline"),
     states={
         "where": State(prompt=WHERE_TEXT, options=_more(CHECKLIST_OPTION, FORM_OPTION, STAFF_OPTION,
@@ -70,13 +76,9 @@ offline = Dialog(
                 Option(tr("请别人代办"), goto="list_proxy", words=("代办", "别人", "家人去", "子女去")),
                 _hukou(),
             ]),
-        "list_normal": State(prompt=CHECKLISTS["normal"], options=_more(
-            FORM_OPTION, _hukou(), Option(tr("换一种情况"), goto="checklist", words=("换一种", "别的情况")))),
-        "list_ill": State(prompt=CHECKLISTS["ill"], options=_more(
-            Option(tr("申请上门认证"), start="home_visit", intents=("method_home_visit",), words=("上门",)),
-            FORM_OPTION, _hukou(), Option(tr("换一种情况"), goto="checklist", words=("换一种", "别的情况")))),
-        "list_proxy": State(prompt=CHECKLISTS["proxy"], options=_more(
-            FORM_OPTION, _hukou(), Option(tr("换一种情况"), goto="checklist", words=("换一种", "别的情况")))),
+        "list_normal": _checklist("normal"),
+        "list_ill": _checklist("ill", APPLY_HOME_VISIT),
+        "list_proxy": _checklist("proxy"),
         "form": State(prompt=FORM_TEXT, options=_more(STAFF_OPTION, CHECKLIST_OPTION, _hukou())),
         "staff": State(prompt=STAFF_TEXT, options=_more(CHECKLIST_OPTION, FORM_OPTION, _hukou())),
         "hukou": State(prompt=HUKOU_TEXT, options=_more(CHECKLIST_OPTION, FORM_OPTION, STAFF_OPTION)),

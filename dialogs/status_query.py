@@ -37,6 +37,7 @@ from dialogs.engine import (
     State,
     Stay,
     Step,
+    once,
 )
 from dialogs.identity import NAME_INVALID, IdentityForm
 
@@ -51,16 +52,18 @@ def _day(value: date) -> str:
     return format_date(value)
 
 
+@once("_id_reused")
 async def _reuse_id(ctx: DialogContext) -> Step | None:
+    """An ID number this message or this chat already gave is used instead of asked for."""
+    if ctx.slots.get("id_number"):
+        return None
     given = heard(ctx).get("id_number")
-    if given and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
-        ctx.slots["_id_reused"] = True
+    if given:
         ctx.slots["id_number"] = given
         ctx.memory["id_number"] = given
         return Goto("ask_name", [Reply(tr("收到身份证号 {masked}。", masked=masked(given)))])
     known = ctx.memory.get("id_number")
-    if known and not ctx.slots.get("id_number") and not ctx.slots.get("_id_reused"):
-        ctx.slots["_id_reused"] = True
+    if known:
         ctx.slots["id_number"] = known
         return Goto("ask_name", [Reply(tr("用您刚才给的身份证号 {masked} 来查。", masked=masked(known)))])
     return None
@@ -157,7 +160,6 @@ def _result(ctx: DialogContext) -> Reply:
 status_query = Dialog(
     name="status_query",
     title="查询认证状态",
-    start="ask_id",
     entry_intents=("status_query",),
     states={
         "ask_id": State(prompt=ID_ASK, options=[finish_option(tr("不查了"))], on_input=IDENTITY.take,

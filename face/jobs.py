@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 
 from bot.core.config import Settings
 from bot.core.images import sniff
-from bot.core.storage.db import Database, migrate
+from bot.core.storage.db import WORKER_POOL_SIZE, Database, migrate
 from bot.records.attempts import (
     AttemptRecord,
     PhotoStore,
@@ -57,6 +57,18 @@ DELAY_ENV = "BOT_FACE_JOB_DELAY_S"
 
 
 DelivererFactory = Callable[[Settings, aioredis.Redis], Deliverer]
+
+
+class SelfieRequest(dict[str, Any]):
+    """A selfie job's arguments, as the chat queues them.
+
+    arq logs every job it starts with ``repr`` of its arguments: this one carries the photo
+    (hundreds of KB, turned into a string of a few MB for each job, then cut to 80
+    characters) and personal data (the chat, the ID number). Its repr names the request only.
+    """
+
+    def __repr__(self) -> str:
+        return f"<selfie request {self.get('request_id')}>"
 
 
 @dataclass
@@ -325,7 +337,8 @@ async def start_deps(settings: Settings, redis: aioredis.Redis,
     await asyncio.to_thread(predictor, engine.home)  # the 68 landmarks, before the first job
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(migrate, settings.database_url)
-    return WorkerDeps(settings=settings, engine=engine, db=Database(settings.database_url),
+    return WorkerDeps(settings=settings, engine=engine,
+                      db=Database(settings.database_url, pool_size=WORKER_POOL_SIZE),
                       redis=redis, photos=photo_store(settings),
                       executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="face"))
 

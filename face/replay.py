@@ -44,7 +44,8 @@ def _gray(image: Image) -> NDArray[np.float32]:
     return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
 
 
-def moire_score(image: Image, box: tuple[int, int, int, int] | None = None) -> float:
+def moire_score(image: Image, box: tuple[int, int, int, int] | None = None,
+                gray_image: NDArray[np.float32] | None = None) -> float:
     """The strongest isolated peak of the (windowed) spectrum over its local median.
 
     Measured on a 256 px square of the working picture at its own resolution (moire lives
@@ -53,7 +54,7 @@ def moire_score(image: Image, box: tuple[int, int, int, int] | None = None) -> f
     """
     import cv2
 
-    gray: NDArray[Any] = _gray(image)
+    gray: NDArray[Any] = _gray(image) if gray_image is None else gray_image
     height, width = gray.shape
     if min(height, width) < 256:
         scale = 256 / min(height, width)
@@ -78,12 +79,14 @@ def moire_score(image: Image, box: tuple[int, int, int, int] | None = None) -> f
     return float(ratio[mask].max()) if mask.any() else 0.0
 
 
-def border_sides(image: Image, box: tuple[int, int, int, int], length: float) -> int:
+def border_sides(image: Image, box: tuple[int, int, int, int], length: float,
+                 gray_image: NDArray[np.float32] | None = None) -> int:
     """How many sides of the face have a long straight edge between the face and the frame."""
     import cv2
 
     height, width = image.shape[:2]
-    gray = cv2.GaussianBlur(_gray(image).astype(np.uint8), (5, 5), 0)
+    gray = cv2.GaussianBlur((_gray(image) if gray_image is None else gray_image).astype(np.uint8),
+                            (5, 5), 0)
     edges = cv2.Canny(gray, 40, 120)
     lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=80,
                             minLineLength=int(length * min(width, height)), maxLineGap=8)
@@ -128,11 +131,11 @@ def colour_depth(image: Image, box: tuple[int, int, int, int]) -> tuple[int, flo
     return int(np.unique(packed).size), float(chroma)
 
 
-def frame_sharpness(image: Image) -> float:
+def frame_sharpness(image: Image, gray_image: NDArray[np.float32] | None = None) -> float:
     """Variance of the Laplacian of the whole picture at 512 px."""
     import cv2
 
-    gray: NDArray[Any] = _gray(image)
+    gray: NDArray[Any] = _gray(image) if gray_image is None else gray_image
     scale = 512 / max(gray.shape)
     if scale < 1:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -145,11 +148,12 @@ def signals(image: Image, box: tuple[int, int, int, int],
     q = q or ReplayThresholds()
     height, width = image.shape[:2]
     fired: list[str] = []
-    moire = moire_score(image, box)
-    sides = border_sides(image, box, q.border_length)
+    gray = _gray(image)  # once for the three measures that read it
+    moire = moire_score(image, box, gray)
+    sides = border_sides(image, box, q.border_length, gray)
     colours, chroma = colour_depth(image, box)
     ratio = (box[2] - box[0]) / min(height, width)
-    sharp = frame_sharpness(image)
+    sharp = frame_sharpness(image, gray)
     if moire >= q.moire_peak:
         fired.append("moire")
     if sides >= q.border_sides:

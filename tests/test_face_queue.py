@@ -130,3 +130,24 @@ def test_verifying_text_counts_down() -> None:
         "还在排队核验，您前面大约还有20位，估计还要等大约40秒")
     slots["face_eta"] = time.time() + 3
     assert "请稍等几秒" in verifying_text(slots, 20)
+
+
+async def test_queued_job_logs_without_photo_or_personal_data(testbot: TestBot, face: FaceService,
+                                                              enrolled: int) -> None:
+    """arq logs each job it starts as ``repr`` of its arguments (cut to 80 characters): the
+    selfie request must name itself only, not render the photo (MBs of text per job, on
+    the worker's CPU) nor the chat and the ID number."""
+    from arq.jobs import deserialize_job
+    from arq.utils import args_to_string
+
+    await to_selfie(testbot)
+    await testbot.say(image=selfie())
+    keys = await testbot.services.redis.keys("arq:job:face:*")
+    assert len(keys) == 1
+    job = deserialize_job(await testbot.services.redis.get(keys[0]))
+    (request,) = job.args
+    assert request["id_number"] == ID_NUMBER and len(request["photo"]) > 10_000  # all still there
+    assert len(repr(job.args)) < 200
+    logged = args_to_string(job.args, job.kwargs)
+    assert ID_NUMBER not in logged and testbot.user_id not in logged
+    assert logged.startswith("<selfie request ")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bot.core.errors import ConfigError
 
@@ -29,6 +29,15 @@ class _Section(BaseModel):
     @classmethod
     def _empty_to_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+
+def _not_below(name: str, floor: str) -> Any:
+    """A validator: the field ``name`` must not be below the field ``floor`` (declared before it)."""
+    def check(cls: type[_Section], value: float, info: ValidationInfo) -> float:
+        if floor in info.data and value < info.data[floor]:
+            raise ValueError(f"{name} must not be below {floor}")
+        return value
+    return field_validator(name)(classmethod(check))
 
 
 class ServerConfig(_Section):
@@ -102,22 +111,12 @@ class FaceConfig(_Section):
             raise ValueError(f"poses must be some of left, right, up, mouth (got {value})")
         return value
 
-    @field_validator("reject_above")
-    @classmethod
-    def _band_in_order(cls, value: float, info: Any) -> float:
-        if value < info.data.get("accept_below", 0):
-            raise ValueError("reject_above must not be below accept_below")
-        return value
+    _band_in_order = _not_below("reject_above", "accept_below")
     max_attempts_per_day: int = Field(3, ge=1)  # failed selfies per chat and pensioner per day
     # failed selfies per pensioner per day from all chats together; reaching it alerts staff
     max_attempts_per_pensioner_per_day: int = Field(8, ge=1)
 
-    @field_validator("max_attempts_per_pensioner_per_day")
-    @classmethod
-    def _cap_not_below_chat_limit(cls, value: int, info: Any) -> int:
-        if value < info.data.get("max_attempts_per_day", 1):
-            raise ValueError("must not be below max_attempts_per_day")
-        return value
+    _cap_not_below_chat_limit = _not_below("max_attempts_per_pensioner_per_day", "max_attempts_per_day")
     photo_retention_days: int = Field(30, ge=0)
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=10_000)

@@ -38,7 +38,7 @@ from bot.core.errors import BotError, RateLimited
 from bot.core.facts import office_hours_text
 from bot.core.i18n import tr
 from bot.core.images import ImageRejected, decode
-from bot.core.limits import address_bucket, count_hit
+from bot.core.limits import check_chat_and_address
 from bot.core.messages import Reply
 from bot.core.storage.db import Database
 from bot.core.storage.models import Case, CaseMessage
@@ -183,12 +183,10 @@ class HandoffService:
         """Raise CaseLimited when the chat (``rate_limit.cases_per_chat_per_hour``) or its
         client address (``rate_limit.per_address.cases_per_hour``) opened enough cases."""
         limits = self.settings.rate_limit
-        if await count_hit(self.redis, f"rl:case:{conversation_key}", 3600) > limits.cases_per_chat_per_hour:
-            raise CaseLimited("too many cases from this chat")
-        if client_address is not None and await count_hit(
-                self.redis, f"rl:addr:case:{address_bucket(client_address)}", 3600,
-        ) > limits.per_address.cases_per_hour:
-            raise CaseLimited("too many cases from this client address")
+        await check_chat_and_address(
+            self.redis, "case", conversation_key, client_address, per_chat=limits.cases_per_chat_per_hour,
+            per_address=limits.per_address.cases_per_hour, error=CaseLimited,
+            details=("too many cases from this chat", "too many cases from this client address"))
 
     async def escalate(self, conversation: Conversation, reason: str, *,
                        pensioner_id: int | None = None, evidence: dict[str, Any] | None = None,

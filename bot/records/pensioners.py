@@ -18,7 +18,7 @@ from bot.core.config import Settings
 from bot.core.errors import RateLimited
 from bot.core.i18n import tr
 from bot.core.idnumber import with_check_digit
-from bot.core.limits import address_bucket, count_hit
+from bot.core.limits import check_chat_and_address
 from bot.core.storage.db import Database
 from bot.core.storage.models import FaceTemplate, Pensioner
 from bot.core.storage.redis import redis_guard
@@ -52,12 +52,10 @@ class PensionerRegistry:
         """Raise LookupLimited when this chat, or the client address it comes from, looked up
         too many ID numbers this hour (never one bucket that everybody shares)."""
         limits = self.settings.rate_limit
-        if await count_hit(self.redis, f"rl:lookup:{conversation_key}", 3600) > limits.id_lookups_per_hour:
-            raise LookupLimited("id lookup rate limit")
-        if client_address is not None and await count_hit(
-                self.redis, f"rl:addr:lookup:{address_bucket(client_address)}", 3600,
-        ) > limits.per_address.id_lookups_per_hour:
-            raise LookupLimited("id lookup rate limit of the client address")
+        await check_chat_and_address(
+            self.redis, "lookup", conversation_key, client_address, per_chat=limits.id_lookups_per_hour,
+            per_address=limits.per_address.id_lookups_per_hour, error=LookupLimited,
+            details=("id lookup rate limit", "id lookup rate limit of the client address"))
 
     @staticmethod
     def _failures_key(id_number: str) -> str:

@@ -16,6 +16,7 @@ chat identity is read.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -175,34 +176,36 @@ class DashboardStats:
             out.append(row)
         return out
 
-    async def by_channel(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
-        """Per channel: people at each step."""
+    async def _steps_per(self, session: AsyncSession, period: DateRange, column: Any,
+                         key: Callable[[Any], str] = str) -> dict[str, dict[str, int]]:
+        """People at each funnel step per value of ``column`` (as ``key`` spells it)."""
         d = CertificationDaily
         rows = await session.execute(
-            select(d.channel, d.kind, func.sum(d.people))
+            select(column, d.kind, func.sum(d.people))
             .where(self._in(period), d.kind.in_(STEP_VALUES), d.cause == "")
-            .group_by(d.channel, d.kind))
+            .group_by(column, d.kind))
         found: dict[str, dict[str, int]] = {}
-        for channel, kind, people in rows:
-            found.setdefault(channel, {})[kind] = int(people or 0)
+        for value, kind, people in rows:
+            found.setdefault(key(value), {})[kind] = int(people or 0)
+        return found
+
+    @staticmethod
+    def _step_cells(people: dict[str, int]) -> dict[str, int | str]:
+        return {s.value: cell(people.get(s.value, 0)) for s in FUNNEL_STEPS}
+
+    async def by_channel(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
+        """Per channel: people at each step."""
+        found = await self._steps_per(session, period, CertificationDaily.channel)
         channels = [c for c in CHANNEL_LABELS if c in found] + sorted(set(found) - set(CHANNEL_LABELS))
-        return [{"channel": c, "label": CHANNEL_LABELS.get(c, c),
-                 **{s.value: cell(found[c].get(s.value, 0)) for s in FUNNEL_STEPS}} for c in channels]
+        return [{"channel": c, "label": CHANNEL_LABELS.get(c, c), **self._step_cells(found[c])}
+                for c in channels]
 
     async def by_day(self, session: AsyncSession, period: DateRange) -> list[dict[str, Any]]:
         """Per local day: people at each step (every day of the range, none left out)."""
-        d = CertificationDaily
-        rows = await session.execute(
-            select(d.day, d.kind, func.sum(d.people))
-            .where(self._in(period), d.kind.in_(STEP_VALUES), d.cause == "")
-            .group_by(d.day, d.kind))
-        found: dict[str, dict[str, int]] = {}
-        for day, kind, people in rows:
-            key = day.isoformat() if isinstance(day, date) else str(day)[:10]
-            found.setdefault(key, {})[kind] = int(people or 0)
-        return [{"day": d.isoformat(),
-                 **{s.value: cell(found.get(d.isoformat(), {}).get(s.value, 0)) for s in FUNNEL_STEPS}}
-                for d in period.days()]
+        found = await self._steps_per(
+            session, period, CertificationDaily.day,
+            key=lambda day: day.isoformat() if isinstance(day, date) else str(day)[:10])
+        return [{"day": d.isoformat(), **self._step_cells(found.get(d.isoformat(), {}))} for d in period.days()]
 
     async def satisfaction(self, session: AsyncSession, period: DateRange) -> dict[str, Any]:
         """Answers to "这次帮到您了吗？" (3 = helped, 1 = not): count, average, distribution."""

@@ -12,7 +12,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timezone
 from html import escape
 from pathlib import Path
@@ -624,37 +624,41 @@ def _reminder_time(value: str | None, tz: Any) -> str:
     return fmt_time(datetime.fromisoformat(value), tz) if value else "—"
 
 
+def _reminder_table(items: list[dict[str, Any]], names: dict[int, str] | None, heads: list[str], empty: str,
+                    row: Callable[[dict[str, Any]], tuple[str, str]]) -> str:
+    """Reminder records as a table; ``row`` gives each one's ``<tr>`` attributes and cells.
+    With ``names`` (a pensioner id's name) the first column is the pensioner."""
+    if not items:
+        return f'<p class="meta">{empty}</p>'
+    rows = []
+    for item in items:
+        attributes, cells = row(item)
+        pensioner = f"<td>{escape(names.get(item['pensioner_id'], '—'))}</td>" if names is not None else ""
+        rows.append(f"<tr{attributes}>{pensioner}{cells}</tr>")
+    return table((["退休人员"] if names is not None else []) + heads, rows)
+
+
 def reminder_subscriptions(subs: list[dict[str, Any]], tz: Any, names: dict[int, str] | None = None) -> str:
     """Who asked to be reminded (from ``staff_summary``; users already masked)."""
-    if not subs:
-        return '<p class="meta">没有人订阅提醒。</p>'
-    rows = []
-    for sub in subs:
+    def row(sub: dict[str, Any]) -> tuple[str, str]:
         who = "本人" if sub["role"] == "self" else "家属"
         state = "订阅中" if sub["active"] else f"已取消（{_reminder_time(sub['cancelled_at'], tz)}）"
-        pensioner = f"<td>{escape((names or {}).get(sub['pensioner_id'], '—'))}</td>" if names is not None else ""
-        rows.append(f"<tr>{pensioner}<td>{label(CHANNEL_LABELS, sub['channel'])}</td><td>{who}</td>"
+        return "", (f"<td>{label(CHANNEL_LABELS, sub['channel'])}</td><td>{who}</td>"
                     f"<td>{escape(sub['user'][:40])}</td><td>{escape(state)}</td>"
-                    f"<td>{escape(_reminder_time(sub['created_at'], tz))}</td></tr>")
-    heads = (["退休人员"] if names is not None else []) + ["渠道", "谁", "用户", "状态", "订阅时间"]
-    return table(heads, rows)
+                    f"<td>{escape(_reminder_time(sub['created_at'], tz))}</td>")
+    return _reminder_table(subs, names, ["渠道", "谁", "用户", "状态", "订阅时间"], "没有人订阅提醒。", row)
 
 
 def reminder_deliveries(items: list[dict[str, Any]], tz: Any, names: dict[int, str] | None = None) -> str:
     """Reminders sent or tried; ``send_failed`` rows in red with the channel's reason."""
-    if not items:
-        return '<p class="meta">没有发送记录。</p>'
-    rows = []
-    for d in items:
+    def row(d: dict[str, Any]) -> tuple[str, str]:
         css = ' class="send-failed"' if d["status"] == "send_failed" else ""
-        pensioner = f"<td>{escape((names or {}).get(d['pensioner_id'], '—'))}</td>" if names is not None else ""
-        rows.append(f"<tr{css} data-delivery=\"{d['id']}\">{pensioner}<td>{escape(d['due_date'])}</td>"
-                    f"<td>{label(REMINDER_KIND_LABELS, d['kind'])}</td>"
-                    f"<td>{label(REMINDER_STATUS_LABELS, d['status'])}</td><td>{d['attempts']}</td>"
-                    f"<td>{escape((d['error'] or '—')[:120])}</td>"
-                    f"<td>{escape(_reminder_time(d['sent_at'] or d['updated_at'], tz))}</td></tr>")
-    heads = (["退休人员"] if names is not None else []) + ["到期日", "哪一次", "状态", "尝试次数", "原因", "时间"]
-    return table(heads, rows)
+        return f"{css} data-delivery=\"{d['id']}\"", (
+            f"<td>{escape(d['due_date'])}</td><td>{label(REMINDER_KIND_LABELS, d['kind'])}</td>"
+            f"<td>{label(REMINDER_STATUS_LABELS, d['status'])}</td><td>{d['attempts']}</td>"
+            f"<td>{escape((d['error'] or '—')[:120])}</td>"
+            f"<td>{escape(_reminder_time(d['sent_at'] or d['updated_at'], tz))}</td>")
+    return _reminder_table(items, names, ["到期日", "哪一次", "状态", "尝试次数", "原因", "时间"], "没有发送记录。", row)
 
 
 def reminders_panel(summary: dict[str, Any], tz: Any) -> str:

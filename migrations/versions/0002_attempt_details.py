@@ -1,15 +1,9 @@
-"""certification_attempts.details: the liveness evidence of each attempt (issue 21)
-
-Revision ID: 0002_attempt_details
-Revises: 0001
-"""
+"""certification_attempts.details: the liveness evidence of each attempt (issue 21)."""
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0002_attempt_details'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

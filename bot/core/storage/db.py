@@ -18,17 +18,29 @@ from bot.core.storage.models import AuditLog
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+# PostgreSQL connections per process: a server keeps SERVER_POOL_SIZE open, a face worker
+# (one job at a time) WORKER_POOL_SIZE; MAX_OVERFLOW more are opened for a burst. Two servers
+# and two workers stay well below PostgreSQL's default max_connections (100).
+SERVER_POOL_SIZE = 20
+WORKER_POOL_SIZE = 2
+MAX_OVERFLOW = 10
 
 
 class Database:
     """Owns the engine and hands out sessions; maps connection loss to DatabaseUnavailable."""
 
-    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, *, connect_args: dict[str, Any] | None = None,
+                 pool_size: int = SERVER_POOL_SIZE) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             kwargs["connect_args"] = {"timeout": 5, **(connect_args or {})}
             kwargs["pool_timeout"] = 5
+            # Connections kept open: a busy server runs a few dozen turns at once, and a
+            # connection beyond the pool is opened and closed again for each (a new
+            # PostgreSQL backend each time, milliseconds of CPU on the same box).
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = MAX_OVERFLOW
         elif connect_args:
             kwargs["connect_args"] = connect_args
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
