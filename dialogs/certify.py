@@ -469,9 +469,7 @@ async def _challenge_failed(services: ChatServices, result: dict[str, Any], conv
 certify = Dialog(
     name=NAME,
     title="在线刷脸认证",
-    start="start",
     entry_intents=("certify_now",),
-    timeout_s=1800,
     fallback=tr("没听明白。请按提示回复，或者回复“转人工”。"),
     states={
         "start": State(prompt=lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID),

@@ -318,9 +318,7 @@ def _limit_prompt(ctx: DialogContext) -> Reply:
 family = Dialog(
     name=NAME,
     title="帮家人认证",
-    start="relationship",
     entry_intents=("family_certification",),
-    timeout_s=1800,
     fallback=tr("没听明白。请按提示回复数字，或者回复“转人工”。"),
     states={
         "relationship": State(

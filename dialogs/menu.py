@@ -50,7 +50,6 @@ LANGUAGE_ITEMS = [
 menu = Dialog(
     name="main_menu",
     title="主菜单",
-    start="choose",
     timeout_s=None,
     states={
         "choose": State(
@@ -74,7 +73,6 @@ async def to_main_menu(ctx: DialogContext) -> Step:
 offer_person = Dialog(
     name="offer_person",
     title="转人工确认",
-    start="offer",
     timeout_s=600,
     states={
         "offer": State(

@@ -112,8 +112,6 @@ _yes, _no, _on_input = yes_no(_answer, tr("要提醒请回复 1（{label}），�
 reminders = Dialog(
     name=NAME,
     title="认证提醒",
-    start="offer",
-    timeout_s=1800,
     fallback=tr("要提醒请回复 1，不用请回复 2。"),
     states={
         "offer": State(prompt=lambda ctx: Reply(OFFER.format(days=_days(ctx.services)), [OPT_IN, NO_THANKS]),
