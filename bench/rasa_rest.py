@@ -41,7 +41,7 @@ def train_bot() -> Path:
     rules = []
     for intent in data.intents:
         entry = kb.for_intent(intent)
-        text = entry.answer[0] if entry else "好的。"
+        text = str(entry.answer[0]) if entry else "好的。"  # a plain str for YAML (not i18n.Text)
         responses[f"utter_{intent}"] = [{"text": text}]
         rules.append({"rule": f"answer {intent}",
                       "steps": [{"intent": intent}, {"action": f"utter_{intent}"}]})
