@@ -275,6 +275,14 @@ def _labels(language: str) -> Mapping[str, str]:
     return labels
 
 
+def load_catalogs() -> None:
+    """Read every catalog and its label index now (start-up), not in the first chat turn
+    that needs them (Babel parses the ``.po`` when no compiled ``.mo`` is there)."""
+    for language in LANGUAGES:
+        if language != ZH:
+            _labels(language)
+
+
 def to_source(text: str, language: str) -> str:
     """A message as the Chinese pipeline reads it: Tibetan digits as Arabic ones, and a
     message that is exactly a translated label (in any language) as that label's msgid."""

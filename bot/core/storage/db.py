@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 # PostgreSQL connections per process: a server keeps SERVER_POOL_SIZE open, a face worker
 # (one job at a time) WORKER_POOL_SIZE; MAX_OVERFLOW more are opened for a burst. Two servers
-# and two workers stay well below PostgreSQL's default max_connections (100).
+# and two workers need at most 2 x 30 + 2 x 12 = 84, below PostgreSQL's default
+# max_connections (100); more processes need a higher max_connections (docs/operations.md).
 SERVER_POOL_SIZE = 20
 WORKER_POOL_SIZE = 2
 MAX_OVERFLOW = 10
