@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from bot.core.errors import DatabaseUnavailable
 from bot.core.messages import InboundMessage, Reply
 from bot.core.metrics import Metrics
 from bot.core.outbox import Outbox
-from bot.core.pipeline import Pipeline, Turn
+from bot.core.pipeline import Pipeline, RedisBatch, Turn
 from bot.core.services import FaceJobs
 from bot.core.storage.db import Database
 from bot.core.understanding import NluBackend, ParseResult
@@ -80,11 +81,14 @@ class Services:
         result.entities.extend(e for e in found if (e.type, e.value) not in known)
         return result
 
-    async def handle(self, msg: InboundMessage) -> Turn:
-        """Run one inbound message through the pipeline (text that cannot be stored: 400)."""
+    async def handle(self, msg: InboundMessage,
+                     closing_writes: Sequence[Callable[[Turn, RedisBatch], None]] = ()) -> Turn:
+        """Run one inbound message through the pipeline (text that cannot be stored: 400).
+
+        ``closing_writes`` queue the caller's own Redis writes on the turn's closing batch."""
         assert self.pipeline is not None
         ensure_utf8([msg.user_id, msg.message_id, msg.text, msg.voice_transcript, msg.event])
-        return await self.pipeline.run(Turn(msg=msg, services=self))
+        return await self.pipeline.run(Turn(msg=msg, services=self, closing_writes=list(closing_writes)))
 
     async def push(self, conversation_key: str, replies: list[Reply]) -> None:
         await self.outbox.push(conversation_key, replies)

@@ -132,3 +132,66 @@ async def test_two_processes_keep_one_users_messages_in_order(tmp_path: Path,
         pairs = list(zip(roles[first_user:], roles[first_user + 1:], strict=False))
         assert ("user", "user") not in pairs, roles
         assert roles[-1] == "bot", roles
+
+
+async def _scratch_database(clean_backends: Backends) -> tuple[str, str]:
+    if not clean_backends.pg_url:
+        pytest.skip("needs the local PostgreSQL to end the server side of a pooled connection")
+    name = f"bot_ping_{uuid.uuid4().hex[:8]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    return name, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+async def test_a_pooled_connection_in_steady_use_is_not_pinged_an_idle_one_is(
+        clean_backends: Backends) -> None:
+    """Back-to-back transactions do not each pay a ping (three round trips with asyncpg); a
+    connection that sat idle past ``idle_ping_s`` is checked before it is used."""
+    from sqlalchemy import text
+
+    from bot.core.storage.db import Database
+
+    name, url = await _scratch_database(clean_backends)
+    database = Database(url, idle_ping_s=0.3)
+    pings: list[object] = []
+    real_ping = database.engine.dialect.do_ping
+
+    def counting_ping(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return real_ping(dbapi_connection)
+
+    database.engine.dialect.do_ping = counting_ping  # type: ignore[method-assign]
+    try:
+        for _ in range(5):
+            async with database.session() as session:
+                assert (await session.execute(text("SELECT 1"))).scalar() == 1
+        assert pings == [], "a connection in steady use is not pinged"
+        await asyncio.sleep(0.4)
+        async with database.session() as session:
+            await session.execute(text("SELECT 1"))
+        assert len(pings) == 1, "an idle connection is pinged once before use"
+    finally:
+        await database.dispose()
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_an_idle_connection_postgres_closed_is_replaced_before_the_turn_uses_it(
+        clean_backends: Backends) -> None:
+    """PostgreSQL restarted (or a firewall dropped the connection) while the pool sat idle:
+    the next transaction gets a new connection instead of failing."""
+    from sqlalchemy import text
+
+    from bot.core.storage.db import Database
+
+    name, url = await _scratch_database(clean_backends)
+    database = Database(url, idle_ping_s=0.2)
+    try:
+        async with database.session() as session:
+            before = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+        await _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        await asyncio.sleep(0.3)
+        async with database.session() as session:
+            after = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+        assert after != before
+    finally:
+        await database.dispose()
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -233,3 +233,20 @@ async def test_the_signing_secret_is_shared_and_configurable(aiohttp_client: Any
     three = await aiohttp_client(create_app(configured))
     refused = await three.post("/api/chat", json={"user_id": issued, "text": "你好"})
     assert refused.status == 403
+
+
+async def test_history_is_kept_with_the_turn_and_a_redelivery_adds_nothing(client: Any) -> None:
+    """The page history is written in the turn's closing Redis batch: the user's text masked,
+    every reply; a re-sent message (same message_id) answers again without a second copy."""
+    user = await web_id(client, "hana")
+    sent = {"user_id": user, "text": "需要带什么材料 63010219500315002X", "message_id": "m-1"}
+    first = await client.post("/api/chat", json=sent)
+    again = await client.post("/api/chat", json=sent)
+    assert first.status == again.status == 200
+    await chat(client, "谢谢", user="hana")
+    response = await client.get("/api/chat/history", params={"user_id": user})
+    messages = (await response.json())["messages"]
+    users = [m["text"] for m in messages if m["role"] == "user"]
+    assert users == ["需要带什么材料 630102********002X", "谢谢"]
+    answer = (await first.json())["replies"]
+    assert messages[1:1 + len(answer)] == [{"role": "bot", **reply} for reply in answer]

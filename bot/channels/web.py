@@ -37,11 +37,13 @@ from typing import Any
 from aiohttp import web
 
 from bot import keys
+from bot.core.config import WebChatConfig
 from bot.core.errors import AddressLimited, BadRequest, Forbidden, StorageUnavailable
 from bot.core.i18n import tr
 from bot.core.limits import address_bucket, count_hit
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
+from bot.core.pipeline import RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 from bot.safety import is_utf8, loads_json, not_utf8
 from bot.services import Services
@@ -175,17 +177,23 @@ def _history_key(user_id: str) -> str:
     return f"webchat:history:{user_id}"
 
 
+def _queue_history(batch: RedisBatch, settings: WebChatConfig, user_id: str,
+                   items: list[dict[str, Any]]) -> None:
+    """Queue the appends to the history a reload restores, kept to its length and lifetime."""
+    key = _history_key(user_id)
+    batch.add(None, "rpush", key, *[dumps(item) for item in items])
+    batch.add(None, "ltrim", key, -settings.history_messages, -1)
+    batch.add(None, "expire", key, settings.history_ttl_s)
+
+
 @redis_guard
 async def remember(services: Services, user_id: str, items: list[dict[str, Any]]) -> None:
     """Append what the page showed (the user's texts masked) to the history a reload restores."""
     settings = services.settings.web_chat
     if not items or not settings.history_messages:
         return
-    key = _history_key(user_id)
     async with services.redis.pipeline(transaction=True) as pipe:
-        pipe.rpush(key, *[dumps(item) for item in items])
-        pipe.ltrim(key, -settings.history_messages, -1)
-        pipe.expire(key, settings.history_ttl_s)
+        _queue_history(RedisBatch(pipe), settings, user_id, items)
         await pipe.execute()
 
 
@@ -237,16 +245,18 @@ async def chat(request: web.Request) -> web.Response:
     user_id = await _public_id(request, user_field)
     msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or uuid.uuid4().hex,
                          text=text, image=image, event=event, client_address=_limited_address(request))
-    turn = await services.handle(msg)
+    shown = [] if event else [{"role": "user", "text": tr("[照片]") if image is not None else mask(text or ""),
+                               "options": []}]
+
+    def keep_history(turn: Turn, batch: RedisBatch) -> None:
+        """The page's history, written with the turn's own closing Redis batch."""
+        items = shown + _bot_items(turn.replies)
+        if items and turn.outcome not in ("duplicate", "address_limited") and settings.web_chat.history_messages:
+            _queue_history(batch, settings.web_chat, user_id, items)
+
+    turn = await services.handle(msg, closing_writes=[keep_history])
     if turn.outcome == "address_limited":  # counted with the pipeline's first Redis round trip
         raise AddressLimited("too many messages from one client address")
-    if turn.outcome != "duplicate":
-        shown = [] if event else [{"role": "user", "text": tr("[照片]") if image is not None else mask(text or ""),
-                                   "options": []}]
-        try:
-            await remember(services, user_id, shown + _bot_items(turn.replies))
-        except StorageUnavailable:  # the answer matters more than the page's history
-            log.error("web chat history not kept", extra={"request_id": turn.request_id})
     return web.json_response(render(turn.replies), dumps=dumps)
 
 

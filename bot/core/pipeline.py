@@ -55,6 +55,9 @@ class Turn:
     # Set when this message asked for another language ("藏文", "中文"): the router answers
     # a message that only asked that with the menu in the new language.
     language_switch: str | None = None
+    # Writes the caller adds to the closing Redis batch of a turn that did not fail (the web
+    # chat's page history): no round trip of their own.
+    closing_writes: list[Callable[[Turn, RedisBatch], None]] = field(default_factory=list)
 
     def say(self, text: str, options: Sequence[str] = ()) -> None:
         self.replies.append(Reply(text=text, options=list(options)))
@@ -119,6 +122,9 @@ class Pipeline:
                 batch = RedisBatch(pipe)
                 for step in reversed(self.batched):
                     step.finish(turn, batch, failed)
+                if not failed:
+                    for write in turn.closing_writes:
+                        write(turn, batch)
                 if batch.names:
                     await pipe.execute()
         except REDIS_ERRORS as exc:
@@ -142,7 +148,7 @@ class Pipeline:
             if self.batched:
                 await asyncio.shield(self._close(turn, failed=True))
             raise
-        if self.batched:
+        if self.batched or turn.closing_writes:
             try:
                 await self._close(turn, failed=False)
             except BaseException:
