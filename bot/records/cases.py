@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot.core.config import Settings
 from bot.core.conversation import (
@@ -281,8 +281,9 @@ class HandoffService:
             parts.append(tr("[照片，按规定不保存]"))
         if not parts:
             return  # a platform event (subscribe, menu click): nothing for staff to read
-        async with self.db.session() as session:
-            session.add(CaseMessage(case_id=conversation.case_id, author="user", text="\n".join(parts)))
+        async with self.db.session() as session:  # a plain INSERT: no unit of work for one row
+            await session.execute(insert(CaseMessage.table()).values(
+                case_id=conversation.case_id, author="user", text="\n".join(parts)))
         await self.publish("user_message", case_id=conversation.case_id)
 
     def case_photo_dir(self, case_id: int) -> Path:

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -125,7 +125,7 @@ class CertificationEvents:
         try:
             prefecture = await self.prefecture_for(id_number=id_number, pensioner_id=pensioner_id)
             async with self.db.session() as session:
-                session.add(CertificationEvent(
+                await session.execute(insert(CertificationEvent.table()).values(
                     at=at, day=day, kind=step.value, cause=cause.value if cause else None,
                     channel=channel, prefecture=prefecture, subject=subject, proxy=chat.proxy,
                     case_id=case_id, value=value))

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InvalidatePoolError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as SQLTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -99,8 +99,9 @@ class Database:
     async def audit(self, actor: str, action: str, target: str | None = None,
                     **details: Any) -> None:
         """Append one audit line in its own transaction."""
-        async with self.session() as session:
-            session.add(AuditLog(actor=actor, action=action, target=target, details=details))
+        async with self.session() as session:  # a plain INSERT: no unit of work for one row
+            await session.execute(insert(AuditLog.table()).values(
+                actor=actor, action=action, target=target, details=details))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

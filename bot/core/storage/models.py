@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -28,6 +29,13 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+    @classmethod
+    def table(cls) -> Table:
+        """The model's table, for a plain Core INSERT of a row nobody reads back (no unit of work)."""
+        table = cls.__table__
+        assert isinstance(table, Table)
+        return table
 
 
 class Pensioner(Base):
