@@ -7,7 +7,9 @@ from typing import Any
 import aiohttp
 
 from bot import keys
+from bot.channels import web as web_channel
 from bot.core.messages import Reply
+from bot.core.outbox import ready_channel
 from tests.webchat import new_web_id, public_id, web_id
 
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工", "བོད་ཡིག 藏文"]  # + the language option
@@ -68,7 +70,9 @@ async def test_updates_returns_pushed_replies_once(client: Any) -> None:
     assert second == {"replies": []}
 
 
-async def test_updates_with_wait_hold_the_request_until_a_reply_is_pushed(client: Any) -> None:
+async def test_updates_with_wait_hold_the_request_until_a_reply_is_pushed(client: Any, monkeypatch: Any) -> None:
+    # The held request does not look for itself within the test: only the bell can wake it.
+    monkeypatch.setattr(web_channel, "LOOK_AGAIN_S", 30.0)
     services = client.server.app[keys.SERVICES]
     carol = await web_id(client, "carol")
 
@@ -86,6 +90,61 @@ async def test_updates_with_wait_hold_the_request_until_a_reply_is_pushed(client
     started = time.monotonic()
     empty = await client.get("/api/chat/updates", params={"user_id": carol, "wait": "0.5"})
     assert (await empty.json()) == {"replies": []} and time.monotonic() - started >= 0.5
+
+
+async def held_updates(client: Any, name: str, wait: float) -> tuple[list[dict[str, Any]], float]:
+    """GET /api/chat/updates with ``wait``, a reply pushed 0.3 s later: (replies, seconds held)."""
+    services = client.server.app[keys.SERVICES]
+    user = await web_id(client, name)
+
+    async def push_later() -> None:
+        await asyncio.sleep(0.3)
+        await services.push(f"web:{public_id(user)}", [Reply("认证成功")])
+
+    started = time.monotonic()
+    pushing = asyncio.create_task(push_later())
+    response = await client.get("/api/chat/updates", params={"user_id": user, "wait": str(wait)})
+    await pushing
+    return (await response.json())["replies"], time.monotonic() - started
+
+
+async def test_a_held_request_still_gets_its_reply_when_the_bell_misses(client: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(web_channel, "LOOK_AGAIN_S", 0.2)
+    bell = client.server.app[web_channel.BELL]
+    monkeypatch.setattr(bell, "ring", lambda key: None)  # the pub/sub message is lost
+    replies, held = await held_updates(client, "dora", wait=10)
+    assert replies == [{"text": "认证成功", "options": []}]
+    assert held < 5
+
+
+async def subscribers(redis: Any) -> int:
+    """How many connections listen on this database's bell channel."""
+    channel = ready_channel(redis)
+    return int(dict(await redis.pubsub_numsub(channel)).get(channel.encode(), 0))
+
+
+async def test_the_bell_subscribes_again_after_redis_drops_its_connection(client: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(web_channel, "LOOK_AGAIN_S", 30.0)
+    redis = client.server.app[keys.SERVICES].redis
+    for _ in range(100):  # the subscription is made in the background at start-up
+        if await subscribers(redis):
+            break
+        await asyncio.sleep(0.05)
+    db = str(redis.connection_pool.connection_kwargs.get("db", 0))
+    killed = 0
+    for line in (await redis.execute_command("CLIENT", "LIST", "TYPE", "pubsub")).decode().splitlines():
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        if fields.get("db") == db and fields.get("sub") != "0":
+            await redis.execute_command("CLIENT", "KILL", "ID", fields["id"])
+            killed += 1
+    assert killed >= 1
+    for _ in range(100):  # noticed and made again
+        if await subscribers(redis):
+            break
+        await asyncio.sleep(0.05)
+    replies, held = await held_updates(client, "emil", wait=10)
+    assert replies == [{"text": "认证成功", "options": []}]
+    assert held < 5
 
 
 async def test_updates_wait_out_of_range_is_a_json_400(client: Any) -> None:

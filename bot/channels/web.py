@@ -43,6 +43,7 @@ from bot.core.i18n import tr
 from bot.core.limits import address_bucket, count_hit
 from bot.core.logs import mask
 from bot.core.messages import InboundMessage, Reply
+from bot.core.outbox import ReplyBell
 from bot.core.pipeline import RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
 from bot.safety import is_utf8, loads_json, not_utf8
@@ -58,7 +59,7 @@ SESSION_COOKIE = "chat_id"
 SECRET_KEY = "webchat:secret"  # the signing secret when web_chat.session_secret is not set
 COOKIE_MAX_AGE_S = 365 * 86400
 MAX_WAIT_S = 25.0     # longest hold of a long-polling /api/chat/updates
-WAIT_STEP_S = 0.25    # how often a held request looks for replies
+LOOK_AGAIN_S = 2.0    # a held request looks for replies itself this often (the bell may miss)
 
 
 class UnknownUser(Forbidden):
@@ -119,6 +120,7 @@ class WebIdentity:
 
 
 IDENTITY = web.AppKey("web_identity", WebIdentity)
+BELL = web.AppKey("web_reply_bell", ReplyBell)
 
 
 def _limited_address(request: web.Request) -> str | None:
@@ -140,6 +142,19 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
     """The app's issuer of chat ids, once the services exist."""
     app[IDENTITY] = WebIdentity(app[keys.SERVICES])
     yield
+
+
+async def bell_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The bell that wakes held ``/api/chat/updates`` requests, and its subscription."""
+    bell = ReplyBell(app[keys.SERVICES].redis)
+    app[BELL] = bell
+    task = asyncio.create_task(bell.run(), name="reply-bell")
+    yield
+    task.cancel()
+    try:
+        await asyncio.wait_for(task, timeout=5)
+    except (TimeoutError, asyncio.CancelledError):
+        pass
 
 
 def _user_id(value: Any) -> str:
@@ -276,17 +291,24 @@ async def updates(request: web.Request) -> web.Response:
     """Replies pushed for this user since the last call (face verdicts, staff messages).
 
     ``?wait=S`` (up to 25 s) holds the request until something arrives or S seconds pass
-    (long polling): a verdict reaches the page within a quarter of a second of its push."""
+    (long polling). The outbox's bell wakes the request when a reply is queued; it also
+    looks for itself every ``LOOK_AGAIN_S`` in case the bell missed (Redis reconnecting)."""
     services = request.app[keys.SERVICES]
     user_id = await _public_id(request, request.query.get("user_id"))
     wait = _wait_s(request.query.get("wait"))
     key = f"web:{user_id}"
-    replies = await services.outbox.drain(key)
-    deadline = asyncio.get_running_loop().time() + wait
-    while not replies and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(WAIT_STEP_S)
-        if await services.outbox.waiting(key):
-            replies = await services.outbox.drain(key)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    with request.app[BELL].waiting(key) as rung:  # listening before looking: no push is missed
+        replies = await services.outbox.drain(key)
+        while not replies and (left := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(rung.wait(), timeout=min(left, LOOK_AGAIN_S))
+            except TimeoutError:
+                pass
+            rung.clear()
+            if await services.outbox.waiting(key):
+                replies = await services.outbox.drain(key)
     await remember(services, user_id, _bot_items(replies))
     return web.json_response(render(replies), dumps=dumps)
 
@@ -326,6 +348,7 @@ async def page(request: web.Request) -> web.FileResponse:
 def setup(app: web.Application) -> None:
     """Mount the web chat routes."""
     app.cleanup_ctx.append(identity_ctx)
+    app.cleanup_ctx.append(bell_ctx)
     app.router.add_get("/", page)
     app.router.add_post("/api/chat/session", session)
     app.router.add_post("/api/chat", chat)
