@@ -80,7 +80,11 @@ async def wait_healthy(session: aiohttp.ClientSession, ports: list[int]) -> None
 
 async def run_load(ports: list[int], users: int, messages: int, think: float,
                    sender: Any, wait_for_health: bool = True,
-                   on_ready: Any = None) -> dict[str, Any]:
+                   on_ready: Any = None, warmup: int = 0) -> dict[str, Any]:
+    """``users`` users send ``messages`` each; the figures cover those only.
+
+    ``warmup`` > 0: first, as many other users send that many messages each, unmeasured
+    (the server's first statements, pooled connections and caches are made then)."""
     latencies: list[float] = []
     sent_at: list[float] = []
     first_sends: list[float] = []  # each user's first and last send, for the steady window
@@ -93,7 +97,8 @@ async def run_load(ports: list[int], users: int, messages: int, think: float,
         if wait_for_health:
             await wait_healthy(session, ports)
 
-        async def one_user(index: int) -> None:
+        async def one_user(index: int, messages: int = messages, name: str = "bench",
+                           measured: bool = True) -> None:
             nonlocal errors
             port = ports[index % len(ports)]
             rng = random.Random(index)
@@ -105,21 +110,24 @@ async def run_load(ports: list[int], users: int, messages: int, think: float,
                 if queued:  # like a real user: ask once, maybe, then give up waiting
                     text = "还要等多久" if queued == 1 and rng.random() < 0.5 else "算了"
                 started = time.perf_counter()
-                sent_at.append(started)
-                if step == 0:
-                    first_sends.append(started)
-                if step == messages - 1:
-                    last_sends.append(started)
                 try:
-                    answer = await sender(session, port, f"bench{index}", step, text)
+                    answer = await sender(session, port, f"{name}{index}", step, text)
                 except (TimeoutError, aiohttp.ClientError):
                     answer = None
-                latencies.append(time.perf_counter() - started)
-                errors += 0 if answer is not None else 1
+                if measured:
+                    sent_at.append(started)
+                    if step == 0:
+                        first_sends.append(started)
+                    if step == messages - 1:
+                        last_sends.append(started)
+                    latencies.append(time.perf_counter() - started)
+                    errors += 0 if answer is not None else 1
                 queued = queued + 1 if answer and QUEUED_MARK in answer and text != "算了" else 0
                 if think and step < messages - 1:
                     await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
+        if warmup:
+            await asyncio.gather(*(one_user(i, warmup, "warmup", measured=False) for i in range(users)))
         cpu_before = on_ready() if on_ready else None
         started, client_cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(one_user(i) for i in range(users)))
@@ -189,6 +197,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--saturate", action="store_true", help="no think time")
     parser.add_argument("--channel", default="web", choices=sorted(senders()))
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="first, unmeasured: as many other users send this many messages each")
     args = parser.parse_args(argv)
     use_uvloop()
     url, embedded = redis_url()
@@ -209,7 +219,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         think = 0.0 if args.saturate else args.think
         servers = [psutil.Process(p.pid) for p in processes]
         result = asyncio.run(run_load(ports, args.users, args.messages, think, senders()[args.channel],
-                                      on_ready=lambda: [s.cpu_times() for s in servers]))
+                                      on_ready=lambda: [s.cpu_times() for s in servers],
+                                      warmup=args.warmup))
         before = result.pop("cpu_before")
         spent = sum(s.cpu_times().user + s.cpu_times().system - b.user - b.system
                     for s, b in zip(servers, before, strict=True))
@@ -227,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             drop_postgres_database(postgres)
     result["database"] = "postgresql" if postgres else "sqlite"
     result.update({"users": args.users, "per_user": args.messages, "think_s": 0.0 if args.saturate else args.think,
-                   "processes": args.processes, "channel": args.channel})
+                   "processes": args.processes, "channel": args.channel, "warmup_per_user": args.warmup})
     if not args.saturate:  # each user sends about once per think time
         result["offered_per_s"] = round(args.users / args.think, 1)
     print(json.dumps(result), flush=True)

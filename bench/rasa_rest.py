@@ -6,7 +6,12 @@ response (the first message of its FAQ entry), so its REST channel
 (``/webhooks/rest/webhook``) does a full turn: parse, policy, response. Both servers get
 the same messages from the same number of concurrent users with no think time.
 
-    python -m bench.rasa_rest [--users 50] [--messages 20]
+Each server is warmed first, unmeasured: as many other users send ``--warmup`` messages each
+(5 by default; ``--warmup 0`` measures cold servers, as runs before 2026-12-05 did). A cold
+run of 1000 messages lasts about 2 s on our side, so the server's first statements, new
+pooled connections and caches weighed on it; Rasa's first requests are slow too.
+
+    python -m bench.rasa_rest [--users 50] [--messages 20] [--warmup 5]
 """
 
 from __future__ import annotations
@@ -82,13 +87,14 @@ async def send_rasa(session: aiohttp.ClientSession, port: int, user: str, step: 
         return "\n".join(str(item.get("text", "")) for item in body)
 
 
-async def rasa_load(model: Path, users: int, messages: int) -> dict[str, Any]:
+async def rasa_load(model: Path, users: int, messages: int, warmup: int = 0) -> dict[str, Any]:
     credentials = Path(tempfile.mkdtemp()) / "credentials.yml"
     credentials.write_text("rest:\n", encoding="utf-8")
     server = rasa_model.RasaServer(model, extra_args=("--credentials", str(credentials)))
     try:
         await server.start()
-        return await chat.run_load([server.port], users, messages, 0.0, send_rasa, wait_for_health=False)
+        return await chat.run_load([server.port], users, messages, 0.0, send_rasa, wait_for_health=False,
+                                   warmup=warmup)
     finally:
         server.stop()
 
@@ -97,14 +103,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5,
+                        help="unmeasured messages per user first, on both servers (0: cold)")
     args = parser.parse_args(argv)
     try:
         model = train_bot()
     except rasa_model.RasaUnavailable as missing:
         print(f"skipping the Rasa comparison: {missing}", flush=True)
         return {"skipped": str(missing)}
-    ours = chat.main(["--users", str(args.users), "--messages", str(args.messages), "--saturate"])
-    rasa = asyncio.run(rasa_load(model, args.users, args.messages))
+    ours = chat.main(["--users", str(args.users), "--messages", str(args.messages), "--saturate",
+                      "--warmup", str(args.warmup)])
+    rasa = asyncio.run(rasa_load(model, args.users, args.messages, args.warmup))
     result = {"ours": ours, "rasa_rest": rasa,
               "ratio": round(ours["msgs_per_s"] / max(rasa["msgs_per_s"], 0.001), 1)}
     print(json.dumps(result), flush=True)

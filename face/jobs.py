@@ -27,6 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from arq import cron, func
+from arq.connections import RedisSettings
+from arq.worker import Retry, Worker
 
 from bot.core.config import Settings
 from bot.core.images import sniff
@@ -52,6 +55,8 @@ JOB_NAME = "verify_selfie"
 RESULTS_STREAM = "face:results"
 DONE_TTL_S = 7 * 86400
 MAX_TRIES = 5
+JOBS_AT_ONCE = 2  # jobs a worker holds: one measured (one model thread), one at the database
+HEARTBEAT_S = 1.0  # a worker busy with jobs still polls (health check, aborts) this often
 # Test-only fault injection: seconds a job sleeps before working (to kill a worker mid-job).
 DELAY_ENV = "BOT_FACE_JOB_DELAY_S"
 
@@ -287,8 +292,6 @@ def _measure(engine: FaceEngine, reference: list[float], photo: bytes, stage: st
 async def verify_selfie(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """The arq job. A failure (database down, a bug) is retried with a growing delay; after
     the last try the chat is told to send the photo again, so nobody waits forever."""
-    from arq.worker import Retry
-
     try:
         return await process(ctx["deps"], request)
     except asyncio.CancelledError:
@@ -348,14 +351,29 @@ async def stop_deps(deps: WorkerDeps) -> None:
     await deps.db.dispose()
 
 
+class PromptWorker(Worker):
+    """arq's worker, but it takes the next job as soon as a running one finishes.
+
+    arq looks for jobs once per ``poll_delay``: when a selfie is done, the worker would wait
+    half a poll on average before it starts the next one, while the queue is full. Here a
+    poll that finds the worker full waits for a running job to end (or for ``HEARTBEAT_S``,
+    so the health check and abort checks still run), and the next poll follows at once."""
+
+    async def _poll_iteration(self) -> None:
+        await super()._poll_iteration()
+        running = [task for task in self.tasks.values() if not task.done()]
+        if running and self.job_counter >= self.max_jobs:
+            await asyncio.wait(running, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
+
+
 def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
                  engine: FaceEngine | None = None, handle_signals: bool = True,
                  deliverer_factory: DelivererFactory | None = None) -> Any:
-    """An arq Worker for the face queue (one job at a time: the work is CPU-bound)."""
-    from arq import cron, func
-    from arq.connections import RedisSettings
-    from arq.worker import Worker
+    """An arq worker for the face queue.
 
+    Two jobs at a time, one thread for the face model: while one selfie is measured, the
+    other's database reads and writes (before and after the measuring) go on, so the core
+    does not wait for them. The work stays CPU-bound one selfie at a time."""
     holder: dict[str, WorkerDeps] = {}
 
     async def on_startup(ctx: dict[str, Any]) -> None:
@@ -368,7 +386,7 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
             await stop_deps(holder["deps"])
 
     timeout = settings.face.job_timeout_s
-    return Worker(
+    return PromptWorker(
         # keep_result=0: arq would store the job's arguments (the photo) with its result.
         functions=[func(verify_selfie, name=JOB_NAME, timeout=timeout, max_tries=MAX_TRIES,
                         keep_result=0)],
@@ -378,6 +396,6 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
                    cron(send_reminders, minute=set(range(0, 60, settings.reminders.check_every_minutes)),
                         timeout=timeout)],
         queue_name=QUEUE, redis_settings=RedisSettings.from_dsn(redis_url), burst=burst,
-        on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=1, job_timeout=timeout,
+        on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=JOBS_AT_ONCE, job_timeout=timeout,
         keep_result=0, poll_delay=0.1, handle_signals=handle_signals,
         health_check_interval=60)
