@@ -55,7 +55,6 @@ JOB_NAME = "verify_selfie"
 RESULTS_STREAM = "face:results"
 DONE_TTL_S = 7 * 86400
 MAX_TRIES = 5
-JOBS_AT_ONCE = 2  # jobs a worker holds: one measured (one model thread), one at the database
 HEARTBEAT_S = 1.0  # a worker busy with jobs still polls (health check, aborts) this often
 # Test-only fault injection: seconds a job sleeps before working (to kill a worker mid-job).
 DELAY_ENV = "BOT_FACE_JOB_DELAY_S"
@@ -357,23 +356,24 @@ class PromptWorker(Worker):
     arq looks for jobs once per ``poll_delay``: when a selfie is done, the worker would wait
     half a poll on average before it starts the next one, while the queue is full. Here a
     poll that finds the worker full waits for a running job to end (or for ``HEARTBEAT_S``,
-    so the health check and abort checks still run), and the next poll follows at once."""
+    so the health check and abort checks still run) and polls again at once."""
 
     async def _poll_iteration(self) -> None:
-        await super()._poll_iteration()
-        running = [task for task in self.tasks.values() if not task.done()]
-        if running and self.job_counter >= self.max_jobs:
+        while True:
+            await super()._poll_iteration()
+            running = [task for task in self.tasks.values() if not task.done()]
+            if not running or self.job_counter < self.max_jobs:
+                return  # room for a job and none queued: arq's next poll looks again
             await asyncio.wait(running, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
 
 
 def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
                  engine: FaceEngine | None = None, handle_signals: bool = True,
                  deliverer_factory: DelivererFactory | None = None) -> Any:
-    """An arq worker for the face queue.
+    """An arq worker for the face queue (one job at a time: the work is CPU-bound).
 
-    Two jobs at a time, one thread for the face model: while one selfie is measured, the
-    other's database reads and writes (before and after the measuring) go on, so the core
-    does not wait for them. The work stays CPU-bound one selfie at a time."""
+    Two jobs at a time (one measured while the other is at the database) were tried on
+    2026-12-05: no measurable gain in `bench peak`, so one it stays."""
     holder: dict[str, WorkerDeps] = {}
 
     async def on_startup(ctx: dict[str, Any]) -> None:
@@ -396,6 +396,6 @@ def build_worker(settings: Settings, redis_url: str, *, burst: bool = False,
                    cron(send_reminders, minute=set(range(0, 60, settings.reminders.check_every_minutes)),
                         timeout=timeout)],
         queue_name=QUEUE, redis_settings=RedisSettings.from_dsn(redis_url), burst=burst,
-        on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=JOBS_AT_ONCE, job_timeout=timeout,
+        on_startup=on_startup, on_shutdown=on_shutdown, max_jobs=1, job_timeout=timeout,
         keep_result=0, poll_delay=0.1, handle_signals=handle_signals,
         health_check_interval=60)
