@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
-import uuid
 
 from bot.core.conversation import Frame, Mode, chat_lock_key
 from bot.core.errors import AddressLimited, DatabaseUnavailable, RateLimited, StorageUnavailable
@@ -142,7 +142,7 @@ class SerializeUser(BatchedStep):
         return chat_lock_key(turn.msg.conversation_key)
 
     def prepare(self, turn: Turn, batch: RedisBatch) -> None:
-        turn.prefetched["lock_token"] = token = uuid.uuid4().hex
+        turn.prefetched["lock_token"] = token = secrets.token_hex(16)
         timeout_ms = int(turn.services.settings.conversation.user_lock_timeout_s * 1000)
         batch.add("lock_held", "set", self.key(turn), token, nx=True, px=timeout_ms)
 

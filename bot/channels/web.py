@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from bot import keys
@@ -52,7 +51,6 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _USER_ID = re.compile(r"\A[A-Za-z0-9_.:@\-]{1,64}\Z")
-dumps = functools.partial(json.dumps, ensure_ascii=False)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 SESSION_COOKIE = "chat_id"
@@ -188,6 +186,11 @@ def render(replies: list[Reply]) -> dict[str, Any]:
     return {"replies": [reply.to_json() for reply in replies]}
 
 
+def json_body(data: Any) -> web.Response:
+    """A JSON response, encoded by orjson (UTF-8, no escaping of Chinese or Tibetan)."""
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
 def _history_key(user_id: str) -> str:
     return f"webchat:history:{user_id}"
 
@@ -196,7 +199,7 @@ def _queue_history(batch: RedisBatch, settings: WebChatConfig, user_id: str,
                    items: list[dict[str, Any]]) -> None:
     """Queue the appends to the history a reload restores, kept to its length and lifetime."""
     key = _history_key(user_id)
-    batch.add(None, "rpush", key, *[dumps(item) for item in items])
+    batch.add(None, "rpush", key, *[orjson.dumps(item) for item in items])
     batch.add(None, "ltrim", key, -settings.history_messages, -1)
     batch.add(None, "expire", key, settings.history_ttl_s)
 
@@ -258,7 +261,7 @@ async def chat(request: web.Request) -> web.Response:
         raise BadRequest("request body too large", code="body_too_large", status=413,
                          user_message=tr("内容太大了，照片请小于10MB。")) from exc
     user_id = await _public_id(request, user_field)
-    msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or uuid.uuid4().hex,
+    msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or secrets.token_hex(16),
                          text=text, image=image, event=event, client_address=_limited_address(request))
     shown = [] if event else [{"role": "user", "text": tr("[照片]") if image is not None else mask(text or ""),
                                "options": []}]
@@ -272,7 +275,7 @@ async def chat(request: web.Request) -> web.Response:
     turn = await services.handle(msg, closing_writes=[keep_history])
     if turn.outcome == "address_limited":  # counted with the pipeline's first Redis round trip
         raise AddressLimited("too many messages from one client address")
-    return web.json_response(render(turn.replies), dumps=dumps)
+    return json_body(render(turn.replies))
 
 
 def _wait_s(value: str | None) -> float:
@@ -310,7 +313,7 @@ async def updates(request: web.Request) -> web.Response:
             if await services.outbox.waiting(key):
                 replies = await services.outbox.drain(key)
     await remember(services, user_id, _bot_items(replies))
-    return web.json_response(render(replies), dumps=dumps)
+    return json_body(render(replies))
 
 
 async def history(request: web.Request) -> web.Response:
@@ -322,7 +325,7 @@ async def history(request: web.Request) -> web.Response:
         raw = await services.redis.lrange(_history_key(user_id), 0, -1)  # type: ignore[misc]
     except REDIS_ERRORS as exc:
         raise StorageUnavailable(f"redis: {exc}") from exc
-    return web.json_response({"messages": [json.loads(item) for item in raw]}, dumps=dumps)
+    return json_body({"messages": [json.loads(item) for item in raw]})
 
 
 async def session(request: web.Request) -> web.Response:

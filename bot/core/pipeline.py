@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +45,7 @@ class Turn:
     replies: list[Reply] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     outcome: str = "answered"
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    request_id: str = field(default_factory=lambda: secrets.token_hex(6))
     deferred: bool = False  # the answer will come through the outbox
     # Results of the opening Redis batch, by the names the batched steps gave them.
     prefetched: dict[str, Any] = field(default_factory=dict)
