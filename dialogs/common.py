@@ -66,9 +66,9 @@ def finish_option(label: str = tr("回主菜单")) -> Option:
 
 
 def looks_like_question(text: str) -> bool:
-    """A message that asks something rather than answering (吗/怎么/什么/?)."""
+    """A message that asks something rather than answering (吗/怎么/什么/谁/?)."""
     return bool(re.search(r"[?？吗呢嘛]$|怎么|什么|为什么|哪里|哪个|多少|能不能|要不要|是不是|可不可以|咋|啥|"
-                          r"怎样|如何", text))
+                          r"怎样|如何|谁", text))
 
 
 @dataclass(frozen=True)

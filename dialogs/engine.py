@@ -221,6 +221,9 @@ class Dialog:
     timeout_s: int | None = 1800
     fallback: str = tr("没听明白，请回复选项前面的数字，或者说“转人工”。")
     max_misunderstood: int = 2
+    # A form that asks for personal data: a question about it ("上门认证是谁来？") gets the
+    # knowledge answer and an offer to begin (``title``), not the first question of the form.
+    answers_questions_first: bool = False
 
     def __post_init__(self) -> None:
         self.start = self.start or next(iter(self.states), "")

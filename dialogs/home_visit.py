@@ -291,8 +291,9 @@ async def _to_edit(ctx: DialogContext) -> Step:
 
 home_visit = Dialog(
     name="home_visit",
-    title="申请上门认证",
+    title=tr("申请上门认证"),
     entry_intents=("method_home_visit",),
+    answers_questions_first=True,
     states={
         "form": FORM.state(
             options=[Option(tr("上一项"), back=True, words=("上一项",)),

@@ -17,21 +17,33 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.records.cases import CaseLimited
 from dialogs.common import looks_like_question
-from dialogs.engine import DialogEngine, EngineResult, chat_services, option_number
+from dialogs.engine import Dialog, DialogEngine, EngineResult, chat_services, option_number
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
 from dialogs.reminders import stop_reminders
 from faq.knowledge import FaqEntry
 from handlers.language import only_asks_language
 from handlers.listening import listen
+from nlu.reading import read
 from nlu.rules import normalise
 
 log = logging.getLogger(__name__)
+# Asking how to apply is asking to apply: those questions begin the form.
+_WANTS_TO_APPLY = re.compile(r"申请|办理|登记|怎么(?:弄|办|做|搞)|咋(?:弄|办|整|搞)")
+# What a form would take from a message (nlu.reading): a question that says any of it
+# ("我妈卧床了，能上门吗") gets its answer and the form begins with those answers kept.
+_FORM_FACTS = ("name", "id_number", "phone", "address", "reason", "relationship")
+
+
+def _tells_about_someone(text: str) -> bool:
+    slots = read(text).slots
+    return any(slots.get(fact) for fact in _FORM_FACTS)
 RETRIEVAL_ONLY_FLOOR = 0.6
 RETRIEVAL_ONLY_MARGIN = 0.2
 SMALL_TALK = {"greet", "thanks", "goodbye", "affirm", "deny"}
@@ -54,6 +66,22 @@ def part_of_one(labels: list[str], text: str) -> str | None:
     return holding[0] if len(holding) == 1 and normalise(holding[0]) != cleaned else None
 
 
+_ASKING_VERB = re.compile(r"申请|办理|登记|预约")
+DECLINE_WORDS = "不用了"  # what a declined offer is read as (NLU input, never shown)
+_NOT = re.compile(r"不|别|算了|没")
+
+
+def asked_for_one(labels: list[str], text: str) -> str | None:
+    """The one offered label whose verb this message asks for ("那我申请一个" → "申请上门认证").
+
+    Declining it ("不申请了") reads as ``DECLINE_WORDS``: the words alone sound like an appeal (申诉)."""
+    verbs = set(_ASKING_VERB.findall(text))
+    holding = [str(label) for label in labels if any(verb in str(label) for verb in verbs)]
+    if len(holding) != 1:
+        return None
+    return DECLINE_WORDS if _NOT.search(text) else holding[0]
+
+
 class Router:
     """Decides what to answer. Knows dialogs, the FAQ and escalation, nothing else."""
 
@@ -70,7 +98,7 @@ class Router:
         if offered and number is not None and conv.frame is None and 1 <= number <= len(offered):
             label = str(offered[number - 1])
         elif offered and conv.frame is None and turn.msg.content:
-            label = part_of_one(offered, turn.msg.content)
+            label = part_of_one(offered, turn.msg.content) or asked_for_one(offered, turn.msg.content)
         if label in LANGUAGE_OPTIONS.values():  # the option shows the other language
             conv.language = turn.language_switch = ZH if conv.language == BO else BO
         if label is not None:
@@ -276,6 +304,16 @@ class Router:
                 turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
                 turn.replies.extend(await self.engine.reprompt(turn))
                 return True
+        if dialog is not None and not resume and self._asks_about(dialog, turn.msg.content):
+            entry = services.faq.for_intent(intent)
+            if entry is not None:  # the answer first
+                answer = faq_replies(entry)
+                if not _tells_about_someone(turn.msg.content or ""):  # then the way in
+                    answer[-1].options = [dialog.title, *[o for o in entry.options if o != dialog.title]]
+                    turn.replies.extend(answer)
+                    return True
+                answer[0].options = []  # its gist, then the form with what the message said
+                turn.replies.append(answer[0])
         if dialog is not None:
             conv = turn.conversation
             assert conv is not None
@@ -290,6 +328,12 @@ class Router:
             turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
             turn.replies.extend(await self.engine.reprompt(turn))
         return True
+
+    @staticmethod
+    def _asks_about(dialog: Dialog, text: str | None) -> bool:
+        """A question about a form's subject (who comes, whether it costs), not how to apply."""
+        return bool(dialog.answers_questions_first and text and looks_like_question(text)
+                    and not _WANTS_TO_APPLY.search(text))
 
     async def apply(self, turn: Turn, result: EngineResult) -> None:
         conv = turn.conversation

@@ -111,6 +111,42 @@ async def test_status_query_with_id_and_name_answers_at_once(testbot: TestBot, d
     assert "完成了认证" in testbot.text and "请发一下" not in testbot.text
 
 
+@pytest.mark.parametrize("question", ["上门认证是谁来", "上门认证要多久？", "能不能上门"])
+async def test_a_question_about_home_visits_is_answered_before_any_form(testbot: TestBot,
+                                                                       question: str) -> None:
+    await testbot.say(question)
+    assert "工作人员到家里" in testbot.text and "姓名" not in testbot.text
+    assert await frame_of(testbot) == (None, None)
+    assert testbot.options[0] == "申请上门认证"
+    await testbot.say("1")  # the offer begins the form
+    assert await frame_of(testbot) == ("home_visit", "form") and "姓名" in testbot.text
+
+
+async def test_after_the_answer_asking_for_it_in_words_begins_the_form(testbot: TestBot) -> None:
+    await testbot.say("上门认证是谁来")
+    await testbot.say("那我申请一个")
+    assert await frame_of(testbot) == ("home_visit", "form")
+
+
+async def test_after_the_answer_declining_it_is_not_taken_for_an_appeal(testbot: TestBot) -> None:
+    await testbot.say("上门认证是谁来")
+    await testbot.say("不申请")
+    assert (await frame_of(testbot))[0] != "home_visit"
+    assert "申诉" not in testbot.text and "转人工" in testbot.options
+
+
+async def test_a_question_that_tells_about_the_person_is_answered_and_the_form_begins(
+        testbot: TestBot) -> None:
+    await testbot.say("我妈卧床了，能上门认证吗？")
+    assert "工作人员到家里" in testbot.text
+    assert await frame_of(testbot) == ("home_visit", "form") and "姓名" in testbot.text
+
+
+async def test_asking_how_to_apply_for_a_home_visit_begins_the_form(testbot: TestBot) -> None:
+    await testbot.say("上门认证怎么申请")
+    assert await frame_of(testbot) == ("home_visit", "form")
+
+
 async def test_home_visit_keeps_name_and_reason_from_the_first_message(testbot: TestBot,
                                                                       demo: Any) -> None:
     await testbot.say("我想给我妈申请上门认证，她叫王秀英，卧床三年了")
