@@ -153,6 +153,9 @@ app_consular = walkthrough(
                   tr("页面会问您在国内哪里领养老金，选青海省和您的市县；再对着手机刷一下脸，看到提交成功就行。")),
     ],
     entry_intents=("method_abroad",),
+    for_someone_else=(tr("老人在国外的话，要他本人在国外刷脸认证，家人在国内不能替他刷脸。"
+                         "可以让他用手机装“中国领事”APP自己认证：下面的步骤您可以一步一步转告他，"
+                         "或者截图发给他。")),
 )
 
 app_guide = Dialog(

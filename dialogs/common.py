@@ -247,7 +247,7 @@ def _step_prompt(step: GuideStep, number: int, total: int) -> Callable[[DialogCo
 
 
 def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents: tuple[str, ...] = (),
-                intro: State | None = None,
+                intro: State | None = None, for_someone_else: str = "",
                 done_text: str = tr("太好了！认证做完后，可以在这里回复“查询认证状态”看看结果。")
                 ) -> Dialog:
     """A dialog that shows one step per message with 下一步 / 上一步 / 没看懂.
@@ -293,7 +293,8 @@ def walkthrough(name: str, title: str, steps: list[GuideStep], *, entry_intents:
                    Option(tr("没看懂"), goto=step.name, set={"explain": step.name}, words=UNCLEAR_WORDS)]
         states[step.name] = State(prompt=_step_prompt(step, index + 1, total), options=options,
                                   on_input=trouble)
-    return Dialog(name=name, title=title, states=states, entry_intents=entry_intents)
+    return Dialog(name=name, title=title, states=states, entry_intents=entry_intents,
+                  for_someone_else=for_someone_else)
 
 
 __all__ = [

@@ -224,6 +224,9 @@ class Dialog:
     # A form that asks for personal data: a question about it ("上门认证是谁来？") gets the
     # knowledge answer and an offer to begin (``title``), not the first question of the form.
     answers_questions_first: bool = False
+    # Said before the first step when the opening message is about someone else (a parent):
+    # what differs when a family member asks for them.
+    for_someone_else: str = ""
 
     def __post_init__(self) -> None:
         self.start = self.start or next(iter(self.states), "")

@@ -318,6 +318,8 @@ class Router:
             conv = turn.conversation
             assert conv is not None
             conv.stack.clear()
+            if dialog.for_someone_else and read(turn.msg.content or "").slots.get("relationship"):
+                turn.replies.append(Reply(dialog.for_someone_else))
             await self.apply(turn, await self.engine.begin(turn, dialog.name))
             return True
         entry = services.faq.for_intent(intent)

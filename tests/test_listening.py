@@ -587,3 +587,15 @@ async def test_home_visit_request_with_every_detail_is_not_a_status_query(testbo
 async def test_situation_and_how_is_choosing_a_method(testbot: TestBot) -> None:
     await testbot.say("孩子们都在外地 家里就我一个 阿么认证呢")
     assert (await frame_of(testbot))[0] == "choose_method" and "外省" not in testbot.text
+
+
+async def test_a_child_asking_for_a_parent_abroad_hears_the_parent_must_do_it(testbot: TestBot) -> None:
+    await testbot.say("我爸在国外 我在国内能不能替他认证")
+    assert "不能替他刷脸" in testbot.text and "中国领事" in testbot.text
+    assert await frame_of(testbot) == ("app_consular", "download")
+
+
+async def test_someone_abroad_asking_for_themselves_gets_no_family_note(testbot: TestBot) -> None:
+    await testbot.say("我住在国外，用中国领事怎么认证")
+    assert "不能替他刷脸" not in testbot.text
+    assert await frame_of(testbot) == ("app_consular", "download")
