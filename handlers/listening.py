@@ -223,6 +223,11 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             await router.answer_intent(turn, intent)
         return True
     if reading.remind:
+        for_family = bool(reading.slots.get("relationship")) and bool(_CERTIFY_WORDS.search(text)) \
+            and not _STATUS_WORDS.search(text)
+        if for_family:  # "明年提醒我 帮我妈认证": the reminder is offered after it, the flow begins
+            turn.say(REMIND)
+            return await router.answer_intent(turn, "family_certification")
         turn.say(REMIND, [] if intent not in _CHOOSING else [tr("在这里刷脸认证"), tr("帮家人认证"), tr("查认证状态")])
         if intent in _CHOOSING or intent in ("cert_cycle", "missed_deadline"):
             return True

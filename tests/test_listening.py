@@ -599,3 +599,9 @@ async def test_someone_abroad_asking_for_themselves_gets_no_family_note(testbot:
     await testbot.say("我住在国外，用中国领事怎么认证")
     assert "不能替他刷脸" not in testbot.text
     assert await frame_of(testbot) == ("app_consular", "download")
+
+
+async def test_remind_me_and_certify_for_my_mother_begins_the_family_flow(testbot: TestBot) -> None:
+    await testbot.say("明年认证的时候提醒我 帮我妈认证")
+    assert "提醒" in testbot.text and "身份证" in testbot.text
+    assert (await frame_of(testbot))[0] == "family"
