@@ -24,6 +24,7 @@ from arq.connections import ArqRedis
 from bot import keys
 from bot.core.services import FaceBacklog
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.core.tasks import running
 from bot.services import Services
 from dialogs.certify import apply_verdict
 from face.jobs import JOB_NAME, QUEUE, RESULTS_STREAM, SelfieRequest
@@ -187,13 +188,8 @@ async def face_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the face service and its verdict consumer for this server process."""
     services = app[keys.SERVICES]
     service = attach(services)
-    task = asyncio.create_task(service.run(), name="face-results")
-    yield
-    task.cancel()
-    try:
-        await asyncio.wait_for(task, timeout=5)
-    except (TimeoutError, asyncio.CancelledError):
-        pass
+    async with running(service.run(), "face-results"):
+        yield
     services.face = None
 
 

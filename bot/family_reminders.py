@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot import keys
 from bot.core.storage.redis import REDIS_ERRORS
+from bot.core.tasks import running
 from bot.records.reminders import local_time, run_pass, tz
 from bot.reminder_delivery import make_deliverer
 from bot.services import Services
@@ -53,13 +54,8 @@ async def _loop(services: Services) -> None:
 
 async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the reminder task of this server process."""
-    task = asyncio.create_task(_loop(app[keys.SERVICES]), name="reminders")
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    async with running(_loop(app[keys.SERVICES]), "reminders"):
+        yield
 
 
 def setup(app: web.Application) -> None:

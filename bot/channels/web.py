@@ -45,6 +45,7 @@ from bot.core.messages import InboundMessage, Reply
 from bot.core.outbox import ReplyBell
 from bot.core.pipeline import RedisBatch, Turn
 from bot.core.storage.redis import REDIS_ERRORS, redis_guard
+from bot.core.tasks import running
 from bot.safety import is_utf8, loads_json, not_utf8
 from bot.services import Services
 
@@ -146,13 +147,8 @@ async def bell_ctx(app: web.Application) -> AsyncIterator[None]:
     """The bell that wakes held ``/api/chat/updates`` requests, and its subscription."""
     bell = ReplyBell(app[keys.SERVICES].redis)
     app[BELL] = bell
-    task = asyncio.create_task(bell.run(), name="reply-bell")
-    yield
-    task.cancel()
-    try:
-        await asyncio.wait_for(task, timeout=5)
-    except (TimeoutError, asyncio.CancelledError):
-        pass
+    async with running(bell.run(), "reply-bell"):
+        yield
 
 
 def _user_id(value: Any) -> str:
