@@ -34,16 +34,6 @@ from nlu.reading import read
 from nlu.rules import normalise
 
 log = logging.getLogger(__name__)
-# Asking how to apply is asking to apply: those questions begin the form.
-_WANTS_TO_APPLY = re.compile(r"申请|办理|登记|怎么(?:弄|办|做|搞)|咋(?:弄|办|整|搞)")
-# What a form would take from a message (nlu.reading): a question that says any of it
-# ("我妈卧床了，能上门吗") gets its answer and the form begins with those answers kept.
-_FORM_FACTS = ("name", "id_number", "phone", "address", "reason", "relationship")
-
-
-def _tells_about_someone(text: str) -> bool:
-    slots = read(text).slots
-    return any(slots.get(fact) for fact in _FORM_FACTS)
 RETRIEVAL_ONLY_FLOOR = 0.6
 RETRIEVAL_ONLY_MARGIN = 0.2
 SMALL_TALK = {"greet", "thanks", "goodbye", "affirm", "deny"}
@@ -66,9 +56,19 @@ def part_of_one(labels: list[str], text: str) -> str | None:
     return holding[0] if len(holding) == 1 and normalise(holding[0]) != cleaned else None
 
 
+# Asking how to apply is asking to apply: those questions begin the form.
+_WANTS_TO_APPLY = re.compile(r"申请|办理|登记|怎么(?:弄|办|做|搞)|咋(?:弄|办|整|搞)")
+# What a form would take from a message (nlu.reading): a question that says any of it
+# ("我妈卧床了，能上门吗") gets its answer and the form begins with those answers kept.
+_FORM_FACTS = ("name", "id_number", "phone", "address", "reason", "relationship")
 _ASKING_VERB = re.compile(r"申请|办理|登记|预约")
 DECLINE_WORDS = "不用了"  # what a declined offer is read as (NLU input, never shown)
-_NOT = re.compile(r"不|别|算了|没")
+_DECLINING = re.compile(r"不(?:用|要|想|申请|办|登记|预约|了|必)|别|算了|先不")
+
+
+def _tells_about_someone(text: str) -> bool:
+    slots = read(text).slots
+    return any(slots.get(fact) for fact in _FORM_FACTS)
 
 
 def asked_for_one(labels: list[str], text: str) -> str | None:
@@ -79,7 +79,7 @@ def asked_for_one(labels: list[str], text: str) -> str | None:
     holding = [str(label) for label in labels if any(verb in str(label) for verb in verbs)]
     if len(holding) != 1:
         return None
-    return DECLINE_WORDS if _NOT.search(text) else holding[0]
+    return DECLINE_WORDS if _DECLINING.search(text) else holding[0]
 
 
 class Router:
