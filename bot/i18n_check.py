@@ -14,9 +14,13 @@ import sys
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from bot.core.i18n import LANGUAGES, LOCALE_DIR, ZH, po_path
+
+ROOT = LOCALE_DIR.parent
 
 REVIEW_MARK = "needs-review"  # a translator comment on entries a native speaker has not checked
 _PLACEHOLDER = re.compile(r"\{(\w*)\}")
@@ -64,6 +68,20 @@ def check(language: str, template: Catalog | None, verbose: bool) -> int:
         for msgid in review:
             print(f"  review: {msgid[:80]!r}")
     return len(missing) + len(broken) + len(stale)
+
+
+def code_texts(root: Path = ROOT) -> set[str]:
+    """Every text the code and the FAQ mark for translation (as ``make i18n-extract`` finds them)."""
+    with (root / "babel.cfg").open(encoding="utf-8") as handle:
+        method_map, options_map = parse_mapping_cfg(handle)
+    found = extract_from_dir(str(root), method_map, options_map, keywords={"tr": None}, comment_tags=())
+    return {message if isinstance(message, str) else message[0] for _, _, message, _, _ in found}
+
+
+def not_extracted(template: Catalog, root: Path = ROOT) -> list[str]:
+    """Texts in the code that the template lacks: the catalog is older than the code."""
+    known = {str(m.id) for m in template if m.id}
+    return sorted(text for text in code_texts(root) if text and text not in known)
 
 
 # Where a text is shown, for the translator (an extracted "#." comment on each entry).
@@ -116,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         return annotate(args.template)
     template = load(args.template) if args.template.exists() else None
     failing = sum(check(language, template, args.verbose) for language in LANGUAGES if language != ZH)
+    if template is not None:
+        new = not_extracted(template)
+        for text in new:
+            print(f"  not in the template (run make i18n-extract i18n-update): {text[:80]!r}")
+        failing += len(new)
     if failing:
         print(f"i18n-check: {failing} problem(s)")
     return 1 if failing else 0

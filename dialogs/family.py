@@ -215,7 +215,7 @@ async def _consent(ctx: DialogContext) -> Step:
               relationship=relationship, consent_at=now.isoformat(), consent_channel=channel,
               link_id=link_id)
     local = now.astimezone(_tz(services))
-    said = CONSENT_RECORDED.format(at=tr("{month}月{day}日 {local}", month=local.month, day=local.day, local=f"{local:%H:%M}"))
+    said = CONSENT_RECORDED.format(at=tr("{month}月{day}日 {local}", month=local.month, day=local.day, local=local.strftime("%H:%M")))
     return StartDialog("certify", [Reply(said)], slots={
         "pensioner_id": pensioner_id, "id_number": ctx.slots.get("id_number"), "proxy": True,
         "relationship": relationship, "consent_at": now.isoformat(), "consent_channel": channel,

@@ -194,3 +194,19 @@ def test_catalogs_load_at_start_up_not_in_a_turn() -> None:
     assert loaded >= 1 and len(i18n.catalog(BO)) > 100
     assert to_source(render(tr("回主菜单"), BO), BO) == "回主菜单"
     assert i18n.catalog.cache_info().currsize == loaded  # nothing read in the "turn"
+
+
+def test_a_text_the_template_has_not_seen_is_reported(tmp_path: Path) -> None:
+    """A new tr() text fails the check until `make i18n-extract i18n-update` took it in."""
+    from babel.messages.catalog import Catalog
+
+    from bot import i18n_check
+
+    (tmp_path / "babel.cfg").write_text("[python: bot/**.py]\n", encoding="utf-8")
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "bot" / "texts.py").write_text(
+        'from bot.core.i18n import tr\nOLD = tr("旧的话")\nNEW = tr("新说的话")\n', encoding="utf-8")
+    template = Catalog()
+    template.add("旧的话")
+    assert i18n_check.not_extracted(template, tmp_path) == ["新说的话"]
+    assert i18n_check.not_extracted(i18n_check.load(ROOT / "locale" / "messages.pot"), ROOT) == []

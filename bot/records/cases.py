@@ -138,7 +138,7 @@ class HandoffService:
     def back_text(self, now: datetime | None = None) -> str:
         """"工作人员 11月30日（周一）09:00 上班" for out-of-hours messages."""
         opening = self.next_opening(now)
-        return (tr("工作人员{month}月{day}日（{weekday}）{opening}上班", month=opening.month, day=opening.day, weekday=WEEKDAY_NAMES[opening.weekday()], opening=f"{opening:%H:%M}"))
+        return (tr("工作人员{month}月{day}日（{weekday}）{opening}上班", month=opening.month, day=opening.day, weekday=WEEKDAY_NAMES[opening.weekday()], opening=opening.strftime("%H:%M")))
 
     @asynccontextmanager
     async def chat_lock(self, conversation_key: str) -> AsyncIterator[None]:
