@@ -115,6 +115,25 @@ async def test_photo_largest_size_is_downloaded_into_the_pipeline(tg: Any, fake_
     assert len(fake_telegram.texts()) >= 1
 
 
+async def test_a_photo_over_the_limit_is_told_the_configured_limit(
+        aiohttp_client: Any, tmp_path: Path, clean_backends: Backends, fake_telegram: FakeTelegram) -> None:
+    limit = 3 * 1024 * 1024
+    settings = telegram_settings(tmp_path, clean_backends, base_url(fake_telegram),
+                                 **{"server.public_base_url": "https://bot.example.org/",
+                                    "face.max_image_bytes": limit})
+    tg = await aiohttp_client(create_app(settings))
+    await ready(tg)
+    update = message_update(photo=[
+        {"file_id": "huge-id", "file_unique_id": "h", "width": 9000, "height": 9000, "file_size": limit + 1}])
+    assert await deliver(tg, update) == 200
+    for _ in range(50):  # replies are queued and sent in the background
+        if fake_telegram.texts():
+            break
+        await asyncio.sleep(0.05)
+    assert fake_telegram.sent("getFile") == []  # not downloaded
+    assert "3MB" in fake_telegram.texts()[-1]
+
+
 async def test_voice_is_not_supported_yet(tg: Any, fake_telegram: FakeTelegram) -> None:
     update = message_update(voice={"file_id": "v1", "file_unique_id": "v", "duration": 3,
                                    "mime_type": "audio/ogg", "file_size": 2048})

@@ -7,9 +7,11 @@ from typing import Any
 import aiohttp
 
 from bot import keys
+from bot.app import create_app
 from bot.channels import web as web_channel
 from bot.core.messages import Reply
 from bot.core.outbox import ready_channel
+from tests.conftest import make_settings
 from tests.webchat import new_web_id, public_id, web_id
 
 MENU = ["怎么认证", "认证失败了", "需要带什么材料", "帮家人认证", "转人工", "བོད་ཡིག 藏文"]  # + the language option
@@ -309,3 +311,17 @@ async def test_history_is_kept_with_the_turn_and_a_redelivery_adds_nothing(clien
     assert users == ["需要带什么材料 630102********002X", "谢谢"]
     answer = (await first.json())["replies"]
     assert messages[1:1 + len(answer)] == [{"role": "bot", **reply} for reply in answer]
+
+
+async def test_a_photo_over_the_limit_is_told_the_configured_limit(aiohttp_client: Any, tmp_path: Any,
+                                                                   clean_backends: Any) -> None:
+    settings = make_settings(tmp_path, clean_backends, **{"server.max_body_bytes": 2 * 1024 * 1024})
+    client = await aiohttp_client(create_app(settings))
+    form = aiohttp.FormData()
+    form.add_field("user_id", await web_id(client, "a"))
+    form.add_field("image", b"\xff\xd8" + b"\x00" * (3 * 1024 * 1024), filename="big.jpg",
+                   content_type="image/jpeg")
+    response = await client.post("/api/chat", data=form)
+    assert response.status == 413
+    message = (await response.json())["message"]
+    assert "2MB" in message and "10MB" not in message

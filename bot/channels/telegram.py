@@ -60,7 +60,7 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 
 VOICE_TEXT = tr("语音消息我暂时还听不懂。请您打字告诉我，也可以发照片给我。")
 UNSUPPORTED_TEXT = tr("我现在能看懂文字和照片。请您打字或者发照片给我。")
-PHOTO_TOO_LARGE = tr("这张照片太大了，请发一张小一点的照片（10MB 以内）。")
+PHOTO_TOO_LARGE = tr("这张照片太大了，请发一张小一点的照片（{mb}MB 以内）。")
 HELP_TEXT = (tr("我是青海养老金资格认证小助手。您可以：\n"
              "1. 直接打字提问，比如“怎么认证”“认证失败了”；\n"
              "2. 点下面的按钮选择；\n"
@@ -251,14 +251,14 @@ class TelegramChannel:
         largest = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
         limit = self.services.settings.face.max_image_bytes
         if largest.file_size and largest.file_size > limit:
-            self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
+            self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE.format(mb=limit // (1024 * 1024)))])
             return
         image = await self.download_photo(largest)
         if image is None:
             self.queue_replies(message.chat_id, [Reply(PHOTO_FAILED)])
             return
         if len(image) > limit:
-            self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE)])
+            self.queue_replies(message.chat_id, [Reply(PHOTO_TOO_LARGE.format(mb=limit // (1024 * 1024)))])
             return
         await self.run(update, image=image)
 

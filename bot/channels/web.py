@@ -58,6 +58,7 @@ SESSION_COOKIE = "chat_id"
 SECRET_KEY = "webchat:secret"  # the signing secret when web_chat.session_secret is not set
 COOKIE_MAX_AGE_S = 365 * 86400
 MAX_WAIT_S = 25.0     # longest hold of a long-polling /api/chat/updates
+MB = 1024 * 1024
 LOOK_AGAIN_S = 2.0    # a held request looks for replies itself this often (the bell may miss)
 
 
@@ -255,7 +256,8 @@ async def chat(request: web.Request) -> web.Response:
                 message_id = mid
     except web.HTTPRequestEntityTooLarge as exc:
         raise BadRequest("request body too large", code="body_too_large", status=413,
-                         user_message=tr("内容太大了，照片请小于10MB。")) from exc
+                         user_message=tr("内容太大了，照片请小于{mb}MB。",
+                                         mb=settings.server.max_body_bytes // MB)) from exc
     user_id = await _public_id(request, user_field)
     msg = InboundMessage(channel="web", user_id=user_id, message_id=message_id or secrets.token_hex(16),
                          text=text, image=image, event=event, client_address=_limited_address(request))
