@@ -35,11 +35,8 @@ _PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 _DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 
 
-class ImportRejected(BotError):
+class ImportRejected(BotError, status=400, code="import_rejected"):
     """The file has bad rows; nothing was imported."""
-
-    status = 400
-    code = "import_rejected"
 
     def __init__(self, errors: list[str]) -> None:
         super().__init__(f"{len(errors)} problem(s); nothing imported")

@@ -26,11 +26,8 @@ from nlu.rules import match_command, normalise
 FALLBACK_INTENT = "nlu_fallback"
 
 
-class RasaUnavailableError(BotError):
+class RasaUnavailableError(BotError, status=503, code="nlu_unavailable"):
     """The Rasa server did not answer in time or answered with an error."""
-
-    status = 503
-    code = "nlu_unavailable"
 
 
 class RasaNlu:

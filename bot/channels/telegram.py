@@ -71,11 +71,9 @@ ERROR_TEXT = tr("系统出了点问题，请稍后再试。")
 PRIVATE_MESSAGES = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
 
-class NotReady(BotError):
+class NotReady(BotError, status=503, code="telegram_not_ready"):
     """The Telegram API has not answered yet since start-up."""
 
-    status = 503
-    code = "telegram_not_ready"
     user_message = tr("服务正在启动，请稍后再试。")
 
 

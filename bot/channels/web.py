@@ -62,10 +62,9 @@ MB = 1024 * 1024
 LOOK_AGAIN_S = 2.0    # a held request looks for replies itself this often (the bell may miss)
 
 
-class UnknownUser(Forbidden):
+class UnknownUser(Forbidden, code="unknown_user"):
     """A chat id the server did not issue (or a forged or outdated one)."""
 
-    code = "unknown_user"
     user_message = tr("聊天身份已失效，请刷新页面重新开始。")
 
 

@@ -74,18 +74,15 @@ _DAYS = {"Mon": 0, "Tue": 1, "Wed": 2, "Thu": 3, "Fri": 4, "Sat": 5, "Sun": 6}
 WEEKDAY_NAMES = [tr("周一"), tr("周二"), tr("周三"), tr("周四"), tr("周五"), tr("周六"), tr("周日")]
 
 
-class CaseConflict(BotError):
+class CaseConflict(BotError, status=409, code="conflict"):
     """The case is not in a state that allows this (e.g. someone else claimed it)."""
 
-    status = 409
-    code = "conflict"
     user_message = tr("这个案件的状态已经变了，请刷新后再看。")
 
 
-class CaseLimited(RateLimited):
+class CaseLimited(RateLimited, code="case_limited"):
     """This chat, or its client address, opened too many staff cases this hour."""
 
-    code = "case_limited"
     user_message = (tr("您这一个小时里已经多次申请人工服务了，工作人员会按顺序处理已经提交的问题。"
                     "请过一段时间再申请；着急的话可以拨打人社服务热线12333。"))
 

@@ -55,11 +55,9 @@ COMMON_PASSWORDS = frozenset({
 })
 
 
-class LockedOut(BotError):
+class LockedOut(BotError, status=429, code="locked_out"):
     """Too many failed logins for this username from this address."""
 
-    status = 429
-    code = "locked_out"
     user_message = "登录失败次数太多，账号已暂时锁定，请稍后再试。"
 
     def __init__(self, message: str, seconds: int | None = None) -> None:

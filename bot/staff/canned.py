@@ -30,9 +30,8 @@ MAX_TEXT = 500
 SHORTCUT_RE = re.compile(r"^[^\s/]{1,16}$")
 
 
-class DuplicateShortcut(BotError):
-    status = 409
-    code = "duplicate_shortcut"
+class DuplicateShortcut(BotError, status=409, code="duplicate_shortcut"):
+    """Another canned response already uses this shortcut."""
 
 
 def canned_json(row: CannedResponse) -> dict[str, Any]:
