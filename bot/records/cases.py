@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 
 from bot.core.config import Settings
 from bot.core.conversation import (
@@ -67,6 +67,13 @@ FEEDBACK_TEXT = {3: "解决了", 2: "部分解决", 1: "没解决"}  # the satis
 ACK_PREFIX = "handoff:ack:"  # set while the user has recently been told a person has the chat
 CONFIRM_END = "confirm_end_case"  # conversation memory: 算了 asked "end the chat with staff?"
 END_OPTIONS = [tr("结束对话"), tr("继续和工作人员说")]
+# Built once (values come as parameters, so the compiled SQL is cached): the writes of a chat
+# turn while someone waits for, or talks with, a person.
+_INSERT_CASE = insert(Case).returning(Case.id)
+_INSERT_MESSAGE = insert(CaseMessage.table())
+_CANCEL_CASE = (update(Case).where(Case.id == bindparam("case_id"),
+                                   Case.status.in_(("waiting", "claimed", "signoff")))
+                .values(status="cancelled", closed_at=bindparam("closed_at")))
 _END_YES = {"1", "结束对话", "结束", "结束吧", "是", "是的", "对", "好", "好的", "嗯", "确定", "不聊了",
             "算了", "取消", "不用了", "退出"}
 _END_NO = {"2", "继续和工作人员说", "继续", "不", "不结束", "不用", "否", "不是", "再等等", "等等"}
@@ -205,36 +212,40 @@ class HandoffService:
             evidence = conversation.memory.pop("handoff_evidence", None)
         if proxy is None:
             proxy = conversation.memory.pop("handoff_proxy", None)
-        async with self.db.session() as session:
-            case = Case(
-                conversation_key=conversation.key, channel=conversation.channel,
-                user_id=conversation.user_id, reason=reason, status="waiting",
-                language=conversation.language,
-                pensioner_id=pensioner_id or conversation.memory.get("pensioner_id"),
-                transcript=list(conversation.transcript), evidence=evidence or {},
-                proxy=proxy or {},
-            )
-            session.add(case)
-            await session.flush()
-            case_id = case.id
+        pensioner_id = pensioner_id or conversation.memory.get("pensioner_id")
+        async with self.db.autocommit() as connection:  # one INSERT: a unit of its own
+            case_id = int((await connection.execute(_INSERT_CASE, {
+                "conversation_key": conversation.key, "channel": conversation.channel,
+                "user_id": conversation.user_id, "reason": reason, "status": "waiting",
+                "language": conversation.language, "pensioner_id": pensioner_id,
+                "transcript": list(conversation.transcript), "evidence": evidence or {},
+                "proxy": proxy or {}})).scalar_one())
         conversation.switch_mode(Mode.WAITING)
         conversation.case_id = case_id
         await self._enqueue(case_id, reason)
         if self.events is not None:
-            prefecture = await self.events.prefecture_for(pensioner_id=case.pensioner_id)
+            prefecture = await self.events.prefecture_for(pensioner_id=pensioner_id)
             self.events.case_opened(conversation.channel, prefecture)
         return case_id
 
     @redis_guard
     async def _enqueue(self, case_id: int, reason: str) -> None:
+        """Into the waiting queue and onto the staff's event stream, in one round trip."""
         now = datetime.now(timezone.utc).timestamp()
-        await self.redis.zadd(QUEUE_KEY, {str(case_id): now})
-        await self.publish("case_waiting", case_id=case_id, reason=reason)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(QUEUE_KEY, {str(case_id): now})
+            self._publish_on(pipe, "case_waiting", case_id=case_id, reason=reason)
+            await pipe.execute()
 
     @redis_guard
     async def publish(self, kind: str, **data: Any) -> None:
-        await self.redis.xadd(EVENTS_KEY, {"kind": kind, "data": json.dumps(data, ensure_ascii=False)},
-                              maxlen=10000, approximate=True)
+        await self._publish_on(self.redis, kind, **data)
+
+    @staticmethod
+    def _publish_on(redis: Any, kind: str, **data: Any) -> Any:
+        """XADD one staff event on ``redis`` (the client, or a pipeline)."""
+        return redis.xadd(EVENTS_KEY, {"kind": kind, "data": json.dumps(data, ensure_ascii=False)},
+                          maxlen=10000, approximate=True)
 
     @redis_guard
     async def position(self, case_id: int) -> int | None:
@@ -245,19 +256,27 @@ class HandoffService:
     async def dequeue(self, case_id: int) -> None:
         await self.redis.zrem(QUEUE_KEY, str(case_id))
 
+    @redis_guard
+    async def _dequeue_cancelled(self, case_id: int) -> None:
+        """Out of the waiting queue, and tell the staff, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(QUEUE_KEY, str(case_id))
+            self._publish_on(pipe, "case_cancelled", case_id=case_id)
+            await pipe.execute()
+
     async def cancel(self, conversation: Conversation, note: str | None = None) -> None:
         """The user gave up waiting (or ended the chat with staff): close the case, back to the bot."""
         case_id = conversation.case_id
         if case_id is not None:
-            async with self.db.session() as session:
-                case = await session.get(Case, case_id)
-                if case is not None and case.status in ("waiting", "claimed", "signoff"):
-                    case.status = "cancelled"
-                    case.closed_at = datetime.now(timezone.utc)
-                if note:
-                    session.add(CaseMessage(case_id=case_id, author="bot", text=note))
-            await self.dequeue(case_id)
-            await self.publish("case_cancelled", case_id=case_id)
+            closing = {"case_id": case_id, "closed_at": datetime.now(timezone.utc)}
+            if note:
+                async with self.db.session() as session:  # both or neither
+                    await session.execute(_CANCEL_CASE, closing)
+                    await session.execute(_INSERT_MESSAGE, {"case_id": case_id, "author": "bot", "text": note})
+            else:
+                async with self.db.autocommit() as connection:
+                    await connection.execute(_CANCEL_CASE, closing)
+            await self._dequeue_cancelled(case_id)
         conversation.memory.pop(CONFIRM_END, None)
         conversation.switch_mode(Mode.BOT)
         conversation.case_id = None
@@ -278,9 +297,9 @@ class HandoffService:
             parts.append(tr("[照片，按规定不保存]"))
         if not parts:
             return  # a platform event (subscribe, menu click): nothing for staff to read
-        async with self.db.session() as session:  # a plain INSERT: no unit of work for one row
-            await session.execute(insert(CaseMessage.table()).values(
-                case_id=conversation.case_id, author="user", text="\n".join(parts)))
+        async with self.db.autocommit() as connection:
+            await connection.execute(_INSERT_MESSAGE, {"case_id": conversation.case_id, "author": "user",
+                                                       "text": "\n".join(parts)})
         await self.publish("user_message", case_id=conversation.case_id)
 
     def case_photo_dir(self, case_id: int) -> Path:

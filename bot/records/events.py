@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -39,6 +39,27 @@ from bot.core.storage.models import (
 )
 
 log = logging.getLogger(__name__)
+# One step on PostgreSQL, in one statement: the event row, then for the step (and for the
+# step with its cause) the person's first time this year and the day's totals, where
+# ``people`` grows only when the person reached it for the first time.
+_RECORD_STEP = text("""
+WITH new_event AS (
+    INSERT INTO certification_events (at, day, kind, cause, channel, prefecture, subject, proxy, case_id, value)
+    VALUES (:at, :day, :kind, :cause, :channel, :prefecture, :subject, :proxy, :case_id, :value)
+), firsts AS (
+    INSERT INTO certification_firsts (subject, kind, cause, year)
+    SELECT CAST(:subject AS varchar), CAST(:kind AS varchar), part, CAST(:year AS integer)
+    FROM unnest(CAST(:parts AS varchar[])) AS part
+    ON CONFLICT DO NOTHING
+    RETURNING cause
+)
+INSERT INTO certification_daily AS daily (day, kind, cause, channel, prefecture, people, events)
+SELECT CAST(:day AS date), CAST(:kind AS varchar), part, CAST(:channel AS varchar),
+       CAST(:daily_prefecture AS varchar), (SELECT count(*) FROM firsts WHERE firsts.cause = part), 1
+FROM unnest(CAST(:parts AS varchar[])) AS part
+ON CONFLICT (day, kind, cause, channel, prefecture)
+DO UPDATE SET people = daily.people + excluded.people, events = daily.events + 1
+""")
 
 # Qinghai's prefecture-level divisions by the first four digits of the ID number.
 PREFECTURES: dict[str, str] = {
@@ -122,21 +143,18 @@ class CertificationEvents:
         day = at.astimezone(self.tz).date()
         subject = subject_of(chat.conversation_key)
         channel = chat.channel[:16]
+        row = {"at": at, "day": day, "kind": step.value, "cause": cause.value if cause else None,
+               "channel": channel, "subject": subject, "proxy": chat.proxy, "case_id": case_id,
+               "value": value}
         try:
             prefecture = await self.prefecture_for(id_number=id_number, pensioner_id=pensioner_id)
-            async with self.db.session() as session:
-                await session.execute(insert(CertificationEvent.table()).values(
-                    at=at, day=day, kind=step.value, cause=cause.value if cause else None,
-                    channel=channel, prefecture=prefecture, subject=subject, proxy=chat.proxy,
-                    case_id=case_id, value=value))
-                if step is Step.SATISFACTION:  # every answer counts; the score is the "cause"
-                    await self._add(session, day, step.value, str(int(value or 0)), channel,
-                                    prefecture, people=1)
-                else:
-                    for part in ("", *([cause.value] if cause else [])):
-                        first = await self._first(session, subject, step.value, part, day.year)
-                        await self._add(session, day, step.value, part, channel, prefecture,
-                                        people=1 if first else 0)
+            if step is not Step.SATISFACTION and self.db.engine.dialect.name == "postgresql":
+                async with self.db.autocommit() as connection:  # one statement, one round trip
+                    await connection.execute(_RECORD_STEP, {
+                        **row, "prefecture": prefecture, "daily_prefecture": prefecture or "",
+                        "year": day.year, "parts": ["", *([cause.value] if cause else [])]})
+            else:
+                await self._record_in_steps(row, prefecture)
         except DatabaseUnavailable:
             self.metrics.events_lost.inc()
             log.error("dashboard event lost: database unavailable", extra={"step": step.value})
@@ -148,6 +166,22 @@ class CertificationEvents:
             self.metrics.certification_steps.labels(step=step.value, **labels).inc()
         if step is Step.FAILED and cause is not None:
             self.metrics.certification_failures.labels(cause=cause.value, **labels).inc()
+
+    async def _record_in_steps(self, row: dict[str, Any], prefecture: str | None) -> None:
+        """What ``_RECORD_STEP`` does, as several statements in one transaction (SQLite, and
+        the satisfaction answers, whose score is the daily row's cause and always counts)."""
+        day, step, cause, value = row["day"], Step(row["kind"]), row["cause"], row["value"]
+        channel, subject = row["channel"], row["subject"]
+        async with self.db.session() as session:
+            await session.execute(insert(CertificationEvent.table()).values(**row, prefecture=prefecture))
+            if step is Step.SATISFACTION:  # every answer counts; the score is the "cause"
+                await self._add(session, day, step.value, str(int(value or 0)), channel,
+                                prefecture, people=1)
+            else:
+                for part in ("", *([cause] if cause else [])):
+                    first = await self._first(session, subject, step.value, part, day.year)
+                    await self._add(session, day, step.value, part, channel, prefecture,
+                                    people=1 if first else 0)
 
     def _insert(self, table: Any) -> Any:
         """INSERT with ON CONFLICT, in the engine's dialect (PostgreSQL or SQLite)."""

@@ -12,7 +12,13 @@ from typing import Any
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InvalidatePoolError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as SQLTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from bot.core.errors import DatabaseUnavailable
 from bot.core.storage.models import AuditLog
@@ -28,6 +34,8 @@ WORKER_POOL_SIZE = 2
 MAX_OVERFLOW = 10
 # A pooled connection unused for longer than this is checked (a round trip) before it is used.
 IDLE_PING_S = 10.0
+# Built once: the values come as parameters, so the compiled form is cached and reused.
+_INSERT_AUDIT = insert(AuditLog.table())
 
 
 class Database:
@@ -49,6 +57,8 @@ class Database:
             kwargs["connect_args"] = connect_args
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The same pool; each statement commits on its own (see ``autocommit``).
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._ping_when_idle(idle_ping_s)
 
     def _ping_when_idle(self, idle_s: float) -> None:
@@ -79,14 +89,18 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction, committed on success."""
-        try:
-            async with self.sessions() as session, session.begin():
-                yield session
-        except (IntegrityError, DataError, ProgrammingError):
-            raise  # our bug or a conflict, not an outage
-        except (DBAPIError, SQLTimeoutError, OSError, ConnectionError) as exc:
-            log.error("database unavailable: %s", exc.__class__.__name__)
-            raise DatabaseUnavailable(f"database: {exc.__class__.__name__}") from exc
+        async with _outage_is_unavailable(), self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection on which every statement commits on its own.
+
+        For a write that is one statement (an audit line, a case message): it is atomic by
+        itself, and skipping BEGIN and COMMIT saves two round trips and about half the CPU
+        of a session. Several statements that must stand or fall together use ``session``."""
+        async with _outage_is_unavailable(), self._autocommit_engine.connect() as connection:
+            yield connection
 
     async def ping(self) -> bool:
         try:
@@ -98,13 +112,26 @@ class Database:
 
     async def audit(self, actor: str, action: str, target: str | None = None,
                     **details: Any) -> None:
-        """Append one audit line in its own transaction."""
-        async with self.session() as session:  # a plain INSERT: no unit of work for one row
-            await session.execute(insert(AuditLog.table()).values(
-                actor=actor, action=action, target=target, details=details))
+        """Append one audit line (one statement, committed on its own)."""
+        async with self.autocommit() as connection:
+            await connection.execute(_INSERT_AUDIT, {"actor": actor, "action": action, "target": target,
+                                                     "details": details})
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _outage_is_unavailable() -> AsyncIterator[None]:
+    """A lost or refused connection becomes DatabaseUnavailable (logged); a statement the
+    database rejects (our bug, a conflict) stays what it is."""
+    try:
+        yield
+    except (IntegrityError, DataError, ProgrammingError):
+        raise
+    except (DBAPIError, SQLTimeoutError, OSError, ConnectionError) as exc:
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        raise DatabaseUnavailable(f"database: {exc.__class__.__name__}") from exc
 
 
 def migrate(url: str) -> None:
