@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
+from bot import keys
 from bot.app import create_app
 from bot.core.storage.db import migrate
+from bot.services import AUDIT_BACKLOG
 from tests.conftest import Backends, make_settings
 from tests.services import RedisProcess, _pg_admin, servers
 from tests.webchat import new_web_id, public_id, web_id
@@ -47,6 +49,11 @@ async def test_database_down_faq_still_answers_actions_say_later(
         assert "稍后再试" in body["replies"][-1]["text"]
         health = await client.get("/healthz")
         assert health.status == 503 and (await health.json())["database"] == "down"
+        # a scam warning needs no database, but its audit line does: kept in Redis meanwhile
+        status, body = await post(client, "社区的人说认证要交50块钱手续费")
+        assert status == 200 and body["replies"]
+        redis = client.server.app[keys.SERVICES].redis
+        assert await redis.llen(AUDIT_BACKLOG) == 1
 
         await _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         status, body = await post(client, "转人工")
@@ -58,6 +65,11 @@ async def test_database_down_faq_still_answers_actions_say_later(
         try:
             assert await conn.fetchval("SELECT count(*) FROM cases") == 1
             assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'handoff'") == 1
+            # the line kept in Redis went in first, marked with when it happened
+            rows = await conn.fetch("SELECT action, details FROM audit_log ORDER BY id")
+            assert [row["action"] for row in rows][-2:] == ["scam_warning", "handoff"]
+            assert "logged_at" in json.loads(rows[-2]["details"])
+            assert await redis.llen(AUDIT_BACKLOG) == 0
         finally:
             await conn.close()
     finally:
