@@ -8,12 +8,14 @@ candidates with confidence 1.0.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from bot.core.understanding import IntentScore
 
 _STRIP = re.compile(r"[\s，。！？、,.!?~～…\u0F0D-\u0F14]+|\u0F0B(?=[\s\u0F0D-\u0F14]|$)")  # + Tibetan shad, final tsheg
 
 
+@lru_cache(maxsize=8192)  # a turn normalises the same option labels and message many times
 def normalise(text: str) -> str:
     """Lower-case and drop spaces and punctuation (Chinese, Tibetan), for matching."""
     return _STRIP.sub("", text).lower()

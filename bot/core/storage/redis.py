@@ -188,18 +188,20 @@ def _with_hiredis_packing(connection_class: type[Any]) -> type[Any]:
     except ImportError:  # pragma: no cover - hiredis is in requirements.lock
         return connection_class
 
-    def pack_command(self: Any, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str):
-            args = tuple(args[0].encode().split()) + args[1:]
-        elif b" " in args[0]:
-            args = tuple(args[0].split()) + args[1:]
+    def pack_one(args: tuple[Any, ...]) -> bytes:
+        name = args[0]
+        if (" " if isinstance(name, str) else b" ") in name:  # "CLIENT KILL": two words
+            args = tuple(name.split()) + args[1:]
         try:
-            return [hiredis.pack_command(args)]
+            return bytes(hiredis.pack_command(args))
         except TypeError as exc:
             raise redis.exceptions.DataError(str(exc)) from exc
 
+    def pack_command(self: Any, *args: Any) -> list[bytes]:
+        return [pack_one(args)]
+
     def pack_commands(self: Any, commands: Any) -> list[bytes]:
-        return [b"".join(pack_command(self, *command)[0] for command in commands)]
+        return [b"".join([pack_one(command) for command in commands])]
 
     return type(f"Hiredis{connection_class.__name__}", (connection_class,),
                 {"pack_command": pack_command, "pack_commands": pack_commands})
