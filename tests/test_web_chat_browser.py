@@ -228,6 +228,46 @@ async def test_the_camera_says_when_it_is_too_dark(aiohttp_server: Any, app: web
             await browser.close()
 
 
+@pytest.mark.slow
+async def test_the_page_speaks_tibetan_after_the_chat_does(aiohttp_server: Any, app: web.Application) -> None:
+    """Buttons, placeholder and title follow the chat's language, also after a reload."""
+    _skip_without_chromium()
+    from playwright.async_api import async_playwright
+
+    from bot.channels.web_page import page_texts
+
+    bo, zh = page_texts()["bo"], page_texts()["zh"]
+    server = await aiohttp_server(app)
+    async with async_playwright() as pw:
+        browser = await _launch(pw)
+        try:
+            page = await (await browser.new_context(viewport=PHONE)).new_page()
+            page.set_default_timeout(20000)
+            await page.goto(f"http://127.0.0.1:{server.port}/")
+            await page.wait_for_selector("body[data-ready='1']")
+            send = page.locator("#send button[type=submit]")
+            assert await send.inner_text() == zh["send"] == "发送"
+            await page.click(".msg.bot .options button >> text=藏文")
+            await page.wait_for_selector(f"#send button[type=submit] >> text={bo['send']}")
+            assert await page.get_attribute("html", "lang") == "bo"
+            assert await page.get_attribute("#text", "placeholder") == bo["placeholder"]
+            assert await page.get_attribute("#send", "aria-label") == bo["send_form"]
+            assert await page.inner_text("#camera-open") == "📷 " + bo["camera_open"]
+            assert await page.title() == bo["title"]
+            assert await page.inner_text("#size-now") == bo["size_0"]
+            await page.click("#size")
+            assert await page.inner_text("#size-now") == bo["size_1"]
+            await page.reload()
+            await page.wait_for_selector("body[data-ready='1']")
+            assert await send.inner_text() == bo["send"], "the history's language after a reload"
+            await page.fill("#text", "中文")  # back to Chinese
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("#send button[type=submit] >> text=发送")
+            assert await page.get_attribute("html", "lang") == "zh-CN"
+        finally:
+            await browser.close()
+
+
 async def test_history_is_served_only_to_its_owner(client: Any) -> None:
     from tests.webchat import new_web_id
 

@@ -29,13 +29,13 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from bot import keys
+from bot.channels.web_page import load_page
 from bot.core.config import WebChatConfig
 from bot.core.errors import AddressLimited, BadRequest, Forbidden, StorageUnavailable
 from bot.core.i18n import tr
@@ -50,7 +50,6 @@ from bot.safety import is_utf8, loads_json, not_utf8
 from bot.services import Services
 
 log = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _USER_ID = re.compile(r"\A[A-Za-z0-9_.:@\-]{1,64}\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
@@ -120,6 +119,7 @@ class WebIdentity:
 
 IDENTITY = web.AppKey("web_identity", WebIdentity)
 BELL = web.AppKey("web_reply_bell", ReplyBell)
+PAGE = web.AppKey("web_chat_page", bytes)
 
 
 def _limited_address(request: web.Request) -> str | None:
@@ -341,14 +341,16 @@ async def session(request: web.Request) -> web.Response:
     return response
 
 
-async def page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "chat.html")
+async def page(request: web.Request) -> web.Response:
+    """The chat page, its texts filled from the catalogs (``bot.channels.web_page``)."""
+    return web.Response(body=request.app[PAGE], content_type="text/html", charset="utf-8")
 
 
 def setup(app: web.Application) -> None:
     """Mount the web chat routes."""
     app.cleanup_ctx.append(identity_ctx)
     app.cleanup_ctx.append(bell_ctx)
+    app[PAGE] = load_page()
     app.router.add_get("/", page)
     app.router.add_post("/api/chat/session", session)
     app.router.add_post("/api/chat", chat)
