@@ -34,7 +34,7 @@ from dialogs.engine import chat_services
 from dialogs.menu import MENU_LABELS
 from handlers.language import read_language
 from handlers.protect import answer_neighbours, bereavement_guard, scam_guard
-from nlu.rules import match_command
+from nlu.rules import gives_up_waiting, match_command
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +226,11 @@ async def human_gate(turn: Turn, next_step: NextStep) -> None:
         return
     if conv.mode in ("waiting", "human"):
         matched = match_command(turn.msg.content) if turn.msg.content else None
+        command = matched.name if matched else None
+        if command is None and turn.msg.content and gives_up_waiting(turn.msg.content):
+            command = "cmd_cancel"  # "算了吧", "不等了", "不用了 谢谢": leave the queue (or ask to end)
         replies, turn.outcome = await handoff.staffed_turn(
-            conv, turn.msg.content, turn.msg.image, command=matched.name if matched else None,
-            menu=MENU_LABELS)
+            conv, turn.msg.content, turn.msg.image, command=command, menu=MENU_LABELS)
         turn.replies.extend(replies)
         return
     # closed: a person finished; the bot is back. The first answer may be the reply to

@@ -50,6 +50,20 @@ STOP_REMINDERS = re.compile(
     r"|^(认证)?提醒(取消|关闭|关掉|停掉|不要|不用)(了|吧|掉)*$")
 
 
+# Giving up on waiting for a person, the ways people say it besides the bare "算了" / "取消":
+# "算了吧", "好吧那算了", "不等了", "不用了 谢谢", "我自己弄吧 不要人工了". Only short messages:
+# a longer one says more than that (a question for the person, who will read it).
+_GIVES_UP = re.compile(r"算了|不等了|不想等|等不了|不排了|不排队|取消排队|退出排队|不用了|不需要了|"
+                       r"不要人工|不用人工|不找人工|我自己(?:弄|来|办|搞|试)")
+_GIVES_UP_LONGEST = 14
+
+
+def gives_up_waiting(text: str) -> bool:
+    """A short message that says the person no longer wants to wait for (or talk to) staff."""
+    cleaned = normalise(text)
+    return len(cleaned) <= _GIVES_UP_LONGEST and bool(_GIVES_UP.search(cleaned))
+
+
 def match_command(text: str) -> IntentScore | None:
     """The global command this whole message is, if any."""
     cleaned = normalise(text)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from bot.core.config import Settings
@@ -62,6 +63,26 @@ async def test_cancel_while_waiting_returns_to_the_bot(testbot: TestBot, service
     assert await services.redis.zcard(QUEUE_KEY) == 0
     await testbot.say("需要带什么材料")
     assert "身份证" in testbot.text
+
+
+@pytest.mark.parametrize("said", ["算了吧", "不等了", "不用了 谢谢", "好吧那算了", "我自己弄吧 不要人工了"])
+async def test_the_ways_people_give_up_waiting_leave_the_queue(testbot: TestBot, services: Services,
+                                                               said: str) -> None:
+    await testbot.say("转人工")
+    await testbot.say(said)
+    assert "取消排队" in testbot.text
+    conv = await testbot.conversation()
+    assert conv.mode == "bot" and conv.case_id is None
+    [case] = await case_rows(services)
+    assert case.status == "cancelled"
+
+
+async def test_a_question_while_waiting_is_not_giving_up(testbot: TestBot, services: Services) -> None:
+    await testbot.say("转人工")
+    await testbot.say("还要等多久")
+    assert (await testbot.conversation()).mode == "waiting"
+    await testbot.say("我想问问认证的事 不用了吗 还是要等")  # long: a message for the person
+    assert (await testbot.conversation()).mode == "waiting"
 
 
 async def test_three_misunderstandings_open_a_fallback_case(testbot: TestBot, services: Services) -> None:
