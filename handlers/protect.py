@@ -35,14 +35,15 @@ from dialogs.engine import DialogEngine, chat_services
 from dialogs.menu import MENU_LABELS
 from nlu.entities import extract_last_certified
 from nlu.reading import read
-from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam
+from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam, mentions_death
 
 log = logging.getLogger(__name__)
 RESUME_TEXT = tr("我们接着刚才的步骤：")
 # The model's pensioner_died inside a dialog must be surer than this (the rule always wins).
 BEREAVEMENT_IN_DIALOG = 0.6
 # Questions next to the seed (issue 17), answered by their knowledge entry.
-INFO_INTENTS = frozenset({SCAM_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered by its knowledge entry
+INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -136,7 +137,7 @@ def _bereavement(turn: Turn) -> IntentScore | None:
     if hit is not None or turn.parse is None:
         return hit
     top = turn.parse.top
-    if top is None or top.name != BEREAVEMENT_INTENT:
+    if top is None or top.name != BEREAVEMENT_INTENT or not mentions_death(text):
         return None
     conv = turn.conversation
     in_dialog = conv is not None and conv.frame is not None and conv.frame.dialog != "main_menu"
@@ -163,10 +164,32 @@ async def bereavement_guard(turn: Turn, next_step: NextStep) -> None:
         conv.memory["offered_options"] = list(turn.replies[-1].options)
 
 
+# Asking how to reach the office ("社保局电话是多少 我想打电话问问") is not scam talk, whatever
+# the model guessed from "电话" or "社保局": without a scam rule cue it gets the contact entry.
+_ASKS_CONTACT = re.compile(r"电话(?:是|号码?)?多少|号码(?:是)?多少|电话号|联系方式|怎么联系|咋联系|打哪个电话|"
+                           r"客服电话|热线")
+
+
+def _drop_unfounded_guesses(turn: Turn) -> None:
+    """A contact question gets the contact entry (not the model's guess: a scam warning, the
+    offline method); the model's bereavement guess without a word of death ("我的银行卡换了
+    养老金打到哪张卡") is dropped. Before the router and the menu's neighbour answers."""
+    parse, text = turn.parse, turn.msg.content or ""
+    if parse is None or parse.top is None or parse.backend == "rules":
+        return
+    if parse.top.name == BEREAVEMENT_INTENT and not mentions_death(text):
+        turn.parse = dataclasses.replace(parse, intents=[i for i in parse.intents if i.name != parse.top.name])
+    elif _ASKS_CONTACT.search(text) and match_scam(text) is None:
+        # the knowledge entry "contact" (12333, the local office), found by rule: no model intent has it
+        turn.parse = dataclasses.replace(parse, intents=[IntentScore(CONTACT_INTENT, 1.0), *(
+            i for i in parse.intents if i.name != SCAM_INTENT)])
+
+
 async def answer_neighbours(turn: Turn, next_step: NextStep) -> None:
     """At the menu, a confident question next to the seed gets its entry (not a menu word)."""
     conv = turn.conversation
     assert conv is not None
+    _drop_unfounded_guesses(turn)
     intent = turn.parse.intent(turn.services.settings.nlu.intent_threshold) if turn.parse else None
     at_menu = conv.frame is None or conv.frame.dialog == "main_menu"
     if intent not in INFO_INTENTS or not at_menu or conv.mode != "bot" or turn.msg.event:

@@ -43,6 +43,10 @@ _CREDENTIAL = re.compile(_words(
     "验证码", "校验码", "动态码", "短信码", "密码", "口令", "银行卡", "存折", "网银", "u盾",
     "安全码", "cvv", "(收到|短信|手机上)的?.{0,4}数字"))
 _CARD = re.compile("银行卡|存折")
+# One's own card: changed, lost, reissued, or whether certification needs one at all.
+_OWN_CARD = re.compile(_words(
+    "换了", "换卡", "换成", "新卡", "换新", "挂失", "丢了", "补办", "销户", "要不要", "需不需要", "需要",
+    "用不用", "带不带", "带上", "绑定", "哪张卡"))
 # Trouble with one's own code or password while logging in (not someone asking for it).
 _OWN_TROUBLE = re.compile(_words(
     "收不到", "没收到", "没有收到", "接不到", "不来", "没来", "没反应", "发不过来", "输了好几", "输错",
@@ -119,6 +123,10 @@ def scam_score(text: str) -> float:
             and not _THIRD.search(cleaned) and not _BANK.search(cleaned) \
             and not _REMOTE.search(cleaned.replace("短信验证码", "验证码")):
         credential = None  # "验证码收不到", "密码忘了": trouble logging in, nobody asks for it
+    if credential and _CARD.fullmatch(credential.group(0)) and _OWN_CARD.search(cleaned) \
+            and not _HAND_OVER.search(cleaned) and not _THIRD.search(cleaned) and not _REMOTE.search(cleaned) \
+            and not _CREDENTIAL.search(_CARD.sub("", cleaned)):
+        credential = None  # "我的银行卡换了", "认证要不要银行卡": their own card, nobody asks for it
     if credential and not (payout and _CARD.fullmatch(credential.group(0)) and not _REMOTE.search(cleaned)):
         score = max(score, 0.9)
     remote = _REMOTE.search(cleaned) is not None
@@ -136,6 +144,17 @@ def match_scam(text: str) -> IntentScore | None:
     """``scam_warning`` with its score when the rule fires, else None."""
     score = scam_score(text)
     return IntentScore(SCAM_INTENT, score) if score >= FIRE_AT else None
+
+
+# Any word of death or what follows it: without one, a model's guess of "pensioner_died"
+# ("我的银行卡换了 养老金打到哪张卡") must not bring condolences.
+_DEATH_CUE = re.compile(_STRONG_DEATH.pattern + "|" + _WEAK_DEATH.pattern + "|" + _words(
+    "死", "丧", "后事", "殡", "火化", "遗属", "抚恤", "走的", "没的", "咽气", "不在人世", "归西", "老了人"))
+
+
+def mentions_death(text: str) -> bool:
+    """The message has a word of death (or of a funeral, a survivor's benefit) in it."""
+    return _DEATH_CUE.search(normalise(text)) is not None
 
 
 def match_bereavement(text: str) -> IntentScore | None:

@@ -434,3 +434,28 @@ async def test_a_fee_question_next_to_another_question_answers_both(testbot: Tes
     other = TestBot(testbot.services)
     await other.say("有人说交200块钱能帮我办 这是真的吗")
     assert "防骗" in other.text and "没太明白" not in other.text
+
+
+@pytest.mark.parametrize("text", ["我的银行卡换了", "认证要不要银行卡", "认证需要绑定银行卡吗", "换了银行卡 认证有影响吗"])
+def test_ones_own_bank_card_is_not_a_scam(text: str) -> None:
+    assert match_scam(text) is None
+
+
+@pytest.mark.parametrize("text", ["有人让我把银行卡号告诉他", "他说认证要绑定银行卡 把卡号发给他",
+                                  "打电话的说要换新卡 让我把银行卡密码告诉他"])
+def test_a_card_someone_asks_for_is_still_a_scam(text: str) -> None:
+    assert match_scam(text) is not None
+
+
+@pytest.mark.parametrize("text", ["我的银行卡换了 养老金打到哪张卡", "认证要不要银行卡", "换了银行卡 认证有影响吗"])
+async def test_bank_card_questions_get_the_card_answer_not_condolences_or_a_warning(testbot: TestBot,
+                                                                                   text: str) -> None:
+    await testbot.say(text)
+    assert "节哀" not in testbot.text and "防骗" not in testbot.text
+    assert "不需要银行卡" in testbot.text
+
+
+@pytest.mark.parametrize("text", ["社保局电话是多少 我想打电话问问", "我要给社保局打电话 号码多少"])
+async def test_asking_for_the_office_phone_gets_the_number(testbot: TestBot, text: str) -> None:
+    await testbot.say(text)
+    assert "防骗" not in testbot.text and "12333" in testbot.text
