@@ -386,8 +386,13 @@ def extract_last_certified(text: str, today: dt.date | None = None) -> LastCerti
     return None
 
 
+# "我妈今年认证了吗", "去年认证了没有": a question whether they certified, not when they did.
+_ASKS_IF_CERTIFIED = re.compile(r"认证(?:了|过)(?:吗|么|没|没有|嘛)|(?:有没有|是不是|是否)(?:已经)?认证|认证没|"
+                                r"认证(?:了|过)?(?:没有)?[？?]")
+
+
 def _last_certified_in(clause: str, today: dt.date) -> LastCertified | None:
-    if _CERTIFIED_WORD.search(clause) is None:
+    if _CERTIFIED_WORD.search(clause) is None or _ASKS_IF_CERTIFIED.search(clause):
         return None
     for match in _YEAR_MONTH.finditer(clause):
         month = _number(match["month"])

@@ -605,3 +605,13 @@ async def test_remind_me_and_certify_for_my_mother_begins_the_family_flow(testbo
     await testbot.say("明年认证的时候提醒我 帮我妈认证")
     assert "提醒" in testbot.text and "身份证" in testbot.text
     assert (await frame_of(testbot))[0] == "family"
+
+
+@pytest.mark.parametrize("text", ["我妈今年认证了吗", "我爸去年认证了吗", "我去年认证过没有"])
+def test_asking_whether_they_certified_is_not_saying_when(text: str) -> None:
+    assert entities.extract_last_certified(text) is None
+
+
+async def test_a_question_whether_mother_certified_this_year_is_not_taken_as_a_date(testbot: TestBot) -> None:
+    await testbot.say("我妈今年认证了吗")
+    assert "您说上次认证是" not in testbot.text
