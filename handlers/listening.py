@@ -86,6 +86,9 @@ _NOT_A_CHOICE = {"status_query", "family_certification", "certify_now", "method_
 _HOME_VISIT = re.compile(r"申请上门|上门认证|派人(?:来|上门|到家)|来家里认证|到家里认证")
 _HERE = re.compile(r"在这(?:里|儿)?(?:认证|刷脸|办)|刷脸认证|这里认证|在你这")
 _FAMILY_ASK = re.compile(r"他|她|帮|替|给")
+# Asking to be certified now ("身份证… 帮我认证一下", "我要认证 身份证…"), not whether one was.
+_DO_CERTIFY = re.compile(r"(?:帮我|给我|替我|我要|我想|想要|要|现在|马上|这就)(?:做|办|来)?个?(?:认证|刷脸)|"
+                         r"认证一下|办(?:个|一下)?认证|开始认证")
 # Intents a message carrying an ID number most likely means.
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
 # "教我用…", "…怎么弄": asking to be shown how (not "能不能", a yes/no question).
@@ -239,8 +242,9 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     if _HOME_VISIT.search(text) and form_data and intent != "method_home_visit":
         # "申请上门认证 我爸叫… 身份证… 住在… 电话…": the request named, with its details
         return await router.answer_intent(turn, "method_home_visit")
-    if "id_number" in slots and _HERE.search(text) and not slots.get("relationship"):
-        return await router.answer_intent(turn, "certify_now")
+    if "id_number" in slots and not slots.get("relationship") and (
+            _HERE.search(text) or (_DO_CERTIFY.search(text) and not _STATUS_WORDS.search(text))):
+        return await router.answer_intent(turn, "certify_now")  # the form keeps the ID (and name)
     family = bool(slots.get("relationship")) and bool(_CERTIFY_WORDS.search(text)) \
         and ("id_number" in slots or "name" in slots) and not _STATUS_WORDS.search(text) \
         and bool(_FAMILY_ASK.search(text) or _HERE.search(text) or intent == "certify_now")

@@ -615,3 +615,21 @@ def test_asking_whether_they_certified_is_not_saying_when(text: str) -> None:
 async def test_a_question_whether_mother_certified_this_year_is_not_taken_as_a_date(testbot: TestBot) -> None:
     await testbot.say("我妈今年认证了吗")
     assert "您说上次认证是" not in testbot.text
+
+
+@pytest.mark.parametrize("said", [f"身份证{LI} 李德明 帮我认证一下", f"我叫李德明 身份证号{LI} 今年还没认证 现在认证"])
+async def test_asking_to_certify_with_id_and_name_certifies_not_a_status_lookup(testbot: TestBot, demo: Any,
+                                                                               said: str) -> None:
+    await testbot.say(said)
+    assert "认证记录" not in testbot.text and "姓名" not in testbot.text
+    assert "人脸模型" in testbot.text  # identity checked; this demo pensioner has no face model
+
+
+async def test_asking_to_certify_with_id_asks_only_the_name(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"我要认证 身份证{MA}")
+    assert await frame_of(testbot) == ("certify", "ask_name")
+
+
+async def test_asking_whether_certified_with_id_still_looks_it_up(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"身份证{MA} 马福海 认证了没有")
+    assert "完成了认证" in testbot.text
