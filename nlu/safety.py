@@ -105,11 +105,22 @@ _WHEN = re.compile(_words(
 _PURPOSE = re.compile(_words("冒领", "防止", "证明.{0,4}活着", "还活着", "是不是.{0,3}(去世|死)"))
 
 
+# Tibetan (drafts, like the Tibetan catalog: to be checked by a native speaker): a password
+# or code, a bank account, sending or paying money, a fee.
+_BO_CREDENTIAL = re.compile(_words("གསང་ཨང", "གསང་གྲངས", "ར་སྤྲོད་ཨང", "ཞིབ་བཤེར་ཨང", "ལག་ཁྱེར་ཨང",
+                                   "དངུལ་ཁང་གི་ཨང", "དངུལ་ཁང་ཁ་ཡིག", "དངུལ་ཁང་བྱང་བུ"))
+_BO_MONEY = re.compile(_words("དངུལ་སྐྱེལ", "དངུལ་བསྐུར", "དངུལ་གཏོང", "དངུལ་འཇལ",
+                              "འགྲོ་གྲོན", "ཞབས་ཞུའི་གླ"))
+_BO_DEATH = re.compile(_words("འདས་སོང", "ཚེ་ལས་འདས", "གྲོངས", "ཤི་སོང", "དགོངས་པ་རྫོགས", "སྐུ་གཤེགས"))
+
+
 def scam_score(text: str) -> float:
     """How clearly the message is about paying, credentials, links or an impersonator (0..1)."""
     cleaned = normalise(text)
     if len(cleaned) < 2:
         return 0.0
+    if _BO_CREDENTIAL.search(cleaned) or _BO_MONEY.search(cleaned):
+        return 0.9  # Tibetan: asked for a code or money (the Chinese nuances are not drafted)
     service = _SERVICE.search(cleaned) is not None
     payout = (_PAYOUT.search(cleaned) is not None or _RECEIVE.search(cleaned) is not None
               or (not service and _SOFT_PAYOUT.search(cleaned) is not None))
@@ -148,7 +159,7 @@ def match_scam(text: str) -> IntentScore | None:
 
 # Any word of death or what follows it: without one, a model's guess of "pensioner_died"
 # ("我的银行卡换了 养老金打到哪张卡") must not bring condolences.
-_DEATH_CUE = re.compile(_STRONG_DEATH.pattern + "|" + _WEAK_DEATH.pattern + "|" + _words(
+_DEATH_CUE = re.compile(_STRONG_DEATH.pattern + "|" + _WEAK_DEATH.pattern + "|" + _BO_DEATH.pattern + "|" + _words(
     "死", "丧", "后事", "殡", "火化", "遗属", "抚恤", "走的", "没的", "咽气", "不在人世", "归西", "老了人"))
 
 
@@ -162,7 +173,7 @@ def match_bereavement(text: str) -> IntentScore | None:
     cleaned = normalise(text)
     if _PURPOSE.search(cleaned):
         return None
-    if _STRONG_DEATH.search(cleaned):
+    if _STRONG_DEATH.search(cleaned) or _BO_DEATH.search(cleaned):
         return IntentScore(BEREAVEMENT_INTENT, 0.95)
     weak = _WEAK_DEATH.search(cleaned)
     if weak and (weak.group(0) == "不在了" or _WHEN.search(cleaned)) and _PERSON.search(cleaned[:weak.start()]):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH
+from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH, render
 from bot.core.storage.models import Case, HomeVisitRequest
 from nlu import training_data
 from nlu.embedded import EmbeddedNlu
@@ -499,3 +499,21 @@ def test_selfie_quality_advice_is_in_tibetan() -> None:
     two = render(advice_for(["too_dark", "blurry"]), BO)
     second = render(ADVICE["blurry"], BO)
     assert not untranslated(two) and two.endswith(" " + second)  # two sentences, not run together
+
+
+@pytest.mark.parametrize("said", ["ཁ་པར་བཏང་ནས་ལས་བྱེད་པ་ཡིན་ཟེར་ནས་དངུལ་སྐྱེལ་དགོས་ཟེར།",
+                                  "ལས་བྱེད་པ་ཡིན་ཟེར་མཁན་ཞིག་གིས་ངའི་དངུལ་ཁང་གི་གསང་ཨང་འདྲི་གི་འདུག"])
+async def test_a_scam_told_in_tibetan_gets_the_warning_in_tibetan(testbot: TestBot, said: str) -> None:
+    await testbot.say("བོད་ཡིག")
+    await testbot.say(said)
+    assert "【མགོ་སྐོར་ཉེན་བརྡ།】" in testbot.text
+    assert (await testbot.conversation()).mode == "bot", "a warning, not a queue for a person"
+
+
+@pytest.mark.parametrize("said", ["ངའི་ཨ་ཕ་འདས་སོང་།", "ང་ཚོའི་ཨ་མ་ཚེ་ལས་འདས་སོང་། ར་སྤྲོད་བྱེད་དགོས་སམ།"])
+async def test_a_death_told_in_tibetan_gets_condolences(testbot: TestBot, said: str) -> None:
+    await testbot.say("བོད་ཡིག")
+    await testbot.say(said)
+    entry = testbot.services.faq.for_intent("pensioner_died")
+    assert entry is not None
+    assert render(entry.answer[0], "bo") in testbot.text
