@@ -40,6 +40,9 @@ MISMATCH_FINAL = tr("还是对不上。可能是登记的信息需要更正，�
                     "也可以让工作人员帮您查一查。")
 # i18n: "the pensioner's", put before 身份证 ("ID card") in the two texts above
 PENSIONERS = tr("老人的")
+# The ID number and name a status query in this chat matched: offered to the next identity form.
+CHECKED_IDENTITY = "checked_identity"
+USING_CHECKED = tr("用您刚才查过的身份证号 {masked} 和姓名。换别人的话，直接发新的身份证号就行。")
 Identified = Callable[[DialogContext, Pensioner], Awaitable[Step]]
 
 
@@ -112,16 +115,26 @@ class IdentityForm(Form):
                 Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]
 
     def offered_id(self, ctx: DialogContext) -> str | None:
-        """An ID number the chat already gave: in the opening message, or offered by the flow
-        that led here (``memory["id_offered"]``, used once)."""
+        """An ID number the chat already gave: in the opening message, offered by the flow
+        that led here (``memory["id_offered"]``, used once), or checked with its name by a
+        status query in this chat (``memory[CHECKED_IDENTITY]``, used once: the name too)."""
         given = heard(ctx).get("id_number") or ctx.memory.pop("id_offered", None)
-        return str(given) if given else None
+        if given:
+            return str(given)
+        checked = ctx.memory.pop(CHECKED_IDENTITY, None)
+        if isinstance(checked, dict) and checked.get("id_number"):
+            ctx.slots["_opening_name"] = checked.get("name")
+            ctx.slots["_id_checked"] = True
+            return str(checked["id_number"])
+        return None
 
     async def use_offered_id(self, ctx: DialogContext, id_number: str, said: str) -> Step:
         """Take the :meth:`offered_id` and go on to the name question, saying ``said``
-        (its ``{masked}``: the masked ID number)."""
+        (its ``{masked}``: the masked ID number); one checked by a status query says so."""
         ctx.slots["id_number"] = id_number
         await note_id_given(ctx, id_number)
+        if ctx.slots.pop("_id_checked", None):
+            said = USING_CHECKED
         return Goto("ask_name", [Reply(said.format(masked=masked(id_number)))])
 
     def heard_name(self) -> Callable[[DialogContext], Awaitable[Step | None]]:

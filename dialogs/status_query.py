@@ -39,7 +39,7 @@ from dialogs.engine import (
     Step,
     once,
 )
-from dialogs.identity import NAME_INVALID, IdentityForm
+from dialogs.identity import CHECKED_IDENTITY, NAME_INVALID, IdentityForm
 
 MAX_NAME_TRIES = 3
 NO_MATCH = (tr("没有查到和这个身份证号、姓名都对得上的认证记录。请看看：\n"
@@ -114,6 +114,8 @@ class StatusIdentity(IdentityForm):
 
 async def _identified(ctx: DialogContext, pensioner: Pensioner) -> Step:
     ctx.memory["pensioner_name"] = pensioner.name
+    # "那我现在认证": certify or the family flow take these instead of asking again
+    ctx.memory[CHECKED_IDENTITY] = {"id_number": str(pensioner.id_number), "name": pensioner.name}
     ctx.slots["certified_at"] = pensioner.certified_at.isoformat() if pensioner.certified_at else None
     ctx.slots["next_due"] = pensioner.next_due.isoformat() if pensioner.next_due else None
     ctx.slots["suspended"] = pensioner.status == "suspended"

@@ -633,3 +633,13 @@ async def test_asking_to_certify_with_id_asks_only_the_name(testbot: TestBot, de
 async def test_asking_whether_certified_with_id_still_looks_it_up(testbot: TestBot, demo: Any) -> None:
     await testbot.say(f"身份证{MA} 马福海 认证了没有")
     assert "完成了认证" in testbot.text
+
+
+@pytest.mark.parametrize("then", ["那我现在认证", "我要刷脸"])
+async def test_certifying_after_a_status_query_uses_the_checked_id_and_name(testbot: TestBot, demo: Any,
+                                                                            then: str) -> None:
+    await testbot.say(f"我身份证{MA} 我叫马福海 先帮我查查认证了没")
+    assert "完成了认证" in testbot.text
+    await testbot.say(then)
+    assert "刚才查过" in testbot.text and "请输入" not in testbot.text
+    assert "人脸模型" in testbot.text  # identity checked again; this demo pensioner has no face model
