@@ -42,6 +42,7 @@ MISMATCH_FINAL = tr("还是对不上。可能是登记的信息需要更正，�
 PENSIONERS = tr("老人的")
 # The ID number and name a status query in this chat matched: offered to the next identity form.
 CHECKED_IDENTITY = "checked_identity"
+NAME_KEPT = tr("好的，姓名记下了：{name}。")
 USING_CHECKED = tr("用您刚才查过的身份证号 {masked} 和姓名。换别人的话，直接发新的身份证号就行。")
 Identified = Callable[[DialogContext, Pensioner], Awaitable[Step]]
 
@@ -164,6 +165,11 @@ class IdentityForm(Form):
             if self.record_steps:
                 await note_id_given(ctx, number)
         elif not asking_name:
+            if "name" in candidates and plausible_name(str(candidates["name"])) \
+                    and not ctx.slots.get("_opening_name"):
+                # "我叫马福海" before the ID number: kept for the name question, the ID asked
+                ctx.slots["_opening_name"] = candidates["name"]
+                return Stay([Reply(NAME_KEPT.format(name=candidates["name"]))])
             return await self.refuse_id(ctx, text)
         if "name" not in candidates:
             if replaced:

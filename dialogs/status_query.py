@@ -65,6 +65,9 @@ async def _reuse_id(ctx: DialogContext) -> Step | None:
     known = ctx.memory.get("id_number")
     if known:
         ctx.slots["id_number"] = known
+        checked = ctx.memory.get(CHECKED_IDENTITY)
+        if isinstance(checked, dict) and checked.get("id_number") == known:
+            ctx.slots["_opening_name"] = checked.get("name")  # matched before: not asked again
         return Goto("ask_name", [Reply(tr("用您刚才给的身份证号 {masked} 来查。", masked=masked(known)))])
     return None
 

@@ -643,3 +643,23 @@ async def test_certifying_after_a_status_query_uses_the_checked_id_and_name(test
     await testbot.say(then)
     assert "刚才查过" in testbot.text and "请输入" not in testbot.text
     assert "人脸模型" in testbot.text  # identity checked again; this demo pensioner has no face model
+
+
+async def test_introducing_oneself_with_the_id_is_not_asked_the_name_again(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"我是马福海 {MA} 查认证")
+    assert "完成了认证" in testbot.text and "姓名" not in testbot.text
+
+
+async def test_a_second_status_question_uses_the_checked_name(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"我是张桂兰 {ZHANG}")
+    assert "完成了认证" in testbot.text
+    await testbot.say("我认证了没")
+    assert "完成了认证" in testbot.text and "姓名" not in testbot.text
+
+
+async def test_a_name_before_the_id_number_is_kept_for_the_name_question(testbot: TestBot, demo: Any) -> None:
+    await testbot.say("我要刷脸认证")
+    await testbot.say("我叫马福海")
+    assert "马福海" in testbot.text and "身份证号码" in testbot.text
+    await testbot.say(MA)
+    assert "姓名" not in testbot.text and "人脸模型" in testbot.text
