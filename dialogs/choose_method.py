@@ -8,6 +8,7 @@ dialogs for the methods that need no walkthrough: big-data comparison and commun
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -17,9 +18,12 @@ from bot.core.messages import Reply
 from dialogs.app_guides import APP_ALIPAY, APP_QINGHAI
 from dialogs.common import APPLY_HOME_VISIT, certify_here, fact, finish_option, heard, no, yes
 from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step, once
+from nlu.rules import normalise
 
-YES_ABROAD = ("是", "对", "是的", "在国外", "国外", "境外", "海外", "外国")
-NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在国外", "在青海")
+YES_ABROAD = ("是", "对", "是的", "在", "在的", "在国外", "国外", "境外", "海外", "外国", "住国外")
+NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在", "没在", "不在国外", "在青海", "在家", "在老家", "在本地")
+# A short reply that starts with a negation ("不在", "没呢", "不方便") answers a yes/no question "no".
+_SHORT_NO = re.compile(r"^(?:不|没|别|否)\S{0,3}$")
 BACK = Option(tr("上一个问题"), back=True, words=("上一个问题",))
 
 # question -> (fact, where "yes" leads, where "no" leads)
@@ -90,6 +94,8 @@ def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Ste
 
     async def on_input(ctx: DialogContext, text: str) -> Step:
         value = heard(ctx).get(key)
+        if value is None and _SHORT_NO.match(normalise(text)) and not heard(ctx):
+            value = False
         if value is None:
             return await _reconsider(ctx, text)  # another question's answer changed, or nothing
         return Goto(if_yes if value else if_no)

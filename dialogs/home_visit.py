@@ -71,9 +71,7 @@ class HomeVisitForm(Form):
         replies = super().ask(ctx)
         if replies and not ctx.slots.get("_intro"):
             ctx.slots["_intro"] = True
-            known = [concat(SLOT_LABELS[slot], "：", masked(ctx.slots[slot]) if slot == "id_number"
-                            else str(ctx.slots[slot]))
-                     for slot in ("name", "id_number") if ctx.slots.get(slot)]
+            known = _heard_slots(ctx, [slot for slot in self.slots if ctx.slots.get(slot)])
             intro = tr("好的，我帮您登记上门认证，要问老人的姓名、身份证号、住址、电话和原因。")
             if known:
                 intro += tr("您刚才说过的就不再问了（{known}）。", known=join("，", known))
@@ -167,6 +165,8 @@ class HomeVisitForm(Form):
 
     async def validate_address(self, value: Any, ctx: DialogContext) -> str:
         address = str(value).strip()
+        bare = re.sub(r"^(?:家住|住在|住|在)", "", address)  # "住湟中鲁沙尔镇": the place
+        address = bare if len(bare) >= 4 else address
         if len(address) < 4 or looks_like_question(address):
             raise Invalid(tr("地址请写详细一点，比如：西宁市城东区某某路12号3单元201。"))
         return address[:200]
@@ -186,11 +186,15 @@ class HomeVisitForm(Form):
 
     async def fill(self, ctx: DialogContext, text: str) -> Step:
         before = {slot: ctx.slots.get(slot) for slot in self.slots}
+        requested = self.requested(ctx)
         step = await super().fill(ctx, text)
-        changed = any(ctx.slots.get(slot) != before[slot] for slot in self.slots)
+        changed = [slot for slot in self.slots if ctx.slots.get(slot) not in (None, "", before[slot])]
         if not changed and looks_like_question(text):
             # A question, not an answer: let the router answer it and come back here.
             return NotUnderstood(hint=tr("我们正在登记上门认证。{text}", text=self.ask(ctx)[0].text))
+        if isinstance(step, Stay) and set(changed) - {requested}:
+            # More than the question asked: what was taken is said before the next question.
+            step.replies.insert(0, Reply(tr("记下了：{known}。", known=join("，", _heard_slots(ctx, changed)))))
         return step
 
     async def submit(self, ctx: DialogContext) -> Step:
@@ -211,6 +215,12 @@ class HomeVisitForm(Form):
 
 
 FORM = HomeVisitForm()
+
+
+def _heard_slots(ctx: DialogContext, slots: list[str]) -> list[str]:
+    """"姓名：马福海", "身份证号：6321…0019": the given slots as the person can check them."""
+    return [concat(SLOT_LABELS[slot], "：", masked(str(ctx.slots[slot])) if slot == "id_number"
+                   else str(ctx.slots[slot])) for slot in slots]
 
 
 def _summary(ctx: DialogContext) -> Reply:

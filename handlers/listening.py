@@ -34,6 +34,7 @@ from dialogs.engine import (
     match_option,
     option_number,
 )
+from dialogs.identity import CHECKED_IDENTITY
 from faq.knowledge import FaqEntry
 from nlu.reading import BEIJING, SITUATION, Reading, read
 from nlu.rules import normalise
@@ -231,11 +232,14 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if for_family:  # "明年提醒我 帮我妈认证": the reminder is offered after it, the flow begins
             turn.say(REMIND)
             return await router.answer_intent(turn, "family_certification")
-        turn.say(REMIND, [] if intent not in _CHOOSING else [tr("在这里刷脸认证"), tr("帮家人认证"), tr("查认证状态")])
-        if intent in _CHOOSING or intent in ("cert_cycle", "missed_deadline"):
-            return True
-        return False  # "提醒我一下 帮我妈认证": the request goes on
+        answered = intent in _CHOOSING or intent in ("cert_cycle", "missed_deadline")
+        turn.say(REMIND, [tr("在这里刷脸认证"), tr("帮家人认证"), tr("查认证状态")] if answered else [])
+        return answered  # False: "提醒我一下 帮我妈认证", the request goes on
     slots = reading.slots
+    if conv.memory.get(CHECKED_IDENTITY) and "id_number" not in slots and not slots.get("relationship") \
+            and _DO_CERTIFY.search(text) and not _STATUS_WORDS.search(text):
+        # "帮我认证" after a status result: certify the pensioner just looked up (the form says so)
+        return await router.answer_intent(turn, "certify_now")
     if _WHERE.search(text) and intent not in ("status_query", "method_home_visit"):
         return await router.answer_intent(turn, "method_offline")
     form_data = {"id_number", "address", "phone", "reason"} & set(slots)

@@ -43,7 +43,9 @@ RESUME_TEXT = tr("我们接着刚才的步骤：")
 BEREAVEMENT_IN_DIALOG = 0.6
 # Questions next to the seed (issue 17), answered by their knowledge entry.
 CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered by its knowledge entry
-INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+HOTLINE_INTENT = "hotline_busy"  # a rule's intent (_HOTLINE_TROUBLE): 12333 does not answer
+BOT_INTENT = "bot_identity"  # a rule's intent (_ASKS_IF_BOT): "你是真人吗"
+INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -168,6 +170,12 @@ async def bereavement_guard(turn: Turn, next_step: NextStep) -> None:
 # the model guessed from "电话" or "社保局": without a scam rule cue it gets the contact entry.
 _ASKS_CONTACT = re.compile(r"电话(?:是|号码?)?多少|号码(?:是)?多少|电话号|联系方式|怎么联系|咋联系|打哪个电话|"
                            r"客服电话|热线")
+# 12333 busy or unanswered ("12333老是占线", "打12333没人接"): not the 掌上12333 app.
+_HOTLINE_TROUBLE = re.compile(r"(?:12333|热线|电话)[^，,。？?]{0,6}(?:打不通|打不进|占线|没人接|接不通|不通|没人听)|"
+                              r"(?:打不通|打不进|没人接)[^，,。]{0,4}(?:12333|热线)")
+# Asking whether a person answers ("你是真人吗", "是不是机器人在回"): not a request for one.
+_ASKS_IF_BOT = re.compile(r"你(?:是|到底是)(?:不是)?(?:真人|机器人|人工|真的人|人还是机器|AI|ai|电脑|自动回复|机器)|"
+                          r"是不是(?:真人|机器人|自动回复|机器)|(?:真人|机器人|机器)在回")
 
 
 def _drop_unfounded_guesses(turn: Turn) -> None:
@@ -175,7 +183,13 @@ def _drop_unfounded_guesses(turn: Turn) -> None:
     offline method); the model's bereavement guess without a word of death ("我的银行卡换了
     养老金打到哪张卡") is dropped. Before the router and the menu's neighbour answers."""
     parse, text = turn.parse, turn.msg.content or ""
-    if parse is None or parse.top is None or parse.backend == "rules":
+    if parse is None or parse.top is None:
+        return
+    for rule, intent in ((_HOTLINE_TROUBLE, HOTLINE_INTENT), (_ASKS_IF_BOT, BOT_INTENT)):
+        if rule.search(text) and match_scam(text) is None:  # found by rule: no model intent has it
+            turn.parse = dataclasses.replace(parse, intents=[IntentScore(intent, 1.0), *parse.intents])
+            return
+    if parse.backend == "rules":
         return
     if parse.top.name == BEREAVEMENT_INTENT and not mentions_death(text):
         turn.parse = dataclasses.replace(parse, intents=[i for i in parse.intents if i.name != parse.top.name])
@@ -195,12 +209,14 @@ async def answer_neighbours(turn: Turn, next_step: NextStep) -> None:
     if intent not in INFO_INTENTS or not at_menu or conv.mode != "bot" or turn.msg.event:
         await next_step()
         return
-    situation = read(turn.msg.content or "").slots.keys() & {"smartphone", "family_help", "leave_home"}
+    reading = read(turn.msg.content or "")
+    situation = reading.slots.keys() & {"smartphone", "family_help", "leave_home"}
     if situation and intent != SCAM_INTENT:
         await next_step()  # "娃娃在外地 俺一个人 阿么认证": their situation, so a method is chosen
         return
-    if intent == "cert_cycle" and extract_last_certified(turn.msg.content or "") is not None:
-        await next_step()  # "上个月刚认证过 还要认证吗": listening answers with their own date
+    if intent == "cert_cycle" and (extract_last_certified(turn.msg.content or "") is not None or reading.remind):
+        # "上个月刚认证过 还要认证吗", "明年提醒我认证": listening answers with their date, or the reminder
+        await next_step()
         return
     replies = entry_replies(turn, intent)
     if not replies:

@@ -421,6 +421,9 @@ def _last_certified_in(clause: str, today: dt.date) -> LastCertified | None:
     for match in _AGO.finditer(clause):
         if not _near_certified_word(clause, *match.span()):
             continue
+        if match["tail"] == "了" and _CERTIFIED_WORD.search(clause[:match.start()]) is None \
+                and not re.match(r"\s*(?:都|也|还)?(?:没|未)", clause[match.end():]):
+            continue  # "瘫在床上好几年了 想申请上门认证": how long something else has lasted
         count = _count(match["count"])
         if count is None:
             continue

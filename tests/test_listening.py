@@ -663,3 +663,83 @@ async def test_a_name_before_the_id_number_is_kept_for_the_name_question(testbot
     assert "马福海" in testbot.text and "身份证号码" in testbot.text
     await testbot.say(MA)
     assert "姓名" not in testbot.text and "人脸模型" in testbot.text
+
+
+# ---------------------------------------------------------------- plain answers, side questions
+
+
+async def test_short_plain_answers_lead_through_choosing_a_method(testbot: TestBot) -> None:
+    await testbot.say("怎么认证")
+    await testbot.say("帮我选方法")
+    await testbot.say("不在")  # not abroad (not the out-of-province answer)
+    assert "第2个问题" in testbot.text and "外省" not in testbot.text
+    await testbot.say("不会")
+    assert "第3个问题" in testbot.text and "照片" not in testbot.text
+    await testbot.say("家里有人")
+    assert "请家人帮忙" in testbot.text
+
+
+async def test_no_one_to_help_and_cannot_go_out_said_plainly_lead_to_a_home_visit(testbot: TestBot) -> None:
+    for said in ("怎么认证", "1", "不在国外", "不太会", "家里就我们老两口", "去不了"):
+        await testbot.say(said)
+    assert "上门认证" in testbot.text and await frame_of(testbot) == ("choose_method", "rec_home_visit")
+
+
+async def test_asking_whether_a_person_answers_is_answered_not_queued(testbot: TestBot) -> None:
+    for said in ("你是真人吗", "你是人工吗", "是不是机器人在回我"):
+        await testbot.say(said)
+        assert "不是真人" in testbot.text and await mode_of(testbot) == "bot"
+    await testbot.say("我要找真人")
+    assert await mode_of(testbot) == "waiting"
+
+
+async def test_a_forgotten_id_number_is_told_where_to_find_it_and_the_form_goes_on(testbot: TestBot) -> None:
+    await testbot.say("我忘了身份证号")
+    assert "户口本" in testbot.text and "改一下信息" not in testbot.text
+    await testbot.say("我要刷脸认证")
+    await testbot.say("她身份证号我不记得了")
+    assert "户口本" in testbot.text and "我们接着刚才的步骤" in testbot.text
+    assert (await frame_of(testbot))[0] == "certify"
+
+
+async def test_a_busy_hotline_gets_advice_not_the_app_guide(testbot: TestBot) -> None:
+    for said in ("12333打不通咋办", "12333老是占线", "打12333没人接"):
+        await testbot.say(said)
+        assert "占线" in testbot.text and await frame_of(testbot) == (None, None)
+
+
+async def test_money_after_a_death_is_answered_after_condolences(testbot: TestBot) -> None:
+    await testbot.say("我妈上个月去世了")
+    assert "节哀" in testbot.text
+    await testbot.say("那她的钱要退吗")
+    assert "退回" in testbot.text and "没太明白" not in testbot.text
+
+
+async def test_a_reminder_for_next_year_is_explained_with_the_ways_to_begin(testbot: TestBot) -> None:
+    await testbot.say("明年提醒我认证")
+    assert "可以提醒" in testbot.text and "在这里刷脸认证" in testbot.options
+
+
+async def test_certify_right_after_a_status_result_certifies_that_pensioner(testbot: TestBot, demo: Any) -> None:
+    await testbot.say(f"{MA} 马福海 认证了吗")
+    assert "过期" in testbot.text
+    await testbot.say("帮我认证")
+    assert "刚才查过" in testbot.text and "人脸模型" in testbot.text
+
+
+def test_how_long_an_illness_lasted_is_not_when_they_last_certified() -> None:
+    assert entities.extract_last_certified("我爸瘫在床上好几年了 想申请上门认证") is None
+    assert entities.extract_last_certified("老人卧床三年了 要认证") is None
+    found = entities.extract_last_certified("一年多了都没认证")
+    assert found is not None and found.overdue
+    found = entities.extract_last_certified("认证都两年了")
+    assert found is not None and found.months == 24
+
+
+async def test_a_home_visit_message_with_several_answers_is_read_back(testbot: TestBot) -> None:
+    await testbot.say("我爸瘫在床上好几年了 想申请上门认证")
+    assert "上次认证" not in testbot.text and "原因：瘫在床上好几年了" in testbot.text
+    await testbot.say(f"我爸叫马福海 身份证{MA}")
+    assert "记下了：姓名：马福海，身份证号：632102********0019。" in testbot.text and "住在哪里" in testbot.text
+    await testbot.say("住湟中鲁沙尔镇和平村 电话13909711234")
+    assert "住址：湟中鲁沙尔镇和平村\n" in testbot.text and "电话：13909711234" in testbot.text
