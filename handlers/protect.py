@@ -45,7 +45,8 @@ BEREAVEMENT_IN_DIALOG = 0.6
 CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered by its knowledge entry
 HOTLINE_INTENT = "hotline_busy"  # a rule's intent (_HOTLINE_TROUBLE): 12333 does not answer
 BOT_INTENT = "bot_identity"  # a rule's intent (_ASKS_IF_BOT): "你是真人吗"
-INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+AGENCY_HOURS_INTENT = "agency_hours"  # a rule's intent (_AGENCY_HOURS): the office's hours, not ours
+INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -173,6 +174,9 @@ _ASKS_CONTACT = re.compile(r"电话(?:是|号码?)?多少|号码(?:是)?多少|�
 # 12333 busy or unanswered ("12333老是占线", "打12333没人接"): not the 掌上12333 app.
 _HOTLINE_TROUBLE = re.compile(r"(?:12333|热线|电话)[^，,。？?]{0,6}(?:打不通|打不进|占线|没人接|接不通|不通|没人听)|"
                               r"(?:打不通|打不进|没人接)[^，,。]{0,4}(?:12333|热线)")
+# When the social security office opens ("社保局几点上班"): not this chat's staff hours.
+_AGENCY_HOURS = re.compile(r"(?:社保局|社保中心|社保所|经办机构|人社局|服务大厅|办事大厅|社保站|银行|邮储|窗口)"
+                           r"[^，,。？?]{0,6}(?:几点|上班|开门|下班|关门|办公时间|营业时间|周末|周六|周日|星期六|星期天|礼拜)")
 # Asking whether a person answers ("你是真人吗", "是不是机器人在回"): not a request for one.
 _ASKS_IF_BOT = re.compile(r"你(?:是|到底是)(?:不是)?(?:真人|机器人|人工|真的人|人还是机器|AI|ai|电脑|自动回复|机器)|"
                           r"是不是(?:真人|机器人|自动回复|机器)|(?:真人|机器人|机器)在回")
@@ -185,7 +189,8 @@ def _drop_unfounded_guesses(turn: Turn) -> None:
     parse, text = turn.parse, turn.msg.content or ""
     if parse is None or parse.top is None:
         return
-    for rule, intent in ((_HOTLINE_TROUBLE, HOTLINE_INTENT), (_ASKS_IF_BOT, BOT_INTENT)):
+    for rule, intent in ((_HOTLINE_TROUBLE, HOTLINE_INTENT), (_ASKS_IF_BOT, BOT_INTENT),
+                         (_AGENCY_HOURS, AGENCY_HOURS_INTENT)):
         if rule.search(text) and match_scam(text) is None:  # found by rule: no model intent has it
             turn.parse = dataclasses.replace(parse, intents=[IntentScore(intent, 1.0), *parse.intents])
             return

@@ -201,6 +201,13 @@ class Router:
         if only is None and intent and await self.answer_intent(turn, intent):
             return
         entry = only if only is not None else self.retrieve(turn)
+        if entry is not None and only is None and entry.intent and not intent \
+                and chat_services(turn).dialogs.for_intent(entry.intent) is not None \
+                and not looks_like_question(turn.msg.content or ""):
+            # "我想帮我父亲认证": the model was unsure, the knowledge base is sure, and it is
+            # a request, not a question: its flow begins, as the intent would have begun it.
+            if await self.answer_intent(turn, entry.intent):
+                return
         if entry is not None:
             conv.misunderstood = 0
             turn.replies.extend(faq_replies(entry))

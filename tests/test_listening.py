@@ -743,3 +743,18 @@ async def test_a_home_visit_message_with_several_answers_is_read_back(testbot: T
     assert "记下了：姓名：马福海，身份证号：632102********0019。" in testbot.text and "住在哪里" in testbot.text
     await testbot.say("住湟中鲁沙尔镇和平村 电话13909711234")
     assert "住址：湟中鲁沙尔镇和平村\n" in testbot.text and "电话：13909711234" in testbot.text
+
+
+async def test_asking_to_certify_for_a_parent_begins_the_family_flow(testbot: TestBot) -> None:
+    await testbot.say("我想帮我父亲认证")
+    assert "身份证号码" in testbot.text and (await frame_of(testbot))[0] == "family"
+
+
+async def test_the_office_opening_hours_are_not_this_chats_staff_hours(testbot: TestBot) -> None:
+    for said in ("社保局几点上班", "人社局周六开门吗"):
+        await testbot.say(said)
+        assert "上班时间不完全一样" in testbot.text
+    await testbot.say("人工几点上班")
+    assert "人工服务时间" in testbot.text and "不完全一样" not in testbot.text
+    await testbot.say("去银行办要多长时间")
+    assert "不完全一样" not in testbot.text
