@@ -94,6 +94,10 @@ _DO_CERTIFY = re.compile(r"(?:帮我|给我|替我|我要|我想|想要|要|现�
 ID_INTENTS = ("status_query", "certify_now", "family_certification")
 # "教我用…", "…怎么弄": asking to be shown how (not "能不能", a yes/no question).
 _TEACH = re.compile(r"教|怎么|咋|阿么|如何|怎样|步骤|操作|带我|一步一步|咋个")
+# Trouble in an app ("老是说我不是本人", "一直失败"), not a request to be shown how to use it.
+_FAILING = re.compile(r"失败|不通过|没通过|通不过|过不了|不是本人|不成功|报错|闪退|打不开|老是说|一直说|总是说|"
+                      r"认不出|识别不了")
+_FACE_WORDS = re.compile(r"刷脸|人脸|认证|扫脸|拍脸")
 _APP_ASKS = {None, "out_of_scope", "how_to_certify", "choose_method", "method_face_app", "process_online",
              "app_download", "purpose", "precautions", "method_alipay", "method_abroad"}
 _CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",
@@ -271,6 +275,9 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             turn.replies[-1].options = list(entry.options)
             return True
     app = slots.get("app")
+    if (app or _FACE_WORDS.search(text)) and _FAILING.search(text) \
+            and intent != "cert_failed" and not (intent or "").startswith("fail_"):
+        return await router.answer_intent(turn, "cert_failed")  # "人社通上认证老是说我不是本人"
     if app and _TEACH.search(text) and intent in _APP_ASKS \
             and app in chat_services(turn).dialogs.dialogs:
         conv.stack.clear()  # "教我用青海人社通": that app's walkthrough, not the list of apps

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 RESUME_TEXT = tr("我们接着刚才的步骤：")
 # The model's pensioner_died inside a dialog must be surer than this (the rule always wins).
 BEREAVEMENT_IN_DIALOG = 0.6
+# Memory flag of a chat that told of a death: its follow-ups ("那她的钱要退吗") are about it.
+BEREAVED = "bereaved"
 # Questions next to the seed (issue 17), answered by their knowledge entry.
 CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered by its knowledge entry
 HOTLINE_INTENT = "hotline_busy"  # a rule's intent (_HOTLINE_TROUBLE): 12333 does not answer
@@ -161,6 +163,7 @@ async def bereavement_guard(turn: Turn, next_step: NextStep) -> None:
     conv.memory.pop("offered_options", None)
     if turn.parse is not None and turn.parse.top != hit:
         turn.parse = ParseResult(turn.parse.text, [hit, *turn.parse.intents], turn.parse.entities, "rules")
+    conv.memory[BEREAVED] = True
     turn.events.append({"action": "bereavement", "score": round(hit.confidence, 2)})
     turn.replies.extend(entry_replies(turn, BEREAVEMENT_INTENT))
     if turn.replies and turn.replies[-1].options:

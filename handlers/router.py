@@ -30,12 +30,16 @@ from dialogs.reminders import stop_reminders
 from faq.knowledge import FaqEntry
 from handlers.language import only_asks_language
 from handlers.listening import listen
+from handlers.protect import BEREAVED
 from nlu.reading import read
 from nlu.rules import normalise
+from nlu.safety import mentions_death
 
 log = logging.getLogger(__name__)
 RETRIEVAL_ONLY_FLOOR = 0.6
 RETRIEVAL_ONLY_MARGIN = 0.2
+# Knowledge entries about a pensioner's death (answered only where a death was told).
+DEATH_ENTRIES = frozenset({"pensioner_died", "pension_after_death"})
 SMALL_TALK = {"greet", "thanks", "goodbye", "affirm", "deny"}
 
 
@@ -269,7 +273,7 @@ class Router:
         text = turn.msg.content
         if not text:
             return None
-        hits = chat_services(turn).faq.search(text, limit=2)
+        hits = [hit for hit in chat_services(turn).faq.search(text, limit=3) if self._may_answer(turn, hit.entry)][:2]
         if not hits or hits[0].entry.intent is not None or hits[0].score < RETRIEVAL_ONLY_FLOOR:
             return None
         if len(hits) > 1 and hits[1].score > hits[0].score - RETRIEVAL_ONLY_MARGIN:
@@ -281,9 +285,19 @@ class Router:
         if not text:
             return None
         hits = chat_services(turn).faq.search(text, limit=1)
-        if hits and hits[0].score >= turn.services.settings.nlu.faq_threshold:
+        if hits and hits[0].score >= turn.services.settings.nlu.faq_threshold \
+                and self._may_answer(turn, hits[0].entry):
             return hits[0].entry
         return None
+
+    @staticmethod
+    def _may_answer(turn: Turn, entry: FaqEntry) -> bool:
+        """Entries about a death answer only a message or a chat that speaks of one ("老伴"
+        alone, "钱能退吗" after a scam, are not)."""
+        if entry.id not in DEATH_ENTRIES:
+            return True
+        conv = turn.conversation
+        return mentions_death(turn.msg.content or "") or bool(conv is not None and conv.memory.get(BEREAVED))
 
     async def answer_intent(self, turn: Turn, intent: str, resume: bool = False) -> bool:
         """Answer an intent with its dialog or its knowledge entry. False if neither."""

@@ -330,7 +330,7 @@ async def test_home_visit_reuses_the_id_and_survives_a_database_outage(testbot: 
 async def test_failure_diagnosis_free_text_fix_and_success(testbot: TestBot) -> None:
     await testbot.say("你好")
     await testbot.say("2")  # main menu 认证失败了
-    assert "提示了什么" in testbot.text and len(testbot.options) == 9
+    assert "提示了什么" in testbot.text and len(testbot.options) == 10
     await testbot.say("它说光线不足，看不清")
     assert "窗户" in testbot.text and testbot.options[0] == "好了，成功了"
     await testbot.say("成功了")
@@ -369,8 +369,8 @@ async def test_failure_intent_with_known_cause_jumps_to_the_fix(testbot: TestBot
 async def test_failure_diagnosis_cancel_and_wrong_input(testbot: TestBot) -> None:
     await start(testbot, "cert_failed")
     await testbot.say("嗯嗯啊啊")
-    assert "没对上是哪种情况" in testbot.text and len(testbot.options) == 9
-    await testbot.say("9")
+    assert "没对上是哪种情况" in testbot.text and len(testbot.options) == 10
+    await testbot.say("10")
     assert "转人工" in testbot.options
     await cancel(testbot)
 

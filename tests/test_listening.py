@@ -758,3 +758,19 @@ async def test_the_office_opening_hours_are_not_this_chats_staff_hours(testbot: 
     assert "人工服务时间" in testbot.text and "不完全一样" not in testbot.text
     await testbot.say("去银行办要多长时间")
     assert "不完全一样" not in testbot.text
+
+
+async def test_a_relationship_word_alone_is_not_a_death(testbot: TestBot) -> None:
+    await testbot.say("我替我老伴认证")
+    await testbot.say("老伴")
+    assert "节哀" not in testbot.text and (await frame_of(testbot)) == ("family", "ask_id")
+    await testbot.say("钱能退吗")  # no death told in this chat: not the after-death answer
+    assert "去世" not in testbot.text
+
+
+async def test_an_app_that_says_not_the_same_person_gets_that_fix_not_its_guide(testbot: TestBot) -> None:
+    for said in ("我是青海人社通上认证老是说我不是本人怎么回事", "刷脸老是说我不是本人"):
+        await testbot.say(said)
+        assert "更新照片" in testbot.text and await frame_of(testbot) == ("cert_failed", "fix_not_matched")
+    await testbot.say("教我用青海人社通")  # inside the fix: the app's short answer, then the fix again
+    assert "养老待遇资格认证" in testbot.text and "我们接着刚才的步骤" in testbot.text
