@@ -25,7 +25,7 @@ from bot.core import facts
 from bot.core.i18n import BO, LANGUAGE_OPTIONS, Digits, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
-from dialogs.common import masked
+from dialogs.common import looks_like_question, masked
 from dialogs.engine import (
     DialogContext,
     DialogEngine,
@@ -115,6 +115,12 @@ LAST_DUE = (tr("您说上次认证是{said}，到现在差不多满12个月了�
 LAST_FINE = tr("您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。")
 LAST_UNSURE = (tr("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
                "可以查一下认证状态，快到12个月了就再认证一次。"))
+LAST_THIS_YEAR = (tr("您说今年已经认证过了。认证从成功那天算起12个月内有效，明年同一个月之前再认证就行；"
+                    "记不清是哪个月的话，可以查一下认证状态。"))
+# Waiting for a moment to fetch something ("等一下 我去拿身份证"): the question stays open.
+_HOLD_ON = re.compile(r"^(?:好的?|嗯|行)?[，,。\s]*(?:等一下|等一等|等等|稍等|等会儿?|等我一下|等一会儿?|你等着|等下)|"
+                      r"我(?:去|先去|这就去)?(?:拿|找|翻|问)一?下|我去(?:拿|找|翻)")
+HOLD_ON = tr("好的，不着急。准备好了直接发给我就行。")
 # Flows that ask for something else (identity, a form): when they last certified does not
 # change their course, it is kept as a fact.
 _FORMS = ("home_visit", "family", "certify", "status_query", "missed_deadline", "reminders")
@@ -190,6 +196,10 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         turn.replies.append(Reply(SMALL_PRINT, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
         if in_flow:
             await resume(router, turn)
+        return True
+    if in_flow and _HOLD_ON.search(text) and not reading.slots and not looks_like_question(text):
+        turn.say(HOLD_ON)  # "稍等 我找一下她的身份证": the question is asked again, nothing else said
+        await resume(router, turn, announce=False)
         return True
     if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
         await explain(router, turn)
@@ -354,6 +364,8 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
         intent = turn.parse.intent(threshold) if turn.parse is not None else None
     if overdue is None:
         text = LAST_UNSURE.format(said=said)
+    elif months == 0 and said.endswith("年"):
+        text = LAST_THIS_YEAR  # "今年认证过了": the month is not known, so neither is the due month
     elif months >= 12:
         text = LAST_DUE.format(said=said)
     else:
@@ -381,7 +393,8 @@ async def explain(router: Router, turn: Turn) -> None:
     turn.replies.extend(await router.engine.reprompt(turn))
 
 
-async def resume(router: Router, turn: Turn) -> None:
+async def resume(router: Router, turn: Turn, announce: bool = True) -> None:
     """After an off-script answer: ask the flow's question again."""
-    turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
+    if announce:
+        turn.replies.append(Reply(tr("我们接着刚才的步骤：")))
     turn.replies.extend(await router.engine.reprompt(turn))

@@ -48,7 +48,9 @@ CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered b
 HOTLINE_INTENT = "hotline_busy"  # a rule's intent (_HOTLINE_TROUBLE): 12333 does not answer
 BOT_INTENT = "bot_identity"  # a rule's intent (_ASKS_IF_BOT): "你是真人吗"
 AGENCY_HOURS_INTENT = "agency_hours"  # a rule's intent (_AGENCY_HOURS): the office's hours, not ours
-INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+FRUSTRATED_INTENT = "frustrated"  # a rule's intent (_FRUSTRATED): "太麻烦了" is not thanks
+INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
+                          FRUSTRATED_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -180,6 +182,12 @@ _HOTLINE_TROUBLE = re.compile(r"(?:12333|热线|电话)[^，,。？?]{0,6}(?:打
 # When the social security office opens ("社保局几点上班"): not this chat's staff hours.
 _AGENCY_HOURS = re.compile(r"(?:社保局|社保中心|社保所|经办机构|人社局|服务大厅|办事大厅|社保站|银行|邮储|窗口)"
                            r"[^，,。？?]{0,6}(?:几点|上班|开门|下班|关门|办公时间|营业时间|周末|周六|周日|星期六|星期天|礼拜)")
+# Fed up ("你们这个太麻烦了", "搞不懂"): said kindly, with the ways on; not the model's "thanks".
+_FRUSTRATED = re.compile(r"太麻烦|真麻烦|好麻烦|麻烦死|烦死|太难了|太复杂|不好用|搞不懂|弄不明白|弄不懂|整不明白|"
+                         r"看不明白|气死")
+# What happens without certifying ("没认证会怎么样"): the missed-deadline answer, not the methods.
+_ASKS_CONSEQUENCE = re.compile(r"(?:不|没|没有|忘了|忘记)(?:去)?认证(?:的话)?[^，,。]{0,3}(?:会|有)(?:怎么样|怎样|啥|什么|咋样|影响|后果)|"
+                               r"(?:不|没)认证[^，,。]{0,4}(?:停发|停掉|扣钱|取消)")
 # Asking whether a person answers ("你是真人吗", "是不是机器人在回"): not a request for one.
 _ASKS_IF_BOT = re.compile(r"你(?:是|到底是)(?:不是)?(?:真人|机器人|人工|真的人|人还是机器|AI|ai|电脑|自动回复|机器)|"
                           r"是不是(?:真人|机器人|自动回复|机器)|(?:真人|机器人|机器)在回")
@@ -193,7 +201,8 @@ def _drop_unfounded_guesses(turn: Turn) -> None:
     if parse is None or parse.top is None:
         return
     for rule, intent in ((_HOTLINE_TROUBLE, HOTLINE_INTENT), (_ASKS_IF_BOT, BOT_INTENT),
-                         (_AGENCY_HOURS, AGENCY_HOURS_INTENT)):
+                         (_AGENCY_HOURS, AGENCY_HOURS_INTENT), (_ASKS_CONSEQUENCE, "missed_deadline"),
+                         (_FRUSTRATED, FRUSTRATED_INTENT)):
         if rule.search(text) and match_scam(text) is None:  # found by rule: no model intent has it
             turn.parse = dataclasses.replace(parse, intents=[IntentScore(intent, 1.0), *parse.intents])
             return

@@ -774,3 +774,28 @@ async def test_an_app_that_says_not_the_same_person_gets_that_fix_not_its_guide(
         assert "更新照片" in testbot.text and await frame_of(testbot) == ("cert_failed", "fix_not_matched")
     await testbot.say("教我用青海人社通")  # inside the fix: the app's short answer, then the fix again
     assert "养老待遇资格认证" in testbot.text and "我们接着刚才的步骤" in testbot.text
+
+
+async def test_going_to_fetch_the_id_card_keeps_the_question_open(testbot: TestBot) -> None:
+    await testbot.say("帮我妈认证")
+    await testbot.say("稍等 我找一下她的身份证")
+    assert "不着急" in testbot.text and "户口本" not in testbot.text
+    assert await frame_of(testbot) == ("family", "ask_id")
+
+
+async def test_certified_this_year_without_a_month_is_not_given_a_due_month(testbot: TestBot) -> None:
+    await testbot.say("我今年已经认证过了还要再认证吗")
+    assert "明年同一个月" in testbot.text and "2027年" not in testbot.text
+
+
+async def test_what_happens_without_certifying_is_the_paused_pension(testbot: TestBot) -> None:
+    for said in ("没认证会怎么样", "不认证的话会停发吗"):
+        await testbot.say(said)
+        assert "暂停发放" in testbot.text
+
+
+async def test_being_fed_up_is_answered_kindly_not_thanked(testbot: TestBot) -> None:
+    await testbot.say("你们这个太麻烦了")
+    assert "添麻烦" in testbot.text and "不客气" not in testbot.text
+    await testbot.say("麻烦你帮我查一下认证状态")
+    assert "身份证号" in testbot.text and "添麻烦" not in testbot.text
