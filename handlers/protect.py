@@ -49,8 +49,9 @@ HOTLINE_INTENT = "hotline_busy"  # a rule's intent (_HOTLINE_TROUBLE): 12333 doe
 BOT_INTENT = "bot_identity"  # a rule's intent (_ASKS_IF_BOT): "你是真人吗"
 AGENCY_HOURS_INTENT = "agency_hours"  # a rule's intent (_AGENCY_HOURS): the office's hours, not ours
 FRUSTRATED_INTENT = "frustrated"  # a rule's intent (_FRUSTRATED): "太麻烦了" is not thanks
+SMS_CODE_INTENT = "sms_code_missing"  # a rule's intent (_NO_SMS_CODE): the app's login code never came
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
-                          FRUSTRATED_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          FRUSTRATED_INTENT, SMS_CODE_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -182,6 +183,9 @@ _HOTLINE_TROUBLE = re.compile(r"(?:12333|热线|电话)[^，,。？?]{0,6}(?:打
 # When the social security office opens ("社保局几点上班"): not this chat's staff hours.
 _AGENCY_HOURS = re.compile(r"(?:社保局|社保中心|社保所|经办机构|人社局|服务大厅|办事大厅|社保站|银行|邮储|窗口)"
                            r"[^，,。？?]{0,6}(?:几点|上班|开门|下班|关门|办公时间|营业时间|周末|周六|周日|星期六|星期天|礼拜)")
+# The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
+_NO_SMS_CODE = re.compile(r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
+                          r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)")
 # Fed up ("你们这个太麻烦了", "搞不懂"): said kindly, with the ways on; not the model's "thanks".
 _FRUSTRATED = re.compile(r"太麻烦|真麻烦|好麻烦|麻烦死|烦死|太难了|太复杂|不好用|搞不懂|弄不明白|弄不懂|整不明白|"
                          r"看不明白|气死")
@@ -202,7 +206,7 @@ def _drop_unfounded_guesses(turn: Turn) -> None:
         return
     for rule, intent in ((_HOTLINE_TROUBLE, HOTLINE_INTENT), (_ASKS_IF_BOT, BOT_INTENT),
                          (_AGENCY_HOURS, AGENCY_HOURS_INTENT), (_ASKS_CONSEQUENCE, "missed_deadline"),
-                         (_FRUSTRATED, FRUSTRATED_INTENT)):
+                         (_FRUSTRATED, FRUSTRATED_INTENT), (_NO_SMS_CODE, SMS_CODE_INTENT)):
         if rule.search(text) and match_scam(text) is None:  # found by rule: no model intent has it
             turn.parse = dataclasses.replace(parse, intents=[IntentScore(intent, 1.0), *parse.intents])
             return

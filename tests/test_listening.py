@@ -799,3 +799,11 @@ async def test_being_fed_up_is_answered_kindly_not_thanked(testbot: TestBot) -> 
     assert "添麻烦" in testbot.text and "不客气" not in testbot.text
     await testbot.say("麻烦你帮我查一下认证状态")
     assert "身份证号" in testbot.text and "添麻烦" not in testbot.text
+
+
+async def test_a_login_code_that_never_comes_gets_help_and_a_code_asked_for_gets_the_warning(
+        testbot: TestBot) -> None:
+    await testbot.say("登录人社通收不到验证码怎么办")
+    assert "重新获取" in testbot.text and "防骗提醒" not in testbot.text
+    await testbot.say("有人说帮我认证 让我把收到的验证码告诉他")
+    assert "防骗提醒" in testbot.text
