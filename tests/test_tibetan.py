@@ -517,3 +517,10 @@ async def test_a_death_told_in_tibetan_gets_condolences(testbot: TestBot, said: 
     entry = testbot.services.faq.for_intent("pensioner_died")
     assert entry is not None
     assert render(entry.answer[0], "bo") in testbot.text
+
+
+async def test_certifying_for_a_parent_and_thanks_written_in_tibetan(testbot: TestBot) -> None:
+    await testbot.say("ཐུགས་རྗེ་ཆེ།")  # "thank you"
+    assert "ཐུགས་རྗེ་ཆེ" in testbot.text and "ངས་གོ་མ་སོང" not in testbot.text
+    await testbot.say("ང་ཨ་མའི་ཚབ་ཏུ་ར་སྤྲོད་བྱེད་འདོད།")  # "I want to certify for my mother"
+    assert (await testbot.conversation()).frame.dialog == "family"

@@ -372,7 +372,7 @@ class HandoffService:
             text += tr("，您前面还有 {ahead} 位", ahead=position - 1) if first else tr("，前面还有 {ahead} 位", ahead=position - 1)
             if open_now:
                 text += tr("，大约等 {minutes} 分钟", minutes=self.expected_wait_minutes(position))
-        text += "。"
+        text += tr("。")  # a full stop in Chinese; Tibetan phrases end in their own shad
         if not open_now:
             text += (tr("现在不是工作时间（{office_hours_text}），{back_text}后会第一时间回复您，您的问题会一直保留。", office_hours_text=self.office_hours_text(), back_text=self.back_text(now)))
         if first:
