@@ -45,11 +45,9 @@ BEREAVEMENT_IN_DIALOG = 0.6
 BEREAVED = "bereaved"
 # Questions next to the seed (issue 17), answered by their knowledge entry.
 CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered by its knowledge entry
-HOTLINE_INTENT = "hotline_busy"  # a rule's intent (_HOTLINE_TROUBLE): 12333 does not answer
-BOT_INTENT = "bot_identity"  # a rule's intent (_ASKS_IF_BOT): "你是真人吗"
-AGENCY_HOURS_INTENT = "agency_hours"  # a rule's intent (_AGENCY_HOURS): the office's hours, not ours
-FRUSTRATED_INTENT = "frustrated"  # a rule's intent (_FRUSTRATED): "太麻烦了" is not thanks
-SMS_CODE_INTENT = "sms_code_missing"  # a rule's intent (_NO_SMS_CODE): the app's login code never came
+# Rules' intents (_RULE_INTENTS), each answered by its knowledge entry.
+HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT = "hotline_busy", "bot_identity", "agency_hours"
+FRUSTRATED_INTENT, SMS_CODE_INTENT = "frustrated", "sms_code_missing"
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
                           FRUSTRATED_INTENT, SMS_CODE_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
@@ -177,25 +175,28 @@ async def bereavement_guard(turn: Turn, next_step: NextStep) -> None:
 # the model guessed from "电话" or "社保局": without a scam rule cue it gets the contact entry.
 _ASKS_CONTACT = re.compile(r"电话(?:是|号码?)?多少|号码(?:是)?多少|电话号|联系方式|怎么联系|咋联系|打哪个电话|"
                            r"客服电话|热线")
-# 12333 busy or unanswered ("12333老是占线", "打12333没人接"): not the 掌上12333 app.
-_HOTLINE_TROUBLE = re.compile(r"(?:12333|热线|电话)[^，,。？?]{0,6}(?:打不通|打不进|占线|没人接|接不通|不通|没人听)|"
-                              r"(?:打不通|打不进|没人接)[^，,。]{0,4}(?:12333|热线)")
-# When the social security office opens ("社保局几点上班"): not this chat's staff hours.
-_AGENCY_HOURS = re.compile(r"(?:社保局|社保中心|社保所|经办机构|人社局|服务大厅|办事大厅|社保站|银行|邮储|窗口)"
-                           r"[^，,。？?]{0,6}(?:几点|上班|开门|下班|关门|办公时间|营业时间|周末|周六|周日|星期六|星期天|礼拜)")
-# The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
-_NO_SMS_CODE = re.compile(r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
-                          r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)")
-# Fed up ("你们这个太麻烦了", "搞不懂"): said kindly, with the ways on; not the model's "thanks".
-_FRUSTRATED = re.compile(r"太麻烦|真麻烦|好麻烦|麻烦死|烦死|太难了|太复杂|不好用|搞不懂|弄不明白|弄不懂|整不明白|"
-                         r"看不明白|气死")
-# What happens without certifying ("没认证会怎么样"): the missed-deadline answer, not the methods.
-_ASKS_CONSEQUENCE = re.compile(r"(?:不|没|没有|忘了|忘记)(?:去)?认证(?:的话)?[^，,。]{0,3}(?:会|有)(?:怎么样|怎样|啥|什么|咋样|影响|后果)|"
-                               r"(?:不|没)认证[^，,。]{0,4}(?:停发|停掉|扣钱|取消)")
-# Asking whether a person answers ("你是真人吗", "是不是机器人在回"): not a request for one.
-_ASKS_IF_BOT = re.compile(r"你(?:是|到底是)(?:不是)?(?:真人|机器人|人工|真的人|人还是机器|AI|ai|电脑|自动回复|机器)|"
-                          r"是不是(?:真人|机器人|自动回复|机器)|(?:真人|机器人|机器)在回")
-
+# Questions no model intent covers (or the model misfiles), found by rule and answered by the
+# knowledge entry of the same intent; the first that matches wins.
+_RULE_INTENTS = {
+    # 12333 busy or unanswered ("12333老是占线", "打12333没人接"): not the 掌上12333 app.
+    HOTLINE_INTENT: r"(?:12333|热线|电话)[^，,。？?]{0,6}(?:打不通|打不进|占线|没人接|接不通|不通|没人听)|"
+                    r"(?:打不通|打不进|没人接)[^，,。]{0,4}(?:12333|热线)",
+    # Asking whether a person answers ("你是真人吗", "是不是机器人在回"): not a request for one.
+    BOT_INTENT: r"你(?:是|到底是)(?:不是)?(?:真人|机器人|人工|真的人|人还是机器|AI|ai|电脑|自动回复|机器)|"
+                r"是不是(?:真人|机器人|自动回复|机器)|(?:真人|机器人|机器)在回",
+    # When the social security office opens ("社保局几点上班"): not this chat's staff hours.
+    AGENCY_HOURS_INTENT: r"(?:社保局|社保中心|社保所|经办机构|人社局|服务大厅|办事大厅|社保站|银行|邮储|窗口)[^，,。？?]{0,6}"
+                         r"(?:几点|上班|开门|下班|关门|办公时间|营业时间|周末|周六|周日|星期六|星期天|礼拜)",
+    # What happens without certifying ("没认证会怎么样"): the missed-deadline answer, not the methods.
+    "missed_deadline": r"(?:不|没|没有|忘了|忘记)(?:去)?认证(?:的话)?[^，,。]{0,3}(?:会|有)"
+                       r"(?:怎么样|怎样|啥|什么|咋样|影响|后果)|(?:不|没)认证[^，,。]{0,4}(?:停发|停掉|扣钱|取消)",
+    # Fed up ("你们这个太麻烦了", "搞不懂"): said kindly, with the ways on; not the model's "thanks".
+    FRUSTRATED_INTENT: r"太麻烦|真麻烦|好麻烦|麻烦死|烦死|太难了|太复杂|不好用|搞不懂|弄不明白|弄不懂|整不明白|看不明白|气死",
+    # The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
+    SMS_CODE_INTENT: r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
+                     r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)",
+}
+_RULES = tuple((re.compile(pattern), intent) for intent, pattern in _RULE_INTENTS.items())
 
 def _drop_unfounded_guesses(turn: Turn) -> None:
     """A contact question gets the contact entry (not the model's guess: a scam warning, the
@@ -204,9 +205,7 @@ def _drop_unfounded_guesses(turn: Turn) -> None:
     parse, text = turn.parse, turn.msg.content or ""
     if parse is None or parse.top is None:
         return
-    for rule, intent in ((_HOTLINE_TROUBLE, HOTLINE_INTENT), (_ASKS_IF_BOT, BOT_INTENT),
-                         (_AGENCY_HOURS, AGENCY_HOURS_INTENT), (_ASKS_CONSEQUENCE, "missed_deadline"),
-                         (_FRUSTRATED, FRUSTRATED_INTENT), (_NO_SMS_CODE, SMS_CODE_INTENT)):
+    for rule, intent in _RULES:
         if rule.search(text) and match_scam(text) is None:  # found by rule: no model intent has it
             turn.parse = dataclasses.replace(parse, intents=[IntentScore(intent, 1.0), *parse.intents])
             return
