@@ -45,7 +45,7 @@ BEREAVEMENT_IN_DIALOG = 0.6
 BEREAVED = "bereaved"
 # Questions next to the seed (issue 17), answered by their knowledge entry.
 CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered by its knowledge entry
-# Rules' intents (_RULE_INTENTS), each answered by its knowledge entry.
+# Rules' intents (_RULE_PATTERNS), each answered by its knowledge entry.
 HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT = "hotline_busy", "bot_identity", "agency_hours"
 FRUSTRATED_INTENT, SMS_CODE_INTENT = "frustrated", "sms_code_missing"
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
@@ -177,7 +177,7 @@ _ASKS_CONTACT = re.compile(r"电话(?:是|号码?)?多少|号码(?:是)?多少|�
                            r"客服电话|热线")
 # Questions no model intent covers (or the model misfiles), found by rule and answered by the
 # knowledge entry of the same intent; the first that matches wins.
-_RULE_INTENTS = {
+_RULE_PATTERNS = {
     # 12333 busy or unanswered ("12333老是占线", "打12333没人接"): not the 掌上12333 app.
     HOTLINE_INTENT: r"(?:12333|热线|电话)[^，,。？?]{0,6}(?:打不通|打不进|占线|没人接|接不通|不通|没人听)|"
                     r"(?:打不通|打不进|没人接)[^，,。]{0,4}(?:12333|热线)",
@@ -196,7 +196,7 @@ _RULE_INTENTS = {
     SMS_CODE_INTENT: r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
                      r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)",
 }
-_RULES = tuple((re.compile(pattern), intent) for intent, pattern in _RULE_INTENTS.items())
+_RULES = tuple((re.compile(pattern), intent) for intent, pattern in _RULE_PATTERNS.items())
 
 def _drop_unfounded_guesses(turn: Turn) -> None:
     """A contact question gets the contact entry (not the model's guess: a scam warning, the
