@@ -22,8 +22,9 @@ from nlu.rules import normalise
 
 YES_ABROAD = ("是", "对", "是的", "在", "在的", "在国外", "国外", "境外", "海外", "外国", "住国外")
 NO_ABROAD = ("不是", "否", "在国内", "国内", "没有", "不在", "没在", "不在国外", "在青海", "在家", "在老家", "在本地")
-# A short reply that starts with a negation ("不在", "没呢", "不方便") answers a yes/no question "no".
-_SHORT_NO = re.compile(r"^(?:不|没|别|否)\S{0,3}$")
+# A short reply that starts with a negation ("不在", "没呢", "不方便") answers a yes/no question
+# "no"; not knowing ("不知道", "不清楚", "没想好") is no answer.
+_SHORT_NO = re.compile(r"^(?:不|没|别|否)(?!知道|清楚|确定|晓得|一定|好说|记得|想好|太清楚|太确定)\S{0,3}$")
 BACK = Option(tr("上一个问题"), back=True, words=("上一个问题",))
 
 # question -> (fact, where "yes" leads, where "no" leads)

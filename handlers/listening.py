@@ -57,6 +57,8 @@ class Router(Protocol):
 
     async def escalate(self, turn: Turn, reason: str) -> None: ...
 
+    async def misunderstood(self, turn: Turn, result: EngineResult | None) -> None: ...
+
 ID_CHECKSUM = (tr("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
                "重新发一次（18位，最后一位是数字或X）。"))
 READING_TROUBLE = (tr("没关系，汉字看不太懂也能办好认证：\n"
@@ -73,6 +75,10 @@ MONEY = (tr("跟钱有关的事要小心：有人要您交钱、转账帮忙认�
 WHOM = (tr("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
         "也可以回复“转人工”，让这里的工作人员帮您。"))
 _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂")
+# Not knowing the answer ("不知道", "不清楚"): the question said more simply, never a knowledge
+# entry that happens to contain the words ("老人的身份证号我不知道").
+_DONT_KNOW = re.compile(r"^(?:我|俺|这个|那)?(?:也)?(?:不知道|不清楚|不确定|不晓得|说不好|不好说|搞不清|记不清)"
+                        r"(?:啊|呀|哦|呢|了|耶)?$")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
 ID_WHAT = tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：")
 ID_OPTIONS = [tr("查询认证状态"), tr("在这里刷脸认证"), tr("帮家人认证")]
@@ -201,6 +207,13 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         turn.say(HOLD_ON)  # "稍等 我找一下她的身份证": the question is asked again, nothing else said
         await resume(router, turn, announce=False)
         return True
+    if _DONT_KNOW.match(normalise(text)):
+        if not in_flow:
+            await router.misunderstood(turn, None)
+            return True
+        if _explains(turn):  # a yes/no question said more simply; at an ID question the
+            await explain(router, turn)  # knowledge base says where to find the number
+            return True
     if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
         await explain(router, turn)
         return True
@@ -375,6 +388,15 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
         return True
     turn.say(text)  # confirmed in passing; what they asked is answered next
     return False
+
+
+def _explains(turn: Turn) -> bool:
+    """The current question has a simpler wording of its own (``State.explain``)."""
+    conv = turn.conversation
+    assert conv is not None and conv.frame is not None
+    dialog = chat_services(turn).dialogs.dialogs.get(conv.frame.dialog)
+    state = dialog.states.get(conv.frame.state) if dialog else None
+    return bool(state is not None and state.explain)
 
 
 async def explain(router: Router, turn: Turn) -> None:

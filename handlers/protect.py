@@ -198,8 +198,10 @@ _RULE_PATTERNS = {
 }
 _RULES = tuple((re.compile(pattern), intent) for intent, pattern in _RULE_PATTERNS.items())
 
+
 def _drop_unfounded_guesses(turn: Turn) -> None:
-    """A contact question gets the contact entry (not the model's guess: a scam warning, the
+    """A question one of ``_RULES`` finds gets that rule's intent first; a contact question
+    gets the contact entry (not the model's guess: a scam warning, the
     offline method); the model's bereavement guess without a word of death ("我的银行卡换了
     养老金打到哪张卡") is dropped. Before the router and the menu's neighbour answers."""
     parse, text = turn.parse, turn.msg.content or ""

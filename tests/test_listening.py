@@ -807,3 +807,14 @@ async def test_a_login_code_that_never_comes_gets_help_and_a_code_asked_for_gets
     assert "重新获取" in testbot.text and "防骗提醒" not in testbot.text
     await testbot.say("有人说帮我认证 让我把收到的验证码告诉他")
     assert "防骗提醒" in testbot.text
+
+
+async def test_not_knowing_the_answer_is_not_a_no_and_not_a_knowledge_entry(testbot: TestBot) -> None:
+    await testbot.say("怎么认证")
+    await testbot.say("1")
+    await testbot.say("不知道")
+    assert "这个问题是问" in testbot.text and "户口本" not in testbot.text
+    assert await frame_of(testbot) == ("choose_method", "q_abroad")
+    await testbot.say("不在")
+    await testbot.say("不清楚")
+    assert await frame_of(testbot) == ("choose_method", "q_phone")
