@@ -472,11 +472,11 @@ certify = Dialog(
     entry_intents=("certify_now",),
     fallback=tr("没听明白。请按提示回复，或者回复“转人工”。"),
     states={
-        "start": State(prompt=lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID),
-                       on_input=IDENTITY.take, on_enter=_start,
-                       options=[TO_MENU], may_go=("ask_name", "selfie", "appeal", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
-                          options=[TO_MENU], may_go=("start", "mismatch", "selfie", "appeal", "end")),
+        "start": IDENTITY.id_question(
+            lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID), on_enter=_start,
+            options=[TO_MENU], may_go=("ask_name", "selfie", "appeal", "end")),
+        "ask_name": IDENTITY.name_question(ASK_NAME, options=[TO_MENU],
+                                           may_go=("start", "mismatch", "selfie", "appeal", "end")),
         "mismatch": State(prompt=IDENTITY.mismatch_final, options=IDENTITY.mismatch_options()),
         "selfie": State(prompt=lambda ctx: Reply(_selfie_text(ctx.slots), SELFIE_OPTIONS),
                         on_input=_on_selfie,

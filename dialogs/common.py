@@ -62,7 +62,7 @@ async def done(ctx: DialogContext) -> Step:
 
 
 def finish_option(label: str = tr("回主菜单")) -> Option:
-    return Option(label, run=done, words=("主菜单", "没有了", "没事了", "不用了", "结束"))
+    return Option(label, run=done, words=("主菜单", "没有了", "没事了", "不用了", "结束"), leaves=True)
 
 
 def looks_like_question(text: str) -> bool:
@@ -307,7 +307,7 @@ __all__ = [
 # Shared by certify, family and the reminders.
 MENU_OPTIONS = MENU_LABELS
 # The way out at the questions of certify and family.
-TO_MENU = Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"))
+TO_MENU = Option(tr("回主菜单"), run=to_main_menu, words=("不办了", "返回"), leaves=True)
 
 NOT_ENROLLED = (tr("系统里还没有这位老人的人脸模型，所以暂时不能在这里刷脸认证。\n") + NO_MODEL
                 + tr("建好后就能在这里刷脸认证了。也可以直接在窗口办理认证。"))

@@ -168,6 +168,8 @@ class Option:
     when: Callable[[DialogContext], bool] | None = None
     # Picking it goes back to the previous question, like 返回.
     back: bool = False
+    # Picking it leaves the flow (回主菜单, 不申请了): a way out, not an answer to the question.
+    leaves: bool = False
     # Where a ``run`` action may lead (states, dialog names or "end"), for the diagram only.
     may_go: tuple[str, ...] = ()
     # Picked by its NLU intent only when this accepts the message (e.g. not "网络挺好的").

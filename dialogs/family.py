@@ -42,12 +42,14 @@ from dialogs.engine import (
     Option,
     StartDialog,
     State,
+    Stay,
     Step,
     option_number,
 )
 from dialogs.identity import PENSIONERS, IdentityForm
 from dialogs.menu import to_main_menu
 from dialogs.reminders import due_text, yes_no
+from nlu.entities import normalise_digits
 from nlu.rules import normalise
 
 NAME = "family"
@@ -79,6 +81,7 @@ _RELATIONSHIP_PATTERN = re.compile("|".join(
 
 INTRO = (tr("好的，我来帮您替家里老人做养老待遇资格认证（代他人认证）。\n"
          "请先告诉我：您是老人的什么人？"))
+RELATIONSHIP_NOTED = tr("好的，您是老人的{relationship}。")
 ASK_ID = tr("请输入老人的18位身份证号码。")
 ASK_NAME = tr("请输入老人的姓名（和身份证上一样）。")
 PRESENCE = (tr("核对好了。刷脸之前请您看清楚：\n"
@@ -144,7 +147,7 @@ async def _on_enter(ctx: DialogContext) -> Step | None:
     relationship = relationship_of(text, found)
     if relationship and ctx.frame.state == "relationship" and "relationship" not in ctx.slots:
         ctx.slots["relationship"] = relationship
-        return Goto("ask_id", [Reply(tr("好的，您是老人的{relationship}。", relationship=relationship))])
+        return Goto("ask_id", [Reply(RELATIONSHIP_NOTED.format(relationship=relationship))])
     return None
 
 
@@ -155,6 +158,16 @@ async def _on_relationship(ctx: DialogContext, text: str) -> Step:
         return NotUnderstood(tr("请回复数字选择您和老人的关系，比如回复 1 表示您是老人的子女。"))
     ctx.slots["relationship"] = relationship
     return Goto("ask_id")
+
+
+async def _on_id(ctx: DialogContext, text: str) -> Step:
+    """The ID question; a relationship said again here ("老伴", "我是她女儿") is noted, not refused."""
+    found = ctx.turn.parse.entities if ctx.turn.parse else []
+    relationship = relationship_of(text, found)
+    if relationship and not re.search(r"\d", normalise_digits(text)):
+        ctx.slots["relationship"] = relationship
+        return Stay([Reply(RELATIONSHIP_NOTED.format(relationship=relationship))])
+    return await IDENTITY.take(ctx, text)
 
 
 async def _ask_id_enter(ctx: DialogContext) -> Step | None:
@@ -307,7 +320,6 @@ def _remind_prompt(ctx: DialogContext) -> Reply:
 
 IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
                         whose=PENSIONERS, menu_options=MENU_OPTIONS,
-                        id_hint=tr("请输入老人的18位身份证号码，比如 630102195003150021。"),
                         record_steps=True)
 
 
@@ -326,11 +338,10 @@ family = Dialog(
             options=[*(Option(rel, goto="ask_id", set={"relationship": rel}) for rel in RELATIONSHIPS),
                      Option(MANAGE, goto="manage", words=("管理", "移除", "解除")), TO_MENU],
             may_go=("ask_id", "manage")),
-        "ask_id": State(prompt=ASK_ID, on_input=IDENTITY.take, on_enter=_ask_id_enter, options=[TO_MENU],
-                        may_go=("ask_name", "mismatch", "limit", "consent", "end")),
-        "ask_name": State(prompt=ASK_NAME, on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(),
-                          options=[TO_MENU],
-                          may_go=("ask_id", "mismatch", "limit", "consent", "end")),
+        "ask_id": IDENTITY.id_question(ASK_ID, on_input=_on_id, on_enter=_ask_id_enter, options=[TO_MENU],
+                                       may_go=("ask_name", "mismatch", "limit", "consent", "end")),
+        "ask_name": IDENTITY.name_question(ASK_NAME, options=[TO_MENU],
+                                           may_go=("ask_id", "mismatch", "limit", "consent", "end")),
         "mismatch": State(prompt=IDENTITY.mismatch_final, options=IDENTITY.mismatch_options()),
         "limit": State(prompt=_limit_prompt, options=[
             Option(MANAGE, goto="manage", words=("管理", "移除")),

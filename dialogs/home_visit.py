@@ -299,6 +299,9 @@ async def _to_edit(ctx: DialogContext) -> Step:
     return Goto("edit")
 
 
+# The way out at every question of the form.
+CANCEL = Option(tr("不申请了"), run=_cancel, words=("不申请", "不要了", "不办"), leaves=True)
+
 home_visit = Dialog(
     name="home_visit",
     title=tr("申请上门认证"),
@@ -307,7 +310,7 @@ home_visit = Dialog(
     states={
         "form": FORM.state(
             options=[Option(tr("上一项"), back=True, words=("上一项",)),
-                     Option(tr("不申请了"), run=_cancel, words=("不申请", "不要了", "不办"))],
+                     CANCEL],
             may_go=("confirm",)),
         "confirm": State(
             prompt=_summary,
@@ -316,7 +319,7 @@ home_visit = Dialog(
                        intents=("affirm",), may_go=("end", "retry")),
                 Option(tr("要改一下"), run=_correct_or_edit, words=("改", "不对", "修改", "错了", "否"),
                        intents=("deny",), may_go=("edit", "form")),
-                Option(tr("不申请了"), run=_cancel, words=("不申请", "不要了", "不办")),
+                CANCEL,
             ],
             on_back=_to_edit),
         "edit": State(
@@ -329,7 +332,7 @@ home_visit = Dialog(
             options=[
                 Option(tr("再提交一次"), run=_submit, words=("再提交", "再试", "提交", "好了"),
                        may_go=("end", "retry")),
-                Option(tr("不申请了"), run=_cancel, words=("不申请", "不要了", "不办")),
+                CANCEL,
             ]),
     },
 )

@@ -27,7 +27,19 @@ from bot.core.storage.models import Pensioner
 from bot.records.events import Chat
 from bot.records.events import Step as EventStep
 from dialogs.common import ID_INVALID, check_identity, find_id, heard, masked, name_in, take_heard_name
-from dialogs.engine import DialogContext, Form, Goto, Handoff, Invalid, NotUnderstood, Option, Stay, Step
+from dialogs.engine import (
+    DialogContext,
+    Form,
+    Goto,
+    Handoff,
+    Invalid,
+    NotUnderstood,
+    Option,
+    Prompt,
+    State,
+    Stay,
+    Step,
+)
 from dialogs.menu import to_main_menu
 from nlu.entities import id_checksum_ok, normalise_digits, plausible_name
 
@@ -42,6 +54,13 @@ MISMATCH_FINAL = tr("还是对不上。可能是登记的信息需要更正，�
 PENSIONERS = tr("老人的")
 # The ID number and name a status query in this chat matched: offered to the next identity form.
 CHECKED_IDENTITY = "checked_identity"
+# Said when a message at the ID or name question has none, before the question is asked again.
+ID_HINT = tr("没看到身份证号码。身份证号码一共18位，比如 630102195003150021。")
+NAME_HINT = tr("这一步只要姓名，比如：张桂兰。")
+# "我不清楚" at those questions: where to find the answer (``State.explain``).
+ID_EXPLAIN = tr("身份证号码就是身份证正面最下面那一行的18个数字（最后一位可能是字母X），照着打给我就行，"
+                "比如 630102195003150021。身份证不在手边的话，户口本和社保卡上也有这个号码。")
+NAME_EXPLAIN = tr("姓名就是身份证上印的名字，一个字都不能错，比如：张桂兰。")
 NAME_KEPT = tr("好的，姓名记下了：{name}。")
 USING_CHECKED = tr("用您刚才查过的身份证号 {masked} 和姓名。换别人的话，直接发新的身份证号就行。")
 Identified = Callable[[DialogContext, Pensioner], Awaitable[Step]]
@@ -67,8 +86,7 @@ class IdentityForm(Form):
 
     def __init__(self, flow: str, *, identified: Identified | None = None, retry_state: str = "ask_id",
                  whose: str = "", menu_options: list[str] | None = None,
-                 id_hint: str = tr("请输入18位身份证号码，比如 630102195003150021。"),
-                 name_hint: str = tr("请输入老人的姓名，比如：张桂兰。"), record_steps: bool = False) -> None:
+                 id_hint: str = ID_HINT, name_hint: str = NAME_HINT, record_steps: bool = False) -> None:
         self.flow = flow
         self.record_steps = record_steps  # certification flows count "ID given" for the dashboard
         self.identified = identified
@@ -113,7 +131,7 @@ class IdentityForm(Form):
         too many wrong names; its prompt is ``mismatch_final``): staff can check the registered
         details, or back to the menu."""
         return [Option(tr("请工作人员核对"), run=_info_mismatch, words=("核对", "人工")),
-                Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]
+                Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"), leaves=True)]
 
     def offered_id(self, ctx: DialogContext) -> str | None:
         """An ID number the chat already gave: in the opening message, offered by the flow
@@ -137,6 +155,15 @@ class IdentityForm(Form):
         if ctx.slots.pop("_id_checked", None):
             said = USING_CHECKED
         return Goto("ask_name", [Reply(said.format(masked=masked(id_number)))])
+
+    def id_question(self, prompt: Prompt, **more: Any) -> State:
+        """The state that asks for the ID number (and takes a name said with it)."""
+        return State(**{"prompt": prompt, "on_input": self.take, "explain": ID_EXPLAIN, **more})
+
+    def name_question(self, prompt: Prompt, **more: Any) -> State:
+        """The state that asks for the name; one the opening message gave is taken."""
+        return State(prompt=prompt, on_input=self.take, on_enter=self.heard_name(), explain=NAME_EXPLAIN,
+                     **more)
 
     def heard_name(self) -> Callable[[DialogContext], Awaitable[Step | None]]:
         """The name question's ``on_enter``: a name the opening message gave is taken once,

@@ -167,15 +167,14 @@ status_query = Dialog(
     title="查询认证状态",
     entry_intents=("status_query",),
     states={
-        "ask_id": State(prompt=ID_ASK, options=[finish_option(tr("不查了"))], on_input=IDENTITY.take,
-                        explain=tr("请把老人身份证正面最下面那一行的18个数字和字母打给我，比如 630102195003150021。"),
-                        on_enter=_reuse_id, may_go=("ask_name",)),
-        "ask_name": State(
+        "ask_id": IDENTITY.id_question(ID_ASK, options=[finish_option(tr("不查了"))], on_enter=_reuse_id,
+                                       may_go=("ask_name",)),
+        "ask_name": IDENTITY.name_question(
             prompt=tr("为了保护老人的信息，请再发一下老人的姓名，用来核对。"),
             options=[Option(tr("换个身份证号"), run=_other_id, words=("换个身份证", "换一个", "号码错了", "输错了"),
                             may_go=("ask_id",)),
                      finish_option(tr("不查了"))],
-            on_input=IDENTITY.take, on_enter=IDENTITY.heard_name(), may_go=("result", "end")),
+            may_go=("result", "end")),
         "result": State(prompt=_result, final=True, options=[
             Option(tr("怎么认证"), start="choose_method", intents=("how_to_certify",), words=("怎么认证",)),
             Option(tr("过期了怎么办"), start="missed_deadline", intents=("missed_deadline",),

@@ -79,6 +79,7 @@ _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明
 # entry that happens to contain the words ("老人的身份证号我不知道").
 _DONT_KNOW = re.compile(r"^(?:我|俺|这个|那)?(?:也)?(?:不知道|不清楚|不确定|不晓得|说不好|不好说|搞不清|记不清)"
                         r"(?:啊|呀|哦|呢|了|耶)?$")
+DONT_KNOW = tr("没关系，不清楚也不要紧。")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
 ID_WHAT = tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：")
 ID_OPTIONS = [tr("查询认证状态"), tr("在这里刷脸认证"), tr("帮家人认证")]
@@ -211,9 +212,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if not in_flow:
             await router.misunderstood(turn, None)
             return True
-        if _explains(turn):  # a yes/no question said more simply; at an ID question the
-            await explain(router, turn)  # knowledge base says where to find the number
-            return True
+        await explain(router, turn, DONT_KNOW)  # the question said more simply, or its answers shown
+        return True
     if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
         await explain(router, turn)
         return True
@@ -390,24 +390,21 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
     return False
 
 
-def _explains(turn: Turn) -> bool:
-    """The current question has a simpler wording of its own (``State.explain``)."""
-    conv = turn.conversation
-    assert conv is not None and conv.frame is not None
-    dialog = chat_services(turn).dialogs.dialogs.get(conv.frame.dialog)
-    state = dialog.states.get(conv.frame.state) if dialog else None
-    return bool(state is not None and state.explain)
+async def explain(router: Router, turn: Turn, opening: str | None = None) -> None:
+    """The current question said more simply, then asked again.
 
-
-async def explain(router: Router, turn: Turn) -> None:
-    """The current question said more simply, then asked again."""
+    Without a simpler wording of its own (``State.explain``) the question gets ``opening``
+    and a hint how to answer: by a number where its options are the answers, by typing where
+    the options only go back, leave or change something (an ID number question with 回主菜单).
+    """
     conv = turn.conversation
     assert conv is not None and conv.frame is not None
     dialog = chat_services(turn).dialogs.dialogs[conv.frame.dialog]
     state = dialog.states[conv.frame.state]
-    options = state.visible_options(DialogContext(turn, conv.frame))
-    text = state.explain or tr("别着急，我换个简单的说法：")
-    if options:
+    answers = [option for option in state.visible_options(DialogContext(turn, conv.frame))
+               if not (option.back or option.leaves)]
+    text = state.explain or opening or tr("别着急，我换个简单的说法：")
+    if len(answers) >= 2:
         text += tr("\n下面每一行是一个回答，您觉得哪个对，就回复它前面的数字，比如回复 1；也可以直接打那几个字。")
     else:
         text += tr("\n您直接打字回答这个问题就行。")

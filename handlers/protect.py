@@ -48,8 +48,9 @@ CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered b
 # Rules' intents (_RULE_PATTERNS), each answered by its knowledge entry.
 HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT = "hotline_busy", "bot_identity", "agency_hours"
 FRUSTRATED_INTENT, SMS_CODE_INTENT = "frustrated", "sms_code_missing"
+COMPLAINT_INTENT, PAYMENT_INTENT = "complaint", "pension_payment"
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
-                          FRUSTRATED_INTENT, SMS_CODE_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          FRUSTRATED_INTENT, SMS_CODE_INTENT, COMPLAINT_INTENT, PAYMENT_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -195,6 +196,16 @@ _RULE_PATTERNS = {
     # The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
     SMS_CODE_INTENT: r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
                      r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)",
+    # A complaint ("我要投诉", "你们服务太差"): an apology and the ways to raise it, not an appeal.
+    COMPLAINT_INTENT: r"投诉|举报(?!.{0,6}(?:骗|诈))|(?:服务|态度)[^，,。]{0,3}(?:太差|真差|很差|不好|恶劣)",
+    # The pay that resumes after a late certification ("补认证以后养老金什么时候发").
+    "backpay_timing": r"(?:补认证|认证(?:完|后|了|以后|之后|通过))[^，,。？?]{0,10}(?:什么时候|啥时候|哪天|几号|多久|几天)"
+                      r"[^，,。？?]{0,4}(?:发|到账|到|打|恢复)",
+    # Pay day, the amount, the yearly raise ("养老金什么时候发", "涨了多少"): outside this chat's
+    # records; not the payment that resumes after a late certification (backpay_timing).
+    PAYMENT_INTENT: r"^(?!.*(?:恢复|补发|补认证|停发|暂停|认证(?:完|后|了|以后|通过)))"
+                    r".*(?:养老金|退休金|退休工资|养老钱)[^，,。？?]{0,6}(?:(?:什么时候|啥时候|哪天|几号|几时)[^，,。？?]{0,2}"
+                    r"(?:发|到账|到|打)|涨了?多少|涨没涨|上调|有多少|是多少|领多少|发多少|多少钱)",
 }
 _RULES = tuple((re.compile(pattern), intent) for intent, pattern in _RULE_PATTERNS.items())
 

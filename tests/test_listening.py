@@ -818,3 +818,51 @@ async def test_not_knowing_the_answer_is_not_a_no_and_not_a_knowledge_entry(test
     await testbot.say("不在")
     await testbot.say("不清楚")
     assert await frame_of(testbot) == ("choose_method", "q_phone")
+
+
+async def test_not_knowing_at_an_id_question_says_where_the_number_is(testbot: TestBot) -> None:
+    await testbot.say("帮我妈认证")
+    await testbot.say("我不清楚")
+    assert "正面最下面那一行" in testbot.text and "光线" not in testbot.text
+    assert "回复它前面的数字" not in testbot.text  # 回主菜单 is a way out, not an answer
+    assert await frame_of(testbot) == ("family", "ask_id")
+    await testbot.say("我要认证")
+    await testbot.say("在这里刷脸认证")
+    await testbot.say("不知道")
+    assert "正面最下面那一行" in testbot.text and "光线" not in testbot.text
+    assert await frame_of(testbot) == ("certify", "start")
+
+
+async def test_not_knowing_at_a_question_without_a_simpler_wording_shows_its_answers(
+        testbot: TestBot) -> None:
+    await testbot.say("我要认证")
+    await testbot.say("我不清楚")
+    assert "不清楚也不要紧" in testbot.text and "回复它前面的数字" in testbot.text
+    assert "光线" not in testbot.text
+    assert await frame_of(testbot) == ("choose_method", "intro")
+
+
+async def test_saying_the_relationship_again_at_the_id_question_is_noted_once(testbot: TestBot) -> None:
+    await testbot.say("帮家里老人认证")
+    await testbot.say("我是他老伴")
+    await testbot.say("老伴")
+    assert "配偶" in testbot.text
+    assert testbot.text.count("身份证号码") == 1, testbot.text
+    assert await frame_of(testbot) == ("family", "ask_id")
+
+
+@pytest.mark.parametrize("said", ["养老金什么时候发", "退休金每个月几号到账啊", "今年养老金涨了多少"])
+async def test_pay_day_and_amount_are_for_the_office_not_out_of_scope(testbot: TestBot, said: str) -> None:
+    await testbot.say(said)
+    assert "12333" in testbot.text and "帮不上忙" not in testbot.text
+
+
+async def test_pay_after_a_late_certification_stays_the_backpay_answer(testbot: TestBot) -> None:
+    await testbot.say("补认证以后养老金什么时候发")
+    assert "恢复发放" in testbot.text and "每月哪天到账" not in testbot.text
+
+
+@pytest.mark.parametrize("said", ["我要投诉", "你们服务态度太差了"])
+async def test_a_complaint_gets_an_apology_and_a_person_not_the_appeal(testbot: TestBot, said: str) -> None:
+    await testbot.say(said)
+    assert "抱歉" in testbot.text and "转人工" in testbot.options and "申诉" not in testbot.text
