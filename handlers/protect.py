@@ -35,7 +35,14 @@ from dialogs.engine import DialogEngine, chat_services
 from dialogs.menu import MENU_LABELS
 from nlu.entities import extract_last_certified
 from nlu.reading import read
-from nlu.safety import BEREAVEMENT_INTENT, SCAM_INTENT, match_bereavement, match_scam, mentions_death
+from nlu.safety import (
+    APP_ASKS_CODE,
+    BEREAVEMENT_INTENT,
+    SCAM_INTENT,
+    match_bereavement,
+    match_scam,
+    mentions_death,
+)
 
 log = logging.getLogger(__name__)
 RESUME_TEXT = tr("我们接着刚才的步骤：")
@@ -48,9 +55,11 @@ CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered b
 # Rules' intents (_RULE_PATTERNS), each answered by its knowledge entry.
 HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT = "hotline_busy", "bot_identity", "agency_hours"
 FRUSTRATED_INTENT, SMS_CODE_INTENT = "frustrated", "sms_code_missing"
-COMPLAINT_INTENT, PAYMENT_INTENT = "complaint", "pension_payment"
+COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT = "complaint", "pension_payment", "lost_id_card"
+APP_CODE_INTENT = "app_password"
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
-                          FRUSTRATED_INTENT, SMS_CODE_INTENT, COMPLAINT_INTENT, PAYMENT_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          FRUSTRATED_INTENT, SMS_CODE_INTENT, COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT,
+                          APP_CODE_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -196,6 +205,11 @@ _RULE_PATTERNS = {
     # The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
     SMS_CODE_INTENT: r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
                      r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)",
+    # The official app asks for the user's own password or code ("支付宝让我输入密码").
+    APP_CODE_INTENT: APP_ASKS_CODE.pattern,
+    # The ID card itself lost ("身份证丢了", "没有身份证了"): not a forgotten number, not the 社保卡.
+    LOST_ID_INTENT: r"身份证[^，,。？?号]{0,4}(?:丢了|丢失|弄丢|掉了|找不到了|不见了|被偷|没了)|"
+                    r"(?:丢了|弄丢了|丢失了|找不到)[^，,。号]{0,2}身份证(?!号)|没有身份证(?![号码])",
     # A complaint ("我要投诉", "你们服务太差"): an apology and the ways to raise it, not an appeal.
     COMPLAINT_INTENT: r"投诉|举报(?!.{0,6}(?:骗|诈))|(?:服务|态度)[^，,。]{0,3}(?:太差|真差|很差|不好|恶劣)",
     # The pay that resumes after a late certification ("补认证以后养老金什么时候发").

@@ -53,6 +53,11 @@ _OWN_TROUBLE = re.compile(_words(
     "不对", "错误", "过期了", "忘了", "忘记", "记不得", "记不住", "登录不", "登不上", "登录不上", "进不去",
     "重置", "找回"))
 _BANK = re.compile("银行|存折|网银|u盾|cvv|卡号")
+# The official app itself asks for the user's own password or code ("支付宝让我输入密码",
+# "人社通登录要输验证码"): answered with how to do it safely (handlers/protect.py), not as a scam.
+APP_ASKS_CODE = re.compile(
+    "(?:支付宝|人社通|人设通|人社同|12333|中国领事|app|软件|手机上|页面|屏幕上)[^，,。]{0,6}"
+    "(?:让我|要我|叫我|要|提示|需要|弹出)[^，,。]{0,4}(?:输入?|填|设置?)[^，,。]{0,3}(?:密码|验证码|支付密码)")
 # Handing a code over to someone: always a warning.
 _HAND_OVER = re.compile(_words("告诉", "给他", "给她", "给对方", "发给", "报给", "念给", "说给", "问我要", "要我的",
                                "让我", "叫我", "要我", "提供"))
@@ -134,6 +139,10 @@ def scam_score(text: str) -> float:
             and not _THIRD.search(cleaned) and not _BANK.search(cleaned) \
             and not _REMOTE.search(cleaned.replace("短信验证码", "验证码")):
         credential = None  # "验证码收不到", "密码忘了": trouble logging in, nobody asks for it
+    if credential and APP_ASKS_CODE.search(cleaned) and not _THIRD.search(cleaned) \
+            and not _REMOTE.search(cleaned) and not _LINK.search(cleaned) and not _BANK.search(cleaned) \
+            and not re.search("告诉|发给|报给|念给|说给|给他|给她|给对方", cleaned):
+        credential = None  # "支付宝让我输入密码": the app asks its own user, nobody else
     if credential and _CARD.fullmatch(credential.group(0)) and _OWN_CARD.search(cleaned) \
             and not _HAND_OVER.search(cleaned) and not _THIRD.search(cleaned) and not _REMOTE.search(cleaned) \
             and not _CREDENTIAL.search(_CARD.sub("", cleaned)):

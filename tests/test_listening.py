@@ -866,3 +866,10 @@ async def test_pay_after_a_late_certification_stays_the_backpay_answer(testbot: 
 async def test_a_complaint_gets_an_apology_and_a_person_not_the_appeal(testbot: TestBot, said: str) -> None:
     await testbot.say(said)
     assert "抱歉" in testbot.text and "转人工" in testbot.options and "申诉" not in testbot.text
+
+
+@pytest.mark.parametrize(("said", "state"), [("我刷脸一直提示请眨眼 眨了也不行", "fix_not_frontal"),
+                                             ("人社通老是提示登录失败", "fix_app_wont_open")])
+async def test_a_failure_told_in_passing_goes_to_its_fix(testbot: TestBot, said: str, state: str) -> None:
+    await testbot.say(said)
+    assert await frame_of(testbot) == ("cert_failed", state)

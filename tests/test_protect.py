@@ -459,3 +459,32 @@ async def test_bank_card_questions_get_the_card_answer_not_condolences_or_a_warn
 async def test_asking_for_the_office_phone_gets_the_number(testbot: TestBot, text: str) -> None:
     await testbot.say(text)
     assert "防骗" not in testbot.text and "12333" in testbot.text
+
+
+@pytest.mark.parametrize("text", ["支付宝让我输入密码", "人社通登录要我输验证码", "软件提示设置密码"])
+def test_the_official_app_asking_its_own_user_for_a_password_is_not_a_scam(text: str) -> None:
+    assert match_scam(text) is None, scam_score(text)
+
+
+@pytest.mark.parametrize("text", ["有人打电话让我在支付宝输入密码", "支付宝让我输入密码 他说输完告诉他",
+                                  "点了短信里的链接 页面让我输入银行卡密码"])
+def test_a_password_someone_else_wants_is_still_a_scam(text: str) -> None:
+    assert match_scam(text) is not None
+
+
+async def test_an_app_asking_for_a_password_gets_how_to_do_it_safely(testbot: TestBot) -> None:
+    await testbot.say("支付宝让我输入密码")
+    assert "只在软件里自己输" in testbot.text and "防骗提醒" not in testbot.text
+
+
+@pytest.mark.parametrize("said", ["我没有身份证了 丢了", "老人的身份证找不到了怎么认证"])
+async def test_a_lost_id_card_is_not_the_social_security_card(testbot: TestBot, said: str) -> None:
+    await testbot.say(said)
+    assert "派出所" in testbot.text and "户口簿" in testbot.text
+
+
+async def test_a_lost_id_card_at_the_id_question_is_answered_and_the_question_asked_again(
+        testbot: TestBot) -> None:
+    await testbot.say("帮我妈认证")
+    await testbot.say("她身份证丢了")
+    assert "户口簿" in testbot.text and testbot.text.rstrip().endswith("身份证号码。")
