@@ -17,7 +17,7 @@ from bot.core.i18n import tr
 from bot.core.messages import Reply
 from dialogs.app_guides import APP_ALIPAY, APP_QINGHAI
 from dialogs.common import APPLY_HOME_VISIT, certify_here, fact, finish_option, heard, no, yes
-from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Step, once
+from dialogs.engine import Dialog, DialogContext, Goto, NotUnderstood, Option, State, Stay, Step, once
 from nlu.rules import normalise
 
 YES_ABROAD = ("是", "对", "是的", "在", "在的", "在国外", "国外", "境外", "海外", "外国", "住国外")
@@ -89,6 +89,18 @@ async def _reconsider(ctx: DialogContext, text: str) -> Step:
     return Goto("q_abroad", [Reply(tr("好的，按您刚才说的，重新帮您挑一下："))])
 
 
+async def _other_answer(ctx: DialogContext, text: str) -> Step:
+    """At a question, the answer to a later one ("有人能帮忙" when asked about living abroad):
+    kept and confirmed, and this question asked again; a changed earlier answer starts over."""
+    given = heard(ctx)
+    said = {key: bool(given[key]) for key, _, _ in _SKIPS.values() if given.get(key) is not None}
+    if not said or any(ctx.slots.get(f"_asked_{q}") and key in said for q, (key, _, _) in _SKIPS.items()):
+        return await _reconsider(ctx, text)  # nothing, or an earlier answer changed
+    for key, value in said.items():
+        _remember(ctx, key, value)
+    return Stay([Reply(_HEARD[key, value]) for key, value in said.items()])
+
+
 def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Step]]:
     """Free words that answer the question ("有 我儿子会", "腿脚不好") lead on."""
     key, if_yes, if_no = _SKIPS[question]
@@ -98,7 +110,7 @@ def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Ste
         if value is None and _SHORT_NO.match(normalise(text)) and not heard(ctx):
             value = False
         if value is None:
-            return await _reconsider(ctx, text)  # another question's answer changed, or nothing
+            return await _other_answer(ctx, text)
         return Goto(if_yes if value else if_no)
 
     on_input.__name__ = f"answer_{question}"

@@ -75,6 +75,17 @@ _RELATIONSHIP_WORDS: dict[str, tuple[str, ...]] = {
              "舅舅", "姑姑", "叔叔", "阿姨", "祖父", "祖母", "外祖父", "外祖母"),
     "其他": ("其他", "朋友", "邻居", "同事", "保姆", "护工"),
 }
+# Tibetan (drafts, to be checked by a native speaker), whole words only: "ཨ་མ" (mother) is
+# also the start of "ཨ་མདོ" (Amdo). A case ending may follow: ཨ་མའི, ཨ་མས, ཨ་མར.
+_BO_WORDS = {
+    "子女": ("ཨ་མ", "ཨ་མ་ལགས", "ཨ་ཕ", "ཨ་པ", "ཨ་ཕ་ལགས", "ཕ་ཁྱེད", "ཕ་མ", "ཡབ", "ཡུམ", "བུ", "བུ་མོ", "བུ་ཕྲུག"),
+    "配偶": ("ཁྱོ་ག", "ཆུང་མ", "ཟླ་གྲོགས", "ཁྱོ་ཤུག", "བཟའ་ཟླ"),
+    "其他亲属": ("མོ་ལགས", "ཨ་མྱེས", "ཨ་ཕྱི", "པོ་ལགས", "ཚ་བོ", "ཚ་མོ", "ཉེ་ཚན"),
+}
+_BO_RELATIONSHIP_PATTERNS = tuple(
+    (re.compile(r"(?:^|(?<=[་།\s]))(?:" + "|".join(sorted(words, key=len, reverse=True))
+                + r")(?:འི|ས|ར|་ལགས)?(?=[་།\s]|$)"), rel)
+    for rel, words in _BO_WORDS.items())
 _WORD_TO_RELATIONSHIP = {w: rel for rel, words in _RELATIONSHIP_WORDS.items() for w in words}
 _RELATIONSHIP_PATTERN = re.compile("|".join(
     re.escape(w) for w in sorted(_WORD_TO_RELATIONSHIP, key=len, reverse=True)))
@@ -121,7 +132,9 @@ def relationship_of(text: str, found: list[Any] | None = None) -> str | None:
             if value in _WORD_TO_RELATIONSHIP:
                 return _WORD_TO_RELATIONSHIP[value]
     match = _RELATIONSHIP_PATTERN.search(text or "")
-    return _WORD_TO_RELATIONSHIP[match.group(0)] if match else None
+    if match:
+        return _WORD_TO_RELATIONSHIP[match.group(0)]
+    return next((rel for pattern, rel in _BO_RELATIONSHIP_PATTERNS if pattern.search(text or "")), None)
 
 
 

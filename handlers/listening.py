@@ -74,11 +74,13 @@ MONEY = (tr("跟钱有关的事要小心：有人要您交钱、转账帮忙认�
          "打 12333 或者到社保经办机构问清楚。"))
 WHOM = (tr("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
         "也可以回复“转人工”，让这里的工作人员帮您。"))
-_UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂")
+# Tibetan cues are drafts, to be checked by a native speaker ("I don't understand", "I don't know").
+_UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂|"
+                      r"ཧ་མ་གོ|ཧ་གོ་གི་མི་འདུག|གོ་མ་སོང|གོ་གི་མི་འདུག|ཧ་མི་གོ")
 # Not knowing the answer ("不知道", "不清楚"): the question said more simply, never a knowledge
 # entry that happens to contain the words ("老人的身份证号我不知道").
 _DONT_KNOW = re.compile(r"^(?:我|俺|这个|那)?(?:也)?(?:不知道|不清楚|不确定|不晓得|说不好|不好说|搞不清|记不清)"
-                        r"(?:啊|呀|哦|呢|了|耶)?$")
+                        r"(?:啊|呀|哦|呢|了|耶)?$|^(?:ང་)?(?:ཤེས་ཀྱི་མི་འདུག|མི་ཤེས|ཤེས་མ་སོང|ཤེས་རྒྱུ་མི་འདུག)[་།\s]*$")
 DONT_KNOW = tr("没关系，不清楚也不要紧。")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
 ID_WHAT = tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：")
@@ -123,6 +125,8 @@ LAST_DUE = (tr("您说上次认证是{said}，到现在差不多满12个月了�
 LAST_FINE = tr("您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。")
 LAST_UNSURE = (tr("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
                "可以查一下认证状态，快到12个月了就再认证一次。"))
+LAST_JUST_NOW = (tr("您刚认证完。软件上显示“认证成功”或“认证通过”，就是办好了，12个月内不用再认证。"
+                  "想再确认，可以在软件的认证记录里看；刚办完的记录，这里可能要过一两天才查得到。"))
 LAST_THIS_YEAR = (tr("您说今年已经认证过了。认证从成功那天算起12个月内有效，明年同一个月之前再认证就行；"
                     "记不清是哪个月的话，可以查一下认证状态。"))
 # Waiting for a moment to fetch something ("等一下 我去拿身份证"): the question stays open.
@@ -311,6 +315,11 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
     asks_how = _HOW_CERTIFY.search(text) is not None and intent not in _NOT_A_CHOICE
     if situation and (intent in _CHOOSING or asks_how):
         return await router.answer_intent(turn, "choose_method")
+    if intent == "method_home_visit" and slots.get("leave_home") is False and "family_help" not in slots \
+            and not slots.get("relationship") and not _HOME_VISIT.search(text) and not {"id_number", "address", "phone"} & set(slots):
+        # "腿脚不好 出不了门 手机也不会用 你看怎么弄": their situation, not a request for a visit;
+        # whether someone can help with a phone decides (a visit is for those nobody can help)
+        return await router.answer_intent(turn, "choose_method")
     return False
 
 
@@ -378,6 +387,8 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
         intent = turn.parse.intent(threshold) if turn.parse is not None else None
     if overdue is None:
         text = LAST_UNSURE.format(said=said)
+    elif months == 0 and said in ("刚刚", "刚才", "今天", "今儿"):
+        text = LAST_JUST_NOW  # "我刚刚在人社通上刷完": done, and how to be sure
     elif months == 0 and said.endswith("年"):
         text = LAST_THIS_YEAR  # "今年认证过了": the month is not known, so neither is the due month
     elif months >= 12:

@@ -38,6 +38,7 @@ from nlu.reading import read
 from nlu.safety import (
     APP_ASKS_CODE,
     BEREAVEMENT_INTENT,
+    DOUBTS_US,
     SCAM_INTENT,
     match_bereavement,
     match_scam,
@@ -56,10 +57,10 @@ CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered b
 HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT = "hotline_busy", "bot_identity", "agency_hours"
 FRUSTRATED_INTENT, SMS_CODE_INTENT = "frustrated", "sms_code_missing"
 COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT = "complaint", "pension_payment", "lost_id_card"
-APP_CODE_INTENT = "app_password"
+APP_CODE_INTENT, TRUST_INTENT = "app_password", "trust_us"
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
                           FRUSTRATED_INTENT, SMS_CODE_INTENT, COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT,
-                          APP_CODE_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          APP_CODE_INTENT, TRUST_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -205,6 +206,9 @@ _RULE_PATTERNS = {
     # The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
     SMS_CODE_INTENT: r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
                      r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)",
+    # Doubting this chat ("你们是不是骗子", "这个是官方的吗"): why it is safe, and the official ways.
+    TRUST_INTENT: DOUBTS_US.pattern + r"|(?:你们|你|这个|这里|公众号)[^，,。]{0,4}(?:是不是|是)?(?:官方|正规|政府)[^，,。]{0,2}"
+                                      r"(?:的)?(?:吗|不|没)|(?:可信|靠谱|可靠)(?:吗|不)",
     # The official app asks for the user's own password or code ("支付宝让我输入密码").
     APP_CODE_INTENT: APP_ASKS_CODE.pattern,
     # The ID card itself lost ("身份证丢了", "没有身份证了"): not a forgotten number, not the 社保卡.

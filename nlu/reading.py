@@ -154,8 +154,11 @@ def read(text: str, today: dt.date | None = None) -> Reading:
                           ("family_help", _FAMILY_NO, _FAMILY_YES),
                           ("leave_home", _LEAVE_NO, _LEAVE_YES),
                           ("abroad", _ABROAD_NO, _ABROAD_YES)):
-        if slot == "abroad" and no.search(text) and yes.search(text):
+        if slot == "abroad" and no.search(text) and yes.search(no.sub(" ", text)):
             continue  # "我爸在国外 我在国内": whose country is unclear, so it is asked
+        if slot == "abroad" and no.search(text):
+            slots[slot] = False  # "不在国外": the "国外" inside it says nothing more
+            continue
         value = _yes_no(text, no, yes)
         if value is not None:
             slots[slot] = value

@@ -53,6 +53,9 @@ _OWN_TROUBLE = re.compile(_words(
     "不对", "错误", "过期了", "忘了", "忘记", "记不得", "记不住", "登录不", "登不上", "登录不上", "进不去",
     "重置", "找回"))
 _BANK = re.compile("银行|存折|网银|u盾|cvv|卡号")
+# Doubting this chat itself ("你们是不是骗子", "这个是真的吗 不会是骗人的吧"), nothing more.
+DOUBTS_US = re.compile("(?:你|你们|这个号|这个公众号|公众号|这里|这个|这是|你这)(?:是不是|是|不会是|别是|该不会是|怕是)?"
+                       "(?:骗子|骗人的|诈骗的?|假的|冒充的)")
 # The official app itself asks for the user's own password or code ("支付宝让我输入密码",
 # "人社通登录要输验证码"): answered with how to do it safely (handlers/protect.py), not as a scam.
 APP_ASKS_CODE = re.compile(
@@ -124,6 +127,8 @@ def scam_score(text: str) -> float:
     cleaned = normalise(text)
     if len(cleaned) < 2:
         return 0.0
+    if DOUBTS_US.search(cleaned):  # "你们是不是骗子": a doubt about this chat, answered in protect
+        return scam_score(DOUBTS_US.sub("", cleaned))
     if _BO_CREDENTIAL.search(cleaned) or _BO_MONEY.search(cleaned):
         return 0.9  # Tibetan: asked for a code or money (the Chinese nuances are not drafted)
     service = _SERVICE.search(cleaned) is not None

@@ -873,3 +873,28 @@ async def test_a_complaint_gets_an_apology_and_a_person_not_the_appeal(testbot: 
 async def test_a_failure_told_in_passing_goes_to_its_fix(testbot: TestBot, said: str, state: str) -> None:
     await testbot.say(said)
     assert await frame_of(testbot) == ("cert_failed", state)
+
+
+async def test_having_just_certified_in_an_app_is_done_not_a_date_twelve_months_on(testbot: TestBot) -> None:
+    await testbot.say("认证成功了吗 我刚刚在人社通上刷完")
+    assert "认证成功" in testbot.text and "您说上次认证是刚刚" not in testbot.text
+
+
+async def test_a_situation_told_without_asking_for_a_visit_chooses_a_method(testbot: TestBot) -> None:
+    await testbot.say("腿脚不好，出不了门，手机也不会用，你看怎么弄")
+    assert await frame_of(testbot) == ("choose_method", "q_abroad")  # not the visit form yet
+    await testbot.say("不在")
+    assert await frame_of(testbot) == ("choose_method", "q_family")  # someone to help decides
+    await testbot.say("有人能帮忙")
+    assert await frame_of(testbot) == ("choose_method", "rec_family")
+
+
+async def test_a_later_questions_answer_is_kept_and_the_question_asked_again(testbot: TestBot) -> None:
+    await testbot.say("怎么认证")
+    await testbot.say("1")
+    await testbot.say("有人能帮忙")
+    assert "您说家里有人能帮忙" in testbot.text and "重新帮您挑" not in testbot.text
+    assert await frame_of(testbot) == ("choose_method", "q_abroad")
+    await testbot.say("不在")
+    await testbot.say("不会")
+    assert await frame_of(testbot) == ("choose_method", "rec_family")  # not asked again

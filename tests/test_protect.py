@@ -488,3 +488,15 @@ async def test_a_lost_id_card_at_the_id_question_is_answered_and_the_question_as
     await testbot.say("帮我妈认证")
     await testbot.say("她身份证丢了")
     assert "户口簿" in testbot.text and testbot.text.rstrip().endswith("身份证号码。")
+
+
+@pytest.mark.parametrize("said", ["你们是不是骗子", "这个公众号是官方的吗", "你这个靠谱吗"])
+async def test_doubting_this_chat_gets_why_it_is_safe_and_the_official_ways(testbot: TestBot, said: str) -> None:
+    await testbot.say(said)
+    assert "不收任何费用" in testbot.text and "12333" in testbot.text and "防骗提醒" not in testbot.text
+
+
+def test_a_scam_that_calls_us_the_scammers_is_still_a_scam() -> None:
+    assert match_scam("你们是不是骗子") is None
+    assert match_scam("有人冒充社保局打电话 说你们是骗子 让我加他微信") is not None
+    assert match_scam("你们是骗子吧 还要我交200块手续费") is not None

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from bot.core.i18n import BO, LANGUAGE_OPTIONS, ZH, render
 from bot.core.storage.models import Case, HomeVisitRequest
+from dialogs.family import relationship_of
 from nlu import training_data
 from nlu.embedded import EmbeddedNlu
 from nlu.entities import with_check_digit
@@ -524,3 +525,15 @@ async def test_certifying_for_a_parent_and_thanks_written_in_tibetan(testbot: Te
     assert "ཐུགས་རྗེ་ཆེ" in testbot.text and "ངས་གོ་མ་སོང" not in testbot.text
     await testbot.say("ང་ཨ་མའི་ཚབ་ཏུ་ར་སྤྲོད་བྱེད་འདོད།")  # "I want to certify for my mother"
     assert (await testbot.conversation()).frame.dialog == "family"
+    frame = (await testbot.conversation()).frame
+    assert frame.state == "ask_id"  # "ཨ་མ" (mother): the caller is a child, not asked again
+    assert "བུ་ཕྲུག་ཡིན" in testbot.text
+    await testbot.say("ཤེས་ཀྱི་མི་འདུག")  # "I don't know": where the number is, in Tibetan
+    assert "ཐེམ་ཐོ" in testbot.text and (await testbot.conversation()).frame.state == "ask_id"
+
+
+def test_tibetan_relationship_words_are_whole_words() -> None:
+    assert relationship_of("ངའི་ཨ་མའི་ར་སྤྲོད་བྱེད་དགོས།") == "子女"
+    assert relationship_of("ང་ཁོ་མོའི་བུ་མོ་ཡིན།") == "子女"
+    assert relationship_of("ངའི་ཁྱོ་གའི་ཚབ་ཏུ་ར་སྤྲོད།") == "配偶"
+    assert relationship_of("ང་ཨ་མདོ་ནས་ཡིན།") is None  # Amdo, not "mother"
