@@ -81,6 +81,8 @@ _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明
 # entry that happens to contain the words ("老人的身份证号我不知道").
 _DONT_KNOW = re.compile(r"^(?:我|俺|这个|那)?(?:也)?(?:不知道|不清楚|不确定|不晓得|说不好|不好说|搞不清|记不清)"
                         r"(?:啊|呀|哦|呢|了|耶)?$|^(?:ང་)?(?:ཤེས་ཀྱི་མི་འདུག|མི་ཤེས|ཤེས་མ་སོང|ཤེས་རྒྱུ་མི་འདུག)[་།\s]*$")
+VISIT_OR_HELP = tr("出不了门也能认证：家里有人会用手机的话，在家帮您刷脸最快；没人帮忙，可以申请工作人员上门认证。"
+                   "先问您几个简单的问题：")
 DONT_KNOW = tr("没关系，不清楚也不要紧。")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
 ID_WHAT = tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：")
@@ -319,6 +321,7 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             and not slots.get("relationship") and not _HOME_VISIT.search(text) and not {"id_number", "address", "phone"} & set(slots):
         # "腿脚不好 出不了门 手机也不会用 你看怎么弄": their situation, not a request for a visit;
         # whether someone can help with a phone decides (a visit is for those nobody can help)
+        turn.say(VISIT_OR_HELP)
         return await router.answer_intent(turn, "choose_method")
     return False
 
