@@ -157,8 +157,9 @@ class IdentityForm(Form):
         return Goto("ask_name", [Reply(said.format(masked=masked(id_number)))])
 
     def id_question(self, prompt: Prompt, **more: Any) -> State:
-        """The state that asks for the ID number (and takes a name said with it)."""
-        return State(**{"prompt": prompt, "on_input": self.take, "explain": ID_EXPLAIN, **more})
+        """The state that asks for the ID number (and takes a name said with it); ``more`` may
+        replace ``on_input`` with a handler that calls :meth:`take` (family notes a relationship)."""
+        return State(prompt=prompt, explain=ID_EXPLAIN, **{"on_input": self.take, **more})
 
     def name_question(self, prompt: Prompt, **more: Any) -> State:
         """The state that asks for the name; one the opening message gave is taken."""
