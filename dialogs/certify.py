@@ -58,7 +58,6 @@ NAME = "certify"
 
 ASK_ID = (tr("好的，我们就在这里刷脸认证，一共三步，很简单。\n"
           "第一步：请输入要认证的老人的18位身份证号码（给自己认证就输入自己的）。"))
-ASK_ID_AGAIN = tr("请重新输入18位身份证号码。")
 ASK_NAME = tr("第二步：请输入这位老人的姓名（和身份证上一样）。")
 SELFIE = (tr("{step}请拍一张{who}的正脸照片发给我。拍的时候请注意：\n"
           "1. 正对手机，脸放在画面中间，从头顶到下巴都要拍进去；\n"
@@ -66,15 +65,8 @@ SELFIE = (tr("{step}请拍一张{who}的正脸照片发给我。拍的时候请�
           "3. 光线要亮，不要背对窗户或灯；\n"
           "4. 画面里只能有一个人。\n"
           "拍好后直接发送照片就行。", step=tr("第三步：")))
-MISMATCH_FACE = tr("这张照片和登记的人脸模型对不上。请{who}本人正对镜头、在亮一点的地方再拍一张。")
-MISMATCH_FACE_PROXY = tr("这张照片和登记的人脸模型对不上。请拍老人本人，不要拍家属自己；让老人正对镜头、在亮处再拍一张。")
 APPEAL = (tr("今天已经试了{count}次都没有通过，先不要再拍了，免得耽误您的时间。您可以：\n"
           "申请人工审核（工作人员会看您发的照片和核验记录），或者换其他方式认证。"))
-OTHER_METHODS = (tr("其他认证方式：\n"
-                 "1. 到社区（村）服务点或社保经办机构窗口当面认证；\n"
-                 "2. 行动不便的老人可以申请工作人员上门认证；\n"
-                 "3. 也可以用“掌上12333”、支付宝等官方渠道刷脸认证。"))
-UNAVAILABLE = tr("刷脸核验暂时用不了，请稍后再试，或者到社区服务点办理。")
 CAP_ALERTED = (tr("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
                "今天先不能再刷脸了。已经请工作人员核查，工作人员会在这里联系您。"))
 CAP_REACHED = (tr("这位老人今天在各个渠道的刷脸认证已经多次没有通过，为了保护老人的养老金安全，"
@@ -270,7 +262,7 @@ async def submit_selfie(ctx: DialogContext, image: bytes) -> Step:
     msg = ctx.turn.msg
     face = _face(ctx)
     if face is None:
-        return Stay([Reply(UNAVAILABLE)])
+        return Stay([Reply(tr("刷脸核验暂时用不了，请稍后再试，或者到社区服务点办理。"))])
     backlog = await face.backlog()  # a long queue: say so, or (very long) come back later
     refused = too_long(backlog, face_config.max_queue_wait_s)
     if refused:
@@ -324,7 +316,10 @@ def proxy_details(slots: dict[str, Any], conversation_key: str) -> dict[str, Any
 
 
 async def _other_methods(ctx: DialogContext) -> Step:
-    return Finish([Reply(OTHER_METHODS, MENU_OPTIONS)])
+    return Finish([Reply(tr("其他认证方式：\n"
+                            "1. 到社区（村）服务点或社保经办机构窗口当面认证；\n"
+                            "2. 行动不便的老人可以申请工作人员上门认证；\n"
+                            "3. 也可以用“掌上12333”、支付宝等官方渠道刷脸认证。"), MENU_OPTIONS)])
 
 
 async def _to_person(ctx: DialogContext) -> Step:
@@ -335,14 +330,6 @@ async def _to_person(ctx: DialogContext) -> Step:
 
 SWITCH_POSE = tr("换一个动作")
 CHALLENGE_OPTIONS = [SWITCH_POSE, tr("转人工")]
-CHALLENGE_INTRO = (tr("第一张照片核对上了，还差最后一步：为了确认是{who}本人现在当场拍的（不是翻拍的旧照片），"
-                   "请按下面的要求再拍一张。\n"))
-CHALLENGE_PROXY = tr("请让老人这样做：")
-CHALLENGE_DEADLINE = tr("\n请在{minutes}分钟内发过来。")
-REVIEW_TEXT = (tr("照片收到了，系统不能完全确定，要请工作人员再看一下——这不是认证失败，也不用再拍照。\n"
-               "{when}，审核结果会在这里告诉您。"))
-CHALLENGE_REVIEW = (tr("动作照片试了几次都没有通过。为了不耽误您，已经把照片和核验记录交给工作人员人工审核——"
-                    "这不是认证失败，也不用再拍了。\n{when}，审核结果会在这里告诉您。"))
 
 
 def _liveness_request(ctx: DialogContext) -> dict[str, Any]:
@@ -360,11 +347,12 @@ def challenge_text(services: ChatServices, slots: dict[str, Any]) -> str:
     """The request for the pose photo, in plain words, with what to do if it is hard."""
     ask = ASK.get(str(slots.get("challenge")), ASK["left"])
     if slots.get("proxy"):
-        ask = CHALLENGE_PROXY + (ask.format(whose=tr("老人自己")) if "{whose}" in getattr(ask, "msgid", "")
+        ask = tr("请让老人这样做：") + (ask.format(whose=tr("老人自己")) if "{whose}" in getattr(ask, "msgid", "")
                                  else ask)
     minutes = max(1, services.settings.face.challenge_ttl_s // 60)
-    return (CHALLENGE_INTRO.format(who=tr("老人") if slots.get("proxy") else tr("您")) + ask
-            + CHALLENGE_DEADLINE.format(minutes=minutes) + "\n" + HARD)
+    return (tr("第一张照片核对上了，还差最后一步：为了确认是{who}本人现在当场拍的（不是翻拍的旧照片），"
+               "请按下面的要求再拍一张。\n", who=tr("老人") if slots.get("proxy") else tr("您")) + ask
+            + tr("\n请在{minutes}分钟内发过来。", minutes=minutes) + "\n" + HARD)
 
 
 def _end_challenge(slots: dict[str, Any]) -> None:
@@ -435,7 +423,8 @@ async def _to_review(services: ChatServices, result: dict[str, Any], conv: Any,
                      frame: Any) -> list[Reply]:
     """A distance in the grey zone or a replay signal: a person decides, the user is told when."""
     await _review_case(services, result, conv, frame, "face_review")
-    return [Reply(REVIEW_TEXT.format(when=_review_when(services)))]
+    return [Reply(tr("照片收到了，系统不能完全确定，要请工作人员再看一下——这不是认证失败，也不用再拍照。\n"
+                     "{when}，审核结果会在这里告诉您。", when=_review_when(services)))]
 
 
 async def _challenge_failed(services: ChatServices, result: dict[str, Any], conv: Any,
@@ -450,7 +439,8 @@ async def _challenge_failed(services: ChatServices, result: dict[str, Any], conv
     if _left(services, failed) <= 0:
         await _review_case(services, result, conv, frame, "face_failed")
         return [Reply(tr("这次没有通过：{why}。", why=why)),
-                Reply(CHALLENGE_REVIEW.format(when=_review_when(services)))]
+                Reply(tr("动作照片试了几次都没有通过。为了不耽误您，已经把照片和核验记录交给工作人员人工审核——"
+                         "这不是认证失败，也不用再拍了。\n{when}，审核结果会在这里告诉您。", when=_review_when(services)))]
     left = tr("（今天还可以试 {left} 次）", left=_left(services, failed))
     if frame is None:
         return [Reply(tr("动作照片没有通过：{why}。要再试的话，请回复“刷脸认证”。", why=why), MENU_OPTIONS)]
@@ -473,7 +463,8 @@ certify = Dialog(
     fallback=tr("没听明白。请按提示回复，或者回复“转人工”。"),
     states={
         "start": IDENTITY.id_question(
-            lambda ctx: Reply(ASK_ID_AGAIN if ctx.slots.get("name_tries") else ASK_ID), on_enter=_start,
+            lambda ctx: Reply(tr("请重新输入18位身份证号码。") if ctx.slots.get("name_tries") else ASK_ID),
+            on_enter=_start,
             options=[TO_MENU], may_go=("ask_name", "selfie", "appeal", "end")),
         "ask_name": IDENTITY.name_question(ASK_NAME, options=[TO_MENU],
                                            may_go=("start", "mismatch", "selfie", "appeal", "end")),
@@ -580,8 +571,10 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
     issues = list(result.get("issues") or [])
     if decision == "rejected":
         advice = advice_for(issues)
+    elif proxy:
+        advice = tr("这张照片和登记的人脸模型对不上。请拍老人本人，不要拍家属自己；让老人正对镜头、在亮处再拍一张。")
     else:
-        advice = MISMATCH_FACE_PROXY if proxy else MISMATCH_FACE.format(who=tr("您"))
+        advice = tr("这张照片和登记的人脸模型对不上。请{who}本人正对镜头、在亮一点的地方再拍一张。", who=tr("您"))
     if pensioner_id:
         await _failed(services, result,
                       FailureCause.QUALITY if decision == "rejected" else FailureCause.MISMATCH)
@@ -600,8 +593,6 @@ async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv:
             Reply(tr("请再拍一张发给我（今天还可以试 {left} 次）。", left=_left(services, failed)), SELFIE_OPTIONS)]
 
 
-PHOTO_REUSED = (tr("这张照片以前已经用过了，不能再用来认证。认证要用现在当场新拍的照片。\n"
-                "为了安全，这次认证已经交给工作人员复核，请留意工作人员的回复。"))
 
 
 async def _photo_reused(services: ChatServices, result: dict[str, Any], conv: Any,
@@ -623,4 +614,5 @@ async def _photo_reused(services: ChatServices, result: dict[str, Any], conv: An
                          pensioner=f"pensioner:{pensioner_id}", attempt_id=result.get("attempt_id"),
                          reused_attempt=result.get("reused_attempt"),
                          proxy_key=conv.key if result.get("proxy") else None)
-    return [Reply(PHOTO_REUSED)]
+    return [Reply(tr("这张照片以前已经用过了，不能再用来认证。认证要用现在当场新拍的照片。\n"
+                     "为了安全，这次认证已经交给工作人员复核，请留意工作人员的回复。"))]

@@ -17,11 +17,6 @@ from bot.core.i18n import tr
 from bot.core.services import FaceBacklog
 
 VERIFYING = tr("收到照片，正在核验，请稍等几秒，结果出来我马上告诉您。")
-BUSY = (tr("收到照片了。现在来认证的人比较多，正在排队核验：您前面大约还有{ahead}位，"
-        "估计要等{wait}。结果出来我会马上在这里告诉您，不用重新发照片，可以先去忙别的。"))
-STILL_BUSY = tr("还在排队核验，您前面大约还有{ahead}位，估计还要等{wait}。结果出来我马上告诉您，不用重新发照片。")
-FULL = (tr("现在来认证的人太多了，排队核验估计要等{wait}。这张照片先不核验，也不算次数。"
-        "请过一会儿再发一张照片过来（比如晚饭后或明天上午，人会少很多）。"))
 ETA, AHEAD, WAIT = "face_eta", "face_ahead", "face_wait"
 
 
@@ -38,7 +33,9 @@ def wait_words(seconds: float) -> str:
 def too_long(backlog: FaceBacklog, max_wait_s: float) -> str | None:
     """The refusal when the expected wait is over ``max_wait_s`` (0: never refuse)."""
     if max_wait_s and backlog.wait_s is not None and backlog.wait_s > max_wait_s:
-        return FULL.format(wait=wait_words(backlog.wait_s))
+        return tr("现在来认证的人太多了，排队核验估计要等{wait}。这张照片先不核验，也不算次数。"
+                  "请过一会儿再发一张照片过来（比如晚饭后或明天上午，人会少很多）。",
+                  wait=wait_words(backlog.wait_s))
     return None
 
 
@@ -62,4 +59,9 @@ def verifying_text(slots: dict[str, Any], notice_s: float, just_sent: bool = Tru
         return VERIFYING
     wait = float(slots.get(WAIT) or left)
     ahead = math.ceil(int(slots.get(AHEAD) or 0) * min(1.0, left / wait))
-    return (BUSY if just_sent else STILL_BUSY).format(ahead=ahead, wait=wait_words(left))
+    if just_sent:
+        return tr("收到照片了。现在来认证的人比较多，正在排队核验：您前面大约还有{ahead}位，"
+                  "估计要等{wait}。结果出来我会马上在这里告诉您，不用重新发照片，可以先去忙别的。",
+                  ahead=ahead, wait=wait_words(left))
+    return tr("还在排队核验，您前面大约还有{ahead}位，估计还要等{wait}。结果出来我马上告诉您，不用重新发照片。",
+              ahead=ahead, wait=wait_words(left))

@@ -57,8 +57,8 @@ RELATIONSHIPS = (tr("子女"), tr("配偶"), tr("其他亲属"), tr("其他"))  
 MANAGE = tr("管理我代认证的老人")
 CONSENT = tr("本人已同意并在场")
 NOT_PRESENT = tr("老人现在不在身边")
-REMIND_YES = "提醒我"
-REMIND_NO = "不用提醒"
+REMIND_YES = tr("提醒我")
+REMIND_NO = tr("不用提醒")
 _NEGATION = re.compile(r"不|没|别|未")
 
 # Words a family member uses, mapped to the relationship of the family member to the
@@ -90,32 +90,12 @@ _WORD_TO_RELATIONSHIP = {w: rel for rel, words in _RELATIONSHIP_WORDS.items() fo
 _RELATIONSHIP_PATTERN = re.compile("|".join(
     re.escape(w) for w in sorted(_WORD_TO_RELATIONSHIP, key=len, reverse=True)))
 
-INTRO = (tr("好的，我来帮您替家里老人做养老待遇资格认证（代他人认证）。\n"
-         "请先告诉我：您是老人的什么人？"))
 RELATIONSHIP_NOTED = tr("好的，您是老人的{relationship}。")
 ASK_ID = tr("请输入老人的18位身份证号码。")
 ASK_NAME = tr("请输入老人的姓名（和身份证上一样）。")
-PRESENCE = (tr("核对好了。刷脸之前请您看清楚：\n"
-            "1. 老人本人必须在场，而且同意由您帮忙认证；\n"
-            "2. 要拍的是老人的脸，而且是现在当场拍，不能用以前的照片，也不能拍您自己；\n"
-            "3. 您拿着手机，让老人正对镜头，脸上不要有遮挡，在光线亮的地方拍。\n"
-            "老人同意并且就在身边吗？"))
-NOT_PRESENT_TEXT = (tr("没关系，等老人在身边的时候再来办，回复“帮家人认证”就可以重新开始。\n"
-                    "老人行动不便的，也可以申请工作人员上门认证。"))
-CONSENT_RECORDED = tr("好的，已经记下老人本人同意并在场（北京时间{at}）。")
-LIMIT = (tr("为了防止冒领养老金，一个账号一年最多替 {limit} 位老人办认证，您今年已经替 {limit} 位老人办过了。\n"
-         "如果有老人不再需要您代办，可以在“管理我代认证的老人”里移除（今年已经替他刷过脸的仍然算在内）；"
-         "也可以让老人到社区服务点办理。"))
-NO_LINKS = tr("您现在没有代认证的老人。要帮老人认证，请回复“帮家人认证”。")
-MANAGE_PROMPT = (tr("您代认证的老人：\n{lines}\n要移除哪一位，请回复前面的数字。"
-                 "移除以后不再提醒您，也不能再替这位老人认证，除非重新办理。"))
-CONFIRM_REMOVE = tr("确定以后不再替 {name} 认证吗？")
-REMOVED = tr("已经移除 {name}。还有什么可以帮您？")
 SUCCESS = (tr("认证成功！老人今年的养老待遇资格认证已经完成，养老金会照常发放。\n"
            "下次认证时间：{due}前后。"))
 REMIND_QUESTION = tr("要不要我在到期前 {days} 天左右提醒您，帮老人按时认证？")
-REMIND_ON = tr("好的，我会在 {due} 前 {days} 天左右提醒您。还有什么可以帮您？")
-REMIND_OFF = tr("好的，不提醒您。记得在 {due} 前后帮老人再认证一次。还有什么可以帮您？")
 
 
 # ---------------------------------------------------------------- helpers
@@ -241,7 +221,8 @@ async def _consent(ctx: DialogContext) -> Step:
               relationship=relationship, consent_at=now.isoformat(), consent_channel=channel,
               link_id=link_id)
     local = now.astimezone(_tz(services))
-    said = CONSENT_RECORDED.format(at=tr("{month}月{day}日 {local}", month=local.month, day=local.day, local=local.strftime("%H:%M")))
+    at = tr("{month}月{day}日 {local}", month=local.month, day=local.day, local=local.strftime("%H:%M"))
+    said = tr("好的，已经记下老人本人同意并在场（北京时间{at}）。", at=at)
     return StartDialog("certify", [Reply(said)], slots={
         "pensioner_id": pensioner_id, "id_number": ctx.slots.get("id_number"), "proxy": True,
         "relationship": relationship, "consent_at": now.isoformat(), "consent_channel": channel,
@@ -251,7 +232,8 @@ async def _consent(ctx: DialogContext) -> Step:
 async def _not_present(ctx: DialogContext) -> Step:
     ctx.event("family_not_present", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               proxy_key=ctx.conversation.key)
-    return Finish([Reply(NOT_PRESENT_TEXT, MENU_OPTIONS)])
+    return Finish([Reply(tr("没关系，等老人在身边的时候再来办，回复“帮家人认证”就可以重新开始。\n"
+                            "老人行动不便的，也可以申请工作人员上门认证。"), MENU_OPTIONS)])
 
 
 async def _on_consent(ctx: DialogContext, text: str) -> Step:
@@ -265,7 +247,7 @@ async def _on_consent(ctx: DialogContext, text: str) -> Step:
 async def _manage_enter(ctx: DialogContext) -> Step | None:
     links = await proxy_links.linked_pensioners(ctx.services.db, ctx.conversation.key)
     if not links:
-        return Finish([Reply(NO_LINKS, MENU_OPTIONS)])
+        return Finish([Reply(tr("您现在没有代认证的老人。要帮老人认证，请回复“帮家人认证”。"), MENU_OPTIONS)])
     ctx.slots["links"] = [[pid, masked] for pid, masked, _ in links]
     ctx.slots["link_labels"] = [[masked, relationship] for _, masked, relationship in links]
     return None
@@ -282,7 +264,8 @@ def _manage_prompt(ctx: DialogContext) -> Reply:
     labels = list(ctx.slots.get("link_labels") or [])
     lines = join("\n", [concat(f"{i}. ", *_link_label(label)) for i, label in enumerate(labels, 1)])
     options = [tr("移除 {name}", name=pair[1]) for pair in ctx.slots.get("links") or []] + [tr("回主菜单")]
-    return Reply(MANAGE_PROMPT.format(lines=lines), options)
+    return Reply(tr("您代认证的老人：\n{lines}\n要移除哪一位，请回复前面的数字。"
+                    "移除以后不再提醒您，也不能再替这位老人认证，除非重新办理。", lines=lines), options)
 
 
 async def _on_manage(ctx: DialogContext, text: str) -> Step:
@@ -306,7 +289,7 @@ async def _remove(ctx: DialogContext) -> Step:
     key = ctx.conversation.key
     removed = await proxy_links.remove_link(ctx.services.db, key, int(pensioner_id))
     ctx.event("family_unlink", target=f"pensioner:{pensioner_id}", proxy_key=key, links=removed)
-    return Finish([Reply(REMOVED.format(name=masked), MENU_OPTIONS)])
+    return Finish([Reply(tr("已经移除 {name}。还有什么可以帮您？", name=masked), MENU_OPTIONS)])
 
 
 async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
@@ -319,7 +302,10 @@ async def _remind(ctx: DialogContext, opt_in: bool) -> Step:
     ctx.event("family_reminder", target=f"pensioner:{ctx.slots.get('pensioner_id')}",
               proxy_key=ctx.conversation.key, link_id=link_id, opt_in=opt_in)
     days = ctx.services.settings.reminders.days_before
-    text = (REMIND_ON if opt_in else REMIND_OFF).format(due=due_text(ctx), days=days)
+    if opt_in:
+        text = tr("好的，我会在 {due} 前 {days} 天左右提醒您。还有什么可以帮您？", due=due_text(ctx), days=days)
+    else:
+        text = tr("好的，不提醒您。记得在 {due} 前后帮老人再认证一次。还有什么可以帮您？", due=due_text(ctx))
     return Finish([Reply(text, MENU_OPTIONS)])
 
 
@@ -337,17 +323,20 @@ IDENTITY = IdentityForm("family", identified=_identified, retry_state="ask_id",
 
 
 def _limit_prompt(ctx: DialogContext) -> Reply:
-    return Reply(LIMIT.format(limit=ctx.services.settings.family.max_pensioners_per_year))
+    return Reply(tr("为了防止冒领养老金，一个账号一年最多替 {limit} 位老人办认证，您今年已经替 {limit} 位老人办过了。\n"
+                    "如果有老人不再需要您代办，可以在“管理我代认证的老人”里移除（今年已经替他刷过脸的仍然算在内）；"
+                    "也可以让老人到社区服务点办理。", limit=ctx.services.settings.family.max_pensioners_per_year))
 
 
 family = Dialog(
     name=NAME,
     title="帮家人认证",
     entry_intents=("family_certification",),
-    fallback=tr("没听明白。请按提示回复数字，或者回复“转人工”。"),
     states={
         "relationship": State(
-            prompt=INTRO, on_enter=_on_enter, on_input=_on_relationship,
+            prompt=tr("好的，我来帮您替家里老人做养老待遇资格认证（代他人认证）。\n"
+                      "请先告诉我：您是老人的什么人？"),
+            on_enter=_on_enter, on_input=_on_relationship,
             options=[*(Option(rel, goto="ask_id", set={"relationship": rel}) for rel in RELATIONSHIPS),
                      Option(MANAGE, goto="manage", words=("管理", "移除", "解除")), TO_MENU],
             may_go=("ask_id", "manage")),
@@ -359,14 +348,19 @@ family = Dialog(
         "limit": State(prompt=_limit_prompt, options=[
             Option(MANAGE, goto="manage", words=("管理", "移除")),
             Option(tr("回主菜单"), run=to_main_menu, words=("菜单", "不用"))]),
-        "consent": State(prompt=PRESENCE, on_input=_on_consent, options=[
+        "consent": State(prompt=tr("核对好了。刷脸之前请您看清楚：\n"
+                                   "1. 老人本人必须在场，而且同意由您帮忙认证；\n"
+                                   "2. 要拍的是老人的脸，而且是现在当场拍，不能用以前的照片，也不能拍您自己；\n"
+                                   "3. 您拿着手机，让老人正对镜头，脸上不要有遮挡，在光线亮的地方拍。\n"
+                                   "老人同意并且就在身边吗？"),
+                         on_input=_on_consent, options=[
             Option(CONSENT, run=_consent, words=("已同意并在场", "同意并在场")),
             Option(NOT_PRESENT, run=_not_present, words=("不在身边", "不在")),
             TO_MENU], may_go=("certify", "limit")),
         "manage": State(prompt=_manage_prompt, on_enter=_manage_enter, on_input=_on_manage,
                         may_go=("confirm_remove", "end")),
         "confirm_remove": State(
-            prompt=lambda ctx: Reply(CONFIRM_REMOVE.format(name=(ctx.slots.get("remove") or ["", ""])[1])),
+            prompt=lambda ctx: Reply(tr("确定以后不再替 {name} 认证吗？", name=(ctx.slots.get("remove") or ["", ""])[1])),
             options=[Option(tr("确定移除"), run=_remove, words=("确定", "移除")),
                      Option(tr("不移除"), goto="manage", words=("不移除", "不要", "算了"))]),
         "reminder": State(prompt=_remind_prompt, on_input=_on_reminder, options=[

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from bot.core.conversation import Conversation, Frame
+from bot.core.i18n import concat
 from bot.core.messages import Reply
 from bot.records.proxy_links import latest_link_id
 from dialogs.common import MENU_OPTIONS, format_date
@@ -42,4 +43,4 @@ async def proxy_certified(services: ChatServices, conv: Conversation, frame: Fra
     conv.stack.append(Frame(dialog=NAME, state="reminder", slots={
         "pensioner_id": pensioner_id, "link_id": int(link_id), "due": due.isoformat()}))
     question = REMIND_QUESTION.format(days=services.settings.reminders.days_before)
-    return [Reply(f"{text}\n{question}", [REMIND_YES, REMIND_NO])]
+    return [Reply(concat(text, question, sep="\n"), [REMIND_YES, REMIND_NO])]

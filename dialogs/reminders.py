@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 
 from bot.core.conversation import Conversation, Frame
-from bot.core.i18n import tr
+from bot.core.i18n import concat, tr
 from bot.core.messages import Reply
 from bot.core.pipeline import Turn
 from bot.records.reminders import is_subscribed, subscribe, unsubscribe_all
@@ -39,12 +39,6 @@ NO_THANKS = tr("不用提醒")
 
 OFFER = (tr("要不要我到时候提醒您？到期前 {days} 天左右提醒一次，快到期还没认证再提醒一次。"
          "提醒会发到这个对话里。"))
-ON = (tr("好的，到时候我会提醒您：{due} 前 {days} 天左右提醒一次。"
-      "不想要了，随时回复“不用提醒了”。还有什么可以帮您？"))
-OFF = tr("好的，不提醒您。记得在 {due} 前后再认证一次。还有什么可以帮您？")
-ALREADY = tr("到时候我会提醒您（不想要了，随时回复“不用提醒了”）。")
-STOPPED = tr("好的，以后不再给您发认证提醒了。下次认证成功后，想要提醒还可以再开。")
-NOTHING = tr("您现在没有开启认证提醒，不会收到提醒消息。")
 _NEGATION = re.compile(r"不|没|别|甭|无需")
 _YES = re.compile(r"提醒|好|要|可以|行|嗯|对|是|需要|麻烦")
 
@@ -89,10 +83,10 @@ async def offer_after_success(services: ChatServices, conv: Conversation, pensio
     ``reminders.offer`` for the answer.
     """
     if await is_subscribed(services.db, conv.key, pensioner_id):
-        return [Reply(f"{text}{ALREADY}", MENU_OPTIONS)]
+        return [Reply(concat(text, tr("到时候我会提醒您（不想要了，随时回复“不用提醒了”）。")), MENU_OPTIONS)]
     conv.stack.append(Frame(dialog=NAME, state="offer", slots={
         "pensioner_id": pensioner_id, "due": due.isoformat(), "role": "self"}))
-    return [Reply(f"{text}\n{OFFER.format(days=_days(services))}", [OPT_IN, NO_THANKS])]
+    return [Reply(concat(text, OFFER.format(days=_days(services)), sep="\n"), [OPT_IN, NO_THANKS])]
 
 
 async def _answer(ctx: DialogContext, opt_in: bool) -> Step:
@@ -102,7 +96,12 @@ async def _answer(ctx: DialogContext, opt_in: bool) -> Step:
         await subscribe(ctx.services.db, ctx.conversation.key, pensioner_id, role, ctx.conversation.language)
     ctx.event("reminder_opt_in" if opt_in else "reminder_declined", target=f"pensioner:{pensioner_id}",
               role=role, channel=ctx.conversation.channel)
-    text = (ON if opt_in else OFF).format(due=due_text(ctx), days=_days(ctx.services))
+    if opt_in:
+        text = tr("好的，到时候我会提醒您：{due} 前 {days} 天左右提醒一次。"
+                  "不想要了，随时回复“不用提醒了”。还有什么可以帮您？")
+    else:
+        text = tr("好的，不提醒您。记得在 {due} 前后再认证一次。还有什么可以帮您？")
+    text = text.format(due=due_text(ctx), days=_days(ctx.services))
     return Finish([Reply(text, MENU_OPTIONS)])
 
 
@@ -134,7 +133,11 @@ async def stop_reminders(turn: Turn) -> bool:
         return False
     count = await unsubscribe_all(turn.services.db, conv.key)
     turn.events.append({"action": "reminder_opt_out", "target": conv.key, "subscriptions": count})
-    turn.say(STOPPED if count else NOTHING, [] if conv.frame is not None else MENU_OPTIONS)
+    if count:
+        text = tr("好的，以后不再给您发认证提醒了。下次认证成功后，想要提醒还可以再开。")
+    else:
+        text = tr("您现在没有开启认证提醒，不会收到提醒消息。")
+    turn.say(text, [] if conv.frame is not None else MENU_OPTIONS)
     return True
 
 

@@ -59,21 +59,6 @@ class Router(Protocol):
 
     async def misunderstood(self, turn: Turn, result: EngineResult | None) -> None: ...
 
-ID_CHECKSUM = (tr("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
-               "重新发一次（18位，最后一位是数字或X）。"))
-READING_TROUBLE = (tr("没关系，汉字看不太懂也能办好认证：\n"
-                   "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
-                   "2. 可以发语音给我，我用简单的话说；\n"
-                   "3. 也可以转人工，工作人员可以打电话跟您说。\n"
-                   "བོད་ཡིག་དགོས་ན་“བོད་ཡིག”ཅེས་ལན་འདེབས། 需要藏文的，请回复“藏文”。"))
-SMALL_PRINT = (tr("字太小、看不清的话：\n"
-               "1. 可以把手机的字调大：打开手机“设置”，找“显示”或“字体大小”，往大调；\n"
-               "2. 可以请家里人帮您看着手机，一步一步做；\n"
-               "3. 可以发语音给我，也可以转人工，工作人员打电话跟您说。"))
-MONEY = (tr("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
-         "打 12333 或者到社保经办机构问清楚。"))
-WHOM = (tr("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
-        "也可以回复“转人工”，让这里的工作人员帮您。"))
 # Tibetan cues are drafts, to be checked by a native speaker ("I don't understand", "I don't know").
 _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂|"
                       r"ཧ་མ་གོ|ཧ་གོ་གི་མི་འདུག|གོ་མ་སོང|གོ་གི་མི་འདུག|ཧ་མི་གོ")
@@ -81,11 +66,7 @@ _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明
 # entry that happens to contain the words ("老人的身份证号我不知道").
 _DONT_KNOW = re.compile(r"^(?:我|俺|这个|那)?(?:也)?(?:不知道|不清楚|不确定|不晓得|说不好|不好说|搞不清|记不清)"
                         r"(?:啊|呀|哦|呢|了|耶)?$|^(?:ང་)?(?:ཤེས་ཀྱི་མི་འདུག|མི་ཤེས|ཤེས་མ་སོང|ཤེས་རྒྱུ་མི་འདུག)[་།\s]*$")
-VISIT_OR_HELP = tr("出不了门也能认证：家里有人会用手机的话，在家帮您刷脸最快；没人帮忙，可以申请工作人员上门认证。"
-                   "先问您几个简单的问题：")
-DONT_KNOW = tr("没关系，不清楚也不要紧。")
 _WHOM = re.compile(r"^(?:那|那我|我)?(?:该|应该|要|得|能)?(?:找谁|问谁|联系谁|找哪个|找哪里)(?:啊|呢|呀|问)?$")
-ID_WHAT = tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：")
 ID_OPTIONS = [tr("查询认证状态"), tr("在这里刷脸认证"), tr("帮家人认证")]
 _ID_ONLY = re.compile(r"^(?:我的|老人的|我妈的|我爸的|他的|她的)?(?:身份证号?码?|号码)?(?:是|为|：|:)?$")
 _CERTIFY_WORDS = re.compile(r"认证|刷脸|办")
@@ -121,20 +102,9 @@ _PERSON_OPTION = re.compile(r"^(?:转人工|人工|找人工|工作人员)$")
 # "让工作人员上门": a home visit, not a chat with a person.
 _HOME_VISIT_WORDS = re.compile(r"上门|来家|到家")
 PHONE_NOTED = {"ios": tr("好的，苹果手机。"), "android": tr("好的，安卓手机。")}
-LAST_OVERDUE = tr("您说上次认证是{said}，到现在已经超过12个月了。")
-LAST_DUE = (tr("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
-            "超过12个月没认证，养老金会暂停发放，尽快认证就行。"))
-LAST_FINE = tr("您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。")
-LAST_UNSURE = (tr("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
-               "可以查一下认证状态，快到12个月了就再认证一次。"))
-LAST_JUST_NOW = (tr("您刚认证完。软件上显示“认证成功”或“认证通过”，就是办好了，12个月内不用再认证。"
-                  "想再确认，可以在软件的认证记录里看；刚办完的记录，这里可能要过一两天才查得到。"))
-LAST_THIS_YEAR = (tr("您说今年已经认证过了。认证从成功那天算起12个月内有效，明年同一个月之前再认证就行；"
-                    "记不清是哪个月的话，可以查一下认证状态。"))
 # Waiting for a moment to fetch something ("等一下 我去拿身份证"): the question stays open.
 _HOLD_ON = re.compile(r"^(?:好的?|嗯|行)?[，,。\s]*(?:等一下|等一等|等等|稍等|等会儿?|等我一下|等一会儿?|你等着|等下)|"
                       r"我(?:去|先去|这就去)?(?:拿|找|翻|问)一?下|我去(?:拿|找|翻)")
-HOLD_ON = tr("好的，不着急。准备好了直接发给我就行。")
 # Flows that ask for something else (identity, a form): when they last certified does not
 # change their course, it is kept as a fact.
 _FORMS = ("home_visit", "family", "certify", "status_query", "missed_deadline", "reminders")
@@ -201,31 +171,44 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         await router.escalate(turn, "user_request")
         return True
     if reading.reading_trouble:
-        turn.replies.append(Reply(READING_TROUBLE, [] if in_flow else [tr("转人工"), tr("怎么认证"),
-                                                                        LANGUAGE_OPTIONS[BO]]))
+        help_reading = tr("没关系，汉字看不太懂也能办好认证：\n"
+                          "1. 可以请家里人或邻居帮您看着手机，一步一步做；\n"
+                          "2. 可以发语音给我，我用简单的话说；\n"
+                          "3. 也可以转人工，工作人员可以打电话跟您说。\n"
+                          "བོད་ཡིག་དགོས་ན་“བོད་ཡིག”ཅེས་ལན་འདེབས། 需要藏文的，请回复“藏文”。")
+        turn.replies.append(Reply(help_reading, [] if in_flow else [tr("转人工"), tr("怎么认证"),
+                                                                    LANGUAGE_OPTIONS[BO]]))
         if in_flow:
             await resume(router, turn)
         return True
     if reading.small_print:
-        turn.replies.append(Reply(SMALL_PRINT, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
+        larger_print = tr("字太小、看不清的话：\n"
+                          "1. 可以把手机的字调大：打开手机“设置”，找“显示”或“字体大小”，往大调；\n"
+                          "2. 可以请家里人帮您看着手机，一步一步做；\n"
+                          "3. 可以发语音给我，也可以转人工，工作人员打电话跟您说。")
+        turn.replies.append(Reply(larger_print, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
         if in_flow:
             await resume(router, turn)
         return True
     if in_flow and _HOLD_ON.search(text) and not reading.slots and not looks_like_question(text):
-        turn.say(HOLD_ON)  # "稍等 我找一下她的身份证": the question is asked again, nothing else said
+        # "稍等 我找一下她的身份证": the question is asked again, nothing else said
+        turn.say(tr("好的，不着急。准备好了直接发给我就行。"))
         await resume(router, turn, announce=False)
         return True
     if _DONT_KNOW.match(normalise(text)):
         if not in_flow:
             await router.misunderstood(turn, None)
             return True
-        await explain(router, turn, DONT_KNOW)  # the question said more simply, or its answers shown
+        # the question said more simply, or its answers shown
+        await explain(router, turn, tr("没关系，不清楚也不要紧。"))
         return True
     if in_flow and _UNCLEAR.search(text) and len(normalise(text)) <= 12 and not reading.slots:
         await explain(router, turn)
         return True
     if _WHOM.match(normalise(text)) and not (in_flow and picks_option(turn)):
-        turn.replies.append(Reply(WHOM, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
+        whom = tr("可以打人社服务热线 12333 问，或者到当地社保经办机构（社保局、人社服务大厅）问；"
+                  "也可以回复“转人工”，让这里的工作人员帮您。")
+        turn.replies.append(Reply(whom, [] if in_flow else [tr("转人工"), tr("怎么认证")]))
         if in_flow:
             await resume(router, turn)
         return True
@@ -238,7 +221,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if entry is not None:
             turn.replies.extend(Reply(part) for part in entry.answer)
         else:
-            turn.say(MONEY)
+            turn.say(tr("跟钱有关的事要小心：有人要您交钱、转账帮忙认证的话，先别给，"
+                        "打 12333 或者到社保经办机构问清楚。"))
         await resume(router, turn)
         return True
     if in_flow:
@@ -254,7 +238,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         return False
     if reading.id_invalid and "id_number" not in reading.slots:
         conv.stack.clear()
-        turn.say(ID_CHECKSUM)
+        turn.say(tr("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
+                    "重新发一次（18位，最后一位是数字或X）。"))
         request = normalise(re.sub(r"[\dXx]", "", text))
         if intent in ID_INTENTS and not _ID_ONLY.match(request):
             # "查下认证状态 6328…37": the request starts, the number is asked again
@@ -296,7 +281,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         if _ID_ONLY.match(re.sub(r"\d", "", rest)) or intent in _CHOOSING:
             conv.stack.clear()
             conv.memory["id_offered"] = slots["id_number"]
-            turn.say(ID_WHAT.format(masked=masked(slots["id_number"])), ID_OPTIONS)
+            turn.say(tr("收到身份证号 {masked}。您想办哪件事？回复数字就行：", masked=masked(slots["id_number"])),
+                     ID_OPTIONS)
             return True
     if slots.get("abroad") is True and intent in _CHOOSING | {"certify_now"}:
         entry = chat_services(turn).faq.for_intent("abroad_help")  # abroad: the 中国领事 path first
@@ -321,7 +307,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             and not slots.get("relationship") and not _HOME_VISIT.search(text) and not {"id_number", "address", "phone"} & set(slots):
         # "腿脚不好 出不了门 手机也不会用 你看怎么弄": their situation, not a request for a visit;
         # whether someone can help with a phone decides (a visit is for those nobody can help)
-        turn.say(VISIT_OR_HELP)
+        turn.say(tr("出不了门也能认证：家里有人会用手机的话，在家帮您刷脸最快；没人帮忙，可以申请工作人员上门认证。"
+                    "先问您几个简单的问题："))
         return await router.answer_intent(turn, "choose_method")
     return False
 
@@ -370,7 +357,7 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
         return False  # kept as a fact; the form goes on
     said, months, overdue = str(last.get("said", "")), int(str(last.get("months", 0))), last.get("overdue")
     if overdue is True:
-        turn.say(LAST_OVERDUE.format(said=said))
+        turn.say(tr("您说上次认证是{said}，到现在已经超过12个月了。", said=said))
         if dialog is not None and dialog.startswith("app_"):
             turn.say(facts.BACKPAY + tr("现在按步骤认证就行。"))  # the walkthrough is the way to certify now
             await resume(router, turn)
@@ -389,15 +376,22 @@ async def last_certified(router: Router, turn: Turn, last: dict[str, object], in
         threshold = turn.services.settings.nlu.intent_threshold
         intent = turn.parse.intent(threshold) if turn.parse is not None else None
     if overdue is None:
-        text = LAST_UNSURE.format(said=said)
+        text = tr("您说上次认证是{said}。认证从那次算起12个月内有效；记不清是哪个月的话，"
+                  "可以查一下认证状态，快到12个月了就再认证一次。", said=said)
     elif months == 0 and said in ("刚刚", "刚才", "今天", "今儿"):
-        text = LAST_JUST_NOW  # "我刚刚在人社通上刷完": done, and how to be sure
+        # "我刚刚在人社通上刷完": done, and how to be sure
+        text = tr("您刚认证完。软件上显示“认证成功”或“认证通过”，就是办好了，12个月内不用再认证。"
+                  "想再确认，可以在软件的认证记录里看；刚办完的记录，这里可能要过一两天才查得到。")
     elif months == 0 and said.endswith("年"):
-        text = LAST_THIS_YEAR  # "今年认证过了": the month is not known, so neither is the due month
+        # "今年认证过了": the month is not known, so neither is the due month
+        text = tr("您说今年已经认证过了。认证从成功那天算起12个月内有效，明年同一个月之前再认证就行；"
+                  "记不清是哪个月的话，可以查一下认证状态。")
     elif months >= 12:
-        text = LAST_DUE.format(said=said)
+        text = tr("您说上次认证是{said}，到现在差不多满12个月了，该认证了。"
+                  "超过12个月没认证，养老金会暂停发放，尽快认证就行。", said=said)
     else:
-        text = LAST_FINE.format(said=said, due=_due_month(months))
+        text = tr("您说上次认证是{said}。认证从那次算起12个月内有效，大约{due}之前再认证一次就行。",
+                  said=said, due=_due_month(months))
     if intent in _NEED_TO_CERTIFY:
         turn.say(text, [tr("查认证状态"), tr("怎么认证")])
         return True

@@ -466,6 +466,46 @@ async def test_the_subscription_keeps_the_chat_language(services: Any) -> None:
     assert row.language == "bo"
 
 
+async def test_the_success_message_and_reminder_offer_are_in_tibetan(services: Any) -> None:
+    """Said after a pensioner's own selfie passes: both the asked offer and the kept promise."""
+    from datetime import date
+
+    from bot.core.conversation import Conversation
+    from bot.core.i18n import render, tr
+    from bot.core.storage.models import Pensioner
+    from bot.records.reminders import subscribe
+    from dialogs.reminders import offer_after_success
+
+    async with services.db.session() as session:
+        pensioner = Pensioner(id_number=ID_A, name="བཀྲ་ཤིས་སྒྲོལ་མ", region="果洛")
+        session.add(pensioner)
+        await session.flush()
+        pensioner_id = pensioner.id
+    success = tr("认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n下次请在 {due} 前后再认证。",
+                 who=tr("您"), due="༢༠༢༧")
+    conv = Conversation(key="wechat:tashi", language=BO)
+    offered = await offer_after_success(services, conv, pensioner_id, date(2027, 3, 15), success)
+    await subscribe(services.db, conv.key, pensioner_id, "self", BO)
+    promised = await offer_after_success(services, Conversation(key="wechat:tashi", language=BO),
+                                         pensioner_id, date(2027, 3, 15), success)
+    # a family member's proxy certification: the due date and the reminder question
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.records.proxy_links import link_pensioner
+    from dialogs.family_verdict import proxy_certified
+
+    await link_pensioner(services.db, ZoneInfo("Asia/Shanghai"), "wechat:son", pensioner_id, "son", "wechat",
+                         datetime.now(ZoneInfo("Asia/Shanghai")))
+    family = await proxy_certified(services, Conversation(key="wechat:son", language=BO), None,
+                                   {"pensioner_id": pensioner_id, "channel": "wechat"}, date(2027, 3, 15))
+    assert len(family) == 1 and len(family[0].options) == 2
+    for reply in (*offered, *promised, *family):
+        text = render(reply.text, BO)
+        assert TIBETAN.search(text) and untranslated(text) == [], text
+        assert all(untranslated(render(option, BO)) == [] for option in reply.options), reply.options
+
+
 async def test_every_answer_and_flow_start_is_in_tibetan(tmp_path: Path, clean_backends: Backends) -> None:
     """A sweep: each knowledge answer and each guided flow's first question, in a Tibetan chat."""
     from bot.app import started
