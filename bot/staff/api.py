@@ -1,7 +1,8 @@
 """The staff JSON API (``/api/staff/...``): the same desk as the pages, for scripts and tools.
 
 Every handler is wrapped in ``api`` (``bot.staff.guards``): no session is a 401 JSON error,
-POSTs pass the CSRF check, bad input is a 4xx JSON error.
+POSTs pass the CSRF check, bad input is a 4xx JSON error. Each handler's route is declared
+on it (``routes``, mounted by ``bot.staff.web.setup``).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from bot.staff.canned import canned_json
 from bot.staff.desk import DECISIONS, aware, photo_available
 from bot.staff.guards import CANNED, DESK, INBOX, api, audit_query, case_id_of, json_body, reminder_query
 from bot.staff.inbox import CasePage, parse_filter
+from bot.staff.paths import API_CASE
 from bot.staff.render import AUDIT_PAGE_SIZE, STATUS_LABELS
 from bot.staff.review import verdict
 
 dumps = functools.partial(json.dumps, ensure_ascii=False)
 SEARCH_PARAMS = {"q", "reason", "channel", "agent", "kind", "from", "to", "page"}
+routes = web.RouteTableDef()
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -60,11 +63,13 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, dumps=dumps)
 
 
+@routes.get("/api/staff/me")
 @api
 async def api_me(request: web.Request, staff: StaffSession) -> web.Response:
     return web.json_response({"username": staff.username, "role": staff.role, "csrf_token": staff.csrf})
 
 
+@routes.get("/api/staff/cases")
 @api
 async def api_cases(request: web.Request, staff: StaffSession) -> web.Response:
     """The cases this staff member may see, a JSON list.
@@ -89,6 +94,7 @@ async def api_cases(request: web.Request, staff: StaffSession) -> web.Response:
     return response
 
 
+@routes.get("/api/staff/counts")
 @api
 async def api_counts(request: web.Request, staff: StaffSession) -> web.Response:
     """``{"waiting", "reviews", "unread", "attention"}``: what the tab title counts."""
@@ -97,6 +103,7 @@ async def api_counts(request: web.Request, staff: StaffSession) -> web.Response:
                   "attention": counts.attention})
 
 
+@routes.get(API_CASE)
 @api
 async def api_case(request: web.Request, staff: StaffSession) -> web.Response:
     ctx = await request.app[DESK].context(staff, case_id_of(request))
@@ -121,6 +128,7 @@ async def api_case(request: web.Request, staff: StaffSession) -> web.Response:
     return _json(body)
 
 
+@routes.get(f"{API_CASE}/messages")
 @api
 async def api_messages(request: web.Request, staff: StaffSession) -> web.Response:
     desk = request.app[DESK]
@@ -132,16 +140,19 @@ async def api_messages(request: web.Request, staff: StaffSession) -> web.Respons
     return _json([message_json(m) for m in await desk.messages(case.id, after)])
 
 
+@routes.post(f"{API_CASE}/claim")
 @api
 async def api_claim(request: web.Request, staff: StaffSession) -> web.Response:
     return _json(case_json(await request.app[DESK].claim(staff, case_id_of(request))))
 
 
+@routes.post(f"{API_CASE}/messages")
 @api
 async def api_send(request: web.Request, staff: StaffSession) -> web.Response:
     return await _written(request, staff, request.app[DESK].reply)
 
 
+@routes.post(f"{API_CASE}/notes")
 @api
 async def api_note(request: web.Request, staff: StaffSession) -> web.Response:
     return await _written(request, staff, request.app[DESK].note)
@@ -154,6 +165,7 @@ async def _written(request: web.Request, staff: StaffSession,
     return _json(message_json(await write(staff, case_id_of(request), body.get("text"))), status=201)
 
 
+@routes.post(f"{API_CASE}/resolve")
 @api
 async def api_resolve(request: web.Request, staff: StaffSession) -> web.Response:
     body = await json_body(request)
@@ -165,6 +177,7 @@ async def api_resolve(request: web.Request, staff: StaffSession) -> web.Response
     return _json(case_json(case), status=202 if case.status == "signoff" else 200)
 
 
+@routes.post(f"{API_CASE}/signoff")
 @api
 async def api_signoff(request: web.Request, staff: StaffSession) -> web.Response:
     """Supervisor: ``{"approve": true|false, "note"}`` on an approval waiting in ``signoff``."""
@@ -173,11 +186,13 @@ async def api_signoff(request: web.Request, staff: StaffSession) -> web.Response
     return _json(case_json(case))
 
 
+@routes.post(f"{API_CASE}/handback")
 @api
 async def api_handback(request: web.Request, staff: StaffSession) -> web.Response:
     return _json(case_json(await request.app[DESK].hand_back(staff, case_id_of(request))))
 
 
+@routes.post(f"{API_CASE}/assign")
 @api
 async def api_assign(request: web.Request, staff: StaffSession) -> web.Response:
     body = await json_body(request)
@@ -185,6 +200,7 @@ async def api_assign(request: web.Request, staff: StaffSession) -> web.Response:
     return _json(case_json(case))
 
 
+@routes.post("/api/staff/pull")
 @api
 async def api_pull(request: web.Request, staff: StaffSession) -> web.Response:
     body = await json_body(request)
@@ -192,6 +208,7 @@ async def api_pull(request: web.Request, staff: StaffSession) -> web.Response:
     return _json(case_json(case), status=201)
 
 
+@routes.get("/api/staff/recent")
 @api
 async def api_recent(request: web.Request, staff: StaffSession) -> web.Response:
     handoff = request.app[keys.SERVICES].handoff
@@ -203,6 +220,7 @@ async def api_recent(request: web.Request, staff: StaffSession) -> web.Response:
     return _json(out)
 
 
+@routes.get("/api/staff/send-failures")
 @api
 async def api_send_failures(request: web.Request, staff: StaffSession) -> web.Response:
     """Messages the channels gave up delivering: all for supervisors, ``?case_id=`` for one case."""
@@ -214,6 +232,7 @@ async def api_send_failures(request: web.Request, staff: StaffSession) -> web.Re
     return _json([f.to_json() for f in failures])
 
 
+@routes.get("/api/staff/events")
 @api
 async def api_events(request: web.Request, staff: StaffSession) -> web.Response:
     """Events from the Redis stream after ``after`` (a stream id), at most 100."""
@@ -232,6 +251,7 @@ async def api_events(request: web.Request, staff: StaffSession) -> web.Response:
     return _json({"events": events, "last": events[-1]["id"] if events else after})
 
 
+@routes.get("/api/staff/audit")
 @api
 async def api_audit(request: web.Request, staff: StaffSession) -> web.Response:
     who, page_no = audit_query(request)
@@ -241,6 +261,7 @@ async def api_audit(request: web.Request, staff: StaffSession) -> web.Response:
          "details": r.details or {}} for r in rows]})
 
 
+@routes.get("/api/staff/reminders")
 @api
 async def api_reminders(request: web.Request, staff: StaffSession) -> web.Response:
     """``GET /api/staff/reminders[?pensioner_id=N][&status=send_failed][&page=N]``: reminder
@@ -254,12 +275,14 @@ async def api_reminders(request: web.Request, staff: StaffSession) -> web.Respon
     return _json(summary)
 
 
+@routes.get("/api/staff/canned")
 @api
 async def api_canned(request: web.Request, staff: StaffSession) -> web.Response:
     """``GET /api/staff/canned``: the canned responses (常用语), for every staff member."""
     return _json([canned_json(row) for row in await request.app[CANNED].all()])
 
 
+@routes.post("/api/staff/canned")
 @api
 async def api_canned_add(request: web.Request, staff: StaffSession) -> web.Response:
     """Supervisors: ``{"shortcut", "text"}`` → 201; 409 ``duplicate_shortcut``."""
@@ -268,6 +291,7 @@ async def api_canned_add(request: web.Request, staff: StaffSession) -> web.Respo
     return _json(canned_json(row), status=201)
 
 
+@routes.put(r"/api/staff/canned/{canned_id:\d+}")
 @api
 async def api_canned_update(request: web.Request, staff: StaffSession) -> web.Response:
     body = await json_body(request)
@@ -276,6 +300,7 @@ async def api_canned_update(request: web.Request, staff: StaffSession) -> web.Re
     return _json(canned_json(row))
 
 
+@routes.delete(r"/api/staff/canned/{canned_id:\d+}")
 @api
 async def api_canned_delete(request: web.Request, staff: StaffSession) -> web.Response:
     await request.app[CANNED].delete(staff, int(request.match_info["canned_id"]))

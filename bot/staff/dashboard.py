@@ -1,5 +1,5 @@
 """The agency's dashboard (issue 22): ``/staff/dashboard`` and ``GET /api/staff/stats``
-(routes in ``bot.staff.web.ROUTES``).
+(its ``routes`` table, mounted by ``bot.staff.web.setup``).
 
 Supervisors only (agents: 403). Both read :class:`bot.records.stats.DashboardStats` for a
 range of local dates, ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (default: the last 30 days;
@@ -47,6 +47,7 @@ DEFAULT_DAYS = 30
 COLORS = {"started": "#5b8def", "id_given": "#4aa3c7", "selfie_sent": "#46b08c", "passed": "#2e7d32",
           "failed": "#d9534f", "review": "#e69500", "approved": "#1f4e79"}
 CAUSE_COLORS = ["#d9534f", "#8e44ad", "#7f8c8d", "#e67e22", "#c0392b"]
+routes = web.RouteTableDef()
 
 
 # ---------------------------------------------------------------- request handling
@@ -110,6 +111,7 @@ def csv_response(stats: dict[str, Any], key: str, period: DateRange) -> web.Resp
                                  "Cache-Control": "no-store"})
 
 
+@routes.get("/api/staff/stats")
 @api
 async def api_stats(request: web.Request, staff: StaffSession) -> web.Response:
     """``GET /api/staff/stats?from=&to=[&format=csv&table=<key>]`` (supervisors)."""
@@ -129,6 +131,7 @@ async def api_stats(request: web.Request, staff: StaffSession) -> web.Response:
     return response
 
 
+@routes.get("/staff/dashboard")
 @html_page
 async def dashboard_page(request: web.Request, staff: StaffSession) -> web.Response:
     """The supervisors' page: every figure as an SVG chart and a table."""

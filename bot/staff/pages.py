@@ -2,6 +2,7 @@
 
 Each handler gathers data from the desk, the auth service and Redis, and hands it to
 ``bot.staff.render``; ``html_page`` (``bot.staff.guards``) checks the session and CSRF.
+Each handler's route is declared on it (``routes``, mounted by ``bot.staff.web.setup``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ from bot.staff.guards import (
     see_other,
 )
 from bot.staff.inbox import MAX_QUERY, CaseFilter, CasePage, parse_filter
+from bot.staff.paths import CASE
+
+routes = web.RouteTableDef()
 
 # ---------------------------------------------------------------- login / logout
 
 
+@routes.get("/staff/login")
 async def login_page(request: web.Request) -> web.Response:
     if await current_staff(request) is not None:
         raise web.HTTPSeeOther("/staff")
@@ -53,6 +58,7 @@ def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
+@routes.post("/staff/login")
 async def login(request: web.Request) -> web.StreamResponse:
     """Form ``username`` + ``password``; sets the session cookie."""
     settings = request.app[keys.SETTINGS]
@@ -87,6 +93,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     return page("登录", render.login_body(error.user_message), status=error.status)
 
 
+@routes.post("/staff/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
     staff = await current_staff(request)
     if staff is not None:
@@ -129,6 +136,8 @@ async def _last_event_id(request: web.Request) -> str:
     return rows[0][0].decode() if rows else "0-0"
 
 
+@routes.get("/staff/")
+@routes.get("/staff")
 @html_page
 async def queue_page(request: web.Request, staff: StaffSession) -> web.Response:
     parts = await _queue_parts(request, staff)
@@ -142,6 +151,7 @@ async def queue_page(request: web.Request, staff: StaffSession) -> web.Response:
     return page("队列", body, staff, script=script)
 
 
+@routes.get("/staff/fragments/{part:reviews|queue|mine|done|recent|failures}")
 @html_page
 async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Response:
     part = request.match_info["part"]
@@ -154,6 +164,7 @@ async def queue_fragment(request: web.Request, staff: StaffSession) -> web.Respo
     return fragment((await _queue_parts(request, staff))[part])
 
 
+@routes.get("/staff/search")
 @html_page
 async def search_page(request: web.Request, staff: StaffSession) -> web.Response:
     """Search and filters over the cases this staff member may see, 20 a page (also the archive)."""
@@ -175,6 +186,7 @@ async def search_page(request: web.Request, staff: StaffSession) -> web.Response
 # ---------------------------------------------------------------- case page
 
 
+@routes.get(CASE)
 @html_page
 async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     desk = request.app[DESK]
@@ -194,12 +206,7 @@ async def case_page(request: web.Request, staff: StaffSession) -> web.Response:
     return page(f"案件 #{case.id}", body, staff, script=script)
 
 
-@html_page
-async def head_fragment(request: web.Request, staff: StaffSession) -> web.Response:
-    ctx = await request.app[DESK].context(staff, case_id_of(request))
-    return fragment(render.head(staff, ctx, request.app[keys.SERVICES].handoff.tz))
-
-
+@routes.get(f"{CASE}/fragments/messages")
 @html_page
 async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Response:
     desk = request.app[DESK]
@@ -210,6 +217,7 @@ async def messages_fragment(request: web.Request, staff: StaffSession) -> web.Re
     return fragment(render.messages(case.id, items, names, request.app[keys.SERVICES].handoff.tz))
 
 
+@routes.get(f"{CASE}/fragments/failures")
 @html_page
 async def case_failures_fragment(request: web.Request, staff: StaffSession) -> web.Response:
     failures = await request.app[DESK].send_failures(staff, case_id_of(request))
@@ -217,6 +225,14 @@ async def case_failures_fragment(request: web.Request, staff: StaffSession) -> w
                                     resend=staff))
 
 
+@routes.get(f"{CASE}/fragments/head")
+@html_page
+async def head_fragment(request: web.Request, staff: StaffSession) -> web.Response:
+    ctx = await request.app[DESK].context(staff, case_id_of(request))
+    return fragment(render.head(staff, ctx, request.app[keys.SERVICES].handoff.tz))
+
+
+@routes.post(CASE + "/{action:claim|reply|note|resolve|handback|assign|signoff|resend}")
 @html_page
 async def case_action(request: web.Request, staff: StaffSession) -> web.StreamResponse:
     """The case page's forms: claim, reply, note, resolve, handback, assign, signoff, resend."""
@@ -258,6 +274,7 @@ async def case_action(request: web.Request, staff: StaffSession) -> web.StreamRe
     return done(request, f"/staff/cases/{case_id}", flash)
 
 
+@routes.post("/staff/pull")
 @html_page
 async def pull_form(request: web.Request, staff: StaffSession) -> web.StreamResponse:
     form = await request.post()
@@ -265,17 +282,20 @@ async def pull_form(request: web.Request, staff: StaffSession) -> web.StreamResp
     return see_other(f"/staff/cases/{case.id}?msg=已接入")
 
 
-@html_page
-async def case_file(request: web.Request, staff: StaffSession) -> web.Response:
-    return private_file(*await request.app[DESK].case_file(staff, case_id_of(request), request.match_info["name"]))
-
-
+@routes.get(CASE + r"/photos/{attempt_id:\d+}")
 @html_page
 async def photo(request: web.Request, staff: StaffSession) -> web.Response:
     return private_file(*await request.app[DESK].photo(staff, case_id_of(request),
                                                        int(request.match_info["attempt_id"])))
 
 
+@routes.get(CASE + r"/files/{name:[0-9a-f]{32}\.img}")
+@html_page
+async def case_file(request: web.Request, staff: StaffSession) -> web.Response:
+    return private_file(*await request.app[DESK].case_file(staff, case_id_of(request), request.match_info["name"]))
+
+
+@routes.get(f"{CASE}/reference-photo")
 @html_page
 async def reference_photo(request: web.Request, staff: StaffSession) -> web.Response:
     return private_file(*await request.app[DESK].reference_photo(staff, case_id_of(request)))
@@ -284,6 +304,7 @@ async def reference_photo(request: web.Request, staff: StaffSession) -> web.Resp
 # ---------------------------------------------------------------- staff management
 
 
+@routes.get("/staff/users")
 @html_page
 async def users_page(request: web.Request, staff: StaffSession) -> web.Response:
     require_supervisor(staff)
@@ -292,6 +313,7 @@ async def users_page(request: web.Request, staff: StaffSession) -> web.Response:
     return page("工作人员", body, staff)
 
 
+@routes.post("/staff/users")
 @html_page
 async def users_add(request: web.Request, staff: StaffSession) -> web.StreamResponse:
     require_supervisor(staff)
@@ -306,6 +328,7 @@ async def users_add(request: web.Request, staff: StaffSession) -> web.StreamResp
     return see_other("/staff/users?msg=已新增")
 
 
+@routes.post(r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}")
 @html_page
 async def users_change(request: web.Request, staff: StaffSession) -> web.StreamResponse:
     require_supervisor(staff)
@@ -326,6 +349,7 @@ async def users_change(request: web.Request, staff: StaffSession) -> web.StreamR
     return see_other("/staff/users?msg=已更新")
 
 
+@routes.get("/staff/audit")
 @html_page
 async def audit_page(request: web.Request, staff: StaffSession) -> web.Response:
     """Supervisors: every decision from the audit log, filtered per staff member, 50 a page."""
@@ -337,6 +361,7 @@ async def audit_page(request: web.Request, staff: StaffSession) -> web.Response:
     return page("审计记录", body, staff)
 
 
+@routes.get("/staff/canned")
 @html_page
 async def canned_page(request: web.Request, staff: StaffSession) -> web.Response:
     """Supervisors: the canned responses (常用语), to add, edit and delete."""
@@ -345,6 +370,7 @@ async def canned_page(request: web.Request, staff: StaffSession) -> web.Response
     return page("常用语", body, staff)
 
 
+@routes.post("/staff/canned")
 @html_page
 async def canned_add(request: web.Request, staff: StaffSession) -> web.StreamResponse:
     form = await request.post()
@@ -352,6 +378,7 @@ async def canned_add(request: web.Request, staff: StaffSession) -> web.StreamRes
     return done(request, "/staff/canned", "已新增")
 
 
+@routes.post(r"/staff/canned/{canned_id:\d+}/{action:update|delete}")
 @html_page
 async def canned_change(request: web.Request, staff: StaffSession) -> web.StreamResponse:
     canned = request.app[CANNED]
@@ -364,6 +391,7 @@ async def canned_change(request: web.Request, staff: StaffSession) -> web.Stream
     return done(request, "/staff/canned", "已保存")
 
 
+@routes.get("/staff/reminders")
 @html_page
 async def reminders_page(request: web.Request, staff: StaffSession) -> web.Response:
     """Supervisors: reminder deliveries (``?status=send_failed`` for the failed ones) and subscriptions."""

@@ -41,65 +41,10 @@ from bot.staff import api, dashboard, pages
 from bot.staff.auth import StaffAuth
 from bot.staff.canned import CannedResponses
 from bot.staff.desk import StaffDesk
-from bot.staff.guards import AUTH, CANNED, COOKIE, CSRF_HEADER, DESK, INBOX, Handler
+from bot.staff.guards import AUTH, CANNED, COOKIE, CSRF_HEADER, DESK, INBOX
 from bot.staff.inbox import Inbox
 
-__all__ = ["AUTH", "CANNED", "COOKIE", "CSRF_HEADER", "DESK", "INBOX", "ROUTES", "setup", "staff_ctx"]
-
-CASE = r"/staff/cases/{case_id:\d+}"
-API_CASE = r"/api/staff/cases/{case_id:\d+}"
-# (method, path, handler): the pages (``bot.staff.pages``), then the JSON API (``bot.staff.api``);
-# the agency dashboard's page and API are in ``bot.staff.dashboard``.
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "/staff/login", pages.login_page),
-    ("POST", "/staff/login", pages.login),
-    ("POST", "/staff/logout", pages.logout),
-    ("GET", "/staff", pages.queue_page),
-    ("GET", "/staff/", pages.queue_page),
-    ("GET", "/staff/fragments/{part:reviews|queue|mine|done|recent|failures}", pages.queue_fragment),
-    ("GET", "/staff/search", pages.search_page),
-    ("GET", CASE, pages.case_page),
-    ("GET", f"{CASE}/fragments/messages", pages.messages_fragment),
-    ("GET", f"{CASE}/fragments/failures", pages.case_failures_fragment),
-    ("GET", f"{CASE}/fragments/head", pages.head_fragment),
-    ("POST", CASE + "/{action:claim|reply|note|resolve|handback|assign|signoff|resend}", pages.case_action),
-    ("GET", CASE + r"/photos/{attempt_id:\d+}", pages.photo),
-    ("GET", CASE + r"/files/{name:[0-9a-f]{32}\.img}", pages.case_file),
-    ("GET", f"{CASE}/reference-photo", pages.reference_photo),
-    ("POST", "/staff/pull", pages.pull_form),
-    ("GET", "/staff/users", pages.users_page),
-    ("POST", "/staff/users", pages.users_add),
-    ("POST", r"/staff/users/{user_id:\d+}/{action:activate|deactivate|unlock}", pages.users_change),
-    ("GET", "/staff/audit", pages.audit_page),
-    ("GET", "/staff/reminders", pages.reminders_page),
-    ("GET", "/staff/canned", pages.canned_page),
-    ("POST", "/staff/canned", pages.canned_add),
-    ("POST", r"/staff/canned/{canned_id:\d+}/{action:update|delete}", pages.canned_change),
-    ("GET", "/api/staff/canned", api.api_canned),
-    ("POST", "/api/staff/canned", api.api_canned_add),
-    ("PUT", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_update),
-    ("DELETE", r"/api/staff/canned/{canned_id:\d+}", api.api_canned_delete),
-    ("GET", "/staff/dashboard", dashboard.dashboard_page),
-    ("GET", "/api/staff/audit", api.api_audit),
-    ("GET", "/api/staff/me", api.api_me),
-    ("GET", "/api/staff/cases", api.api_cases),
-    ("GET", "/api/staff/counts", api.api_counts),
-    ("GET", API_CASE, api.api_case),
-    ("GET", f"{API_CASE}/messages", api.api_messages),
-    ("POST", f"{API_CASE}/claim", api.api_claim),
-    ("POST", f"{API_CASE}/messages", api.api_send),
-    ("POST", f"{API_CASE}/notes", api.api_note),
-    ("POST", f"{API_CASE}/resolve", api.api_resolve),
-    ("POST", f"{API_CASE}/signoff", api.api_signoff),
-    ("POST", f"{API_CASE}/handback", api.api_handback),
-    ("POST", f"{API_CASE}/assign", api.api_assign),
-    ("POST", "/api/staff/pull", api.api_pull),
-    ("GET", "/api/staff/recent", api.api_recent),
-    ("GET", "/api/staff/events", api.api_events),
-    ("GET", "/api/staff/send-failures", api.api_send_failures),
-    ("GET", "/api/staff/reminders", api.api_reminders),
-    ("GET", "/api/staff/stats", dashboard.api_stats),
-]
+__all__ = ["AUTH", "CANNED", "COOKIE", "CSRF_HEADER", "DESK", "INBOX", "setup", "staff_ctx"]
 
 
 async def staff_ctx(app: web.Application) -> Any:
@@ -116,8 +61,8 @@ async def staff_ctx(app: web.Application) -> Any:
 def setup(app: web.Application) -> None:
     """Mount the staff console and its API."""
     app.cleanup_ctx.append(staff_ctx)
-    for method, path, handler in ROUTES:
-        if method == "GET":
-            app.router.add_get(path, handler)  # also answers HEAD, as aiohttp's GET routes do
-        else:
-            app.router.add_route(method, path, handler)
+    # Each module declares its routes beside its handlers (``@routes.get(...)``, which also
+    # answers HEAD). They register in source order (stacked decorators: the lowest first);
+    # aiohttp tries the resources that share a prefix, e.g. ``paths.CASE``, in that order.
+    for table in (pages.routes, api.routes, dashboard.routes):
+        app.router.add_routes(table)
