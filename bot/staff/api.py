@@ -140,10 +140,13 @@ async def api_messages(request: web.Request, staff: StaffSession) -> web.Respons
     return _json([message_json(m) for m in await desk.messages(case.id, after)])
 
 
-@routes.post(f"{API_CASE}/claim")
+@routes.post(API_CASE + "/{action:claim|handback}")
 @api
-async def api_claim(request: web.Request, staff: StaffSession) -> web.Response:
-    return _json(case_json(await request.app[DESK].claim(staff, case_id_of(request))))
+async def api_claim_or_hand_back(request: web.Request, staff: StaffSession) -> web.Response:
+    """Take the case (``claim``) or give the chat back to the assistant (``handback``); no body."""
+    desk = request.app[DESK]
+    change = desk.claim if request.match_info["action"] == "claim" else desk.hand_back
+    return _json(case_json(await change(staff, case_id_of(request))))
 
 
 @routes.post(f"{API_CASE}/messages")
@@ -184,12 +187,6 @@ async def api_signoff(request: web.Request, staff: StaffSession) -> web.Response
     body = await json_body(request)
     case = await request.app[DESK].signoff(staff, case_id_of(request), body.get("approve"), body.get("note"))
     return _json(case_json(case))
-
-
-@routes.post(f"{API_CASE}/handback")
-@api
-async def api_handback(request: web.Request, staff: StaffSession) -> web.Response:
-    return _json(case_json(await request.app[DESK].hand_back(staff, case_id_of(request))))
 
 
 @routes.post(f"{API_CASE}/assign")
