@@ -133,6 +133,18 @@ async def _intro(ctx: DialogContext) -> Step | None:
     return Goto("q_abroad") if known else None
 
 
+async def _intro_answer(ctx: DialogContext, text: str) -> Step:
+    """Their situation told instead of "帮我选方法" ("我不会用智能手机"): kept, and the
+    questions begin (the answered ones skipped and confirmed)."""
+    given = heard(ctx)
+    said = {key: bool(given[key]) for key, _, _ in _SKIPS.values() if given.get(key) is not None}
+    if not said:
+        return NotUnderstood()
+    for key, value in said.items():
+        _remember(ctx, key, value)
+    return Goto("q_abroad", [Reply(tr("好的，记下了。再问您几个简单的问题，说过的不再问："))])
+
+
 BIGDATA_TEXT = (
     tr("“大数据比对”就是社保局自动核对老人最近的生活记录（比如看病、坐车、领补贴），"
     "能确认老人健在，就算认证过了，您什么都不用做。\n"
@@ -170,7 +182,7 @@ choose_method = Dialog(
     entry_intents=("choose_method", "how_to_certify"),
     states={
         "intro": State(
-            on_enter=_intro,
+            on_enter=_intro, on_input=_intro_answer,
             prompt=(tr("我来帮您挑一个最合适的认证方法，只要回答几个简单的问题。\n"
                     "先说个好消息：很多老人不用自己动手，社保局会用“大数据比对”自动帮您认证。")),
             options=[
@@ -179,7 +191,8 @@ choose_method = Dialog(
                        words=("大数据", "自动认证", "已经认证", "不用做")),
                 certify_here(),
                 finish_option(),
-            ]),
+            ],
+            may_go=("q_abroad",)),
         "bigdata": _bigdata_state(Option(tr("帮我选方法"), goto="q_abroad", words=("选方法", "帮我选"))),
         "q_abroad": _question(
             "q_abroad", tr("第1个问题：老人现在住在国外（或港澳台）吗？"),

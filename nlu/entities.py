@@ -329,6 +329,8 @@ _YEAR_MONTH = re.compile(rf"(?P<rel>去年|前年|今年)\s*(?P<month>{_NUM})\s*
 _LONG_AGO = re.compile(r"很久|好久|好多年|好几年|多年|几年")
 # A clause: the time and the certification word must be in the same one.
 _CLAUSE = re.compile(r"[，,。；;！!？?\n]")
+# "上个月刷脸一直失败": a failed attempt, not when they last certified.
+_FAILED_WORDS = re.compile(r"失败|不通过|没通过|通不过|过不了|不是本人|不成功|没成功|没弄成|没办成|报错")
 
 
 def _months_between(today: dt.date, year: int, month: int) -> int:
@@ -395,7 +397,8 @@ _ASKS_IF_CERTIFIED = re.compile(r"认证(?:了|过)(?:吗|么|没|没有|嘛)|(?
 
 
 def _last_certified_in(clause: str, today: dt.date) -> LastCertified | None:
-    if _CERTIFIED_WORD.search(clause) is None or _ASKS_IF_CERTIFIED.search(clause):
+    if _CERTIFIED_WORD.search(clause) is None or _ASKS_IF_CERTIFIED.search(clause) \
+            or _FAILED_WORDS.search(clause):
         return None
     for match in _YEAR_MONTH.finditer(clause):
         month = _number(match["month"])

@@ -448,6 +448,15 @@ def test_last_certified_needs_a_past_certification() -> None:
     assert read("一年多没认证了", today=today).slots["last_certified"]["overdue"] is True
 
 
+async def test_a_failed_attempt_is_not_when_they_last_certified(testbot: TestBot) -> None:
+    today = date(2026, 12, 4)
+    for text in ("上个月人社通刷脸一直失败 说我不是本人", "昨天认证没通过", "前天刷脸不成功"):
+        assert entities.extract_last_certified(text, today=today) is None, text
+    await testbot.say("上个月人社通刷脸一直失败 说我不是本人")
+    assert "上次认证" not in testbot.text and "不是本人" in testbot.text
+    assert (await testbot.conversation()).frame.dialog == "cert_failed"
+
+
 async def test_last_certified_over_a_year_ago_is_the_missed_deadline(testbot: TestBot) -> None:
     await testbot.say("我爸2024年8月认证过一次 后来就没弄了 现在还能认证不")
     assert "您说上次认证是2024年8月" in testbot.text and "超过12个月" in testbot.text
@@ -666,6 +675,14 @@ async def test_a_name_before_the_id_number_is_kept_for_the_name_question(testbot
 
 
 # ---------------------------------------------------------------- plain answers, side questions
+
+
+async def test_a_situation_told_at_the_first_screen_starts_the_questions(testbot: TestBot) -> None:
+    await testbot.say("怎么认证")
+    await testbot.say("我不会用智能手机")  # instead of "帮我选方法"
+    assert "没听明白" not in testbot.text and "第1个问题" in testbot.text
+    await testbot.say("不在")
+    assert "不会用手机" in testbot.text and "第3个问题" in testbot.text  # the phone question is skipped
 
 
 async def test_short_plain_answers_lead_through_choosing_a_method(testbot: TestBot) -> None:
