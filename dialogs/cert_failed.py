@@ -9,7 +9,7 @@ intent with a known cause jumps straight to that cause's fix.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.core.facts import NO_MODEL
@@ -180,8 +180,29 @@ def _ask_prompt(ctx: DialogContext) -> Reply:
     return Reply(opening + tr("认证时手机上提示了什么，或者发生了什么？回复数字，或者直接打字告诉我："))
 
 
+def _after_fix(cause: Cause) -> Callable[[DialogContext, str], Awaitable[Step]]:
+    """Free words after a fix: another cause named goes to its fix; it worked; still failing,
+    or this cause ruled out ("光线挺亮的", "网络挺好的"), is the next suggestion."""
+
+    async def on_input(ctx: DialogContext, text: str) -> Step:
+        key = classify(text)
+        # "光线挺亮的" after any fix: what it advised is fine, so that was not it
+        ruled_out = any(not _not_ruled_out(other)(text) for other in CAUSES)
+        if key is not None and key != cause.key and not ruled_out:
+            return await _describe(ctx, text)
+        if SUCCESS.search(text) and not STILL_FAILING.search(text):
+            return await _worked(ctx)
+        if ruled_out or STILL_FAILING.search(text):
+            return await _still_failing(ctx)
+        return NotUnderstood(hint=tr("试过以后，成功了请回复 1，还是不行请回复 2。"))
+
+    on_input.__name__ = f"after_fix_{cause.key}"
+    return on_input
+
+
 def _fix_state(cause: Cause) -> State:
-    return State(prompt=cause.fix + tr("\n试好了告诉我结果："), options=[
+    return State(prompt=cause.fix + tr("\n试好了告诉我结果："), on_input=_after_fix(cause),
+                 may_go=(*(f"fix_{other.key}" for other in CAUSES if other is not cause), "missed"), options=[
         Option(tr("好了，成功了"), run=_worked, words=("成功了", "好了", "通过了", "可以了", "成功")),
         Option(tr("还是不行"), run=_still_failing, words=("还是不行", "不行", "失败", "没通过", "还不行"),
                may_go=("ask", "offer_help")),

@@ -38,6 +38,9 @@ from nlu.safety import mentions_death
 log = logging.getLogger(__name__)
 RETRIEVAL_ONLY_FLOOR = 0.6
 RETRIEVAL_ONLY_MARGIN = 0.2
+# Inside a flow, a message that asks nothing interrupts it with a knowledge answer only
+# from this score up (a question needs the usual ``nlu.faq_threshold``).
+IN_FLOW_STATEMENT_FLOOR = 0.45
 # Knowledge entries about a pensioner's death (answered only where a death was told).
 DEATH_ENTRIES = frozenset({"pensioner_died", "pension_after_death"})
 SMALL_TALK = {"greet", "thanks", "goodbye", "affirm", "deny"}
@@ -190,6 +193,9 @@ class Router:
             entry = self.retrieve(turn)
             if entry is not None and entry.intent in SMALL_TALK:
                 entry = None  # "好的" / "不是" entries are never an answer inside a flow
+            if entry is not None and not looks_like_question(turn.msg.content or "") \
+                    and not self._clear_hit(turn):
+                entry = None  # "还是不行" is no question: a faint likeness does not interrupt the flow
             if entry is not None and frame.dialog != "main_menu":
                 await self.answer_and_resume(turn, entry)
                 return
@@ -279,6 +285,11 @@ class Router:
         if len(hits) > 1 and hits[1].score > hits[0].score - RETRIEVAL_ONLY_MARGIN:
             return None
         return hits[0].entry
+
+    def _clear_hit(self, turn: Turn) -> bool:
+        """The best knowledge match is well above the answer floor (``IN_FLOW_STATEMENT_FLOOR``)."""
+        hits = chat_services(turn).faq.search(turn.msg.content or "", limit=1)
+        return bool(hits) and hits[0].score >= IN_FLOW_STATEMENT_FLOOR
 
     def retrieve(self, turn: Turn) -> FaqEntry | None:
         text = turn.msg.content

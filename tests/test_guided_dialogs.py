@@ -353,6 +353,18 @@ async def test_failure_diagnosis_repeated_failure_offers_appeal(testbot: TestBot
     assert conv.mode == "waiting" and conv.case_id
 
 
+async def test_after_a_fix_free_words_lead_on(testbot: TestBot) -> None:
+    await start(testbot, "cert_failed")
+    await testbot.say("8")
+    assert await frame_of(testbot) == ("cert_failed", "fix_not_matched")
+    await testbot.say("光线挺亮的")  # what the fix advised is fine: not that, the next suggestion
+    assert await frame_of(testbot) == ("cert_failed", "ask") and "别的原因" in testbot.text
+    await testbot.say("还是不行")
+    assert await frame_of(testbot) == ("cert_failed", "offer_help")
+    await testbot.say("还是不行")  # no question: never a knowledge answer that merely looks alike
+    assert "自动回复" not in testbot.text and testbot.options[0] == "申请人工审核（申诉）"
+
+
 async def test_failure_intent_with_known_cause_jumps_to_the_fix(testbot: TestBot) -> None:
     await start(testbot, "fail_info_mismatch")
     assert await frame_of(testbot) == ("cert_failed", "fix_info_mismatch")
