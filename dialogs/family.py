@@ -31,7 +31,7 @@ from bot.records import proxy_links
 from bot.records.events import Chat, FailureCause
 from bot.records.events import Step as EventStep
 from bot.records.reminders import subscribe
-from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, TO_MENU, already_certified
+from dialogs.common import MENU_OPTIONS, NOT_ENROLLED, TO_MENU, already_certified, fact
 from dialogs.engine import (
     ChatServices,
     Dialog,
@@ -137,7 +137,8 @@ async def _on_enter(ctx: DialogContext) -> Step | None:
     if re.search(r"管理|移除|解除|删除", text):
         return Goto("manage")
     found = ctx.turn.parse.entities if ctx.turn.parse else []
-    relationship = relationship_of(text, found)
+    kept = fact(ctx, "relationship")  # said earlier in this chat ("我爸85了 起不来", then "帮家人认证")
+    relationship = relationship_of(text, found) or (relationship_of(str(kept)) if kept else None)
     if relationship and ctx.frame.state == "relationship" and "relationship" not in ctx.slots:
         ctx.slots["relationship"] = relationship
         return Goto("ask_id", [Reply(RELATIONSHIP_NOTED.format(relationship=relationship))])

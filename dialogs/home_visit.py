@@ -19,7 +19,7 @@ from bot.core.i18n import concat, join, tr
 from bot.core.messages import Reply
 from bot.core.storage.models import HomeVisitRequest
 from bot.records.pensioners import names_match
-from dialogs.common import find_id, find_phone, heard, looks_like_question, masked
+from dialogs.common import fact, find_id, find_phone, heard, looks_like_question, masked
 from dialogs.engine import (
     Dialog,
     DialogContext,
@@ -65,6 +65,9 @@ class HomeVisitForm(Form):
             for slot, key in (("id_number", "id_number"), ("name", "pensioner_name")):
                 if ctx.memory.get(key) and not ctx.slots.get(slot):
                     ctx.slots[slot] = ctx.memory[key]
+            reason = fact(ctx, "reason")  # "我爸在床上起不来" said before asking for the visit
+            if reason and not ctx.slots.get("reason"):
+                ctx.slots["reason"] = str(reason)
         return super().requested(ctx)
 
     def ask(self, ctx: DialogContext) -> list[Reply]:

@@ -677,6 +677,21 @@ async def test_a_name_before_the_id_number_is_kept_for_the_name_question(testbot
 # ---------------------------------------------------------------- plain answers, side questions
 
 
+async def test_a_family_member_of_a_bedridden_parent_hears_both_ways_and_is_not_asked_again(
+        testbot: TestBot) -> None:
+    await testbot.say("我爸85了 在床上起不来 怎么认证")
+    assert "帮老人刷脸" in testbot.text and "上门认证" in testbot.text
+    assert testbot.options[:2] == ["帮家人认证", "申请上门认证"]
+    await testbot.say("1")  # certifying for him at home: the relationship is known
+    assert "您是老人的子女" in testbot.text and "身份证号" in testbot.text
+    assert (await testbot.conversation()).frame.state == "ask_id"
+
+    other = TestBot(testbot.services)
+    await other.say("我妈瘫在床上 咋认证")
+    await other.say("申请上门认证")  # a visit: why she cannot come is not asked again
+    assert "原因：瘫在床上" in other.text and "姓名" in other.text
+
+
 async def test_a_situation_told_at_the_first_screen_starts_the_questions(testbot: TestBot) -> None:
     await testbot.say("怎么认证")
     await testbot.say("我不会用智能手机")  # instead of "帮我选方法"
