@@ -117,6 +117,18 @@ def relationship_of(text: str, found: list[Any] | None = None) -> str | None:
     return next((rel for pattern, rel in _BO_RELATIONSHIP_PATTERNS if pattern.search(text or "")), None)
 
 
+# "我想给我妈认证", "替老伴办个认证": certifying for a relative named right after 给/帮/替
+# ("我女儿帮我认证" names the helper, not the pensioner).
+_FOR_RELATIVE_PATTERN = re.compile(
+    r"(?:给|帮|替|为)(?:我|俺|咱)?(?:的|家)?(?:" + "|".join(
+        re.escape(w) for w in sorted((*_WORD_TO_RELATIONSHIP, "老人", "家里老人", "家人", "老爷子", "老太太"),
+                                     key=len, reverse=True) if w not in ("其他", "其他亲属", "亲属"))
+    + r")们?[^，,。？?]{0,6}?(?:认证|刷脸|年审)")
+
+
+def for_a_relative(text: str) -> bool:
+    """The message asks to certify a relative ("给我妈认证"), not to be certified."""
+    return _FOR_RELATIVE_PATTERN.search(text or "") is not None
 
 
 def _tz(services: ChatServices) -> ZoneInfo:

@@ -34,6 +34,7 @@ from dialogs.engine import (
     match_option,
     option_number,
 )
+from dialogs.family import for_a_relative
 from dialogs.identity import CHECKED_IDENTITY
 from faq.knowledge import FaqEntry
 from nlu.reading import BEIJING, SITUATION, Reading, read
@@ -237,7 +238,8 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         rest = reading.after_greeting
         turn.msg = dataclasses.replace(turn.msg, text=rest, voice_transcript=None)
         turn.parse = await turn.services.understand(rest)
-        return False
+        # the rest is listened to as if it came alone ("你好 我想给我妈认证")
+        return await listen(router, turn, turn.parse.intent(turn.services.settings.nlu.intent_threshold))
     if reading.id_invalid and "id_number" not in reading.slots:
         conv.stack.clear()
         turn.say(tr("这个身份证号码好像输错了一位（最后一位对不上）。请对着身份证再核对一遍，"
@@ -274,6 +276,10 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         and ("id_number" in slots or "name" in slots) and not _STATUS_WORDS.search(text) \
         and bool(_FAMILY_ASK.search(text) or _HERE.search(text) or intent == "certify_now")
     if family and intent not in ("method_home_visit", "cert_failed"):
+        return await router.answer_intent(turn, "family_certification")
+    if for_a_relative(text) and intent in _CHOOSING | {"certify_now", "family_certification"} \
+            and not _STATUS_WORDS.search(text) and "leave_home" not in slots:
+        # "我想给我妈认证" (read as "how to certify"): the family flow, which shows the way
         return await router.answer_intent(turn, "family_certification")
     if "id_number" in slots:
         conv.memory["id_number"] = slots["id_number"]

@@ -27,7 +27,7 @@ from dialogs.common import looks_like_question
 from dialogs.engine import Dialog, DialogEngine, EngineResult, chat_services, option_number
 from dialogs.menu import GREETING, MENU_LABELS, WELCOME_BACK
 from dialogs.reminders import stop_reminders
-from faq.knowledge import FaqEntry
+from faq.knowledge import FaqEntry, FaqHit
 from handlers.language import only_asks_language
 from handlers.listening import listen
 from handlers.protect import BEREAVED
@@ -190,11 +190,12 @@ class Router:
             if intent and intent not in SMALL_TALK and intent != "out_of_scope":
                 if await self.answer_intent(turn, intent, resume=frame.dialog != "main_menu"):
                     return
-            entry = self.retrieve(turn)
+            hit = self._best_hit(turn)
+            entry = hit.entry if hit is not None and hit.score >= services.settings.nlu.faq_threshold else None
             if entry is not None and entry.intent in SMALL_TALK:
                 entry = None  # "好的" / "不是" entries are never an answer inside a flow
-            if entry is not None and not looks_like_question(turn.msg.content or "") \
-                    and not self._clear_hit(turn):
+            if hit is not None and not looks_like_question(turn.msg.content or "") \
+                    and hit.score < IN_FLOW_STATEMENT_FLOOR:
                 entry = None  # "还是不行" is no question: a faint likeness does not interrupt the flow
             if entry is not None and frame.dialog != "main_menu":
                 await self.answer_and_resume(turn, entry)
@@ -286,19 +287,18 @@ class Router:
             return None
         return hits[0].entry
 
-    def _clear_hit(self, turn: Turn) -> bool:
-        """The best knowledge match is well above the answer floor (``IN_FLOW_STATEMENT_FLOOR``)."""
-        hits = chat_services(turn).faq.search(turn.msg.content or "", limit=1)
-        return bool(hits) and hits[0].score >= IN_FLOW_STATEMENT_FLOOR
-
-    def retrieve(self, turn: Turn) -> FaqEntry | None:
+    def _best_hit(self, turn: Turn) -> FaqHit | None:
+        """The best knowledge match that may answer this chat (a death entry may not)."""
         text = turn.msg.content
         if not text:
             return None
-        hits = chat_services(turn).faq.search(text, limit=1)
-        if hits and hits[0].score >= turn.services.settings.nlu.faq_threshold \
-                and self._may_answer(turn, hits[0].entry):
-            return hits[0].entry
+        hits = [hit for hit in chat_services(turn).faq.search(text, limit=3) if self._may_answer(turn, hit.entry)]
+        return hits[0] if hits else None
+
+    def retrieve(self, turn: Turn) -> FaqEntry | None:
+        hit = self._best_hit(turn)
+        if hit is not None and hit.score >= turn.services.settings.nlu.faq_threshold:
+            return hit.entry
         return None
 
     @staticmethod

@@ -692,6 +692,24 @@ async def test_a_family_member_of_a_bedridden_parent_hears_both_ways_and_is_not_
     assert "原因：瘫在床上" in other.text and "姓名" in other.text
 
 
+async def test_certifying_a_relative_said_after_a_greeting_starts_the_family_flow(testbot: TestBot) -> None:
+    await testbot.say("你好 我想给我妈认证")  # the rest after the greeting is listened to as well
+    assert "您是老人的子女" in testbot.text
+    assert (await testbot.conversation()).frame.state == "ask_id"
+    other = TestBot(testbot.services)
+    await other.say("我女儿帮我认证 怎么弄")  # the daughter helps: the pensioner asks, not the family flow
+    assert (await other.conversation()).frame.dialog != "family"
+
+
+async def test_a_pension_that_did_not_arrive_and_whether_certification_is_why(testbot: TestBot) -> None:
+    await testbot.say("我的养老金这个月没到账")
+    assert "暂停发放" in testbot.text and "查认证状态" in testbot.options
+    await testbot.say("是不是没认证的原因")  # "是不是" is not "不是" (no)
+    assert "暂停发放" in testbot.text and "您想办哪件事" not in testbot.text
+    await testbot.say("养老金怎么停了")  # a death entry ranks first but may not answer
+    assert "暂停发放" in testbot.text and "没太明白" not in testbot.text
+
+
 async def test_a_situation_told_at_the_first_screen_starts_the_questions(testbot: TestBot) -> None:
     await testbot.say("怎么认证")
     await testbot.say("我不会用智能手机")  # instead of "帮我选方法"
