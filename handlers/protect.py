@@ -226,6 +226,10 @@ _RULE_PATTERNS = {
                     r"(?:发|到账|到|打)|涨了?多少|涨没涨|上调|有多少|是多少|领多少|发多少|多少钱)",
 }
 _RULES = tuple((re.compile(pattern), intent) for intent, pattern in _RULE_PATTERNS.items())
+# A question anywhere in the message ("每年都要认证吗 太麻烦了"), and model intents that are
+# no question of their own (a fed-up remark stays one).
+_ASKS = re.compile(r"吗|怎么|咋|能不能|可不可以|是不是|有没有|要不要|什么|为什么|哪|多少|[?？]")
+_NOT_A_QUESTION = {"thanks", "greet", "affirm", "deny", "out_of_scope", FRUSTRATED_INTENT}
 
 
 def _drop_unfounded_guesses(turn: Turn) -> None:
@@ -236,7 +240,11 @@ def _drop_unfounded_guesses(turn: Turn) -> None:
     parse, text = turn.parse, turn.msg.content or ""
     if parse is None or parse.top is None:
         return
+    threshold = turn.services.settings.nlu.intent_threshold
     for rule, intent in _RULES:
+        if intent == FRUSTRATED_INTENT and _ASKS.search(text) and parse.top.confidence >= threshold \
+                and parse.top.name not in _NOT_A_QUESTION:
+            continue  # "每年都要认证吗 太麻烦了": the question is answered, not only the mood
         if rule.search(text) and match_scam(text) is None:  # found by rule: no model intent has it
             turn.parse = dataclasses.replace(parse, intents=[IntentScore(intent, 1.0), *parse.intents])
             return

@@ -851,6 +851,18 @@ async def test_being_fed_up_is_answered_kindly_not_thanked(testbot: TestBot) -> 
     assert "身份证号" in testbot.text and "添麻烦" not in testbot.text
 
 
+async def test_a_question_said_with_a_sigh_is_answered(testbot: TestBot) -> None:
+    await testbot.say("我是退休职工 每年都要认证吗 太麻烦了")
+    assert "12个月" in testbot.text and "添麻烦" not in testbot.text
+
+
+async def test_whether_it_went_through_and_whether_a_message_comes(testbot: TestBot) -> None:
+    for said in ("认证成功了没有短信通知吗", "我上午在人社通上认证了 显示提交成功 算认证了吗", "刷完了 上面写着审核中"):
+        await testbot.say(said)
+        assert "审核" in testbot.text and "认证成功" in testbot.text, said
+        assert "身份证号" not in testbot.text and "申诉" not in testbot.text, said
+
+
 async def test_a_login_code_that_never_comes_gets_help_and_a_code_asked_for_gets_the_warning(
         testbot: TestBot) -> None:
     await testbot.say("登录人社通收不到验证码怎么办")
