@@ -11,6 +11,7 @@ import re
 from functools import lru_cache
 
 from bot.core.understanding import IntentScore
+from nlu.cues import CUES
 
 _STRIP = re.compile(r"[\s，。！？、,.!?~～…\u0F0D-\u0F14]+|\u0F0B(?=[\s\u0F0D-\u0F14]|$)")  # + Tibetan shad, final tsheg
 
@@ -42,19 +43,11 @@ _ANY_COMMAND = re.compile(
 _LONGEST_COMMAND = max(len(word) for words in COMMAND_WORDS.values() for word in words)
 
 
-# Opting out of certification reminders (issue 20), in any state: "不用提醒了", "取消提醒",
-# "以后别再提醒我了", "关闭认证提醒"... as the whole message.
-STOP_REMINDERS = re.compile(
-    r"^(以后|今后|往后|下次)?(请|麻烦|你)?(就|也)?(不用|不要|别|无需|不需要|用不着|甭|取消|关闭|关掉|停止|退订|停掉)"
-    r"(再)?(给我|帮我|跟我|给我们|通知)?(发)?(认证|到期|养老金)?(的)?(消息)?提醒(我|我们|了|啦|吧|服务|功能|消息)*$"
-    r"|^(认证)?提醒(取消|关闭|关掉|停掉|不要|不用)(了|吧|掉)*$")
-
-
-# Giving up on waiting for a person, the ways people say it besides the bare "算了" / "取消":
-# "算了吧", "好吧那算了", "不等了", "不用了 谢谢", "我自己弄吧 不要人工了". Only short messages:
-# a longer one says more than that (a question for the person, who will read it).
-_GIVES_UP = re.compile(r"算了|不等了|不想等|等不了|不排了|不排队|取消排队|退出排队|不用了|不需要了|"
-                       r"不要人工|不用人工|不找人工|我自己(?:弄|来|办|搞|试)")
+# Cue phrases in nlu/data/cues.yml: opting out of certification reminders (issue 20) as the
+# whole message, in any state ("不用提醒了", "取消提醒"...), and giving up on waiting for a
+# person ("算了吧", "不等了", "我自己弄吧"...). Only short messages give up: a longer one says
+# more than that (a question for the person, who will read it).
+STOP_REMINDERS, _GIVES_UP = CUES.take("stop_reminders", "gives_up")
 _GIVES_UP_LONGEST = 14
 
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from bot import services as bot_services
 from bot.core.understanding import Entity, IntentScore, ParseResult
 from bot.services import Services, build_nlu
+from nlu import cues, entities, rasa_model, training_data
 from nlu import embedded as embedded_module
-from nlu import entities, rasa_model, training_data
 from nlu.embedded import EmbeddedNlu
 from nlu.rasa_backend import RasaNlu, RasaUnavailableError
 from nlu.rules import COMMAND_PATTERNS, COMMAND_WORDS, match_command, normalise
@@ -253,6 +253,59 @@ def test_numbers_need_a_digit(text: str) -> None:
     expected = [m.group(1) for m in entities._ID_CANDIDATE.finditer(cleaned)]
     expected += [m.group(1) for m in entities._PHONE.finditer(cleaned)]
     assert sorted(e.value.upper() for e in entities.extract_numbers(text)) == sorted(v.upper() for v in expected)
+
+
+# ---------------------------------------------------------------- cue phrases (nlu/data/cues.yml)
+
+
+def test_the_cue_file_is_not_training_data() -> None:
+    assert cues.PATH.parent == training_data.DATA_DIR and cues.PATH.name != rasa_model.DATA.name
+    assert training_data.load(cues.PATH) == training_data.TrainingData()  # no nlu: section
+
+
+def test_every_cue_in_the_file_is_read_by_the_code() -> None:
+    code = "".join((Path(cues.__file__).parent / name).read_text(encoding="utf-8")
+                   for name in ("reading.py", "rules.py"))
+    names = [*cues.CUES.yes_no, *cues.CUES.choices, *cues.CUES.patterns]
+    assert [name for name in names if f'"{name}"' not in code] == []
+
+
+def test_cue_lists_fill_patterns_as_escaped_alternatives(tmp_path: Path) -> None:
+    path = tmp_path / "cues.yml"
+    path.write_text("lists:\n  places: [西宁, a.b]\npatterns:\n  at: ['在(?:{places})', 'x{0,4}y']\n"
+                    "choices:\n  os:\n    ios: {pattern: ios, flags: [IGNORECASE]}\n", encoding="utf-8")
+    loaded = cues.load(path)
+    assert loaded.take("at")[0].pattern == r"在(?:西宁|a\.b)|x{0,4}y"
+    assert loaded.choice_table("os")[0][1][0][1].flags & re.IGNORECASE
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("patterns: [a", "not valid YAML"),
+    ("patterns:\n  x: '(?:a'\n", "patterns.x: missing ), unterminated subpattern"),
+    ("patterns:\n  x: ['(?:a', 'b)']\n", "patterns.x: missing )"),  # split inside a group
+    ("patterns:\n  x: ''\n", "patterns.x: a pattern is a non-empty string"),
+    ("patterns:\n  x: 'a|'\n", "patterns.x: matches an empty message"),
+    ("patterns:\n  x: '在{places}'\n", "patterns.x: {places} names no list"),
+    ("patterns:\n  x: {pattern: a, flags: [CASELESS]}\n", "'CASELESS' is not a re flag"),
+    ("patterns:\n  x: a\n  x: b\n", "line 3: 'x' written twice"),
+    ("yes_no:\n  s:\n    no: a\n    yes: b\n", "yes_no.s: False is not a name (quote it"),
+    ("yes_no:\n  s:\n    'no': a\n", "yes_no.s: needs exactly 'no' and 'yes'"),
+    ("regex:\n  x: a\n", "unknown sections ['regex']"),
+])
+def test_a_malformed_cue_stops_the_import_with_its_name(tmp_path: Path, text: str, error: str) -> None:
+    path = tmp_path / "cues.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(cues.CueError, match=re.escape(error)):
+        cues.load(path)
+
+
+def test_a_missing_cue_or_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(cues.CueError, match="no cue patterns.nowhere"):
+        cues.CUES.take("person", "nowhere")
+    with pytest.raises(cues.CueError, match="no cue yes_no.pets"):
+        cues.CUES.yes_no_table("pets")
+    with pytest.raises(cues.CueError, match="cannot read the cue file"):
+        cues.load(tmp_path / "missing.yml")
 
 
 # ---------------------------------------------------------------- embedded backend
