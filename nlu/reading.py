@@ -37,10 +37,10 @@ from nlu.cues import CUES
 _YES_NO = CUES.yes_no_table("smartphone", "family_help", "leave_home", "abroad")
 # (slot, ((value, pattern), ...)): the first value whose pattern matches fills the slot.
 _CHOICES = CUES.choice_table("phone_type", "app")
-(_REASON, _REASON_END, _PERSON, _QUIT, _QUIT_LEAD, _QUESTION, _MONEY, _SMALL_PRINT, _READING_TROUBLE, _REMIND,
- _REMIND_OFF, _APPEAL, _GREETING) = CUES.take(
+(_REASON, _REASON_END, _PERSON, _QUIT, _QUIT_LEAD, _QUESTION, _MONEY, _SMALL_PRINT, _READING_TROUBLE,
+ _READING_TROUBLE_OF_ANOTHER, _REMIND, _REMIND_OFF, _APPEAL, _GREETING) = CUES.take(
     "reason", "reason_end", "person", "quit", "quit_lead", "question", "money", "small_print", "reading_trouble",
-    "remind", "remind_off", "appeal", "greeting")
+    "reading_trouble_of_another", "remind", "remind_off", "appeal", "greeting")
 
 
 @dataclass
@@ -129,7 +129,8 @@ def read(text: str, today: dt.date | None = None) -> Reading:
     reading.remind = bool(_REMIND.search(text)) and not _REMIND_OFF.search(text)
     reading.money = bool(_MONEY.search(text))
     reading.small_print = bool(_SMALL_PRINT.search(text))
-    reading.reading_trouble = bool(_READING_TROUBLE.search(text)) and not reading.small_print
+    reading.reading_trouble = bool(_READING_TROUBLE.search(text)) and not reading.small_print \
+        and not _READING_TROUBLE_OF_ANOTHER.search(text)
     reading.appeal = bool(_APPEAL.search(text))
     greeting = _GREETING.match(text)
     if greeting and greeting.end() > 0:

@@ -851,6 +851,14 @@ async def test_being_fed_up_is_answered_kindly_not_thanked(testbot: TestBot) -> 
     assert "身份证号" in testbot.text and "添麻烦" not in testbot.text
 
 
+async def test_someone_else_who_cannot_read_is_not_the_writer(testbot: TestBot) -> None:
+    assert read("我不识字 怎么认证").reading_trouble
+    for text in ("她不识字 我帮她弄", "我妈看不懂汉字", "老人不认字"):
+        assert not read(text).reading_trouble, text
+    await testbot.say("我妈今年的认证还没做 她不识字 我帮她弄")  # the writer helps: the family flow
+    assert "汉字看不太懂也能办好" not in testbot.text and "您是老人的子女" in testbot.text
+
+
 async def test_a_question_said_with_a_sigh_is_answered(testbot: TestBot) -> None:
     await testbot.say("我是退休职工 每年都要认证吗 太麻烦了")
     assert "12个月" in testbot.text and "添麻烦" not in testbot.text
