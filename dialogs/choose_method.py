@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.core.facts import WHERE_OFFLINE
-from bot.core.i18n import tr
+from bot.core.i18n import concat, tr
 from bot.core.messages import Reply
 from dialogs.app_guides import APP_ALIPAY, APP_QINGHAI
 from dialogs.common import APPLY_HOME_VISIT, certify_here, fact, finish_option, heard, no, yes
@@ -86,6 +86,7 @@ async def _reconsider(ctx: DialogContext, text: str) -> Step:
         _remember(ctx, key, bool(value))
     for question in _SKIPS:
         ctx.slots.pop(f"_asked_{question}", None)
+    ctx.slots.pop("_numbered", None)
     return Goto("q_abroad", [Reply(tr("好的，按您刚才说的，重新帮您挑一下："))])
 
 
@@ -117,11 +118,30 @@ def _heard_answer(question: str) -> Callable[[DialogContext, str], Awaitable[Ste
     return on_input
 
 
+# Questions are numbered as they are asked: a question skipped (answered in passing) takes no number.
+ORDINALS = (tr("第1个问题："), tr("第2个问题："), tr("第3个问题："), tr("第4个问题："))
+
+
+def _numbered(question: str, body: str) -> Callable[[DialogContext], Reply]:
+    """The question with its number among those asked in this run ("第2个问题：…")."""
+
+    def prompt(ctx: DialogContext) -> Reply:
+        asked = [str(q) for q in ctx.slots.get("_numbered") or []]
+        if question not in asked:
+            asked.append(question)
+            ctx.slots["_numbered"] = asked
+        return Reply(concat(ORDINALS[asked.index(question)], body))
+
+    prompt.__name__ = f"ask_{question}"
+    return prompt
+
+
 def _question(question: str, prompt: str, explain: str, if_yes: Option, if_no: Option) -> State:
     """A yes/no question: skipped when already answered in passing, answered by free words
     too; "yes" and "no" lead where ``_SKIPS`` says."""
     _, yes_state, no_state = _SKIPS[question]
-    return State(on_enter=_skip(question), on_input=_heard_answer(question), explain=explain, prompt=prompt,
+    return State(on_enter=_skip(question), on_input=_heard_answer(question), explain=explain,
+                 prompt=_numbered(question, prompt),
                  options=[_answered(question, replace(if_yes, goto=yes_state), True),
                           _answered(question, replace(if_no, goto=no_state), False), BACK])
 
@@ -195,19 +215,19 @@ choose_method = Dialog(
             may_go=("q_abroad",)),
         "bigdata": _bigdata_state(Option(tr("帮我选方法"), goto="q_abroad", words=("选方法", "帮我选"))),
         "q_abroad": _question(
-            "q_abroad", tr("第1个问题：老人现在住在国外（或港澳台）吗？"),
+            "q_abroad", tr("老人现在住在国外（或港澳台）吗？"),
             tr("这个问题是问：老人现在是不是住在外国（或者香港、澳门、台湾）。住在国内就回复 2。"),
             yes(tr("是，在国外"), words=YES_ABROAD), no(tr("不是，在国内"), words=NO_ABROAD)),
         "q_phone": _question(
-            "q_phone", tr("第2个问题：老人自己会用智能手机吗？（比如会用微信视频聊天）"),
+            "q_phone", tr("老人自己会用智能手机吗？（比如会用微信视频聊天）"),
             tr("这个问题是问：老人自己会不会用智能手机，比如会不会用微信和家人视频。会就回复 1，不会就回复 2。"),
             yes(tr("会用")), no(tr("不会用"))),
         "q_family": _question(
-            "q_family", tr("第3个问题：家里有没有人（比如子女）会用智能手机、能帮忙？"),
+            "q_family", tr("家里有没有人（比如子女）会用智能手机、能帮忙？"),
             tr("这个问题是问：家里有没有儿女或者别的亲人，会用智能手机、能帮老人弄。有就回复 1，没有就回复 2。"),
             yes(tr("有人能帮忙")), no(tr("没有人帮忙"))),
         "q_leave_home": _question(
-            "q_leave_home", tr("第4个问题：老人能出门，去社保局或者银行吗？"),
+            "q_leave_home", tr("老人能出门，去社保局或者银行吗？"),
             tr("这个问题是问：老人能不能自己（或者家人陪着）出门，去社保局或银行。能去就回复 1，去不了就回复 2。"),
             yes(tr("能出门")), no(tr("出不了门"))),
         "rec_abroad": State(

@@ -307,6 +307,11 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         conv.stack.clear()  # "教我用青海人社通": that app's walkthrough, not the list of apps
         await router.apply(turn, await router.engine.begin(turn, str(app)))
         return True
+    if intent == "family_certification" and slots.get("family_help") is False \
+            and not {"id_number", "name"} & set(slots) and not for_a_relative(text):
+        # "我爸不会用手机 我在西宁上班 … 没人帮他": nobody is with him to certify for him, so
+        # the way that suits him is chosen (the questions they answered are skipped)
+        return await router.answer_intent(turn, "choose_method")
     situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
     asks_how = _HOW_CERTIFY.search(text) is not None and intent not in _NOT_A_CHOICE
     if situation and (intent in _CHOOSING or asks_how):

@@ -57,10 +57,10 @@ CONTACT_INTENT = "contact_office"  # a rule's intent (_ASKS_CONTACT), answered b
 HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT = "hotline_busy", "bot_identity", "agency_hours"
 FRUSTRATED_INTENT, SMS_CODE_INTENT = "frustrated", "sms_code_missing"
 COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT = "complaint", "pension_payment", "lost_id_card"
-APP_CODE_INTENT, TRUST_INTENT = "app_password", "trust_us"
+APP_CODE_INTENT, TRUST_INTENT, PHONE_CHANGED_INTENT = "app_password", "trust_us", "phone_changed"
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
                           FRUSTRATED_INTENT, SMS_CODE_INTENT, COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT,
-                          APP_CODE_INTENT, TRUST_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          APP_CODE_INTENT, TRUST_INTENT, PHONE_CHANGED_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -203,6 +203,9 @@ _RULE_PATTERNS = {
                        r"(?:怎么样|怎样|啥|什么|咋样|影响|后果)|(?:不|没)认证[^，,。]{0,4}(?:停发|停掉|扣钱|取消)",
     # Fed up ("你们这个太麻烦了", "搞不懂"): said kindly, with the ways on; not the model's "thanks".
     FRUSTRATED_INTENT: r"太麻烦|真麻烦|好麻烦|麻烦死|烦死|太难了|太复杂|不好用|搞不懂|弄不明白|弄不懂|整不明白|看不明白|气死",
+    # A changed phone number locks them out of the app ("手机号换了 人社通登不上"): not a broken app.
+    PHONE_CHANGED_INTENT: r"(?:手机号|手机号码|电话号码?|号码)[^，,。？?]{0,3}(?:换了|改了|变了|换号|停机|停用|注销|不用了)|"
+                          r"换了?(?:新)?(?:手机)?号(?:码)?(?!码?[是为])",
     # The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
     SMS_CODE_INTENT: r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
                      r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)",

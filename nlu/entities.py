@@ -229,7 +229,7 @@ _NAME_CUE = re.compile(rf"(?:{_RELATION_CUE}(?:的名字|名字|的姓名|姓名
                        r"名字叫|名字是|姓名是|姓名|名字|名叫|叫做|叫)[:：\s]*([\u4e00-\u9fff·•]{2,12})")
 _RELATION_NAME = re.compile(rf"{_RELATION_CUE}[:：\s]*([\u4e00-\u9fff·•]{{2,12}})")
 # "我是马福海 …", "我就是张桂兰": introducing oneself at the start of a message or a clause.
-_SELF_NAME = re.compile(r"(?:^|[\s，,。；;！!])(?:我是|我就是|本人是|本人)([\u4e00-\u9fff·•]{2,12})")
+_SELF_NAME = re.compile(r"(?:^|[\s，,。；;！!]|你好|您好|喂)(?:我是|我就是|本人是|本人)([\u4e00-\u9fff·•]{2,12})")
 _NOT_A_NAME = re.compile(
     r"[了吗呢吧啊嘛呀哦哈嗯么咋啥谁哪呗]|不|没|床|瘫|病|残|痪|住院|提交|认证|人工|工作|身份|电话|手机|号码|"
     r"地址|县|市|村|路|乡|镇|街|区|小区|确认|修改|取消|退出|返回|主菜单|谢谢|你好|您好|我们|你们|他们|自己|"

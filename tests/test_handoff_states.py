@@ -29,7 +29,7 @@ async def case_rows(services: Services) -> list[Case]:
 async def test_handoff_request_puts_the_chat_in_the_queue(testbot: TestBot, services: Services) -> None:
     await testbot.say("你好")
     await testbot.say("转人工")
-    assert "转接人工" in testbot.text and "前面还有 0 位" in testbot.text and "算了" in testbot.text
+    assert "转接人工" in testbot.text and "前面没有人在等" in testbot.text and "算了" in testbot.text
     conv = await testbot.conversation()
     assert conv.mode == "waiting" and conv.case_id
     [case] = await case_rows(services)

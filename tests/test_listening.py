@@ -692,6 +692,19 @@ async def test_a_family_member_of_a_bedridden_parent_hears_both_ways_and_is_not_
     assert "原因：瘫在床上" in other.text and "姓名" in other.text
 
 
+async def test_a_family_member_away_from_a_parent_nobody_helps_is_shown_a_method(testbot: TestBot) -> None:
+    await testbot.say("我爸不会用手机 我在西宁上班 他在湟中老家 没人帮他")
+    conv = await testbot.conversation()
+    assert conv.frame.dialog == "choose_method" and conv.frame.state == "q_leave_home"
+    assert "家里没人能帮忙" in testbot.text and "第1个问题：老人能出门" in testbot.text
+    await testbot.say("出不了门")
+    assert "上门认证" in testbot.text
+
+
+async def test_a_name_after_a_greeting_is_heard(testbot: TestBot) -> None:
+    assert read("你好我是张桂兰 身份证63010219500315002X 我今年认证了吗").slots["name"] == "张桂兰"
+
+
 async def test_certifying_a_relative_said_after_a_greeting_starts_the_family_flow(testbot: TestBot) -> None:
     await testbot.say("你好 我想给我妈认证")  # the rest after the greeting is listened to as well
     assert "您是老人的子女" in testbot.text
@@ -715,7 +728,8 @@ async def test_a_situation_told_at_the_first_screen_starts_the_questions(testbot
     await testbot.say("我不会用智能手机")  # instead of "帮我选方法"
     assert "没听明白" not in testbot.text and "第1个问题" in testbot.text
     await testbot.say("不在")
-    assert "不会用手机" in testbot.text and "第3个问题" in testbot.text  # the phone question is skipped
+    # the phone question is skipped, and the next one asked is the second
+    assert "不会用手机" in testbot.text and "第2个问题：家里有没有人" in testbot.text
 
 
 async def test_short_plain_answers_lead_through_choosing_a_method(testbot: TestBot) -> None:
@@ -857,6 +871,14 @@ async def test_someone_else_who_cannot_read_is_not_the_writer(testbot: TestBot) 
         assert not read(text).reading_trouble, text
     await testbot.say("我妈今年的认证还没做 她不识字 我帮她弄")  # the writer helps: the family flow
     assert "汉字看不太懂也能办好" not in testbot.text and "您是老人的子女" in testbot.text
+
+
+async def test_a_changed_phone_number_is_not_a_broken_app(testbot: TestBot) -> None:
+    for said in ("手机号换了 人社通登不上", "我换了新号码 怎么登录12333"):
+        await testbot.say(said)
+        assert "换绑新号" in testbot.text and "重新下载" not in testbot.text, said
+    await testbot.say("我的手机号是13897201234")  # giving a number is not changing it
+    assert "换绑新号" not in testbot.text
 
 
 async def test_a_question_said_with_a_sigh_is_answered(testbot: TestBot) -> None:

@@ -368,10 +368,12 @@ class HandoffService:
         """Where the user stands in the queue; a minute estimate only while staff are at work."""
         open_now = self.in_office_hours(now)
         text = tr("好的，已经为您转接人工服务") if first else tr("您已在排队等人工服务")
-        if position:
+        if position == 1:
+            text += tr("，您前面没有人在等")  # not "前面还有 0 位"
+        elif position:
             text += tr("，您前面还有 {ahead} 位", ahead=position - 1) if first else tr("，前面还有 {ahead} 位", ahead=position - 1)
-            if open_now:
-                text += tr("，大约等 {minutes} 分钟", minutes=self.expected_wait_minutes(position))
+        if position and open_now:
+            text += tr("，大约等 {minutes} 分钟", minutes=self.expected_wait_minutes(position))
         text += tr("。")  # a full stop in Chinese; Tibetan phrases end in their own shad
         if not open_now:
             text += (tr("现在不是工作时间（{office_hours_text}），{back_text}后会第一时间回复您，您的问题会一直保留。", office_hours_text=self.office_hours_text(), back_text=self.back_text(now)))
