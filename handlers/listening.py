@@ -312,19 +312,21 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         # "我爸不会用手机 我在西宁上班 … 没人帮他": nobody is with him to certify for him, so
         # the way that suits him is chosen (the questions they answered are skipped)
         return await router.answer_intent(turn, "choose_method")
-    situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
-    asks_how = _HOW_CERTIFY.search(text) is not None and intent not in _NOT_A_CHOICE
-    if situation and (intent in _CHOOSING or asks_how):
-        return await router.answer_intent(turn, "choose_method")
-    if intent == "method_home_visit" and slots.get("leave_home") is False and slots.get("relationship") \
-            and _HOW_CERTIFY.search(text) and not _HOME_VISIT.search(text) and not {"id_number", "address", "phone"} & set(slots):
-        # "我爸85了 在床上起不来 怎么认证": a family member asking how, not for a visit; they
-        # can certify for the parent at home, which is quicker than waiting for a visit
+    if intent in _CHOOSING | {"method_home_visit"} and slots.get("leave_home") is False \
+            and slots.get("relationship") and "family_help" not in slots and _HOW_CERTIFY.search(text) \
+            and not _HOME_VISIT.search(text) and not {"id_number", "address", "phone"} & set(slots):
+        # "我爸85了 在床上起不来 怎么认证", "我爸他 腿脚不好 去不了社保局 咋办": a family member
+        # asking how, not for a visit; they can certify for the parent at home, which is
+        # quicker than waiting for a visit
         turn.say(tr("老人出不了门也能认证，有两个办法：\n"
                     "1. 您用自己的手机在家帮老人刷脸（帮家人认证），几分钟就办好，最快；\n"
                     "2. 您不方便的话，可以申请工作人员上门认证。\n"
                     "您想用哪个？"), [tr("帮家人认证"), tr("申请上门认证"), tr("转人工")])
         return True
+    situation = [k for k in ("smartphone", "family_help", "leave_home", "abroad") if k in slots]
+    asks_how = _HOW_CERTIFY.search(text) is not None and intent not in _NOT_A_CHOICE
+    if situation and (intent in _CHOOSING or asks_how):
+        return await router.answer_intent(turn, "choose_method")
     if intent == "method_home_visit" and slots.get("leave_home") is False and "family_help" not in slots \
             and not slots.get("relationship") and not _HOME_VISIT.search(text) and not {"id_number", "address", "phone"} & set(slots):
         # "腿脚不好 出不了门 手机也不会用 你看怎么弄": their situation, not a request for a visit;

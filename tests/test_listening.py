@@ -686,6 +686,10 @@ async def test_a_family_member_of_a_bedridden_parent_hears_both_ways_and_is_not_
     assert "您是老人的子女" in testbot.text and "身份证号" in testbot.text
     assert (await testbot.conversation()).frame.state == "ask_id"
 
+    spoken = TestBot(testbot.services)  # a voice message, with its fillers
+    await spoken.say("嗯 那个 我想问一下 就是 那个养老金认证 我爸他 腿脚不好 去不了社保局 咋办")
+    assert spoken.options[:2] == ["帮家人认证", "申请上门认证"]
+
     other = TestBot(testbot.services)
     await other.say("我妈瘫在床上 咋认证")
     await other.say("申请上门认证")  # a visit: why she cannot come is not asked again
