@@ -500,3 +500,17 @@ def test_a_scam_that_calls_us_the_scammers_is_still_a_scam() -> None:
     assert match_scam("你们是不是骗子") is None
     assert match_scam("有人冒充社保局打电话 说你们是骗子 让我加他微信") is not None
     assert match_scam("你们是骗子吧 还要我交200块手续费") is not None
+
+
+@pytest.mark.parametrize("said", ["我刚才把验证码告诉了一个说是社保局的人 怎么办",
+                                  "我已经转了500块给那个说帮我认证的人", "钱已经转过去了 是不是被骗了"])
+async def test_someone_already_caught_is_told_what_to_do_now_first(testbot: TestBot, said: str) -> None:
+    await testbot.say(said)
+    assert "防骗提醒" in testbot.replies[0].text  # the warning, then what to do now
+    assert testbot.replies[1].text.startswith("先别慌") and "冻结" in testbot.text and "110" in testbot.text
+
+
+async def test_only_the_caught_hear_what_to_do_now(testbot: TestBot) -> None:
+    for said in ("有人让我交钱认证", "社保局打电话说我的卡要升级 让我去银行转账", "我刚才发了照片给你们"):
+        await testbot.say(said)
+        assert "先别慌" not in testbot.text, said
