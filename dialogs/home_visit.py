@@ -167,9 +167,12 @@ class HomeVisitForm(Form):
         return number
 
     async def validate_address(self, value: Any, ctx: DialogContext) -> str:
-        address = str(value).strip()
+        address = re.sub(r"^(?:应该是|改成|改为|换成|是)", "", str(value).strip())
         bare = re.sub(r"^(?:家住|住在|住|在)", "", address)  # "住湟中鲁沙尔镇": the place
         address = bare if len(bare) >= 4 else address
+        corrected = _corrected_address(str(ctx.slots.get("address") or ""), address)
+        if corrected:
+            return corrected  # "地址写错了 是城西区": that part of the address given before
         if len(address) < 4 or looks_like_question(address):
             raise Invalid(tr("地址请写详细一点，比如：西宁市城东区某某路12号3单元201。"))
         return address[:200]
@@ -218,6 +221,21 @@ class HomeVisitForm(Form):
 
 
 FORM = HomeVisitForm()
+
+# One part of an address: a place name and its unit ("城西区", "八一路", "12号").
+_ADDRESS_PART = re.compile(r"[\u4e00-\u9fff\d]{1,8}?(?:省|自治州|州|市|县|区|镇|乡|村|社区|小区|路|街|巷|号|栋|单元|室)")
+
+
+def _corrected_address(before: str, part: str) -> str | None:
+    """The address given before with one part replaced ("城东区" -> "城西区"), when ``part``
+    is just one part whose unit the address has; else None."""
+    if not before or not _ADDRESS_PART.fullmatch(part):
+        return None
+    unit = re.sub(r"^[\u4e00-\u9fff\d]*?(?=(?:省|自治州|州|市|县|区|镇|乡|村|社区|小区|路|街|巷|号|栋|单元|室)$)", "", part)
+    for match in _ADDRESS_PART.finditer(before):
+        if match.group(0).endswith(unit) and match.group(0) != part:
+            return before[:match.start()] + part + before[match.end():]
+    return None
 
 
 def _heard_slots(ctx: DialogContext, slots: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ state (:meth:`IdentityForm.mismatch_options`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,6 +56,9 @@ PENSIONERS = tr("老人的")
 # The ID number and name a status query in this chat matched: offered to the next identity form.
 CHECKED_IDENTITY = "checked_identity"
 # Said when a message at the ID or name question has none, before the question is asked again.
+# "我不知道身份证号", "号码记不清了" at the ID question: told where to find it, not refused.
+_FORGOT_NUMBER = re.compile(r"不知道|不记得|忘了|忘记|记不清|记不住|想不起|找不到|不清楚|没带|不在手边|不在身边")
+FORGOT_ID_ENTRY = "forgot_id"  # the knowledge entry that says where the number is written
 ID_HINT = tr("没看到身份证号码。身份证号码一共18位，比如 630102195003150021。")
 NAME_HINT = tr("这一步只要姓名，比如：张桂兰。")
 # "我不清楚" at those questions: where to find the answer (``State.explain``).
@@ -174,6 +178,13 @@ class IdentityForm(Form):
     async def refuse_id(self, ctx: DialogContext, text: str) -> Step:
         return NotUnderstood(self.id_hint)
 
+    def where_the_number_is(self, ctx: DialogContext) -> Step:
+        """"我不知道身份证号": where to find it (the knowledge entry), and the question stays."""
+        entry = ctx.services.faq.by_id.get(FORGOT_ID_ENTRY)
+        if entry is None:
+            return NotUnderstood(self.id_hint)
+        return Stay([*(Reply(part) for part in entry.answer), Reply(tr("我们接着刚才的步骤："))])
+
     async def refuse_name(self, ctx: DialogContext, text: str) -> Step:
         return NotUnderstood(self.name_hint)
 
@@ -198,6 +209,8 @@ class IdentityForm(Form):
                 # "我叫马福海" before the ID number: kept for the name question, the ID asked
                 ctx.slots["_opening_name"] = candidates["name"]
                 return Stay([Reply(NAME_KEPT.format(name=candidates["name"]))])
+            if _FORGOT_NUMBER.search(text):
+                return self.where_the_number_is(ctx)
             return await self.refuse_id(ctx, text)
         if "name" not in candidates:
             if replaced:

@@ -994,3 +994,18 @@ async def test_a_later_questions_answer_is_kept_and_the_question_asked_again(tes
     await testbot.say("不在")
     await testbot.say("不会")
     assert await frame_of(testbot) == ("choose_method", "rec_family")  # not asked again
+
+
+async def test_not_knowing_the_id_number_is_told_where_it_is_written(testbot: TestBot) -> None:
+    await testbot.say("查认证状态")
+    await testbot.say("我不知道身份证号")
+    assert "户口本" in testbot.text and "需要18位" not in testbot.text
+    assert await frame_of(testbot) == ("status_query", "ask_id")  # the question stays open
+
+
+async def test_one_part_of_the_address_is_corrected(testbot: TestBot, demo: Any) -> None:
+    for said in ("申请上门认证", "李德明", LI, "西宁市城东区八一路12号", "13897201234", "卧床"):
+        await testbot.say(said)
+    assert await frame_of(testbot) == ("home_visit", "confirm")
+    await testbot.say("地址写错了 是城西区")
+    assert "住址：西宁市城西区八一路12号" in testbot.text
