@@ -577,3 +577,16 @@ def test_tibetan_relationship_words_are_whole_words() -> None:
     assert relationship_of("ང་ཁོ་མོའི་བུ་མོ་ཡིན།") == "子女"
     assert relationship_of("ངའི་ཁྱོ་གའི་ཚབ་ཏུ་ར་སྤྲོད།") == "配偶"
     assert relationship_of("ང་ཨ་མདོ་ནས་ཡིན།") is None  # Amdo, not "mother"
+
+
+async def test_a_failure_and_a_situation_told_in_tibetan_are_understood(testbot: TestBot) -> None:
+    await testbot.say("བོད་ཡིག")
+    await testbot.say("ར་སྤྲོད་བྱས་མ་ཐུབ།")  # certification failed
+    await testbot.say("འོད་མི་འདང་།")  # not enough light
+    assert (await testbot.conversation()).frame.state == "fix_poor_light"
+    assert_tibetan(testbot)
+    other = TestBot(testbot.services)
+    await other.say("བོད་ཡིག")
+    await other.say("ང་ལ་ཁ་པར་བེད་སྤྱོད་བྱེད་མི་ཤེས།")  # I cannot use a phone: the questions, that one known
+    assert (await other.conversation()).frame.dialog == "choose_method"
+    assert_tibetan(other)
