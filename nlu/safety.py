@@ -57,9 +57,10 @@ _BANK = re.compile("银行|存折|网银|u盾|cvv|卡号")
 DOUBTS_US = re.compile("(?:你|你们|这个号|这个公众号|公众号|这里|这个|这是|你这)(?:是不是|是|不会是|别是|该不会是|怕是)?"
                        "(?:骗子|骗人的|诈骗的?|假的|冒充的)")
 # The official app itself asks for the user's own password or code ("支付宝让我输入密码",
-# "人社通登录要输验证码"): answered with how to do it safely (handlers/protect.py), not as a scam.
+# "人社通登录要输验证码", in a walkthrough "它让我输验证码"): answered with how to do it safely
+# (handlers/protect.py), not as a scam. "它" is a thing (the app), never a person (他/她).
 APP_ASKS_CODE = re.compile(
-    "(?:支付宝|人社通|人设通|人社同|12333|中国领事|app|软件|手机上|页面|屏幕上)[^，,。]{0,6}"
+    "(?:支付宝|人社通|人设通|人社同|12333|中国领事|app|软件|手机上|页面|屏幕上|它|上面|里面|登录时|登录的时候)[^，,。]{0,6}"
     "(?:让我|要我|叫我|要|提示|需要|弹出)[^，,。]{0,4}(?:输入?|填|设置?)[^，,。]{0,3}(?:密码|验证码|支付密码)")
 # Handing a code over to someone: always a warning.
 _HAND_OVER = re.compile(_words("告诉", "给他", "给她", "给对方", "发给", "报给", "念给", "说给", "问我要", "要我的",

@@ -514,3 +514,11 @@ async def test_only_the_caught_hear_what_to_do_now(testbot: TestBot) -> None:
     for said in ("有人让我交钱认证", "社保局打电话说我的卡要升级 让我去银行转账", "我刚才发了照片给你们"):
         await testbot.say(said)
         assert "先别慌" not in testbot.text, said
+
+
+async def test_the_app_asking_for_its_code_in_a_walkthrough_is_no_scam(testbot: TestBot) -> None:
+    for said in ("教我用青海人社通认证", "安卓", "下一步", "它让我输验证码"):
+        await testbot.say(said)
+    assert "防骗提醒" not in testbot.text and "验证码" in testbot.text
+    await testbot.say("他让我输验证码")  # a person (他), not the app (它)
+    assert "防骗提醒" in testbot.text
