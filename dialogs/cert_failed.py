@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.core.facts import NO_MODEL
 from bot.core.i18n import tr
@@ -32,7 +32,7 @@ class Cause:
 
 
 # Tibetan words for each cause (drafts, to be checked by a native speaker).
-_BO: dict[str, tuple[str, ...]] = {
+_BO_CAUSE_WORDS: dict[str, tuple[str, ...]] = {
     "poor_light": ("འོད་མི་འདང", "འོད་ཉུང", "མུན་ནག", "ནག་དྲགས", "གསལ་པོ་མི་མཐོང"),
     "not_frontal": ("གདོང་ཐད་ཀར་མེད", "བཀབ", "མིག་ཤེལ", "ཞྭ་མོ"),
     "info_mismatch": ("ཆ་འཕྲིན་མི་མཐུན", "ལག་ཁྱེར་ཨང་ནོར", "མིང་ནོར"),
@@ -43,45 +43,46 @@ _BO: dict[str, tuple[str, ...]] = {
     "not_matched": ("རང་ཉིད་མ་རེད", "བསྡུར་ཞིབ་མ་འགྲུབ", "ངོས་འཛིན་མ་ཐུབ"),
 }
 
-CAUSES = (
-    Cause("poor_light", tr("光线太暗、看不清"), ("光线", "太暗", "太黑", "看不清", "模糊", "逆光", "晚上", "灯", *_BO["poor_light"]),
+_CAUSES = (
+    Cause("poor_light", tr("光线太暗、看不清"), ("光线", "太暗", "太黑", "看不清", "模糊", "逆光", "晚上", "灯"),
           "fail_poor_light",
           tr("多半是光线的问题。请这样试：白天到窗户边，或者把灯打开，让光照在脸上；"
           "不要背对窗户（逆光）；把手机摄像头擦干净。再刷一次。")),
     Cause("not_frontal", tr("脸没对正、被挡住"), ("正面", "对正", "侧脸", "遮挡", "挡住", "眼镜", "帽子", "口罩",
                                        "低头", "抬头", "动作", "眨眼", "张嘴", "没对准", "对不准", "对不上脸", "歪",
-                                       "框里", "圆圈", *_BO["not_frontal"]),
+                                       "框里", "圆圈"),
           None,
           tr("刷脸时脸要正对手机，不要仰头或低头；摘掉帽子、口罩和眼镜，头发别挡住眉眼；"
           "脸放在屏幕的圆圈里，按提示慢慢眨眼或张嘴。再刷一次。")),
     Cause("info_mismatch", tr("提示信息不一致、身份证号不对"),
           ("信息不一致", "不一致", "不匹配", "信息有误", "查无此人", "身份证号不对", "姓名不对", "信息不符",
-           "号码不对", "信息错误", *_BO["info_mismatch"]),
+           "号码不对", "信息错误"),
           "fail_info_mismatch",
           tr("先检查输入的姓名、身份证号有没有打错（X要大写）。都没错还是提示不一致，"
           "说明社保系统里登记的信息和身份证不一样，要带身份证到当地社保经办机构改一下信息，改好后就能认证。")),
-    Cause("no_model", tr("提示“未建模”或没有照片"), ("未建模", "建模", "没有模板", "没有照片", "首次认证", "采集", "比对照片", *_BO["no_model"]),
+    Cause("no_model", tr("提示“未建模”或没有照片"), ("未建模", "建模", "没有模板", "没有照片", "首次认证", "采集", "比对照片"),
           "fail_no_model",
           NO_MODEL),
-    Cause("network", tr("网络不好、一直转圈"), ("网络", "转圈", "加载", "信号", "断网", "网速", "超时", "连不上", "卡住", *_BO["network"]),
+    Cause("network", tr("网络不好、一直转圈"), ("网络", "转圈", "加载", "信号", "断网", "网速", "超时", "连不上", "卡住"),
           "fail_network",
           tr("像是网络的问题。请连上家里的WiFi，或者换到信号好的地方；关掉软件重新打开，再试一次。")),
-    Cause("maintenance", tr("提示系统维护、系统繁忙"), ("维护", "繁忙", "系统错误", "升级", "稍后再试", "系统异常", "服务器", *_BO["maintenance"]),
+    Cause("maintenance", tr("提示系统维护、系统繁忙"), ("维护", "繁忙", "系统错误", "升级", "稍后再试", "系统异常", "服务器"),
           "fail_maintenance",
           tr("这是系统那边在维护，不是您操作的问题。过几个小时或者第二天再试就行，避开早上刚上班的高峰更顺利。")),
     Cause("app_wont_open", tr("软件打不开、闪退"), ("打不开", "闪退", "进不去", "登录不了", "登录失败", "登不上", "白屏", "黑屏",
-                                       "下载不了", "安装不了", "点不动", *_BO["app_wont_open"]),
+                                       "下载不了", "安装不了", "点不动"),
           "fail_app_wont_open",
           tr("软件打不开的话：先检查网络；再把软件关掉重开；还不行就把它删掉，从应用商店重新下载最新版本。"
           "手机系统太旧也可能装不上，可以用家人的手机帮老人认证。")),
     Cause("not_matched", tr("提示不是本人、比对不通过"),
           ("不是本人", "非本人", "比对不通过", "比对失败", "对比不通过", "对比失败", "人脸不匹配", "认不出",
-           "识别失败", "识别不了", "相似度", "不像本人", *_BO["not_matched"]),
+           "识别失败", "识别不了", "相似度", "不像本人"),
           None,
           tr("提示“不是本人”，多半是照片拍得不清楚，或者系统里存的是老人多年前的照片。请先在光线亮的地方、"
           "脸正对手机、摘掉帽子和眼镜，再刷两三次。还是不通过，说明系统里的照片该更新了："
           "请带身份证到当地社保经办机构更新照片，或者当面认证。")),
 )
+CAUSES = tuple(replace(cause, words=cause.words + _BO_CAUSE_WORDS.get(cause.key, ())) for cause in _CAUSES)
 BY_KEY = {cause.key: cause for cause in CAUSES}
 BY_INTENT = {cause.intent: cause for cause in CAUSES if cause.intent}
 STILL_FAILING = re.compile(r"还是不行|还不行|不行|没用|还是失败|还是不过|还是没通过")

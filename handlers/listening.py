@@ -91,7 +91,7 @@ _TEACH = re.compile(r"教|怎么|咋|阿么|如何|怎样|步骤|操作|带我|�
 _FAILING = re.compile(r"失败|不通过|没通过|通不过|过不了|不是本人|不成功|报错|闪退|打不开|老是说|一直说|总是说|"
                       r"认不出|识别不了|(?:还是|总是|一直|老是|都|也|就是)(?:不行|不成|过不去|没反应)|"
                       r"(?:一直|老是|总是|老|总)提示")
-_FACE_WORDS = re.compile(r"刷脸|人脸|认证|扫脸|拍脸")
+_FACE_WORDS = re.compile(r"刷脸|人脸|认证|扫脸|拍脸|眨眼|张嘴|摇头|点头|转头")
 _APP_ASKS = {None, "out_of_scope", "how_to_certify", "choose_method", "method_face_app", "process_online",
              "app_download", "purpose", "precautions", "method_alipay", "method_abroad"}
 _CHOOSING = {None, "out_of_scope", "how_to_certify", "choose_method", "greet", "affirm", "deny",

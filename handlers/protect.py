@@ -58,9 +58,10 @@ HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT = "hotline_busy", "bot_identity"
 FRUSTRATED_INTENT, SMS_CODE_INTENT = "frustrated", "sms_code_missing"
 COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT = "complaint", "pension_payment", "lost_id_card"
 APP_CODE_INTENT, TRUST_INTENT, PHONE_CHANGED_INTENT = "app_password", "trust_us", "phone_changed"
+CANNOT_COOPERATE_INTENT = "cannot_cooperate"
 INFO_INTENTS = frozenset({SCAM_INTENT, CONTACT_INTENT, HOTLINE_INTENT, BOT_INTENT, AGENCY_HOURS_INTENT,
                           FRUSTRATED_INTENT, SMS_CODE_INTENT, COMPLAINT_INTENT, PAYMENT_INTENT, LOST_ID_INTENT,
-                          APP_CODE_INTENT, TRUST_INTENT, PHONE_CHANGED_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
+                          APP_CODE_INTENT, TRUST_INTENT, PHONE_CHANGED_INTENT, CANNOT_COOPERATE_INTENT, "privacy", "lost_card", "cert_cycle", "proxy_presence", "backpay_timing",
                           "abroad_help", "office_hours", "other_province", "how_long"})
 
 
@@ -220,6 +221,9 @@ _RULE_PATTERNS = {
     # A changed phone number locks them out of the app ("手机号换了 人社通登不上"): not a broken app.
     PHONE_CHANGED_INTENT: r"(?:手机号|手机号码|电话号码?|号码)[^，,。？?]{0,3}(?:换了|改了|变了|换号|停机|停用|注销|不用了)|"
                           r"换了?(?:新)?(?:手机)?号(?:码)?(?!码?[是为])",
+    # A pensioner who cannot do what face checks ask ("老人痴呆了", "不会按提示眨眼"): other ways.
+    CANNOT_COOPERATE_INTENT: r"痴呆|糊涂了|失智|不配合|配合不了|(?:不会|做不了|做不来|不能)[^，,。？?]{0,4}"
+                             r"(?:配合|眨眼|张嘴|摇头|点头|做动作|那些动作)",
     # The app's own login code does not arrive ("登录人社通收不到验证码"): help, not an app guide.
     SMS_CODE_INTENT: r"(?:收不到|没收到|没有收到|收不着|等不到|接不到|不来|没来)[^，,。]{0,3}(?:验证码|短信)|"
                      r"(?:验证码|短信)[^，,。]{0,4}(?:收不到|没收到|不来|没来|一直不来|没有来|等不到)",

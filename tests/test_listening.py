@@ -1009,3 +1009,21 @@ async def test_one_part_of_the_address_is_corrected(testbot: TestBot, demo: Any)
     assert await frame_of(testbot) == ("home_visit", "confirm")
     await testbot.say("地址写错了 是城西区")
     assert "住址：西宁市城西区八一路12号" in testbot.text
+
+
+@pytest.mark.parametrize(("said", "words"), [
+    ("在公众号里就能认证吗", ("就在这里", "现拍的正脸照片")),
+    ("我刚退休 今年用不用认证", ("每12个月", "12333")),
+    ("我妈糊涂了 不会按提示眨眼 咋认证", ("上门认证", "诊断证明")),
+    ("老人痴呆了 刷脸不配合怎么办", ("上门认证", "诊断证明")),
+])
+async def test_questions_beside_the_methods_get_their_answer(testbot: TestBot, said: str,
+                                                             words: tuple[str, ...]) -> None:
+    await testbot.say(said)
+    assert all(word in testbot.text for word in words), testbot.text
+    assert "没太明白" not in testbot.text
+
+
+async def test_a_face_action_that_keeps_failing_goes_to_its_fix(testbot: TestBot) -> None:
+    await testbot.say("我眨眼了还是不行")
+    assert await frame_of(testbot) == ("cert_failed", "fix_not_frontal")
