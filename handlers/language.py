@@ -18,6 +18,7 @@ import re
 
 from bot.core.i18n import BO, ZH, mostly_tibetan, to_source
 from bot.core.pipeline import NextStep, Turn
+from nlu.rules import emoji_as_words
 
 # Asking for Tibetan: the script or the language named, or "Tibetan, can't read Chinese".
 _WANTS_TIBETAN = re.compile(r"藏文|藏语|藏话|藏字|བོད་ཡིག|བོད་སྐད|བོད་ཡིག|བོད་ཀྱི་སྐད")
@@ -62,7 +63,7 @@ async def read_language(turn: Turn, next_step: NextStep) -> None:
             turn.language_switch = wanted
         elif conv.language != BO and mostly_tibetan(text):
             conv.language = BO
-        source = to_source(text, conv.language)
+        source = emoji_as_words(text) or to_source(text, conv.language)  # "[强]" is "好的"
         if source != text:
             turn.msg = dataclasses.replace(turn.msg, text=source, voice_transcript=None)
     await next_step()

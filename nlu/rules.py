@@ -69,3 +69,24 @@ def match_command(text: str) -> IntentScore | None:
         return None
     intent = next(name for name, value in match.groupdict().items() if value is not None)
     return IntentScore(intent, 1.0)
+
+
+# A message of nothing but emoji, read as the words they stand for: WeChat sends its own as
+# text codes ("[强]", "[抱拳]"), phones send Unicode ones. Older people answer with them.
+EMOJI_WORDS: dict[str, str] = {
+    "[强]": "好的", "[OK]": "好的", "[ok]": "好的", "[好的]": "好的", "[微笑]": "好的", "[呲牙]": "好的",
+    "👍": "好的", "👌": "好的", "🙂": "好的", "😊": "好的", "✅": "好的",
+    "[抱拳]": "谢谢", "[握手]": "谢谢", "[玫瑰]": "谢谢", "[爱心]": "谢谢", "[合十]": "谢谢",
+    "🙏": "谢谢", "🌹": "谢谢", "❤️": "谢谢", "❤": "谢谢", "💐": "谢谢",
+}
+_EMOJI_PATTERN = re.compile("|".join(re.escape(code) for code in sorted(EMOJI_WORDS, key=len, reverse=True)))
+
+
+def emoji_as_words(text: str) -> str | None:
+    """The word a message made only of emoji stands for ("[强][强]" -> 好的), else None."""
+    codes = _EMOJI_PATTERN.findall(text)
+    rest = _EMOJI_PATTERN.sub("", text)
+    if not codes or rest.strip(" \u200d\ufe0f\n，,。!！"):
+        return None
+    return EMOJI_WORDS[codes[0]]
+

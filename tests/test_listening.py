@@ -1027,3 +1027,14 @@ async def test_questions_beside_the_methods_get_their_answer(testbot: TestBot, s
 async def test_a_face_action_that_keeps_failing_goes_to_its_fix(testbot: TestBot) -> None:
     await testbot.say("我眨眼了还是不行")
     assert await frame_of(testbot) == ("cert_failed", "fix_not_frontal")
+
+
+async def test_a_message_of_emoji_is_read_as_its_words(testbot: TestBot) -> None:
+    from nlu.rules import emoji_as_words
+
+    assert emoji_as_words("[强][强]") == "好的" and emoji_as_words("🙏") == "谢谢"
+    assert emoji_as_words("好的👍") is None and emoji_as_words("[微笑] 你好") is None
+    await testbot.say("[抱拳]")  # WeChat's own emoji arrive as text codes
+    assert "不客气" in testbot.text and "没太明白" not in testbot.text
+    await testbot.say("👍")
+    assert "没太明白" not in testbot.text
