@@ -107,7 +107,7 @@ CONTEXTS = {
 
 def annotate(path: Path) -> int:
     """Add a "shown in: ..." extracted comment to each entry of the template."""
-    from babel.messages.pofile import write_po
+    from babel.messages.pofile import write_po  # deferred: Babel is needed only for this command
 
     template = load(path)
     for message in template:

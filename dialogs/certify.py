@@ -18,6 +18,7 @@ the selfie step, and attempts are recorded as proxy attempts. The diagram is in
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -379,8 +380,6 @@ async def _switch_pose(ctx: DialogContext) -> Step:
 
 def _ask_challenge(services: ChatServices, result: dict[str, Any], frame: Any) -> list[Reply]:
     """The frontal photo matched: not a success yet, ask for the pose photo."""
-    import time
-
     if frame is None:
         return [Reply(tr("刚才那张照片核对上了，但还差一张动作照片。请回复“刷脸认证”重新开始。"), MENU_OPTIONS)]
     frame.state = "challenge"
@@ -522,8 +521,6 @@ async def apply_verdict(services: ChatServices, result: dict[str, Any]) -> None:
 
 async def _verdict_replies(services: ChatServices, result: dict[str, Any], conv: Any,
                            frame: Any) -> list[Reply]:
-    import time
-
     decision = result.get("decision")
     pensioner_id = result.get("pensioner_id")
     proxy = bool(result.get("proxy"))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.core.errors import RateLimited
 from bot.core.facts import NO_MODEL
@@ -144,9 +146,6 @@ def already_certified(ctx: DialogContext, pensioner: Pensioner) -> str | None:
     due = pensioner.next_due
     if pensioner.certified_at is None or due is None:
         return None
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
     today = datetime.now(UTC).astimezone(ZoneInfo(ctx.services.settings.staff.timezone)).date()
     if due <= today:
         return None

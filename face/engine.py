@@ -88,7 +88,7 @@ def band(distance: float | None, accept_below: float, reject_above: float) -> st
 
 def dhash(image: Image, size: int = 8) -> str:
     """A 64-bit difference hash (hex) of the photo, to notice the same photo sent again."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     small = cv2.resize(gray, (size + 1, size), interpolation=cv2.INTER_AREA)
@@ -124,7 +124,7 @@ class FaceEngine:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self._lock = threading.Lock()  # dlib objects are not re-entrant
-        from deepface.modules import modeling
+        from deepface.modules import modeling  # deferred: DeepFace loads its model
 
         detector = modeling.build_model(task="face_detector", model_name=DETECTOR)
         self._hog = detector.model["face_detector"]
@@ -173,7 +173,7 @@ class FaceEngine:
 
     def detect(self, image: Image, upsample: int = 0) -> list[DetectedFace]:
         """Every face the HOG detector finds, surest first, with 5-point landmarks."""
-        import dlib
+        import dlib  # deferred: dlib is heavy, loaded by face work only
 
         with self._lock:
             rects, scores, _ = self._hog.run(image, upsample, 0.0)
@@ -216,7 +216,7 @@ class FaceEngine:
         5 landmarks with 25 % padding (``dlib.get_face_chip``). On ``../shared/faces`` this
         halves the genuine-pair distances compared with DeepFace's eye-line crop.
         """
-        import dlib
+        import dlib  # deferred: dlib is heavy, loaded by face work only
 
         if face.shape is None:
             raise ImageRejected("no_face", "no landmarks")

@@ -73,7 +73,7 @@ def predictor_path(home: Path | None = None) -> Path:
     installed = weights.weights_dir(home or weights.deepface_home()) / LANDMARKS_68
     if installed.is_file():
         return installed
-    import face_recognition_models
+    import face_recognition_models  # deferred: the weights package, loaded by face work only
 
     return Path(face_recognition_models.__file__).resolve().parent / "models" / LANDMARKS_68
 
@@ -84,7 +84,7 @@ _load_lock = threading.Lock()
 
 def predictor(home: Path | None = None) -> Any:
     """The loaded 68-point shape predictor (once per process)."""
-    import dlib
+    import dlib  # deferred: dlib is heavy, loaded by face work only
 
     path = predictor_path(home)
     with _load_lock:
@@ -99,7 +99,7 @@ def predictor(home: Path | None = None) -> Any:
 def landmarks68(shape_predictor: Any, image: NDArray[np.uint8],
                 box: tuple[int, int, int, int]) -> NDArray[np.float64]:
     """The 68 points (x, y) of the face in ``box`` (left, top, right, bottom)."""
-    import dlib
+    import dlib  # deferred: dlib is heavy, loaded by face work only
 
     shape = shape_predictor(image, dlib.rectangle(*box))
     return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
@@ -114,7 +114,7 @@ def mouth_opening(points: NDArray[np.float64]) -> float:
 
 def solve(points: NDArray[np.float64], size: tuple[int, int]) -> Pose:
     """Pose from the 68 points of a face in an image of ``size`` (width, height)."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     width, height = size
     focal = float(max(width, height))

@@ -112,7 +112,7 @@ def counts_as_face(other: DetectedFace, largest: DetectedFace, q: QualityThresho
 def assess(image: NDArray[np.uint8], faces: list[DetectedFace],
            q: QualityThresholds) -> tuple[list[str], dict[str, float]]:
     """Quality codes and the measurements behind them (the first, surest face is judged)."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     if not faces:
         return ["no_face"], {}

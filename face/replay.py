@@ -52,7 +52,7 @@ def moire_score(image: Image, box: tuple[int, int, int, int] | None = None,
     at the pixel scale), centred on the face; the low frequencies (radius < 12), the axes
     (straight picture edges) and their neighbours are ignored.
     """
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     gray: NDArray[Any] = _gray(image) if gray_image is None else gray_image
     height, width = gray.shape
@@ -82,7 +82,7 @@ def moire_score(image: Image, box: tuple[int, int, int, int] | None = None,
 def border_sides(image: Image, box: tuple[int, int, int, int], length: float,
                  gray_image: NDArray[np.float32] | None = None) -> int:
     """How many sides of the face have a long straight edge between the face and the frame."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     height, width = image.shape[:2]
     gray = cv2.GaussianBlur((_gray(image) if gray_image is None else gray_image).astype(np.uint8),
@@ -118,7 +118,7 @@ def _side(at: float, bounds: tuple[float, float, float, float], names: tuple[str
 
 def colour_depth(image: Image, box: tuple[int, int, int, int]) -> tuple[int, float]:
     """(distinct colours, mean chroma) of the face scaled to 96 px without new colours."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     height, width = image.shape[:2]
     left, top, right, bottom = box
@@ -133,7 +133,7 @@ def colour_depth(image: Image, box: tuple[int, int, int, int]) -> tuple[int, flo
 
 def frame_sharpness(image: Image, gray_image: NDArray[np.float32] | None = None) -> float:
     """Variance of the Laplacian of the whole picture at 512 px."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     gray: NDArray[Any] = _gray(image) if gray_image is None else gray_image
     scale = 512 / max(gray.shape)

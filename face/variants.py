@@ -28,7 +28,7 @@ def brighten(image: Array, factor: float = 2.2) -> Array:
 
 def blur(image: Array, sigma_ratio: float = 0.012) -> Array:
     """Camera shake / missed focus: a Gaussian blur relative to the picture size."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     sigma = max(1.5, sigma_ratio * max(image.shape[:2]))
     return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), dtype=np.uint8)
@@ -134,7 +134,7 @@ def grayscale(image: Array) -> Array:
 
 def small_in_frame(image: Array, ratio: float = 0.25) -> Array:
     """A sharp wide picture with the person small in it (a photo of a photo from afar)."""
-    import cv2
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
 
     h, w = image.shape[:2]
     small = cv2.resize(image, (int(w * ratio), int(h * ratio)), interpolation=cv2.INTER_AREA)
@@ -165,8 +165,8 @@ def posed(image: Array, points: NDArray[np.float64], pose: str, degrees: float =
     onto where a head with a rough depth profile would put them: an approximation of a
     real pose, good enough for the landmark predictor and the matcher.
     """
-    import cv2
-    from scipy.spatial import Delaunay
+    import cv2  # deferred: OpenCV is heavy, loaded by face work only
+    from scipy.spatial import Delaunay  # deferred: SciPy, for this variant only
 
     h, w = image.shape[:2]
     eye = float(np.linalg.norm(points[45] - points[36])) or 1.0

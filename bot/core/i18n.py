@@ -167,7 +167,7 @@ def catalog(language: str) -> Mapping[str, str]:
     if not po.exists():
         log.error("no catalog for language %s at %s", language, po)
         return {}
-    from babel.messages.pofile import read_po
+    from babel.messages.pofile import read_po  # deferred: Babel only when no compiled .mo exists
 
     with po.open("rb") as handle:
         parsed = read_po(handle)

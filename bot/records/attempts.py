@@ -46,7 +46,7 @@ class PhotoStore:
         """Write the image as JPEG; returns (path relative to root, expiry) or (None, None)."""
         if not self.enabled or image is None:
             return None, None
-        from PIL import Image
+        from PIL import Image  # deferred: Pillow only when a photo is kept
 
         now = now or datetime.now(UTC)
         relative = Path(kind) / now.strftime("%Y-%m-%d") / f"{uuid.uuid4().hex}.jpg"

@@ -320,7 +320,7 @@ class HandoffService:
         except ImageRejected as exc:
             log.warning("case photo refused: %s", exc.code, extra={"case": case_id})
             return None
-        from PIL import Image
+        from PIL import Image  # deferred: Pillow only when a photo is shown
 
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)  # no EXIF, no metadata

@@ -139,8 +139,8 @@ def migrate(url: str) -> None:
 
     "heads", not "head": migrations written on parallel branches (each chained after the
     same revision) all apply, instead of failing with "multiple heads"."""
-    from alembic import command
-    from alembic.config import Config
+    from alembic import command  # deferred: Alembic only when migrating
+    from alembic.config import Config  # deferred: as above
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))

