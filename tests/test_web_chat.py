@@ -1,6 +1,7 @@
 """The web chat contract: /api/chat/session, /api/chat, /api/chat/updates, /healthz, bad input."""
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -183,6 +184,20 @@ async def test_text_over_2000_characters_is_refused(client: Any) -> None:
     assert (await response.json())["error"] == "text_too_long"
     ok = await client.post("/api/chat", json={"user_id": a, "text": "认" * 2000})
     assert ok.status == 200
+
+
+async def test_api_errors_are_said_in_the_language_the_client_asks_for(client: Any) -> None:
+    a = await web_id(client, "a")
+    tibetan = await client.post("/api/chat", json={"user_id": a, "text": "认" * 2001},
+                                headers={"Accept-Language": "bo"})
+    said = await tibetan.json()
+    assert tibetan.status == 400 and said["error"] == "text_too_long"
+    assert re.search(r"[\u0F40-\u0FBC]", said["message"]) and said["replies"][0]["text"] == said["message"]
+    missing = await client.get("/api/chat/nowhere", headers={"Accept-Language": "bo,zh;q=0.8"})
+    assert missing.status == 404 and re.search(r"[\u0F40-\u0FBC]", (await missing.json())["message"])
+    chinese = await client.post("/api/chat", json={"user_id": a, "text": "认" * 2001},
+                                headers={"Accept-Language": "zh-CN,bo;q=0.5"})
+    assert "消息太长了" in (await chinese.json())["message"]
 
 
 async def test_body_over_limit_is_413(client: Any) -> None:

@@ -235,6 +235,7 @@ async def test_the_page_speaks_tibetan_after_the_chat_does(aiohttp_server: Any, 
     from playwright.async_api import async_playwright
 
     from bot.channels.web_page import page_texts
+    from bot.core.i18n import render, tr
 
     bo, zh = page_texts()["bo"], page_texts()["zh"]
     server = await aiohttp_server(app)
@@ -260,6 +261,11 @@ async def test_the_page_speaks_tibetan_after_the_chat_does(aiohttp_server: Any, 
             await page.reload()
             await page.wait_for_selector("body[data-ready='1']")
             assert await send.inner_text() == bo["send"], "the history's language after a reload"
+            # an empty photo file: the API's 400 is said in Tibetan too
+            await page.set_input_files("#photo", {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": b""})
+            empty = render(tr("照片是空的，请重新上传。"), "bo")
+            await page.wait_for_selector(f".msg.bot >> text={empty}")
+            assert "照片是空的" not in await page.locator(".msg.bot").last.inner_text()
             await page.fill("#text", "中文")  # back to Chinese
             await page.keyboard.press("Enter")
             await page.wait_for_selector("#send button[type=submit] >> text=发送")
