@@ -60,6 +60,8 @@ class Router(Protocol):
 
     async def misunderstood(self, turn: Turn, result: EngineResult | None) -> None: ...
 
+# Asking for an appeal, not about one ("我要申诉", "申请人工审核"; "怎么申诉" is a question).
+_WANTS_APPEAL = re.compile(r"(?:我要|我想|想要|要求|申请|帮我|给我|请)[^，,。？?]{0,4}(?:申诉|人工审核|复核|重新审核)")
 # Tibetan cues are drafts, to be checked by a native speaker ("I don't understand", "I don't know").
 _UNCLEAR = re.compile(r"没看懂|看不懂|听不懂|没听懂|不明白|没明白|说简单点|简单点说|啥意思|什么意思|说的啥|不懂|"
                       r"ཧ་མ་གོ|ཧ་གོ་གི་མི་འདུག|གོ་མ་སོང|གོ་གི་མི་འདུག|ཧ་མི་གོ")
@@ -172,6 +174,13 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
         return True
     if reading.wants_person:
         await router.escalate(turn, "user_request")
+        return True
+    if reading.appeal and _WANTS_APPEAL.search(text) and not looks_like_question(text) \
+            and not (in_flow and picks_option(turn)):
+        # "我要申诉", "刷了好几次都说不是本人 我要人工审核": asked for, so it is done (not explained)
+        turn.events.append({"action": "appeal_requested"})
+        turn.say(tr("好的，我帮您申请人工审核（申诉），由工作人员来核实。"))
+        await router.escalate(turn, "appeal")
         return True
     if reading.reading_trouble:
         help_reading = tr("没关系，汉字看不太懂也能办好认证：\n"

@@ -1038,3 +1038,18 @@ async def test_a_message_of_emoji_is_read_as_its_words(testbot: TestBot) -> None
     assert "不客气" in testbot.text and "没太明白" not in testbot.text
     await testbot.say("👍")
     assert "没太明白" not in testbot.text
+
+
+async def test_asking_for_an_appeal_starts_it_and_asking_about_one_is_answered(testbot: TestBot) -> None:
+    await testbot.say("刷了好几次都说不是本人 我要人工审核")
+    assert "申请人工审核" in testbot.text and await mode_of(testbot) == "waiting"
+    async with testbot.services.db.session() as session:
+        from bot.core.storage.models import Case
+
+        case = (await session.scalars(select(Case))).one()
+    assert case.reason == "appeal"
+    other = TestBot(testbot.services)
+    await other.say("怎么申诉")  # a question about it: the answer, and the choice stays theirs
+    assert await mode_of(other) == "bot" and "转人工" in other.options
+    await other.say("人工审核要多久")
+    assert "上班时间" in other.text and await mode_of(other) == "bot"
