@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.core.storage.models import AuditLog, HomeVisitRequest, Pensioner
+from bot.core.storage.models import AuditLog, Case, HomeVisitRequest, Pensioner
 from bot.records.attempts import save_template
 from bot.records.pensioners import next_due_after, seed_demo
 from bot.services import Services
 from nlu import entities
 from nlu.reading import read
+from nlu.rules import emoji_as_words
 from tests.conftest import TestBot
 
 ZHANG = "63010219500315002X"  # certified 200 days ago
@@ -1030,8 +1031,6 @@ async def test_a_face_action_that_keeps_failing_goes_to_its_fix(testbot: TestBot
 
 
 async def test_a_message_of_emoji_is_read_as_its_words(testbot: TestBot) -> None:
-    from nlu.rules import emoji_as_words
-
     assert emoji_as_words("[强][强]") == "好的" and emoji_as_words("🙏") == "谢谢"
     assert emoji_as_words("好的👍") is None and emoji_as_words("[微笑] 你好") is None
     await testbot.say("[抱拳]")  # WeChat's own emoji arrive as text codes
@@ -1044,8 +1043,6 @@ async def test_asking_for_an_appeal_starts_it_and_asking_about_one_is_answered(t
     await testbot.say("刷了好几次都说不是本人 我要人工审核")
     assert "申请人工审核" in testbot.text and await mode_of(testbot) == "waiting"
     async with testbot.services.db.session() as session:
-        from bot.core.storage.models import Case
-
         case = (await session.scalars(select(Case))).one()
     assert case.reason == "appeal"
     other = TestBot(testbot.services)
