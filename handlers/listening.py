@@ -179,7 +179,7 @@ async def listen(router: Router, turn: Turn, intent: str | None) -> bool:
             and not (in_flow and picks_option(turn)):
         # "我要申诉", "刷了好几次都说不是本人 我要人工审核": asked for, so it is done (not explained)
         turn.events.append({"action": "appeal_requested"})
-        turn.say(tr("好的，我帮您申请人工审核（申诉），由工作人员来核实。"))
+        turn.say(tr("这就帮您申请人工审核（申诉），由工作人员来核实。"))
         await router.escalate(turn, "appeal")
         return True
     if reading.reading_trouble:
