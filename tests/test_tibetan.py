@@ -451,15 +451,22 @@ def test_a_reminder_is_said_in_the_language_of_the_chat_that_asked() -> None:
             assert "2027年3月15日" in chinese.said()[0]
 
 
-async def test_the_subscription_keeps_the_chat_language(services: Any) -> None:
-    from bot.core.storage.models import Pensioner, ReminderSubscription
-    from bot.records.reminders import subscribe
+async def tibetan_pensioner(services: Any) -> int:
+    """A pensioner of Golog with a Tibetan name; their id."""
+    from bot.core.storage.models import Pensioner
 
     async with services.db.session() as session:
         pensioner = Pensioner(id_number=ID_A, name="བཀྲ་ཤིས་སྒྲོལ་མ", region="果洛")
         session.add(pensioner)
         await session.flush()
-        pensioner_id = pensioner.id
+        return int(pensioner.id)
+
+
+async def test_the_subscription_keeps_the_chat_language(services: Any) -> None:
+    from bot.core.storage.models import ReminderSubscription
+    from bot.records.reminders import subscribe
+
+    pensioner_id = await tibetan_pensioner(services)
     await subscribe(services.db, "wechat:tashi", pensioner_id, "self", "bo")
     async with services.db.session() as session:
         row = (await session.scalars(select(ReminderSubscription))).one()
@@ -468,19 +475,17 @@ async def test_the_subscription_keeps_the_chat_language(services: Any) -> None:
 
 async def test_the_success_message_and_reminder_offer_are_in_tibetan(services: Any) -> None:
     """Said after a pensioner's own selfie passes: both the asked offer and the kept promise."""
-    from datetime import date
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
 
     from bot.core.conversation import Conversation
     from bot.core.i18n import render, tr
-    from bot.core.storage.models import Pensioner
+    from bot.records.proxy_links import link_pensioner
     from bot.records.reminders import subscribe
+    from dialogs.family_verdict import proxy_certified
     from dialogs.reminders import offer_after_success
 
-    async with services.db.session() as session:
-        pensioner = Pensioner(id_number=ID_A, name="བཀྲ་ཤིས་སྒྲོལ་མ", region="果洛")
-        session.add(pensioner)
-        await session.flush()
-        pensioner_id = pensioner.id
+    pensioner_id = await tibetan_pensioner(services)
     success = tr("认证成功！{who}今年的养老待遇资格认证已经完成，养老金会照常发放。\n下次请在 {due} 前后再认证。",
                  who=tr("您"), due="༢༠༢༧")
     conv = Conversation(key="wechat:tashi", language=BO)
@@ -489,12 +494,6 @@ async def test_the_success_message_and_reminder_offer_are_in_tibetan(services: A
     promised = await offer_after_success(services, Conversation(key="wechat:tashi", language=BO),
                                          pensioner_id, date(2027, 3, 15), success)
     # a family member's proxy certification: the due date and the reminder question
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from bot.records.proxy_links import link_pensioner
-    from dialogs.family_verdict import proxy_certified
-
     await link_pensioner(services.db, ZoneInfo("Asia/Shanghai"), "wechat:son", pensioner_id, "son", "wechat",
                          datetime.now(ZoneInfo("Asia/Shanghai")))
     family = await proxy_certified(services, Conversation(key="wechat:son", language=BO), None,
