@@ -135,6 +135,9 @@ class Router:
 
         if intent == "cmd_restart":
             conv.stack.clear()
+            if conv.is_new:  # Telegram's first "/start": a welcome, not "从头开始"
+                await self.show_menu(turn, GREETING)
+                return
             await self.show_menu(turn, tr("好的，我们从头开始。请回复数字选择："))
             return
         if intent == "cmd_cancel":

@@ -1050,3 +1050,11 @@ async def test_asking_for_an_appeal_starts_it_and_asking_about_one_is_answered(t
     assert await mode_of(other) == "bot" and "转人工" in other.options
     await other.say("人工审核要多久")
     assert "上班时间" in other.text and await mode_of(other) == "bot"
+
+
+async def test_start_is_a_welcome_in_a_new_chat_and_a_restart_later(testbot: TestBot) -> None:
+    await testbot.say("/start")
+    assert "您好" in testbot.text and "从头开始" not in testbot.text
+    await testbot.say("怎么认证")
+    await testbot.say("/start")
+    assert "从头开始" in testbot.text
