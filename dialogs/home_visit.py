@@ -198,26 +198,38 @@ class HomeVisitForm(Form):
         if not changed and looks_like_question(text):
             # A question, not an answer: let the router answer it and come back here.
             return NotUnderstood(hint=tr("我们正在登记上门认证。{text}", text=self.ask(ctx)[0].text))
+        if isinstance(step, Stay) and ctx.slots.get("name") and ctx.slots.get("id_number"):
+            mismatch = await self._check_pair(ctx)  # said as soon as both are known, not at the end
+            if mismatch is not None:
+                return mismatch
         if isinstance(step, Stay) and set(changed) - {requested}:
             # More than the question asked: what was taken is said before the next question.
             step.replies.insert(0, Reply(tr("记下了：{known}。", known=join("，", _heard_slots(ctx, changed)))))
         return step
 
-    async def submit(self, ctx: DialogContext) -> Step:
-        """Before the summary: a name that does not match a registered ID is asked again."""
+    async def _check_pair(self, ctx: DialogContext) -> Step | None:
+        """A name that does not match a registered ID number is asked again (each pair is
+        looked up once: lookups count against the chat's limit)."""
+        pair = [str(ctx.slots["id_number"]), str(ctx.slots["name"])]
+        if ctx.slots.get("_pair_checked") == pair:
+            return None
         try:
-            pensioner = await ctx.services.registry.find(ctx.conversation.key,
-                                                         str(ctx.slots["id_number"]),
+            pensioner = await ctx.services.registry.find(ctx.conversation.key, pair[0],
                                                          client_address=ctx.turn.msg.client_address)
         except RateLimited as limited:
             return Finish([Reply(limited.user_message)])
         except StorageUnavailable:
             pensioner = None  # an unknown ID (or no registry) does not block the request
-        if pensioner is not None and not names_match(str(ctx.slots["name"]), pensioner.name):
+        if pensioner is not None and not names_match(pair[1], pensioner.name):
             ctx.slots["name"] = None
-            ctx.event("home_visit_name_mismatch", target=f"id:{masked(str(ctx.slots['id_number']))}")
+            ctx.event("home_visit_name_mismatch", target=f"id:{masked(pair[0])}")
             return Stay([Reply(tr("姓名和身份证号对不上。请再核对一下老人的姓名，和身份证上写的一模一样。"))])
-        return Goto("confirm")
+        ctx.slots["_pair_checked"] = pair
+        return None
+
+    async def submit(self, ctx: DialogContext) -> Step:
+        """Before the summary: the name and ID number checked together (if not yet)."""
+        return await self._check_pair(ctx) or Goto("confirm")
 
 
 FORM = HomeVisitForm()

@@ -1058,3 +1058,11 @@ async def test_start_is_a_welcome_in_a_new_chat_and_a_restart_later(testbot: Tes
     await testbot.say("怎么认证")
     await testbot.say("/start")
     assert "从头开始" in testbot.text
+
+
+async def test_a_home_visit_name_that_does_not_match_is_said_at_once(testbot: TestBot, demo: Any) -> None:
+    for said in ("申请上门认证", "王秀英", LI):  # LI is registered as 李德明
+        await testbot.say(said)
+    assert "对不上" in testbot.text and "姓名" in testbot.text and "住在哪里" not in testbot.text
+    await testbot.say("李德明")
+    assert "住在哪里" in testbot.text
