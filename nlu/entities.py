@@ -314,7 +314,7 @@ def extract_address(text: str) -> str | None:
 # ---------------------------------------------------------------- when they last certified
 
 # A certification word near the time: "去年3月认证的", "一年多没认证了", "半年前在社区认证过".
-_CERTIFIED_WORD = re.compile(r"认证|认过|刷脸|刷过脸|年审|核验|验证过|办过|办的认证")
+_CERTIFIED_WORD = re.compile(r"认证|认过|刷脸|刷过脸|刷完|刷好了|刷过了|年审|核验|验证过|办过|办的认证")
 _CN_COUNT = r"(?:半|一|两|二|三|四|五|六|七|八|九|十|十一|十二|几|好几|\d{1,2})"
 # "半年前", "三个月前", "一年多没认证", "两年没认证了", "好几年没…"
 _AGO = re.compile(rf"(?P<count>{_CN_COUNT})\s*(?:个)?\s*(?P<more>多)?\s*(?P<unit>年|月)\s*(?P<more2>多)?"
@@ -393,13 +393,18 @@ def extract_last_certified(text: str, today: dt.date | None = None) -> LastCerti
 
 # "我妈今年认证了吗", "去年认证了没有": a question whether they certified, not when they did.
 _ASKS_IF_CERTIFIED = re.compile(r"认证(?:了|过)(?:吗|么|没|没有|嘛)|(?:有没有|是不是|是否)(?:已经)?认证|认证没|"
-                                r"认证(?:了|过)?(?:没有)?[？?]")
+                                r"认证(?:了|过)?(?:没有)?[？?]|(?:成功|通过|过)了?(?:吗|么|没有|嘛)")
 
 
 def _last_certified_in(clause: str, today: dt.date) -> LastCertified | None:
-    if _CERTIFIED_WORD.search(clause) is None or _ASKS_IF_CERTIFIED.search(clause) \
-            or _FAILED_WORDS.search(clause):
+    if _CERTIFIED_WORD.search(clause) is None or _FAILED_WORDS.search(clause):
         return None
+    if _ASKS_IF_CERTIFIED.search(clause):
+        # "认证成功了吗 我刚刚在人社通上刷完": a question next to a statement, told apart by the space
+        told = [part for part in clause.split() if _CERTIFIED_WORD.search(part) and not _ASKS_IF_CERTIFIED.search(part)]
+        if not told:
+            return None
+        clause = told[0]
     for match in _YEAR_MONTH.finditer(clause):
         month = _number(match["month"])
         if month is None or not 1 <= month <= 12 or not _point_in_time(clause, *match.span()):

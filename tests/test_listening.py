@@ -1066,3 +1066,15 @@ async def test_a_home_visit_name_that_does_not_match_is_said_at_once(testbot: Te
     assert "对不上" in testbot.text and "姓名" in testbot.text and "住在哪里" not in testbot.text
     await testbot.say("李德明")
     assert "住在哪里" in testbot.text
+
+
+async def test_asking_whether_it_went_through_is_not_saying_when(testbot: TestBot) -> None:
+    assert entities.extract_last_certified("我妈刚刚刷脸成功了吗") is None
+    assert entities.extract_last_certified("我刚刚在人社通上刷完了") is not None  # 刷完: done
+    await testbot.say("我刚刚在人社通上刷完了")
+    assert "您刚认证完" in testbot.text
+
+
+async def test_a_face_that_changed_is_the_photo_on_record(testbot: TestBot) -> None:
+    await testbot.say("我爸的脸总是识别不出来 他脸上有疤")
+    assert await frame_of(testbot) == ("cert_failed", "fix_not_matched")
