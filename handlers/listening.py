@@ -107,7 +107,8 @@ _HOME_VISIT_WORDS = re.compile(r"上门|来家|到家")
 PHONE_NOTED = {"ios": tr("好的，苹果手机。"), "android": tr("好的，安卓手机。")}
 # Waiting for a moment to fetch something ("等一下 我去拿身份证"): the question stays open.
 _HOLD_ON = re.compile(r"^(?:好的?|嗯|行)?[，,。\s]*(?:等一下|等一等|等等|稍等|等会儿?|等我一下|等一会儿?|你等着|等下)|"
-                      r"我(?:去|先去|这就去)?(?:拿|找|翻|问)一?下|我去(?:拿|找|翻)")
+                      r"我(?:去|先去|这就去)?(?:拿|找|翻|问)一?下|我去(?:拿|找|翻)|"
+                      r"(?:等一下|等一等|稍等|等会儿?|等我一下|等一会儿?|等下)[啊哈吧呀哦]?[。！!~～\s]*$")
 # Flows that ask for something else (identity, a form): when they last certified does not
 # change their course, it is kept as a fact.
 _FORMS = ("home_visit", "family", "certify", "status_query", "missed_deadline", "reminders")

@@ -1078,3 +1078,11 @@ async def test_asking_whether_it_went_through_is_not_saying_when(testbot: TestBo
 async def test_a_face_that_changed_is_the_photo_on_record(testbot: TestBot) -> None:
     await testbot.say("我爸的脸总是识别不出来 他脸上有疤")
     assert await frame_of(testbot) == ("cert_failed", "fix_not_matched")
+
+
+async def test_hold_on_at_the_end_of_a_message_keeps_the_question_open(testbot: TestBot) -> None:
+    await testbot.say("帮家人认证")
+    await testbot.say("子女")
+    await testbot.say("老人身份证在我这 等一下")  # not a question about a lost ID card
+    assert "不着急" in testbot.text and "补办" not in testbot.text
+    assert await frame_of(testbot) == ("family", "ask_id")
