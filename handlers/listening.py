@@ -11,7 +11,9 @@ set): a person wanted next to an option word, a phone type said inside a walkthr
 small print, a reminder request, a named app with "教我/怎么" (its walkthrough), a
 home-visit request with its details, a situation plus "咋认证" (choosing a method), and
 when they last certified (over 12 months: the missed-deadline flow; else confirmed with
-the next due month, and the rest of the message read on its own).
+the next due month, and the rest of the message read on its own). Also: an appeal asked
+for is started; certifying a relative ("给我妈认证") is the family flow; a family member
+asking how for a parent who cannot go out hears both ways (certify at home, or a visit).
 """
 
 from __future__ import annotations
