@@ -235,7 +235,8 @@ class HomeVisitForm(Form):
 FORM = HomeVisitForm()
 
 # One part of an address: a place name and its unit ("城西区", "八一路", "12号").
-_ADDRESS_PART = re.compile(r"[\u4e00-\u9fff\d]{1,8}?(?:省|自治州|州|市|县|区|镇|乡|村|社区|小区|路|街|巷|号|栋|单元|室)")
+_ADDRESS_UNIT_RE = r"(?:省|自治州|州|市|县|区|镇|乡|村|社区|小区|路|街|巷|号|栋|单元|室)"
+_ADDRESS_PART = re.compile(r"[\u4e00-\u9fff\d]{1,8}?" + _ADDRESS_UNIT_RE)
 
 
 def _corrected_address(before: str, part: str) -> str | None:
@@ -243,7 +244,7 @@ def _corrected_address(before: str, part: str) -> str | None:
     is just one part whose unit the address has; else None."""
     if not before or not _ADDRESS_PART.fullmatch(part):
         return None
-    unit = re.sub(r"^[\u4e00-\u9fff\d]*?(?=(?:省|自治州|州|市|县|区|镇|乡|村|社区|小区|路|街|巷|号|栋|单元|室)$)", "", part)
+    unit = re.sub(r"^[\u4e00-\u9fff\d]*?(?=" + _ADDRESS_UNIT_RE + "$)", "", part)
     for match in _ADDRESS_PART.finditer(before):
         if match.group(0).endswith(unit) and match.group(0) != part:
             return before[:match.start()] + part + before[match.end():]

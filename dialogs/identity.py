@@ -58,7 +58,6 @@ CHECKED_IDENTITY = "checked_identity"
 # Said when a message at the ID or name question has none, before the question is asked again.
 # "我不知道身份证号", "号码记不清了" at the ID question: told where to find it, not refused.
 _FORGOT_NUMBER = re.compile(r"不知道|不记得|忘了|忘记|记不清|记不住|想不起|找不到|不清楚|没带|不在手边|不在身边")
-FORGOT_ID_ENTRY = "forgot_id"  # the knowledge entry that says where the number is written
 ID_HINT = tr("没看到身份证号码。身份证号码一共18位，比如 630102195003150021。")
 NAME_HINT = tr("这一步只要姓名，比如：张桂兰。")
 # "我不清楚" at those questions: where to find the answer (``State.explain``).
@@ -179,11 +178,9 @@ class IdentityForm(Form):
         return NotUnderstood(self.id_hint)
 
     def where_the_number_is(self, ctx: DialogContext) -> Step:
-        """"我不知道身份证号": where to find it (the knowledge entry), and the question stays."""
-        entry = ctx.services.faq.by_id.get(FORGOT_ID_ENTRY)
-        if entry is None:
-            return NotUnderstood(self.id_hint)
-        return Stay([*(Reply(part) for part in entry.answer), Reply(tr("我们接着刚才的步骤："))])
+        """"我不知道身份证号": where it is written (the question's own explanation, as for a
+        bare "不知道"), and the question stays."""
+        return Stay([Reply(ID_EXPLAIN), Reply(tr("我们接着刚才的步骤："))])
 
     async def refuse_name(self, ctx: DialogContext, text: str) -> Step:
         return NotUnderstood(self.name_hint)

@@ -137,9 +137,7 @@ def remember(turn: Turn, reading: Reading) -> None:
     assert conv is not None
     conv.memory["heard"] = dict(reading.slots)
     known = dict(conv.memory.get("facts") or {})
-    # the situation, and why the pensioner cannot leave home (a home-visit request asked
-    # for later fills it in)
-    known.update({k: v for k, v in reading.slots.items() if k in SITUATION or k == "reason"})
+    known.update({k: v for k, v in reading.slots.items() if k in SITUATION})
     if known:
         conv.memory["facts"] = known
 

@@ -40,6 +40,7 @@ from nlu.safety import (
     BEREAVEMENT_INTENT,
     DOUBTS_US,
     SCAM_INTENT,
+    already_caught,
     match_bereavement,
     match_scam,
     mentions_death,
@@ -81,7 +82,7 @@ async def scam_guard(turn: Turn, next_step: NextStep) -> None:
     """Warn first about scams and fees, in any state; then let the flow go on."""
     text = turn.msg.content
     hit = match_scam(text) if text else None
-    if hit is None and text and _ALREADY_LOST_PATTERN.search(text) and _LOST_WHAT_PATTERN.search(text):
+    if hit is None and text and already_caught(text) and _LOST_WHAT_PATTERN.search(text):
         hit = IntentScore(SCAM_INTENT, 1.0)  # "我已经转了500块给那个说帮我认证的人": a victim
     if hit is None:
         await next_step()
@@ -92,7 +93,7 @@ async def scam_guard(turn: Turn, next_step: NextStep) -> None:
     warning = entry_replies(turn, SCAM_INTENT)
     for reply in warning:
         reply.options = []
-    if _ALREADY_LOST_PATTERN.search(text or ""):
+    if already_caught(text or ""):
         # "我刚才把验证码告诉了…", "钱已经转过去了": what to do now, right after the warning
         warning.insert(1, Reply(tr("先别慌，马上做这几件事：\n"
                                    "1. 打银行客服电话（银行卡背面有号码），冻结银行卡、改密码；\n"
@@ -122,11 +123,7 @@ async def scam_guard(turn: Turn, next_step: NextStep) -> None:
     await resume(turn)
 
 
-# Already caught by the scam: a code or password given away, or money sent.
-_ALREADY_LOST_PATTERN = re.compile(
-    r"(?:已经|刚才|刚刚|早就|都|昨天|今天)[^，,。？?]{0,10}(?:告诉|给了|发给|发了|说了|报给|转了|转过去|汇了|汇过去|交了|付了)|"
-    r"(?:告诉|发给|报给|转给)了?(?:他|她|对方|那个人|人家|骗子)|(?:钱|块|元)[^，,。？?]{0,3}(?:转过去了|转了|被骗)|"
-    r"被骗了|上当了")
+# What was lost, when nothing else in the message reads as a scam ("转了500块").
 _LOST_WHAT_PATTERN = re.compile(r"\d+\s*(?:块|元)|钱|验证码|密码|卡号|银行卡|被骗|上当")
 _CLAUSES = re.compile(r"[\s，,。；;！!？?]+")
 _ASKING = re.compile(r"怎么|咋|阿么|哪|什么|啥|如何|多久|几|吗|呢|要不要|能不能")

@@ -142,4 +142,4 @@ def read(text: str, today: dt.date | None = None) -> Reading:
 
 # Facts about the pensioner's situation kept for the whole conversation (not identity).
 SITUATION = ("smartphone", "family_help", "leave_home", "abroad", "phone_type", "relationship",
-             "last_certified")
+             "last_certified", "reason")  # reason: why they cannot leave home (a visit form uses it)

@@ -166,6 +166,18 @@ def scam_score(text: str) -> float:
     return score
 
 
+# Already caught by a scam: a code or password given away, or money sent.
+_ALREADY_LOST = re.compile(
+    r"(?:已经|刚才|刚刚|早就|都|昨天|今天)[^，,。？?]{0,10}(?:告诉|给了|发给|发了|说了|报给|转了|转过去|汇了|汇过去|交了|付了)|"
+    r"(?:告诉|发给|报给|转给)了?(?:他|她|对方|那个人|人家|骗子)|(?:钱|块|元)[^，,。？?]{0,3}(?:转过去了|转了|被骗)|"
+    r"被骗了|上当了")
+
+
+def already_caught(text: str) -> bool:
+    """The message says the scam already happened ("我刚才把验证码告诉了…", "钱已经转过去了")."""
+    return _ALREADY_LOST.search(text) is not None
+
+
 def match_scam(text: str) -> IntentScore | None:
     """``scam_warning`` with its score when the rule fires, else None."""
     score = scam_score(text)
